@@ -1,0 +1,77 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"runtime/debug"
+	"sort"
+	"strings"
+)
+
+// Version is the dsmil-host version; release builds set it with
+// -ldflags "-X github.com/dsmil/l7/host/cli.Version=…".
+var Version = "0.1.0-dev"
+
+// command is one subcommand.
+type command struct {
+	usage string
+	help  string
+	run   func(ctx context.Context, args []string, stdout, stderr io.Writer) int
+}
+
+func commands() map[string]command {
+	return map[string]command{
+		"version":         {"version", "print the version", runVersion},
+		"config validate": {"config validate [-config FILE]", "parse and check a dsmil.hcl", runConfigValidate},
+		"dbe decode":      {"dbe decode [HEX|-]", "decode one DBE frame given as hex (argument or stdin) and print it", runDBEDecode},
+	}
+}
+
+// Run runs the command line args and returns the process exit code:
+// 0 success, 1 failure, 2 usage error.
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	cmds := commands()
+	for n := 2; n >= 1; n-- {
+		if len(args) >= n {
+			if c, ok := cmds[strings.Join(args[:n], " ")]; ok {
+				return c.run(ctx, args[n:], stdout, stderr)
+			}
+		}
+	}
+	if len(args) > 0 && args[0] != "help" && args[0] != "-h" && args[0] != "--help" {
+		fmt.Fprintf(stderr, "dsmil-host: unknown command %q\n\n", strings.Join(args, " "))
+		usage(stderr, cmds)
+		return 2
+	}
+	usage(stdout, cmds)
+	return 0
+}
+
+func usage(w io.Writer, cmds map[string]command) {
+	fmt.Fprintln(w, "Usage: dsmil-host COMMAND [ARGS]")
+	fmt.Fprintln(w, "\nCommands:")
+	names := make([]string, 0, len(cmds))
+	for n := range cmds {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(w, "  %-34s %s\n", cmds[n].usage, cmds[n].help)
+	}
+}
+
+func runVersion(_ context.Context, _ []string, stdout, _ io.Writer) int {
+	v := Version
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+				v += " (" + s.Value[:12] + ")"
+			}
+		}
+		fmt.Fprintf(stdout, "dsmil-host %s %s\n", v, bi.GoVersion)
+		return 0
+	}
+	fmt.Fprintf(stdout, "dsmil-host %s\n", v)
+	return 0
+}

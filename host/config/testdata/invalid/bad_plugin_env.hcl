@@ -1,0 +1,6 @@
+plugin "echo" {
+  path      = ""
+  device_id = 47
+  profiles  = ["echo"]
+  env       = { "BAD=NAME" = "x", GOOD = "y" }
+}

@@ -1,0 +1,3 @@
+router {
+  socket_mode = "01777"
+}

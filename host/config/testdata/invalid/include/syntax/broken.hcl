@@ -1,0 +1,4 @@
+plugin "echo" {
+  path = "bin/dsmil-echo"
+  device_id = 47 47
+}

@@ -1,0 +1,5 @@
+include = ["include/plugins/*.hcl"]
+
+model "dsmil-echo" {
+  profile = "echo"
+}

@@ -1,0 +1,3 @@
+policy "from-nested-include" {
+  effect = "deny"
+}

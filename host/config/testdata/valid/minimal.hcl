@@ -1,0 +1,1 @@
+# An empty file is a valid config: every default applies, and nothing is served.

@@ -1,0 +1,8 @@
+// Package router is the L7 router (device 43): it takes L7_CHAT_REQ and
+// L7_AGENT_TASK frames from the in-process shim and from a Unix-socket
+// endpoint, applies the claim-token and policy hooks, picks the
+// least-loaded healthy worker serving the frame's L7_PROFILE, forwards the
+// frame and streams the worker's response frames back, with a deadline per
+// request and cancellation that reaches the worker when the caller goes
+// away. Failures come back as DBE ERROR frames with a code from docs/dbe.md §6.
+package router

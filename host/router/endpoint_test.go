@@ -1,0 +1,138 @@
+package router
+
+import (
+	"context"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/dsmil/l7/sdk/dbe"
+	"github.com/dsmil/l7/sdk/mux"
+	"github.com/dsmil/l7/sdk/session"
+)
+
+func startEndpoint(t testing.TB, r *Router) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "router.sock")
+	ep := &Endpoint{Router: r, Path: path}
+	if err := ep.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	go ep.Serve(ctx)
+	t.Cleanup(func() { cancel(); ep.Close() })
+	return path
+}
+
+// dialClient connects a mux.Client to the endpoint.
+func dialClient(t testing.TB, path string) (*mux.Client, *session.Session) {
+	t.Helper()
+	c, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := session.New(session.NewPlainChannel(c, 0, session.Peer{}), nil)
+	cl := mux.NewClient(s)
+	s.SetHandler(func(f *dbe.Frame, _ error) { cl.Dispatch(f) })
+	go func() { <-s.Done(); cl.Close(s.Err()) }()
+	t.Cleanup(func() { s.Close() })
+	return cl, s
+}
+
+func TestEndpoint(t *testing.T) {
+	w := newWorker(t, "echo", echoHandler)
+	r := newRouter(t, registry{"echo": {w}}, Config{})
+	path := startEndpoint(t, r)
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o660 {
+		t.Fatalf("socket mode %v %v", fi.Mode(), err)
+	}
+	cl, _ := dialClient(t, path)
+	var got []byte
+	err := cl.Call(context.Background(), chatReq("echo"), func(f *dbe.Frame) error {
+		got = append(got, f.Payload...)
+		return nil
+	})
+	if err != nil || string(got) != "hello!" {
+		t.Fatalf("%v %q", err, got)
+	}
+	// HEALTH answers with the router's status.
+	var st *dbe.Frame
+	if err := cl.Call(context.Background(), &dbe.Frame{Type: dbe.MsgHealth}, func(f *dbe.Frame) error { st = f; return nil }); err != nil || st.Type != dbe.MsgModelStatus {
+		t.Fatalf("health: %v %v", st, err)
+	}
+	// A policy denial arrives as an ERROR.
+	req := chatReq("echo")
+	req.SetClassification(dbe.Exec)
+	err = cl.Call(context.Background(), req, func(*dbe.Frame) error { return nil })
+	if mux.CodeOf(err) != dbe.CodePolicyDenied {
+		t.Fatalf("exec: %v", err)
+	}
+}
+
+// TestEndpointMalformed: a frame with a bad body gets an ERROR and the
+// connection goes on; garbage closes that connection only.
+func TestEndpointMalformed(t *testing.T) {
+	w := newWorker(t, "echo", echoHandler)
+	r := newRouter(t, registry{"echo": {w}}, Config{})
+	path := startEndpoint(t, r)
+	good, _ := dialClient(t, path)
+
+	raw, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	bad, _ := (&dbe.Frame{Type: dbe.MsgChatReq, CorrelationID: 9, TLVs: []dbe.TLV{{Type: dbe.TLVTenantID, Value: []byte("T")}}}).MarshalBinary()
+	bad[dbe.HeaderSize] = 0xC0 // unknown critical TLV 0xC001
+	if _, err := raw.Write(bad); err != nil {
+		t.Fatal(err)
+	}
+	_ = raw.SetReadDeadline(time.Now().Add(5 * time.Second))
+	rd := dbe.NewReader(raw, 0)
+	f, err := rd.ReadFrame()
+	if err != nil || f.Type != dbe.MsgError || f.CorrelationID != 9 || mux.ParseError(f).Code != dbe.CodeMalformedFrame {
+		t.Fatalf("reply to a malformed frame: %v %v", f, err)
+	}
+	// The same connection still serves.
+	req := chatReq("echo")
+	req.CorrelationID = 10
+	b, _ := req.MarshalBinary()
+	raw.Write(b)
+	for {
+		f, err = rd.ReadFrame()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f.Flags&dbe.FlagEndStream != 0 {
+			break
+		}
+	}
+	if f.CorrelationID != 10 || f.Type != dbe.MsgChatChunk {
+		t.Fatalf("after the malformed frame: %v", f)
+	}
+	// Garbage: the router closes this connection...
+	raw.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
+	if _, err := io.ReadAll(raw); err != nil {
+		t.Fatalf("read to close: %v", err)
+	}
+	// ...and keeps serving everyone else.
+	if err := good.Call(context.Background(), chatReq("echo"), func(*dbe.Frame) error { return nil }); err != nil {
+		t.Fatalf("other client after garbage: %v", err)
+	}
+}
+
+func TestEndpointRefusesLiveSocket(t *testing.T) {
+	r := newRouter(t, registry{}, Config{})
+	path := startEndpoint(t, r)
+	if err := (&Endpoint{Router: r, Path: path}).Listen(); err == nil {
+		t.Fatal("took over a live socket")
+	}
+	nf := filepath.Join(t.TempDir(), "file")
+	os.WriteFile(nf, nil, 0o600)
+	if err := (&Endpoint{Router: r, Path: nf}).Listen(); err == nil {
+		t.Fatal("replaced a regular file")
+	}
+}

@@ -1,0 +1,269 @@
+package router
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/dsmil/l7/sdk/dbe"
+	"github.com/dsmil/l7/sdk/mux"
+	"github.com/hashicorp/go-hclog"
+)
+
+// DeviceID is the router's DSMIL device.
+const DeviceID = 43
+
+// Worker is one running plugin replica as the router sees it.
+type Worker interface {
+	// ID names the replica, e.g. "echo#0".
+	ID() string
+	// DeviceID is the replica's device.
+	DeviceID() uint8
+	// Healthy reports the last health check's verdict.
+	Healthy() bool
+	// Load is the replica's load, 0–1.
+	Load() float64
+	// Call forwards req and calls onFrame for each response frame, the last
+	// with END_STREAM; an ERROR frame comes back as a *mux.Error.
+	Call(ctx context.Context, req *dbe.Frame, onFrame func(*dbe.Frame) error) error
+}
+
+// Registry lists the workers serving a profile.
+type Registry interface {
+	// Workers returns every replica configured for profile, healthy or not;
+	// known is false when no plugin is configured for it at all.
+	Workers(profile string) (ws []Worker, known bool)
+}
+
+// ClaimVerifier checks a frame's L7_CLAIM_TOKEN against its TENANT_ID.
+type ClaimVerifier interface {
+	VerifyClaim(ctx context.Context, f *dbe.Frame) error
+}
+
+// Policy decides whether a frame may be served.
+type Policy interface {
+	// Decide returns nil to allow, or an error (a *mux.Error with code
+	// POLICY_DENIED and the rule's name) to deny.
+	Decide(ctx context.Context, f *dbe.Frame) error
+}
+
+// Config configures a Router.
+type Config struct {
+	// Registry finds workers. Required.
+	Registry Registry
+	// RequestTimeout bounds every request; a frame's TIMEOUT_MS may shorten
+	// it. Default 60 s.
+	RequestTimeout time.Duration
+	// LoadThreshold: a worker above this load is passed over for a less
+	// loaded one. Default 0.9.
+	LoadThreshold float64
+	// Claims verifies claim tokens. Nil passes every frame through: the
+	// security issue fills this hook; until then the router does not check
+	// L7_CLAIM_TOKEN.
+	Claims ClaimVerifier
+	// Policy decides each request. Nil allows everything except what the
+	// built-in hard rules deny (KINETIC, EXEC): the policy engine fills this.
+	Policy Policy
+	// Logger receives one line per failed request. Default: no logging.
+	Logger hclog.Logger
+}
+
+// Router routes request frames to workers.
+type Router struct {
+	cfg      Config
+	inFlight atomic.Int64
+	served   atomic.Uint64
+	failed   atomic.Uint64
+	rr       atomic.Uint32 // rotates the scan start so equal loads share work
+}
+
+// New returns a Router.
+func New(cfg Config) (*Router, error) {
+	if cfg.Registry == nil {
+		return nil, errors.New("router: no registry")
+	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = 60 * time.Second
+	}
+	if cfg.LoadThreshold <= 0 {
+		cfg.LoadThreshold = 0.9
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = hclog.NewNullLogger()
+	}
+	return &Router{cfg: cfg}, nil
+}
+
+// Stats are the router's counters.
+type Stats struct {
+	InFlight int64
+	Served   uint64
+	Failed   uint64
+}
+
+// Stats returns the router's counters.
+func (r *Router) Stats() Stats {
+	return Stats{InFlight: r.inFlight.Load(), Served: r.served.Load(), Failed: r.failed.Load()}
+}
+
+// ErrNoResponse is returned when a worker ended a call without a final frame.
+var ErrNoResponse = errors.New("router: worker sent no final frame")
+
+// Route serves one request frame: out receives every response frame (the
+// caller sets its own correlation id), the last with END_STREAM, or an
+// ERROR frame. Route returns the error it reported, or nil. When ctx ends
+// (the caller went away) the worker is told to cancel and nothing more is
+// sent to out.
+func (r *Router) Route(ctx context.Context, req *dbe.Frame, out func(*dbe.Frame) error) error {
+	r.inFlight.Add(1)
+	defer r.inFlight.Add(-1)
+	err := r.route(ctx, req, out)
+	if err == nil {
+		r.served.Add(1)
+		return nil
+	}
+	r.failed.Add(1)
+	if ctx.Err() != nil && mux.CodeOf(err) == dbe.CodeCancelled {
+		return err // the caller is gone: nobody to tell
+	}
+	reqID, _ := req.Get(dbe.TLVRequestID)
+	_ = out(mux.ErrorFrame(0, reqID, err))
+	return err
+}
+
+func (r *Router) route(ctx context.Context, req *dbe.Frame, out func(*dbe.Frame) error) error {
+	switch req.Type {
+	case dbe.MsgChatReq, dbe.MsgAgentTask:
+	default:
+		return mux.Errorf(dbe.CodeUnknownMsgType, "the router does not route %s", req.Type)
+	}
+	if err := dbe.CheckRequired(req); err != nil {
+		return &mux.Error{Code: dbe.CodeInvalidRequest, Message: err.Error()}
+	}
+	if err := hardRules(req); err != nil {
+		return err
+	}
+	if r.cfg.Claims != nil {
+		if err := r.cfg.Claims.VerifyClaim(ctx, req); err != nil {
+			return err
+		}
+	}
+	if r.cfg.Policy != nil {
+		if err := r.cfg.Policy.Decide(ctx, req); err != nil {
+			return err
+		}
+	}
+	profile, _ := req.Profile()
+	w, err := r.pick(profile)
+	if err != nil {
+		return err
+	}
+
+	timeout := r.cfg.RequestTimeout
+	if d, ok := req.Timeout(); ok && d < timeout {
+		timeout = d
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	fwd := forwardFrame(req, w.DeviceID(), timeout)
+
+	ended := false
+	err = w.Call(ctx, fwd, func(f *dbe.Frame) error {
+		if f.Flags&dbe.FlagEndStream != 0 {
+			ended = true
+		}
+		return out(f)
+	})
+	switch {
+	case err == nil && !ended:
+		return mux.Errorf(dbe.CodeWorkerFailed, "%s: %v", w.ID(), ErrNoResponse)
+	case err == nil:
+		return nil
+	case errors.Is(err, context.DeadlineExceeded):
+		return mux.Errorf(dbe.CodeDeadlineExceeded, "no response from %s within %v", w.ID(), timeout)
+	case errors.Is(err, context.Canceled):
+		return mux.Errorf(dbe.CodeCancelled, "cancelled")
+	}
+	var me *mux.Error
+	if errors.As(err, &me) {
+		return me
+	}
+	return mux.Errorf(dbe.CodeWorkerFailed, "%s: %v", w.ID(), err)
+}
+
+// hardRules are the denials no configuration can lift (spec §4.2).
+func hardRules(f *dbe.Frame) error {
+	if c, ok := f.CompartmentMask(); ok && c&dbe.CompartmentKINETIC != 0 {
+		return &mux.Error{Code: dbe.CodePolicyDenied, Rule: "builtin.kinetic",
+			Message: "DENIED: KINETIC compartment not allowed in Layer 7"}
+	}
+	if c, ok := f.Classification(); ok && c == dbe.Exec {
+		return &mux.Error{Code: dbe.CodePolicyDenied, Rule: "builtin.exec",
+			Message: "DENIED: EXEC classification requires Layer 9 authorization"}
+	}
+	return nil
+}
+
+// pick chooses the least-loaded healthy worker at or under the load
+// threshold; failing that, the least-loaded healthy one under full load.
+func (r *Router) pick(profile string) (Worker, error) {
+	ws, known := r.cfg.Registry.Workers(profile)
+	if !known {
+		return nil, &mux.Error{Code: dbe.CodeNotFound, Param: "model", Message: fmt.Sprintf("no plugin serves profile %q", profile)}
+	}
+	var best Worker
+	bestLoad := 2.0
+	start := int(r.rr.Add(1))
+	for i := range ws {
+		w := ws[(start+i)%len(ws)]
+		if !w.Healthy() {
+			continue
+		}
+		if l := w.Load(); l < bestLoad {
+			best, bestLoad = w, l
+		}
+	}
+	if best == nil {
+		return nil, &mux.Error{Code: dbe.CodeNoWorkerAvailable, RetryAfterMS: 1000,
+			Message: fmt.Sprintf("no healthy worker for profile %q", profile)}
+	}
+	if bestLoad > r.cfg.LoadThreshold && bestLoad >= 1 {
+		return nil, &mux.Error{Code: dbe.CodeNoWorkerAvailable, RetryAfterMS: 1000,
+			Message: fmt.Sprintf("every worker for profile %q is at full load", profile)}
+	}
+	return best, nil
+}
+
+// forwardFrame copies req for the worker: same TLVs and payload (unknown
+// non-critical TLVs preserved in place), DEVICE_ID_DST set to the worker,
+// LAYER_PATH untouched, TIMEOUT_MS set to the time budget.
+func forwardFrame(req *dbe.Frame, dst uint8, timeout time.Duration) *dbe.Frame {
+	f := &dbe.Frame{Type: req.Type, Flags: req.Flags, Payload: req.Payload,
+		TLVs: make([]dbe.TLV, len(req.TLVs), len(req.TLVs)+2)}
+	copy(f.TLVs, req.TLVs)
+	f.Set(dbe.TLVDeviceIDDst, deviceByte[dst:dst+1])
+	ms := timeout.Milliseconds()
+	if ms < 1 {
+		ms = 1
+	}
+	if ms > 0xFFFFFFFF {
+		ms = 0xFFFFFFFF
+	}
+	v := make([]byte, 4)
+	binary.BigEndian.PutUint32(v, uint32(ms))
+	f.Set(dbe.TLVTimeoutMS, v)
+	return f
+}
+
+// deviceByte holds every device id, so a one-byte TLV value needs no
+// allocation.
+var deviceByte = func() []byte {
+	b := make([]byte, 256)
+	for i := range b {
+		b[i] = byte(i)
+	}
+	return b
+}()

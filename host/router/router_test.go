@@ -1,0 +1,329 @@
+package router
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"net"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/dsmil/l7/sdk/dbe"
+	"github.com/dsmil/l7/sdk/mux"
+	"github.com/dsmil/l7/sdk/session"
+)
+
+// testWorker is a worker reached over a real Unix socket and DBE session;
+// its far end runs handler.
+type testWorker struct {
+	id      string
+	dev     uint8
+	healthy atomic.Bool
+	load    atomic.Value // float64
+	client  *mux.Client
+	calls   atomic.Int32
+}
+
+func (w *testWorker) ID() string      { return w.id }
+func (w *testWorker) DeviceID() uint8 { return w.dev }
+func (w *testWorker) Healthy() bool   { return w.healthy.Load() }
+func (w *testWorker) Load() float64   { return w.load.Load().(float64) }
+func (w *testWorker) Call(ctx context.Context, req *dbe.Frame, on func(*dbe.Frame) error) error {
+	w.calls.Add(1)
+	return w.client.Call(ctx, req, on)
+}
+
+func newWorker(t testing.TB, id string, h mux.Handler) *testWorker {
+	t.Helper()
+	k := make([]byte, session.KeySize)
+	rand.Read(k)
+	path := filepath.Join(t.TempDir(), "w.sock")
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	srvCh := make(chan session.Channel, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			srvCh <- nil
+			return
+		}
+		ch, _ := (&session.Interim{Key: k, Name: id}).Server(context.Background(), c)
+		srvCh <- ch
+	}()
+	c, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cch, err := (&session.Interim{Key: k, Name: "router"}).Client(context.Background(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := session.New(cch, nil)
+	cl := mux.NewClient(cs)
+	cs.SetHandler(func(f *dbe.Frame, _ error) { cl.Dispatch(f) })
+	go func() { <-cs.Done(); cl.Close(cs.Err()) }()
+	ss := session.New(<-srvCh, nil)
+	srv := mux.NewServer(ss, h)
+	ss.SetHandler(srv.Dispatch)
+	t.Cleanup(func() { cs.Close(); ss.Close(); srv.Close(time.Second) })
+	w := &testWorker{id: id, dev: 47, client: cl}
+	w.healthy.Store(true)
+	w.load.Store(0.0)
+	return w
+}
+
+type registry map[string][]Worker
+
+func (r registry) Workers(p string) ([]Worker, bool) { ws, ok := r[p]; return ws, ok }
+
+// echoHandler answers with the request's payload in two chunks, checking
+// that the router set DEVICE_ID_DST and TIMEOUT_MS.
+var echoHandler = mux.HandlerFunc(func(ctx context.Context, req *dbe.Frame, w *mux.ResponseWriter) {
+	if d, _ := req.DeviceIDDst(); d != 47 {
+		_ = w.Fail(mux.Errorf(dbe.CodeInvalidRequest, "DEVICE_ID_DST %d", d))
+		return
+	}
+	if _, ok := req.Timeout(); !ok {
+		_ = w.Fail(mux.Errorf(dbe.CodeInvalidRequest, "no TIMEOUT_MS"))
+		return
+	}
+	_ = w.Send(&dbe.Frame{Type: dbe.MsgChatChunk, Payload: req.Payload})
+	_ = w.Send(&dbe.Frame{Type: dbe.MsgChatChunk, Flags: dbe.FlagEndStream, Payload: []byte("!")})
+})
+
+var testReqID = [16]byte{0xAA, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}
+
+func chatReq(profile string) *dbe.Frame {
+	f := &dbe.Frame{Type: dbe.MsgChatReq, Payload: []byte("hello")}
+	f.SetTenantID("T")
+	f.SetCompartmentMask(dbe.CompartmentSOC)
+	f.SetClassification(dbe.Unclas)
+	f.SetROELevel(dbe.AnalysisOnly)
+	f.SetProfile(profile)
+	f.SetRequestID(testReqID)
+	return f
+}
+
+type collector struct {
+	mu     sync.Mutex
+	frames []*dbe.Frame
+}
+
+func (c *collector) out(f *dbe.Frame) error {
+	c.mu.Lock()
+	c.frames = append(c.frames, f)
+	c.mu.Unlock()
+	return nil
+}
+
+func (c *collector) last() *dbe.Frame {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.frames) == 0 {
+		return nil
+	}
+	return c.frames[len(c.frames)-1]
+}
+
+func newRouter(t testing.TB, reg Registry, cfg Config) *Router {
+	t.Helper()
+	cfg.Registry = reg
+	r, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func TestRouteStreams(t *testing.T) {
+	w := newWorker(t, "echo#0", echoHandler)
+	r := newRouter(t, registry{"echo": {w}}, Config{})
+	var c collector
+	if err := r.Route(context.Background(), chatReq("echo"), c.out); err != nil {
+		t.Fatal(err)
+	}
+	if len(c.frames) != 2 || string(c.frames[0].Payload) != "hello" || c.last().Flags&dbe.FlagEndStream == 0 {
+		t.Fatalf("frames %v", c.frames)
+	}
+	for _, f := range c.frames {
+		if id, _ := f.RequestID(); id != testReqID {
+			t.Fatal("chunk without the request's REQUEST_ID")
+		}
+	}
+	if st := r.Stats(); st.Served != 1 || st.InFlight != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func errCode(t *testing.T, c *collector) *mux.Error {
+	t.Helper()
+	f := c.last()
+	if f == nil || f.Type != dbe.MsgError || f.Flags&dbe.FlagEndStream == 0 {
+		t.Fatalf("last frame %v, want ERROR with END_STREAM", f)
+	}
+	if id, _ := f.RequestID(); id != testReqID {
+		t.Fatal("ERROR without REQUEST_ID")
+	}
+	return mux.ParseError(f)
+}
+
+func TestRouteErrors(t *testing.T) {
+	w := newWorker(t, "echo#0", echoHandler)
+	sick := newWorker(t, "sick#0", echoHandler)
+	sick.healthy.Store(false)
+	busy := newWorker(t, "busy#0", echoHandler)
+	busy.load.Store(1.0)
+	reg := registry{"echo": {w}, "sick": {sick}, "busy": {busy}, "empty": nil}
+	r := newRouter(t, reg, Config{})
+	cases := []struct {
+		name string
+		mod  func(*dbe.Frame)
+		code dbe.Code
+		rule string
+	}{
+		{"kinetic", func(f *dbe.Frame) { f.SetCompartmentMask(dbe.CompartmentSOC | dbe.CompartmentKINETIC) }, dbe.CodePolicyDenied, "builtin.kinetic"},
+		{"exec", func(f *dbe.Frame) { f.SetClassification(dbe.Exec) }, dbe.CodePolicyDenied, "builtin.exec"},
+		{"missing tenant", func(f *dbe.Frame) { f.Del(dbe.TLVTenantID) }, dbe.CodeInvalidRequest, ""},
+		{"unknown profile", func(f *dbe.Frame) { f.SetProfile("nope") }, dbe.CodeNotFound, ""},
+		{"unhealthy only", func(f *dbe.Frame) { f.SetProfile("sick") }, dbe.CodeNoWorkerAvailable, ""},
+		{"full load", func(f *dbe.Frame) { f.SetProfile("busy") }, dbe.CodeNoWorkerAvailable, ""},
+		{"no replicas", func(f *dbe.Frame) { f.SetProfile("empty") }, dbe.CodeNoWorkerAvailable, ""},
+		{"wrong type", func(f *dbe.Frame) { f.Type = dbe.MsgChatResp }, dbe.CodeUnknownMsgType, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			req := chatReq("echo")
+			tc.mod(req)
+			var c collector
+			err := r.Route(context.Background(), req, c.out)
+			e := errCode(t, &c)
+			if e.Code != tc.code || mux.CodeOf(err) != tc.code || e.Rule != tc.rule {
+				t.Fatalf("got %v (rule %q), want %v %q", e, e.Rule, tc.code, tc.rule)
+			}
+		})
+	}
+	if sick.calls.Load() != 0 || busy.calls.Load() != 0 {
+		t.Fatal("routed to an unhealthy or full worker")
+	}
+}
+
+func TestLeastLoaded(t *testing.T) {
+	a := newWorker(t, "a", echoHandler)
+	b := newWorker(t, "b", echoHandler)
+	c := newWorker(t, "c", echoHandler)
+	a.load.Store(0.95)
+	b.load.Store(0.2)
+	c.healthy.Store(false)
+	r := newRouter(t, registry{"echo": {a, b, c}}, Config{})
+	for range 20 {
+		var col collector
+		if err := r.Route(context.Background(), chatReq("echo"), col.out); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if a.calls.Load() != 0 || b.calls.Load() != 20 || c.calls.Load() != 0 {
+		t.Fatalf("calls a=%d b=%d c=%d", a.calls.Load(), b.calls.Load(), c.calls.Load())
+	}
+	// Equal loads share the work.
+	a.load.Store(0.2)
+	for range 20 {
+		var col collector
+		_ = r.Route(context.Background(), chatReq("echo"), col.out)
+	}
+	if a.calls.Load() < 5 {
+		t.Fatalf("equal loads not shared: a=%d b=%d", a.calls.Load(), b.calls.Load())
+	}
+}
+
+func TestDeadlineAndCancel(t *testing.T) {
+	cancelled := make(chan struct{}, 4)
+	slow := mux.HandlerFunc(func(ctx context.Context, req *dbe.Frame, w *mux.ResponseWriter) {
+		<-ctx.Done()
+		cancelled <- struct{}{}
+	})
+	w := newWorker(t, "slow", slow)
+	r := newRouter(t, registry{"slow": {w}}, Config{RequestTimeout: 100 * time.Millisecond})
+
+	var c collector
+	start := time.Now()
+	err := r.Route(context.Background(), chatReq("slow"), c.out)
+	if mux.CodeOf(err) != dbe.CodeDeadlineExceeded || errCode(t, &c).Code != dbe.CodeDeadlineExceeded {
+		t.Fatalf("err %v", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("deadline took %v", d)
+	}
+	select {
+	case <-cancelled:
+	case <-time.After(2 * time.Second):
+		t.Fatal("worker not cancelled at the deadline")
+	}
+
+	// TIMEOUT_MS shortens the deadline.
+	req := chatReq("slow")
+	req.SetTimeout(20 * time.Millisecond)
+	r2 := newRouter(t, registry{"slow": {w}}, Config{RequestTimeout: time.Hour})
+	var c2 collector
+	if err := r2.Route(context.Background(), req, c2.out); mux.CodeOf(err) != dbe.CodeDeadlineExceeded {
+		t.Fatalf("TIMEOUT_MS ignored: %v", err)
+	}
+	<-cancelled
+
+	// The caller going away cancels the worker and sends nothing.
+	ctx, cancel := context.WithCancel(context.Background())
+	var c3 collector
+	done := make(chan error, 1)
+	go func() { done <- r2.Route(ctx, chatReq("slow"), c3.out) }()
+	time.Sleep(30 * time.Millisecond)
+	cancel()
+	select {
+	case <-cancelled:
+	case <-time.After(2 * time.Second):
+		t.Fatal("worker not cancelled when the caller left")
+	}
+	<-done
+	if f := c3.last(); f != nil {
+		t.Fatalf("sent %v to a caller that left", f)
+	}
+}
+
+// TestWorkerDies: a worker whose session dies mid-request yields
+// WORKER_FAILED promptly.
+func TestWorkerDies(t *testing.T) {
+	var w *testWorker
+	w = newWorker(t, "dying", mux.HandlerFunc(func(ctx context.Context, req *dbe.Frame, rw *mux.ResponseWriter) {
+		_ = rw.Send(&dbe.Frame{Type: dbe.MsgChatChunk, Payload: []byte("part")})
+		time.Sleep(50 * time.Millisecond)
+		w.client.Close(errors.New("connection reset"))
+	}))
+	r := newRouter(t, registry{"d": {w}}, Config{})
+	var c collector
+	start := time.Now()
+	err := r.Route(context.Background(), chatReq("d"), c.out)
+	if mux.CodeOf(err) != dbe.CodeWorkerFailed || errCode(t, &c).Code != dbe.CodeWorkerFailed || time.Since(start) > time.Second {
+		t.Fatalf("err %v after %v", err, time.Since(start))
+	}
+}
+
+type denyAll struct{}
+
+func (denyAll) Decide(context.Context, *dbe.Frame) error {
+	return &mux.Error{Code: dbe.CodePolicyDenied, Rule: "test.deny", Message: "denied by test"}
+}
+
+func TestPolicyHook(t *testing.T) {
+	w := newWorker(t, "echo", echoHandler)
+	r := newRouter(t, registry{"echo": {w}}, Config{Policy: denyAll{}})
+	var c collector
+	_ = r.Route(context.Background(), chatReq("echo"), c.out)
+	if e := errCode(t, &c); e.Code != dbe.CodePolicyDenied || e.Rule != "test.deny" || w.calls.Load() != 0 {
+		t.Fatalf("%v", e)
+	}
+}
+

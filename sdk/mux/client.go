@@ -1,0 +1,172 @@
+package mux
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+
+	"github.com/dsmil/l7/sdk/dbe"
+)
+
+var (
+	errContextCanceled = context.Canceled
+	errContextDeadline = context.DeadlineExceeded
+)
+
+// Sender writes frames to a session.
+type Sender interface {
+	Send(*dbe.Frame) error
+}
+
+// ErrSessionClosed is returned by calls whose session ended before their
+// response did.
+var ErrSessionClosed = errors.New("mux: session closed")
+
+// Client sends requests over one session and routes response frames back by
+// correlation id. It is safe for concurrent use.
+type Client struct {
+	s      Sender
+	nextID atomic.Uint64
+
+	mu      sync.Mutex
+	pending map[uint64]*call
+	closed  error
+}
+
+// NewClient returns a Client that sends with s. Feed it the session's
+// frames with Dispatch.
+func NewClient(s Sender) *Client {
+	return &Client{s: s, pending: make(map[uint64]*call)}
+}
+
+// call is one request in flight: an unbounded queue of response frames, so
+// a slow caller never blocks the read loop.
+type call struct {
+	mu    sync.Mutex
+	queue []*dbe.Frame
+	err   error
+	ready chan struct{} // 1-buffered: "the queue changed"
+}
+
+func (c *call) push(f *dbe.Frame, err error) {
+	c.mu.Lock()
+	if f != nil {
+		c.queue = append(c.queue, f)
+	}
+	if err != nil && c.err == nil {
+		c.err = err
+	}
+	c.mu.Unlock()
+	select {
+	case c.ready <- struct{}{}:
+	default:
+	}
+}
+
+func (c *call) pop() ([]*dbe.Frame, error) {
+	c.mu.Lock()
+	q, err := c.queue, c.err
+	c.queue = nil
+	c.mu.Unlock()
+	return q, err
+}
+
+// InFlight is the number of requests awaiting their last frame.
+func (c *Client) InFlight() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.pending)
+}
+
+// Call sends req (its CorrelationID is assigned here) and calls onFrame for
+// each response frame in order, the last being the one with END_STREAM. An
+// ERROR frame is returned as an *Error instead of being passed to onFrame.
+// If ctx ends first, Call sends CANCEL and returns ctx.Err(); if onFrame
+// returns an error, Call sends CANCEL and returns it.
+func (c *Client) Call(ctx context.Context, req *dbe.Frame, onFrame func(*dbe.Frame) error) error {
+	cl := &call{ready: make(chan struct{}, 1)}
+	id := c.nextID.Add(1)
+	c.mu.Lock()
+	if c.closed != nil {
+		c.mu.Unlock()
+		return c.closed
+	}
+	c.pending[id] = cl
+	c.mu.Unlock()
+	defer c.forget(id)
+
+	req.CorrelationID = id
+	if err := c.s.Send(req); err != nil {
+		return err
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			c.cancel(id)
+			return ctx.Err()
+		case <-cl.ready:
+		}
+		frames, err := cl.pop()
+		for _, f := range frames {
+			if f.Type == dbe.MsgError {
+				return ParseError(f)
+			}
+			if e := onFrame(f); e != nil {
+				if f.Flags&dbe.FlagEndStream == 0 {
+					c.cancel(id)
+				}
+				return e
+			}
+			if f.Flags&dbe.FlagEndStream != 0 {
+				return nil
+			}
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+func (c *Client) forget(id uint64) {
+	c.mu.Lock()
+	delete(c.pending, id)
+	c.mu.Unlock()
+}
+
+func (c *Client) cancel(id uint64) {
+	_ = c.s.Send(&dbe.Frame{Type: dbe.MsgCancel, CorrelationID: id})
+}
+
+// Dispatch delivers one frame read from the session. It reports whether the
+// frame belonged to a request of this client.
+func (c *Client) Dispatch(f *dbe.Frame) bool {
+	c.mu.Lock()
+	cl := c.pending[f.CorrelationID]
+	c.mu.Unlock()
+	if cl == nil {
+		return false
+	}
+	cl.push(f, nil)
+	return true
+}
+
+// Close fails every request in flight and every later Call with err (or
+// ErrSessionClosed).
+func (c *Client) Close(err error) {
+	if err == nil {
+		err = ErrSessionClosed
+	}
+	c.mu.Lock()
+	if c.closed == nil {
+		c.closed = err
+	}
+	calls := make([]*call, 0, len(c.pending))
+	for _, cl := range c.pending {
+		calls = append(calls, cl)
+	}
+	c.mu.Unlock()
+	for _, cl := range calls {
+		cl.push(nil, err)
+	}
+}

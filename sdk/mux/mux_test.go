@@ -1,0 +1,227 @@
+package mux_test
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"net"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/dsmil/l7/sdk/dbe"
+	"github.com/dsmil/l7/sdk/mux"
+	"github.com/dsmil/l7/sdk/session"
+)
+
+// pair connects a mux.Client and a mux.Server over a real Unix socket with
+// the interim handshake.
+func pair(t testing.TB, h mux.Handler) (*mux.Client, *mux.Server, *session.Session, *session.Session) {
+	t.Helper()
+	k := make([]byte, session.KeySize)
+	rand.Read(k)
+	path := filepath.Join(t.TempDir(), "m.sock")
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	srvCh := make(chan session.Channel, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			srvCh <- nil
+			return
+		}
+		ch, _ := (&session.Interim{Key: k, Name: "srv"}).Server(context.Background(), c)
+		srvCh <- ch
+	}()
+	c, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cch, err := (&session.Interim{Key: k, Name: "cli"}).Client(context.Background(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sch := <-srvCh
+	cs := session.New(cch, nil)
+	client := mux.NewClient(cs)
+	cs.SetHandler(func(f *dbe.Frame, _ error) { client.Dispatch(f) })
+	ss := session.New(sch, nil)
+	server := mux.NewServer(ss, h)
+	ss.SetHandler(server.Dispatch)
+	go func() { <-cs.Done(); client.Close(cs.Err()) }()
+	t.Cleanup(func() { cs.Close(); ss.Close(); server.Close(time.Second) })
+	return client, server, cs, ss
+}
+
+func reqFrame() *dbe.Frame {
+	f := &dbe.Frame{Type: dbe.MsgChatReq}
+	f.SetRequestID([16]byte{1, 2, 3})
+	return f
+}
+
+// streamer answers with n chunks then END_STREAM, n taken from the payload.
+var streamer = mux.HandlerFunc(func(ctx context.Context, req *dbe.Frame, w *mux.ResponseWriter) {
+	n := int(req.Payload[0])
+	for i := range n {
+		_ = w.Send(&dbe.Frame{Type: dbe.MsgChatChunk, Payload: []byte{byte(i)}})
+	}
+	_ = w.Send(&dbe.Frame{Type: dbe.MsgChatChunk, Flags: dbe.FlagEndStream})
+})
+
+func TestStreamedCall(t *testing.T) {
+	c, _, _, _ := pair(t, streamer)
+	req := reqFrame()
+	req.Payload = []byte{5}
+	var got []byte
+	err := c.Call(context.Background(), req, func(f *dbe.Frame) error {
+		if id, _ := f.RequestID(); id != [16]byte{1, 2, 3} {
+			t.Errorf("chunk lost its REQUEST_ID")
+		}
+		got = append(got, f.Payload...)
+		return nil
+	})
+	if err != nil || string(got) != "\x00\x01\x02\x03\x04" {
+		t.Fatalf("%v %x", err, got)
+	}
+	if c.InFlight() != 0 {
+		t.Fatal("call not forgotten")
+	}
+}
+
+func TestConcurrentCalls(t *testing.T) {
+	c, _, _, _ := pair(t, streamer)
+	var wg sync.WaitGroup
+	var bad atomic.Int32
+	for g := range 64 {
+		wg.Go(func() {
+			for i := range 50 {
+				n := (g + i) % 7
+				req := reqFrame()
+				req.Payload = []byte{byte(n)}
+				count := 0
+				err := c.Call(context.Background(), req, func(f *dbe.Frame) error { count++; return nil })
+				if err != nil || count != n+1 {
+					bad.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if bad.Load() != 0 {
+		t.Fatalf("%d calls went wrong", bad.Load())
+	}
+}
+
+func TestErrorFrame(t *testing.T) {
+	c, _, _, _ := pair(t, mux.HandlerFunc(func(ctx context.Context, req *dbe.Frame, w *mux.ResponseWriter) {
+		_ = w.Fail(&mux.Error{Code: dbe.CodePolicyDenied, Message: "KINETIC compartment not allowed in Layer 7", Rule: "kinetic"})
+	}))
+	err := c.Call(context.Background(), reqFrame(), func(*dbe.Frame) error { return nil })
+	var e *mux.Error
+	if !errors.As(err, &e) || e.Code != dbe.CodePolicyDenied || e.Rule != "kinetic" {
+		t.Fatalf("err %v", err)
+	}
+}
+
+func TestHandlerWithoutFinalFrame(t *testing.T) {
+	c, _, _, _ := pair(t, mux.HandlerFunc(func(context.Context, *dbe.Frame, *mux.ResponseWriter) {}))
+	err := c.Call(context.Background(), reqFrame(), func(*dbe.Frame) error { return nil })
+	if mux.CodeOf(err) != dbe.CodeInternal {
+		t.Fatalf("err %v", err)
+	}
+}
+
+// TestCancelReachesHandler: when the caller's context ends, the handler's
+// context is cancelled through a CANCEL frame.
+func TestCancelReachesHandler(t *testing.T) {
+	cancelled := make(chan struct{})
+	c, srv, _, _ := pair(t, mux.HandlerFunc(func(ctx context.Context, req *dbe.Frame, w *mux.ResponseWriter) {
+		_ = w.Send(&dbe.Frame{Type: dbe.MsgChatChunk})
+		<-ctx.Done()
+		close(cancelled)
+	}))
+	ctx, cancel := context.WithCancel(context.Background())
+	err := c.Call(ctx, reqFrame(), func(*dbe.Frame) error { cancel(); return nil })
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err %v", err)
+	}
+	select {
+	case <-cancelled:
+	case <-time.After(5 * time.Second):
+		t.Fatal("handler never saw the cancel")
+	}
+	for srv.Active() != 0 {
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestTimeoutTLV(t *testing.T) {
+	c, _, _, _ := pair(t, mux.HandlerFunc(func(ctx context.Context, req *dbe.Frame, w *mux.ResponseWriter) {
+		<-ctx.Done()
+	}))
+	req := reqFrame()
+	req.SetTimeout(30 * time.Millisecond)
+	start := time.Now()
+	err := c.Call(context.Background(), req, func(*dbe.Frame) error { return nil })
+	if mux.CodeOf(err) != dbe.CodeDeadlineExceeded || time.Since(start) > 5*time.Second {
+		t.Fatalf("err %v after %v", err, time.Since(start))
+	}
+}
+
+// TestSessionDeath: calls in flight fail promptly when the session dies.
+func TestSessionDeath(t *testing.T) {
+	c, _, _, ss := pair(t, mux.HandlerFunc(func(ctx context.Context, req *dbe.Frame, w *mux.ResponseWriter) {
+		time.Sleep(time.Hour)
+	}))
+	errc := make(chan error, 1)
+	go func() { errc <- c.Call(context.Background(), reqFrame(), func(*dbe.Frame) error { return nil }) }()
+	time.Sleep(20 * time.Millisecond)
+	ss.Close()
+	select {
+	case err := <-errc:
+		if err == nil {
+			t.Fatal("nil error")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("call hangs after the session died")
+	}
+	if err := c.Call(context.Background(), reqFrame(), func(*dbe.Frame) error { return nil }); err == nil {
+		t.Fatal("call on a dead session succeeded")
+	}
+}
+
+func TestOnFrameError(t *testing.T) {
+	c, _, _, _ := pair(t, streamer)
+	req := reqFrame()
+	req.Payload = []byte{100}
+	stop := fmt.Errorf("enough")
+	n := 0
+	err := c.Call(context.Background(), req, func(*dbe.Frame) error { n++; return stop })
+	if err != stop || n != 1 {
+		t.Fatalf("%v after %d", err, n)
+	}
+}
+
+func BenchmarkCall(b *testing.B) {
+	c, _, _, _ := pair(b, mux.HandlerFunc(func(ctx context.Context, req *dbe.Frame, w *mux.ResponseWriter) {
+		_ = w.Send(&dbe.Frame{Type: dbe.MsgChatResp, Flags: dbe.FlagEndStream, Payload: req.Payload})
+	}))
+	b.SetParallelism(32)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			req := reqFrame()
+			req.Payload = []byte("hello")
+			if err := c.Call(context.Background(), req, func(*dbe.Frame) error { return nil }); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}

@@ -1,0 +1,19 @@
+// Package proto is the home of the protobuf schemas of DSMIL L7: the payloads
+// of the DBE message types (see dsmil/l7/v1/l7.proto). It holds no code of its
+// own; the generated Go package is github.com/dsmil/l7/sdk/proto/dsmil/l7/v1
+// (package l7v1).
+//
+// Regenerate the Go code after editing a .proto file, from the repository
+// root:
+//
+//	go generate ./sdk/proto/...
+//
+// and check that the committed code is up to date (as make test does) with:
+//
+//	sh sdk/proto/generate.sh -check
+//
+// Both need protoc (apt-get install protobuf-compiler) in PATH; the protoc
+// plugins are built from the versions pinned in go.mod.
+package proto
+
+//go:generate sh generate.sh

@@ -1,0 +1,12 @@
+// Package session turns a raw stream connection into an authenticated DBE
+// session: a Handshaker authenticates both ends and yields a Channel of whole
+// frames; a Session runs the read loop, hands request and response frames to
+// a FrameHandler, and exposes TUNNEL_DATA frames as a net.Conn so that a
+// gRPC connection can run inside DBE. Credentials plugs a Handshaker into
+// gRPC, which is how go-plugin's control connection ends up framed.
+//
+// The Handshaker is the seam for channel security: the interim HMAC
+// handshake here authenticates peers that share a per-plugin key; the
+// post-quantum handshake (ML-KEM-1024 + X25519, ML-DSA-87 identities,
+// AES-256-GCM frames) implements the same interface.
+package session

@@ -1,0 +1,282 @@
+package session
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"io"
+	"net"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/dsmil/l7/sdk/dbe"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+)
+
+func key(t *testing.T) []byte {
+	t.Helper()
+	k := make([]byte, KeySize)
+	if _, err := rand.Read(k); err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// unixPair returns both ends of a real Unix-socket connection.
+func unixPair(t *testing.T) (client, server net.Conn) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "s.sock")
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		accepted <- c
+	}()
+	client, err = net.Dial("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	server = <-accepted
+	t.Cleanup(func() { client.Close(); server.Close() })
+	return client, server
+}
+
+func handshake(t *testing.T, ck, sk []byte) (Channel, Channel, error, error) {
+	t.Helper()
+	c, s := unixPair(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	type res struct {
+		ch  Channel
+		err error
+	}
+	srv := make(chan res, 1)
+	go func() {
+		ch, err := (&Interim{Key: sk, Name: "echo", Role: "plugin"}).Server(ctx, s)
+		srv <- res{ch, err}
+	}()
+	cch, cerr := (&Interim{Key: ck, Name: "dsmil-host", Role: "host"}).Client(ctx, c)
+	r := <-srv
+	return cch, r.ch, cerr, r.err
+}
+
+func TestInterimHandshake(t *testing.T) {
+	k := key(t)
+	cch, sch, cerr, serr := handshake(t, k, k)
+	if cerr != nil || serr != nil {
+		t.Fatalf("client %v, server %v", cerr, serr)
+	}
+	if cch.Peer() != (Peer{"echo", "plugin"}) || sch.Peer() != (Peer{"dsmil-host", "host"}) {
+		t.Fatalf("peers %+v %+v", cch.Peer(), sch.Peer())
+	}
+	if err := cch.WriteFrame(&dbe.Frame{Type: dbe.MsgHealth, CorrelationID: 5}); err != nil {
+		t.Fatal(err)
+	}
+	f, err := sch.ReadFrame()
+	if err != nil || f.Type != dbe.MsgHealth || f.CorrelationID != 5 {
+		t.Fatalf("%v %v", f, err)
+	}
+}
+
+func TestInterimWrongKey(t *testing.T) {
+	_, _, cerr, serr := handshake(t, key(t), key(t))
+	if !errors.Is(cerr, ErrAuth) || !errors.Is(serr, ErrAuth) {
+		t.Fatalf("client %v, server %v", cerr, serr)
+	}
+}
+
+func TestInterimBadKeySize(t *testing.T) {
+	c, _ := unixPair(t)
+	if _, err := (&Interim{Key: []byte("short")}).Client(context.Background(), c); err == nil {
+		t.Fatal("accepted a 5-byte key")
+	}
+}
+
+// TestInterimRefusesHTTP2: a peer that speaks plain HTTP/2 is refused.
+func TestInterimRefusesHTTP2(t *testing.T) {
+	c, s := unixPair(t)
+	errc := make(chan error, 1)
+	go func() {
+		_, err := (&Interim{Key: key(t), Name: "p"}).Server(context.Background(), s)
+		errc <- err
+	}()
+	if _, err := c.Write([]byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")); err != nil {
+		t.Fatal(err)
+	}
+	err := <-errc
+	if !errors.Is(err, ErrAuth) || !errors.Is(err, dbe.ErrBadMagic) {
+		t.Fatalf("err %v", err)
+	}
+	// The server answered with a DBE CLOSE and hung up.
+	_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	f, rerr := dbe.NewReader(c, 0).ReadFrame()
+	if rerr != nil || f.Type != dbe.MsgClose {
+		t.Fatalf("after refusal: %v %v", f, rerr)
+	}
+	if _, rerr := c.Read(make([]byte, 1)); rerr != io.EOF {
+		t.Fatalf("connection not closed: %v", rerr)
+	}
+}
+
+// TestInterimSilentPeer: a peer that never speaks is cut off by the
+// handshake timeout.
+func TestInterimSilentPeer(t *testing.T) {
+	_, s := unixPair(t)
+	start := time.Now()
+	_, err := (&Interim{Key: key(t), Timeout: 200 * time.Millisecond}).Server(context.Background(), s)
+	if !errors.Is(err, ErrAuth) || time.Since(start) > 3*time.Second {
+		t.Fatalf("err %v after %v", err, time.Since(start))
+	}
+}
+
+// TestSessionTunnelAndFrames: tunnel bytes and request frames share one
+// session without mixing.
+func TestSessionTunnelAndFrames(t *testing.T) {
+	k := key(t)
+	cch, sch, cerr, serr := handshake(t, k, k)
+	if cerr != nil || serr != nil {
+		t.Fatal(cerr, serr)
+	}
+	got := make(chan *dbe.Frame, 10)
+	cs := New(cch, nil)
+	ss := New(sch, func(f *dbe.Frame, bad error) { got <- f })
+	defer cs.Close()
+	defer ss.Close()
+	payload := bytes.Repeat([]byte("0123456789"), 100000) // 1 MB, several tunnel frames
+	go func() {
+		_, _ = cs.Tunnel().Write(payload)
+		_ = cs.Send(&dbe.Frame{Type: dbe.MsgHealth, CorrelationID: 77})
+	}()
+	buf := make([]byte, len(payload))
+	if _, err := io.ReadFull(ss.Tunnel(), buf); err != nil || !bytes.Equal(buf, payload) {
+		t.Fatalf("tunnel: %v", err)
+	}
+	select {
+	case f := <-got:
+		if f.CorrelationID != 77 {
+			t.Fatalf("frame %v", f)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no frame")
+	}
+	cs.Close()
+	select {
+	case <-ss.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("server session did not see the close")
+	}
+	if _, err := ss.Tunnel().Read(buf); err != io.EOF {
+		t.Fatalf("tunnel read after close: %v", err)
+	}
+}
+
+func TestTunnelReadDeadline(t *testing.T) {
+	k := key(t)
+	cch, _, cerr, serr := handshake(t, k, k)
+	if cerr != nil || serr != nil {
+		t.Fatal(cerr, serr)
+	}
+	s := New(cch, nil)
+	defer s.Close()
+	_ = s.Tunnel().SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	_, err := s.Tunnel().Read(make([]byte, 1))
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() {
+		t.Fatalf("err %v", err)
+	}
+}
+
+// TestGRPCOverDBE runs a real gRPC server and client over Credentials and
+// checks that every byte on the socket is DBE frames.
+func TestGRPCOverDBE(t *testing.T) {
+	k := key(t)
+	dir := t.TempDir()
+	ln, err := net.Listen("unix", filepath.Join(dir, "g.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer(grpc.Creds(&Credentials{Handshaker: &Interim{Key: k, Name: "plugin", Role: "plugin"}}))
+	healthpb.RegisterHealthServer(srv, health.NewServer())
+	go srv.Serve(ln)
+	defer srv.Stop()
+
+	var tapC2S, tapS2C bytes.Buffer
+	dial := func(ctx context.Context, addr string) (net.Conn, error) {
+		c, err := (&net.Dialer{}).DialContext(ctx, "unix", addr)
+		if err != nil {
+			return nil, err
+		}
+		return &tapConn{Conn: c, w: &tapC2S, r: &tapS2C}, nil
+	}
+	cc, err := grpc.NewClient("passthrough:///"+filepath.Join(dir, "g.sock"),
+		grpc.WithContextDialer(dial),
+		grpc.WithTransportCredentials(&Credentials{Handshaker: &Interim{Key: k, Name: "host", Role: "host"}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for range 20 {
+		resp, err := healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{})
+		if err != nil || resp.Status != healthpb.HealthCheckResponse_SERVING {
+			t.Fatalf("health: %v %v", resp, err)
+		}
+	}
+	cc.Close()
+	time.Sleep(50 * time.Millisecond)
+	tapMu.Lock()
+	defer tapMu.Unlock()
+	for name, b := range map[string][]byte{"client→server": tapC2S.Bytes(), "server→client": tapS2C.Bytes()} {
+		n, err := countFrames(b)
+		if err != nil || n < 3 {
+			t.Fatalf("%s: %d frames, %v", name, n, err)
+		}
+	}
+}
+
+// countFrames checks that b is a whole number of DBE frames.
+func countFrames(b []byte) (int, error) {
+	rd := dbe.NewReader(bytes.NewReader(b), 0)
+	n := 0
+	for {
+		_, err := rd.ReadFrame()
+		if err == io.EOF {
+			return n, nil
+		}
+		if err != nil {
+			return n, err
+		}
+		n++
+	}
+}
+
+type tapConn struct {
+	net.Conn
+	w, r *bytes.Buffer
+}
+
+var tapMu sync.Mutex
+
+func (c *tapConn) Write(p []byte) (int, error) {
+	tapMu.Lock()
+	c.w.Write(p)
+	tapMu.Unlock()
+	return c.Conn.Write(p)
+}
+
+func (c *tapConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	tapMu.Lock()
+	c.r.Write(p[:n])
+	tapMu.Unlock()
+	return n, err
+}
