@@ -326,4 +326,3 @@ func TestPolicyHook(t *testing.T) {
 		t.Fatalf("%v", e)
 	}
 }
-
