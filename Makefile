@@ -26,11 +26,9 @@ build:
 		n=$$(basename $$p); echo "$(GO) build -o bin/dsmil-$$n ./$$p"; \
 		$(GO) build -o bin/dsmil-$$n ./$$p || exit 1; done
 
-## run: build and start the plane on $(CONFIG). Until `dsmil-host serve`
-## lands it builds everything and validates the configuration.
+## run: build and start the plane on $(CONFIG) (Ctrl-C stops it)
 run: deps build
-	./bin/dsmil-host config validate -config $(CONFIG)
-	@echo "make run: built ./bin and validated $(CONFIG); the host's serve command is not built yet"
+	./bin/dsmil-host serve -config $(CONFIG)
 
 ## test: everything CI runs
 test: deps lint check-generate unit

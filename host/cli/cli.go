@@ -23,6 +23,8 @@ type command struct {
 func commands() map[string]command {
 	return map[string]command{
 		"version":         {"version", "print the version", runVersion},
+		"serve":           {"serve [-config FILE]", "run the host: plugins, router, admin socket", runServe},
+		"plugins list":    {"plugins list [-config FILE] [-json]", "list the running host's plugin instances", runPluginsList},
 		"config validate": {"config validate [-config FILE]", "parse and check a dsmil.hcl", runConfigValidate},
 		"dbe decode":      {"dbe decode [HEX|-]", "decode one DBE frame given as hex (argument or stdin) and print it", runDBEDecode},
 	}

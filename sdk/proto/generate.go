@@ -1,7 +1,7 @@
 // Package proto is the home of the protobuf schemas of DSMIL L7: the payloads
-// of the DBE message types (see dsmil/l7/v1/l7.proto). It holds no code of its
-// own; the generated Go package is github.com/dsmil/l7/sdk/proto/dsmil/l7/v1
-// (package l7v1).
+// of the DBE message types (dsmil/l7/v1/l7.proto, Go package l7v1) and the
+// plugin control service (dsmil/plugin/v1/plugin.proto, Go package
+// pluginv1). It holds no code of its own.
 //
 // Regenerate the Go code after editing a .proto file, from the repository
 // root:

@@ -15,7 +15,8 @@ type Peer struct {
 
 // Channel carries whole frames over an authenticated connection.
 // ReadFrame is called from one goroutine; WriteFrame is safe for concurrent
-// use.
+// use and encodes (or copies) the frame before it returns, so callers may
+// reuse the frame and its buffers.
 type Channel interface {
 	ReadFrame() (*dbe.Frame, error)
 	WriteFrame(*dbe.Frame) error

@@ -19,7 +19,8 @@ func (AuthInfo) AuthType() string { return "dbe" }
 // Credentials are gRPC transport credentials that run a Handshaker on each
 // new connection and hand gRPC the session's tunnel, so every byte gRPC
 // writes travels in DBE TUNNEL_DATA frames on an authenticated session.
-// OnSession, when set, sees each new session before gRPC uses it — that is
+// OnSession, when set, sees each new session before its read loop starts
+// and before gRPC uses it — that is
 // where the host and the plugin SDK attach their frame handlers to carry the
 // data path on the same session.
 type Credentials struct {
@@ -30,10 +31,11 @@ type Credentials struct {
 var _ credentials.TransportCredentials = (*Credentials)(nil)
 
 func (c *Credentials) start(ch Channel) (net.Conn, credentials.AuthInfo) {
-	s := New(ch, nil)
+	s := newSession(ch)
 	if c.OnSession != nil {
-		c.OnSession(s)
+		c.OnSession(s) // installs the handler before any frame is read
 	}
+	go s.readLoop()
 	return s.Tunnel(), AuthInfo{
 		CommonAuthInfo: credentials.CommonAuthInfo{SecurityLevel: credentials.IntegrityOnly},
 		Session:        s,

@@ -37,9 +37,16 @@ type Session struct {
 // New starts a session over ch. handler may be set later with SetHandler,
 // but before the peer sends anything other than tunnel data.
 func New(ch Channel, handler FrameHandler) *Session {
-	s := &Session{ch: ch, handler: handler, closed: make(chan struct{})}
-	s.tun = newTunnelConn(s)
+	s := newSession(ch)
+	s.handler = handler
 	go s.readLoop()
+	return s
+}
+
+// newSession returns a session whose read loop is not started yet.
+func newSession(ch Channel) *Session {
+	s := &Session{ch: ch, closed: make(chan struct{})}
+	s.tun = newTunnelConn(s)
 	return s
 }
 
@@ -53,7 +60,8 @@ func (s *Session) SetHandler(h FrameHandler) {
 // Peer is the authenticated peer.
 func (s *Session) Peer() Peer { return s.ch.Peer() }
 
-// Send writes one frame.
+// Send writes one frame. The frame is encoded before Send returns, so the
+// caller may reuse f and its buffers afterwards.
 func (s *Session) Send(f *dbe.Frame) error {
 	select {
 	case <-s.closed:

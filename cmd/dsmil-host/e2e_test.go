@@ -1,0 +1,178 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/dsmil/l7/sdk/dbe"
+	"github.com/dsmil/l7/sdk/mux"
+	l7v1 "github.com/dsmil/l7/sdk/proto/dsmil/l7/v1"
+	"github.com/dsmil/l7/sdk/session"
+	"google.golang.org/protobuf/proto"
+)
+
+// TestEndToEnd builds dsmil-host and dsmil-echo, runs `dsmil-host serve`,
+// talks DBE to its router socket, kills the plugin mid-request, and checks
+// `plugins list` before and after.
+func TestEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds binaries")
+	}
+	dir := t.TempDir()
+	for _, b := range [][2]string{{"dsmil-host", "github.com/dsmil/l7/cmd/dsmil-host"}, {"dsmil-echo", "github.com/dsmil/l7/plugins/echo"}} {
+		out, err := exec.Command("go", "build", "-o", filepath.Join(dir, b[0]), b[1]).CombinedOutput()
+		if err != nil {
+			t.Fatalf("build %s: %v\n%s", b[0], err, out)
+		}
+	}
+	cfg := filepath.Join(dir, "dsmil.hcl")
+	os.WriteFile(cfg, []byte(`
+router { socket = "run/router.sock" }
+admin  { socket = "run/admin.sock" }
+plugin "echo" {
+  path            = "dsmil-echo"
+  device_id       = 47
+  profiles        = ["echo"]
+  health_interval = "200ms"
+  restart_backoff = "100ms"
+  delay           = "100ms"
+}
+model "dsmil-echo" { profile = "echo" }
+tenant "T" {
+  api_key_sha256 = ["`+strings.Repeat("cd", 32)+`"]
+  compartments   = ["SOC"]
+  models         = ["*"]
+}
+`), 0o600)
+	host := filepath.Join(dir, "dsmil-host")
+	list := func() (string, []map[string]any) {
+		out, _ := exec.Command(host, "plugins", "list", "-config", cfg).CombinedOutput()
+		js, _ := exec.Command(host, "plugins", "list", "-json", "-config", cfg).Output()
+		var snaps []map[string]any
+		json.Unmarshal(js, &snaps)
+		return string(out), snaps
+	}
+	if out, _ := list(); !strings.Contains(out, "no dsmil-host is running") {
+		t.Fatalf("plugins list without a host: %q", out)
+	}
+
+	var logs bytes.Buffer
+	cmd := exec.Command(host, "serve", "-config", cfg)
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	var snaps []map[string]any
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		_, snaps = list()
+		if len(snaps) == 1 && snaps[0]["state"] == "running" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("host not ready: %v\n%s", snaps, logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	out, _ := list()
+	for _, col := range []string{"NAME", "DEVICE", "PROFILES", "VERSION", "PID", "STATE", "HEALTH", "RESTARTS", "LOAD", "MEM", "UPTIME", "echo#0", "running", "healthy"} {
+		if !strings.Contains(out, col) {
+			t.Fatalf("plugins list lacks %q:\n%s", col, out)
+		}
+	}
+	pid := int(snaps[0]["pid"].(float64))
+
+	// A chat through the router socket.
+	c, err := net.Dial("unix", filepath.Join(dir, "run/router.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := session.New(session.NewPlainChannel(c, 0, session.Peer{}), nil)
+	cl := mux.NewClient(s)
+	s.SetHandler(func(f *dbe.Frame, _ error) { cl.Dispatch(f) })
+	go func() { <-s.Done(); cl.Close(s.Err()) }()
+	defer s.Close()
+	req := func(text string) *dbe.Frame {
+		f := &dbe.Frame{Type: dbe.MsgChatReq}
+		f.SetTenantID("T")
+		f.SetCompartmentMask(dbe.CompartmentSOC)
+		f.SetClassification(dbe.Unclas)
+		f.SetROELevel(dbe.AnalysisOnly)
+		f.SetProfile("echo")
+		f.SetRequestID([16]byte{1})
+		f.Payload, _ = proto.Marshal(&l7v1.L7ChatRequest{Stream: true, Messages: []*l7v1.Message{{Role: "user", Content: text}}})
+		return f
+	}
+	var text strings.Builder
+	err = cl.Call(context.Background(), req("over the socket"), func(f *dbe.Frame) error {
+		var ch l7v1.L7ChatChunk
+		proto.Unmarshal(f.Payload, &ch)
+		text.WriteString(ch.GetDelta())
+		return nil
+	})
+	if err != nil || text.String() != "echo: over the socket" {
+		t.Fatalf("%v %q", err, text.String())
+	}
+
+	// kill -9 the plugin in the middle of a request.
+	var killed time.Time
+	err = cl.Call(context.Background(), req("one two three four five"), func(f *dbe.Frame) error {
+		if killed.IsZero() {
+			killed = time.Now()
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+		return nil
+	})
+	if mux.CodeOf(err) != dbe.CodeWorkerFailed || time.Since(killed) > time.Second {
+		t.Fatalf("after kill: %v in %v", err, time.Since(killed))
+	}
+	deadline = time.Now().Add(5 * time.Second)
+	for {
+		_, snaps = list()
+		if len(snaps) == 1 && snaps[0]["state"] == "running" && snaps[0]["restarts"] == 1.0 && int(snaps[0]["pid"].(float64)) != pid {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("plugin not back within 5 s: %v", snaps)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	// Garbage on the router socket closes that connection; the host serves on.
+	g, _ := net.Dial("unix", filepath.Join(dir, "run/router.sock"))
+	fmt.Fprintf(g, "GET / HTTP/1.1\r\n\r\n")
+	g.Close()
+	if err := cl.Call(context.Background(), req("still serving"), func(*dbe.Frame) error { return nil }); err != nil {
+		t.Fatalf("after garbage: %v", err)
+	}
+
+	// SIGTERM: a clean exit that removes the sockets.
+	cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("exit: %v\n%s", err, logs.String())
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("host did not exit on SIGTERM")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "run/admin.sock")); !os.IsNotExist(err) {
+		t.Fatalf("admin socket left behind: %v", err)
+	}
+	if err := syscall.Kill(int(snaps[0]["pid"].(float64)), 0); err == nil {
+		t.Fatal("plugin process outlived the host")
+	}
+}

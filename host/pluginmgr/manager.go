@@ -1,0 +1,209 @@
+package pluginmgr
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/dsmil/l7/host/config"
+	"github.com/dsmil/l7/host/router"
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/hcl/v2"
+	"github.com/zclconf/go-cty/cty"
+	ctyjson "github.com/zclconf/go-cty/cty/json"
+)
+
+// Config configures a Manager.
+type Config struct {
+	// Plugins to run, from dsmil.hcl. Each runs Replicas instances.
+	Plugins []*config.Plugin
+	// Files are the parsed config files, for printing settings diagnostics.
+	Files map[string]*hcl.File
+	// Logger is the root logger; each instance logs (and re-emits its
+	// plugin's logs) under "plugin.NAME#REPLICA". Default: no logging.
+	Logger hclog.Logger
+	// HostName is the host's name in the session handshake. Default
+	// "dsmil-host".
+	HostName string
+	// StartTimeout bounds spawning, handshake and configuration. Default 30 s.
+	StartTimeout time.Duration
+	// HealthTimeout bounds one health check. Default 2 s.
+	HealthTimeout time.Duration
+	// UnhealthyThreshold is how many failed checks in a row get an instance
+	// restarted. Default 3.
+	UnhealthyThreshold int
+	// MaxInFlight is the number of requests in flight that counts as full
+	// load for an instance. Default 64.
+	MaxInFlight int
+	// MaxFrame is the DBE frame limit on plugin sessions. Default 16 MiB.
+	MaxFrame int
+	// WrapConn, when set, wraps each raw connection to a plugin socket
+	// before the handshake, for capturing or measuring the bytes on it.
+	WrapConn func(id string, c net.Conn) net.Conn
+}
+
+// Manager runs every configured plugin instance.
+type Manager struct {
+	cfg       Config
+	instances []*Instance
+	byProfile map[string][]router.Worker
+
+	mu      sync.Mutex
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	started bool
+}
+
+var _ router.Registry = (*Manager)(nil)
+var _ router.Worker = (*Instance)(nil)
+
+// New prepares a Manager; Start spawns the plugins.
+func New(cfg Config) *Manager {
+	if cfg.Logger == nil {
+		cfg.Logger = hclog.NewNullLogger()
+	}
+	if cfg.HostName == "" {
+		cfg.HostName = "dsmil-host"
+	}
+	if cfg.StartTimeout <= 0 {
+		cfg.StartTimeout = 30 * time.Second
+	}
+	if cfg.HealthTimeout <= 0 {
+		cfg.HealthTimeout = 2 * time.Second
+	}
+	if cfg.UnhealthyThreshold <= 0 {
+		cfg.UnhealthyThreshold = 3
+	}
+	if cfg.MaxInFlight <= 0 {
+		cfg.MaxInFlight = 64
+	}
+	m := &Manager{cfg: cfg, byProfile: map[string][]router.Worker{}}
+	for _, p := range cfg.Plugins {
+		for r := range max(p.Replicas, 1) {
+			inst := &Instance{plugin: p, replica: r, m: m, state: StateStopped}
+			inst.log = cfg.Logger.Named("plugin." + inst.ID())
+			m.instances = append(m.instances, inst)
+			for _, prof := range p.Profiles {
+				m.byProfile[prof] = append(m.byProfile[prof], inst)
+			}
+		}
+	}
+	return m
+}
+
+// Workers implements router.Registry.
+func (m *Manager) Workers(profile string) ([]router.Worker, bool) {
+	ws, ok := m.byProfile[profile]
+	return ws, ok
+}
+
+// Instances returns every instance in config order.
+func (m *Manager) Instances() []*Instance { return m.instances }
+
+// Start spawns every instance in the background; each keeps restarting on
+// its own. It returns at once; use WaitReady to wait for the first start.
+func (m *Manager) Start(ctx context.Context) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.started {
+		return
+	}
+	m.started = true
+	ctx, m.cancel = context.WithCancel(ctx)
+	for _, inst := range m.instances {
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			inst.supervise(ctx)
+		}()
+	}
+}
+
+// WaitReady waits until every instance is running or failed, or ctx ends.
+func (m *Manager) WaitReady(ctx context.Context) error {
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		settled := true
+		for _, inst := range m.instances {
+			s := inst.Snapshot().State
+			if s != StateRunning && s != StateFailed {
+				settled = false
+			}
+		}
+		if settled {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// Snapshots returns the state of every instance.
+func (m *Manager) Snapshots() []Snapshot {
+	out := make([]Snapshot, len(m.instances))
+	for k, inst := range m.instances {
+		out[k] = inst.Snapshot()
+	}
+	return out
+}
+
+// Shutdown stops routing new work to the instances, waits for in-flight
+// requests to finish until ctx ends, then stops every process.
+func (m *Manager) Shutdown(ctx context.Context) error {
+	for _, inst := range m.instances {
+		inst.healthy.Store(false)
+		inst.mu.Lock()
+		if inst.state == StateRunning || inst.state == StateUnhealthy {
+			inst.state = StateDraining
+		}
+		inst.mu.Unlock()
+	}
+	var drainErr error
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+drain:
+	for {
+		busy := 0
+		for _, inst := range m.instances {
+			inst.mu.Lock()
+			if inst.mc != nil {
+				busy += inst.mc.InFlight()
+			}
+			inst.mu.Unlock()
+		}
+		if busy == 0 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			drainErr = errors.Join(errors.New("pluginmgr: drain cut short with requests in flight"), ctx.Err())
+			break drain
+		case <-t.C:
+		}
+	}
+	m.mu.Lock()
+	if m.cancel != nil {
+		m.cancel()
+	}
+	m.mu.Unlock()
+	m.wg.Wait()
+	return drainErr
+}
+
+// ctyJSON converts a setting value to plain JSON-able Go values.
+func ctyJSON(v cty.Value) (any, error) {
+	b, err := ctyjson.Marshal(v, v.Type())
+	if err != nil {
+		return nil, err
+	}
+	var out any
+	err = json.Unmarshal(b, &out)
+	return out, err
+}

@@ -1,0 +1,310 @@
+package pluginmgr
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/dsmil/l7/host/config"
+	"github.com/dsmil/l7/host/router"
+	"github.com/dsmil/l7/sdk/dbe"
+	"github.com/dsmil/l7/sdk/mux"
+	l7v1 "github.com/dsmil/l7/sdk/proto/dsmil/l7/v1"
+	"github.com/hashicorp/go-hclog"
+	"google.golang.org/protobuf/proto"
+)
+
+// echoBin is the real echo plugin, built once for these tests.
+var echoBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "pluginmgr-test")
+	if err != nil {
+		panic(err)
+	}
+	echoBin = filepath.Join(dir, "dsmil-echo")
+	out, err := exec.Command("go", "build", "-o", echoBin, "github.com/dsmil/l7/plugins/echo").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "building the echo plugin: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// syncBuffer collects log output from many goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// settingsBody parses plugin-specific settings the way dsmil.hcl holds them.
+func echoPlugin(t *testing.T, name string, replicas int, settings string) *config.Plugin {
+	t.Helper()
+	src := fmt.Sprintf(`
+plugin %q {
+  path            = %q
+  device_id       = 47
+  profiles        = [%q]
+  replicas        = %d
+  health_interval = "100ms"
+  restart_backoff = "50ms"
+  max_restarts    = 3
+  %s
+}
+model "m" { profile = %q }
+tenant "T" {
+  api_key_sha256 = ["%s"]
+  compartments   = ["SOC"]
+  models         = ["*"]
+}
+`, name, echoBin, name, replicas, settings, name, strings.Repeat("ab", 32))
+	cfg, diags := config.Parse(filepath.Join(t.TempDir(), "dsmil.hcl"), []byte(src))
+	if diags.HasErrors() {
+		t.Fatalf("config: %v", diags)
+	}
+	return cfg.Plugins[0]
+}
+
+func startManager(t *testing.T, logs *syncBuffer, plugins ...*config.Plugin) *Manager {
+	t.Helper()
+	logger := hclog.New(&hclog.LoggerOptions{Output: logs, Level: hclog.Debug})
+	m := New(Config{Plugins: plugins, Logger: logger, HealthTimeout: 300 * time.Millisecond, UnhealthyThreshold: 2})
+	ctx, cancel := context.WithCancel(context.Background())
+	m.Start(ctx)
+	t.Cleanup(func() {
+		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer scancel()
+		m.Shutdown(sctx)
+		cancel()
+	})
+	wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
+	defer wcancel()
+	if err := m.WaitReady(wctx); err != nil {
+		t.Fatalf("not ready: %v\n%s", err, logs)
+	}
+	return m
+}
+
+func chat(profile, text string, stream bool) *dbe.Frame {
+	f := &dbe.Frame{Type: dbe.MsgChatReq}
+	f.SetTenantID("T")
+	f.SetCompartmentMask(dbe.CompartmentSOC)
+	f.SetClassification(dbe.Unclas)
+	f.SetROELevel(dbe.AnalysisOnly)
+	f.SetProfile(profile)
+	f.SetRequestID([16]byte{9, 9, 9})
+	f.Payload, _ = proto.Marshal(&l7v1.L7ChatRequest{Model: "m", Stream: stream,
+		Messages: []*l7v1.Message{{Role: "user", Content: text}}})
+	return f
+}
+
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestStartRouteAndList(t *testing.T) {
+	var logs syncBuffer
+	m := startManager(t, &logs, echoPlugin(t, "echo", 2, ""))
+	snaps := m.Snapshots()
+	if len(snaps) != 2 {
+		t.Fatalf("%d instances", len(snaps))
+	}
+	for _, s := range snaps {
+		if s.State != StateRunning || !s.Healthy || s.PID == 0 || s.Version == "" || s.Restarts != 0 {
+			t.Fatalf("snapshot %+v", s)
+		}
+	}
+	if snaps[0].PID == snaps[1].PID {
+		t.Fatal("replicas share a process")
+	}
+	r, err := router.New(router.Config{Registry: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var text strings.Builder
+	err = r.Route(context.Background(), chat("echo", "hello plane", true), func(f *dbe.Frame) error {
+		var c l7v1.L7ChatChunk
+		if f.Type == dbe.MsgChatChunk && proto.Unmarshal(f.Payload, &c) == nil {
+			text.WriteString(c.GetDelta())
+		}
+		return nil
+	})
+	if err != nil || text.String() != "echo: hello plane" {
+		t.Fatalf("%v %q", err, text.String())
+	}
+	// The plugin's own log lines are re-emitted under its name.
+	waitFor(t, 5*time.Second, "plugin logs", func() bool { return strings.Contains(logs.String(), "plugin.echo#0") })
+}
+
+// TestKillMidRequest: kill -9 a plugin during a request: the caller gets an
+// error within 1 s, the plugin is back within 5 s, the restart is counted.
+func TestKillMidRequest(t *testing.T) {
+	var logs syncBuffer
+	m := startManager(t, &logs, echoPlugin(t, "slow", 1, `delay = "200ms"`))
+	r, _ := router.New(router.Config{Registry: m})
+	pid := m.Snapshots()[0].PID
+	errc := make(chan error, 1)
+	var killedAt time.Time
+	go func() {
+		errc <- r.Route(context.Background(), chat("slow", "one two three four five six", true), func(f *dbe.Frame) error {
+			if killedAt.IsZero() {
+				killedAt = time.Now()
+				syscall.Kill(pid, syscall.SIGKILL)
+			}
+			return nil
+		})
+	}()
+	select {
+	case err := <-errc:
+		if mux.CodeOf(err) != dbe.CodeWorkerFailed {
+			t.Fatalf("err %v, want WORKER_FAILED", err)
+		}
+		if d := time.Since(killedAt); d > time.Second {
+			t.Fatalf("error came %v after the kill", d)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("request hangs after its plugin was killed")
+	}
+	waitFor(t, 5*time.Second, "restart", func() bool {
+		s := m.Snapshots()[0]
+		return s.State == StateRunning && s.Healthy && s.PID != pid && s.PID != 0
+	})
+	if s := m.Snapshots()[0]; s.Restarts != 1 {
+		t.Fatalf("restarts %d", s.Restarts)
+	}
+	if err := r.Route(context.Background(), chat("slow", "back", false), func(*dbe.Frame) error { return nil }); err != nil {
+		t.Fatalf("after restart: %v", err)
+	}
+}
+
+// TestFrozenPluginRestarted: a plugin that stops answering health checks
+// (SIGSTOP) is restarted.
+func TestFrozenPluginRestarted(t *testing.T) {
+	var logs syncBuffer
+	m := startManager(t, &logs, echoPlugin(t, "echo", 1, ""))
+	pid := m.Snapshots()[0].PID
+	syscall.Kill(pid, syscall.SIGSTOP)
+	defer syscall.Kill(pid, syscall.SIGKILL)
+	waitFor(t, 10*time.Second, "restart of a frozen plugin", func() bool {
+		s := m.Snapshots()[0]
+		return s.State == StateRunning && s.PID != pid && s.PID != 0
+	})
+	if !strings.Contains(logs.String(), "health check failed") {
+		t.Fatal("no health-check failure logged")
+	}
+}
+
+// TestGivesUp: a plugin that never starts is retried MaxRestarts times with
+// backoff, then marked failed.
+func TestGivesUp(t *testing.T) {
+	var logs syncBuffer
+	p := echoPlugin(t, "broken", 1, "")
+	p.Path = "/bin/false"
+	m := startManager(t, &logs, p)
+	s := m.Snapshots()[0]
+	if s.State != StateFailed || s.Restarts != 3 || s.LastError == "" || s.Healthy {
+		t.Fatalf("snapshot %+v", s)
+	}
+	r, _ := router.New(router.Config{Registry: m})
+	err := r.Route(context.Background(), chat("broken", "x", false), func(*dbe.Frame) error { return nil })
+	if mux.CodeOf(err) != dbe.CodeNoWorkerAvailable {
+		t.Fatalf("err %v", err)
+	}
+}
+
+func TestChecksumPin(t *testing.T) {
+	b, err := os.ReadFile(echoBin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(b)
+	var logs syncBuffer
+	good := echoPlugin(t, "good", 1, "")
+	good.SHA256 = hex.EncodeToString(sum[:])
+	bad := echoPlugin(t, "bad", 1, "")
+	bad.SHA256 = strings.Repeat("00", 32)
+	m := startManager(t, &logs, good, bad)
+	snaps := m.Snapshots()
+	if snaps[0].State != StateRunning {
+		t.Fatalf("pinned with the right sum: %+v", snaps[0])
+	}
+	if snaps[1].State != StateFailed || snaps[1].Restarts != 0 || !strings.Contains(snaps[1].LastError, "checksum") {
+		t.Fatalf("pinned with a wrong sum: %+v", snaps[1])
+	}
+}
+
+func TestBadSettings(t *testing.T) {
+	var logs syncBuffer
+	m := startManager(t, &logs, echoPlugin(t, "echo", 1, `colour = "blue"`))
+	s := m.Snapshots()[0]
+	if s.State != StateFailed || !strings.Contains(s.LastError, "colour") || !strings.Contains(s.LastError, "dsmil.hcl:") {
+		t.Fatalf("snapshot %+v", s)
+	}
+}
+
+// TestDrain: Shutdown lets a request in flight finish.
+func TestDrain(t *testing.T) {
+	var logs syncBuffer
+	p := echoPlugin(t, "slow", 1, `delay = "100ms"`)
+	logger := hclog.New(&hclog.LoggerOptions{Output: &logs})
+	m := New(Config{Plugins: []*config.Plugin{p}, Logger: logger})
+	m.Start(context.Background())
+	wctx, wcancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer wcancel()
+	if err := m.WaitReady(wctx); err != nil {
+		t.Fatal(err)
+	}
+	r, _ := router.New(router.Config{Registry: m})
+	errc := make(chan error, 1)
+	started := make(chan struct{})
+	var once sync.Once
+	go func() {
+		errc <- r.Route(context.Background(), chat("slow", "a b c d e", true), func(*dbe.Frame) error {
+			once.Do(func() { close(started) })
+			return nil
+		})
+	}()
+	<-started
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := m.Shutdown(sctx); err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatalf("in-flight request during drain: %v", err)
+	}
+	if s := m.Snapshots()[0]; s.State != StateStopped || s.PID != 0 {
+		t.Fatalf("after shutdown: %+v", s)
+	}
+}

@@ -1,0 +1,127 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/dsmil/l7/host/admin"
+	"github.com/dsmil/l7/host/config"
+	"github.com/dsmil/l7/host/pluginmgr"
+	"github.com/dsmil/l7/host/router"
+	"github.com/hashicorp/go-hclog"
+)
+
+// Options tune a Host beyond dsmil.hcl.
+type Options struct {
+	// ConfigPath is reported by the admin API.
+	ConfigPath string
+	// Version is reported by the admin API.
+	Version string
+	// DrainTimeout bounds the wait for in-flight requests at shutdown.
+	// Default 30 s.
+	DrainTimeout time.Duration
+}
+
+// Host is a running dsmil-host.
+type Host struct {
+	cfg      *config.Config
+	opts     Options
+	log      hclog.Logger
+	started  time.Time
+	Manager  *pluginmgr.Manager
+	Router   *router.Router
+	endpoint *router.Endpoint
+	admin    *admin.Server
+	wg       sync.WaitGroup
+}
+
+// Start brings the host up: sockets first (so a second host fails fast),
+// then the plugins.
+func Start(ctx context.Context, cfg *config.Config, log hclog.Logger, opts Options) (*Host, error) {
+	if opts.DrainTimeout <= 0 {
+		opts.DrainTimeout = 30 * time.Second
+	}
+	h := &Host{cfg: cfg, opts: opts, log: log, started: time.Now()}
+	for _, p := range []string{cfg.Router.Socket, cfg.Admin.Socket} {
+		if err := os.MkdirAll(filepath.Dir(p), 0o750); err != nil {
+			return nil, fmt.Errorf("server: %w", err)
+		}
+	}
+	h.Manager = pluginmgr.New(pluginmgr.Config{
+		Plugins: cfg.Plugins, Files: cfg.Files(), Logger: log,
+		MaxFrame: int(cfg.Router.MaxFrameBytes),
+	})
+	r, err := router.New(router.Config{
+		Registry:       h.Manager,
+		RequestTimeout: cfg.Router.RequestTimeout,
+		LoadThreshold:  cfg.Router.LoadThreshold,
+		Logger:         log.Named("router"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	h.Router = r
+	h.admin = &admin.Server{Path: cfg.Admin.Socket, Source: h}
+	if err := h.admin.Listen(); err != nil {
+		return nil, err
+	}
+	h.endpoint = &router.Endpoint{Router: r, Path: cfg.Router.Socket, Mode: cfg.Router.SocketMode,
+		MaxFrame: int(cfg.Router.MaxFrameBytes)}
+	if err := h.endpoint.Listen(); err != nil {
+		h.admin.Close()
+		return nil, err
+	}
+	h.wg.Add(2)
+	go func() {
+		defer h.wg.Done()
+		if err := h.admin.Serve(); err != nil {
+			log.Error("admin socket", "error", err)
+		}
+	}()
+	go func() {
+		defer h.wg.Done()
+		if err := h.endpoint.Serve(context.Background()); err != nil {
+			log.Error("router socket", "error", err)
+		}
+	}()
+	h.Manager.Start(ctx)
+	log.Info("dsmil-host started", "router", cfg.Router.Socket, "admin", cfg.Admin.Socket, "plugins", len(h.Manager.Instances()))
+	return h, nil
+}
+
+// Shutdown stops accepting work, drains in-flight requests (up to the drain
+// timeout), stops the plugins and closes the sockets.
+func (h *Host) Shutdown() error {
+	h.log.Info("shutting down: draining in-flight requests", "timeout", h.opts.DrainTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), h.opts.DrainTimeout)
+	defer cancel()
+	err := h.Manager.Shutdown(ctx)
+	err = errors.Join(err, h.endpoint.Close(), h.admin.Close())
+	h.wg.Wait()
+	h.log.Info("dsmil-host stopped")
+	return err
+}
+
+// Snapshots implements admin.Source.
+func (h *Host) Snapshots() []pluginmgr.Snapshot { return h.Manager.Snapshots() }
+
+// Status implements admin.Source.
+func (h *Host) Status() admin.Status {
+	st := admin.Status{
+		Version: h.opts.Version, PID: os.Getpid(), Started: h.started, Config: h.opts.ConfigPath,
+		Router: h.Router.Stats(),
+		Listen: admin.Listeners{Router: h.cfg.Router.Socket, Admin: h.cfg.Admin.Socket},
+	}
+	for _, s := range h.Manager.Snapshots() {
+		st.Plugins++
+		if s.Healthy {
+			st.Healthy++
+		}
+	}
+	return st
+}

@@ -1,0 +1,258 @@
+package sdk
+
+import (
+	"context"
+	"encoding/hex"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/dsmil/l7/sdk/dbe"
+	"github.com/dsmil/l7/sdk/mux"
+	l7v1 "github.com/dsmil/l7/sdk/proto/dsmil/l7/v1"
+	"google.golang.org/protobuf/proto"
+)
+
+// roleAssistant is the role of every generated message.
+const roleAssistant = "assistant"
+
+// serveChat answers one L7_CHAT_REQ.
+func (s *Server) serveChat(ctx context.Context, f *dbe.Frame, w *mux.ResponseWriter) {
+	start := time.Now()
+	if s.chat == nil {
+		_ = w.Fail(Errorf(dbe.CodeUnknownMsgType, "plugin does not serve chat (%s)", f.Type))
+		return
+	}
+	cfg := s.configured()
+	if cfg == nil {
+		_ = w.Fail(&mux.Error{Code: dbe.CodeNoWorkerAvailable, Message: ErrNotConfigured.Error()})
+		return
+	}
+	req, err := chatRequest(f, cfg)
+	if err != nil {
+		_ = w.Fail(err)
+		return
+	}
+	out := &chatStream{
+		w:      w,
+		done:   ctx.Done(),
+		ctx:    ctx,
+		stream: req.Params.GetStream(),
+		start:  start,
+	}
+	out.chunk.Id = "chatcmpl-" + hex.EncodeToString(req.RequestID[:])
+	out.chunk.DeviceId = uint32(cfg.DeviceID)
+	out.frame.Type = dbe.MsgChatChunk
+	out.model, out.profile = s.defaultModel(req), req.Profile
+
+	res, err := s.runChat(ctx, req, out)
+	out.finish()
+	if err != nil {
+		if ctx.Err() != nil {
+			err = ctx.Err()
+		}
+		e := AsError(err)
+		if e.Code == dbe.CodeWorkerFailed {
+			s.logger.Warn("chat failed", "request_id", dbe.FormatUUID(req.RequestID), "error", err)
+		}
+		_ = w.Fail(e)
+		return
+	}
+
+	usage := &l7v1.Usage{}
+	finish := l7v1.FinishReason_FINISH_REASON_STOP
+	model := out.model
+	if res != nil {
+		if u := res.Usage; u != nil {
+			usage.PromptTokens, usage.CompletionTokens, usage.TotalTokens = u.GetPromptTokens(), u.GetCompletionTokens(), u.GetTotalTokens()
+		}
+		if res.FinishReason != l7v1.FinishReason_FINISH_REASON_UNSPECIFIED {
+			finish = res.FinishReason
+		}
+		if res.Model != "" {
+			model = res.Model
+		}
+	}
+	if usage.TotalTokens == 0 {
+		usage.TotalTokens = usage.PromptTokens + usage.CompletionTokens
+	}
+	s.countTokens(usage.CompletionTokens)
+
+	if out.stream {
+		out.last(finish, model, usage, req.Params.GetIncludeUsage())
+		return
+	}
+	choice := &l7v1.Choice{FinishReason: finish}
+	if req.Params.GetPrompt() != "" {
+		choice.Text = out.text.String()
+	} else {
+		choice.Message = &l7v1.Message{Role: roleAssistant, Content: out.text.String()}
+	}
+	resp := &l7v1.L7ChatResponse{
+		Id:          out.chunk.Id,
+		Model:       model,
+		Choices:     []*l7v1.Choice{choice},
+		Usage:       usage,
+		DeviceId:    uint32(cfg.DeviceID),
+		LatencyMs:   sinceMS(start),
+		L7Profile:   req.Profile,
+		CreatedUnix: start.Unix(),
+	}
+	b, err := proto.Marshal(resp)
+	if err != nil {
+		_ = w.Fail(Errorf(dbe.CodeInternal, "marshal L7ChatResponse: %w", err))
+		return
+	}
+	_ = w.Send(&dbe.Frame{Type: dbe.MsgChatResp, Flags: dbe.FlagEndStream, Payload: b})
+}
+
+// defaultModel is the model a response names unless the workload says
+// otherwise: the one asked for, else the plugin's first.
+func (s *Server) defaultModel(req *ChatRequest) string {
+	if m := req.Params.GetModel(); m != "" {
+		return m
+	}
+	if info := s.info.Load(); info != nil && len(info.Models) > 0 {
+		return info.Models[0]
+	}
+	return ""
+}
+
+// runChat calls the workload, counting it as in flight.
+func (s *Server) runChat(ctx context.Context, req *ChatRequest, out *chatStream) (*ChatResult, error) {
+	s.inFlight.Add(1)
+	defer s.inFlight.Add(-1)
+	return s.chat.Chat(ctx, req, out)
+}
+
+// chatRequest checks an L7_CHAT_REQ frame and builds the ChatRequest.
+func chatRequest(f *dbe.Frame, cfg *Config) (*ChatRequest, error) {
+	if err := dbe.CheckRequired(f); err != nil {
+		return nil, Errorf(dbe.CodeInvalidRequest, "%w", err)
+	}
+	params := new(l7v1.L7ChatRequest)
+	if err := proto.Unmarshal(f.Payload, params); err != nil {
+		return nil, Errorf(dbe.CodeInvalidRequest, "L7ChatRequest payload: %w", err)
+	}
+	switch {
+	case len(params.GetMessages()) == 0 && params.GetPrompt() == "":
+		return nil, InvalidParam("messages", "one of messages and prompt is required")
+	case len(params.GetMessages()) > 0 && params.GetPrompt() != "":
+		return nil, InvalidParam("prompt", "messages and prompt are mutually exclusive")
+	case params.GetN() < 0 || params.GetN() > 1:
+		return nil, InvalidParam("n", "n=%d: plugins generate one choice", params.GetN())
+	case params.GetMaxTokens() < 0:
+		return nil, InvalidParam("max_tokens", "max_tokens=%d is negative", params.GetMaxTokens())
+	}
+	req := &ChatRequest{Params: params}
+	req.RequestID, _ = f.RequestID()
+	req.TenantID, _ = f.TenantID()
+	req.Profile, _ = f.Profile()
+	if len(cfg.Profiles) > 0 && !slices.Contains(cfg.Profiles, req.Profile) {
+		return nil, Errorf(dbe.CodeNotFound, "profile %q is not served by plugin %q", req.Profile, cfg.Name)
+	}
+	return req, nil
+}
+
+// chatStream is the Stream of one request. When streaming, each Send
+// marshals one L7ChatChunk into a buffer reused across chunks and writes it
+// in a frame reused across chunks: the session encodes a frame before Send
+// returns, so neither is retained. Not streaming, Send collects the text.
+type chatStream struct {
+	w      *mux.ResponseWriter
+	ctx    context.Context
+	done   <-chan struct{}
+	stream bool
+	start  time.Time
+
+	// model and profile go on the first chunk.
+	model, profile string
+
+	mu    sync.Mutex
+	ended bool
+	sent  int             // chunks sent
+	text  strings.Builder // the whole answer, when not streaming
+	chunk l7v1.L7ChatChunk
+	frame dbe.Frame
+	buf   []byte
+}
+
+var _ Stream = (*chatStream)(nil)
+
+func (c *chatStream) Send(delta string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ended {
+		return ErrStreamDone
+	}
+	select {
+	case <-c.done:
+		return c.ctx.Err()
+	default:
+	}
+	if !c.stream {
+		c.text.WriteString(delta)
+		return nil
+	}
+	if delta == "" {
+		return nil
+	}
+	c.chunk.Delta = delta
+	if c.sent == 0 {
+		c.firstFields(true)
+	}
+	err := c.send(0)
+	if c.sent == 0 {
+		c.firstFields(false)
+	}
+	c.sent++
+	return err
+}
+
+// firstFields sets or clears the fields only the first chunk carries.
+func (c *chatStream) firstFields(set bool) {
+	if set {
+		c.chunk.Role, c.chunk.CreatedUnix, c.chunk.Model, c.chunk.L7Profile = roleAssistant, c.start.Unix(), c.model, c.profile
+		return
+	}
+	c.chunk.Role, c.chunk.CreatedUnix, c.chunk.Model, c.chunk.L7Profile = "", 0, "", ""
+}
+
+// send writes the current chunk.
+func (c *chatStream) send(flags dbe.Flags) error {
+	c.chunk.LatencyMs = sinceMS(c.start)
+	b, err := proto.MarshalOptions{}.MarshalAppend(c.buf[:0], &c.chunk)
+	if err != nil {
+		return Errorf(dbe.CodeInternal, "marshal L7ChatChunk: %w", err)
+	}
+	c.buf = b
+	c.frame.Flags = flags
+	c.frame.Payload = b
+	return c.w.Send(&c.frame)
+}
+
+// finish makes later Sends fail.
+func (c *chatStream) finish() {
+	c.mu.Lock()
+	c.ended = true
+	c.mu.Unlock()
+}
+
+// last writes the final chunk of a stream: finish reason, the model that
+// answered, usage when asked for, END_STREAM. When no delta was sent it is
+// also the first chunk.
+func (c *chatStream) last(finish l7v1.FinishReason, model string, usage *l7v1.Usage, withUsage bool) {
+	if c.sent == 0 {
+		c.firstFields(true)
+	}
+	c.chunk.Delta = ""
+	c.chunk.FinishReason = finish
+	c.chunk.Model = model
+	if withUsage {
+		c.chunk.Usage = usage
+	}
+	_ = c.send(dbe.FlagEndStream)
+}
+
+func sinceMS(t time.Time) float32 { return float32(time.Since(t).Seconds() * 1e3) }
