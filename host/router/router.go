@@ -10,7 +10,9 @@ import (
 
 	"github.com/dsmil/l7/sdk/dbe"
 	"github.com/dsmil/l7/sdk/mux"
+	l7v1 "github.com/dsmil/l7/sdk/proto/dsmil/l7/v1"
 	"github.com/hashicorp/go-hclog"
+	"google.golang.org/protobuf/proto"
 )
 
 // DeviceID is the router's DSMIL device.
@@ -50,6 +52,16 @@ type Policy interface {
 	Decide(ctx context.Context, f *dbe.Frame) error
 }
 
+// Limiter enforces per-tenant quotas (requests/min, tokens/min, concurrent
+// requests). Admit is called after policy and before a worker is picked; a
+// refusal is a *mux.Error with code RATE_LIMITED and RetryAfterMS. When
+// admitted, release must be called exactly once when the request ends, with
+// the tokens it really used (prompt + completion, from the final frame's
+// usage; 0 when unknown) so the estimate can be reconciled.
+type Limiter interface {
+	Admit(ctx context.Context, f *dbe.Frame) (release func(usedTokens int64), err error)
+}
+
 // Config configures a Router.
 type Config struct {
 	// Registry finds workers. Required.
@@ -67,6 +79,8 @@ type Config struct {
 	// Policy decides each request. Nil allows everything except what the
 	// built-in hard rules deny (KINETIC, EXEC): the policy engine fills this.
 	Policy Policy
+	// Limiter enforces tenant quotas. Nil means no quotas.
+	Limiter Limiter
 	// Logger receives one line per failed request. Default: no logging.
 	Logger hclog.Logger
 }
@@ -154,6 +168,21 @@ func (r *Router) route(ctx context.Context, req *dbe.Frame, out func(*dbe.Frame)
 	if r.cfg.Policy != nil {
 		if err := r.cfg.Policy.Decide(ctx, req); err != nil {
 			return err
+		}
+	}
+	if r.cfg.Limiter != nil {
+		release, err := r.cfg.Limiter.Admit(ctx, req)
+		if err != nil {
+			return err
+		}
+		var used int64
+		defer func() { release(used) }()
+		inner := out
+		out = func(f *dbe.Frame) error {
+			if f.Flags&dbe.FlagEndStream != 0 {
+				used = usedTokens(f)
+			}
+			return inner(f)
 		}
 	}
 	profile, _ := req.Profile()
@@ -267,3 +296,26 @@ var deviceByte = func() []byte {
 	}
 	return b
 }()
+
+// usedTokens reads usage.total_tokens from a final response frame.
+func usedTokens(f *dbe.Frame) int64 {
+	var u *l7v1.Usage
+	switch f.Type {
+	case dbe.MsgChatResp:
+		var m l7v1.L7ChatResponse
+		if proto.Unmarshal(f.Payload, &m) == nil {
+			u = m.GetUsage()
+		}
+	case dbe.MsgChatChunk:
+		var m l7v1.L7ChatChunk
+		if proto.Unmarshal(f.Payload, &m) == nil {
+			u = m.GetUsage()
+		}
+	case dbe.MsgAgentResult:
+		var m l7v1.L7AgentResult
+		if proto.Unmarshal(f.Payload, &m) == nil {
+			u = m.GetUsage()
+		}
+	}
+	return int64(u.GetTotalTokens())
+}
