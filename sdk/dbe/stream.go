@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"sync"
-	"sync/atomic"
 )
 
 // Reader reads frames from a byte stream.
@@ -103,42 +102,58 @@ func noEOF(err error) error {
 	return err
 }
 
-// Writer writes frames to a byte stream through a buffer. It is safe for
-// concurrent use: frames from concurrent callers are never interleaved, and
-// the buffer is flushed when no other WriteFrame is waiting, so a burst of
-// frames leaves in few system calls and a lone frame leaves at once.
+// Writer writes frames to a byte stream. It is safe for concurrent use and
+// never interleaves frames. Frames are encoded into a pending buffer at once
+// and written by a single flusher that runs while there is something to
+// write: every frame that arrives while a write system call is in progress
+// leaves with the next one (group commit), so a burst of frames costs few
+// system calls while a lone frame leaves at once. WriteFrame blocks only
+// while more than MaxPending bytes wait to be written.
+//
+// A write error is sticky: it is returned by the next WriteFrame, Flush or
+// WriteEncoded.
 type Writer struct {
-	mu      sync.Mutex
-	bw      *bufio.Writer
-	waiting atomic.Int32
-	err     error // sticky write error
+	w          io.Writer
+	maxPending int
+
+	mu       sync.Mutex
+	cond     *sync.Cond
+	buf      []byte // frames waiting to be written
+	spare    []byte // the previous batch's buffer, reused
+	flushing bool   // a flusher goroutine is running
+	err      error
 }
+
+// DefaultMaxPending is how many bytes may wait in a Writer before
+// WriteFrame blocks.
+const DefaultMaxPending = 4 << 20
 
 // NewWriter returns a Writer over w.
 func NewWriter(w io.Writer) *Writer {
-	return &Writer{bw: bufio.NewWriterSize(w, 64<<10)}
+	wr := &Writer{w: w, maxPending: DefaultMaxPending}
+	wr.cond = sync.NewCond(&wr.mu)
+	return wr
 }
 
 // ErrWriterFailed wraps the first I/O error a Writer met; every later write
 // returns it.
 var ErrWriterFailed = errors.New("dbe: writer failed")
 
-// WriteFrame encodes f and writes it.
+// WriteFrame encodes f into the pending buffer and returns; f may be reused
+// at once. Encoding errors are returned and write nothing.
 func (w *Writer) WriteFrame(f *Frame) error {
-	w.waiting.Add(1)
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.err != nil {
-		w.waiting.Add(-1)
-		return w.err
-	}
-	buf, err := f.AppendBinary(w.bw.AvailableBuffer())
-	if err != nil {
-		w.waiting.Add(-1)
-		w.flushIfIdle()
+	if err := w.waitRoom(); err != nil {
 		return err
 	}
-	return w.finish(buf)
+	buf, err := f.AppendBinary(w.buf)
+	if err != nil {
+		return err
+	}
+	w.buf = buf
+	w.kick()
+	return nil
 }
 
 // WriteEncoded writes an already-encoded frame (for forwarding frames that
@@ -151,47 +166,62 @@ func (w *Writer) WriteEncoded(b []byte) error {
 	if h.FrameSize() != uint64(len(b)) {
 		return fmt.Errorf("%w: header declares %d bytes, have %d", ErrTruncated, h.FrameSize(), len(b))
 	}
-	w.waiting.Add(1)
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.err != nil {
-		w.waiting.Add(-1)
-		return w.err
+	if err := w.waitRoom(); err != nil {
+		return err
 	}
-	return w.finish(b)
-}
-
-// finish writes b and flushes if nobody else is waiting. Called with mu held
-// and waiting counting this call.
-func (w *Writer) finish(b []byte) error {
-	if _, err := w.bw.Write(b); err != nil {
-		w.err = fmt.Errorf("%w: %w", ErrWriterFailed, err)
-		w.waiting.Add(-1)
-		return w.err
-	}
-	w.waiting.Add(-1)
-	return w.flushIfIdle()
-}
-
-func (w *Writer) flushIfIdle() error {
-	if w.waiting.Load() == 0 && w.bw.Buffered() > 0 {
-		if err := w.bw.Flush(); err != nil {
-			w.err = fmt.Errorf("%w: %w", ErrWriterFailed, err)
-			return w.err
-		}
-	}
+	w.buf = append(w.buf, b...)
+	w.kick()
 	return nil
 }
 
-// Flush writes any buffered frames.
+// waitRoom blocks while the pending buffer is full. Called with mu held.
+func (w *Writer) waitRoom() error {
+	for w.err == nil && len(w.buf) >= w.maxPending {
+		w.cond.Wait()
+	}
+	return w.err
+}
+
+// kick starts the flusher if it is not running. Called with mu held.
+func (w *Writer) kick() {
+	if !w.flushing {
+		w.flushing = true
+		go w.flushLoop()
+	}
+}
+
+// flushLoop writes pending batches until none is left.
+func (w *Writer) flushLoop() {
+	w.mu.Lock()
+	for len(w.buf) > 0 && w.err == nil {
+		batch := w.buf
+		w.buf = w.spare[:0]
+		w.mu.Unlock()
+		_, err := w.w.Write(batch)
+		w.mu.Lock()
+		if cap(batch) <= 1<<20 {
+			w.spare = batch[:0]
+		}
+		if err != nil {
+			w.err = fmt.Errorf("%w: %w", ErrWriterFailed, err)
+			w.buf = nil
+		}
+		w.cond.Broadcast()
+	}
+	w.flushing = false
+	w.cond.Broadcast()
+	w.mu.Unlock()
+}
+
+// Flush waits until every frame written so far has been handed to the
+// underlying writer, and returns the sticky error if there is one.
 func (w *Writer) Flush() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.err != nil {
-		return w.err
-	}
-	if err := w.bw.Flush(); err != nil {
-		w.err = fmt.Errorf("%w: %w", ErrWriterFailed, err)
+	for w.flushing && w.err == nil {
+		w.cond.Wait()
 	}
 	return w.err
 }

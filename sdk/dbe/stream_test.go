@@ -8,6 +8,7 @@ import (
 	"net"
 	"sync"
 	"testing"
+	"time"
 )
 
 func TestReaderWriterRoundTrip(t *testing.T) {
@@ -209,7 +210,11 @@ func TestWriterStickyError(t *testing.T) {
 	if err := w.WriteFrame(&Frame{Type: MsgHealth}); err != nil {
 		t.Fatal(err)
 	}
-	err := w.WriteFrame(&Frame{Type: MsgHealth})
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	_ = w.WriteFrame(&Frame{Type: MsgHealth})
+	err := w.Flush()
 	if !errors.Is(err, ErrWriterFailed) || !errors.Is(err, io.ErrClosedPipe) {
 		t.Fatalf("err %v", err)
 	}
@@ -221,11 +226,42 @@ func TestWriterStickyError(t *testing.T) {
 	}
 }
 
+// TestWriterBackpressure: a writer whose peer does not read blocks once
+// MaxPending bytes wait, instead of buffering without bound.
+func TestWriterBackpressure(t *testing.T) {
+	pr, pw := io.Pipe()
+	w := NewWriter(pw)
+	w.maxPending = 64 << 10
+	done := make(chan int)
+	go func() {
+		n := 0
+		for range 1000 {
+			if w.WriteFrame(&Frame{Type: MsgTunnelData, Payload: make([]byte, 4096)}) != nil {
+				break
+			}
+			n++
+		}
+		done <- n
+	}()
+	select {
+	case n := <-done:
+		t.Fatalf("wrote %d frames to a peer that reads nothing", n)
+	case <-time.After(200 * time.Millisecond):
+	}
+	go io.Copy(io.Discard, pr)
+	if n := <-done; n != 1000 {
+		t.Fatalf("%d frames", n)
+	}
+}
+
 func TestWriteEncoded(t *testing.T) {
 	var buf bytes.Buffer
 	w := NewWriter(&buf)
 	b, _ := (&Frame{Type: MsgCancel, CorrelationID: 3}).MarshalBinary()
 	if err := w.WriteEncoded(b); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Flush(); err != nil {
 		t.Fatal(err)
 	}
 	if err := w.WriteEncoded(append(b, 0)); !errors.Is(err, ErrTruncated) {

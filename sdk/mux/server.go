@@ -78,13 +78,15 @@ type Server struct {
 	wg     sync.WaitGroup
 	base   context.Context
 	stop   context.CancelFunc
+	pool   workerPool
 }
 
 // NewServer returns a Server that answers through s. Feed it the session's
 // frames with Dispatch.
 func NewServer(s Sender, h Handler) *Server {
 	base, stop := context.WithCancel(context.Background())
-	return &Server{s: s, h: h, active: make(map[uint64]context.CancelFunc), base: base, stop: stop}
+	return &Server{s: s, h: h, active: make(map[uint64]context.CancelFunc), base: base, stop: stop,
+		pool: workerPool{tasks: make(chan func())}}
 }
 
 // Active is the number of requests being served.
@@ -133,7 +135,7 @@ func (s *Server) Dispatch(f *dbe.Frame, malformed error) {
 	s.mu.Unlock()
 	reqID, _ := f.Get(dbe.TLVRequestID)
 	w := &ResponseWriter{s: s.s, corr: f.CorrelationID, reqID: reqID}
-	go func() {
+	s.pool.run(func() {
 		defer s.wg.Done()
 		defer func() {
 			s.mu.Lock()
@@ -149,7 +151,40 @@ func (s *Server) Dispatch(f *dbe.Frame, malformed error) {
 			}
 			_ = w.Fail(err)
 		}
-	}()
+	})
+}
+
+// workerPool runs tasks on reused goroutines: a goroutine that finished a
+// task waits a while for the next one instead of exiting, so a busy server
+// neither creates a goroutine nor grows a fresh stack per request. There is
+// no bound: a task never waits for a free worker.
+type workerPool struct {
+	tasks chan func() // unbuffered: a send succeeds only to an idle worker
+}
+
+// poolIdle is how long an idle worker waits for work before exiting.
+const poolIdle = 2 * time.Second
+
+func (p *workerPool) run(task func()) {
+	select {
+	case p.tasks <- task:
+	default:
+		go p.work(task)
+	}
+}
+
+func (p *workerPool) work(task func()) {
+	t := time.NewTimer(poolIdle)
+	defer t.Stop()
+	for {
+		task()
+		t.Reset(poolIdle)
+		select {
+		case task = <-p.tasks:
+		case <-t.C:
+			return
+		}
+	}
 }
 
 // Close cancels every request and waits up to grace for handlers to return.

@@ -3,6 +3,7 @@ package session
 import (
 	"context"
 	"net"
+	"time"
 
 	"github.com/dsmil/l7/sdk/dbe"
 )
@@ -47,7 +48,15 @@ func NewPlainChannel(conn net.Conn, maxFrame int, peer Peer) *PlainChannel {
 func (c *PlainChannel) ReadFrame() (*dbe.Frame, error) { return c.r.ReadFrame() }
 func (c *PlainChannel) WriteFrame(f *dbe.Frame) error  { return c.w.WriteFrame(f) }
 func (c *PlainChannel) Peer() Peer                     { return c.peer }
-func (c *PlainChannel) Close() error                   { return c.conn.Close() }
-func (c *PlainChannel) setPeer(p Peer)                 { c.peer = p }
+
+// Close writes out pending frames (waiting at most a second) and closes the
+// connection.
+func (c *PlainChannel) Close() error {
+	_ = c.conn.SetWriteDeadline(time.Now().Add(time.Second))
+	_ = c.w.Flush()
+	return c.conn.Close()
+}
+
+func (c *PlainChannel) setPeer(p Peer) { c.peer = p }
 
 var _ Channel = (*PlainChannel)(nil)
