@@ -62,6 +62,17 @@ type Limiter interface {
 	Admit(ctx context.Context, f *dbe.Frame) (release func(usedTokens int64), err error)
 }
 
+// Observer sees every request the router finishes, for metrics.
+type Observer interface {
+	// Started is called when a request arrives.
+	Started()
+	// Finished is called once per request: the profile it named, the
+	// device it went to (0 when it went nowhere), its final code
+	// (UNSPECIFIED for success), how long it took, and the usage its final
+	// frame reported.
+	Finished(profile string, device uint8, code dbe.Code, d time.Duration, promptTokens, completionTokens int64)
+}
+
 // Config configures a Router.
 type Config struct {
 	// Registry finds workers. Required.
@@ -81,6 +92,8 @@ type Config struct {
 	Policy Policy
 	// Limiter enforces tenant quotas. Nil means no quotas.
 	Limiter Limiter
+	// Observer sees every finished request. Nil means none.
+	Observer Observer
 	// Logger receives one line per failed request. Default: no logging.
 	Logger hclog.Logger
 }
@@ -134,7 +147,17 @@ var ErrNoResponse = errors.New("router: worker sent no final frame")
 func (r *Router) Route(ctx context.Context, req *dbe.Frame, out func(*dbe.Frame) error) error {
 	r.inFlight.Add(1)
 	defer r.inFlight.Add(-1)
-	err := r.route(ctx, req, out)
+	var t routeTrace
+	if obs := r.cfg.Observer; obs != nil {
+		start := time.Now()
+		obs.Started()
+		defer func() {
+			profile, _ := req.Profile()
+			obs.Finished(profile, t.device, t.code, time.Since(start), t.prompt, t.completion)
+		}()
+	}
+	err := r.route(ctx, req, out, &t)
+	t.code = mux.CodeOf(err)
 	if err == nil {
 		r.served.Add(1)
 		return nil
@@ -148,7 +171,14 @@ func (r *Router) Route(ctx context.Context, req *dbe.Frame, out func(*dbe.Frame)
 	return err
 }
 
-func (r *Router) route(ctx context.Context, req *dbe.Frame, out func(*dbe.Frame) error) error {
+// routeTrace is what Route learns about a request for its observer.
+type routeTrace struct {
+	device             uint8
+	code               dbe.Code
+	prompt, completion int64
+}
+
+func (r *Router) route(ctx context.Context, req *dbe.Frame, out func(*dbe.Frame) error, t *routeTrace) error {
 	switch req.Type {
 	case dbe.MsgChatReq, dbe.MsgAgentTask:
 	default:
@@ -175,12 +205,14 @@ func (r *Router) route(ctx context.Context, req *dbe.Frame, out func(*dbe.Frame)
 		if err != nil {
 			return err
 		}
-		var used int64
-		defer func() { release(used) }()
+		defer func() { release(t.prompt + t.completion) }()
+	}
+	if r.cfg.Limiter != nil || r.cfg.Observer != nil {
 		inner := out
 		out = func(f *dbe.Frame) error {
 			if f.Flags&dbe.FlagEndStream != 0 {
-				used = usedTokens(f)
+				u := frameUsage(f)
+				t.prompt, t.completion = int64(u.GetPromptTokens()), int64(u.GetCompletionTokens())
 			}
 			return inner(f)
 		}
@@ -190,6 +222,7 @@ func (r *Router) route(ctx context.Context, req *dbe.Frame, out func(*dbe.Frame)
 	if err != nil {
 		return err
 	}
+	t.device = w.DeviceID()
 
 	timeout := r.cfg.RequestTimeout
 	if d, ok := req.Timeout(); ok && d < timeout {
@@ -297,25 +330,24 @@ var deviceByte = func() []byte {
 	return b
 }()
 
-// usedTokens reads usage.total_tokens from a final response frame.
-func usedTokens(f *dbe.Frame) int64 {
-	var u *l7v1.Usage
+// frameUsage reads the usage a final response frame reports (nil if none).
+func frameUsage(f *dbe.Frame) *l7v1.Usage {
 	switch f.Type {
 	case dbe.MsgChatResp:
 		var m l7v1.L7ChatResponse
 		if proto.Unmarshal(f.Payload, &m) == nil {
-			u = m.GetUsage()
+			return m.GetUsage()
 		}
 	case dbe.MsgChatChunk:
 		var m l7v1.L7ChatChunk
 		if proto.Unmarshal(f.Payload, &m) == nil {
-			u = m.GetUsage()
+			return m.GetUsage()
 		}
 	case dbe.MsgAgentResult:
 		var m l7v1.L7AgentResult
 		if proto.Unmarshal(f.Payload, &m) == nil {
-			u = m.GetUsage()
+			return m.GetUsage()
 		}
 	}
-	return int64(u.GetTotalTokens())
+	return nil
 }

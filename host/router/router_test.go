@@ -13,7 +13,9 @@ import (
 
 	"github.com/dsmil/l7/sdk/dbe"
 	"github.com/dsmil/l7/sdk/mux"
+	l7v1 "github.com/dsmil/l7/sdk/proto/dsmil/l7/v1"
 	"github.com/dsmil/l7/sdk/session"
+	"google.golang.org/protobuf/proto"
 )
 
 // testWorker is a worker reached over a real Unix socket and DBE session;
@@ -324,5 +326,70 @@ func TestPolicyHook(t *testing.T) {
 	_ = r.Route(context.Background(), chatReq("echo"), c.out)
 	if e := errCode(t, &c); e.Code != dbe.CodePolicyDenied || e.Rule != "test.deny" || w.calls.Load() != 0 {
 		t.Fatalf("%v", e)
+	}
+}
+
+type obsRecord struct {
+	profile            string
+	device             uint8
+	code               dbe.Code
+	prompt, completion int64
+}
+
+type recObserver struct {
+	mu      sync.Mutex
+	started int
+	done    []obsRecord
+}
+
+func (o *recObserver) Started() { o.mu.Lock(); o.started++; o.mu.Unlock() }
+func (o *recObserver) Finished(p string, d uint8, c dbe.Code, _ time.Duration, pt, ct int64) {
+	o.mu.Lock()
+	o.done = append(o.done, obsRecord{p, d, c, pt, ct})
+	o.mu.Unlock()
+}
+
+type recLimiter struct {
+	mu       sync.Mutex
+	admitted int
+	released []int64
+	refuse   bool
+}
+
+func (l *recLimiter) Admit(ctx context.Context, f *dbe.Frame) (func(int64), error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.refuse {
+		return nil, &mux.Error{Code: dbe.CodeRateLimited, RetryAfterMS: 1500, Message: "requests per minute"}
+	}
+	l.admitted++
+	return func(n int64) { l.mu.Lock(); l.released = append(l.released, n); l.mu.Unlock() }, nil
+}
+
+// TestObserverAndLimiter: the router reports device, code and usage to its
+// observer and reconciles the limiter with the real usage.
+func TestObserverAndLimiter(t *testing.T) {
+	w := newWorker(t, "u", mux.HandlerFunc(func(ctx context.Context, req *dbe.Frame, rw *mux.ResponseWriter) {
+		b, _ := proto.Marshal(&l7v1.L7ChatResponse{Usage: &l7v1.Usage{PromptTokens: 7, CompletionTokens: 5, TotalTokens: 12}})
+		_ = rw.Send(&dbe.Frame{Type: dbe.MsgChatResp, Flags: dbe.FlagEndStream, Payload: b})
+	}))
+	obs, lim := &recObserver{}, &recLimiter{}
+	r := newRouter(t, registry{"u": {w}}, Config{Observer: obs, Limiter: lim})
+	var c collector
+	if err := r.Route(context.Background(), chatReq("u"), c.out); err != nil {
+		t.Fatal(err)
+	}
+	lim.refuse = true
+	var c2 collector
+	err := r.Route(context.Background(), chatReq("u"), c2.out)
+	if e := errCode(t, &c2); e.Code != dbe.CodeRateLimited || e.RetryAfterMS != 1500 || mux.CodeOf(err) != dbe.CodeRateLimited {
+		t.Fatalf("refusal: %v", e)
+	}
+	want := []obsRecord{{"u", 47, dbe.CodeUnspecified, 7, 5}, {"u", 0, dbe.CodeRateLimited, 0, 0}}
+	if obs.started != 2 || len(obs.done) != 2 || obs.done[0] != want[0] || obs.done[1] != want[1] {
+		t.Fatalf("observer %d %+v", obs.started, obs.done)
+	}
+	if lim.admitted != 1 || len(lim.released) != 1 || lim.released[0] != 12 {
+		t.Fatalf("limiter %d %v", lim.admitted, lim.released)
 	}
 }

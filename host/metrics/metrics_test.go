@@ -1,0 +1,61 @@
+package metrics
+
+import (
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dsmil/l7/host/pluginmgr"
+	"github.com/dsmil/l7/sdk/dbe"
+)
+
+type snaps []pluginmgr.Snapshot
+
+func (s snaps) Snapshots() []pluginmgr.Snapshot { return s }
+
+func TestMetricsEndpoint(t *testing.T) {
+	m := New(snaps{
+		{Name: "llm-amx", Replica: 0, DeviceID: 47, Healthy: true, Restarts: 2, MemoryUsed: 1000},
+		{Name: "llm-amx", Replica: 1, DeviceID: 47, Healthy: false, MemoryUsed: 500},
+	})
+	m.Started()
+	m.Finished("llm-7b-amx", 47, dbe.CodeUnspecified, 30*time.Millisecond, 12, 100)
+	m.Started()
+	m.Finished("llm-7b-amx", 0, dbe.CodePolicyDenied, time.Millisecond, 0, 0)
+	m.Started() // still in flight
+	srv, err := m.Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve()
+	defer srv.Close()
+	resp, err := http.Get("http://" + srv.Addr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	body := string(b)
+	for _, want := range []string{
+		`dsmil_l7_requests_total{device_id="47",profile="llm-7b-amx",status="ok"} 1`,
+		`dsmil_l7_requests_total{device_id="0",profile="llm-7b-amx",status="policy_denied"} 1`,
+		`dsmil_l7_latency_seconds_bucket{device_id="47",profile="llm-7b-amx",le="0.05"} 1`,
+		`dsmil_l7_latency_seconds_bucket{device_id="47",profile="llm-7b-amx",le="0.025"} 0`,
+		`dsmil_l7_tokens_generated_total{device_id="47"} 100`,
+		`dsmil_l7_prompt_tokens_total{device_id="47"} 12`,
+		`dsmil_l7_memory_used_bytes{device_id="47"} 1500`,
+		`dsmil_l7_plugin_up{device_id="47",plugin="llm-amx",replica="0"} 1`,
+		`dsmil_l7_plugin_up{device_id="47",plugin="llm-amx",replica="1"} 0`,
+		`dsmil_l7_plugin_restarts_total{plugin="llm-amx",replica="0"} 2`,
+		`dsmil_l7_in_flight 1`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("missing %s", want)
+		}
+	}
+	if r, _ := http.Post("http://"+srv.Addr()+"/metrics", "text/plain", nil); r.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("POST /metrics: %d", r.StatusCode)
+	}
+}
