@@ -1,8 +1,11 @@
 package metrics
 
 import (
+	"encoding/json"
 	"io"
 	"net/http"
+	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -57,5 +60,50 @@ func TestMetricsEndpoint(t *testing.T) {
 	}
 	if r, _ := http.Post("http://"+srv.Addr()+"/metrics", "text/plain", nil); r.StatusCode != http.StatusMethodNotAllowed {
 		t.Errorf("POST /metrics: %d", r.StatusCode)
+	}
+}
+
+// TestDashboardMetricsExist: every dsmil_l7_* metric the shipped Grafana
+// dashboard queries is one this package exports.
+func TestDashboardMetricsExist(t *testing.T) {
+	b, err := os.ReadFile("../../deploy/grafana/dsmil-l7.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dash struct {
+		Panels []struct {
+			Targets []struct{ Expr string } `json:"targets"`
+		} `json:"panels"`
+	}
+	if err := json.Unmarshal(b, &dash); err != nil {
+		t.Fatalf("dashboard JSON: %v", err)
+	}
+	m := New(snaps{{Name: "x", DeviceID: 1}})
+	m.Finished("p", 1, dbe.CodeUnspecified, time.Millisecond, 1, 1)
+	families, err := m.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	have := map[string]bool{}
+	for _, f := range families {
+		have[f.GetName()] = true
+		if f.GetType().String() == "HISTOGRAM" {
+			have[f.GetName()+"_bucket"] = true
+		}
+	}
+	re := regexp.MustCompile(`dsmil_l7_[a-z_]+`)
+	n := 0
+	for _, p := range dash.Panels {
+		for _, tg := range p.Targets {
+			for _, name := range re.FindAllString(tg.Expr, -1) {
+				n++
+				if !have[name] {
+					t.Errorf("dashboard queries %s, which the host does not export", name)
+				}
+			}
+		}
+	}
+	if n < 8 {
+		t.Fatalf("only %d metric references found", n)
 	}
 }
