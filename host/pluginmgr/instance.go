@@ -103,6 +103,9 @@ func (i *Instance) Call(ctx context.Context, req *dbe.Frame, onFrame func(*dbe.F
 	if mc == nil {
 		return &mux.Error{Code: dbe.CodeNoWorkerAvailable, Message: i.ID() + " is not running"}
 	}
+	if d, ok := req.Timeout(); ok {
+		return mc.CallWithin(ctx, d, req, onFrame)
+	}
 	return mc.Call(ctx, req, onFrame)
 }
 

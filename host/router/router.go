@@ -29,7 +29,11 @@ type Worker interface {
 	// Load is the replica's load, 0–1.
 	Load() float64
 	// Call forwards req and calls onFrame for each response frame, the last
-	// with END_STREAM; an ERROR frame comes back as a *mux.Error.
+	// with END_STREAM; an ERROR frame comes back as a *mux.Error. The router
+	// always sets TIMEOUT_MS on req: Call must give up when it passes and
+	// return an error wrapping context.DeadlineExceeded (mux.Client's
+	// CallWithin does), so that no request outlives its deadline even when
+	// the worker hangs.
 	Call(ctx context.Context, req *dbe.Frame, onFrame func(*dbe.Frame) error) error
 }
 
@@ -228,8 +232,8 @@ func (r *Router) route(ctx context.Context, req *dbe.Frame, out func(*dbe.Frame)
 	if d, ok := req.Timeout(); ok && d < timeout {
 		timeout = d
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
+	// The deadline travels as TIMEOUT_MS and the worker's Call enforces it
+	// (see Worker): no timer or context per request here.
 	fwd := forwardFrame(req, w.DeviceID(), timeout)
 
 	ended := false

@@ -35,6 +35,9 @@ func (w *testWorker) Healthy() bool   { return w.healthy.Load() }
 func (w *testWorker) Load() float64   { return w.load.Load().(float64) }
 func (w *testWorker) Call(ctx context.Context, req *dbe.Frame, on func(*dbe.Frame) error) error {
 	w.calls.Add(1)
+	if d, ok := req.Timeout(); ok {
+		return w.client.CallWithin(ctx, d, req, on)
+	}
 	return w.client.Call(ctx, req, on)
 }
 

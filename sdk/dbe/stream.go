@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"sync"
 )
 
@@ -194,6 +195,9 @@ func (w *Writer) kick() {
 
 // flushLoop writes pending batches until none is left.
 func (w *Writer) flushLoop() {
+	// Let goroutines that are about to write run first, so that they join
+	// this batch instead of each paying for a system call.
+	runtime.Gosched()
 	w.mu.Lock()
 	for len(w.buf) > 0 && w.err == nil {
 		batch := w.buf

@@ -3,8 +3,10 @@ package mux
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/dsmil/l7/sdk/dbe"
 )
@@ -29,10 +31,18 @@ type Client struct {
 	s      Sender
 	nextID atomic.Uint64
 
-	mu      sync.Mutex
-	pending map[uint64]*call
-	closed  error
+	mu       sync.Mutex
+	pending  map[uint64]*call
+	closed   error
+	sweeping bool // the deadline sweeper is running
 }
+
+// sweepEvery is the resolution of CallWithin deadlines.
+const sweepEvery = 5 * time.Millisecond
+
+// ErrDeadline is returned by CallWithin when the deadline passed first. It
+// wraps context.DeadlineExceeded.
+var ErrDeadline = fmt.Errorf("mux: call deadline passed: %w", context.DeadlineExceeded)
 
 // NewClient returns a Client that sends with s. Feed it the session's
 // frames with Dispatch.
@@ -43,10 +53,11 @@ func NewClient(s Sender) *Client {
 // call is one request in flight: an unbounded queue of response frames, so
 // a slow caller never blocks the read loop.
 type call struct {
-	mu    sync.Mutex
-	queue []*dbe.Frame
-	err   error
-	ready chan struct{} // 1-buffered: "the queue changed"
+	mu       sync.Mutex
+	queue    []*dbe.Frame
+	err      error
+	ready    chan struct{} // 1-buffered: "the queue changed"
+	deadline int64         // unix nanoseconds; 0 = none
 }
 
 func (c *call) push(f *dbe.Frame, err error) {
@@ -85,7 +96,18 @@ func (c *Client) InFlight() int {
 // If ctx ends first, Call sends CANCEL and returns ctx.Err(); if onFrame
 // returns an error, Call sends CANCEL and returns it.
 func (c *Client) Call(ctx context.Context, req *dbe.Frame, onFrame func(*dbe.Frame) error) error {
-	cl := &call{ready: make(chan struct{}, 1)}
+	return c.call(ctx, 0, req, onFrame)
+}
+
+// CallWithin is Call with a deadline d from now, enforced by one sweeper per
+// Client (resolution 5 ms) instead of a timer or context per call. When it
+// passes, CallWithin sends CANCEL and returns ErrDeadline.
+func (c *Client) CallWithin(ctx context.Context, d time.Duration, req *dbe.Frame, onFrame func(*dbe.Frame) error) error {
+	return c.call(ctx, time.Now().Add(d).UnixNano(), req, onFrame)
+}
+
+func (c *Client) call(ctx context.Context, deadline int64, req *dbe.Frame, onFrame func(*dbe.Frame) error) error {
+	cl := &call{ready: make(chan struct{}, 1), deadline: deadline}
 	id := c.nextID.Add(1)
 	c.mu.Lock()
 	if c.closed != nil {
@@ -93,6 +115,10 @@ func (c *Client) Call(ctx context.Context, req *dbe.Frame, onFrame func(*dbe.Fra
 		return c.closed
 	}
 	c.pending[id] = cl
+	if deadline != 0 && !c.sweeping {
+		c.sweeping = true
+		go c.sweep()
+	}
 	c.mu.Unlock()
 	defer c.forget(id)
 
@@ -123,8 +149,39 @@ func (c *Client) Call(ctx context.Context, req *dbe.Frame, onFrame func(*dbe.Fra
 			}
 		}
 		if err != nil {
+			if err == ErrDeadline {
+				c.cancel(id)
+			}
 			return err
 		}
+	}
+}
+
+// sweep fails calls whose deadline passed; it exits when no call has one.
+func (c *Client) sweep() {
+	t := time.NewTicker(sweepEvery)
+	defer t.Stop()
+	for range t.C {
+		now := time.Now().UnixNano()
+		c.mu.Lock()
+		waiting := false
+		for _, cl := range c.pending {
+			if cl.deadline == 0 {
+				continue
+			}
+			if now >= cl.deadline {
+				cl.deadline = 0
+				cl.push(nil, ErrDeadline)
+			} else {
+				waiting = true
+			}
+		}
+		if !waiting || c.closed != nil {
+			c.sweeping = false
+			c.mu.Unlock()
+			return
+		}
+		c.mu.Unlock()
 	}
 }
 

@@ -225,3 +225,24 @@ func BenchmarkCall(b *testing.B) {
 		}
 	})
 }
+
+// TestCallWithinHungHandler: a handler that ignores every cancellation
+// cannot hold a CallWithin past its deadline.
+func TestCallWithinHungHandler(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	c, _, _, _ := pair(t, mux.HandlerFunc(func(ctx context.Context, req *dbe.Frame, w *mux.ResponseWriter) {
+		<-release
+	}))
+	start := time.Now()
+	err := c.CallWithin(context.Background(), 50*time.Millisecond, reqFrame(), func(*dbe.Frame) error { return nil })
+	if !errors.Is(err, context.DeadlineExceeded) || mux.CodeOf(err) != dbe.CodeDeadlineExceeded {
+		t.Fatalf("err %v", err)
+	}
+	if d := time.Since(start); d < 50*time.Millisecond || d > time.Second {
+		t.Fatalf("returned after %v", d)
+	}
+	if c.InFlight() != 0 {
+		t.Fatal("call not forgotten")
+	}
+}

@@ -75,17 +75,15 @@ type Server struct {
 
 	mu     sync.Mutex
 	active map[uint64]context.CancelFunc
+	closed bool
 	wg     sync.WaitGroup
-	base   context.Context
-	stop   context.CancelFunc
 	pool   workerPool
 }
 
 // NewServer returns a Server that answers through s. Feed it the session's
 // frames with Dispatch.
 func NewServer(s Sender, h Handler) *Server {
-	base, stop := context.WithCancel(context.Background())
-	return &Server{s: s, h: h, active: make(map[uint64]context.CancelFunc), base: base, stop: stop,
+	return &Server{s: s, h: h, active: make(map[uint64]context.CancelFunc),
 		pool: workerPool{tasks: make(chan func())}}
 }
 
@@ -119,11 +117,22 @@ func (s *Server) Dispatch(f *dbe.Frame, malformed error) {
 	if s.IsRequest != nil && !s.IsRequest(f) {
 		return
 	}
-	ctx, cancel := context.WithCancel(s.base)
+	// Request contexts hang off Background, not a server-wide parent, so
+	// creating one registers nothing shared; Close cancels them one by one.
+	var ctx context.Context
+	var cancel context.CancelFunc
 	if d, ok := f.Timeout(); ok {
-		ctx, cancel = context.WithTimeout(s.base, d)
+		ctx, cancel = context.WithTimeout(context.Background(), d)
+	} else {
+		ctx, cancel = context.WithCancel(context.Background())
 	}
 	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		cancel()
+		_ = s.s.Send(ErrorFrame(f.CorrelationID, nil, Errorf(dbe.CodeCancelled, "server closing")))
+		return
+	}
 	if _, dup := s.active[f.CorrelationID]; dup {
 		s.mu.Unlock()
 		cancel()
@@ -189,7 +198,12 @@ func (p *workerPool) work(task func()) {
 
 // Close cancels every request and waits up to grace for handlers to return.
 func (s *Server) Close(grace time.Duration) {
-	s.stop()
+	s.mu.Lock()
+	s.closed = true
+	for _, cancel := range s.active {
+		cancel()
+	}
+	s.mu.Unlock()
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
 	select {
