@@ -43,3 +43,29 @@ func BenchmarkStreamedChunks(b *testing.B) {
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/chunks, "ns/chunk")
 	b.ReportMetric(float64(ms1.Mallocs-ms0.Mallocs)/chunks, "allocs/chunk")
 }
+
+// BenchmarkChatRequests measures whole non-streamed requests through the
+// SDK's data path with 64 in flight: what bounds a plugin's request rate.
+func BenchmarkChatRequests(b *testing.B) {
+	c := sdktest.Connect(b, &chatter{chat: func(ctx context.Context, req *sdk.ChatRequest, out sdk.Stream) (*sdk.ChatResult, error) {
+		if err := out.Send("pong"); err != nil {
+			return nil, err
+		}
+		return &sdk.ChatResult{Usage: &l7v1.Usage{PromptTokens: 1, CompletionTokens: 1, TotalTokens: 2}}, nil
+	}})
+	if err := c.Control.Configure(context.Background(), cfg); err != nil {
+		b.Fatal(err)
+	}
+	b.SetParallelism(32)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			f, _ := sdktest.ChatFrame("p1", chatReq(false))
+			if err := c.Client.Call(context.Background(), f, func(*dbe.Frame) error { return nil }); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
+}

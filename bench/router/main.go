@@ -27,6 +27,7 @@ import (
 	"github.com/dsmil/l7/host/config"
 	"github.com/dsmil/l7/host/pluginmgr"
 	"github.com/dsmil/l7/host/router"
+	"github.com/dsmil/l7/host/server"
 	"github.com/dsmil/l7/sdk/dbe"
 	"github.com/dsmil/l7/sdk/mux"
 	l7v1 "github.com/dsmil/l7/sdk/proto/dsmil/l7/v1"
@@ -40,6 +41,7 @@ func main() {
 	dur := flag.Duration("duration", 2*time.Second, "length of each throughput round")
 	inflight := flag.Int("inflight", 64, "requests in flight for throughput")
 	flag.Parse()
+	server.TuneGC() // as dsmil-host serve does
 	if err := run(*rounds, *n, *dur, *inflight); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/router:", err)
 		os.Exit(1)
@@ -61,6 +63,7 @@ plugin "echo" {
   path      = %q
   device_id = 47
   profiles  = ["echo"]
+  env       = { GOGC = "400" }
 }
 model "dsmil-echo" { profile = "echo" }
 tenant "T" {

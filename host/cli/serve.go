@@ -45,6 +45,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return 1
 	}
 	log := newLogger(stderr, *level, *jsonLogs)
+	server.TuneGC()
 	h, err := server.Start(ctx, cfg, log, server.Options{ConfigPath: *path, Version: Version, DrainTimeout: *drain})
 	if err != nil {
 		log.Error("cannot start", "error", err)

@@ -266,7 +266,7 @@ func (i *Instance) pluginConfig(info *sdk.PluginInfo) (*sdk.Config, error) {
 // else of the host's environment (API keys!) is passed on.
 func pluginEnv(extra map[string]string, key []byte) []string {
 	var env []string
-	for _, k := range []string{"PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ", "DSMIL_LOG_LEVEL", config.EnvORTLibrary} {
+	for _, k := range []string{"PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ", "GOGC", "GOMEMLIMIT", "GOMAXPROCS", "DSMIL_LOG_LEVEL", config.EnvORTLibrary} {
 		if v, ok := os.LookupEnv(k); ok {
 			env = append(env, k+"="+v)
 		}

@@ -143,7 +143,8 @@ func (r *Router) Stats() Stats {
 // ErrNoResponse is returned when a worker ended a call without a final frame.
 var ErrNoResponse = errors.New("router: worker sent no final frame")
 
-// Route serves one request frame: out receives every response frame (the
+// Route serves one request frame, which it takes ownership of (it may change
+// its TLVs and correlation id while forwarding): out receives every response frame (the
 // caller sets its own correlation id), the last with END_STREAM, or an
 // ERROR frame. Route returns the error it reported, or nil. When ctx ends
 // (the caller went away) the worker is told to cancel and nothing more is
@@ -303,14 +304,12 @@ func (r *Router) pick(profile string) (Worker, error) {
 	return best, nil
 }
 
-// forwardFrame copies req for the worker: same TLVs and payload (unknown
-// non-critical TLVs preserved in place), DEVICE_ID_DST set to the worker,
-// LAYER_PATH untouched, TIMEOUT_MS set to the time budget.
+// forwardFrame readies req for the worker, in place (Route owns req): same
+// TLVs and payload (unknown non-critical TLVs preserved in place),
+// DEVICE_ID_DST set to the worker, LAYER_PATH untouched, TIMEOUT_MS set to
+// the time budget.
 func forwardFrame(req *dbe.Frame, dst uint8, timeout time.Duration) *dbe.Frame {
-	f := &dbe.Frame{Type: req.Type, Flags: req.Flags, Payload: req.Payload,
-		TLVs: make([]dbe.TLV, len(req.TLVs), len(req.TLVs)+2)}
-	copy(f.TLVs, req.TLVs)
-	f.Set(dbe.TLVDeviceIDDst, deviceByte[dst:dst+1])
+	req.Set(dbe.TLVDeviceIDDst, deviceByte[dst:dst+1])
 	ms := timeout.Milliseconds()
 	if ms < 1 {
 		ms = 1
@@ -320,8 +319,8 @@ func forwardFrame(req *dbe.Frame, dst uint8, timeout time.Duration) *dbe.Frame {
 	}
 	v := make([]byte, 4)
 	binary.BigEndian.PutUint32(v, uint32(ms))
-	f.Set(dbe.TLVTimeoutMS, v)
-	return f
+	req.Set(dbe.TLVTimeoutMS, v)
+	return req
 }
 
 // deviceByte holds every device id, so a one-byte TLV value needs no

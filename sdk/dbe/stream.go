@@ -43,11 +43,19 @@ func (r *Reader) SetMaxFrame(maxFrame int) {
 // unsupported version, frame too large, truncated stream, I/O) leaves the
 // stream unusable.
 func (r *Reader) ReadFrame() (*Frame, error) {
-	f := new(Frame)
-	if err := r.read(f, nil); err != nil {
+	// One allocation holds the frame and room for a typical TLV list.
+	fb := new(frameWithTLVs)
+	fb.f.TLVs = fb.tlvs[:0]
+	if err := r.read(&fb.f, nil); err != nil {
 		return nil, err
 	}
-	return f, nil
+	return &fb.f, nil
+}
+
+// frameWithTLVs keeps a frame and its first TLVs in one allocation.
+type frameWithTLVs struct {
+	f    Frame
+	tlvs [14]TLV
 }
 
 // ReadFrameInto reads the next frame into f, reusing the Reader's buffer and
