@@ -109,6 +109,19 @@ func (i *Instance) Call(ctx context.Context, req *dbe.Frame, onFrame func(*dbe.F
 	return mc.Call(ctx, req, onFrame)
 }
 
+// Go forwards a request frame over the instance's data path with
+// callbacks (router.AsyncWorker).
+func (i *Instance) Go(req *dbe.Frame, timeout time.Duration, fn func(*dbe.Frame, error)) (cancel func()) {
+	i.mu.Lock()
+	mc := i.mc
+	i.mu.Unlock()
+	if mc == nil {
+		fn(nil, &mux.Error{Code: dbe.CodeNoWorkerAvailable, Message: i.ID() + " is not running"})
+		return func() {}
+	}
+	return mc.Go(req, timeout, fn)
+}
+
 // start spawns the process, authenticates the session, reads the plugin's
 // info and configures it.
 func (i *Instance) start(ctx context.Context) (err error) {

@@ -58,7 +58,7 @@ type Manager struct {
 }
 
 var _ router.Registry = (*Manager)(nil)
-var _ router.Worker = (*Instance)(nil)
+var _ router.AsyncWorker = (*Instance)(nil)
 
 // New prepares a Manager; Start spawns the plugins.
 func New(cfg Config) *Manager {

@@ -34,7 +34,7 @@ type Endpoint struct {
 
 	mu       sync.Mutex
 	ln       net.Listener
-	sessions map[*session.Session]*mux.Server
+	sessions map[*session.Session]struct{}
 	wg       sync.WaitGroup
 }
 
@@ -63,7 +63,7 @@ func (e *Endpoint) Listen() error {
 	}
 	e.mu.Lock()
 	e.ln = ln
-	e.sessions = make(map[*session.Session]*mux.Server)
+	e.sessions = make(map[*session.Session]struct{})
 	e.mu.Unlock()
 	return nil
 }
@@ -109,28 +109,104 @@ func (e *Endpoint) serveConn(ctx context.Context, c net.Conn) {
 			return
 		}
 	}
-	s := session.New(ch, nil)
-	srv := mux.NewServer(s, mux.HandlerFunc(func(ctx context.Context, req *dbe.Frame, w *mux.ResponseWriter) {
-		if req.Type == dbe.MsgHealth {
-			_ = w.Send(e.Router.statusFrame())
-			return
-		}
-		_ = e.Router.Route(ctx, req, w.Send)
-	}))
-	s.SetHandler(srv.Dispatch)
+	s := session.NewIdle(ch)
+	ec := &epConn{r: e.Router, s: s, active: make(map[uint64]func())}
+	s.Start(ec.handle)
 	e.mu.Lock()
 	if e.sessions == nil {
 		e.mu.Unlock()
 		s.Close()
 		return
 	}
-	e.sessions[s] = srv
+	e.sessions[s] = struct{}{}
 	e.mu.Unlock()
 	<-s.Done()
-	srv.Close(time.Second)
+	ec.cancelAll()
 	e.mu.Lock()
 	delete(e.sessions, s)
 	e.mu.Unlock()
+}
+
+// epConn serves one client connection without a goroutine per request:
+// requests are forwarded from the session's read loop (Router.Forward) and
+// responses are written from the worker sessions' read loops.
+type epConn struct {
+	r *Router
+	s *session.Session
+
+	mu     sync.Mutex
+	active map[uint64]func() // correlation id → cancel (nil while being forwarded)
+}
+
+func (c *epConn) handle(f *dbe.Frame, malformed error) {
+	if malformed != nil {
+		_ = c.s.Send(mux.ErrorFrame(f.CorrelationID, nil, malformed))
+		return
+	}
+	corr := f.CorrelationID
+	switch f.Type {
+	case dbe.MsgCancel:
+		c.mu.Lock()
+		cancel := c.active[corr]
+		delete(c.active, corr)
+		c.mu.Unlock()
+		if cancel != nil {
+			cancel()
+		}
+		return
+	case dbe.MsgClose, dbe.MsgHandshake, dbe.MsgTunnelData:
+		return
+	case dbe.MsgHealth:
+		st := c.r.statusFrame()
+		st.CorrelationID = corr
+		_ = c.s.Send(st)
+		return
+	}
+	c.mu.Lock()
+	if _, dup := c.active[corr]; dup {
+		c.mu.Unlock()
+		_ = c.s.Send(mux.ErrorFrame(corr, nil, mux.Errorf(dbe.CodeInvalidRequest, "correlation id %d already in use", corr)))
+		return
+	}
+	c.active[corr] = nil
+	c.mu.Unlock()
+	reqID, _ := f.Get(dbe.TLVRequestID)
+	reqID = append([]byte(nil), reqID...) // the request frame is handed over
+	cancel := c.r.Forward(f, func(rf *dbe.Frame) {
+		rf.CorrelationID = corr
+		if len(reqID) == 16 {
+			if _, ok := rf.Get(dbe.TLVRequestID); !ok {
+				rf.TLVs = append(rf.TLVs, dbe.TLV{Type: dbe.TLVRequestID, Value: reqID})
+			}
+		}
+		if rf.Flags&dbe.FlagEndStream != 0 {
+			c.mu.Lock()
+			delete(c.active, corr)
+			c.mu.Unlock()
+		}
+		_ = c.s.Send(rf)
+	})
+	c.mu.Lock()
+	if _, still := c.active[corr]; still {
+		c.active[corr] = cancel
+	}
+	c.mu.Unlock()
+}
+
+// cancelAll cancels every request of a connection that went away.
+func (c *epConn) cancelAll() {
+	c.mu.Lock()
+	cancels := make([]func(), 0, len(c.active))
+	for id, cancel := range c.active {
+		if cancel != nil {
+			cancels = append(cancels, cancel)
+		}
+		delete(c.active, id)
+	}
+	c.mu.Unlock()
+	for _, cancel := range cancels {
+		cancel()
+	}
 }
 
 // Close stops accepting, ends every session and removes the socket.

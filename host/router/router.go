@@ -184,40 +184,18 @@ type routeTrace struct {
 }
 
 func (r *Router) route(ctx context.Context, req *dbe.Frame, out func(*dbe.Frame) error, t *routeTrace) error {
-	switch req.Type {
-	case dbe.MsgChatReq, dbe.MsgAgentTask:
-	default:
-		return mux.Errorf(dbe.CodeUnknownMsgType, "the router does not route %s", req.Type)
-	}
-	if err := dbe.CheckRequired(req); err != nil {
-		return &mux.Error{Code: dbe.CodeInvalidRequest, Message: err.Error()}
-	}
-	if err := hardRules(req); err != nil {
+	release, err := r.admit(ctx, req)
+	if err != nil {
 		return err
 	}
-	if r.cfg.Claims != nil {
-		if err := r.cfg.Claims.VerifyClaim(ctx, req); err != nil {
-			return err
-		}
-	}
-	if r.cfg.Policy != nil {
-		if err := r.cfg.Policy.Decide(ctx, req); err != nil {
-			return err
-		}
-	}
-	if r.cfg.Limiter != nil {
-		release, err := r.cfg.Limiter.Admit(ctx, req)
-		if err != nil {
-			return err
-		}
+	if release != nil {
 		defer func() { release(t.prompt + t.completion) }()
 	}
 	if r.cfg.Limiter != nil || r.cfg.Observer != nil {
 		inner := out
 		out = func(f *dbe.Frame) error {
 			if f.Flags&dbe.FlagEndStream != 0 {
-				u := frameUsage(f)
-				t.prompt, t.completion = int64(u.GetPromptTokens()), int64(u.GetCompletionTokens())
+				t.recordUsage(f)
 			}
 			return inner(f)
 		}
@@ -228,11 +206,7 @@ func (r *Router) route(ctx context.Context, req *dbe.Frame, out func(*dbe.Frame)
 		return err
 	}
 	t.device = w.DeviceID()
-
-	timeout := r.cfg.RequestTimeout
-	if d, ok := req.Timeout(); ok && d < timeout {
-		timeout = d
-	}
+	timeout := r.timeout(req)
 	// The deadline travels as TIMEOUT_MS and the worker's Call enforces it
 	// (see Worker): no timer or context per request here.
 	fwd := forwardFrame(req, w.DeviceID(), timeout)
@@ -244,9 +218,57 @@ func (r *Router) route(ctx context.Context, req *dbe.Frame, out func(*dbe.Frame)
 		}
 		return out(f)
 	})
-	switch {
-	case err == nil && !ended:
+	if err == nil && !ended {
 		return mux.Errorf(dbe.CodeWorkerFailed, "%s: %v", w.ID(), ErrNoResponse)
+	}
+	return workerError(w, err, timeout)
+}
+
+// admit runs every check and hook before a worker is picked. release, when
+// not nil, must be called with the tokens used once the request ends.
+func (r *Router) admit(ctx context.Context, req *dbe.Frame) (release func(int64), err error) {
+	switch req.Type {
+	case dbe.MsgChatReq, dbe.MsgAgentTask:
+	default:
+		return nil, mux.Errorf(dbe.CodeUnknownMsgType, "the router does not route %s", req.Type)
+	}
+	if err := dbe.CheckRequired(req); err != nil {
+		return nil, &mux.Error{Code: dbe.CodeInvalidRequest, Message: err.Error()}
+	}
+	if err := hardRules(req); err != nil {
+		return nil, err
+	}
+	if r.cfg.Claims != nil {
+		if err := r.cfg.Claims.VerifyClaim(ctx, req); err != nil {
+			return nil, err
+		}
+	}
+	if r.cfg.Policy != nil {
+		if err := r.cfg.Policy.Decide(ctx, req); err != nil {
+			return nil, err
+		}
+	}
+	if r.cfg.Limiter != nil {
+		return r.cfg.Limiter.Admit(ctx, req)
+	}
+	return nil, nil
+}
+
+// timeout is the request's time budget: the router's, or less if the
+// frame's TIMEOUT_MS says so.
+func (r *Router) timeout(req *dbe.Frame) time.Duration {
+	timeout := r.cfg.RequestTimeout
+	if d, ok := req.Timeout(); ok && d < timeout {
+		timeout = d
+	}
+	return timeout
+}
+
+// workerError maps what a worker call returned to the error the caller
+// gets: nil, the worker's own DBE error, or DEADLINE_EXCEEDED, CANCELLED,
+// WORKER_FAILED.
+func workerError(w Worker, err error, timeout time.Duration) error {
+	switch {
 	case err == nil:
 		return nil
 	case errors.Is(err, context.DeadlineExceeded):
@@ -259,6 +281,11 @@ func (r *Router) route(ctx context.Context, req *dbe.Frame, out func(*dbe.Frame)
 		return me
 	}
 	return mux.Errorf(dbe.CodeWorkerFailed, "%s: %v", w.ID(), err)
+}
+
+func (t *routeTrace) recordUsage(f *dbe.Frame) {
+	u := frameUsage(f)
+	t.prompt, t.completion = int64(u.GetPromptTokens()), int64(u.GetCompletionTokens())
 }
 
 // hardRules are the denials no configuration can lift (spec §4.2).

@@ -41,6 +41,14 @@ func (w *testWorker) Call(ctx context.Context, req *dbe.Frame, on func(*dbe.Fram
 	return w.client.Call(ctx, req, on)
 }
 
+// Go makes testWorker an AsyncWorker, as pluginmgr instances are.
+func (w *testWorker) Go(req *dbe.Frame, timeout time.Duration, fn func(*dbe.Frame, error)) func() {
+	w.calls.Add(1)
+	return w.client.Go(req, timeout, fn)
+}
+
+var _ AsyncWorker = (*testWorker)(nil)
+
 func newWorker(t testing.TB, id string, h mux.Handler) *testWorker {
 	t.Helper()
 	k := make([]byte, session.KeySize)

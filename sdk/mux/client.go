@@ -58,6 +58,28 @@ type call struct {
 	err      error
 	ready    chan struct{} // 1-buffered: "the queue changed"
 	deadline int64         // unix nanoseconds; 0 = none
+
+	// Set for calls made with Go: frames go straight to fn.
+	fn       func(*dbe.Frame, error)
+	finished bool // fn has had its final delivery (guarded by mu)
+}
+
+// deliver hands an async call one frame or its final error, in order and
+// exactly once for the final one. It reports whether this was the final
+// delivery.
+func (c *call) deliver(f *dbe.Frame, err error) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.finished {
+		return false
+	}
+	if err == nil && f.Type == dbe.MsgError {
+		f, err = nil, ParseError(f)
+	}
+	final := err != nil || f.Flags&dbe.FlagEndStream != 0
+	c.finished = final
+	c.fn(f, err)
+	return final
 }
 
 func (c *call) push(f *dbe.Frame, err error) {
@@ -157,32 +179,95 @@ func (c *Client) call(ctx context.Context, deadline int64, req *dbe.Frame, onFra
 	}
 }
 
+// Go sends req and delivers its response frames to fn, in order, from the
+// session's read loop: fn must not block. The final delivery is either a
+// frame with END_STREAM (err nil) or an error (f nil): an ERROR frame
+// arrives as a *Error, a passed deadline as ErrDeadline, a dead session as
+// its error. timeout <= 0 means no deadline. The returned cancel sends
+// CANCEL and ends the call with context.Canceled; it may be called any
+// number of times, also after the call ended.
+//
+// Go costs no goroutine, timer or context per request: it is the router's
+// fast path.
+func (c *Client) Go(req *dbe.Frame, timeout time.Duration, fn func(f *dbe.Frame, err error)) (cancel func()) {
+	var deadline int64
+	if timeout > 0 {
+		deadline = time.Now().Add(timeout).UnixNano()
+	}
+	cl := &call{deadline: deadline, fn: fn}
+	id := c.nextID.Add(1)
+	c.mu.Lock()
+	if c.closed != nil {
+		err := c.closed
+		c.mu.Unlock()
+		cl.deliver(nil, err)
+		return func() {}
+	}
+	c.pending[id] = cl
+	if deadline != 0 && !c.sweeping {
+		c.sweeping = true
+		go c.sweep()
+	}
+	c.mu.Unlock()
+	req.CorrelationID = id
+	if err := c.s.Send(req); err != nil {
+		c.forget(id)
+		cl.deliver(nil, err)
+		return func() {}
+	}
+	return func() {
+		if cl.deliver(nil, context.Canceled) {
+			c.forget(id)
+			c.cancel(id)
+		}
+	}
+}
+
 // sweep fails calls whose deadline passed; it exits when no call has one.
 func (c *Client) sweep() {
 	t := time.NewTicker(sweepEvery)
 	defer t.Stop()
+	var expired []expiredCall
 	for range t.C {
 		now := time.Now().UnixNano()
 		c.mu.Lock()
 		waiting := false
-		for _, cl := range c.pending {
+		for id, cl := range c.pending {
 			if cl.deadline == 0 {
 				continue
 			}
 			if now >= cl.deadline {
 				cl.deadline = 0
-				cl.push(nil, ErrDeadline)
+				if cl.fn != nil {
+					expired = append(expired, expiredCall{id, cl})
+				} else {
+					cl.push(nil, ErrDeadline)
+				}
 			} else {
 				waiting = true
 			}
 		}
-		if !waiting || c.closed != nil {
+		stop := !waiting || c.closed != nil
+		if stop {
 			c.sweeping = false
-			c.mu.Unlock()
-			return
 		}
 		c.mu.Unlock()
+		for _, e := range expired {
+			if e.cl.deliver(nil, ErrDeadline) {
+				c.forget(e.id)
+				c.cancel(e.id)
+			}
+		}
+		expired = expired[:0]
+		if stop {
+			return
+		}
 	}
+}
+
+type expiredCall struct {
+	id uint64
+	cl *call
 }
 
 func (c *Client) forget(id uint64) {
@@ -198,11 +283,18 @@ func (c *Client) cancel(id uint64) {
 // Dispatch delivers one frame read from the session. It reports whether the
 // frame belonged to a request of this client.
 func (c *Client) Dispatch(f *dbe.Frame) bool {
+	id := f.CorrelationID // fn may reuse f, correlation id included
 	c.mu.Lock()
-	cl := c.pending[f.CorrelationID]
+	cl := c.pending[id]
 	c.mu.Unlock()
 	if cl == nil {
 		return false
+	}
+	if cl.fn != nil {
+		if cl.deliver(f, nil) {
+			c.forget(id)
+		}
+		return true
 	}
 	cl.push(f, nil)
 	return true
@@ -224,6 +316,13 @@ func (c *Client) Close(err error) {
 	}
 	c.mu.Unlock()
 	for _, cl := range calls {
-		cl.push(nil, err)
+		if cl.fn != nil {
+			cl.deliver(nil, err)
+		} else {
+			cl.push(nil, err)
+		}
 	}
+	c.mu.Lock()
+	clear(c.pending)
+	c.mu.Unlock()
 }

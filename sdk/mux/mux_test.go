@@ -246,3 +246,80 @@ func TestCallWithinHungHandler(t *testing.T) {
 		t.Fatal("call not forgotten")
 	}
 }
+
+// TestGo: the callback API delivers frames in order, ends exactly once,
+// and its cancel reaches the handler.
+func TestGo(t *testing.T) {
+	c, _, _, _ := pair(t, streamer)
+	req := reqFrame()
+	req.Payload = []byte{4}
+	type ev struct {
+		f   *dbe.Frame
+		err error
+	}
+	evs := make(chan ev, 10)
+	c.Go(req, time.Second, func(f *dbe.Frame, err error) { evs <- ev{f, err} })
+	var got []byte
+	for e := range evs {
+		if e.err != nil {
+			t.Fatal(e.err)
+		}
+		got = append(got, e.f.Payload...)
+		if e.f.Flags&dbe.FlagEndStream != 0 {
+			break
+		}
+	}
+	if string(got) != "\x00\x01\x02\x03" || c.InFlight() != 0 {
+		t.Fatalf("%x, %d in flight", got, c.InFlight())
+	}
+
+	// Errors, deadline and cancel.
+	cancelled := make(chan struct{})
+	c2, _, _, _ := pair(t, mux.HandlerFunc(func(ctx context.Context, req *dbe.Frame, w *mux.ResponseWriter) {
+		if req.Payload[0] == 1 {
+			_ = w.Fail(mux.Errorf(dbe.CodeOverloaded, "busy"))
+			return
+		}
+		<-ctx.Done()
+		if req.Payload[0] == 3 {
+			close(cancelled)
+		}
+	}))
+	finals := make(chan error, 3)
+	once := func(f *dbe.Frame, err error) {
+		if err != nil || f.Flags&dbe.FlagEndStream != 0 {
+			finals <- err
+		}
+	}
+	r1 := reqFrame()
+	r1.Payload = []byte{1}
+	c2.Go(r1, 0, once)
+	if err := <-finals; mux.CodeOf(err) != dbe.CodeOverloaded {
+		t.Fatalf("ERROR frame: %v", err)
+	}
+	r2 := reqFrame()
+	r2.Payload = []byte{2}
+	c2.Go(r2, 30*time.Millisecond, once)
+	if err := <-finals; !errors.Is(err, mux.ErrDeadline) {
+		t.Fatalf("deadline: %v", err)
+	}
+	r3 := reqFrame()
+	r3.Payload = []byte{3}
+	cancel := c2.Go(r3, 0, once)
+	time.Sleep(20 * time.Millisecond)
+	cancel()
+	cancel()
+	if err := <-finals; !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancel: %v", err)
+	}
+	select {
+	case <-cancelled:
+	case <-time.After(2 * time.Second):
+		t.Fatal("handler not cancelled")
+	}
+	select {
+	case err := <-finals:
+		t.Fatalf("a second final delivery: %v", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+}

@@ -43,6 +43,17 @@ func New(ch Channel, handler FrameHandler) *Session {
 	return s
 }
 
+// NewIdle returns a session over ch whose read loop has not started, so
+// that a handler that needs the session can be built first; Start starts it.
+func NewIdle(ch Channel) *Session { return newSession(ch) }
+
+// Start installs handler and starts the read loop of a session made with
+// NewIdle. It must be called once.
+func (s *Session) Start(handler FrameHandler) {
+	s.SetHandler(handler)
+	go s.readLoop()
+}
+
 // newSession returns a session whose read loop is not started yet.
 func newSession(ch Channel) *Session {
 	s := &Session{ch: ch, closed: make(chan struct{})}
