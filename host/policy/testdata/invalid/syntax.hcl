@@ -1,0 +1,4 @@
+policy "unclosed" {
+  effect = "deny"
+  when   = (request.tenant == "A"
+}
