@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -36,7 +38,9 @@ func TestEndToEnd(t *testing.T) {
 		}
 	}
 	cfg := filepath.Join(dir, "dsmil.hcl")
+	shimAddr := freePort(t)
 	os.WriteFile(cfg, []byte(`
+shim   { listen = "`+shimAddr+`" }
 router { socket = "run/router.sock" }
 admin  { socket = "run/admin.sock" }
 plugin "echo" {
@@ -50,6 +54,7 @@ plugin "echo" {
 model "dsmil-echo" { profile = "echo" }
 tenant "T" {
   api_key_sha256 = ["`+strings.Repeat("cd", 32)+`"]
+  api_key_env    = "DSMIL_OPENAI_API_KEY"
   compartments   = ["SOC"]
   models         = ["*"]
 }
@@ -68,6 +73,7 @@ tenant "T" {
 
 	var logs bytes.Buffer
 	cmd := exec.Command(host, "serve", "-config", cfg)
+	cmd.Env = append(os.Environ(), "DSMIL_OPENAI_API_KEY=dsmil-local-key") // as `make run` sets it
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -92,6 +98,9 @@ tenant "T" {
 		}
 	}
 	pid := int(snaps[0]["pid"].(float64))
+
+	// A chat through the OpenAI shim, with the spec's curl command.
+	shimChat(t, "http://"+shimAddr)
 
 	// A chat through the router socket.
 	c, err := net.Dial("unix", filepath.Join(dir, "run/router.sock"))
@@ -169,10 +178,62 @@ tenant "T" {
 	case <-time.After(15 * time.Second):
 		t.Fatal("host did not exit on SIGTERM")
 	}
+	if !strings.Contains(logs.String(), "default API key dsmil-local-key") {
+		t.Fatalf("no warning about the default key:\n%s", logs.String())
+	}
 	if _, err := os.Stat(filepath.Join(dir, "run/admin.sock")); !os.IsNotExist(err) {
 		t.Fatalf("admin socket left behind: %v", err)
 	}
 	if err := syscall.Kill(int(snaps[0]["pid"].(float64)), 0); err == nil {
 		t.Fatal("plugin process outlived the host")
+	}
+}
+
+// freePort returns a loopback address nothing listens on.
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// shimChat checks the host's OpenAI shim: ready, and answering the spec's
+// §6 curl command (with the echo model, which this config serves).
+func shimChat(t *testing.T, base string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get(base + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("shim not ready: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for model, want := range map[string]string{
+		"dsmil-echo":        `"content":"echo: What is DSMIL?"`,
+		"llama-7b-int8-amx": `"code":"model_not_found"`,
+	} {
+		req, _ := http.NewRequest("POST", base+"/v1/chat/completions", strings.NewReader(
+			`{"model": "`+model+`", "messages": [{"role": "user", "content": "What is DSMIL?"}], "max_tokens": 100}`))
+		req.Header.Set("Authorization", "Bearer dsmil-local-key")
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !strings.Contains(string(body), want) {
+			t.Fatalf("%s: %d %s", model, resp.StatusCode, body)
+		}
 	}
 }

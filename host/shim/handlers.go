@@ -1,0 +1,221 @@
+package shim
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+
+	"github.com/dsmil/l7/sdk/dbe"
+	"github.com/dsmil/l7/sdk/mux"
+	l7v1 "github.com/dsmil/l7/sdk/proto/dsmil/l7/v1"
+	"google.golang.org/protobuf/proto"
+)
+
+// probe serves /healthz (the process is up) and /readyz (every configured
+// profile has a healthy worker).
+func (s *Server) probe(w http.ResponseWriter, r *http.Request) {
+	if !allow(w, r, http.MethodGet) {
+		return
+	}
+	if r.URL.Path == "/healthz" {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+		return
+	}
+	if s.cfg.Ready != nil {
+		if ok, reason := s.cfg.Ready(); !ok {
+			writeError(w, &apiError{status: http.StatusServiceUnavailable, typ: typeServer, code: "not_ready",
+				message: "not ready: " + reason, retryAfter: defaultRetryAfter})
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+type modelJSON struct {
+	ID      string `json:"id"`
+	Object  string `json:"object"`
+	Created int64  `json:"created"`
+	OwnedBy string `json:"owned_by"`
+}
+
+type modelList struct {
+	Object string      `json:"object"`
+	Data   []modelJSON `json:"data"`
+}
+
+// listModels serves GET /v1/models: the configured models the tenant may
+// use, in config order.
+func (s *Server) listModels(w http.ResponseWriter, rq *request) {
+	list := modelList{Object: "list", Data: []modelJSON{}}
+	for _, m := range s.cfg.Models {
+		if rq.tenant.AllowsModel(m.ID) {
+			list.Data = append(list.Data, s.model(m.ID))
+		}
+	}
+	writeJSON(w, http.StatusOK, list)
+}
+
+// getModel serves GET /v1/models/{id}.
+func (s *Server) getModel(w http.ResponseWriter, rq *request, id string) {
+	if m := s.models[id]; m == nil || !rq.tenant.AllowsModel(id) {
+		writeError(w, modelNotFound(id))
+		return
+	}
+	writeJSON(w, http.StatusOK, s.model(id))
+}
+
+func (s *Server) model(id string) modelJSON {
+	return modelJSON{ID: id, Object: "model", Created: s.cfg.ModelsCreated.Unix(), OwnedBy: s.models[id].OwnedBy}
+}
+
+// complete serves POST /v1/chat/completions and /v1/completions.
+func (s *Server) complete(w http.ResponseWriter, r *http.Request, rq *request, ep endpoint) {
+	body, e := s.readBody(w, r)
+	if e != nil {
+		writeError(w, e)
+		return
+	}
+	call, e := s.decodeRequest(body, ep, rq.tenant)
+	if e != nil {
+		writeError(w, e)
+		return
+	}
+	f, err := s.frame(call, rq.tenant, rq.id, rq.start)
+	if err != nil {
+		s.fail(w, rq, &mux.Error{Code: dbe.CodeInternal, Message: err.Error()})
+		return
+	}
+	// The request's context ends when the client goes away: the router
+	// then cancels the generation in the plugin.
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.Shim.RequestTimeout)
+	defer cancel()
+	if call.stream {
+		s.stream(ctx, cancel, w, rq, call, f)
+		return
+	}
+	var (
+		resp *l7v1.L7ChatResponse
+		derr *mux.Error
+	)
+	err = s.cfg.Router.Route(ctx, f, func(fr *dbe.Frame) error {
+		switch ev := decodeFrame(fr); {
+		case ev.err != nil:
+			derr = ev.err
+		case ev.resp != nil:
+			resp = ev.resp
+		default:
+			derr = &mux.Error{Code: dbe.CodeWorkerFailed, Message: "the worker streamed an answer to a request that did not ask for a stream"}
+		}
+		return nil
+	})
+	if derr == nil && resp == nil {
+		if err == nil {
+			err = &mux.Error{Code: dbe.CodeWorkerFailed, Message: "the worker ended the request without an answer"}
+		}
+		derr = asDBEError(err)
+	}
+	if derr != nil {
+		s.fail(w, rq, derr)
+		return
+	}
+	writeJSON(w, http.StatusOK, wholeResponse(call, rq.id, rq.start.Unix(), resp))
+}
+
+// readBody reads the request body up to ShimConfig.MaxBodyBytes: a larger
+// declared length is refused before reading, and a body that grows past
+// the limit while it is read (chunked encoding) is cut off there.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *apiError) {
+	limit := s.cfg.Shim.MaxBodyBytes
+	if r.ContentLength > limit {
+		return nil, tooLarge(limit)
+	}
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			return nil, tooLarge(limit)
+		}
+		return nil, invalidRequest("", "invalid_body", "Reading the request body failed: %v", err)
+	}
+	return b, nil
+}
+
+func tooLarge(limit int64) *apiError {
+	return &apiError{status: http.StatusRequestEntityTooLarge, typ: typeInvalidRequest, code: "request_too_large",
+		message: fmt.Sprintf("The request body is larger than the limit of %d bytes (shim.max_body_bytes).", limit)}
+}
+
+// fail sends the HTTP error for a DBE error, logging faults inside the
+// plane with the request id.
+func (s *Server) fail(w http.ResponseWriter, rq *request, derr *mux.Error) {
+	e := s.httpError(rq, derr)
+	s.logFailure(rq, derr, e)
+	writeError(w, e)
+}
+
+// httpError is fromDBE with the limiter's own x-ratelimit-* headers on a
+// 429 when the host provides them.
+func (s *Server) httpError(rq *request, derr *mux.Error) *apiError {
+	e := fromDBE(derr, rq.tenant, rq.idStr)
+	if e.rateLimit != nil && s.cfg.RateLimitHeaders != nil && rq.tenant != nil {
+		tenant := rq.tenant.Name
+		e.headers = func(h http.Header) { s.cfg.RateLimitHeaders(tenant, h) }
+	}
+	return e
+}
+
+func (s *Server) logFailure(rq *request, derr *mux.Error, e *apiError) {
+	switch {
+	case e.status >= http.StatusInternalServerError && e.status != http.StatusServiceUnavailable:
+		s.log.Error("request failed", "request_id", rq.idStr, "status", e.status, "code", derr.Code, "error", derr.Message)
+	case e.status == statusClientClosed:
+		s.log.Debug("client went away", "request_id", rq.idStr)
+	default:
+		s.log.Debug("request refused", "request_id", rq.idStr, "status", e.status, "code", derr.Code, "error", derr.Message)
+	}
+}
+
+// event is one response frame, decoded.
+type event struct {
+	chunk *l7v1.L7ChatChunk
+	resp  *l7v1.L7ChatResponse
+	err   *mux.Error
+	end   bool // END_STREAM: the last frame of the response
+}
+
+// decodeFrame decodes a response frame. The result shares nothing with the
+// frame, so it may outlive the router's callback.
+func decodeFrame(f *dbe.Frame) event {
+	ev := event{end: f.Flags&dbe.FlagEndStream != 0}
+	var m proto.Message
+	switch f.Type {
+	case dbe.MsgError:
+		ev.err, ev.end = mux.ParseError(f), true
+		return ev
+	case dbe.MsgChatResp:
+		ev.resp = new(l7v1.L7ChatResponse)
+		m = ev.resp
+	case dbe.MsgChatChunk:
+		ev.chunk = new(l7v1.L7ChatChunk)
+		m = ev.chunk
+	default:
+		return event{err: &mux.Error{Code: dbe.CodeWorkerFailed, Message: fmt.Sprintf("unexpected %s frame in a chat response", f.Type)}, end: true}
+	}
+	if err := proto.Unmarshal(f.Payload, m); err != nil {
+		return event{err: &mux.Error{Code: dbe.CodeWorkerFailed, Message: fmt.Sprintf("unparseable %s payload: %v", f.Type, err)}, end: true}
+	}
+	return ev
+}
+
+// writeJSON sends v as a JSON response.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(fmt.Sprintf("shim: marshal %T: %v", v, err)) // a bug: recovered into a logged 500
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+}

@@ -1,0 +1,648 @@
+package shim
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/dsmil/l7/host/config"
+	"github.com/dsmil/l7/sdk/dbe"
+	l7v1 "github.com/dsmil/l7/sdk/proto/dsmil/l7/v1"
+	"google.golang.org/protobuf/proto"
+)
+
+// endpoint is which OpenAI API a request came in on.
+type endpoint int
+
+const (
+	chatEndpoint endpoint = iota // POST /v1/chat/completions
+	textEndpoint                 // POST /v1/completions
+)
+
+// Edge limits (documented in docs/clients.md).
+const (
+	// maxStop is how many stop sequences a request may give (OpenAI's 4).
+	maxStop = 4
+	// maxInt32 is the largest max_tokens and top_k the wire carries; larger
+	// values are clamped to it.
+	maxInt32 = math.MaxInt32
+)
+
+// openaiRequest is the body of both completion endpoints. Polymorphic
+// fields are kept raw and decoded by validate. Fields that are not listed
+// here are ignored.
+type openaiRequest struct {
+	Model               *string            `json:"model"`
+	Messages            json.RawMessage    `json:"messages"`
+	Prompt              json.RawMessage    `json:"prompt"`
+	Temperature         *float64           `json:"temperature"`
+	TopP                *float64           `json:"top_p"`
+	TopK                *int64             `json:"top_k"`
+	MinP                *float64           `json:"min_p"`
+	Seed                *int64             `json:"seed"`
+	Stop                json.RawMessage    `json:"stop"`
+	MaxTokens           *int64             `json:"max_tokens"`
+	MaxCompletionTokens *int64             `json:"max_completion_tokens"`
+	PresencePenalty     *float64           `json:"presence_penalty"`
+	FrequencyPenalty    *float64           `json:"frequency_penalty"`
+	RepetitionPenalty   *float64           `json:"repetition_penalty"`
+	N                   *int64             `json:"n"`
+	Stream              *bool              `json:"stream"`
+	StreamOptions       *streamOptions     `json:"stream_options"`
+	User                *string            `json:"user"`
+	LogitBias           map[string]float64 `json:"logit_bias"`
+	Logprobs            json.RawMessage    `json:"logprobs"` // bool (chat) or int (completions)
+	TopLogprobs         *int64             `json:"top_logprobs"`
+	ResponseFormat      json.RawMessage    `json:"response_format"`
+	Tools               json.RawMessage    `json:"tools"`
+	ToolChoice          json.RawMessage    `json:"tool_choice"`
+	Functions           json.RawMessage    `json:"functions"`
+	FunctionCall        json.RawMessage    `json:"function_call"`
+	Modalities          json.RawMessage    `json:"modalities"`
+	Audio               json.RawMessage    `json:"audio"`
+	Prediction          json.RawMessage    `json:"prediction"`
+	Echo                *bool              `json:"echo"`
+	BestOf              *int64             `json:"best_of"`
+	Suffix              *string            `json:"suffix"`
+}
+
+type streamOptions struct {
+	IncludeUsage bool `json:"include_usage"`
+}
+
+type message struct {
+	Role       *string         `json:"role"`
+	Content    json.RawMessage `json:"content"`
+	Name       string          `json:"name"`
+	ToolCallID string          `json:"tool_call_id"`
+	ToolCalls  []toolCall      `json:"tool_calls"`
+}
+
+type toolCall struct {
+	ID       string `json:"id"`
+	Type     string `json:"type"`
+	Function struct {
+		Name      string `json:"name"`
+		Arguments string `json:"arguments"`
+	} `json:"function"`
+}
+
+type contentPart struct {
+	Type     string  `json:"type"`
+	Text     *string `json:"text"`
+	ImageURL *struct {
+		URL    string `json:"url"`
+		Detail string `json:"detail"`
+	} `json:"image_url"`
+}
+
+// chatCall is a validated request, ready to become a frame.
+type chatCall struct {
+	endpoint     endpoint
+	model        *config.Model
+	params       *l7v1.L7ChatRequest
+	stream       bool
+	includeUsage bool
+}
+
+// decodeRequest parses and validates a completion request body for t.
+func (s *Server) decodeRequest(body []byte, ep endpoint, t *config.Tenant) (*chatCall, *apiError) {
+	var req openaiRequest
+	if e := decodeJSON(body, &req); e != nil {
+		return nil, e
+	}
+	call := &chatCall{endpoint: ep, params: &l7v1.L7ChatRequest{}}
+	p := call.params
+
+	if req.Model == nil || *req.Model == "" {
+		return nil, invalidRequest("model", "missing_required_parameter", "you must provide a model parameter")
+	}
+	call.model = s.models[*req.Model]
+	if call.model == nil || !t.AllowsModel(call.model.ID) {
+		return nil, modelNotFound(*req.Model)
+	}
+	p.Model = call.model.ID
+
+	switch ep {
+	case chatEndpoint:
+		if !isNull(req.Prompt) {
+			return nil, unsupported("prompt", "prompt belongs to /v1/completions; /v1/chat/completions takes messages")
+		}
+		if e := decodeMessages(req.Messages, p); e != nil {
+			return nil, e
+		}
+	case textEndpoint:
+		if !isNull(req.Messages) {
+			return nil, unsupported("messages", "messages belongs to /v1/chat/completions; /v1/completions takes prompt")
+		}
+		prompt, e := decodePrompt(req.Prompt)
+		if e != nil {
+			return nil, e
+		}
+		p.Prompt = prompt
+	}
+	if e := sampling(&req, p); e != nil {
+		return nil, e
+	}
+	if e := noOps(&req, ep); e != nil {
+		return nil, e
+	}
+	if req.Stream != nil {
+		call.stream = *req.Stream
+	}
+	if req.StreamOptions != nil {
+		if !call.stream {
+			return nil, invalidRequest("stream_options", "invalid_value", "stream_options is only allowed when stream is true")
+		}
+		call.includeUsage = req.StreamOptions.IncludeUsage
+	}
+	// Plugins always report usage on a stream's last chunk, so that the
+	// router can reconcile token quotas and count tokens; the shim passes it
+	// on to the client only when stream_options.include_usage asked for it.
+	p.Stream, p.IncludeUsage = call.stream, call.stream
+	if req.User != nil {
+		p.User = *req.User
+	}
+	return call, nil
+}
+
+// decodeJSON unmarshals a request body, naming the offending field of a
+// type error.
+func decodeJSON(body []byte, v any) *apiError {
+	body = bytes.TrimSpace(body)
+	if len(body) == 0 || body[0] != '{' {
+		return invalidRequest("", "invalid_json", "The request body must be a JSON object.")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	err := dec.Decode(v)
+	if err == nil && dec.More() {
+		err = errors.New("data after the JSON object")
+	}
+	if err == nil {
+		return nil
+	}
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) && te.Field != "" {
+		return invalidRequest(te.Field, "invalid_type", "Invalid type for '%s': expected %s, got %s.", te.Field, jsonKind(te.Type.Kind().String()), te.Value)
+	}
+	return invalidRequest("", "invalid_json", "We could not parse the JSON body of your request: %v.", err)
+}
+
+func jsonKind(goKind string) string {
+	switch {
+	case strings.HasPrefix(goKind, "int"), strings.HasPrefix(goKind, "uint"):
+		return "an integer"
+	case strings.HasPrefix(goKind, "float"):
+		return "a number"
+	case goKind == "bool":
+		return "a boolean"
+	case goKind == "string":
+		return "a string"
+	case goKind == "slice":
+		return "an array"
+	}
+	return "an object"
+}
+
+func isNull(raw json.RawMessage) bool {
+	raw = bytes.TrimSpace(raw)
+	return len(raw) == 0 || string(raw) == "null"
+}
+
+// validRoles are the chat roles the shim passes on.
+var validRoles = map[string]bool{"system": true, "developer": true, "user": true, "assistant": true, "tool": true}
+
+func decodeMessages(raw json.RawMessage, p *l7v1.L7ChatRequest) *apiError {
+	if isNull(raw) {
+		return invalidRequest("messages", "missing_required_parameter", "you must provide a messages parameter")
+	}
+	var msgs []message
+	if err := json.Unmarshal(raw, &msgs); err != nil {
+		return invalidRequest("messages", "invalid_type", "messages must be an array of message objects: %v", err)
+	}
+	if len(msgs) == 0 {
+		return invalidRequest("messages", "invalid_value", "messages must contain at least one message")
+	}
+	p.Messages = make([]*l7v1.Message, len(msgs))
+	for i, m := range msgs {
+		at := fmt.Sprintf("messages[%d]", i)
+		if m.Role == nil || !validRoles[*m.Role] {
+			role := "<missing>"
+			if m.Role != nil {
+				role = *m.Role
+			}
+			return invalidRequest(at+".role", "invalid_value",
+				"Invalid role %s: want one of system, developer, user, assistant, tool.", quoteClip(role))
+		}
+		pm := &l7v1.Message{Role: *m.Role, Name: m.Name, ToolCallId: m.ToolCallID}
+		if e := decodeContent(m.Content, *m.Role, at, pm); e != nil {
+			return e
+		}
+		for _, tc := range m.ToolCalls {
+			pm.ToolCalls = append(pm.ToolCalls, &l7v1.ToolCall{Id: tc.ID, Type: tc.Type, Name: tc.Function.Name, ArgumentsJson: tc.Function.Arguments})
+		}
+		p.Messages[i] = pm
+	}
+	return nil
+}
+
+// decodeContent reads a message's content: a string, an array of text and
+// image_url parts, or null (assistant and tool-call turns only).
+func decodeContent(raw json.RawMessage, role, at string, pm *l7v1.Message) *apiError {
+	raw = bytes.TrimSpace(raw)
+	switch {
+	case isNull(raw):
+		if role != "assistant" {
+			return invalidRequest(at+".content", "missing_required_parameter", "%s.content is required for role %s", at, role)
+		}
+		return nil
+	case raw[0] == '"':
+		return unmarshalField(raw, &pm.Content, at+".content")
+	case raw[0] != '[':
+		return invalidRequest(at+".content", "invalid_type", "%s.content must be a string or an array of content parts", at)
+	}
+	var parts []contentPart
+	if e := unmarshalField(raw, &parts, at+".content"); e != nil {
+		return e
+	}
+	for j, part := range parts {
+		pat := fmt.Sprintf("%s.content[%d]", at, j)
+		switch part.Type {
+		case "text":
+			if part.Text == nil {
+				return invalidRequest(pat+".text", "missing_required_parameter", "a text part needs text")
+			}
+			pm.Parts = append(pm.Parts, &l7v1.ContentPart{Part: &l7v1.ContentPart_Text{Text: *part.Text}})
+		case "image_url":
+			if part.ImageURL == nil || part.ImageURL.URL == "" {
+				return invalidRequest(pat+".image_url.url", "missing_required_parameter", "an image_url part needs image_url.url")
+			}
+			cp, e := imagePart(part.ImageURL.URL, part.ImageURL.Detail, pat+".image_url.url")
+			if e != nil {
+				return e
+			}
+			pm.Parts = append(pm.Parts, cp)
+		default:
+			return invalidRequest(pat+".type", "unsupported_value",
+				"Content part type %s is not supported; use text or image_url.", quoteClip(part.Type))
+		}
+	}
+	return nil
+}
+
+// imagePart turns an image URL into a content part: a base64 data: URL is
+// decoded into ImageData so plugins need not; any other URL is passed on.
+func imagePart(url, detail, param string) (*l7v1.ContentPart, *apiError) {
+	rest, ok := strings.CutPrefix(url, "data:")
+	if !ok {
+		return &l7v1.ContentPart{Part: &l7v1.ContentPart_ImageUrl{ImageUrl: &l7v1.ImageURL{Url: url, Detail: detail}}}, nil
+	}
+	meta, data, ok := strings.Cut(rest, ",")
+	mime, isB64 := strings.CutSuffix(meta, ";base64")
+	if !ok || !isB64 {
+		return nil, invalidRequest(param, "invalid_value", "An image data: URL must be base64 encoded (data:image/png;base64,...).")
+	}
+	b, err := base64.StdEncoding.DecodeString(data)
+	if err != nil {
+		return nil, invalidRequest(param, "invalid_value", "The image data: URL is not valid base64: %v", err)
+	}
+	return &l7v1.ContentPart{Part: &l7v1.ContentPart_ImageData{ImageData: &l7v1.ImageData{Data: b, MimeType: mime, Detail: detail}}}, nil
+}
+
+// decodePrompt reads /v1/completions' prompt: a string, or an array of
+// exactly one string. Token arrays and several prompts (which would each
+// need their own choice) are refused.
+func decodePrompt(raw json.RawMessage) (string, *apiError) {
+	raw = bytes.TrimSpace(raw)
+	if isNull(raw) {
+		return "", invalidRequest("prompt", "missing_required_parameter", "you must provide a prompt parameter")
+	}
+	var prompt string
+	if raw[0] == '[' {
+		var list []json.RawMessage
+		if json.Unmarshal(raw, &list) != nil || len(list) != 1 || json.Unmarshal(list[0], &prompt) != nil {
+			return "", unsupported("prompt", "prompt must be a string or an array of one string; token arrays and several prompts per request are not supported")
+		}
+	} else if json.Unmarshal(raw, &prompt) != nil {
+		return "", invalidRequest("prompt", "invalid_type", "prompt must be a string or an array of one string")
+	}
+	if prompt == "" {
+		return "", invalidRequest("prompt", "invalid_value", "prompt must not be empty")
+	}
+	return prompt, nil
+}
+
+func unmarshalField(raw json.RawMessage, v any, param string) *apiError {
+	if err := json.Unmarshal(raw, v); err != nil {
+		return invalidRequest(param, "invalid_type", "Invalid value for '%s': %v", param, err)
+	}
+	return nil
+}
+
+// sampling validates the numeric and sampling fields and copies them into
+// p. Out-of-range values are refused with a 400 naming the field;
+// max_tokens and top_k above the wire's int32 are clamped.
+func sampling(req *openaiRequest, p *l7v1.L7ChatRequest) *apiError {
+	for _, f := range []struct {
+		name     string
+		v        *float64
+		min, max float64
+		minOpen  bool
+		dst      **float32
+	}{
+		{"temperature", req.Temperature, 0, 2, false, &p.Temperature},
+		{"top_p", req.TopP, 0, 1, false, &p.TopP},
+		{"min_p", req.MinP, 0, 1, false, &p.MinP},
+		{"presence_penalty", req.PresencePenalty, -2, 2, false, &p.PresencePenalty},
+		{"frequency_penalty", req.FrequencyPenalty, -2, 2, false, &p.FrequencyPenalty},
+		{"repetition_penalty", req.RepetitionPenalty, 0, 2, true, &p.RepetitionPenalty},
+	} {
+		if f.v == nil {
+			continue
+		}
+		if v := *f.v; v < f.min || v > f.max || (f.minOpen && v == f.min) {
+			lo := "["
+			if f.minOpen {
+				lo = "("
+			}
+			return invalidRequest(f.name, "invalid_value", "Invalid '%s': %v is outside %s%g, %g].", f.name, v, lo, f.min, f.max)
+		}
+		*f.dst = proto.Float32(float32(*f.v))
+	}
+	if req.TopK != nil {
+		if *req.TopK < 0 {
+			return invalidRequest("top_k", "invalid_value", "Invalid 'top_k': %d is negative (0 disables top-k).", *req.TopK)
+		}
+		p.TopK = proto.Int32(int32(min(*req.TopK, maxInt32)))
+	}
+	if req.Seed != nil {
+		p.Seed = proto.Int64(*req.Seed)
+	}
+	maxTokens, param := req.MaxTokens, "max_tokens"
+	if m := req.MaxCompletionTokens; m != nil {
+		if maxTokens != nil && *maxTokens != *m {
+			return invalidRequest("max_tokens", "invalid_value", "max_tokens (%d) and max_completion_tokens (%d) disagree; send one of them.", *maxTokens, *m)
+		}
+		maxTokens, param = m, "max_completion_tokens"
+	}
+	if maxTokens != nil {
+		if *maxTokens < 1 {
+			return invalidRequest(param, "invalid_value", "Invalid '%s': %d is below the minimum of 1.", param, *maxTokens)
+		}
+		p.MaxTokens = int32(min(*maxTokens, maxInt32))
+	}
+	if req.N != nil && *req.N != 1 {
+		return invalidRequest("n", "unsupported_value", "Invalid 'n': %d. Only n=1 is supported; send separate requests for more choices.", *req.N)
+	}
+	stop, e := decodeStop(req.Stop)
+	if e != nil {
+		return e
+	}
+	p.Stop = stop
+	return nil
+}
+
+// decodeStop reads stop: null, a string or an array of at most four
+// strings.
+func decodeStop(raw json.RawMessage) ([]string, *apiError) {
+	raw = bytes.TrimSpace(raw)
+	if isNull(raw) {
+		return nil, nil
+	}
+	var stop []string
+	if raw[0] == '"' {
+		var s string
+		if json.Unmarshal(raw, &s) != nil {
+			return nil, invalidRequest("stop", "invalid_type", "stop must be a string or an array of strings")
+		}
+		stop = []string{s}
+	} else if json.Unmarshal(raw, &stop) != nil {
+		return nil, invalidRequest("stop", "invalid_type", "stop must be a string or an array of strings")
+	}
+	if len(stop) > maxStop {
+		return nil, invalidRequest("stop", "invalid_value", "Invalid 'stop': %d sequences; at most %d are allowed.", len(stop), maxStop)
+	}
+	return stop, nil
+}
+
+// noOps checks the parameters no plugin behind the shim implements yet:
+// each is accepted only with a value that asks for nothing (the default),
+// and refused with a 400 naming it otherwise — never ignored.
+func noOps(req *openaiRequest, ep endpoint) *apiError {
+	if len(req.LogitBias) > 0 {
+		return unsupported("logit_bias", "logit_bias is not supported")
+	}
+	if !isNull(req.Logprobs) && !rawIs(req.Logprobs, "false", "0") {
+		return unsupported("logprobs", "logprobs is not supported")
+	}
+	if req.TopLogprobs != nil && *req.TopLogprobs != 0 {
+		return unsupported("top_logprobs", "top_logprobs is not supported")
+	}
+	if !isNull(req.ResponseFormat) {
+		var rf struct {
+			Type string `json:"type"`
+		}
+		if json.Unmarshal(req.ResponseFormat, &rf) != nil || rf.Type != "text" {
+			return unsupported("response_format", "response_format %s is not supported; only {\"type\": \"text\"}", quoteClip(string(req.ResponseFormat)))
+		}
+	}
+	if !isNull(req.Tools) && !rawIs(req.Tools, "[]") {
+		return unsupported("tools", "tools (function calling) is not supported")
+	}
+	if !isNull(req.ToolChoice) && !rawIs(req.ToolChoice, `"none"`, `"auto"`) {
+		return unsupported("tool_choice", "tool_choice %s is not supported without tools", quoteClip(string(req.ToolChoice)))
+	}
+	if !isNull(req.Functions) && !rawIs(req.Functions, "[]") {
+		return unsupported("functions", "functions (function calling) is not supported")
+	}
+	if !isNull(req.FunctionCall) && !rawIs(req.FunctionCall, `"none"`, `"auto"`) {
+		return unsupported("function_call", "function_call is not supported")
+	}
+	if !isNull(req.Modalities) && !rawIs(req.Modalities, `["text"]`) {
+		return unsupported("modalities", "only text output is supported")
+	}
+	if !isNull(req.Audio) {
+		return unsupported("audio", "audio output is not supported")
+	}
+	if !isNull(req.Prediction) {
+		return unsupported("prediction", "predicted outputs are not supported")
+	}
+	if ep == textEndpoint {
+		if req.Echo != nil && *req.Echo {
+			return unsupported("echo", "echo is not supported")
+		}
+		if req.BestOf != nil && *req.BestOf != 1 {
+			return unsupported("best_of", "best_of is not supported")
+		}
+		if req.Suffix != nil && *req.Suffix != "" {
+			return unsupported("suffix", "suffix (insertion) is not supported")
+		}
+	}
+	return nil
+}
+
+// rawIs reports whether raw is one of the given JSON texts, ignoring
+// whitespace.
+func rawIs(raw json.RawMessage, texts ...string) bool {
+	var compact bytes.Buffer
+	if json.Compact(&compact, raw) != nil {
+		return false
+	}
+	for _, t := range texts {
+		if compact.String() == t {
+			return true
+		}
+	}
+	return false
+}
+
+// DBE addressing of the frames the shim sends.
+const (
+	// shimDevice is DEVICE_ID_SRC: the shim is not a DSMIL device.
+	shimDevice = 0
+	// routerDevice is DEVICE_ID_DST: the L7 router.
+	routerDevice = 43
+)
+
+// frame builds the L7_CHAT_REQ for call on behalf of t: the TLVs in
+// registry order, then the payload.
+func (s *Server) frame(call *chatCall, t *config.Tenant, reqID [16]byte, now time.Time) (*dbe.Frame, error) {
+	payload, err := proto.Marshal(call.params)
+	if err != nil {
+		return nil, fmt.Errorf("shim: marshal L7ChatRequest: %w", err)
+	}
+	f := &dbe.Frame{Type: dbe.MsgChatReq, TLVs: make([]dbe.TLV, 0, 11), Payload: payload}
+	f.SetTenantID(t.Name)
+	f.SetCompartmentMask(dbe.Compartment(t.CompartmentMask()))
+	f.SetClassification(dbe.Classification(t.Classification))
+	f.SetROELevel(dbe.ROELevel(t.ROE))
+	f.SetDeviceIDSrc(shimDevice)
+	f.SetDeviceIDDst(routerDevice)
+	f.SetProfile(call.model.Profile)
+	if s.cfg.ClaimSource != nil {
+		if tok := s.cfg.ClaimSource(t); len(tok) > 0 {
+			f.SetClaimToken(tok)
+		}
+	}
+	f.SetTimestamp(now)
+	f.SetRequestID(reqID)
+	f.SetTimeout(s.cfg.Shim.RequestTimeout)
+	return f, nil
+}
+
+// Responses, in OpenAI's shapes.
+
+type usageJSON struct {
+	PromptTokens     uint32 `json:"prompt_tokens"`
+	CompletionTokens uint32 `json:"completion_tokens"`
+	TotalTokens      uint32 `json:"total_tokens"`
+}
+
+func toUsage(u *l7v1.Usage) usageJSON {
+	out := usageJSON{PromptTokens: u.GetPromptTokens(), CompletionTokens: u.GetCompletionTokens(), TotalTokens: u.GetTotalTokens()}
+	if out.TotalTokens == 0 {
+		out.TotalTokens = out.PromptTokens + out.CompletionTokens
+	}
+	return out
+}
+
+// metadata is dsmil_metadata: where and how fast the request ran.
+type metadata struct {
+	DeviceID  uint32  `json:"device_id"`
+	LatencyMS float64 `json:"latency_ms"`
+	L7Profile string  `json:"l7_profile"`
+}
+
+func toMetadata(device uint32, latencyMS float32, profile, fallback string) *metadata {
+	if profile == "" {
+		profile = fallback
+	}
+	return &metadata{DeviceID: device, LatencyMS: math.Round(float64(latencyMS)*1000) / 1000, L7Profile: profile}
+}
+
+type completion struct {
+	ID      string          `json:"id"`
+	Object  string          `json:"object"`
+	Created int64           `json:"created"`
+	Model   string          `json:"model"`
+	Choices []choiceJSON    `json:"choices"`
+	Usage   json.RawMessage `json:"usage,omitempty"`
+	Meta    *metadata       `json:"dsmil_metadata,omitempty"`
+}
+
+// choiceJSON is a choice of any of the four shapes: chat message, chat
+// delta, completion text (whole or streamed).
+type choiceJSON struct {
+	Index        int32        `json:"index"`
+	Message      *messageJSON `json:"message,omitempty"`
+	Delta        *deltaJSON   `json:"delta,omitempty"`
+	Text         *string      `json:"text,omitempty"`
+	Logprobs     *struct{}    `json:"logprobs"` // always null
+	FinishReason *string      `json:"finish_reason"`
+}
+
+type messageJSON struct {
+	Role    string  `json:"role"`
+	Content string  `json:"content"`
+	Refusal *string `json:"refusal"` // always null
+}
+
+type deltaJSON struct {
+	Role    string  `json:"role,omitempty"`
+	Content *string `json:"content,omitempty"`
+}
+
+// Objects and id prefixes of the two APIs.
+var objects = [...]struct{ whole, chunk, idPrefix string }{
+	chatEndpoint: {"chat.completion", "chat.completion.chunk", "chatcmpl-"},
+	textEndpoint: {"text_completion", "text_completion", "cmpl-"},
+}
+
+// responseID is the OpenAI id of a request: derived from its REQUEST_ID so
+// logs, x-request-id and the response tie together.
+func responseID(ep endpoint, reqID [16]byte) string {
+	return objects[ep].idPrefix + hex.EncodeToString(reqID[:])
+}
+
+// finishReason maps a DBE finish reason to OpenAI's.
+func finishReason(f l7v1.FinishReason) string {
+	switch f {
+	case l7v1.FinishReason_FINISH_REASON_LENGTH:
+		return "length"
+	case l7v1.FinishReason_FINISH_REASON_TOOL_CALLS:
+		return "tool_calls"
+	case l7v1.FinishReason_FINISH_REASON_CONTENT_FILTER:
+		return "content_filter"
+	}
+	return "stop"
+}
+
+// wholeResponse turns an L7ChatResponse into a chat.completion or
+// text_completion.
+func wholeResponse(call *chatCall, reqID [16]byte, created int64, resp *l7v1.L7ChatResponse) *completion {
+	out := &completion{
+		ID: responseID(call.endpoint, reqID), Object: objects[call.endpoint].whole, Created: created,
+		Model:   call.model.ID,
+		Choices: make([]choiceJSON, 0, len(resp.GetChoices())),
+		Meta:    toMetadata(resp.GetDeviceId(), resp.GetLatencyMs(), resp.GetL7Profile(), call.model.Profile),
+	}
+	for _, c := range resp.GetChoices() {
+		fr := finishReason(c.GetFinishReason())
+		ch := choiceJSON{Index: c.GetIndex(), FinishReason: &fr}
+		if call.endpoint == chatEndpoint {
+			ch.Message = &messageJSON{Role: "assistant", Content: c.GetMessage().GetContent()}
+		} else {
+			text := c.GetText()
+			ch.Text = &text
+		}
+		out.Choices = append(out.Choices, ch)
+	}
+	out.Usage, _ = json.Marshal(toUsage(resp.GetUsage()))
+	return out
+}
