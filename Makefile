@@ -3,22 +3,46 @@
 GO       ?= go
 FUZZTIME ?= 20s
 CONFIG   ?= dsmil.hcl
+# the openai npm client test of the shim (host/shim, TestOpenAINodeClient)
+NODETEST := host/shim/testdata/openai-node
 
-.PHONY: all build run test unit lint generate check-generate fuzz bench deps clean
+.PHONY: all build run test unit lint generate check-generate fuzz bench deps clean ort demo-model
 
 all: build
 
 ## deps: install the system tools the build and tests need (protoc for the
-## generated-code drift check).
+## generated-code drift check) and, when npm is there, the openai npm client
+## for the shim's client test (npm ci from the committed lockfile).
 deps:
 	@command -v $(GO) >/dev/null || { echo "Go 1.26 is required: https://go.dev/dl/" >&2; exit 1; }
 	@command -v protoc >/dev/null || { \
 		echo "installing protobuf-compiler (protoc)"; \
 		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq protobuf-compiler >/dev/null; }
+	@if ! command -v npm >/dev/null; then \
+		echo "npm not found: the openai npm client test (host/shim) will be skipped" >&2; \
+	elif [ ! $(NODETEST)/node_modules/.package-lock.json -nt $(NODETEST)/package-lock.json ]; then \
+		echo "cd $(NODETEST) && npm ci"; \
+		cd $(NODETEST) && npm ci --no-audit --no-fund --loglevel=error; fi
+
+## ort: fetch (npm pack onnxruntime-node), verify (pinned SHA-512 and
+## SHA-256) and cache the ONNX Runtime library the llm-amx plugin loads, and
+## print its path. Cached: a second run touches no network.
+ORT_FETCH := plugins/llm-amx/ort/fetch.sh
+ort:
+	@sh $(ORT_FETCH)
+
+## demo-model: write a random-weight demo model (dsmil-mkmodel) into
+## $(DEMO_MODEL) unless it is there.
+DEMO_PRESET ?= qwen2.5-0.5b
+DEMO_DTYPE  ?= int4
+DEMO_MODEL  ?= run/models/dsmil-random-$(DEMO_PRESET)-$(DEMO_DTYPE)
+demo-model:
+	@[ -f $(DEMO_MODEL)/config.json ] || $(GO) run ./cmd/dsmil-mkmodel -preset $(DEMO_PRESET) \
+		-dtype $(DEMO_DTYPE) -block 128 -out $(DEMO_MODEL)
 
 ## build: the host and every plugin binary into ./bin
-build:
+build: ort
 	@mkdir -p bin
 	$(GO) build -o bin/ ./cmd/...
 	@for p in plugins/*/; do \
@@ -26,15 +50,17 @@ build:
 		n=$$(basename $$p); echo "$(GO) build -o bin/dsmil-$$n ./$$p"; \
 		$(GO) build -o bin/dsmil-$$n ./$$p || exit 1; done
 
-## run: build and start the plane on $(CONFIG) (Ctrl-C stops it)
+## run: build and start the plane on $(CONFIG) (Ctrl-C stops it). The
+## default tenant's key is $$DSMIL_OPENAI_API_KEY, or dsmil-local-key when it
+## is unset (the host then warns that a default key is in use).
 run: deps build
-	./bin/dsmil-host serve -config $(CONFIG)
+	DSMIL_OPENAI_API_KEY="$${DSMIL_OPENAI_API_KEY:-dsmil-local-key}" ./bin/dsmil-host serve -config $(CONFIG)
 
 ## test: everything CI runs
 test: deps lint check-generate unit
 
-unit:
-	$(GO) test -race -timeout 15m ./...
+unit: ort
+	DSMIL_ORT_LIB="$${DSMIL_ORT_LIB:-$$(sh $(ORT_FETCH))}" $(GO) test -race -timeout 15m ./...
 
 lint:
 	@out=$$(gofmt -l $$(find . -name '*.go' -not -path './.git/*')); \
@@ -43,10 +69,11 @@ lint:
 
 ## generate: regenerate committed generated code
 generate:
-	$(GO) generate ./sdk/proto/...
+	$(GO) generate ./sdk/proto/... ./internal/onnx/...
 
 check-generate:
 	sh sdk/proto/generate.sh -check
+	sh internal/onnx/generate.sh -check
 
 ## fuzz: a short run of every fuzz target (FUZZTIME each)
 fuzz:
@@ -54,7 +81,7 @@ fuzz:
 		d=$$(dirname $$f); \
 		for t in $$(grep -o '^func Fuzz[A-Za-z0-9_]*' $$f | cut -d' ' -f2); do \
 			echo "== $$d $$t"; \
-			$(GO) test ./$$d -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) || exit 1; \
+			$(GO) test ./$$d -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 1x || exit 1; \
 		done; done
 
 ## bench: every Go benchmark
@@ -62,4 +89,4 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
 clean:
-	rm -rf bin
+	rm -rf bin $(NODETEST)/node_modules

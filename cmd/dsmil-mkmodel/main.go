@@ -1,0 +1,109 @@
+// Command dsmil-mkmodel writes a Llama / Qwen2-architecture decoder with
+// deterministic pseudo-random weights, in the Hugging Face Optimum layout
+// the llm-amx plugin loads (config.json, generation_config.json,
+// tokenizer.json, tokenizer_config.json, onnx/model*.onnx), for tests,
+// demos and benchmarks. The model produces gibberish at a real model's
+// speed.
+//
+//	dsmil-mkmodel -preset tiny -dtype int4 -out run/models/tiny
+//	dsmil-mkmodel -preset qwen2.5-0.5b -dtype int4 -block 128 -out /tmp/q05
+//
+// Presets: tiny, qwen2.5-0.5b, tinyllama-1.1b, llama-7b; flags override
+// their fields. Writing a second dtype into the same directory adds its
+// ONNX file (onnx/model.onnx, model_int8.onnx, model_q4.onnx).
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/dsmil/l7/internal/mkmodel"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("dsmil-mkmodel", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		preset   = fs.String("preset", "tiny", "shape preset: "+strings.Join(mkmodel.PresetNames(), ", "))
+		out      = fs.String("out", "", "output directory (required)")
+		dtype    = fs.String("dtype", "fp32", "linear weights: fp32, int8 or int4 (MatMulNBits)")
+		block    = fs.Int("block", 32, "MatMulNBits block size (16, 32, 64, 128, 256)")
+		accuracy = fs.Int("accuracy", 4, "MatMulNBits accuracy_level (0: fp32 compute; 4: int8 activations)")
+		seed     = fs.Uint64("seed", 0, "weight seed")
+		arch     = fs.String("arch", "", "override the architecture: llama or qwen2")
+		layers   = fs.Int("layers", 0, "override num_hidden_layers")
+		hidden   = fs.Int("hidden", 0, "override hidden_size")
+		heads    = fs.Int("heads", 0, "override num_attention_heads")
+		kvHeads  = fs.Int("kv-heads", 0, "override num_key_value_heads")
+		headDim  = fs.Int("head-dim", 0, "override head_dim")
+		inter    = fs.Int("intermediate", 0, "override intermediate_size")
+		vocab    = fs.Int("vocab", 0, "override vocab_size (>= the tokenizer's 512)")
+		maxPos   = fs.Int("max-positions", 0, "override max_position_embeddings")
+		tie      = fs.String("tie", "", "override tie_word_embeddings: true or false")
+		external = fs.Bool("external-data", false, "always write weights to an external .onnx_data file")
+	)
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *out == "" || fs.NArg() > 0 {
+		fmt.Fprintln(stderr, "usage: dsmil-mkmodel -out DIR [-preset NAME] [-dtype fp32|int8|int4] [flags]")
+		fs.PrintDefaults()
+		return 2
+	}
+	s, err := mkmodel.Preset(*preset)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 2
+	}
+	s.DType, s.BlockSize, s.Seed = mkmodel.DType(*dtype), *block, *seed
+	if *accuracy == 0 {
+		s.NoAccuracyLevel = true
+	} else {
+		s.AccuracyLevel = *accuracy
+	}
+	for _, o := range []struct {
+		dst *int
+		v   int
+	}{{&s.Layers, *layers}, {&s.Hidden, *hidden}, {&s.Heads, *heads}, {&s.KVHeads, *kvHeads},
+		{&s.HeadDim, *headDim}, {&s.Intermediate, *inter}, {&s.Vocab, *vocab}, {&s.MaxPositions, *maxPos}} {
+		if o.v != 0 {
+			*o.dst = o.v
+		}
+	}
+	if *arch != "" {
+		s.Arch = mkmodel.Arch(*arch)
+	}
+	switch *tie {
+	case "":
+	case "true":
+		s.TieEmbeddings = true
+	case "false":
+		s.TieEmbeddings = false
+	default:
+		fmt.Fprintln(stderr, "-tie must be true or false")
+		return 2
+	}
+	if *external {
+		s.ExternalDataThreshold = -1
+	}
+	start := time.Now()
+	r, err := mkmodel.Write(*out, s)
+	if err != nil {
+		fmt.Fprintln(stderr, "dsmil-mkmodel:", err)
+		return 1
+	}
+	sp := r.Spec
+	fmt.Fprintf(stdout, "wrote %s (%s, %s, %.1fM params, %d layers, hidden %d, heads %d/%d, vocab %d) in %s\n",
+		r.ONNX, sp.Name, sp.DType, float64(sp.Params())/1e6, sp.Layers, sp.Hidden, sp.Heads, sp.KVHeads, sp.Vocab,
+		time.Since(start).Round(time.Millisecond))
+	fmt.Fprintln(stdout, "random weights: the model produces gibberish; for tests, demos and benchmarks only")
+	return 0
+}

@@ -1,0 +1,147 @@
+package mkmodel
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestTokenizer(t *testing.T) {
+	a, b := NewTokenizer(), NewTokenizer()
+	if a.Size() != 512 || len(a.Merges) != numMerges {
+		t.Fatalf("size %d, merges %d", a.Size(), len(a.Merges))
+	}
+	ids := map[int]string{}
+	for tok, id := range a.Vocab {
+		if prev, dup := ids[id]; dup {
+			t.Fatalf("id %d is both %q and %q", id, prev, tok)
+		}
+		ids[id] = tok
+	}
+	for i := 0; i < len(a.Vocab); i++ {
+		if _, ok := ids[i]; !ok {
+			t.Fatalf("vocab ids are not dense: %d missing", i)
+		}
+	}
+	for i, m := range a.Merges {
+		l, r, ok := strings.Cut(m, " ")
+		if !ok || a.Vocab[l+r] == 0 && l+r != ids[0] {
+			t.Fatalf("merge %d %q: result not in vocab", i, m)
+		}
+		if _, ok := a.Vocab[l]; !ok {
+			t.Fatalf("merge %d %q: %q not in vocab", i, m, l)
+		}
+		if b.Merges[i] != m {
+			t.Fatalf("merges differ between runs at %d", i)
+		}
+	}
+	if a.Specials[IMEnd] != 511 || a.Specials[EndOfText] != 509 {
+		t.Errorf("specials = %v", a.Specials)
+	}
+	// GPT-2's byte map: "!" is id 0, space is "Ġ".
+	if a.Vocab["!"] != 0 || a.Vocab["Ġ"] == 0 {
+		t.Errorf("byte tokens: ! = %d, Ġ = %d", a.Vocab["!"], a.Vocab["Ġ"])
+	}
+}
+
+func TestQuantizeRoundTrip(t *testing.T) {
+	for _, bits := range []int{4, 8} {
+		for _, k := range []int{64, 100} { // 100: a partial last block
+			w := gen(1, "w", 8, k, 0.5)
+			q := quantize(w, 8, k, bits, 32)
+			d := q.Dequantize()
+			for r := 0; r < 8; r++ {
+				for b := 0; b < q.Blocks; b++ {
+					lo, hi := b*32, min(b*32+32, k)
+					for i := lo; i < hi; i++ {
+						// Round to nearest: error at most half a step.
+						if e := math.Abs(float64(d[r*k+i] - w[r*k+i])); e > float64(q.Scales[r*q.Blocks+b])/2+1e-6 {
+							t.Fatalf("bits %d k %d: |w - deq| = %g > scale/2 = %g", bits, k, e, q.Scales[r*q.Blocks+b]/2)
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+func TestSpecValidate(t *testing.T) {
+	for _, name := range PresetNames() {
+		s, err := Preset(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Validate(512); err != nil {
+			t.Errorf("preset %s: %v", name, err)
+		}
+	}
+	if s, _ := Preset("qwen2.5-0.5b"); s.Params() < 490e6 || s.Params() > 500e6 {
+		t.Errorf("qwen2.5-0.5b has %d params, want ~494M", s.Params())
+	}
+	if _, err := Preset("gpt-5"); !errors.Is(err, ErrSpec) {
+		t.Errorf("unknown preset: %v", err)
+	}
+	bad := Spec{Layers: 1, Hidden: 64, Heads: 4, KVHeads: 3, Intermediate: 8, DType: "fp8", BlockSize: 48, Vocab: 10}
+	err := bad.Validate(512)
+	for _, want := range []string{"kv heads (3) must divide heads (4)", `dtype "fp8"`, "block size 48", "vocab (10) is smaller"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate = %v, want it to mention %q", err, want)
+		}
+	}
+}
+
+// TestWriteDeterministic writes the tiny model twice and checks the files
+// are identical, complete and well-formed.
+func TestWriteDeterministic(t *testing.T) {
+	s, _ := Preset("tiny")
+	s.DType = Int4
+	var results []*Result
+	for i := 0; i < 2; i++ {
+		r, err := Write(t.TempDir(), s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		results = append(results, r)
+	}
+	a, b := results[0], results[1]
+	if len(a.Files) != 5 {
+		t.Errorf("files = %v", a.Files)
+	}
+	for i := range a.Files {
+		x, _ := os.ReadFile(a.Files[i])
+		y, _ := os.ReadFile(b.Files[i])
+		if !bytes.Equal(x, y) {
+			t.Errorf("%s differs between runs", filepath.Base(a.Files[i]))
+		}
+	}
+	var cfg struct {
+		Layers int    `json:"num_hidden_layers"`
+		Vocab  int    `json:"vocab_size"`
+		Tmpl   string `json:"chat_template"`
+	}
+	raw, _ := os.ReadFile(filepath.Join(a.Dir, "config.json"))
+	json.Unmarshal(raw, &cfg)
+	if cfg.Layers != 2 || cfg.Vocab != 512 {
+		t.Errorf("config.json: %s", raw)
+	}
+	raw, _ = os.ReadFile(filepath.Join(a.Dir, "tokenizer_config.json"))
+	json.Unmarshal(raw, &cfg)
+	if cfg.Tmpl != ChatMLTemplate {
+		t.Errorf("chat_template = %q", cfg.Tmpl)
+	}
+	if filepath.Base(a.ONNX) != "model_q4.onnx" {
+		t.Errorf("ONNX = %s", a.ONNX)
+	}
+}
+
+func TestReferenceNeedsValidatedSpec(t *testing.T) {
+	s, _ := Preset("tiny")
+	if _, err := NewReference(s); !errors.Is(err, ErrSpec) {
+		t.Errorf("NewReference(unvalidated) = %v", err)
+	}
+}

