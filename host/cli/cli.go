@@ -27,6 +27,11 @@ func commands() map[string]command {
 		"plugins list":    {"plugins list [-config FILE] [-json]", "list the running host's plugin instances", runPluginsList},
 		"config validate": {"config validate [-config FILE]", "parse and check a dsmil.hcl", runConfigValidate},
 		"dbe decode":      {"dbe decode [HEX|-]", "decode one DBE frame given as hex (argument or stdin) and print it", runDBEDecode},
+		"keys hash":       {"keys hash [-generate] < KEY", "print the api_key_sha256 of an API key read from stdin (or of a new one)", runKeysHash},
+		"keys gen":        {"keys gen -out DIR -name NAME", "write an ML-DSA-87 key pair: NAME.key (mode 0600) and NAME.pub", runKeysGen},
+		"keys bundle":     {"keys bundle -root KEY -name N -role R -pub PUB -out FILE", "sign an identity bundle with an operator root key", runKeysBundle},
+		"keys show":       {"keys show [-roots PUB,...] FILE...", "describe key and bundle files; verify bundles against roots", runKeysShow},
+		"policy test":     {policyTestUsage, "decide one request, print the rule trail (exit 0 allow, 1 deny)", runPolicyTest},
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"io"
 
 	"github.com/dsmil/l7/host/config"
+	"github.com/dsmil/l7/host/policy"
 )
 
 // loadConfig loads path and prints its diagnostics (errors and warnings)
@@ -38,6 +39,12 @@ func runConfigValidate(_ context.Context, args []string, stdout, stderr io.Write
 	cfg := loadConfig(*path, stderr)
 	if cfg == nil {
 		return 1
+	}
+	if _, diags := policy.New(cfg, nil); len(diags) > 0 {
+		_ = config.WriteDiagnostics(stderr, cfg.Files(), diags)
+		if diags.HasErrors() {
+			return 1
+		}
 	}
 	fmt.Fprintf(stdout, "%s: valid (%d plugins, %d models, %d tenants, %d policies, %d included files)\n",
 		*path, len(cfg.Plugins), len(cfg.Models), len(cfg.Tenants), len(cfg.Policies), len(cfg.Includes))

@@ -4,15 +4,22 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/dsmil/l7/host/admin"
 	"github.com/dsmil/l7/host/config"
+	"github.com/dsmil/l7/host/metrics"
 	"github.com/dsmil/l7/host/pluginmgr"
+	"github.com/dsmil/l7/host/policy"
+	"github.com/dsmil/l7/host/ratelimit"
 	"github.com/dsmil/l7/host/router"
+	"github.com/dsmil/l7/host/shim"
 	"github.com/hashicorp/go-hclog"
 )
 
@@ -37,7 +44,13 @@ type Host struct {
 	Router   *router.Router
 	endpoint *router.Endpoint
 	admin    *admin.Server
-	wg       sync.WaitGroup
+	shim     *shim.Server
+	shimLn   net.Listener
+	limiter  *ratelimit.Limiter
+	// Metrics are the host's Prometheus metrics.
+	Metrics    *metrics.Metrics
+	metricsSrv *metrics.Server
+	wg         sync.WaitGroup
 }
 
 // Start brings the host up: sockets first (so a second host fails fast),
@@ -56,10 +69,21 @@ func Start(ctx context.Context, cfg *config.Config, log hclog.Logger, opts Optio
 		Plugins: cfg.Plugins, Files: cfg.Files(), Logger: log,
 		MaxFrame: int(cfg.Router.MaxFrameBytes),
 	})
+	eng, diags := policy.New(cfg, log.Named("policy"))
+	if diags.HasErrors() {
+		var b strings.Builder
+		_ = config.WriteDiagnostics(&b, cfg.Files(), diags)
+		return nil, fmt.Errorf("server: invalid policy:\n%s", b.String())
+	}
+	h.limiter = ratelimit.New(cfg)
+	h.Metrics = metrics.New(h.Manager)
 	r, err := router.New(router.Config{
 		Registry:       h.Manager,
 		RequestTimeout: cfg.Router.RequestTimeout,
 		LoadThreshold:  cfg.Router.LoadThreshold,
+		Policy:         eng,
+		Limiter:        h.limiter,
+		Observer:       h.Metrics,
 		Logger:         log.Named("router"),
 	})
 	if err != nil {
@@ -73,6 +97,23 @@ func Start(ctx context.Context, cfg *config.Config, log hclog.Logger, opts Optio
 	h.endpoint = &router.Endpoint{Router: r, Path: cfg.Router.Socket, Mode: cfg.Router.SocketMode,
 		MaxFrame: int(cfg.Router.MaxFrameBytes)}
 	if err := h.endpoint.Listen(); err != nil {
+		h.admin.Close()
+		return nil, err
+	}
+	h.shim, err = shim.New(shim.Config{Shim: cfg.Shim, Tenants: cfg.Tenants, Models: cfg.Models,
+		Router: r, Ready: h.ready, Logger: log.Named("shim"),
+		RateLimitHeaders: func(tenant string, hd http.Header) { h.limiter.State(tenant).SetHeaders(hd) }})
+	if err == nil && cfg.Metrics.Listen != "" {
+		h.metricsSrv, err = h.Metrics.Listen(cfg.Metrics.Listen)
+	}
+	if err == nil {
+		h.shimLn, err = h.shim.Listen()
+	}
+	if err != nil {
+		if h.metricsSrv != nil {
+			h.metricsSrv.Close()
+		}
+		h.endpoint.Close()
 		h.admin.Close()
 		return nil, err
 	}
@@ -90,21 +131,60 @@ func Start(ctx context.Context, cfg *config.Config, log hclog.Logger, opts Optio
 		}
 	}()
 	h.Manager.Start(ctx)
-	log.Info("dsmil-host started", "router", cfg.Router.Socket, "admin", cfg.Admin.Socket, "plugins", len(h.Manager.Instances()))
+	if h.metricsSrv != nil {
+		h.wg.Add(1)
+		go func() {
+			defer h.wg.Done()
+			if err := h.metricsSrv.Serve(); err != nil {
+				log.Error("metrics listener", "error", err)
+			}
+		}()
+	}
+	h.wg.Add(1)
+	go func() {
+		defer h.wg.Done()
+		if err := h.shim.Serve(h.shimLn); err != nil {
+			log.Error("OpenAI shim", "error", err)
+		}
+	}()
+	log.Info("dsmil-host started", "shim", cfg.Shim.Listen, "router", cfg.Router.Socket, "admin", cfg.Admin.Socket, "plugins", len(h.Manager.Instances()))
 	return h, nil
 }
 
-// Shutdown stops accepting work, drains in-flight requests (up to the drain
-// timeout), stops the plugins and closes the sockets.
+// Shutdown stops accepting work — the OpenAI shim first, letting its
+// requests finish — drains in-flight requests (up to the drain timeout),
+// stops the plugins and closes the sockets.
 func (h *Host) Shutdown() error {
 	h.log.Info("shutting down: draining in-flight requests", "timeout", h.opts.DrainTimeout)
 	ctx, cancel := context.WithTimeout(context.Background(), h.opts.DrainTimeout)
 	defer cancel()
-	err := h.Manager.Shutdown(ctx)
+	err := h.shim.Shutdown(ctx)
+	err = errors.Join(err, h.Manager.Shutdown(ctx))
 	err = errors.Join(err, h.endpoint.Close(), h.admin.Close())
+	if h.metricsSrv != nil {
+		err = errors.Join(err, h.metricsSrv.Close())
+	}
 	h.wg.Wait()
 	h.log.Info("dsmil-host stopped")
 	return err
+}
+
+// ready reports whether every configured profile has a healthy worker: the
+// shim's /readyz.
+func (h *Host) ready() (bool, string) {
+	for _, p := range h.cfg.Plugins {
+		for _, prof := range p.Profiles {
+			ws, _ := h.Manager.Workers(prof)
+			healthy := false
+			for _, w := range ws {
+				healthy = healthy || w.Healthy()
+			}
+			if !healthy {
+				return false, fmt.Sprintf("no healthy worker serves profile %q", prof)
+			}
+		}
+	}
+	return true, ""
 }
 
 // Snapshots implements admin.Source.
