@@ -22,7 +22,7 @@
 // (AsError): return Errorf, InvalidParam or Overloaded for a specific code.
 //
 // For the host side, GRPCPlugin dispenses a *ControlClient; Handshake,
-// PluginName and EnvPluginKey are the names both sides agree on. Server is
+// PluginName and EnvHostName are names both sides agree on. Server is
 // the plugin side without the process around it, for in-process tests; the
 // sdktest package checks a Workload against all of the above.
 package sdk

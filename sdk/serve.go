@@ -2,7 +2,6 @@ package sdk
 
 import (
 	"context"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
@@ -12,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/dsmil/l7/sdk/identity"
 	"github.com/dsmil/l7/sdk/session"
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
@@ -24,14 +24,11 @@ const (
 	// (the name the host dispenses).
 	PluginName = "workload"
 
-	// EnvPluginKey is the environment variable through which the host hands
-	// a plugin process its per-process session key: 64 hex characters (a
-	// session.KeySize-byte key). Serve removes it from the environment
-	// after reading it.
-	EnvPluginKey = "DSMIL_PLUGIN_KEY"
-
 	// EnvHostName optionally names the host. When set, the plugin refuses
-	// sessions whose authenticated peer has another name.
+	// sessions whose authenticated peer has another name. The plugin's own
+	// identity arrives in identity.EnvPluginIdentity, EnvPluginBundle and
+	// EnvPluginRoots, which Serve removes from the environment after
+	// reading them.
 	EnvHostName = "DSMIL_HOST_NAME"
 
 	// EnvLogLevel sets the default logger's level: trace, debug, info
@@ -89,12 +86,14 @@ func serve(cfg *ServeConfig, getenv func(string) string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "%s: sdk.Serve: ServeConfig.Workload is nil\n", prog)
 		return 1
 	}
-	key, err := pluginKey(getenv)
+	id, roots, err := pluginIdentity(getenv)
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
 		return 1
 	}
-	_ = os.Unsetenv(EnvPluginKey)
+	for _, k := range []string{identity.EnvPluginIdentity, identity.EnvPluginBundle, identity.EnvPluginRoots} {
+		_ = os.Unsetenv(k)
+	}
 	logger := cfg.Logger
 	if logger == nil {
 		logger = defaultLogger(getenv(EnvLogLevel), stderr)
@@ -112,17 +111,17 @@ func serve(cfg *ServeConfig, getenv func(string) string, stderr io.Writer) int {
 		return 1
 	}
 
-	hostName := getenv(EnvHostName)
+	// Only the host that spawned this process gets a session: its bundle
+	// must be signed by the roots it handed over, with role "host" and,
+	// when given, the host's name.
 	creds := &session.Credentials{
-		Handshaker: &session.Interim{Key: key, Name: info.Name, Role: PluginRole},
-		OnSession: func(sess *session.Session) {
-			if p := sess.Peer(); hostName != "" && p.Name != hostName {
-				logger.Warn("refusing session from an unexpected peer", "peer", p.Name, "want", hostName)
-				_ = sess.Close()
-				return
-			}
-			srv.Attach(sess)
-		},
+		Handshaker: &session.PQ{Auth: session.Auth{
+			Identity:  id,
+			Roots:     roots,
+			PeerName:  getenv(EnvHostName),
+			PeerRoles: []string{"host"},
+		}},
+		OnSession: srv.Attach,
 	}
 	var gs atomic.Pointer[grpc.Server]
 	sigc := make(chan os.Signal, 1)
@@ -159,21 +158,21 @@ func serve(cfg *ServeConfig, getenv func(string) string, stderr io.Writer) int {
 	return 0
 }
 
-// pluginKey checks that the process was started by dsmil-host and returns
-// its session key.
-func pluginKey(getenv func(string) string) ([]byte, error) {
+// pluginIdentity checks that the process was started by dsmil-host and
+// returns the identity the host issued it and the roots that vouch for the
+// host.
+func pluginIdentity(getenv func(string) string) (*identity.Identity, []*identity.PublicKey, error) {
 	if getenv(Handshake.MagicCookieKey) != Handshake.MagicCookieValue {
-		return nil, fmt.Errorf("%w (%s is not set)", ErrNotPlugin, Handshake.MagicCookieKey)
+		return nil, nil, fmt.Errorf("%w (%s is not set)", ErrNotPlugin, Handshake.MagicCookieKey)
 	}
-	s := getenv(EnvPluginKey)
-	if s == "" {
-		return nil, fmt.Errorf("%w (%s is not set)", ErrNotPlugin, EnvPluginKey)
+	id, roots, ok, err := identity.FromEnv(getenv)
+	if !ok {
+		return nil, nil, fmt.Errorf("%w (%s is not set)", ErrNotPlugin, identity.EnvPluginIdentity)
 	}
-	key, err := hex.DecodeString(s)
-	if err != nil || len(key) != session.KeySize {
-		return nil, fmt.Errorf("%w (%s must be %d hex characters)", ErrNotPlugin, EnvPluginKey, 2*session.KeySize)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %w", ErrNotPlugin, err)
 	}
-	return key, nil
+	return id, roots, nil
 }
 
 // defaultLogger logs JSON to w at the named level (default info).

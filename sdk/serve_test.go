@@ -3,8 +3,6 @@ package sdk_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +12,7 @@ import (
 
 	"github.com/dsmil/l7/sdk"
 	"github.com/dsmil/l7/sdk/dbe"
+	"github.com/dsmil/l7/sdk/identity"
 	"github.com/dsmil/l7/sdk/mux"
 	l7v1 "github.com/dsmil/l7/sdk/proto/dsmil/l7/v1"
 	"github.com/dsmil/l7/sdk/sdktest"
@@ -53,12 +52,25 @@ func TestServeWithGoPlugin(t *testing.T) {
 	if testing.Short() {
 		t.Skip("spawns a process")
 	}
-	key := make([]byte, session.KeySize)
-	_, _ = rand.Read(key)
+	// As dsmil-host does: a root, a host identity it signs, and an identity
+	// the host issues this plugin process, handed over in the environment.
+	root, err := identity.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	host, err := identity.Issue(root, "dsmil-host", "host", time.Now(), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := identity.Issue(host.Key, "echo", sdk.PluginRole, time.Now(), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
 	closed := filepath.Join(t.TempDir(), "closed")
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), envAsPlugin+"=1", envClosedFile+"="+closed,
-		sdk.EnvPluginKey+"="+hex.EncodeToString(key), sdk.EnvHostName+"=dsmil-host", sdk.EnvLogLevel+"=warn")
+		sdk.EnvHostName+"=dsmil-host", sdk.EnvLogLevel+"=warn")
+	cmd.Env = append(cmd.Env, identity.Env(pid, []*identity.PublicKey{root.Public()})...)
 
 	sessions := make(chan *mux.Client, 1)
 	var stderr bytes.Buffer
@@ -68,7 +80,8 @@ func TestServeWithGoPlugin(t *testing.T) {
 		Cmd:              cmd,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		GRPCDialOptions: []grpc.DialOption{grpc.WithTransportCredentials(&session.Credentials{
-			Handshaker: &session.Interim{Key: key, Name: "dsmil-host", Role: "host"},
+			Handshaker: &session.PQ{Auth: session.Auth{Identity: host, Roots: []*identity.PublicKey{host.Key.Public()},
+				PeerName: "echo", PeerRoles: []string{sdk.PluginRole}}},
 			OnSession: func(s *session.Session) {
 				c := mux.NewClient(s)
 				s.SetHandler(func(f *dbe.Frame, _ error) { c.Dispatch(f) })
@@ -130,9 +143,9 @@ func TestServeWithGoPlugin(t *testing.T) {
 // TestServeRefusesToRunAlone: started by hand, a plugin says what it is.
 func TestServeRefusesToRunAlone(t *testing.T) {
 	for name, env := range map[string][]string{
-		"no cookie": nil,
-		"no key":    {sdk.Handshake.MagicCookieKey + "=" + sdk.Handshake.MagicCookieValue},
-		"short key": {sdk.Handshake.MagicCookieKey + "=" + sdk.Handshake.MagicCookieValue, sdk.EnvPluginKey + "=abcd"},
+		"no cookie":    nil,
+		"no key":       {sdk.Handshake.MagicCookieKey + "=" + sdk.Handshake.MagicCookieValue},
+		"bad identity": {sdk.Handshake.MagicCookieKey + "=" + sdk.Handshake.MagicCookieValue, identity.EnvPluginIdentity + "=abcd"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			cmd := exec.Command(os.Args[0], "-test.run=^$")
@@ -153,7 +166,7 @@ func TestServeRefusesToRunAlone(t *testing.T) {
 func withoutPluginEnv(env []string) []string {
 	var out []string
 	for _, e := range env {
-		if !strings.HasPrefix(e, sdk.Handshake.MagicCookieKey+"=") && !strings.HasPrefix(e, sdk.EnvPluginKey+"=") {
+		if !strings.HasPrefix(e, sdk.Handshake.MagicCookieKey+"=") && !strings.HasPrefix(e, "DSMIL_PLUGIN_") {
 			out = append(out, e)
 		}
 	}

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/dsmil/l7/sdk/dbe"
+	"github.com/dsmil/l7/sdk/identity"
 	"github.com/dsmil/l7/sdk/mux"
 	l7v1 "github.com/dsmil/l7/sdk/proto/dsmil/l7/v1"
 	"github.com/dsmil/l7/sdk/session"
@@ -39,7 +40,29 @@ func TestEndToEnd(t *testing.T) {
 	}
 	cfg := filepath.Join(dir, "dsmil.hcl")
 	shimAddr := freePort(t)
+	// Identities, made with the CLI as an operator would: a root, the
+	// host's identity, and a local tool allowed on the router socket that
+	// mints its own claim tokens.
+	host := filepath.Join(dir, "dsmil-host")
+	keys := filepath.Join(dir, "keys")
+	for _, args := range [][]string{
+		{"keys", "gen", "-out", keys, "-name", "root"},
+		{"keys", "gen", "-out", keys, "-name", "host"},
+		{"keys", "gen", "-out", keys, "-name", "tool"},
+		{"keys", "bundle", "-root", keys + "/root.key", "-name", "dsmil-host", "-role", "host", "-pub", keys + "/host.pub", "-out", keys + "/host.bundle"},
+		{"keys", "bundle", "-root", keys + "/root.key", "-name", "soc-tool", "-role", "client", "-pub", keys + "/tool.pub", "-out", keys + "/tool.bundle"},
+	} {
+		if out, err := exec.Command(host, args...).CombinedOutput(); err != nil {
+			t.Fatalf("dsmil-host %v: %v\n%s", args, err, out)
+		}
+	}
 	os.WriteFile(cfg, []byte(`
+security {
+  identity_key    = "keys/host.key"
+  identity_bundle = "keys/host.bundle"
+  roots           = ["keys/root.pub"]
+  claim_issuers   = ["keys/tool.pub"]
+}
 shim   { listen = "`+shimAddr+`" }
 router { socket = "run/router.sock" }
 admin  { socket = "run/admin.sock" }
@@ -59,7 +82,6 @@ tenant "T" {
   models         = ["*"]
 }
 `), 0o600)
-	host := filepath.Join(dir, "dsmil-host")
 	list := func() (string, []map[string]any) {
 		out, _ := exec.Command(host, "plugins", "list", "-config", cfg).CombinedOutput()
 		js, _ := exec.Command(host, "plugins", "list", "-json", "-config", cfg).Output()
@@ -107,7 +129,28 @@ tenant "T" {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := session.New(session.NewPlainChannel(c, 0, session.Peer{}), nil)
+	tool, err := identity.LoadIdentity(keys+"/tool.key", keys+"/tool.bundle")
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots, err := identity.LoadPublicKeyFiles(keys + "/root.pub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch, err := (&session.PQ{Auth: session.Auth{Identity: tool, Roots: roots, PeerName: "dsmil-host", PeerRoles: []string{"host"}}}).
+		Client(context.Background(), c)
+	if err != nil {
+		t.Fatalf("PQ handshake with the router socket: %v", err)
+	}
+	minter, err := identity.NewMinter(identity.MinterConfig{Key: tool.Key, Audience: "dsmil-router"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	token, err := minter.Token("T", "soc-tool", []string{"ANALYSIS_ONLY"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := session.New(ch, nil)
 	cl := mux.NewClient(s)
 	s.SetHandler(func(f *dbe.Frame, _ error) { cl.Dispatch(f) })
 	go func() { <-s.Done(); cl.Close(s.Err()) }()
@@ -120,8 +163,20 @@ tenant "T" {
 		f.SetROELevel(dbe.AnalysisOnly)
 		f.SetProfile("echo")
 		f.SetRequestID([16]byte{1})
+		f.SetClaimToken(token)
 		f.Payload, _ = proto.Marshal(&l7v1.L7ChatRequest{Stream: true, Messages: []*l7v1.Message{{Role: "user", Content: text}}})
 		return f
+	}
+	// No claim token, or one for another tenant: refused.
+	unclaimed := req("who am I")
+	unclaimed.Del(dbe.TLVClaimToken)
+	if err := cl.Call(context.Background(), unclaimed, func(*dbe.Frame) error { return nil }); mux.CodeOf(err) != dbe.CodeClaimTokenInvalid {
+		t.Fatalf("request without a claim token: %v", err)
+	}
+	foreign := req("not mine")
+	foreign.SetTenantID("OTHER")
+	if err := cl.Call(context.Background(), foreign, func(*dbe.Frame) error { return nil }); mux.CodeOf(err) != dbe.CodeClaimTokenInvalid {
+		t.Fatalf("request with another tenant's claim: %v", err)
 	}
 	var text strings.Builder
 	err = cl.Call(context.Background(), req("over the socket"), func(f *dbe.Frame) error {

@@ -36,6 +36,11 @@ type Config struct {
 	// ONNXRuntime locates the ONNX Runtime shared library.
 	ONNXRuntime ONNXRuntimeConfig
 
+	// Security configures identities, the channel handshake and claim
+	// tokens. Security.Configured is false when dsmil.hcl has no security
+	// block: the host then runs on an ephemeral identity (docs/security.md).
+	Security SecurityConfig
+
 	// Plugins are the model plugins to spawn, in file order.
 	Plugins []*Plugin
 
@@ -136,6 +141,32 @@ type ONNXRuntimeConfig struct {
 	// environment variable DSMIL_ORT_LIB (EnvORTLibrary), when set,
 	// overrides it at run time: see ResolveLibrary. Load does not apply it.
 	Library string
+}
+
+// SecurityConfig is the security block.
+type SecurityConfig struct {
+	// Configured is true when dsmil.hcl has a security block.
+	Configured bool
+	// IdentityKey is the host's ML-DSA-87 private key file (mode 0600).
+	IdentityKey string
+	// IdentityBundle is the host's identity bundle, signed by a root, with
+	// role "host".
+	IdentityBundle string
+	// Roots are the operator root public keys trusted to sign identity
+	// bundles: the host's own, and those of local DBE clients on the router
+	// socket.
+	Roots []string
+	// ClaimIssuers are public keys, besides the host's own, trusted to mint
+	// L7_CLAIM_TOKENs (for local DBE clients on the router socket).
+	ClaimIssuers []string
+	// Group is the handshake's classical half: "x25519" (default) or
+	// "p384" (CNSA-style deployments).
+	Group string
+	// ClaimTTL is how long a minted claim token lives. Default 1h.
+	ClaimTTL time.Duration
+	// PluginIdentityTTL is how long the identity the host issues to a
+	// plugin at spawn lives. Default 24h.
+	PluginIdentityTTL time.Duration
 }
 
 // EnvORTLibrary is the environment variable that overrides

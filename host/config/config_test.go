@@ -235,6 +235,7 @@ func TestDefaults(t *testing.T) {
 		},
 		Admin:    AdminConfig{Socket: "/etc/dsmil/run/admin.sock"},
 		Metrics:  MetricsConfig{Listen: "127.0.0.1:9108"},
+		Security: SecurityConfig{Group: "x25519", ClaimTTL: time.Hour, PluginIdentityTTL: 24 * time.Hour},
 		Plugins:  []*Plugin{},
 		Models:   []*Model{},
 		Tenants:  []*Tenant{},

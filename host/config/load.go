@@ -288,6 +288,7 @@ type rawRoot struct {
 	Admin       *rawAdmin       `hcl:"admin,block"`
 	Metrics     *rawMetrics     `hcl:"metrics,block"`
 	ONNXRuntime *rawONNXRuntime `hcl:"onnxruntime,block"`
+	Security    *rawSecurity    `hcl:"security,block"`
 	Plugins     []*rawPlugin    `hcl:"plugin,block"`
 	Models      []*rawModel     `hcl:"model,block"`
 	Tenants     []*rawTenant    `hcl:"tenant,block"`
@@ -323,6 +324,18 @@ type rawMetrics struct {
 	Listen           string   `hcl:"listen,optional"`
 	AllowNonLoopback bool     `hcl:"allow_non_loopback,optional"`
 	Body             hcl.Body `hcl:",body"`
+}
+
+type rawSecurity struct {
+	IdentityKey       string    `hcl:"identity_key,optional"`
+	IdentityBundle    string    `hcl:"identity_bundle,optional"`
+	Roots             []string  `hcl:"roots,optional"`
+	ClaimIssuers      []string  `hcl:"claim_issuers,optional"`
+	Group             string    `hcl:"group,optional"`
+	ClaimTTL          string    `hcl:"claim_ttl,optional"`
+	PluginIdentityTTL string    `hcl:"plugin_identity_ttl,optional"`
+	DefRange          hcl.Range `hcl:",def_range"`
+	Body              hcl.Body  `hcl:",body"`
 }
 
 type rawONNXRuntime struct {

@@ -39,6 +39,7 @@ func (r *resolver) resolve(raw *rawRoot) {
 	r.router(raw.Router)
 	r.admin(raw.Admin)
 	r.metrics(raw.Metrics)
+	r.security(raw.Security)
 	r.onnxRuntime(raw.ONNXRuntime)
 
 	r.cfg.Plugins = []*Plugin{}
@@ -227,6 +228,59 @@ func (r *resolver) metrics(raw *rawMetrics) {
 		s.AllowNonLoopback = raw.AllowNonLoopback
 	}
 	r.listen("metrics", at["listen"], raw.Listen, s.AllowNonLoopback, &s.Listen)
+}
+
+func (r *resolver) security(raw *rawSecurity) {
+	s := &r.cfg.Security
+	s.Group, s.ClaimTTL, s.PluginIdentityTTL = "x25519", time.Hour, 24*time.Hour
+	if raw == nil {
+		return
+	}
+	s.Configured = true
+	at := attrsOf(raw.Body, raw)
+	path := func(name, v string) string {
+		a := at[name]
+		if !r.ok(a) {
+			return ""
+		}
+		if v == "" || strings.ContainsRune(v, 0) {
+			r.errAttr(a, "Invalid path", "%s must be a file path.", name)
+			return ""
+		}
+		return resolvePath(r.cfg.Dir, v)
+	}
+	s.IdentityKey = path("identity_key", raw.IdentityKey)
+	s.IdentityBundle = path("identity_bundle", raw.IdentityBundle)
+	if a := at["identity_key"]; a == nil {
+		r.errAt(raw.DefRange, nil, "Missing identity_key", "A security block needs identity_key, identity_bundle and roots (see docs/security.md: dsmil-host keys gen, keys bundle).")
+	} else if at["identity_bundle"] == nil {
+		r.errAttr(a, "Missing identity_bundle", "identity_key needs an identity_bundle beside it (dsmil-host keys bundle).")
+	}
+	if a := at["roots"]; r.ok(a) {
+		if len(raw.Roots) == 0 {
+			r.errAttr(a, "No roots", "roots must name at least one operator root public key file.")
+		}
+		for _, v := range raw.Roots {
+			s.Roots = append(s.Roots, resolvePath(r.cfg.Dir, v))
+		}
+	} else if at["identity_key"] != nil {
+		r.errAttr(at["identity_key"], "Missing roots", "A security block needs roots: the operator root public key(s) that sign identity bundles.")
+	}
+	if a := at["claim_issuers"]; r.ok(a) {
+		for _, v := range raw.ClaimIssuers {
+			s.ClaimIssuers = append(s.ClaimIssuers, resolvePath(r.cfg.Dir, v))
+		}
+	}
+	if a := at["group"]; r.ok(a) {
+		switch raw.Group {
+		case "x25519", "p384":
+			s.Group = raw.Group
+		default:
+			r.errAttr(a, "Unknown group", "group must be \"x25519\" or \"p384\"; got %q.", raw.Group)
+		}
+	}
+	r.duration(at["claim_ttl"], raw.ClaimTTL, 7*24*time.Hour, &s.ClaimTTL)
+	r.duration(at["plugin_identity_ttl"], raw.PluginIdentityTTL, 30*24*time.Hour, &s.PluginIdentityTTL)
 }
 
 func (r *resolver) onnxRuntime(raw *rawONNXRuntime) {

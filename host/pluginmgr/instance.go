@@ -2,7 +2,6 @@ package pluginmgr
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -20,6 +19,7 @@ import (
 	"github.com/dsmil/l7/host/config"
 	"github.com/dsmil/l7/sdk"
 	"github.com/dsmil/l7/sdk/dbe"
+	"github.com/dsmil/l7/sdk/identity"
 	"github.com/dsmil/l7/sdk/mux"
 	l7v1 "github.com/dsmil/l7/sdk/proto/dsmil/l7/v1"
 	"github.com/dsmil/l7/sdk/session"
@@ -125,12 +125,30 @@ func (i *Instance) Go(req *dbe.Frame, timeout time.Duration, fn func(*dbe.Frame,
 // start spawns the process, authenticates the session, reads the plugin's
 // info and configures it.
 func (i *Instance) start(ctx context.Context) (err error) {
-	key := make([]byte, session.KeySize)
-	if _, err := rand.Read(key); err != nil {
-		return err
+	// A fresh identity for this process, issued by the host: the handshake
+	// accepts exactly that key, so another process (or an old incarnation)
+	// cannot stand in for it.
+	pident, err := identity.Issue(i.m.cfg.Identity.Key, i.plugin.Name, sdk.PluginRole, time.Now(), i.m.cfg.PluginIdentityTTL)
+	if err != nil {
+		return fmt.Errorf("issue plugin identity: %w", err)
 	}
 	sessCh := make(chan *session.Session, 1)
-	var hs session.Handshaker = &session.Interim{Key: key, Name: i.m.cfg.HostName, Role: "host", MaxFrame: i.m.cfg.MaxFrame}
+	var hs session.Handshaker = &session.PQ{
+		Auth: session.Auth{
+			Identity:  i.m.cfg.Identity,
+			Roots:     []*identity.PublicKey{i.m.cfg.Identity.Key.Public()},
+			PeerName:  i.plugin.Name,
+			PeerRoles: []string{sdk.PluginRole},
+			Authorize: func(b *identity.Bundle) error {
+				if !b.PublicKey.Equal(pident.Key.Public()) {
+					return errors.New("not the identity issued to this process")
+				}
+				return nil
+			},
+		},
+		Groups:   i.m.cfg.Groups,
+		MaxFrame: i.m.cfg.MaxFrame,
+	}
 	if wrap := i.m.cfg.WrapConn; wrap != nil {
 		hs = wrapHandshaker{hs, func(c net.Conn) net.Conn { return wrap(i.ID(), c) }}
 	}
@@ -157,7 +175,8 @@ func (i *Instance) start(ctx context.Context) (err error) {
 		},
 	}
 	cmd := exec.Command(i.plugin.Path, i.plugin.Args...)
-	cmd.Env = append(pluginEnv(i.plugin.Env, key), sdk.EnvHostName+"="+i.m.cfg.HostName)
+	cmd.Env = append(pluginEnv(i.plugin.Env), sdk.EnvHostName+"="+i.m.cfg.HostName)
+	cmd.Env = append(cmd.Env, identity.Env(pident, i.m.cfg.Roots)...)
 	cc := &plugin.ClientConfig{
 		HandshakeConfig:  sdk.Handshake,
 		Plugins:          plugin.PluginSet{sdk.PluginName: &sdk.GRPCPlugin{}},
@@ -274,10 +293,10 @@ func (i *Instance) pluginConfig(info *sdk.PluginInfo) (*sdk.Config, error) {
 	}, nil
 }
 
-// pluginEnv is the plugin's whole environment: a few variables a process
-// needs from the host's, the configured ones, and the session key. Nothing
-// else of the host's environment (API keys!) is passed on.
-func pluginEnv(extra map[string]string, key []byte) []string {
+// pluginEnv is the plugin's environment, less its identity: a few variables
+// a process needs from the host's and the configured ones. Nothing else of
+// the host's environment (API keys!) is passed on.
+func pluginEnv(extra map[string]string) []string {
 	var env []string
 	for _, k := range []string{"PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ", "GOGC", "GOMEMLIMIT", "GOMAXPROCS", "DSMIL_LOG_LEVEL", config.EnvORTLibrary} {
 		if v, ok := os.LookupEnv(k); ok {
@@ -287,7 +306,7 @@ func pluginEnv(extra map[string]string, key []byte) []string {
 	for k, v := range extra {
 		env = append(env, k+"="+v)
 	}
-	return append(env, sdk.EnvPluginKey+"="+hex.EncodeToString(key))
+	return env
 }
 
 func (i *Instance) setState(s State) {

@@ -4,12 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"sync"
 	"time"
 
 	"github.com/dsmil/l7/host/config"
 	"github.com/dsmil/l7/host/router"
+	"github.com/dsmil/l7/sdk/identity"
+	"github.com/dsmil/l7/sdk/session"
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/hcl/v2"
 	"github.com/zclconf/go-cty/cty"
@@ -40,6 +43,18 @@ type Config struct {
 	MaxInFlight int
 	// MaxFrame is the DBE frame limit on plugin sessions. Default 16 MiB.
 	MaxFrame int
+	// Identity is the host's identity: it authenticates the host to every
+	// plugin and issues each plugin process its own identity at spawn.
+	// Nil: an ephemeral root and host identity are made in New.
+	Identity *identity.Identity
+	// Roots are the root keys that vouch for Identity's bundle; plugins are
+	// given them to check the host. Required with Identity.
+	Roots []*identity.PublicKey
+	// Groups are the key-exchange groups to offer (the first is used).
+	// Default: ML-KEM-1024 + X25519.
+	Groups []session.Group
+	// PluginIdentityTTL is the lifetime of a plugin's identity. Default 24 h.
+	PluginIdentityTTL time.Duration
 	// WrapConn, when set, wraps each raw connection to a plugin socket
 	// before the handshake, for capturing or measuring the bytes on it.
 	WrapConn func(id string, c net.Conn) net.Conn
@@ -62,11 +77,18 @@ var _ router.AsyncWorker = (*Instance)(nil)
 
 // New prepares a Manager; Start spawns the plugins.
 func New(cfg Config) *Manager {
-	if cfg.Logger == nil {
-		cfg.Logger = hclog.NewNullLogger()
+	if cfg.Identity == nil {
+		id, roots, err := EphemeralIdentity(cfg.HostName)
+		if err != nil {
+			panic(fmt.Sprintf("pluginmgr: ephemeral identity: %v", err)) // crypto/rand failed
+		}
+		cfg.Identity, cfg.Roots = id, roots
 	}
 	if cfg.HostName == "" {
-		cfg.HostName = "dsmil-host"
+		cfg.HostName = cfg.Identity.Bundle.Name
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = hclog.NewNullLogger()
 	}
 	if cfg.StartTimeout <= 0 {
 		cfg.StartTimeout = 30 * time.Second
@@ -79,6 +101,9 @@ func New(cfg Config) *Manager {
 	}
 	if cfg.MaxInFlight <= 0 {
 		cfg.MaxInFlight = 64
+	}
+	if cfg.PluginIdentityTTL <= 0 {
+		cfg.PluginIdentityTTL = 24 * time.Hour
 	}
 	m := &Manager{cfg: cfg, byProfile: map[string][]router.Worker{}}
 	for _, p := range cfg.Plugins {
@@ -206,4 +231,23 @@ func ctyJSON(v cty.Value) (any, error) {
 	var out any
 	err = json.Unmarshal(b, &out)
 	return out, err
+}
+
+// EphemeralIdentity makes a throwaway operator root and a host identity
+// signed by it, for a host run without a configured identity: plugin
+// sessions are still mutually authenticated and sealed, with keys that live
+// only as long as the process.
+func EphemeralIdentity(name string) (*identity.Identity, []*identity.PublicKey, error) {
+	if name == "" {
+		name = "dsmil-host"
+	}
+	root, err := identity.GenerateKey()
+	if err != nil {
+		return nil, nil, err
+	}
+	id, err := identity.Issue(root, name, "host", time.Now(), 10*365*24*time.Hour)
+	if err != nil {
+		return nil, nil, err
+	}
+	return id, []*identity.PublicKey{root.Public()}, nil
 }

@@ -3,8 +3,7 @@ package pluginmgr
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"errors"
+	"encoding/binary"
 	"io"
 	"net"
 	"sync"
@@ -14,6 +13,7 @@ import (
 	"github.com/dsmil/l7/host/config"
 	"github.com/dsmil/l7/host/router"
 	"github.com/dsmil/l7/sdk/dbe"
+	"github.com/dsmil/l7/sdk/identity"
 	"github.com/dsmil/l7/sdk/session"
 	"github.com/hashicorp/go-hclog"
 )
@@ -39,21 +39,30 @@ func (c *tap) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// wholeFrames parses b as DBE frames and counts them by type.
+// wholeFrames splits b into DBE frames by their headers (sealed frames,
+// whose bodies only the channel can open, included) and counts them by
+// type. It fails unless b is a whole number of frames, and unless every
+// frame after the handshake is sealed.
 func wholeFrames(t *testing.T, b []byte) map[dbe.MsgType]int {
 	t.Helper()
-	rd := dbe.NewReader(bytes.NewReader(b), 0)
 	n := map[dbe.MsgType]int{}
-	for {
-		f, err := rd.ReadFrame()
-		if err == io.EOF {
-			return n
+	for off := 0; off < len(b); {
+		if len(b)-off < dbe.HeaderSize || b[off] != 'D' || b[off+1] != 'B' || b[off+2] != 1 {
+			t.Fatalf("no DBE header at byte %d (after %v)", off, n)
 		}
-		if err != nil {
-			t.Fatalf("after %v: %v", n, err)
+		typ := dbe.MsgType(b[off+3])
+		flags := binary.BigEndian.Uint16(b[off+4:])
+		size := dbe.HeaderSize + int(binary.BigEndian.Uint32(b[off+8:])) + int(binary.BigEndian.Uint32(b[off+12:]))
+		if off+size > len(b) {
+			t.Fatalf("frame at byte %d runs past the capture (after %v)", off, n)
 		}
-		n[f.Type]++
+		if typ != dbe.MsgHandshake && flags&uint16(session.FlagSealed) == 0 {
+			t.Fatalf("%s frame at byte %d is not sealed", typ, off)
+		}
+		n[typ]++
+		off += size
 	}
+	return n
 }
 
 // TestEveryByteIsDBE captures both directions of a live plugin socket
@@ -78,7 +87,7 @@ func TestEveryByteIsDBE(t *testing.T) {
 	}
 	r, _ := router.New(router.Config{Registry: m})
 	for _, stream := range []bool{false, true} {
-		if err := r.Route(ctx, chat("echo", "every byte is a frame", stream), func(*dbe.Frame) error { return nil }); err != nil {
+		if err := r.Route(ctx, chat("echo", "every byte is a frame and secret", stream), func(*dbe.Frame) error { return nil }); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -91,6 +100,11 @@ func TestEveryByteIsDBE(t *testing.T) {
 	defer mu.Unlock()
 	out := wholeFrames(t, toPlugin.Bytes())
 	in := wholeFrames(t, fromPlugin.Bytes())
+	for _, capture := range [][]byte{toPlugin.Bytes(), fromPlugin.Bytes()} {
+		if bytes.Contains(capture, []byte("secret")) {
+			t.Error("prompt text visible on the plugin socket: frames are not encrypted")
+		}
+	}
 	if out[dbe.MsgHandshake] != 2 || in[dbe.MsgHandshake] != 1 {
 		t.Errorf("handshake frames: host sent %d, plugin sent %d", out[dbe.MsgHandshake], in[dbe.MsgHandshake])
 	}
@@ -129,16 +143,19 @@ func TestPluginRefusesStrangers(t *testing.T) {
 		t.Fatalf("HTTP/2 peer got %q (%v), want one CLOSE frame then EOF", reply, err)
 	}
 
-	// The right protocol with the wrong key.
+	// The right protocol from a peer whose identity no trusted root signed.
 	c2, err := net.Dial("unix", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	wrong := make([]byte, session.KeySize)
-	rand.Read(wrong)
-	_, err = (&session.Interim{Key: wrong, Name: "dsmil-host", Role: "host", Timeout: 5 * time.Second}).Client(context.Background(), c2)
-	if !errors.Is(err, session.ErrAuth) {
-		t.Fatalf("wrong key: %v", err)
+	stranger, _, err := EphemeralIdentity("dsmil-host")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = (&session.PQ{Auth: session.Auth{Identity: stranger, Roots: []*identity.PublicKey{stranger.Key.Public()},
+		PeerName: "echo"}, Timeout: 5 * time.Second}).Client(context.Background(), c2)
+	if err == nil {
+		t.Fatal("a peer with an identity from another root got a session")
 	}
 	// The plugin keeps serving its host.
 	r, _ := router.New(router.Config{Registry: m})

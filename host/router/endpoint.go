@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/dsmil/l7/sdk/dbe"
+	"github.com/dsmil/l7/sdk/identity"
 	"github.com/dsmil/l7/sdk/mux"
 	l7v1 "github.com/dsmil/l7/sdk/proto/dsmil/l7/v1"
 	"github.com/dsmil/l7/sdk/session"
@@ -110,7 +111,11 @@ func (e *Endpoint) serveConn(ctx context.Context, c net.Conn) {
 		}
 	}
 	s := session.NewIdle(ch)
-	ec := &epConn{r: e.Router, s: s, active: make(map[uint64]func())}
+	ec := &epConn{r: e.Router, s: s, active: make(map[uint64]func()), ctx: context.Background()}
+	if sc, ok := ch.(interface{ PeerKeyID() identity.KeyID }); ok {
+		// Claim tokens on this connection must belong to its peer.
+		ec.ctx = identity.WithPresenter(ec.ctx, sc.PeerKeyID())
+	}
 	s.Start(ec.handle)
 	e.mu.Lock()
 	if e.sessions == nil {
@@ -131,8 +136,9 @@ func (e *Endpoint) serveConn(ctx context.Context, c net.Conn) {
 // requests are forwarded from the session's read loop (Router.Forward) and
 // responses are written from the worker sessions' read loops.
 type epConn struct {
-	r *Router
-	s *session.Session
+	r   *Router
+	s   *session.Session
+	ctx context.Context // for the admission hooks
 
 	mu     sync.Mutex
 	active map[uint64]func() // correlation id → cancel (nil while being forwarded)
@@ -172,7 +178,7 @@ func (c *epConn) handle(f *dbe.Frame, malformed error) {
 	c.mu.Unlock()
 	reqID, _ := f.Get(dbe.TLVRequestID)
 	reqID = append([]byte(nil), reqID...) // the request frame is handed over
-	cancel := c.r.Forward(f, func(rf *dbe.Frame) {
+	cancel := c.r.Forward(c.ctx, f, func(rf *dbe.Frame) {
 		rf.CorrelationID = corr
 		if len(reqID) == 16 {
 			if _, ok := rf.Get(dbe.TLVRequestID); !ok {

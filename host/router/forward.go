@@ -22,14 +22,16 @@ type AsyncWorker interface {
 }
 
 // Forward is Route's event-driven twin, for connection handlers that must
-// not spend a goroutine per request: it runs the checks and hooks at once,
+// not spend a goroutine per request: it runs the checks and hooks at once
+// (ctx carries what they need, such as the claim presenter; it does not
+// cancel the request),
 // then forwards req to an AsyncWorker and returns. out receives every
 // response frame (the last with END_STREAM, or an ERROR frame) — possibly
 // before Forward returns, and otherwise from the worker session's read
 // loop, so out must not block. cancel, for a caller that went away, tells
 // the worker and sends nothing more to out. Workers that are not
 // AsyncWorkers are served by Route on a goroutine.
-func (r *Router) Forward(req *dbe.Frame, out func(*dbe.Frame)) (cancel func()) {
+func (r *Router) Forward(ctx context.Context, req *dbe.Frame, out func(*dbe.Frame)) (cancel func()) {
 	r.inFlight.Add(1)
 	t := &routeTrace{}
 	start := time.Now()
@@ -58,7 +60,7 @@ func (r *Router) Forward(req *dbe.Frame, out func(*dbe.Frame)) (cancel func()) {
 		r.inFlight.Add(-1)
 	}
 
-	release, err := r.admit(context.Background(), req)
+	release, err := r.admit(ctx, req)
 	if err != nil {
 		finish(err, false)
 		return func() {}

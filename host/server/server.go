@@ -20,6 +20,7 @@ import (
 	"github.com/dsmil/l7/host/ratelimit"
 	"github.com/dsmil/l7/host/router"
 	"github.com/dsmil/l7/host/shim"
+	"github.com/dsmil/l7/sdk/identity"
 	"github.com/hashicorp/go-hclog"
 )
 
@@ -65,10 +66,29 @@ func Start(ctx context.Context, cfg *config.Config, log hclog.Logger, opts Optio
 			return nil, fmt.Errorf("server: %w", err)
 		}
 	}
+	sec, err := loadSecurity(cfg.Security, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	if sec.ephemeral {
+		log.Warn("no security block in the configuration: running on an ephemeral host identity; " +
+			"plugin sessions are authenticated and sealed, but the router socket accepts plain frames from any " +
+			"local process its file mode (0660) lets in, and only the shim can mint claim tokens (docs/security.md)")
+	}
 	h.Manager = pluginmgr.New(pluginmgr.Config{
 		Plugins: cfg.Plugins, Files: cfg.Files(), Logger: log,
 		MaxFrame: int(cfg.Router.MaxFrameBytes),
+		Identity: sec.id, Roots: sec.roots, Groups: sec.groups,
+		PluginIdentityTTL: cfg.Security.PluginIdentityTTL,
 	})
+	claims, err := identity.NewClaimVerifier(identity.ClaimVerifierConfig{Issuers: sec.issuers, Audience: ClaimAudience})
+	if err != nil {
+		return nil, err
+	}
+	minter, err := identity.NewMinter(identity.MinterConfig{Key: sec.id.Key, Audience: ClaimAudience, TTL: cfg.Security.ClaimTTL})
+	if err != nil {
+		return nil, err
+	}
 	eng, diags := policy.New(cfg, log.Named("policy"))
 	if diags.HasErrors() {
 		var b strings.Builder
@@ -81,6 +101,7 @@ func Start(ctx context.Context, cfg *config.Config, log hclog.Logger, opts Optio
 		Registry:       h.Manager,
 		RequestTimeout: cfg.Router.RequestTimeout,
 		LoadThreshold:  cfg.Router.LoadThreshold,
+		Claims:         claims,
 		Policy:         eng,
 		Limiter:        h.limiter,
 		Observer:       h.Metrics,
@@ -95,14 +116,27 @@ func Start(ctx context.Context, cfg *config.Config, log hclog.Logger, opts Optio
 		return nil, err
 	}
 	h.endpoint = &router.Endpoint{Router: r, Path: cfg.Router.Socket, Mode: cfg.Router.SocketMode,
-		MaxFrame: int(cfg.Router.MaxFrameBytes)}
+		MaxFrame: int(cfg.Router.MaxFrameBytes), Handshaker: sec.routerHandshaker()}
 	if err := h.endpoint.Listen(); err != nil {
 		h.admin.Close()
 		return nil, err
 	}
 	h.shim, err = shim.New(shim.Config{Shim: cfg.Shim, Tenants: cfg.Tenants, Models: cfg.Models,
 		Router: r, Ready: h.ready, Logger: log.Named("shim"),
-		RateLimitHeaders: func(tenant string, hd http.Header) { h.limiter.State(tenant).SetHeaders(hd) }})
+		RateLimitHeaders: func(tenant string, hd http.Header) { h.limiter.State(tenant).SetHeaders(hd) },
+		// One claim token per tenant session, reused until it nears expiry.
+		ClaimSource: func(t *config.Tenant) []byte {
+			client := t.ClientID
+			if client == "" {
+				client = "openai-shim"
+			}
+			tok, err := minter.Token(t.Name, client, []string{t.ROE.String()})
+			if err != nil {
+				log.Error("minting a claim token", "tenant", t.Name, "error", err)
+				return nil
+			}
+			return tok
+		}})
 	if err == nil && cfg.Metrics.Listen != "" {
 		h.metricsSrv, err = h.Metrics.Listen(cfg.Metrics.Listen)
 	}

@@ -1,0 +1,74 @@
+package server
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/dsmil/l7/host/config"
+	"github.com/dsmil/l7/host/pluginmgr"
+	"github.com/dsmil/l7/sdk/identity"
+	"github.com/dsmil/l7/sdk/session"
+)
+
+// ClaimAudience is the audience of the claim tokens the router accepts.
+const ClaimAudience = "dsmil-router"
+
+// security is the host's identity and what it trusts.
+type security struct {
+	id        *identity.Identity
+	roots     []*identity.PublicKey // vouch for the host's bundle and for router-socket clients
+	issuers   []*identity.PublicKey // may mint claim tokens: the host itself, and claim_issuers
+	groups    []session.Group
+	ephemeral bool
+}
+
+// loadSecurity loads the configured identity, or makes an ephemeral one
+// when dsmil.hcl has no security block.
+func loadSecurity(cfg config.SecurityConfig, now time.Time) (*security, error) {
+	s := &security{groups: []session.Group{session.GroupMLKEM1024X25519}}
+	if cfg.Group == "p384" {
+		s.groups = []session.Group{session.GroupMLKEM1024P384}
+	}
+	if !cfg.Configured {
+		id, roots, err := pluginmgr.EphemeralIdentity("dsmil-host")
+		if err != nil {
+			return nil, err
+		}
+		s.id, s.roots, s.ephemeral = id, roots, true
+		s.issuers = []*identity.PublicKey{id.Key.Public()}
+		return s, nil
+	}
+	id, err := identity.LoadIdentity(cfg.IdentityKey, cfg.IdentityBundle)
+	if err != nil {
+		return nil, fmt.Errorf("security: host identity: %w", err)
+	}
+	roots, err := identity.LoadPublicKeyFiles(cfg.Roots...)
+	if err != nil {
+		return nil, fmt.Errorf("security: roots: %w", err)
+	}
+	if err := identity.VerifyBundle(id.Bundle, roots, now); err != nil {
+		return nil, fmt.Errorf("security: the host's bundle %s: %w", cfg.IdentityBundle, err)
+	}
+	if id.Bundle.Role != "host" {
+		return nil, fmt.Errorf("security: the host's bundle %s has role %q, want \"host\"", cfg.IdentityBundle, id.Bundle.Role)
+	}
+	issuers, err := identity.LoadPublicKeyFiles(cfg.ClaimIssuers...)
+	if err != nil {
+		return nil, fmt.Errorf("security: claim_issuers: %w", err)
+	}
+	s.id, s.roots = id, roots
+	s.issuers = append([]*identity.PublicKey{id.Key.Public()}, issuers...)
+	return s, nil
+}
+
+// routerHandshaker authenticates local DBE clients on the router socket:
+// with a configured identity, every client runs the post-quantum handshake
+// with a bundle signed by one of the roots (role "client" or "shim").
+// Without one there is no root a client could hold, so the socket runs
+// plain frames and file permissions (mode 0660) are its only guard.
+func (s *security) routerHandshaker() session.Handshaker {
+	if s.ephemeral {
+		return nil
+	}
+	return &session.PQ{Auth: session.Auth{Identity: s.id, Roots: s.roots, PeerRoles: []string{"client", "shim"}}, Groups: s.groups}
+}
