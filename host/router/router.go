@@ -332,10 +332,13 @@ func (r *Router) pick(profile string) (Worker, error) {
 }
 
 // forwardFrame readies req for the worker, in place (Route owns req): same
-// TLVs and payload (unknown non-critical TLVs preserved in place),
-// DEVICE_ID_DST set to the worker, LAYER_PATH untouched, TIMEOUT_MS set to
-// the time budget.
+// TLVs and payload (unknown non-critical TLVs preserved in place) less the
+// verified claim token, DEVICE_ID_DST set to the worker, LAYER_PATH
+// untouched, TIMEOUT_MS set to the time budget.
 func forwardFrame(req *dbe.Frame, dst uint8, timeout time.Duration) *dbe.Frame {
+	// The router is where claims are enforced; workers trust the router's
+	// authenticated session, so the ≈4.7 KB token does not travel on.
+	req.Del(dbe.TLVClaimToken)
 	req.Set(dbe.TLVDeviceIDDst, deviceByte[dst:dst+1])
 	ms := timeout.Milliseconds()
 	if ms < 1 {

@@ -165,6 +165,26 @@ func (w *Writer) WriteFrame(f *Frame) error {
 	return nil
 }
 
+// WriteWith appends whatever fn appends to the pending buffer, with the
+// writer's lock held: fn sees the pending bytes as dst and returns dst with
+// one or more whole frames appended (or dst and an error, which writes
+// nothing). Writes keep the order of the calls, which a channel that seals
+// each frame under a counter nonce relies on. fn must not block.
+func (w *Writer) WriteWith(fn func(dst []byte) ([]byte, error)) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err := w.waitRoom(); err != nil {
+		return err
+	}
+	buf, err := fn(w.buf)
+	if err != nil {
+		return err
+	}
+	w.buf = buf
+	w.kick()
+	return nil
+}
+
 // WriteEncoded writes an already-encoded frame (for forwarding frames that
 // were decoded from a trusted peer). It checks the header only.
 func (w *Writer) WriteEncoded(b []byte) error {

@@ -256,3 +256,54 @@ func TestMinter(t *testing.T) {
 		}
 	}
 }
+
+// TestClaimReference: after the full token, a 68-byte reference stands for
+// it, only for a token the verifier has checked, and only for its tenant and
+// presenter.
+func TestClaimReference(t *testing.T) {
+	key, err := GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := NewClaimVerifier(ClaimVerifierConfig{Issuers: []*PublicKey{key.Public()}, Audience: "dsmil-router"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := NewMinter(MinterConfig{Key: key, Audience: "dsmil-router"})
+	tok, err := m.Token("SOC_TEAM_ALPHA", "tool", []string{"ANALYSIS_ONLY"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := ClaimReference(tok)
+	if len(ref) != ReferenceSize || len(tok) < 4000 {
+		t.Fatalf("reference %d bytes for a %d-byte token", len(ref), len(tok))
+	}
+	ctx := context.Background()
+	if _, err := v.Check(ctx, []byte("SOC_TEAM_ALPHA"), ref); !errors.Is(err, ErrUnknownReference) || Reason(err) != "unknown_reference" {
+		t.Fatalf("reference before the token: %v", err)
+	}
+	if _, err := v.Check(ctx, []byte("SOC_TEAM_ALPHA"), tok); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := v.Check(ctx, []byte("SOC_TEAM_ALPHA"), ref); err != nil || c.TenantID != "SOC_TEAM_ALPHA" {
+		t.Fatalf("reference after the token: %v", err)
+	}
+	if _, err := v.Check(ctx, []byte("OTHER"), ref); !errors.Is(err, ErrTenantMismatch) {
+		t.Fatalf("reference for another tenant: %v", err)
+	}
+	other, _ := GenerateKey()
+	if _, err := v.Check(WithPresenter(ctx, other.Public().KeyID()), []byte("SOC_TEAM_ALPHA"), ref); !errors.Is(err, ErrPresenter) {
+		t.Fatalf("reference from another peer: %v", err)
+	}
+	bogus := append([]byte(nil), ref...)
+	bogus[10] ^= 1
+	if _, err := v.Check(ctx, []byte("SOC_TEAM_ALPHA"), bogus); !errors.Is(err, ErrUnknownReference) {
+		t.Fatalf("altered reference: %v", err)
+	}
+	// A revoked session's reference dies with its token.
+	parsed, _ := ParseClaimToken(tok)
+	v.Revoke(parsed.SessionID)
+	if _, err := v.Check(ctx, []byte("SOC_TEAM_ALPHA"), ref); err == nil {
+		t.Fatal("reference to a revoked token accepted")
+	}
+}

@@ -19,12 +19,14 @@ import (
 // Claim verification errors. VerifyClaim reports each of them (and the
 // token errors above) as a *mux.Error with code CLAIM_TOKEN_INVALID.
 var (
-	ErrNoToken        = errors.New("identity: no claim token")
-	ErrTenantMismatch = errors.New("identity: claim token is for another tenant")
-	ErrAudience       = errors.New("identity: claim token is for another audience")
-	ErrLifetime       = errors.New("identity: claim token lifetime too long")
-	ErrRevoked        = errors.New("identity: claim token revoked")
-	ErrPresenter      = errors.New("identity: claim token presented by a party that did not mint it")
+	ErrNoToken = errors.New("identity: no claim token")
+	// ErrUnknownReference: a claim reference to no token in the cache.
+	ErrUnknownReference = errors.New("identity: unknown claim token reference")
+	ErrTenantMismatch   = errors.New("identity: claim token is for another tenant")
+	ErrAudience         = errors.New("identity: claim token is for another audience")
+	ErrLifetime         = errors.New("identity: claim token lifetime too long")
+	ErrRevoked          = errors.New("identity: claim token revoked")
+	ErrPresenter        = errors.New("identity: claim token presented by a party that did not mint it")
 )
 
 type presenterKey struct{}
@@ -154,7 +156,7 @@ func Reason(err error) string {
 	}{
 		{ErrNoToken, "missing"}, {ErrExpired, "expired"}, {ErrNotYetValid, "not_yet_valid"},
 		{ErrTenantMismatch, "foreign_tenant"}, {ErrAudience, "audience"}, {ErrRevoked, "revoked"},
-		{ErrPresenter, "presenter"}, {ErrUnknownIssuer, "untrusted_minter"},
+		{ErrPresenter, "presenter"}, {ErrUnknownIssuer, "untrusted_minter"}, {ErrUnknownReference, "unknown_reference"},
 	} {
 		if errors.Is(err, r.err) {
 			return r.name
@@ -171,6 +173,18 @@ func (v *ClaimVerifier) Check(ctx context.Context, tenant, token []byte) (*Claim
 	}
 	now := v.cfg.Now().UnixNano()
 	var e *claimEntry
+	if ref, ok := parseReference(token); ok {
+		// A reference stands for a full token this verifier checked before;
+		// it carries no signature of its own, so an unknown one is refused.
+		v.mu.RLock()
+		e = v.cache[ref]
+		v.mu.RUnlock()
+		if e == nil {
+			return nil, fmt.Errorf("%w: reference to a claim token this router has not verified (send the full token first)", ErrUnknownReference)
+		}
+		v.hits.Add(1)
+		return v.checkEntry(ctx, e, tenant, now)
+	}
 	if k, ok := keyOf(token); ok {
 		v.mu.RLock()
 		e = v.cache[k]
@@ -188,6 +202,11 @@ func (v *ClaimVerifier) Check(ctx context.Context, tenant, token []byte) (*Claim
 	} else {
 		v.hits.Add(1)
 	}
+	return v.checkEntry(ctx, e, tenant, now)
+}
+
+// checkEntry checks a verified token against the request.
+func (v *ClaimVerifier) checkEntry(ctx context.Context, e *claimEntry, tenant []byte, now int64) (*ClaimToken, error) {
 	switch {
 	case now < e.from:
 		return nil, fmt.Errorf("%w: token valid from %s", ErrNotYetValid, e.tok.IssuedAt.Format(time.RFC3339))
@@ -425,4 +444,34 @@ func (v *ClaimVerifier) String() string {
 	}
 	slices.Sort(ids)
 	return fmt.Sprintf("claim verifier (audience %q, issuers %s)", v.cfg.Audience, strings.Join(ids, ","))
+}
+
+// A claim reference is the L7_CLAIM_TOKEN value "DCR1" followed by the
+// 64-byte cache key of a full token (the first 64 bytes of its signature):
+// docs/dbe.md §4. After one request with the full token (≈4.7 KB), a client
+// sends 68 bytes instead; the router accepts a reference only to a token
+// it has verified, that has not expired, and — on a sealed session — that
+// the same peer minted.
+const referenceMagic = "DCR1"
+
+// ReferenceSize is the size of a claim reference.
+const ReferenceSize = len(referenceMagic) + len(cacheKey{})
+
+// ClaimReference returns the reference to a full claim token, or nil if
+// token is too short to be one.
+func ClaimReference(token []byte) []byte {
+	k, ok := keyOf(token)
+	if !ok {
+		return nil
+	}
+	return append([]byte(referenceMagic), k[:]...)
+}
+
+func parseReference(b []byte) (cacheKey, bool) {
+	var k cacheKey
+	if len(b) != ReferenceSize || string(b[:len(referenceMagic)]) != referenceMagic {
+		return k, false
+	}
+	copy(k[:], b[len(referenceMagic):])
+	return k, true
 }

@@ -12,7 +12,6 @@ import (
 	"net"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/dsmil/l7/sdk/dbe"
@@ -247,12 +246,13 @@ type SealedChannel struct {
 	rerr     error
 	gotClose bool
 
-	// write side
-	wmu     sync.Mutex
-	bw      *bufio.Writer
-	wc      *cipherState
-	waiting atomic.Int32
-	werr    error
+	// write side: frames are sealed in call order straight into the group-
+	// commit writer's pending buffer (dbe.Writer.WriteWith), so bursts of
+	// sealed frames share system calls as plain ones do.
+	wmu  sync.Mutex
+	w    *dbe.Writer
+	wc   *cipherState
+	werr error
 
 	closeOnce sync.Once
 	closeErr  error
@@ -275,7 +275,7 @@ func newSealedChannel(conn net.Conn, br *bufio.Reader, sendSecret, recvSecret []
 	return &SealedChannel{
 		conn: conn, bundle: peer, maxFrame: maxFrame,
 		br: br, rc: newCipherState(recvSecret, rekeyFrames, rekeyBytes),
-		bw: bufio.NewWriterSize(conn, 64<<10), wc: newCipherState(sendSecret, rekeyFrames, rekeyBytes),
+		w: dbe.NewWriter(conn), wc: newCipherState(sendSecret, rekeyFrames, rekeyBytes),
 	}
 }
 
@@ -384,45 +384,29 @@ func noEOF(err error) error {
 }
 
 // WriteFrame seals f and writes it. It is safe for concurrent use; f is
-// encoded before it returns. Frames from concurrent callers are sealed in
-// the order they are written, and the buffer is flushed when no other call
-// is waiting.
+// sealed before it returns. Frames from concurrent callers are sealed in
+// the order they reach the writer, which writes them in that order.
 func (c *SealedChannel) WriteFrame(f *dbe.Frame) error {
-	c.waiting.Add(1)
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	return c.writeLocked(f)
 }
 
-// writeLocked is WriteFrame with wmu held and waiting counting the call.
+// writeLocked is WriteFrame with wmu held.
 func (c *SealedChannel) writeLocked(f *dbe.Frame) error {
 	if c.werr != nil {
-		c.waiting.Add(-1)
 		return c.werr
 	}
-	buf, err := c.wc.sealFrame(c.bw.AvailableBuffer(), f)
-	if err != nil { // the frame is invalid; nothing was sealed
-		c.waiting.Add(-1)
-		c.flushIfIdle()
-		return err
+	sealErr := error(nil)
+	err := c.w.WriteWith(func(dst []byte) ([]byte, error) {
+		buf, err := c.wc.sealFrame(dst, f)
+		sealErr = err
+		return buf, err
+	})
+	if err != nil && sealErr == nil { // the connection failed: sticky
+		c.werr = err
 	}
-	if _, err := c.bw.Write(buf); err != nil {
-		c.werr = fmt.Errorf("%w: %w", dbe.ErrWriterFailed, err)
-		c.waiting.Add(-1)
-		return c.werr
-	}
-	c.waiting.Add(-1)
-	return c.flushIfIdle()
-}
-
-func (c *SealedChannel) flushIfIdle() error {
-	if c.waiting.Load() == 0 && c.bw.Buffered() > 0 {
-		if err := c.bw.Flush(); err != nil {
-			c.werr = fmt.Errorf("%w: %w", dbe.ErrWriterFailed, err)
-			return c.werr
-		}
-	}
-	return nil
+	return err
 }
 
 // Close sends a sealed CLOSE (waiting at most a second for it to leave),
@@ -432,13 +416,13 @@ func (c *SealedChannel) Close() error {
 	c.closeOnce.Do(func() {
 		_ = c.conn.SetWriteDeadline(time.Now().Add(closeWriteTimeout))
 		b, _ := proto.Marshal(&l7v1.Close{Reason: "closing"})
-		c.waiting.Add(1)
 		c.wmu.Lock()
 		_ = c.writeLocked(&dbe.Frame{Type: dbe.MsgClose, Payload: b})
 		if c.werr == nil {
 			c.werr = ErrClosed
 		}
 		c.wmu.Unlock()
+		_ = c.w.Flush()
 		c.closeErr = c.conn.Close()
 	})
 	return c.closeErr
