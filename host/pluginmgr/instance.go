@@ -391,9 +391,10 @@ func (i *Instance) watch(ctx context.Context) error {
 		i.lastErr = ""
 		if i.state != StateDraining {
 			i.state = StateRunning
+			// Set under mu: a draining instance never becomes routable again.
+			i.healthy.Store(true)
 		}
 		i.mu.Unlock()
-		i.healthy.Store(true)
 	}
 }
 
@@ -401,6 +402,7 @@ func (i *Instance) watch(ctx context.Context) error {
 // exponential backoff, give up after MaxRestarts.
 func (i *Instance) supervise(ctx context.Context) {
 	backoff := i.plugin.RestartBackoff
+	failures := 0 // restarts since the plugin last ran stably for a minute
 	for {
 		i.setState(StateStarting)
 		err := i.start(ctx)
@@ -408,7 +410,9 @@ func (i *Instance) supervise(ctx context.Context) {
 			up := time.Now()
 			err = i.watch(ctx)
 			if time.Since(up) > time.Minute {
-				backoff = i.plugin.RestartBackoff // it had been stable: start over
+				// It had been stable: a crash weeks later starts the
+				// count and the backoff over.
+				backoff, failures = i.plugin.RestartBackoff, 0
 			}
 		}
 		i.stop(ctx.Err() != nil)
@@ -418,11 +422,10 @@ func (i *Instance) supervise(ctx context.Context) {
 		}
 		i.mu.Lock()
 		i.lastErr = err.Error()
-		restarts := i.restarts
 		i.mu.Unlock()
-		if errors.Is(err, ErrChecksum) || errors.Is(err, ErrSettings) || restarts >= i.plugin.MaxRestarts {
+		if errors.Is(err, ErrChecksum) || errors.Is(err, ErrSettings) || failures >= i.plugin.MaxRestarts {
 			i.setState(StateFailed)
-			i.log.Error("plugin failed; not restarting", "error", err, "restarts", restarts)
+			i.log.Error("plugin failed; not restarting", "error", err, "restarts_in_a_row", failures)
 			return
 		}
 		i.setState(StateRestarting)
@@ -434,8 +437,9 @@ func (i *Instance) supervise(ctx context.Context) {
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, maxBackoff)
+		failures++
 		i.mu.Lock()
-		i.restarts++
+		i.restarts++ // the total, shown by plugins list
 		i.mu.Unlock()
 	}
 }

@@ -183,8 +183,8 @@ func (m *Manager) Snapshots() []Snapshot {
 // requests to finish until ctx ends, then stops every process.
 func (m *Manager) Shutdown(ctx context.Context) error {
 	for _, inst := range m.instances {
-		inst.healthy.Store(false)
 		inst.mu.Lock()
+		inst.healthy.Store(false)
 		if inst.state == StateRunning || inst.state == StateUnhealthy {
 			inst.state = StateDraining
 		}

@@ -153,11 +153,16 @@ func (c *epConn) handle(f *dbe.Frame, malformed error) {
 	switch f.Type {
 	case dbe.MsgCancel:
 		c.mu.Lock()
-		cancel := c.active[corr]
+		cancel, live := c.active[corr]
 		delete(c.active, corr)
 		c.mu.Unlock()
-		if cancel != nil {
-			cancel()
+		if live {
+			if cancel != nil {
+				cancel()
+			}
+			// The request ends here (docs/dbe.md §8); frames the worker
+			// still sends for it are dropped below.
+			_ = c.s.Send(mux.ErrorFrame(corr, nil, mux.Errorf(dbe.CodeCancelled, "cancelled by the client")))
 		}
 		return
 	case dbe.MsgClose, dbe.MsgHandshake, dbe.MsgTunnelData:
@@ -166,6 +171,10 @@ func (c *epConn) handle(f *dbe.Frame, malformed error) {
 		st := c.r.statusFrame()
 		st.CorrelationID = corr
 		_ = c.s.Send(st)
+		return
+	}
+	if corr == 0 {
+		_ = c.s.Send(mux.ErrorFrame(0, nil, mux.Errorf(dbe.CodeInvalidRequest, "a request needs a non-zero correlation id")))
 		return
 	}
 	c.mu.Lock()
@@ -185,12 +194,22 @@ func (c *epConn) handle(f *dbe.Frame, malformed error) {
 				rf.TLVs = append(rf.TLVs, dbe.TLV{Type: dbe.TLVRequestID, Value: reqID})
 			}
 		}
-		if rf.Flags&dbe.FlagEndStream != 0 {
-			c.mu.Lock()
+		c.mu.Lock()
+		_, live := c.active[corr]
+		if live && rf.Flags&dbe.FlagEndStream != 0 {
 			delete(c.active, corr)
-			c.mu.Unlock()
 		}
-		_ = c.s.Send(rf)
+		c.mu.Unlock()
+		if !live {
+			return // the client cancelled it and was answered
+		}
+		// This runs on the worker session's read loop, which serves every
+		// client of that worker: it must never wait for this client.
+		if err := c.s.TrySend(rf); errors.Is(err, dbe.ErrWouldBlock) {
+			c.r.cfg.Logger.Warn("router endpoint: a client is not reading its responses; closing its connection",
+				"peer", c.s.Peer().Name)
+			_ = c.s.Close()
+		}
 	})
 	c.mu.Lock()
 	if _, still := c.active[corr]; still {
@@ -212,6 +231,17 @@ func (c *epConn) cancelAll() {
 	c.mu.Unlock()
 	for _, cancel := range cancels {
 		cancel()
+	}
+}
+
+// StopAccepting closes the listener (and so removes the socket) but leaves
+// the connected clients' sessions open, for a drain.
+func (e *Endpoint) StopAccepting() {
+	e.mu.Lock()
+	ln := e.ln
+	e.mu.Unlock()
+	if ln != nil {
+		ln.Close()
 	}
 }
 

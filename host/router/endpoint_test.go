@@ -136,3 +136,87 @@ func TestEndpointRefusesLiveSocket(t *testing.T) {
 		t.Fatal("replaced a regular file")
 	}
 }
+
+// TestEndpointSlowReader: a client that stops reading its responses is cut
+// off; the worker and every other client go on (the worker's read loop
+// never waits for one client).
+func TestEndpointSlowReader(t *testing.T) {
+	big := make([]byte, 32<<10)
+	w := newWorker(t, "echo", mux.HandlerFunc(func(ctx context.Context, req *dbe.Frame, rw *mux.ResponseWriter) {
+		if string(req.Payload) == "flood" {
+			for range 400 { // 12.5 MiB: more than a writer's pending limit
+				if ctx.Err() != nil {
+					return
+				}
+				_ = rw.Send(&dbe.Frame{Type: dbe.MsgChatChunk, Payload: big})
+			}
+		}
+		_ = rw.Send(&dbe.Frame{Type: dbe.MsgChatChunk, Flags: dbe.FlagEndStream})
+	}))
+	r := newRouter(t, registry{"echo": {w}}, Config{RequestTimeout: 5 * time.Second})
+	path := startEndpoint(t, r)
+	good, _ := dialClient(t, path)
+
+	slow, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	flood := chatReq("echo")
+	flood.Payload = []byte("flood")
+	flood.CorrelationID = 1
+	b, _ := flood.MarshalBinary()
+	if _, err := slow.Write(b); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // let the flood fill the buffers
+	for i := range 20 {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		err := good.Call(ctx, chatReq("echo"), func(*dbe.Frame) error { return nil })
+		cancel()
+		if err != nil {
+			t.Fatalf("call %d while another client is not reading: %v", i, err)
+		}
+	}
+	// The router hung up on the client that does not read.
+	slow.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.Copy(io.Discard, slow); err != nil {
+		t.Fatalf("the slow client's connection was not closed: %v", err)
+	}
+}
+
+// TestEndpointCancelAnswered: a CANCEL ends the request with ERROR
+// CANCELLED, as docs/dbe.md §8 promises.
+func TestEndpointCancelAnswered(t *testing.T) {
+	w := newWorker(t, "slow", mux.HandlerFunc(func(ctx context.Context, req *dbe.Frame, rw *mux.ResponseWriter) {
+		<-ctx.Done()
+	}))
+	r := newRouter(t, registry{"slow": {w}}, Config{})
+	path := startEndpoint(t, r)
+	c, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	req := chatReq("slow")
+	req.CorrelationID = 5
+	b, _ := req.MarshalBinary()
+	c.Write(b)
+	time.Sleep(50 * time.Millisecond)
+	cb, _ := (&dbe.Frame{Type: dbe.MsgCancel, CorrelationID: 5}).MarshalBinary()
+	c.Write(cb)
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	f, err := dbe.NewReader(c, 0).ReadFrame()
+	if err != nil || f.Type != dbe.MsgError || f.CorrelationID != 5 || f.Flags&dbe.FlagEndStream == 0 ||
+		mux.ParseError(f).Code != dbe.CodeCancelled {
+		t.Fatalf("after CANCEL: %v %v", f, err)
+	}
+	// Correlation id 0 is the connection's, never a request's.
+	req0 := chatReq("slow")
+	b0, _ := req0.MarshalBinary()
+	c.Write(b0)
+	f, err = dbe.NewReader(c, 0).ReadFrame()
+	if err != nil || f.Type != dbe.MsgError || mux.ParseError(f).Code != dbe.CodeInvalidRequest {
+		t.Fatalf("request on correlation id 0: %v %v", f, err)
+	}
+}

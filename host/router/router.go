@@ -212,14 +212,21 @@ func (r *Router) route(ctx context.Context, req *dbe.Frame, out func(*dbe.Frame)
 	fwd := forwardFrame(req, w.DeviceID(), timeout)
 
 	ended := false
+	var outErr error
 	err = w.Call(ctx, fwd, func(f *dbe.Frame) error {
 		if f.Flags&dbe.FlagEndStream != 0 {
 			ended = true
 		}
-		return out(f)
+		outErr = out(f)
+		return outErr
 	})
-	if err == nil && !ended {
+	switch {
+	case err == nil && !ended:
 		return mux.Errorf(dbe.CodeWorkerFailed, "%s: %v", w.ID(), ErrNoResponse)
+	case err != nil && (ctx.Err() != nil || outErr != nil):
+		// The caller went away (or could not take a frame): not the
+		// worker's fault.
+		return mux.Errorf(dbe.CodeCancelled, "the caller went away")
 	}
 	return workerError(w, err, timeout)
 }
@@ -229,6 +236,9 @@ func (r *Router) route(ctx context.Context, req *dbe.Frame, out func(*dbe.Frame)
 func (r *Router) admit(ctx context.Context, req *dbe.Frame) (release func(int64), err error) {
 	switch req.Type {
 	case dbe.MsgChatReq, dbe.MsgAgentTask:
+	case dbe.MsgChatResp, dbe.MsgChatChunk, dbe.MsgAgentResult, dbe.MsgModelStatus, dbe.MsgPolicyResult, dbe.MsgError:
+		// Known, but only valid in the other direction (docs/dbe.md §8).
+		return nil, mux.Errorf(dbe.CodeInvalidRequest, "%s is a response, not a request", req.Type)
 	default:
 		return nil, mux.Errorf(dbe.CodeUnknownMsgType, "the router does not route %s", req.Type)
 	}

@@ -207,7 +207,8 @@ func TestRouteErrors(t *testing.T) {
 		{"unhealthy only", func(f *dbe.Frame) { f.SetProfile("sick") }, dbe.CodeNoWorkerAvailable, ""},
 		{"full load", func(f *dbe.Frame) { f.SetProfile("busy") }, dbe.CodeNoWorkerAvailable, ""},
 		{"no replicas", func(f *dbe.Frame) { f.SetProfile("empty") }, dbe.CodeNoWorkerAvailable, ""},
-		{"wrong type", func(f *dbe.Frame) { f.Type = dbe.MsgChatResp }, dbe.CodeUnknownMsgType, ""},
+		{"response type", func(f *dbe.Frame) { f.Type = dbe.MsgChatResp }, dbe.CodeInvalidRequest, ""},
+		{"unknown type", func(f *dbe.Frame) { f.Type = 0x7E }, dbe.CodeUnknownMsgType, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

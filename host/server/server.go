@@ -192,6 +192,7 @@ func (h *Host) Shutdown() error {
 	h.log.Info("shutting down: draining in-flight requests", "timeout", h.opts.DrainTimeout)
 	ctx, cancel := context.WithTimeout(context.Background(), h.opts.DrainTimeout)
 	defer cancel()
+	h.endpoint.StopAccepting() // no new router-socket clients during the drain
 	err := h.shim.Shutdown(ctx)
 	err = errors.Join(err, h.Manager.Shutdown(ctx))
 	err = errors.Join(err, h.endpoint.Close(), h.admin.Close())

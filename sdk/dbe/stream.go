@@ -165,16 +165,57 @@ func (w *Writer) WriteFrame(f *Frame) error {
 	return nil
 }
 
+// ErrWouldBlock is returned by TryWriteFrame when MaxPending bytes already
+// wait to be written: the peer is not reading.
+var ErrWouldBlock = errors.New("dbe: writer full")
+
+// TryWriteFrame is WriteFrame for callers that must never block (a read
+// loop relaying another connection's frames): when the pending buffer is
+// full it returns ErrWouldBlock at once and writes nothing.
+func (w *Writer) TryWriteFrame(f *Frame) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err != nil {
+		return w.err
+	}
+	if len(w.buf) >= w.maxPending {
+		return ErrWouldBlock
+	}
+	buf, err := f.AppendBinary(w.buf)
+	if err != nil {
+		return err
+	}
+	w.buf = buf
+	w.kick()
+	return nil
+}
+
 // WriteWith appends whatever fn appends to the pending buffer, with the
 // writer's lock held: fn sees the pending bytes as dst and returns dst with
 // one or more whole frames appended (or dst and an error, which writes
 // nothing). Writes keep the order of the calls, which a channel that seals
 // each frame under a counter nonce relies on. fn must not block.
 func (w *Writer) WriteWith(fn func(dst []byte) ([]byte, error)) error {
+	return w.writeWith(fn, true)
+}
+
+// TryWriteWith is WriteWith that returns ErrWouldBlock instead of waiting
+// for room.
+func (w *Writer) TryWriteWith(fn func(dst []byte) ([]byte, error)) error {
+	return w.writeWith(fn, false)
+}
+
+func (w *Writer) writeWith(fn func(dst []byte) ([]byte, error), wait bool) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if err := w.waitRoom(); err != nil {
-		return err
+	if wait {
+		if err := w.waitRoom(); err != nil {
+			return err
+		}
+	} else if w.err != nil {
+		return w.err
+	} else if len(w.buf) >= w.maxPending {
+		return ErrWouldBlock
 	}
 	buf, err := fn(w.buf)
 	if err != nil {
@@ -229,7 +270,9 @@ func (w *Writer) flushLoop() {
 	w.mu.Lock()
 	for len(w.buf) > 0 && w.err == nil {
 		batch := w.buf
-		w.buf = w.spare[:0]
+		// The spare becomes the pending buffer; it must not stay the spare
+		// too, or a batch too big to keep would leave it shared.
+		w.buf, w.spare = w.spare[:0], nil
 		w.mu.Unlock()
 		_, err := w.w.Write(batch)
 		w.mu.Lock()

@@ -271,3 +271,41 @@ func TestWriteEncoded(t *testing.T) {
 		t.Fatal("bytes differ")
 	}
 }
+
+// TestWriterBigBatches: concurrent writers of 40 KiB frames through a slow
+// reader (batches past the 1 MiB spare limit) get every frame intact. The
+// buffer-sharing race it guards against was caught by the race detector in
+// host/router's TestEndpointSlowReader.
+func TestWriterBigBatches(t *testing.T) {
+	pr, pw := io.Pipe()
+	w := NewWriter(pw)
+	const n = 300
+	go func() {
+		var wg sync.WaitGroup
+		for g := range 4 {
+			wg.Go(func() {
+				for i := range n {
+					p := bytes.Repeat([]byte{byte(g)}, 40<<10)
+					if err := w.WriteFrame(&Frame{Type: MsgTunnelData, CorrelationID: uint64(g*n + i + 1), Payload: p}); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		w.Flush()
+		pw.Close()
+	}()
+	rd := NewReader(pr, 0)
+	for range 4 * n {
+		f, err := rd.ReadFrame()
+		if err != nil {
+			t.Fatal(err)
+		}
+		g := byte((f.CorrelationID - 1) / n)
+		if len(f.Payload) != 40<<10 || bytes.Count(f.Payload, []byte{g}) != len(f.Payload) {
+			t.Fatalf("frame %d corrupted", f.CorrelationID)
+		}
+	}
+}

@@ -31,6 +31,12 @@ type Handshaker interface {
 	Server(ctx context.Context, conn net.Conn) (Channel, error)
 }
 
+// TryWriter is the optional Channel capability of writing without ever
+// blocking: it returns dbe.ErrWouldBlock when the peer is not reading.
+type TryWriter interface {
+	TryWriteFrame(*dbe.Frame) error
+}
+
 // PlainChannel is a Channel of unsealed frames over conn.
 type PlainChannel struct {
 	conn net.Conn
@@ -47,7 +53,11 @@ func NewPlainChannel(conn net.Conn, maxFrame int, peer Peer) *PlainChannel {
 
 func (c *PlainChannel) ReadFrame() (*dbe.Frame, error) { return c.r.ReadFrame() }
 func (c *PlainChannel) WriteFrame(f *dbe.Frame) error  { return c.w.WriteFrame(f) }
-func (c *PlainChannel) Peer() Peer                     { return c.peer }
+
+// TryWriteFrame writes f unless that would block (dbe.ErrWouldBlock).
+func (c *PlainChannel) TryWriteFrame(f *dbe.Frame) error { return c.w.TryWriteFrame(f) }
+
+func (c *PlainChannel) Peer() Peer { return c.peer }
 
 // Close writes out pending frames (waiting at most a second) and closes the
 // connection.

@@ -392,6 +392,26 @@ func (c *SealedChannel) WriteFrame(f *dbe.Frame) error {
 	return c.writeLocked(f)
 }
 
+// TryWriteFrame is WriteFrame that returns dbe.ErrWouldBlock instead of
+// waiting when the peer is not reading.
+func (c *SealedChannel) TryWriteFrame(f *dbe.Frame) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.werr != nil {
+		return c.werr
+	}
+	sealErr := error(nil)
+	err := c.w.TryWriteWith(func(dst []byte) ([]byte, error) {
+		buf, err := c.wc.sealFrame(dst, f)
+		sealErr = err
+		return buf, err
+	})
+	if err != nil && sealErr == nil && err != dbe.ErrWouldBlock {
+		c.werr = err
+	}
+	return err
+}
+
 // writeLocked is WriteFrame with wmu held.
 func (c *SealedChannel) writeLocked(f *dbe.Frame) error {
 	if c.werr != nil {

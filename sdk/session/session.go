@@ -86,6 +86,26 @@ func (s *Session) Send(f *dbe.Frame) error {
 	return nil
 }
 
+// TrySend writes f unless the peer has so much unread that writing would
+// block: then it returns dbe.ErrWouldBlock and writes nothing. Channels
+// without the TryWriter capability fall back to Send.
+func (s *Session) TrySend(f *dbe.Frame) error {
+	select {
+	case <-s.closed:
+		return s.Err()
+	default:
+	}
+	tw, ok := s.ch.(TryWriter)
+	if !ok {
+		return s.Send(f)
+	}
+	err := tw.TryWriteFrame(f)
+	if err != nil && !errors.Is(err, dbe.ErrWouldBlock) {
+		s.fail(err)
+	}
+	return err
+}
+
 // Tunnel returns the byte stream carried in TUNNEL_DATA frames on
 // correlation id 0.
 func (s *Session) Tunnel() net.Conn { return s.tun }
@@ -137,8 +157,9 @@ func (s *Session) readLoop() {
 			continue
 		}
 		if f.Type == dbe.MsgClose {
-			s.fail(io.EOF)
-			return
+			// The peer sends no new requests but may still finish the
+			// responses it owes (docs/dbe.md §8): read on until it hangs up.
+			continue
 		}
 		s.deliver(f, nil)
 	}
