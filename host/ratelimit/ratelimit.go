@@ -172,8 +172,11 @@ func (l *Limiter) Admit(_ context.Context, f *dbe.Frame) (func(usedTokens int64)
 	if b.limits.RequestsPerMinute > 0 {
 		b.req--
 	}
-	if b.limits.TokensPerMinute > 0 {
-		b.tok -= float64(est)
+	if n := b.limits.TokensPerMinute; n > 0 {
+		// A debt is capped at one minute's quota here too, so that one
+		// request with an absurd estimate that then fails cannot lock its
+		// tenant out for longer than a minute.
+		b.tok = math.Max(-float64(n), b.tok-float64(est))
 	}
 	b.mu.Unlock()
 

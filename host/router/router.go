@@ -223,6 +223,8 @@ func (r *Router) route(ctx context.Context, req *dbe.Frame, out func(*dbe.Frame)
 	switch {
 	case err == nil && !ended:
 		return mux.Errorf(dbe.CodeWorkerFailed, "%s: %v", w.ID(), ErrNoResponse)
+	case err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded):
+		return mux.Errorf(dbe.CodeDeadlineExceeded, "no response from %s within the caller's deadline", w.ID())
 	case err != nil && (ctx.Err() != nil || outErr != nil):
 		// The caller went away (or could not take a frame): not the
 		// worker's fault.

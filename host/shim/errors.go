@@ -185,6 +185,11 @@ func fromDBE(e *mux.Error, t *config.Tenant, reqID string) *apiError {
 	case dbe.CodeUnauthenticated:
 		return unauthenticated("unauthenticated", msg)
 	case dbe.CodeClaimTokenInvalid:
+		if e.Param == "foreign_tenant" || e.Param == "presenter" {
+			// A valid identity using a claim that is not its own: forbidden,
+			// not unauthenticated (docs/dbe.md §12.3).
+			return &apiError{status: http.StatusForbidden, typ: typePermission, code: "claim_not_yours", message: msg}
+		}
 		return unauthenticated("invalid_claim_token", msg)
 	case dbe.CodePolicyDenied:
 		if e.Rule != "" {
