@@ -280,15 +280,11 @@ func (e *Engine) Evaluate(r Request) Decision {
 	return e.eval(&r, true)
 }
 
-// logDecision writes the one decision line: denials and TRAINING requests
-// at Info, other allows at Debug; TRAINING lines (and every line at Trace)
-// carry the request's security attributes and the trail.
+// logDecision writes the one decision line every request gets, at Info;
+// TRAINING lines (and every line at Trace) carry the request's security
+// attributes and the trail. It never logs prompt text.
 func (e *Engine) logDecision(r *Request, d *Decision, verbose bool) {
-	level := hclog.Debug
-	if !d.Allow || verbose {
-		level = hclog.Info
-	}
-	if !(level == hclog.Info && e.log.IsInfo() || level == hclog.Debug && e.log.IsDebug()) {
+	if !e.log.IsInfo() {
 		return
 	}
 	decision := "allow"
@@ -306,7 +302,7 @@ func (e *Engine) logDecision(r *Request, d *Decision, verbose bool) {
 			"classification", r.Classification.String(), "roe", r.ROE.String(),
 			"device_dst", r.DeviceDst, "trail", d.TrailString())
 	}
-	e.log.Log(level, "policy decision", args...)
+	e.log.Info("policy decision", args...)
 }
 
 // eval runs the built-in checks, then the custom rules, then the implicit

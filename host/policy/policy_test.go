@@ -140,17 +140,18 @@ func TestDecideFrames(t *testing.T) {
 	}
 }
 
-// TestTrainingLogging: TRAINING decisions are logged at Info, allows
-// included, with the security attributes and the trail; ordinary allows
-// only at Debug.
+// TestTrainingLogging: every decision is one Info line; TRAINING lines also
+// carry the security attributes and the trail, ordinary ones do not.
 func TestTrainingLogging(t *testing.T) {
 	var logBuf bytes.Buffer
 	log := hclog.New(&hclog.LoggerOptions{Output: &logBuf, Level: hclog.Info})
 	_, eng, _ := load(t, log, "table.hcl")
 	ok := frame(dbe.MsgChatReq, "LOCAL_TOOL_USER", "echo", soc, dbe.Unclas, dbe.AnalysisOnly, chat(""))
-	if err := eng.Decide(context.Background(), ok); err != nil || logBuf.Len() != 0 {
+	if err := eng.Decide(context.Background(), ok); err != nil || strings.Count(logBuf.String(), "\n") != 1 ||
+		!strings.Contains(logBuf.String(), "decision=allow") || strings.Contains(logBuf.String(), "trail=") {
 		t.Fatalf("%v, logged %q", err, logBuf.String())
 	}
+	logBuf.Reset()
 	tr := frame(dbe.MsgChatReq, "DEV_TRAINER", "echo", dev, dbe.TSSim, dbe.Training, chat("dsmil-echo"))
 	if err := eng.Decide(context.Background(), tr); err != nil {
 		t.Fatal(err)
