@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -40,6 +41,7 @@ func TestEndToEnd(t *testing.T) {
 	}
 	cfg := filepath.Join(dir, "dsmil.hcl")
 	shimAddr := freePort(t)
+	nodeAddr := freePort(t)
 	// Identities, made with the CLI as an operator would: a root, the
 	// host's identity, and a local tool allowed on the router socket that
 	// mints its own claim tokens.
@@ -62,6 +64,7 @@ security {
   identity_bundle = "keys/host.bundle"
   roots           = ["keys/root.pub"]
   claim_issuers   = ["keys/tool.pub"]
+  cross_node_listen = "`+nodeAddr+`"
 }
 shim   { listen = "`+shimAddr+`" }
 router { socket = "run/router.sock" }
@@ -189,6 +192,30 @@ tenant "T" {
 		t.Fatalf("%v %q", err, text.String())
 	}
 
+	// The same over the cross-node listener: DBE in TLS 1.3 with
+	// SecP384r1MLKEM1024, the tool's ML-DSA-87 identity bound to it.
+	nch, err := session.DialTLS(context.Background(), "tcp", nodeAddr, &session.TLS{
+		Auth:   session.Auth{Identity: tool, Roots: roots, PeerName: "dsmil-host", PeerRoles: []string{"host"}},
+		Config: session.TLSConfig(mustCert(t, "soc-tool"), nil),
+	})
+	if err != nil {
+		t.Fatalf("cross-node dial: %v", err)
+	}
+	ns := session.New(nch, nil)
+	ncl := mux.NewClient(ns)
+	ns.SetHandler(func(f *dbe.Frame, _ error) { ncl.Dispatch(f) })
+	defer ns.Close()
+	text.Reset()
+	err = ncl.Call(context.Background(), req("across nodes"), func(f *dbe.Frame) error {
+		var ch l7v1.L7ChatChunk
+		proto.Unmarshal(f.Payload, &ch)
+		text.WriteString(ch.GetDelta())
+		return nil
+	})
+	if err != nil || text.String() != "echo: across nodes" {
+		t.Fatalf("cross-node chat: %v %q", err, text.String())
+	}
+
 	// kill -9 the plugin in the middle of a request.
 	var killed time.Time
 	err = cl.Call(context.Background(), req("one two three four five"), func(f *dbe.Frame) error {
@@ -291,4 +318,13 @@ func shimChat(t *testing.T, base string) {
 			t.Fatalf("%s: %d %s", model, resp.StatusCode, body)
 		}
 	}
+}
+
+func mustCert(t *testing.T, name string) tls.Certificate {
+	t.Helper()
+	c, err := session.EphemeralCertificate(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

@@ -167,6 +167,11 @@ type SecurityConfig struct {
 	// PluginIdentityTTL is how long the identity the host issues to a
 	// plugin at spawn lives. Default 24h.
 	PluginIdentityTTL time.Duration
+	// CrossNodeListen, when set, is a TCP address (host:port) where the
+	// router also accepts DBE from other nodes, over TLS 1.3 restricted to
+	// SecP384r1MLKEM1024 with ML-DSA-87 identities bound to the session
+	// (docs/dbe.md §12.9). Off (empty) by default.
+	CrossNodeListen string
 }
 
 // EnvORTLibrary is the environment variable that overrides

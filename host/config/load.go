@@ -334,6 +334,7 @@ type rawSecurity struct {
 	Group             string    `hcl:"group,optional"`
 	ClaimTTL          string    `hcl:"claim_ttl,optional"`
 	PluginIdentityTTL string    `hcl:"plugin_identity_ttl,optional"`
+	CrossNodeListen   string    `hcl:"cross_node_listen,optional"`
 	DefRange          hcl.Range `hcl:",def_range"`
 	Body              hcl.Body  `hcl:",body"`
 }

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"net"
 	"net/url"
 	"sort"
 	"strings"
@@ -277,6 +278,13 @@ func (r *resolver) security(raw *rawSecurity) {
 			s.Group = raw.Group
 		default:
 			r.errAttr(a, "Unknown group", "group must be \"x25519\" or \"p384\"; got %q.", raw.Group)
+		}
+	}
+	if a := at["cross_node_listen"]; r.ok(a) {
+		if _, port, err := net.SplitHostPort(raw.CrossNodeListen); err != nil || port == "" {
+			r.errAttr(a, "Invalid address", "cross_node_listen must be host:port, such as \"10.0.0.5:7443\"; got %q.", raw.CrossNodeListen)
+		} else {
+			s.CrossNodeListen = raw.CrossNodeListen
 		}
 	}
 	r.duration(at["claim_ttl"], raw.ClaimTTL, 7*24*time.Hour, &s.ClaimTTL)

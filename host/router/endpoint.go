@@ -32,6 +32,9 @@ type Endpoint struct {
 	Handshaker session.Handshaker
 	// MaxFrame is the frame size limit; default dbe.DefaultMaxFrameSize.
 	MaxFrame int
+	// Listener, when set, is used instead of a Unix socket at Path (the
+	// cross-node TLS listener); Path and Mode are then ignored.
+	Listener net.Listener
 
 	mu       sync.Mutex
 	ln       net.Listener
@@ -41,6 +44,13 @@ type Endpoint struct {
 
 // Listen creates the socket. Serve then accepts on it.
 func (e *Endpoint) Listen() error {
+	if e.Listener != nil {
+		e.mu.Lock()
+		e.ln = e.Listener
+		e.sessions = make(map[*session.Session]struct{})
+		e.mu.Unlock()
+		return nil
+	}
 	if e.Mode == 0 {
 		e.Mode = 0o660
 	}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/dsmil/l7/host/config"
 	"github.com/dsmil/l7/host/pluginmgr"
+	"github.com/dsmil/l7/host/router"
 	"github.com/dsmil/l7/sdk/identity"
 	"github.com/dsmil/l7/sdk/session"
 )
@@ -71,4 +72,31 @@ func (s *security) routerHandshaker() session.Handshaker {
 		return nil
 	}
 	return &session.PQ{Auth: session.Auth{Identity: s.id, Roots: s.roots, PeerRoles: []string{"client", "shim"}}, Groups: s.groups}
+}
+
+// crossNodeEndpoint is the router's cross-node listener: DBE over TCP in
+// TLS 1.3 restricted to SecP384r1MLKEM1024, each peer proving an ML-DSA-87
+// identity (role "node" or "client") signed by one of the roots.
+func (s *security) crossNodeEndpoint(r *router.Router, addr string, maxFrame int) (*router.Endpoint, error) {
+	if s.ephemeral {
+		return nil, fmt.Errorf("security: cross_node_listen needs a configured identity and roots")
+	}
+	cert, err := session.EphemeralCertificate(s.id.Bundle.Name)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := session.ListenTLS("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("security: cross-node listener: %w", err)
+	}
+	ep := &router.Endpoint{Router: r, Listener: ln, MaxFrame: maxFrame, Handshaker: &session.TLS{
+		Auth:     session.Auth{Identity: s.id, Roots: s.roots, PeerRoles: []string{"node", "client"}},
+		Config:   session.TLSConfig(cert, nil),
+		MaxFrame: maxFrame,
+	}}
+	if err := ep.Listen(); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	return ep, nil
 }

@@ -44,10 +44,12 @@ type Host struct {
 	Manager  *pluginmgr.Manager
 	Router   *router.Router
 	endpoint *router.Endpoint
-	admin    *admin.Server
-	shim     *shim.Server
-	shimLn   net.Listener
-	limiter  *ratelimit.Limiter
+	// crossNode is the optional cross-node TLS endpoint.
+	crossNode *router.Endpoint
+	admin     *admin.Server
+	shim      *shim.Server
+	shimLn    net.Listener
+	limiter   *ratelimit.Limiter
 	// Metrics are the host's Prometheus metrics.
 	Metrics    *metrics.Metrics
 	metricsSrv *metrics.Server
@@ -111,6 +113,12 @@ func Start(ctx context.Context, cfg *config.Config, log hclog.Logger, opts Optio
 		return nil, err
 	}
 	h.Router = r
+	if cfg.Security.CrossNodeListen != "" {
+		if h.crossNode, err = sec.crossNodeEndpoint(r, cfg.Security.CrossNodeListen, int(cfg.Router.MaxFrameBytes)); err != nil {
+			return nil, err
+		}
+		log.Info("cross-node DBE listener (TLS 1.3, SecP384r1MLKEM1024, ML-DSA-87 identities)", "listen", cfg.Security.CrossNodeListen)
+	}
 	h.admin = &admin.Server{Path: cfg.Admin.Socket, Source: h}
 	if err := h.admin.Listen(); err != nil {
 		return nil, err
@@ -165,6 +173,15 @@ func Start(ctx context.Context, cfg *config.Config, log hclog.Logger, opts Optio
 		}
 	}()
 	h.Manager.Start(ctx)
+	if h.crossNode != nil {
+		h.wg.Add(1)
+		go func() {
+			defer h.wg.Done()
+			if err := h.crossNode.Serve(context.Background()); err != nil {
+				log.Error("cross-node listener", "error", err)
+			}
+		}()
+	}
 	if h.metricsSrv != nil {
 		h.wg.Add(1)
 		go func() {
@@ -193,9 +210,15 @@ func (h *Host) Shutdown() error {
 	ctx, cancel := context.WithTimeout(context.Background(), h.opts.DrainTimeout)
 	defer cancel()
 	h.endpoint.StopAccepting() // no new router-socket clients during the drain
+	if h.crossNode != nil {
+		h.crossNode.StopAccepting()
+	}
 	err := h.shim.Shutdown(ctx)
 	err = errors.Join(err, h.Manager.Shutdown(ctx))
 	err = errors.Join(err, h.endpoint.Close(), h.admin.Close())
+	if h.crossNode != nil {
+		err = errors.Join(err, h.crossNode.Close())
+	}
 	if h.metricsSrv != nil {
 		err = errors.Join(err, h.metricsSrv.Close())
 	}

@@ -2,6 +2,7 @@ security {
   identity_key = "keys/host.key"
   group        = "x448"
   claim_ttl    = "forever"
+  cross_node_listen = "no-port"
 }
 
 plugin "echo" {

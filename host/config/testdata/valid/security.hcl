@@ -7,6 +7,7 @@ security {
   group               = "p384"
   claim_ttl           = "30m"
   plugin_identity_ttl = "12h"
+  cross_node_listen   = "127.0.0.1:7443"
 }
 
 plugin "echo" {
