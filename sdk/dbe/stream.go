@@ -43,13 +43,19 @@ func (r *Reader) SetMaxFrame(maxFrame int) {
 // unsupported version, frame too large, truncated stream, I/O) leaves the
 // stream unusable.
 func (r *Reader) ReadFrame() (*Frame, error) {
-	// One allocation holds the frame and room for a typical TLV list.
-	fb := new(frameWithTLVs)
-	fb.f.TLVs = fb.tlvs[:0]
-	if err := r.read(&fb.f, nil); err != nil {
+	f := NewFrame()
+	if err := r.read(f, nil); err != nil {
 		return nil, err
 	}
-	return &fb.f, nil
+	return f, nil
+}
+
+// NewFrame returns an empty frame allocated together with room for a
+// typical TLV list, so that decoding into it allocates nothing more.
+func NewFrame() *Frame {
+	fb := new(frameWithTLVs)
+	fb.f.TLVs = fb.tlvs[:0]
+	return &fb.f
 }
 
 // frameWithTLVs keeps a frame and its first TLVs in one allocation.

@@ -346,7 +346,7 @@ func (c *SealedChannel) readFrame() (*dbe.Frame, error) {
 			return nil, fmt.Errorf("%w: %w: body: %w", ErrSealed, dbe.ErrTruncated, noEOF(err))
 		}
 	}
-	f := new(dbe.Frame)
+	f := dbe.NewFrame()
 	if err := c.rc.openFrame(f, buf, sh, c.maxFrame); err != nil {
 		return nil, err
 	}
