@@ -290,7 +290,15 @@ func workerError(w Worker, err error, timeout time.Duration) error {
 	}
 	var me *mux.Error
 	if errors.As(err, &me) {
-		return me
+		switch me.Code {
+		case dbe.CodeInvalidRequest, dbe.CodeNotFound, dbe.CodeOverloaded, dbe.CodeDeadlineExceeded,
+			dbe.CodeCancelled, dbe.CodeWorkerFailed, dbe.CodeFrameTooLarge:
+			return me
+		}
+		// Authentication, policy and quota answers are the router's to
+		// give: a worker that sends one (buggy or compromised) gets its
+		// error reported as its own failure, not passed on as a 401/403/429.
+		return mux.Errorf(dbe.CodeWorkerFailed, "%s answered with %s: %s", w.ID(), me.Code, me.Message)
 	}
 	return mux.Errorf(dbe.CodeWorkerFailed, "%s: %v", w.ID(), err)
 }

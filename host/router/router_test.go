@@ -405,3 +405,28 @@ func TestObserverAndLimiter(t *testing.T) {
 		t.Fatalf("limiter %d %v", lim.admitted, lim.released)
 	}
 }
+
+// TestWorkerCannotClaimRouterCodes: a worker that answers POLICY_DENIED or
+// RATE_LIMITED is reported as failed; only the router gives those.
+func TestWorkerCannotClaimRouterCodes(t *testing.T) {
+	for _, code := range []dbe.Code{dbe.CodePolicyDenied, dbe.CodeRateLimited, dbe.CodeClaimTokenInvalid, dbe.CodeUnauthenticated} {
+		w := newWorker(t, "liar", mux.HandlerFunc(func(ctx context.Context, req *dbe.Frame, rw *mux.ResponseWriter) {
+			_ = rw.Fail(&mux.Error{Code: code, Message: "says the worker", RetryAfterMS: 99999})
+		}))
+		r := newRouter(t, registry{"liar": {w}}, Config{})
+		var c collector
+		_ = r.Route(context.Background(), chatReq("liar"), c.out)
+		if e := errCode(t, &c); e.Code != dbe.CodeWorkerFailed || e.RetryAfterMS != 0 {
+			t.Fatalf("worker's %s came out as %v", code, e)
+		}
+	}
+	w := newWorker(t, "busy", mux.HandlerFunc(func(ctx context.Context, req *dbe.Frame, rw *mux.ResponseWriter) {
+		_ = rw.Fail(&mux.Error{Code: dbe.CodeOverloaded, RetryAfterMS: 500})
+	}))
+	r := newRouter(t, registry{"busy": {w}}, Config{})
+	var c collector
+	_ = r.Route(context.Background(), chatReq("busy"), c.out)
+	if e := errCode(t, &c); e.Code != dbe.CodeOverloaded || e.RetryAfterMS != 500 {
+		t.Fatalf("OVERLOADED not passed on: %v", e)
+	}
+}
