@@ -175,6 +175,7 @@ func (i *Instance) start(ctx context.Context) (err error) {
 		},
 	}
 	cmd := exec.Command(i.plugin.Path, i.plugin.Args...)
+	cmd.Dir = i.m.cfg.Dir
 	cmd.Env = append(pluginEnv(i.plugin.Env), sdk.EnvHostName+"="+i.m.cfg.HostName)
 	cmd.Env = append(cmd.Env, identity.Env(pident, i.m.cfg.Roots)...)
 	cc := &plugin.ClientConfig{

@@ -23,6 +23,10 @@ import (
 type Config struct {
 	// Plugins to run, from dsmil.hcl. Each runs Replicas instances.
 	Plugins []*config.Plugin
+	// Dir is the plugins' working directory: dsmil.hcl's directory, so that
+	// relative paths in plugin settings mean what they mean in the rest of
+	// the file. Empty: the host's working directory.
+	Dir string
 	// Files are the parsed config files, for printing settings diagnostics.
 	Files map[string]*hcl.File
 	// Logger is the root logger; each instance logs (and re-emits its

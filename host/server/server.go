@@ -78,7 +78,7 @@ func Start(ctx context.Context, cfg *config.Config, log hclog.Logger, opts Optio
 			"local process its file mode (0660) lets in, and only the shim can mint claim tokens (docs/security.md)")
 	}
 	h.Manager = pluginmgr.New(pluginmgr.Config{
-		Plugins: cfg.Plugins, Files: cfg.Files(), Logger: log,
+		Plugins: cfg.Plugins, Files: cfg.Files(), Logger: log, Dir: cfg.Dir,
 		MaxFrame: int(cfg.Router.MaxFrameBytes),
 		Identity: sec.id, Roots: sec.roots, Groups: sec.groups,
 		PluginIdentityTTL: cfg.Security.PluginIdentityTTL,
