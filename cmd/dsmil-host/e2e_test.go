@@ -328,3 +328,67 @@ func mustCert(t *testing.T, name string) tls.Certificate {
 	}
 	return c
 }
+
+// TestHostCrashTakesPluginsAlong: kill -9 the host and its plugins die
+// with it instead of lingering with their memory.
+func TestHostCrashTakesPluginsAlong(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds binaries")
+	}
+	dir := t.TempDir()
+	for _, b := range [][2]string{{"dsmil-host", "github.com/dsmil/l7/cmd/dsmil-host"}, {"dsmil-echo", "github.com/dsmil/l7/plugins/echo"}} {
+		if out, err := exec.Command("go", "build", "-o", filepath.Join(dir, b[0]), b[1]).CombinedOutput(); err != nil {
+			t.Fatalf("build %s: %v\n%s", b[0], err, out)
+		}
+	}
+	cfg := filepath.Join(dir, "dsmil.hcl")
+	os.WriteFile(cfg, []byte(`
+shim    { listen = "`+freePort(t)+`" }
+metrics { listen = "`+freePort(t)+`" }
+router  { socket = "run/router.sock" }
+admin   { socket = "run/admin.sock" }
+plugin "echo" {
+  path      = "dsmil-echo"
+  device_id = 47
+  profiles  = ["echo"]
+}
+model "dsmil-echo" { profile = "echo" }
+tenant "T" {
+  api_key_sha256 = ["`+strings.Repeat("ef", 32)+`"]
+  compartments   = ["SOC"]
+  models         = ["*"]
+}
+`), 0o600)
+	host := filepath.Join(dir, "dsmil-host")
+	cmd := exec.Command(host, "serve", "-config", cfg)
+	var logs bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	var pid int
+	for deadline := time.Now().Add(20 * time.Second); pid == 0; {
+		js, _ := exec.Command(host, "plugins", "list", "-json", "-config", cfg).Output()
+		var snaps []map[string]any
+		if json.Unmarshal(js, &snaps) == nil && len(snaps) == 1 && snaps[0]["state"] == "running" {
+			pid = int(snaps[0]["pid"].(float64))
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("host not ready:\n%s", logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		if err := syscall.Kill(pid, 0); err != nil {
+			return // gone
+		}
+		if time.Now().After(deadline) {
+			syscall.Kill(pid, syscall.SIGKILL)
+			t.Fatal("the plugin outlived a crashed host")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -176,6 +176,7 @@ func (i *Instance) start(ctx context.Context) (err error) {
 	}
 	cmd := exec.Command(i.plugin.Path, i.plugin.Args...)
 	cmd.Dir = i.m.cfg.Dir
+	bindToHost(cmd)
 	cmd.Env = append(pluginEnv(i.plugin.Env), sdk.EnvHostName+"="+i.m.cfg.HostName)
 	cmd.Env = append(cmd.Env, identity.Env(pident, i.m.cfg.Roots)...)
 	cc := &plugin.ClientConfig{
