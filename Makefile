@@ -32,8 +32,10 @@ ORT_FETCH := plugins/llm-amx/ort/fetch.sh
 ort:
 	@sh $(ORT_FETCH)
 
-## demo-model: write a random-weight demo model (dsmil-mkmodel) into
-## $(DEMO_MODEL) unless it is there.
+## demo-model: write the random-weight demo model that dsmil.hcl serves
+## (dsmil-mkmodel: Qwen2.5-0.5B shape, int4 weights, ~780 MB, a few
+## seconds) into $(DEMO_MODEL) unless it is there. It writes gibberish at
+## a real model's speed; docs/models.md says how to serve a real model.
 DEMO_PRESET ?= qwen2.5-0.5b
 DEMO_DTYPE  ?= int4
 DEMO_MODEL  ?= run/models/dsmil-random-$(DEMO_PRESET)-$(DEMO_DTYPE)
@@ -50,11 +52,15 @@ build: ort
 		n=$$(basename $$p); echo "$(GO) build -o bin/dsmil-$$n ./$$p"; \
 		$(GO) build -o bin/dsmil-$$n ./$$p || exit 1; done
 
-## run: build and start the plane on $(CONFIG) (Ctrl-C stops it). The
-## default tenant's key is $$DSMIL_OPENAI_API_KEY, or dsmil-local-key when it
-## is unset (the host then warns that a default key is in use).
-run: deps build
-	DSMIL_OPENAI_API_KEY="$${DSMIL_OPENAI_API_KEY:-dsmil-local-key}" ./bin/dsmil-host serve -config $(CONFIG)
+## run: build, write the demo model on first run, and start the plane on
+## $(CONFIG) (Ctrl-C stops it). The default tenant's key is
+## $$DSMIL_OPENAI_API_KEY, or dsmil-local-key when it is unset (the host then
+## warns that a default key is in use). The llm-amx plugin finds ONNX
+## Runtime through DSMIL_ORT_LIB, set here to the `make ort` cache.
+run: deps build demo-model
+	DSMIL_OPENAI_API_KEY="$${DSMIL_OPENAI_API_KEY:-dsmil-local-key}" \
+	DSMIL_ORT_LIB="$${DSMIL_ORT_LIB:-$$(sh $(ORT_FETCH))}" \
+		./bin/dsmil-host serve -config $(CONFIG)
 
 ## test: everything CI runs
 test: deps lint check-generate unit

@@ -34,6 +34,32 @@ model "dsmil-echo" {
   description = "Echoes the prompt back; for smoke tests."
 }
 
+# The llm-amx plugin (Device 47) runs a decoder-only LLM on ONNX Runtime's
+# CPU kernels (plugins/llm-amx/README.md). Out of the box it serves a
+# random-weight demo model that `make run` writes on first run (make
+# demo-model: the Qwen2.5-0.5B shape, int4): it answers gibberish, at a real
+# model's speed. To serve a real model, point `model` at its directory and
+# name it truthfully, here and in the model block (docs/models.md).
+plugin "llm-amx" {
+  path          = "bin/dsmil-llm-amx"
+  device_id     = 47
+  profiles      = ["llm-amx-demo"]
+  memory_budget = "2GiB" # weights (~780 MB) + KV cache
+
+  # A relative model path is relative to this file's directory: plugins run
+  # there.
+  model      = "run/models/dsmil-random-qwen2.5-0.5b-int4"
+  model_name = "dsmil-demo-random-qwen2.5-0.5b-int4"
+  max_tokens = 512 # for requests that set none
+  # threads = 0, parallelism = 2, queue = 16, max_context = 32768,
+  # kv_budget = memory_budget - weights: the defaults.
+}
+
+model "dsmil-demo-random-qwen2.5-0.5b-int4" {
+  profile     = "llm-amx-demo"
+  description = "Random-weight demo decoder (Qwen2.5-0.5B shape, int4): gibberish at a real model's speed."
+}
+
 # Local tools authenticate with the key in $DSMIL_OPENAI_API_KEY.
 tenant "LOCAL_TOOL_USER" {
   api_key_env    = "DSMIL_OPENAI_API_KEY"

@@ -1,0 +1,270 @@
+package amx
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dsmil/l7/plugins/llm-amx/internal/admission"
+	"github.com/dsmil/l7/plugins/llm-amx/internal/engine"
+	"github.com/dsmil/l7/plugins/llm-amx/internal/model"
+	"github.com/dsmil/l7/plugins/llm-amx/internal/ort"
+	"github.com/dsmil/l7/sdk"
+	"github.com/dsmil/l7/sdk/dbe"
+	"github.com/hashicorp/go-hclog"
+)
+
+// Plugin identity.
+const (
+	// Name is the plugin's name.
+	Name = "llm-amx"
+	// Version is the plugin's version.
+	Version = "0.1.0"
+	// DefaultDeviceID is the device llm-amx reports before Configure: 47,
+	// the primary LLM worker.
+	DefaultDeviceID = 47
+)
+
+// ErrConfigured reports a second Configure: the model is loaded once per
+// process.
+var ErrConfigured = errors.New("llm-amx: already configured; restart the plugin to change its configuration")
+
+// Workload is the llm-amx workload. Create it with New.
+type Workload struct {
+	cpu    ort.CPUFeatures
+	getenv func(string) string
+
+	mu  sync.Mutex // serializes Configure and Close
+	st  atomic.Pointer[state]
+	avg atomic.Int64 // recent request duration in ns (EWMA), for Retry-After
+}
+
+var (
+	_ sdk.Workload       = (*Workload)(nil)
+	_ sdk.Chatter        = (*Workload)(nil)
+	_ sdk.StatusReporter = (*Workload)(nil)
+	_ sdk.Closer         = (*Workload)(nil)
+)
+
+// New returns an unconfigured llm-amx workload.
+func New() *Workload { return &Workload{cpu: ort.DetectCPU(), getenv: os.Getenv} }
+
+// state is what Configure sets up.
+type state struct {
+	cfg      *sdk.Config
+	set      *settings
+	eng      *engine.Engine
+	adm      *admission.Controller
+	log      hclog.Logger
+	ortInfo  *ort.Info
+	kvBudget int64
+	memory   uint64 // MemoryBudget reported in Info
+	closed   atomic.Bool
+}
+
+// accelerator names where the plugin computes.
+func (w *Workload) accelerator() string {
+	if w.cpu.AMXTile && (w.cpu.AMXInt8 || w.cpu.AMXBF16) {
+		return "cpu-amx"
+	}
+	return "cpu"
+}
+
+// Info implements sdk.Workload.
+func (w *Workload) Info(context.Context) (*sdk.PluginInfo, error) {
+	info := &sdk.PluginInfo{
+		Name:         Name,
+		Version:      Version,
+		APIVersions:  []uint32{sdk.APIVersion},
+		DeviceID:     DefaultDeviceID,
+		Capabilities: []sdk.Capability{sdk.CapChat, sdk.CapStream},
+		Accelerator:  w.accelerator(),
+		CPUFeatures:  w.cpu.List(),
+		Settings:     settingSpecs,
+	}
+	if st := w.st.Load(); st != nil {
+		info.DeviceID, info.Profiles = st.cfg.DeviceID, st.cfg.Profiles
+		info.MemoryBudget = st.memory
+		info.Models = []string{st.set.ModelName}
+	}
+	return info, nil
+}
+
+// Configure implements sdk.Workload: it loads ONNX Runtime and the model.
+func (w *Workload) Configure(_ context.Context, cfg *sdk.Config) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.st.Load() != nil {
+		return ErrConfigured
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
+	set, err := parseSettings(cfg.Settings, w.getenv)
+	if err != nil {
+		return err
+	}
+	info, err := ort.Init(set.ORTLibrary)
+	if err != nil {
+		return sdk.InvalidParam("ort_library", "%v", err)
+	}
+	opts := model.Options{Variant: set.Variant, Session: set.Session.WithDefaults(), MaxSequence: set.MaxContext}
+
+	// Check the model and the budgets before loading the weights.
+	m, err := model.Inspect(set.Model, opts)
+	if err != nil {
+		return sdk.InvalidParam("model", "%v", err)
+	}
+	weights := m.Files.WeightBytes
+	if set.MaxContext > m.Config.MaxPositions {
+		return sdk.InvalidParam("max_context", "max_context %d exceeds the model's max_position_embeddings %d",
+			set.MaxContext, m.Config.MaxPositions)
+	}
+	budget := int64(cfg.MemoryBudget)
+	if budget > 0 && weights >= budget {
+		return sdk.InvalidParam("model", "the model's weights (%s, %s) do not fit the plugin's memory_budget of %s",
+			size(weights), m.Files.ONNX, size(budget))
+	}
+	kv := set.KVBudget
+	switch {
+	case kv > 0 && budget > 0 && weights+kv > budget:
+		return sdk.InvalidParam("kv_budget", "kv_budget %s + the model's weights %s exceed the plugin's memory_budget of %s",
+			size(kv), size(weights), size(budget))
+	case kv == 0 && budget > 0:
+		kv = budget - weights
+	case kv == 0:
+		kv = int64(set.Parallelism) * 2 * int64(m.MaxSequence) * m.KVBytesPerToken()
+	}
+
+	start := time.Now()
+	eng, err := engine.Load(set.Model, opts)
+	if err != nil {
+		return sdk.InvalidParam("model", "%v", err)
+	}
+	st := &state{
+		cfg: cfg, set: set, eng: eng, log: log, ortInfo: info, kvBudget: kv,
+		adm:    admission.New(set.Parallelism, kv, set.Queue),
+		memory: uint64(weights + kv),
+	}
+	if budget > 0 {
+		st.memory = uint64(budget)
+	}
+	perTok := eng.Model.KVBytesPerToken()
+	maxTok := min(int64(eng.MaxContext()), kv/(2*perTok))
+	if maxTok < int64(eng.MaxContext()) {
+		log.Warn("the KV budget caps a request below max_context", "kv_budget", size(kv),
+			"max_request_tokens", maxTok, "max_context", eng.MaxContext())
+	}
+	if eng.Model.Config.RandomWeights {
+		log.Warn("random-weight model: it produces gibberish (for tests, demos and benchmarks)", "model", set.Model)
+	}
+	log.Info("model loaded",
+		"model", set.ModelName, "file", eng.Model.Files.ONNX, "weights", size(weights), "load_ms", time.Since(start).Milliseconds(),
+		"onnxruntime", info.Version, "library", info.Library, "cpu_features", w.cpu.String(), "accelerator", w.accelerator(),
+		"threads", opts.Session.IntraOpThreads, "graph_optimization", opts.Session.GraphOptimization,
+		"max_context", eng.MaxContext(), "kv_bytes_per_token", perTok, "kv_budget", size(kv),
+		"parallelism", set.Parallelism, "queue", set.Queue, "ignore_eos", set.IgnoreEOS)
+	w.st.Store(st)
+	return nil
+}
+
+// Health implements sdk.Workload.
+func (w *Workload) Health(context.Context) error {
+	st := w.st.Load()
+	switch {
+	case st == nil:
+		return sdk.ErrNotConfigured
+	case st.closed.Load():
+		return errors.New("llm-amx: closed")
+	}
+	return nil
+}
+
+// Status implements sdk.StatusReporter: load from the admission queue,
+// memory from the process's resident set (which holds the KV caches:
+// they are allocated on the Go heap).
+func (w *Workload) Status(context.Context) (*sdk.Status, error) {
+	st := w.st.Load()
+	if st == nil {
+		return &sdk.Status{MemoryUsed: rss()}, nil
+	}
+	s := st.adm.Stats()
+	return &sdk.Status{
+		Load:       s.Load(),
+		InFlight:   s.Active,
+		QueueDepth: s.Waiting,
+		MemoryUsed: rss(),
+	}, nil
+}
+
+// Close implements sdk.Closer: it releases the model.
+func (w *Workload) Close(context.Context) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	st := w.st.Load()
+	if st == nil || st.closed.Swap(true) {
+		return nil
+	}
+	return st.eng.Close()
+}
+
+// retryAfter is the Retry-After hint of an OVERLOADED answer: about one
+// request's duration, from 1 s to 60 s.
+func (w *Workload) retryAfter() time.Duration {
+	return min(max(time.Duration(w.avg.Load()), time.Second), time.Minute)
+}
+
+// observe folds a request's duration into the average.
+func (w *Workload) observe(d time.Duration) {
+	for {
+		old := w.avg.Load()
+		nv := int64(d)
+		if old > 0 {
+			nv = old + (int64(d)-old)/8
+		}
+		if w.avg.CompareAndSwap(old, nv) {
+			return
+		}
+	}
+}
+
+// overloaded is the error of a request refused because the queue is full.
+func (w *Workload) overloaded(st *state) error {
+	s := st.adm.Stats()
+	return sdk.Overloaded(w.retryAfter(), "llm-amx is busy: %d requests generating, %d waiting (queue %d); retry later",
+		s.Active, s.Waiting, s.QueueLen)
+}
+
+// rss is the resident set size from /proc/self/statm, 0 if unknown.
+func rss() uint64 {
+	b, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		return 0
+	}
+	var total, resident uint64
+	if _, err := fmt.Sscan(string(b), &total, &resident); err != nil {
+		return 0
+	}
+	return resident * uint64(os.Getpagesize())
+}
+
+// size formats a byte count.
+func size(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+// notServing is the error for requests after Close.
+var notServing = sdk.Errorf(dbe.CodeNoWorkerAvailable, "llm-amx: shutting down")

@@ -1,0 +1,245 @@
+package amx
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"strings"
+	"time"
+
+	"github.com/dsmil/l7/plugins/llm-amx/internal/admission"
+	"github.com/dsmil/l7/plugins/llm-amx/internal/chattmpl"
+	"github.com/dsmil/l7/plugins/llm-amx/internal/engine"
+	"github.com/dsmil/l7/plugins/llm-amx/internal/sampler"
+	"github.com/dsmil/l7/sdk"
+	"github.com/dsmil/l7/sdk/dbe"
+	l7v1 "github.com/dsmil/l7/sdk/proto/dsmil/l7/v1"
+)
+
+// Default sampling parameters, OpenAI's: a request that sets no
+// temperature samples at temperature 1 with a random seed.
+const (
+	DefaultTemperature = 1.0
+	DefaultTopP        = 1.0
+)
+
+// Chat implements sdk.Chatter.
+func (w *Workload) Chat(ctx context.Context, req *sdk.ChatRequest, out sdk.Stream) (*sdk.ChatResult, error) {
+	start := time.Now()
+	st := w.st.Load()
+	if st == nil {
+		return nil, sdk.ErrNotConfigured
+	}
+	if st.closed.Load() {
+		return nil, notServing
+	}
+	p := req.Params
+	if err := unsupported(p); err != nil {
+		return nil, err
+	}
+	eng := st.eng
+	promptParam := "messages"
+	var prompt []int
+	if p.GetPrompt() != "" {
+		promptParam = "prompt"
+		prompt = eng.TextPrompt(p.GetPrompt())
+	} else {
+		msgs, err := messages(p.GetMessages())
+		if err != nil {
+			return nil, err
+		}
+		if prompt, err = eng.ChatPrompt(msgs); err != nil {
+			return nil, sdk.InvalidParam("messages", "the model's chat template refused the conversation: %v", err)
+		}
+	}
+	sp, err := samplingParams(p, eng.SampleVocab())
+	if err != nil {
+		return nil, err
+	}
+	gen := &engine.Request{Prompt: prompt, Stop: p.GetStop(), Sampling: sp, IgnoreEOS: st.set.IgnoreEOS}
+	if gen.MaxTokens, err = st.completionLimit(len(prompt), int(p.GetMaxTokens()), promptParam); err != nil {
+		return nil, err
+	}
+
+	release, err := st.adm.Acquire(ctx, eng.KVBytes(len(prompt)+gen.MaxTokens))
+	switch {
+	case errors.Is(err, admission.ErrQueueFull):
+		st.log.Warn("request refused: queue full", "request_id", dbe.FormatUUID(req.RequestID), "prompt_tokens", len(prompt))
+		return nil, w.overloaded(st)
+	case err != nil:
+		st.log.Info("request ended while queued", "request_id", dbe.FormatUUID(req.RequestID), "prompt_tokens", len(prompt),
+			"queue_ms", ms(time.Since(start)), "error", err)
+		return nil, err
+	}
+	admitted := time.Now()
+	res, err := eng.Generate(ctx, gen, out.Send)
+	release()
+	w.observe(time.Since(admitted))
+	st.logRequest(req, res, start, admitted, err)
+	if err != nil {
+		return nil, err
+	}
+	finish := l7v1.FinishReason_FINISH_REASON_STOP
+	if res.Finish == engine.FinishLength {
+		finish = l7v1.FinishReason_FINISH_REASON_LENGTH
+	}
+	return &sdk.ChatResult{
+		FinishReason: finish,
+		Usage: &l7v1.Usage{
+			PromptTokens:     uint32(res.PromptTokens),
+			CompletionTokens: uint32(res.CompletionTokens),
+			TotalTokens:      uint32(res.PromptTokens + res.CompletionTokens),
+		},
+		Model: st.set.ModelName,
+	}, nil
+}
+
+// completionLimit is the max_tokens a request generates with: the one it
+// asked for, which must fit the context and the KV budget, or else the
+// plugin's max_tokens setting, the rest of the context and what the KV
+// budget allows, whichever is least.
+func (st *state) completionLimit(promptLen, asked int, promptParam string) (int, error) {
+	eng := st.eng
+	ctxLen := eng.MaxContext()
+	budgetTokens := int(min(int64(ctxLen), st.kvBudget/eng.KVBytes(1)))
+	switch {
+	case promptLen == 0:
+		return 0, sdk.InvalidParam(promptParam, "the prompt is empty")
+	case promptLen >= ctxLen:
+		return 0, sdk.InvalidParam(promptParam, "the prompt has %d tokens; this model's maximum context length is %d tokens, "+
+			"which must also hold the completion", promptLen, ctxLen)
+	case asked > 0 && promptLen+asked > ctxLen:
+		return 0, sdk.InvalidParam("max_tokens", "this model's maximum context length is %d tokens; the request has %d "+
+			"prompt tokens and max_tokens %d (%d in all): lower max_tokens to at most %d",
+			ctxLen, promptLen, asked, promptLen+asked, ctxLen-promptLen)
+	case asked > 0 && promptLen+asked > budgetTokens:
+		return 0, sdk.InvalidParam("max_tokens", "%d prompt tokens + max_tokens %d need %s of KV cache; the plugin's "+
+			"kv_budget of %s holds at most %d tokens per request: lower max_tokens to at most %d",
+			promptLen, asked, size(eng.KVBytes(promptLen+asked)), size(st.kvBudget), budgetTokens, max(budgetTokens-promptLen, 0))
+	case asked > 0:
+		return asked, nil
+	case promptLen >= budgetTokens:
+		return 0, sdk.InvalidParam(promptParam, "the prompt has %d tokens; the plugin's kv_budget of %s holds at most %d "+
+			"tokens per request, completion included", promptLen, size(st.kvBudget), budgetTokens)
+	}
+	limit := budgetTokens - promptLen
+	if st.set.MaxTokens > 0 {
+		limit = min(limit, st.set.MaxTokens)
+	}
+	return limit, nil
+}
+
+// logRequest writes the one log line of a request: sizes and timings,
+// never the text.
+func (st *state) logRequest(req *sdk.ChatRequest, res *engine.Result, start, admitted time.Time, err error) {
+	args := []any{
+		"request_id", dbe.FormatUUID(req.RequestID),
+		"prompt_tokens", res.PromptTokens,
+		"completion_tokens", res.CompletionTokens,
+		"queue_ms", ms(admitted.Sub(start)),
+	}
+	if !res.FirstToken.IsZero() {
+		args = append(args, "ttft_ms", ms(res.FirstToken.Sub(start)), "prefill_ms", ms(res.FirstToken.Sub(res.Start)))
+	}
+	args = append(args, "tokens_per_s", round1(res.DecodeRate()), "total_ms", ms(res.End.Sub(start)), "kv_cache", size(res.KVBytes))
+	if err != nil {
+		st.log.Info("request ended early", append(args, "error", err)...)
+		return
+	}
+	st.log.Info("request", append(args, "finish", res.Finish.String())...)
+}
+
+func ms(d time.Duration) float64 { return round1(float64(d.Microseconds()) / 1e3) }
+
+func round1(x float64) float64 { return float64(int64(x*10+0.5)) / 10 }
+
+// unsupported refuses the request fields llm-amx does not implement,
+// rather than ignoring them.
+func unsupported(p *l7v1.L7ChatRequest) error {
+	switch {
+	case p.GetLogprobs() || p.GetTopLogprobs() > 0:
+		return sdk.InvalidParam("logprobs", "llm-amx does not return log probabilities")
+	case len(p.GetTools()) > 0:
+		return sdk.InvalidParam("tools", "llm-amx does not support tool calling")
+	case p.GetResponseFormat().GetType() != "" && p.GetResponseFormat().GetType() != "text":
+		return sdk.InvalidParam("response_format", "llm-amx generates free text only")
+	}
+	return nil
+}
+
+// messages converts the conversation for the chat template.
+func messages(in []*l7v1.Message) ([]chattmpl.Message, error) {
+	out := make([]chattmpl.Message, len(in))
+	for i, m := range in {
+		text := m.GetContent()
+		if len(m.GetParts()) > 0 {
+			var texts []string
+			for _, part := range m.GetParts() {
+				t, ok := part.GetPart().(*l7v1.ContentPart_Text)
+				if !ok {
+					return nil, sdk.InvalidParam("messages", "message %d has an image; llm-amx reads text only", i)
+				}
+				texts = append(texts, t.Text)
+			}
+			text = strings.Join(texts, "\n")
+		}
+		out[i] = chattmpl.Message{Role: m.GetRole(), Content: text}
+		if m.GetName() != "" || m.GetToolCallId() != "" {
+			out[i].Extra = map[string]any{}
+			if m.GetName() != "" {
+				out[i].Extra["name"] = m.GetName()
+			}
+			if m.GetToolCallId() != "" {
+				out[i].Extra["tool_call_id"] = m.GetToolCallId()
+			}
+		}
+	}
+	return out, nil
+}
+
+// samplingParams reads a request's sampling fields, with OpenAI's
+// defaults: temperature 1, top_p 1, no top-k, min-p or penalties, a
+// random seed.
+func samplingParams(p *l7v1.L7ChatRequest, vocab int) (sampler.Params, error) {
+	sp := sampler.Params{Temperature: DefaultTemperature, TopP: DefaultTopP, RepetitionPenalty: 1}
+	if p.Temperature != nil {
+		sp.Temperature = float64(p.GetTemperature())
+	}
+	if p.TopP != nil {
+		sp.TopP = float64(p.GetTopP())
+	}
+	if p.TopK != nil {
+		sp.TopK = int(p.GetTopK())
+	}
+	if p.MinP != nil {
+		sp.MinP = float64(p.GetMinP())
+	}
+	if p.RepetitionPenalty != nil {
+		sp.RepetitionPenalty = float64(p.GetRepetitionPenalty())
+	}
+	if p.PresencePenalty != nil {
+		sp.PresencePenalty = float64(p.GetPresencePenalty())
+	}
+	if p.FrequencyPenalty != nil {
+		sp.FrequencyPenalty = float64(p.GetFrequencyPenalty())
+	}
+	if p.Seed != nil {
+		sp.Seed = uint64(p.GetSeed())
+	} else {
+		sp.Seed = rand.Uint64()
+	}
+	if len(p.GetLogitBias()) > 0 {
+		sp.LogitBias = make(map[int]float32, len(p.GetLogitBias()))
+		for id, b := range p.GetLogitBias() {
+			sp.LogitBias[int(id)] = b
+		}
+	}
+	if err := sp.Validate(vocab); err != nil {
+		var pe *sampler.ParamError
+		if errors.As(err, &pe) {
+			return sp, sdk.InvalidParam(pe.Param, "%s", pe.Reason)
+		}
+		return sp, sdk.InvalidParam("temperature", "%v", err)
+	}
+	return sp, nil
+}

@@ -1,0 +1,150 @@
+package amx
+
+import (
+	"bytes"
+	"context"
+	"maps"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/dsmil/l7/host/config"
+	"github.com/dsmil/l7/internal/mkmodel"
+	"github.com/dsmil/l7/plugins/llm-amx/internal/ort"
+	"github.com/dsmil/l7/sdk"
+	l7v1 "github.com/dsmil/l7/sdk/proto/dsmil/l7/v1"
+	"github.com/hashicorp/go-hclog"
+)
+
+var (
+	testDir   string
+	tinyOnce  sync.Once
+	tinyModel *mkmodel.Result
+	tinyErr   error
+)
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "llm-amx-test")
+	if err != nil {
+		panic(err)
+	}
+	testDir = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// needORT skips the test when no ONNX Runtime is installed (make test
+// always provides one).
+func needORT(t testing.TB) {
+	t.Helper()
+	if ort.ResolveLibrary(config.ONNXRuntimeConfig{}, os.Getenv) == "" {
+		t.Skip("ONNX Runtime is not installed: run make ort (make test does)")
+	}
+}
+
+// tiny is the test model: the tiny preset (2 layers, hidden 64, 512
+// tokens) with int4 weights and a 4096-token context, written once.
+func tiny(t testing.TB) *mkmodel.Result {
+	t.Helper()
+	tinyOnce.Do(func() {
+		s, err := mkmodel.Preset("tiny")
+		if err != nil {
+			tinyErr = err
+			return
+		}
+		s.Seed, s.MaxPositions, s.DType = 3, 4096, mkmodel.Int4
+		tinyModel, tinyErr = mkmodel.Write(filepath.Join(testDir, "tiny"), s)
+	})
+	if tinyErr != nil {
+		t.Fatal(tinyErr)
+	}
+	return tinyModel
+}
+
+// baseSettings are the settings every test starts from: the tiny model on
+// one ORT thread.
+func baseSettings(t testing.TB, extra map[string]any) map[string]any {
+	s := map[string]any{"model": tiny(t).Dir, "threads": float64(1), "model_name": "tiny-test"}
+	maps.Copy(s, extra)
+	return s
+}
+
+// logBuffer collects a workload's log lines.
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// configured returns a workload configured with baseSettings + extra, and
+// its log.
+func configured(t *testing.T, extra map[string]any) (*Workload, *logBuffer) {
+	t.Helper()
+	needORT(t)
+	logs := &logBuffer{}
+	w := New()
+	cfg := &sdk.Config{Name: "llm-amx", DeviceID: 47, Profiles: []string{"llm-test"}, Settings: baseSettings(t, extra),
+		Logger: hclog.New(&hclog.LoggerOptions{Output: logs, Level: hclog.Info, JSONFormat: true})}
+	if err := w.Configure(context.Background(), cfg); err != nil {
+		t.Fatalf("Configure: %v", err)
+	}
+	t.Cleanup(func() { w.Close(context.Background()) })
+	return w, logs
+}
+
+// stream is an sdk.Stream that records its deltas.
+type stream struct {
+	mu      sync.Mutex
+	deltas  []string
+	onDelta func(n int) // called after each delta, unlocked
+}
+
+func (s *stream) Send(delta string) error {
+	if delta == "" {
+		return nil
+	}
+	s.mu.Lock()
+	s.deltas = append(s.deltas, delta)
+	n := len(s.deltas)
+	s.mu.Unlock()
+	if s.onDelta != nil {
+		s.onDelta(n)
+	}
+	return nil
+}
+
+func (s *stream) text() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return strings.Join(s.deltas, "")
+}
+
+// chat runs one request straight on the workload.
+func chat(t *testing.T, w *Workload, p *l7v1.L7ChatRequest) (string, *sdk.ChatResult, error) {
+	t.Helper()
+	s := &stream{}
+	res, err := w.Chat(context.Background(), &sdk.ChatRequest{Profile: "llm-test", Params: p}, s)
+	return s.text(), res, err
+}
+
+func user(text string) *l7v1.L7ChatRequest {
+	return &l7v1.L7ChatRequest{Messages: []*l7v1.Message{{Role: "user", Content: text}}}
+}
+
+func f32(v float32) *float32 { return &v }
+func i64(v int64) *int64     { return &v }
+func i32(v int32) *int32     { return &v }

@@ -1,0 +1,17 @@
+// Package engine generates text with a decoder-only model: it loads the
+// model, its tokenizer and its chat template from a model directory,
+// turns a conversation or a raw prompt into token ids, and runs the
+// generation loop.
+//
+// Generate prefills the whole prompt in one model.Sequence step, then
+// decodes one token per step, feeding each step only the new token: the
+// KV cache stays in the Sequence, nothing is recomputed. Each token is
+// drawn by a sampler (internal/sampler), decoded incrementally by the
+// tokenizer's StreamDecoder (so no broken UTF-8 ever leaves), and passed
+// through a stop-sequence matcher that holds back any text that could be
+// the start of a stop sequence: stop sequences are matched on the text,
+// across token boundaries, and never emitted. Generation ends at an EOS
+// id (finish "stop"), a stop sequence ("stop") or after MaxTokens tokens
+// ("length"); cancelling the context stops ONNX Runtime within the
+// current step.
+package engine

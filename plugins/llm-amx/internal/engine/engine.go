@@ -1,0 +1,246 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/dsmil/l7/plugins/llm-amx/internal/chattmpl"
+	"github.com/dsmil/l7/plugins/llm-amx/internal/model"
+	"github.com/dsmil/l7/plugins/llm-amx/internal/sampler"
+	"github.com/dsmil/l7/plugins/llm-amx/internal/tokenizer"
+)
+
+var (
+	// ErrEmptyPrompt reports a prompt that tokenizes to nothing.
+	ErrEmptyPrompt = errors.New("engine: the prompt has no tokens")
+
+	// ErrTooLong reports a request whose prompt and completion do not fit
+	// the context.
+	ErrTooLong = errors.New("engine: prompt and completion exceed the context")
+
+	// ErrMismatch reports a tokenizer that does not fit the model.
+	ErrMismatch = errors.New("engine: tokenizer does not match the model")
+)
+
+// Engine is a loaded model with its tokenizer and chat template. It is
+// safe for concurrent use: every Generate has its own Sequence.
+type Engine struct {
+	// Model is the ONNX model.
+	Model *model.Model
+	// Tokenizer is the model's tokenizer.
+	Tokenizer *tokenizer.Tokenizer
+	// Template is the model's chat template.
+	Template *chattmpl.Template
+
+	eos   map[int]bool
+	vocab int // ids the sampler may draw: those both the model and the tokenizer know
+}
+
+// Load opens the model in dir (see model.Open; ort.Init must have been
+// called) and its tokenizer and chat template.
+func Load(dir string, opts model.Options) (*Engine, error) {
+	m, err := model.Open(dir, opts)
+	if err != nil {
+		return nil, err
+	}
+	e, err := newEngine(m)
+	if err != nil {
+		m.Close()
+		return nil, err
+	}
+	return e, nil
+}
+
+func newEngine(m *model.Model) (*Engine, error) {
+	tok, err := tokenizer.LoadDir(m.Files.Dir)
+	if err != nil {
+		return nil, err
+	}
+	if tok.VocabSize() > m.Vocab() {
+		return nil, fmt.Errorf("%w: %s has ids up to %d, but the model's vocabulary (vocab_size, logits) is %d",
+			ErrMismatch, m.Files.Tokenizer, tok.VocabSize()-1, m.Vocab())
+	}
+	tmpl, err := chattmpl.LoadDir(m.Files.Dir, "")
+	if err != nil {
+		return nil, err
+	}
+	e := &Engine{Model: m, Tokenizer: tok, Template: tmpl, eos: map[int]bool{}, vocab: tok.VocabSize()}
+	for _, id := range m.Config.EOS {
+		e.eos[id] = true
+	}
+	return e, nil
+}
+
+// Close releases the model.
+func (e *Engine) Close() error { return e.Model.Close() }
+
+// MaxContext is the longest sequence (prompt + completion) a request may
+// use.
+func (e *Engine) MaxContext() int { return e.Model.MaxSequence }
+
+// SampleVocab is the number of ids the sampler draws from: the model's
+// logits beyond the tokenizer's last id (padding rows) are never drawn.
+func (e *Engine) SampleVocab() int { return e.vocab }
+
+// KVBytes is the most KV cache memory a Generate of n tokens (prompt +
+// completion) holds: model.Sequence keeps two buffers per cache tensor,
+// each at most n tokens.
+func (e *Engine) KVBytes(n int) int64 { return 2 * int64(n) * e.Model.KVBytesPerToken() }
+
+// IsEOS reports whether id ends generation.
+func (e *Engine) IsEOS(id int) bool { return e.eos[id] }
+
+// ChatPrompt renders a conversation with the model's chat template and
+// the assistant's generation prompt, and tokenizes it as Hugging Face's
+// apply_chat_template does (the template writes the special tokens).
+func (e *Engine) ChatPrompt(msgs []chattmpl.Message) ([]int, error) {
+	text, err := e.Template.Render(msgs, chattmpl.Options{AddGenerationPrompt: true})
+	if err != nil {
+		return nil, err
+	}
+	return e.Tokenizer.Encode(text, false), nil
+}
+
+// TextPrompt tokenizes a raw completion prompt, with the special tokens
+// the tokenizer adds (such as Llama's BOS).
+func (e *Engine) TextPrompt(prompt string) []int { return e.Tokenizer.Encode(prompt, true) }
+
+// Finish says why generation ended.
+type Finish int
+
+const (
+	// FinishStop: an EOS token or a stop sequence.
+	FinishStop Finish = iota
+	// FinishLength: MaxTokens tokens were generated.
+	FinishLength
+)
+
+func (f Finish) String() string {
+	if f == FinishLength {
+		return "length"
+	}
+	return "stop"
+}
+
+// Request is one generation.
+type Request struct {
+	// Prompt are the prompt's token ids.
+	Prompt []int
+	// MaxTokens is the most tokens to generate (≥ 1); Prompt + MaxTokens
+	// must fit MaxContext.
+	MaxTokens int
+	// Stop are the stop sequences.
+	Stop []string
+	// Sampling are the sampling parameters, already validated.
+	Sampling sampler.Params
+	// IgnoreEOS keeps generating past EOS tokens (for benchmarks).
+	IgnoreEOS bool
+}
+
+// Result describes a finished generation.
+type Result struct {
+	// Finish says why it ended.
+	Finish Finish
+	// PromptTokens is len(Request.Prompt).
+	PromptTokens int
+	// CompletionTokens counts the tokens generated, the EOS token and the
+	// tokens of a stop sequence included.
+	CompletionTokens int
+	// Start is when Generate started; FirstToken when the first token was
+	// drawn (zero if none was); End when generation ended.
+	Start, FirstToken, End time.Time
+	// KVBytes is the KV cache memory the sequence held at the end.
+	KVBytes int64
+}
+
+// DecodeRate is the tokens per second after the first token.
+func (r *Result) DecodeRate() float64 {
+	if r.CompletionTokens < 2 || r.FirstToken.IsZero() {
+		return 0
+	}
+	d := r.End.Sub(r.FirstToken).Seconds()
+	if d <= 0 {
+		return 0
+	}
+	return float64(r.CompletionTokens-1) / d
+}
+
+// Generate runs req, passing each piece of text to emit as it becomes
+// final. It returns the result so far with the error of a failed step or
+// emit (ctx's error wrapped when ctx was cancelled).
+func (e *Engine) Generate(ctx context.Context, req *Request, emit func(string) error) (*Result, error) {
+	res := &Result{Start: time.Now(), PromptTokens: len(req.Prompt)}
+	defer func() { res.End = time.Now() }()
+	if len(req.Prompt) == 0 {
+		return res, ErrEmptyPrompt
+	}
+	total := len(req.Prompt) + req.MaxTokens
+	if req.MaxTokens < 1 || total > e.MaxContext() {
+		return res, fmt.Errorf("%w: %d prompt tokens + max_tokens %d > %d", ErrTooLong, len(req.Prompt), req.MaxTokens, e.MaxContext())
+	}
+	seq, err := e.Model.NewSequence(total)
+	if err != nil {
+		return res, err
+	}
+	defer seq.Close()
+	defer func() { res.KVBytes = seq.KVBytes() }()
+
+	smp := sampler.New(req.Sampling, e.vocab)
+	smp.AddPrompt(req.Prompt)
+	dec := e.Tokenizer.NewStreamDecoder(tokenizer.SkipSpecial())
+	stop := newStopper(req.Stop)
+
+	feed := make([]int64, len(req.Prompt))
+	for i, id := range req.Prompt {
+		feed[i] = int64(id)
+	}
+	logits, err := seq.Step(ctx, feed)
+	if err != nil {
+		return res, err
+	}
+	v := e.Model.Vocab()
+	row := logits[(len(feed)-1)*v : len(feed)*v]
+	send := func(s string) error {
+		if s == "" {
+			return nil
+		}
+		return emit(s)
+	}
+	for {
+		id := smp.Sample(row)
+		res.CompletionTokens++
+		if res.CompletionTokens == 1 {
+			res.FirstToken = time.Now()
+		}
+		if e.eos[id] && !req.IgnoreEOS {
+			res.Finish = FinishStop
+			break
+		}
+		text, stopped := stop.push(dec.Add(id))
+		if err := send(text); err != nil {
+			return res, err
+		}
+		if stopped {
+			res.Finish = FinishStop
+			return res, nil
+		}
+		if res.CompletionTokens == req.MaxTokens {
+			res.Finish = FinishLength
+			break
+		}
+		if row, err = seq.Step(ctx, []int64{int64(id)}); err != nil {
+			return res, err
+		}
+	}
+	// The end: what the decoder and the stop matcher held back is final.
+	text, stopped := stop.push(dec.Flush())
+	if !stopped {
+		text += stop.flush()
+	}
+	if stopped {
+		res.Finish = FinishStop
+	}
+	return res, send(text)
+}

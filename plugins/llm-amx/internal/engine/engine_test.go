@@ -1,0 +1,318 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dsmil/l7/plugins/llm-amx/internal/chattmpl"
+	"github.com/dsmil/l7/plugins/llm-amx/internal/model"
+	"github.com/dsmil/l7/plugins/llm-amx/internal/sampler"
+	"github.com/dsmil/l7/plugins/llm-amx/internal/tokenizer"
+)
+
+// run generates req and returns the emitted pieces.
+func run(t *testing.T, e *Engine, req *Request) ([]string, *Result) {
+	t.Helper()
+	var pieces []string
+	res, err := e.Generate(context.Background(), req, func(s string) error {
+		pieces = append(pieces, s)
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("Generate: %v", err)
+	}
+	return pieces, res
+}
+
+func chatPrompt(t *testing.T, e *Engine, text string) []int {
+	t.Helper()
+	ids, err := e.ChatPrompt([]chattmpl.Message{{Role: "system", Content: "Be brief."}, {Role: "user", Content: text}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ids
+}
+
+func TestChatPrompt(t *testing.T) {
+	e := tinyEngine(t)
+	ids := chatPrompt(t, e, "Hello!")
+	want := "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHello!<|im_end|>\n<|im_start|>assistant\n"
+	if got := e.Tokenizer.Decode(ids, false); got != want {
+		t.Fatalf("rendered prompt %q, want %q", got, want)
+	}
+	if got := e.TextPrompt("Hello"); e.Tokenizer.Decode(got, false) != "Hello" {
+		t.Fatalf("text prompt %v", got)
+	}
+}
+
+// TestGreedyMatchesRecompute: greedy generation with the KV cache draws
+// the same tokens as recomputing the whole sequence from scratch for
+// every token, and is deterministic.
+func TestGreedyMatchesRecompute(t *testing.T) {
+	e := tinyEngine(t)
+	prompt := chatPrompt(t, e, "Count the layers of the decoder.")
+	const n = 24
+	pieces, res := run(t, e, &Request{Prompt: prompt, MaxTokens: n, IgnoreEOS: true})
+	if res.Finish != FinishLength || res.CompletionTokens != n || res.PromptTokens != len(prompt) {
+		t.Fatalf("result %+v", res)
+	}
+	again, _ := run(t, e, &Request{Prompt: prompt, MaxTokens: n, IgnoreEOS: true})
+	if strings.Join(pieces, "") != strings.Join(again, "") {
+		t.Fatalf("greedy is not deterministic:\n%q\n%q", pieces, again)
+	}
+
+	// Reference: a fresh sequence over all tokens for every new token.
+	ids := append([]int(nil), prompt...)
+	dec := e.Tokenizer.NewStreamDecoder(tokenizer.SkipSpecial())
+	var want strings.Builder
+	v := e.Model.Vocab()
+	for i := 0; i < n; i++ {
+		seq, err := e.Model.NewSequence(0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		feed := make([]int64, len(ids))
+		for j, id := range ids {
+			feed[j] = int64(id)
+		}
+		logits, err := seq.Step(context.Background(), feed)
+		seq.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		next := sampler.New(sampler.Params{}, e.SampleVocab()).Sample(logits[(len(ids)-1)*v:])
+		ids = append(ids, next)
+		want.WriteString(dec.Add(next))
+	}
+	want.WriteString(dec.Flush())
+	if got := strings.Join(pieces, ""); got != want.String() {
+		t.Fatalf("with the KV cache: %q\nrecomputed:        %q", got, want.String())
+	}
+}
+
+func TestSeedDeterminism(t *testing.T) {
+	e := tinyEngine(t)
+	prompt := chatPrompt(t, e, "Tell me about the weather in the mountains.")
+	gen := func(seed uint64) string {
+		p, _ := run(t, e, &Request{Prompt: prompt, MaxTokens: 40, IgnoreEOS: true,
+			Sampling: sampler.Params{Temperature: 1, TopP: 0.95, Seed: seed}})
+		return strings.Join(p, "")
+	}
+	a, b, c := gen(1), gen(1), gen(2)
+	if a != b {
+		t.Fatalf("seed 1 twice:\n%q\n%q", a, b)
+	}
+	if a == c {
+		t.Fatalf("seeds 1 and 2 gave the same text %q", a)
+	}
+}
+
+func TestMaxTokensAndEOS(t *testing.T) {
+	e := tinyEngine(t)
+	prompt := chatPrompt(t, e, "Hi")
+	_, res := run(t, e, &Request{Prompt: prompt, MaxTokens: 7, IgnoreEOS: true, Sampling: sampler.Params{Temperature: 1, Seed: 3}})
+	if res.Finish != FinishLength || res.CompletionTokens != 7 {
+		t.Fatalf("max_tokens 7: %+v", res)
+	}
+	// Force the EOS token: generation stops at once, with nothing emitted.
+	eos := e.Model.Config.EOS[0]
+	pieces, res := run(t, e, &Request{Prompt: prompt, MaxTokens: 50,
+		Sampling: sampler.Params{LogitBias: map[int]float32{eos: 1000}}})
+	if res.Finish != FinishStop || res.CompletionTokens != 1 || strings.Join(pieces, "") != "" {
+		t.Fatalf("forced EOS: %+v %q", res, pieces)
+	}
+	// IgnoreEOS goes on past it.
+	_, res = run(t, e, &Request{Prompt: prompt, MaxTokens: 5, IgnoreEOS: true,
+		Sampling: sampler.Params{LogitBias: map[int]float32{eos: 1000}}})
+	if res.Finish != FinishLength || res.CompletionTokens != 5 {
+		t.Fatalf("ignore EOS: %+v", res)
+	}
+}
+
+// TestStopAcrossTokens picks stop sequences that straddle token
+// boundaries of a greedy answer and checks the answer is cut before them.
+func TestStopAcrossTokens(t *testing.T) {
+	e := tinyEngine(t)
+	prompt := chatPrompt(t, e, "The quick brown fox jumps over the lazy dog.")
+	req := &Request{Prompt: prompt, MaxTokens: 48, IgnoreEOS: true, Sampling: sampler.Params{Temperature: 0.8, Seed: 5}}
+	pieces, _ := run(t, e, req)
+	full := strings.Join(pieces, "")
+	tested := 0
+	pos := 0
+	for k := 0; k+1 < len(pieces) && tested < 4; k++ {
+		pos += len(pieces[k])
+		a, b := pieces[k], pieces[k+1]
+		if len(a) < 2 || len(b) < 1 {
+			continue
+		}
+		stop := a[len(a)-2:] + b[:1] // straddles the boundary after piece k
+		if !isUTF8(stop) {
+			continue
+		}
+		tested++
+		req2 := *req
+		req2.Stop = []string{stop, "never-generated-§"}
+		got, res := run(t, e, &req2)
+		want := full[:strings.Index(full, stop)]
+		if strings.Join(got, "") != want || res.Finish != FinishStop {
+			t.Errorf("stop %q: got %q (%v), want %q", stop, strings.Join(got, ""), res.Finish, want)
+		}
+		for _, p := range got {
+			if strings.Contains(p, stop) {
+				t.Errorf("stop %q emitted in %q", stop, p)
+			}
+		}
+	}
+	if tested == 0 {
+		t.Fatalf("no token boundary to test in %q", pieces)
+	}
+}
+
+func isUTF8(s string) bool {
+	return strings.ToValidUTF8(s, "") == s && !strings.ContainsRune(s, '\uFFFD')
+}
+
+// TestCancel: a context cancelled between tokens ends generation before
+// the next step; one cancelled during a step stops ONNX Runtime in it.
+func TestCancel(t *testing.T) {
+	e := tinyEngine(t)
+	prompt := chatPrompt(t, e, "Go on forever.")
+	ctx, cancel := context.WithCancel(context.Background())
+	n := 0
+	res, err := e.Generate(ctx, &Request{Prompt: prompt, MaxTokens: 1000, IgnoreEOS: true}, func(string) error {
+		n++
+		if n == 3 {
+			cancel()
+		}
+		return nil
+	})
+	if !errors.Is(err, context.Canceled) || res.CompletionTokens != 3 {
+		t.Fatalf("cancelled after 3 tokens: err %v, %d tokens generated", err, res.CompletionTokens)
+	}
+
+	// A long prefill, cancelled 20 ms in: it returns long before the
+	// prefill would have finished.
+	long := make([]int, 3000)
+	for i := range long {
+		long[i] = (i*31 + 7) % 500
+	}
+	req := &Request{Prompt: long, MaxTokens: 1}
+	start := time.Now()
+	if _, err := e.Generate(context.Background(), req, func(string) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	full := time.Since(start)
+	ctx, cancel = context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	start = time.Now()
+	_, err = e.Generate(ctx, req, func(string) error { return nil })
+	took := time.Since(start)
+	t.Logf("3000-token prefill: %v; cancelled after 20 ms: returned after %v", full, took)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("cancelled prefill: err %v", err)
+	}
+	if full > 200*time.Millisecond && took > full/2 {
+		t.Errorf("cancelled prefill returned after %v; the whole prefill takes %v", took, full)
+	}
+}
+
+func TestEmitError(t *testing.T) {
+	e := tinyEngine(t)
+	boom := errors.New("client gone")
+	_, err := e.Generate(context.Background(), &Request{Prompt: chatPrompt(t, e, "x"), MaxTokens: 50, IgnoreEOS: true},
+		func(string) error { return boom })
+	if !errors.Is(err, boom) {
+		t.Fatalf("err %v", err)
+	}
+}
+
+func TestLimits(t *testing.T) {
+	e := tinyEngine(t)
+	emit := func(string) error { return nil }
+	if _, err := e.Generate(context.Background(), &Request{MaxTokens: 5}, emit); !errors.Is(err, ErrEmptyPrompt) {
+		t.Errorf("empty prompt: %v", err)
+	}
+	p := chatPrompt(t, e, "x")
+	for _, max := range []int{0, e.MaxContext() - len(p) + 1} {
+		if _, err := e.Generate(context.Background(), &Request{Prompt: p, MaxTokens: max}, emit); !errors.Is(err, ErrTooLong) {
+			t.Errorf("max_tokens %d: %v", max, err)
+		}
+	}
+	// Exactly the context: fine.
+	res, err := e.Generate(context.Background(), &Request{Prompt: p, MaxTokens: e.MaxContext() - len(p), IgnoreEOS: true}, emit)
+	if err != nil || res.CompletionTokens != e.MaxContext()-len(p) {
+		t.Fatalf("whole context: %v %+v", err, res)
+	}
+	if want := e.KVBytes(e.MaxContext()); res.KVBytes > want {
+		t.Errorf("KV cache %d bytes > the %d budgeted", res.KVBytes, want)
+	}
+}
+
+// TestMalformed: broken model directories fail to load with errors that
+// say what is wrong.
+func TestMalformed(t *testing.T) {
+	initORT(t)
+	src := tiny(t).Dir
+	for _, tc := range []struct {
+		name   string
+		break_ func(dir string) error
+		is     error
+		want   string
+	}{
+		{"not a directory", func(dir string) error { return os.RemoveAll(dir) }, model.ErrLayout, "not a directory"},
+		{"no tokenizer.json", func(dir string) error { return os.Remove(filepath.Join(dir, "tokenizer.json")) }, model.ErrLayout, "tokenizer.json"},
+		{"no config.json", func(dir string) error { return os.Remove(filepath.Join(dir, "config.json")) }, model.ErrLayout, "config.json"},
+		{"no onnx", func(dir string) error { return os.RemoveAll(filepath.Join(dir, "onnx")) }, model.ErrLayout, "onnx"},
+		{"layers disagree", func(dir string) error {
+			return editJSON(filepath.Join(dir, "config.json"), func(m map[string]any) { m["num_hidden_layers"] = 3 })
+		}, model.ErrGraph, "num_hidden_layers"},
+		{"bad tokenizer.json", func(dir string) error {
+			return os.WriteFile(filepath.Join(dir, "tokenizer.json"), []byte("{not json"), 0o644)
+		}, tokenizer.ErrInvalid, "tokenizer.json"},
+		{"tokenizer larger than the model", func(dir string) error {
+			return editJSON(filepath.Join(dir, "tokenizer.json"), func(m map[string]any) {
+				m["added_tokens"] = append(m["added_tokens"].([]any), map[string]any{"id": 900, "content": "<|extra|>", "special": true})
+			})
+		}, ErrMismatch, "vocabulary"},
+		{"broken chat template", func(dir string) error {
+			return editJSON(filepath.Join(dir, "tokenizer_config.json"), func(m map[string]any) { m["chat_template"] = "{% for %}" })
+		}, chattmpl.ErrTemplate, "template"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := copyDir(t, src)
+			if err := tc.break_(dir); err != nil {
+				t.Fatal(err)
+			}
+			e, err := Load(dir, testOptions)
+			if err == nil {
+				e.Close()
+				t.Fatal("loaded")
+			}
+			if !errors.Is(err, tc.is) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want %v mentioning %q", err, tc.is, tc.want)
+			}
+		})
+	}
+}
+
+func editJSON(path string, edit func(map[string]any)) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		return err
+	}
+	edit(m)
+	if b, err = json.Marshal(m); err != nil {
+		return err
+	}
+	return os.WriteFile(path, b, 0o644)
+}

@@ -1,0 +1,195 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/dsmil/l7/host/config"
+	"github.com/dsmil/l7/host/pluginmgr"
+	"github.com/dsmil/l7/host/router"
+	"github.com/dsmil/l7/internal/mkmodel"
+	"github.com/dsmil/l7/plugins/llm-amx/internal/ort"
+	"github.com/dsmil/l7/sdk/dbe"
+	"github.com/dsmil/l7/sdk/mux"
+	l7v1 "github.com/dsmil/l7/sdk/proto/dsmil/l7/v1"
+	"github.com/hashicorp/go-hclog"
+	"google.golang.org/protobuf/proto"
+)
+
+// pluginBin is the real dsmil-llm-amx, built once for these tests.
+var pluginBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "llm-amx-e2e")
+	if err != nil {
+		panic(err)
+	}
+	pluginBin = filepath.Join(dir, "dsmil-llm-amx")
+	out, err := exec.Command("go", "build", "-o", pluginBin, "github.com/dsmil/l7/plugins/llm-amx").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "building dsmil-llm-amx: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func chatFrame(p *l7v1.L7ChatRequest) *dbe.Frame {
+	f := &dbe.Frame{Type: dbe.MsgChatReq}
+	f.SetTenantID("T")
+	f.SetCompartmentMask(dbe.CompartmentSOC)
+	f.SetClassification(dbe.Unclas)
+	f.SetROELevel(dbe.AnalysisOnly)
+	f.SetProfile("llm-7b-amx")
+	f.SetRequestID([16]byte{4, 7})
+	f.Payload, _ = proto.Marshal(p)
+	return f
+}
+
+// TestEndToEnd spawns the built plugin under the plugin manager, as
+// dsmil-host does, with a tiny model, and chats with it through the
+// router: a streamed answer, a refused request, and PluginInfo as the host
+// sees it.
+func TestEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("spawns the plugin")
+	}
+	if ort.ResolveLibrary(config.ONNXRuntimeConfig{}, os.Getenv) == "" {
+		t.Skip("ONNX Runtime is not installed: run make ort (make test does)")
+	}
+	dir := t.TempDir()
+	spec, err := mkmodel.Preset("tiny")
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec.DType, spec.MaxPositions = mkmodel.Int4, 1024
+	if _, err := mkmodel.Write(filepath.Join(dir, "tiny"), spec); err != nil {
+		t.Fatal(err)
+	}
+	cfg, diags := config.Parse(filepath.Join(dir, "dsmil.hcl"), []byte(fmt.Sprintf(`
+plugin "llm-amx" {
+  path            = %q
+  device_id       = 47
+  profiles        = ["llm-7b-amx"]
+  health_interval = "200ms"
+  max_restarts    = 0
+
+  model       = %q
+  model_name  = "dsmil-demo-random-tiny-int4"
+  threads     = 1
+  parallelism = 2
+  queue       = 4
+  kv_budget   = "256KiB" # 256 tokens of the tiny model
+}
+model "dsmil-demo-random-tiny-int4" { profile = "llm-7b-amx" }
+tenant "T" {
+  api_key_sha256 = ["%s"]
+  compartments   = ["SOC"]
+  models         = ["*"]
+}
+`, pluginBin, filepath.Join(dir, "tiny"), strings.Repeat("ab", 32))))
+	if diags.HasErrors() {
+		t.Fatalf("config: %v", diags)
+	}
+	var logs syncBuffer
+	m := pluginmgr.New(pluginmgr.Config{Plugins: cfg.Plugins, Files: cfg.Files(),
+		Logger: hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Info})})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	m.Start(ctx)
+	defer func() {
+		sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer scancel()
+		m.Shutdown(sctx)
+	}()
+	wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
+	defer wcancel()
+	if err := m.WaitReady(wctx); err != nil {
+		t.Fatalf("not ready: %v\n%s", err, logs.String())
+	}
+	snap := m.Snapshots()[0]
+	if snap.State != pluginmgr.StateRunning || snap.Version == "" {
+		t.Fatalf("snapshot %+v\n%s", snap, logs.String())
+	}
+	r, err := router.New(router.Config{Registry: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// A streamed, greedy chat.
+	var text strings.Builder
+	var last l7v1.L7ChatChunk
+	chunks := 0
+	p := &l7v1.L7ChatRequest{Model: "dsmil-demo-random-tiny-int4", Stream: true, IncludeUsage: true, MaxTokens: 12,
+		Temperature: proto.Float32(0),
+		Messages:    []*l7v1.Message{{Role: "user", Content: "Hello, plane."}}}
+	err = r.Route(ctx, chatFrame(p), func(f *dbe.Frame) error {
+		if f.Type != dbe.MsgChatChunk {
+			return fmt.Errorf("frame %s", f.Type)
+		}
+		last.Reset()
+		if err := proto.Unmarshal(f.Payload, &last); err != nil {
+			return err
+		}
+		text.WriteString(last.GetDelta())
+		chunks++
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("chat: %v\n%s", err, logs.String())
+	}
+	u := last.GetUsage()
+	if chunks < 2 || u.GetPromptTokens() == 0 || u.GetCompletionTokens() == 0 || u.GetCompletionTokens() > 12 ||
+		last.GetFinishReason() == l7v1.FinishReason_FINISH_REASON_UNSPECIFIED {
+		t.Fatalf("%d chunks, text %q, last chunk %v", chunks, text.String(), &last)
+	}
+	t.Logf("answer %q (%d chunks, %v, usage %v)", text.String(), chunks, last.GetFinishReason(), u)
+
+	// A request over the KV budget is refused across the process
+	// boundary with the field to change.
+	p.MaxTokens = 1000
+	err = r.Route(ctx, chatFrame(p), func(*dbe.Frame) error { return nil })
+	var e *mux.Error
+	if !errors.As(err, &e) || e.Code != dbe.CodeInvalidRequest || e.Param != "max_tokens" {
+		t.Fatalf("over budget: %v", err)
+	}
+
+	// The plugin logged one line for the request, and its CPU features.
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(logs.String(), "completion_tokens") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no request log line:\n%s", logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !strings.Contains(logs.String(), "cpu_features") {
+		t.Errorf("no CPU features in the log:\n%s", logs.String())
+	}
+}
