@@ -273,6 +273,8 @@ func TestBudgetRejection(t *testing.T) {
 		{"logit bias outside the vocabulary", &l7v1.L7ChatRequest{Prompt: "hi", LogitBias: map[int32]float32{100000: 1}}, "logit_bias", "vocabulary"},
 		{"logprobs", &l7v1.L7ChatRequest{Prompt: "hi", Logprobs: true}, "logprobs", "log probabilities"},
 		{"tools", &l7v1.L7ChatRequest{Prompt: "hi", Tools: []*l7v1.Tool{{}}}, "tools", "tool"},
+		{"too many stops", &l7v1.L7ChatRequest{Prompt: "hi", Stop: make([]string, 17)}, "stop", "at most 16"},
+		{"long stop", &l7v1.L7ChatRequest{Prompt: "hi", Stop: []string{strings.Repeat("x", 1025)}}, "stop", "at most 1024"},
 		{"image", &l7v1.L7ChatRequest{Messages: []*l7v1.Message{{Role: "user", Parts: []*l7v1.ContentPart{
 			{Part: &l7v1.ContentPart_ImageUrl{ImageUrl: &l7v1.ImageURL{Url: "http://x/y.png"}}}}}}}, "messages", "image"},
 	} {

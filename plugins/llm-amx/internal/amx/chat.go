@@ -153,9 +153,24 @@ func ms(d time.Duration) float64 { return round1(float64(d.Microseconds()) / 1e3
 
 func round1(x float64) float64 { return float64(int64(x*10+0.5)) / 10 }
 
+// Limits on stop sequences: each generated token is checked against all
+// of them.
+const (
+	MaxStops     = 16
+	MaxStopBytes = 1024
+)
+
 // unsupported refuses the request fields llm-amx does not implement,
-// rather than ignoring them.
+// rather than ignoring them, and stop sequences beyond its limits.
 func unsupported(p *l7v1.L7ChatRequest) error {
+	if len(p.GetStop()) > MaxStops {
+		return sdk.InvalidParam("stop", "%d stop sequences; llm-amx takes at most %d", len(p.GetStop()), MaxStops)
+	}
+	for _, s := range p.GetStop() {
+		if len(s) > MaxStopBytes {
+			return sdk.InvalidParam("stop", "a stop sequence of %d bytes; llm-amx takes at most %d", len(s), MaxStopBytes)
+		}
+	}
 	switch {
 	case p.GetLogprobs() || p.GetTopLogprobs() > 0:
 		return sdk.InvalidParam("logprobs", "llm-amx does not return log probabilities")

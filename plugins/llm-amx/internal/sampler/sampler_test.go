@@ -238,21 +238,21 @@ func TestExpNeg(t *testing.T) {
 // TestTailShortcut: a flat distribution (many tokens below tailProb
 // would matter) and a peaked one give the textbook nucleus.
 func TestTailShortcut(t *testing.T) {
-	n := 50000
+	n := 20000
 	flat := make([]float32, n)
-	flat[0] = 12 // p(0) ≈ 0.75 of the mass; the 49 999 others share the rest at e^-12 ≈ 6e-6 relative
+	flat[0] = 12 // p(0) ≈ 0.89; the 19 999 others share the rest at e^-12 ≈ 6e-6 each, relative, below tailProb
 	s := New(Params{Temperature: 1, TopP: 0.9, Seed: 1}, n)
 	others := 0
-	for i := 0; i < 2000; i++ {
+	for i := 0; i < 300; i++ {
 		if s.Sample(slices.Clone(flat)) != 0 {
 			others++
 		}
 	}
 	if others == 0 {
-		t.Fatal("top_p 0.9 of a distribution whose top token has 0.75: never drew another token")
+		t.Fatal("top_p 0.9 of a distribution whose top token has 0.89: never drew another token")
 	}
 	s = New(Params{Temperature: 1, TopP: 0.7, Seed: 1}, n)
-	for i := 0; i < 2000; i++ {
+	for i := 0; i < 300; i++ {
 		if got := s.Sample(slices.Clone(flat)); got != 0 {
 			t.Fatalf("top_p 0.7 drew %d", got)
 		}
