@@ -2,9 +2,7 @@ package echo
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"math"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -104,9 +102,9 @@ func (w *Workload) Configure(_ context.Context, cfg *sdk.Config) error {
 				err = fmt.Errorf("%s is negative", s)
 			}
 		case "chunk_size":
-			c.chunkSize, err = count(v)
+			c.chunkSize, err = sdk.SettingInt(v, 0)
 		case "fail_after":
-			c.failAfter, err = count(v)
+			c.failAfter, err = sdk.SettingInt(v, 0)
 		case "prefix":
 			s, ok := v.(string)
 			if !ok {
@@ -122,30 +120,6 @@ func (w *Workload) Configure(_ context.Context, cfg *sdk.Config) error {
 	}
 	w.cfg.Store(c)
 	return nil
-}
-
-// count reads a non-negative whole number setting.
-func count(v any) (int, error) {
-	var f float64
-	switch n := v.(type) {
-	case float64:
-		f = n
-	case int:
-		f = float64(n)
-	case int64:
-		f = float64(n)
-	case json.Number:
-		var err error
-		if f, err = n.Float64(); err != nil {
-			return 0, err
-		}
-	default:
-		return 0, fmt.Errorf("want a number, not %T", v)
-	}
-	if f < 0 || f != math.Trunc(f) || f > math.MaxInt32 {
-		return 0, fmt.Errorf("want a whole number from 0, not %v", f)
-	}
-	return int(f), nil
 }
 
 // Health implements sdk.Workload: echo is always healthy.

@@ -1,9 +1,7 @@
 package amx
 
 import (
-	"encoding/json"
 	"fmt"
-	"math"
 	"path/filepath"
 	"strings"
 
@@ -91,16 +89,16 @@ func parseSettings(raw map[string]any, getenv func(string) string) (*settings, e
 		case "model_name":
 			s.ModelName, err = str(v)
 		case "threads":
-			s.Session.IntraOpThreads, err = count(v, 0)
+			s.Session.IntraOpThreads, err = sdk.SettingInt(v, 0)
 		case "graph_optimization":
 			s.Session.GraphOptimization, err = str(v)
 			if err == nil {
 				err = s.Session.Validate()
 			}
 		case "max_context":
-			s.MaxContext, err = count(v, 1)
+			s.MaxContext, err = sdk.SettingInt(v, 1)
 		case "max_tokens":
-			s.MaxTokens, err = count(v, 0)
+			s.MaxTokens, err = sdk.SettingInt(v, 0)
 		case "kv_budget":
 			var t string
 			if t, err = str(v); err == nil {
@@ -110,9 +108,9 @@ func parseSettings(raw map[string]any, getenv func(string) string) (*settings, e
 				}
 			}
 		case "parallelism":
-			s.Parallelism, err = count(v, 1)
+			s.Parallelism, err = sdk.SettingInt(v, 1)
 		case "queue":
-			s.Queue, err = count(v, 0)
+			s.Queue, err = sdk.SettingInt(v, 0)
 		case "ort_library":
 			s.ORTLibrary, err = str(v)
 		case "ignore_eos":
@@ -170,28 +168,4 @@ func str(v any) (string, error) {
 		return "", fmt.Errorf("want a string, not %T", v)
 	}
 	return s, nil
-}
-
-// count reads a whole number setting of at least lo.
-func count(v any, lo int) (int, error) {
-	var f float64
-	switch n := v.(type) {
-	case float64:
-		f = n
-	case int:
-		f = float64(n)
-	case int64:
-		f = float64(n)
-	case json.Number:
-		var err error
-		if f, err = n.Float64(); err != nil {
-			return 0, err
-		}
-	default:
-		return 0, fmt.Errorf("want a number, not %T", v)
-	}
-	if f < float64(lo) || f != math.Trunc(f) || f > math.MaxInt32 {
-		return 0, fmt.Errorf("want a whole number from %d, not %v", lo, f)
-	}
-	return int(f), nil
 }
