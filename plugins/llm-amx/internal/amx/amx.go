@@ -60,7 +60,6 @@ type state struct {
 	eng      *engine.Engine
 	adm      *admission.Controller
 	log      hclog.Logger
-	ortInfo  *ort.Info
 	kvBudget int64
 	memory   uint64 // MemoryBudget reported in Info
 	closed   atomic.Bool
@@ -147,7 +146,7 @@ func (w *Workload) Configure(_ context.Context, cfg *sdk.Config) error {
 		return sdk.InvalidParam("model", "%v", err)
 	}
 	st := &state{
-		cfg: cfg, set: set, eng: eng, log: log, ortInfo: info, kvBudget: kv,
+		cfg: cfg, set: set, eng: eng, log: log, kvBudget: kv,
 		adm:    admission.New(set.Parallelism, kv, set.Queue),
 		memory: uint64(weights + kv),
 	}
@@ -266,5 +265,5 @@ func size(n int64) string {
 	return fmt.Sprintf("%d B", n)
 }
 
-// notServing is the error for requests after Close.
-var notServing = sdk.Errorf(dbe.CodeNoWorkerAvailable, "llm-amx: shutting down")
+// errShuttingDown answers requests that arrive after Close.
+var errShuttingDown = sdk.Errorf(dbe.CodeNoWorkerAvailable, "llm-amx: shutting down")

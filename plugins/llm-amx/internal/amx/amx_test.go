@@ -300,13 +300,18 @@ func TestQueueFull(t *testing.T) {
 	w, _ := configured(t, map[string]any{"parallelism": float64(1), "queue": float64(1), "ignore_eos": true})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	started := make(chan struct{})
+	// The first request holds the slot: its stream blocks after the first
+	// delta until the test ends it.
+	started, hold := make(chan struct{}), make(chan struct{})
 	var once sync.Once
 	long := user("Go on.")
-	long.Temperature, long.MaxTokens = f32(0), 3500
+	long.Temperature, long.MaxTokens = f32(0), 100
 	first := make(chan error, 1)
 	go func() {
-		s := &stream{onDelta: func(int) { once.Do(func() { close(started) }) }}
+		s := &stream{onDelta: func(int) {
+			once.Do(func() { close(started) })
+			<-hold
+		}}
 		_, err := w.Chat(ctx, &sdk.ChatRequest{Params: long}, s)
 		first <- err
 	}()
@@ -336,6 +341,7 @@ func TestQueueFull(t *testing.T) {
 		t.Fatalf("third request: %v (%#v), want OVERLOADED with retry_after", err, e)
 	}
 	cancel()
+	close(hold)
 	if err := <-first; !errors.Is(err, context.Canceled) {
 		t.Fatalf("first: %v", err)
 	}
@@ -344,37 +350,36 @@ func TestQueueFull(t *testing.T) {
 	}
 }
 
-// TestConcurrentStreams: with parallelism 2, two long requests stream at
-// the same time; neither waits for the other to finish.
+// TestConcurrentStreams: with parallelism 2, two requests stream at the
+// same time: each one's first delta waits until the other has sent one,
+// which only happens if neither waits for the other to finish.
 func TestConcurrentStreams(t *testing.T) {
 	w, _ := configured(t, map[string]any{"parallelism": float64(2), "ignore_eos": true})
 	p := user("Talk.")
-	p.Temperature, p.MaxTokens = f32(0), 400
-	type event struct {
-		who  int
-		done bool
-	}
-	events := make(chan event, 1000)
+	p.Temperature, p.MaxTokens = f32(0), 50
+	arrived := [2]chan struct{}{make(chan struct{}), make(chan struct{})}
 	var wg sync.WaitGroup
 	for i := 0; i < 2; i++ {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			s := &stream{onDelta: func(int) { events <- event{who: i} }}
+			var once sync.Once
+			s := &stream{onDelta: func(int) {
+				once.Do(func() {
+					close(arrived[i])
+					select {
+					case <-arrived[1-i]:
+					case <-time.After(10 * time.Second):
+						t.Errorf("request %d streamed alone for 10 s: request %d did not start", i, 1-i)
+					}
+				})
+			}}
 			if _, err := w.Chat(context.Background(), &sdk.ChatRequest{Params: p}, s); err != nil {
 				t.Error(err)
 			}
-			events <- event{who: i, done: true}
 		}(i)
 	}
-	go func() { wg.Wait(); close(events) }()
-	seen := [2]bool{}
-	for ev := range events {
-		if ev.done && !seen[1-ev.who] {
-			t.Fatalf("request %d finished before request %d sent anything", ev.who, 1-ev.who)
-		}
-		seen[ev.who] = true
-	}
+	wg.Wait()
 }
 
 // TestRequestLog: one log line per request with the token counts and

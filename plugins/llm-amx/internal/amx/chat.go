@@ -31,7 +31,7 @@ func (w *Workload) Chat(ctx context.Context, req *sdk.ChatRequest, out sdk.Strea
 		return nil, sdk.ErrNotConfigured
 	}
 	if st.closed.Load() {
-		return nil, notServing
+		return nil, errShuttingDown
 	}
 	p := req.Params
 	if err := unsupported(p); err != nil {

@@ -197,29 +197,34 @@ func TestCancel(t *testing.T) {
 	}
 
 	// A long prefill, cancelled 20 ms in: it returns long before the
-	// prefill would have finished.
+	// prefill would have finished. Timing on a shared machine is noisy:
+	// one attempt of three must show it.
 	long := make([]int, 3000)
 	for i := range long {
 		long[i] = (i*31 + 7) % 500
 	}
 	req := &Request{Prompt: long, MaxTokens: 1}
-	start := time.Now()
-	if _, err := e.Generate(context.Background(), req, func(string) error { return nil }); err != nil {
-		t.Fatal(err)
+	var full, took time.Duration
+	for attempt := 0; attempt < 3; attempt++ {
+		start := time.Now()
+		if _, err := e.Generate(context.Background(), req, func(string) error { return nil }); err != nil {
+			t.Fatal(err)
+		}
+		full = time.Since(start)
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+		start = time.Now()
+		_, err := e.Generate(ctx, req, func(string) error { return nil })
+		took = time.Since(start)
+		cancel()
+		t.Logf("3000-token prefill: %v; cancelled after 20 ms: returned after %v", full, took)
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("cancelled prefill: err %v", err)
+		}
+		if full < 100*time.Millisecond || took < full/2 {
+			return
+		}
 	}
-	full := time.Since(start)
-	ctx, cancel = context.WithTimeout(context.Background(), 20*time.Millisecond)
-	defer cancel()
-	start = time.Now()
-	_, err = e.Generate(ctx, req, func(string) error { return nil })
-	took := time.Since(start)
-	t.Logf("3000-token prefill: %v; cancelled after 20 ms: returned after %v", full, took)
-	if !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("cancelled prefill: err %v", err)
-	}
-	if full > 200*time.Millisecond && took > full/2 {
-		t.Errorf("cancelled prefill returned after %v; the whole prefill takes %v", took, full)
-	}
+	t.Errorf("cancelled prefill returned after %v; the whole prefill takes %v", took, full)
 }
 
 func TestEmitError(t *testing.T) {
