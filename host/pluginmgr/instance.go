@@ -177,8 +177,7 @@ func (i *Instance) start(ctx context.Context) (err error) {
 	cmd := exec.Command(i.plugin.Path, i.plugin.Args...)
 	cmd.Dir = i.m.cfg.Dir
 	bindToHost(cmd)
-	cmd.Env = append(pluginEnv(i.plugin.Env), sdk.EnvHostName+"="+i.m.cfg.HostName)
-	cmd.Env = append(cmd.Env, identity.Env(pident, i.m.cfg.Roots)...)
+	cmd.Env = i.environment(pident)
 	cc := &plugin.ClientConfig{
 		HandshakeConfig:  sdk.Handshake,
 		Plugins:          plugin.PluginSet{sdk.PluginName: &sdk.GRPCPlugin{}},
@@ -533,4 +532,15 @@ func rss(pid int) uint64 {
 		return 0
 	}
 	return resident * uint64(os.Getpagesize())
+}
+
+// environment is a plugin process's whole environment: pluginEnv, the
+// host's name, dsmil.hcl's ONNX Runtime library unless the host's own
+// DSMIL_ORT_LIB (passed on by pluginEnv) wins, and its identity.
+func (i *Instance) environment(pident *identity.Identity) []string {
+	env := append(pluginEnv(i.plugin.Env), sdk.EnvHostName+"="+i.m.cfg.HostName)
+	if lib := i.m.cfg.ORTLibrary; lib != "" && os.Getenv(config.EnvORTLibrary) == "" {
+		env = append(env, config.EnvORTLibrary+"="+lib)
+	}
+	return append(env, identity.Env(pident, i.m.cfg.Roots)...)
 }

@@ -308,3 +308,31 @@ func TestDrain(t *testing.T) {
 		t.Fatalf("after shutdown: %+v", s)
 	}
 }
+
+// TestPluginEnvironment: a plugin gets its identity, the host's name and
+// dsmil.hcl's ONNX Runtime library (unless the host's DSMIL_ORT_LIB wins),
+// and nothing else of the host's environment.
+func TestPluginEnvironment(t *testing.T) {
+	t.Setenv("DSMIL_OPENAI_API_KEY", "secret-key")
+	t.Setenv(config.EnvORTLibrary, "")
+	m := New(Config{ORTLibrary: "/opt/ort/libonnxruntime.so.1"})
+	i := &Instance{plugin: &config.Plugin{Name: "x", Env: map[string]string{"FOO": "bar"}}, m: m}
+	pident, _, err := EphemeralIdentity("x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := strings.Join(i.environment(pident), "\n")
+	for _, want := range []string{"FOO=bar", "DSMIL_HOST_NAME=dsmil-host", config.EnvORTLibrary + "=/opt/ort/libonnxruntime.so.1", "DSMIL_PLUGIN_IDENTITY="} {
+		if !strings.Contains(env, want) {
+			t.Errorf("plugin environment lacks %s", want)
+		}
+	}
+	if strings.Contains(env, "secret-key") {
+		t.Error("the host's API key leaked into a plugin's environment")
+	}
+	t.Setenv(config.EnvORTLibrary, "/mine/libonnxruntime.so.1")
+	env = strings.Join(i.environment(pident), "\n")
+	if !strings.Contains(env, config.EnvORTLibrary+"=/mine/libonnxruntime.so.1") || strings.Contains(env, "/opt/ort") {
+		t.Errorf("the host's %s did not win:\n%s", config.EnvORTLibrary, env)
+	}
+}
