@@ -5,8 +5,8 @@
 // gRPC connection can run inside DBE. Credentials plugs a Handshaker into
 // gRPC, which is how go-plugin's control connection ends up framed.
 //
-// The Handshaker is the seam for channel security: the interim HMAC
-// handshake here authenticates peers that share a per-plugin key; the
-// post-quantum handshake (ML-KEM-1024 + X25519, ML-DSA-87 identities,
-// AES-256-GCM frames) implements the same interface.
+// The Handshaker is the seam for channel security: PQ (ML-KEM-1024 +
+// X25519 or P-384, ML-DSA-87 identities, AES-256-GCM sealed frames) is what
+// the host and the SDK use; TLS is the cross-node option; Interim (a
+// pre-shared HMAC key, no encryption) remains for tests.
 package session

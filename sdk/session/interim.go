@@ -23,11 +23,11 @@ var ErrAuth = errors.New("session: peer authentication failed")
 // KeySize is the size of an interim pre-shared key.
 const KeySize = 32
 
-// Interim is the interim mutual authentication (docs/dbe.md §8.1): both
-// ends prove knowledge of a 32-byte pre-shared key with HMAC-SHA-256 over
-// fresh nonces and both names. The host creates one key per plugin process
-// and hands it over in the environment. It authenticates but does not
-// encrypt; the post-quantum handshake replaces it.
+// Interim is a pre-shared-key mutual authentication: both ends prove
+// knowledge of a 32-byte key with HMAC-SHA-256 over fresh nonces and both
+// names. It authenticates but does not encrypt. The host and the SDK no
+// longer use it — every DBE socket runs PQ (docs/dbe.md §12) — it remains
+// for cheap in-process session pairs in tests.
 type Interim struct {
 	Key      []byte        // KeySize bytes, shared by both ends
 	Name     string        // this end's name, sent to the peer
