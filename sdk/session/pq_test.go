@@ -16,9 +16,6 @@ import (
 
 	"github.com/dsmil/l7/sdk/dbe"
 	"github.com/dsmil/l7/sdk/identity"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/health"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 )
 
 // pki is a test operator root with a host and a plugin identity.
@@ -580,44 +577,11 @@ func TestPQSession(t *testing.T) {
 // every frame on the socket is sealed.
 func TestPQGRPC(t *testing.T) {
 	p := newPKI(t)
-	dir := t.TempDir()
-	ln, err := net.Listen("unix", filepath.Join(dir, "g.sock"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := grpc.NewServer(grpc.Creds(&Credentials{Handshaker: p.server()}))
-	healthpb.RegisterHealthServer(srv, health.NewServer())
-	go srv.Serve(ln)
-	defer srv.Stop()
-	var tapC2S, tapS2C bytes.Buffer
-	dial := func(ctx context.Context, addr string) (net.Conn, error) {
-		c, err := (&net.Dialer{}).DialContext(ctx, "unix", addr)
-		if err != nil {
-			return nil, err
-		}
-		return &tapConn{Conn: c, w: &tapC2S, r: &tapS2C}, nil
-	}
-	cc, err := grpc.NewClient("passthrough:///"+filepath.Join(dir, "g.sock"),
-		grpc.WithContextDialer(dial), grpc.WithTransportCredentials(&Credentials{Handshaker: p.client()}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	for range 5 {
-		resp, err := healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{})
-		if err != nil || resp.Status != healthpb.HealthCheckResponse_SERVING {
-			t.Fatalf("health: %v %v", resp, err)
-		}
-	}
-	cc.Close()
-	time.Sleep(50 * time.Millisecond)
-	tapMu.Lock()
-	defer tapMu.Unlock()
+	c2s, s2c := grpcHealthOverDBE(t, p.server(), p.client(), 5)
 	for name, c := range map[string]struct {
 		b          []byte
 		handshakes int
-	}{"client→server": {tapC2S.Bytes(), 2}, "server→client": {tapS2C.Bytes(), 1}} {
+	}{"client→server": {c2s, 2}, "server→client": {s2c, 1}} {
 		hs, sealed, err := countSealed(c.b)
 		if err != nil || hs != c.handshakes || sealed < 3 {
 			t.Fatalf("%s: %d handshake and %d sealed frames, %v", name, hs, sealed, err)

@@ -195,16 +195,17 @@ func TestTunnelReadDeadline(t *testing.T) {
 	}
 }
 
-// TestGRPCOverDBE runs a real gRPC server and client over Credentials and
-// checks that every byte on the socket is DBE frames.
-func TestGRPCOverDBE(t *testing.T) {
-	k := key(t)
+// grpcHealthOverDBE runs a real gRPC server and client over Credentials
+// with the given handshakers, makes n health calls, and returns the bytes
+// each direction put on the Unix socket.
+func grpcHealthOverDBE(t *testing.T, server, client Handshaker, n int) (c2s, s2c []byte) {
+	t.Helper()
 	dir := t.TempDir()
 	ln, err := net.Listen("unix", filepath.Join(dir, "g.sock"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := grpc.NewServer(grpc.Creds(&Credentials{Handshaker: &Interim{Key: k, Name: "plugin", Role: "plugin"}}))
+	srv := grpc.NewServer(grpc.Creds(&Credentials{Handshaker: server}))
 	healthpb.RegisterHealthServer(srv, health.NewServer())
 	go srv.Serve(ln)
 	defer srv.Stop()
@@ -218,14 +219,13 @@ func TestGRPCOverDBE(t *testing.T) {
 		return &tapConn{Conn: c, w: &tapC2S, r: &tapS2C}, nil
 	}
 	cc, err := grpc.NewClient("passthrough:///"+filepath.Join(dir, "g.sock"),
-		grpc.WithContextDialer(dial),
-		grpc.WithTransportCredentials(&Credentials{Handshaker: &Interim{Key: k, Name: "host", Role: "host"}}))
+		grpc.WithContextDialer(dial), grpc.WithTransportCredentials(&Credentials{Handshaker: client}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	for range 20 {
+	for range n {
 		resp, err := healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{})
 		if err != nil || resp.Status != healthpb.HealthCheckResponse_SERVING {
 			t.Fatalf("health: %v %v", resp, err)
@@ -235,7 +235,15 @@ func TestGRPCOverDBE(t *testing.T) {
 	time.Sleep(50 * time.Millisecond)
 	tapMu.Lock()
 	defer tapMu.Unlock()
-	for name, b := range map[string][]byte{"client→server": tapC2S.Bytes(), "server→client": tapS2C.Bytes()} {
+	return bytes.Clone(tapC2S.Bytes()), bytes.Clone(tapS2C.Bytes())
+}
+
+// TestGRPCOverDBE runs a real gRPC server and client over Credentials and
+// checks that every byte on the socket is DBE frames.
+func TestGRPCOverDBE(t *testing.T) {
+	k := key(t)
+	c2s, s2c := grpcHealthOverDBE(t, &Interim{Key: k, Name: "plugin", Role: "plugin"}, &Interim{Key: k, Name: "host", Role: "host"}, 20)
+	for name, b := range map[string][]byte{"client→server": c2s, "server→client": s2c} {
 		n, err := countFrames(b)
 		if err != nil || n < 3 {
 			t.Fatalf("%s: %d frames, %v", name, n, err)
