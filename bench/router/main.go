@@ -4,9 +4,16 @@
 //     → echo plugin, against the host's own session straight to the same
 //     echo plugin process (p50, p99, and the difference);
 //   - throughput: messages per second with 64 requests in flight through the
-//     router's Unix socket, against the same load straight to the plugin.
+//     router's Unix socket, against the same load straight to the plugin;
+//   - security on vs off: the same two measurements through a second router
+//     socket with security on, as a `security` block in dsmil.hcl turns it
+//     on: the DSMIL-PQ1 handshake (ML-KEM-1024 + X25519, ML-DSA-87
+//     identities) and AES-256-GCM sealed frames on the client's socket, and a
+//     claim token on every request (the full token first, then its 68-byte
+//     reference), verified by the router. The plugin's own socket is sealed in
+//     every path, as it always is.
 //
-// Rounds of the two are interleaved so that machine noise hits both.
+// Rounds of all paths are interleaved so that machine noise hits each.
 //
 //	go run ./bench/router [-rounds 5] [-n 2000] [-duration 2s]
 package main
@@ -29,6 +36,7 @@ import (
 	"github.com/dsmil/l7/host/router"
 	"github.com/dsmil/l7/host/server"
 	"github.com/dsmil/l7/sdk/dbe"
+	"github.com/dsmil/l7/sdk/identity"
 	"github.com/dsmil/l7/sdk/mux"
 	l7v1 "github.com/dsmil/l7/sdk/proto/dsmil/l7/v1"
 	"github.com/dsmil/l7/sdk/session"
@@ -75,7 +83,23 @@ tenant "T" {
 	if diags.HasErrors() {
 		return diags
 	}
-	m := pluginmgr.New(pluginmgr.Config{Plugins: cfg.Plugins, MaxInFlight: 1 << 20})
+	// One root vouches for the host (and so for the plugins' identities) and
+	// for the client of the secured socket, as an operator's root would.
+	root, err := identity.GenerateKey()
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	hostID, err := identity.Issue(root, "dsmil-host", "host", now, time.Hour)
+	if err != nil {
+		return err
+	}
+	clientID, err := identity.Issue(root, "bench-client", "client", now, time.Hour)
+	if err != nil {
+		return err
+	}
+	roots := []*identity.PublicKey{root.Public()}
+	m := pluginmgr.New(pluginmgr.Config{Plugins: cfg.Plugins, MaxInFlight: 1 << 20, Identity: hostID, Roots: roots})
 	ctx := context.Background()
 	m.Start(ctx)
 	defer m.Shutdown(ctx)
@@ -115,6 +139,56 @@ tenant "T" {
 		f.SetRequestID([16]byte{1, 2, 3})
 		return f
 	}
+
+	// Security on: PQ + AES-256-GCM socket, claims verified by the router.
+	// The client mints its own tokens (its key is a claim issuer, as
+	// claim_issuers in dsmil.hcl makes it): a token binds its presenter.
+	minter, err := identity.NewMinter(identity.MinterConfig{Key: clientID.Key, Audience: "dsmil-router"})
+	if err != nil {
+		return err
+	}
+	verifier, err := identity.NewClaimVerifier(identity.ClaimVerifierConfig{Issuers: []*identity.PublicKey{clientID.Key.Public()}, Audience: "dsmil-router"})
+	if err != nil {
+		return err
+	}
+	sr, err := router.New(router.Config{Registry: m, Claims: verifier})
+	if err != nil {
+		return err
+	}
+	sep := &router.Endpoint{Router: sr, Path: filepath.Join(dir, "router-secure.sock"),
+		Handshaker: &session.PQ{Auth: session.Auth{Identity: hostID, Roots: roots, PeerRoles: []string{"client"}}}}
+	if err := sep.Listen(); err != nil {
+		return err
+	}
+	go sep.Serve(ctx)
+	defer sep.Close()
+	sconn, err := net.Dial("unix", sep.Path)
+	if err != nil {
+		return err
+	}
+	sch, err := (&session.PQ{Auth: session.Auth{Identity: clientID, Roots: roots}}).Client(ctx, sconn)
+	if err != nil {
+		return fmt.Errorf("secure socket handshake: %w", err)
+	}
+	ss := session.New(sch, nil)
+	viaSecure := mux.NewClient(ss)
+	ss.SetHandler(func(f *dbe.Frame, _ error) { viaSecure.Dispatch(f) })
+	token, err := minter.Token("T", "bench-client", []string{"ANALYSIS_ONLY"})
+	if err != nil {
+		return err
+	}
+	first := req()
+	first.SetClaimToken(token)
+	if err := viaSecure.Call(ctx, first, func(*dbe.Frame) error { return nil }); err != nil {
+		return fmt.Errorf("secure: first request with the full claim token: %w", err)
+	}
+	ref := identity.ClaimReference(token)
+	secureReq := func() *dbe.Frame {
+		f := req()
+		f.SetClaimToken(ref)
+		return f
+	}
+
 	none := func(*dbe.Frame) error { return nil }
 	paths := []struct {
 		name string
@@ -122,6 +196,7 @@ tenant "T" {
 	}{
 		{"direct", func() error { return direct.Call(ctx, req(), none) }},
 		{"routed", func() error { return viaRouter.Call(ctx, req(), none) }},
+		{"secure", func() error { return viaSecure.Call(ctx, secureReq(), none) }},
 	}
 	for _, p := range paths { // warm up
 		for range 200 {
@@ -177,6 +252,10 @@ tenant "T" {
 		(rp50 - dp50).Round(time.Microsecond/10), (rp99 - dp99).Round(time.Microsecond/10), float64(rp50)/float64(dp50))
 	fmt.Printf("throughput: routed %.0f msgs/s = %.2f× direct (goal ≥ 100,000 msgs/s)\n",
 		median(tput["routed"]), median(tput["routed"])/median(tput["direct"]))
+	sp50, sp99 := pct(lat["secure"], 0.5), pct(lat["secure"], 0.99)
+	fmt.Printf("security on vs off: added latency p50 %v, p99 %v (secure − routed); throughput %.0f msgs/s = %.2f× off (goals ≥ 0.8×, ≥ 100,000 sealed msgs/s)\n",
+		(sp50 - rp50).Round(time.Microsecond/10), (sp99 - rp99).Round(time.Microsecond/10),
+		median(tput["secure"]), median(tput["secure"])/median(tput["routed"]))
 	return nil
 }
 

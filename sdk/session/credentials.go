@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"crypto/tls"
 	"net"
 
 	"google.golang.org/grpc/credentials"
@@ -37,9 +38,24 @@ func (c *Credentials) start(ch Channel) (net.Conn, credentials.AuthInfo) {
 	}
 	go s.readLoop()
 	return s.Tunnel(), AuthInfo{
-		CommonAuthInfo: credentials.CommonAuthInfo{SecurityLevel: credentials.IntegrityOnly},
+		CommonAuthInfo: credentials.CommonAuthInfo{SecurityLevel: securityLevel(ch)},
 		Session:        s,
 	}
+}
+
+// securityLevel is what ch protects, as gRPC names it: sealed frames and
+// TLS give privacy and integrity; plain frames after an Interim handshake
+// authenticate the peer but protect nothing after it.
+func securityLevel(ch Channel) credentials.SecurityLevel {
+	switch c := ch.(type) {
+	case *SealedChannel:
+		return credentials.PrivacyAndIntegrity
+	case *PlainChannel:
+		if _, ok := c.conn.(*tls.Conn); ok {
+			return credentials.PrivacyAndIntegrity
+		}
+	}
+	return credentials.NoSecurity
 }
 
 // ClientHandshake implements credentials.TransportCredentials.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/dsmil/l7/sdk/dbe"
 	"github.com/dsmil/l7/sdk/identity"
+	"google.golang.org/grpc/credentials"
 )
 
 // pki is a test operator root with a host and a plugin identity.
@@ -577,7 +578,10 @@ func TestPQSession(t *testing.T) {
 // every frame on the socket is sealed.
 func TestPQGRPC(t *testing.T) {
 	p := newPKI(t)
-	c2s, s2c := grpcHealthOverDBE(t, p.server(), p.client(), 5)
+	c2s, s2c, level := grpcHealthOverDBE(t, p.server(), p.client(), 5)
+	if level != credentials.PrivacyAndIntegrity {
+		t.Fatalf("sealed session reported %v to gRPC, want PrivacyAndIntegrity", level)
+	}
 	for name, c := range map[string]struct {
 		b          []byte
 		handshakes int

@@ -14,8 +14,10 @@ import (
 
 	"github.com/dsmil/l7/sdk/dbe"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/peer"
 )
 
 func key(t *testing.T) []byte {
@@ -197,15 +199,28 @@ func TestTunnelReadDeadline(t *testing.T) {
 
 // grpcHealthOverDBE runs a real gRPC server and client over Credentials
 // with the given handshakers, makes n health calls, and returns the bytes
-// each direction put on the Unix socket.
-func grpcHealthOverDBE(t *testing.T, server, client Handshaker, n int) (c2s, s2c []byte) {
+// each direction put on the Unix socket and the security level the server
+// saw in the calls' AuthInfo.
+func grpcHealthOverDBE(t *testing.T, server, client Handshaker, n int) (c2s, s2c []byte, level credentials.SecurityLevel) {
 	t.Helper()
 	dir := t.TempDir()
 	ln, err := net.Listen("unix", filepath.Join(dir, "g.sock"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := grpc.NewServer(grpc.Creds(&Credentials{Handshaker: server}))
+	var levelMu sync.Mutex
+	level = -1
+	srv := grpc.NewServer(grpc.Creds(&Credentials{Handshaker: server}),
+		grpc.UnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+			if p, ok := peer.FromContext(ctx); ok {
+				if ai, ok := p.AuthInfo.(AuthInfo); ok {
+					levelMu.Lock()
+					level = ai.SecurityLevel
+					levelMu.Unlock()
+				}
+			}
+			return h(ctx, req)
+		}))
 	healthpb.RegisterHealthServer(srv, health.NewServer())
 	go srv.Serve(ln)
 	defer srv.Stop()
@@ -235,14 +250,21 @@ func grpcHealthOverDBE(t *testing.T, server, client Handshaker, n int) (c2s, s2c
 	time.Sleep(50 * time.Millisecond)
 	tapMu.Lock()
 	defer tapMu.Unlock()
-	return bytes.Clone(tapC2S.Bytes()), bytes.Clone(tapS2C.Bytes())
+	levelMu.Lock()
+	defer levelMu.Unlock()
+	return bytes.Clone(tapC2S.Bytes()), bytes.Clone(tapS2C.Bytes()), level
 }
 
 // TestGRPCOverDBE runs a real gRPC server and client over Credentials and
 // checks that every byte on the socket is DBE frames.
 func TestGRPCOverDBE(t *testing.T) {
 	k := key(t)
-	c2s, s2c := grpcHealthOverDBE(t, &Interim{Key: k, Name: "plugin", Role: "plugin"}, &Interim{Key: k, Name: "host", Role: "host"}, 20)
+	c2s, s2c, level := grpcHealthOverDBE(t, &Interim{Key: k, Name: "plugin", Role: "plugin"}, &Interim{Key: k, Name: "host", Role: "host"}, 20)
+	// Interim authenticates the peer and then sends plain frames: gRPC must
+	// not be told the calls are protected.
+	if level != credentials.NoSecurity {
+		t.Fatalf("interim session reported %v to gRPC, want NoSecurity", level)
+	}
 	for name, b := range map[string][]byte{"client→server": c2s, "server→client": s2c} {
 		n, err := countFrames(b)
 		if err != nil || n < 3 {

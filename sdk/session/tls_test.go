@@ -10,6 +10,7 @@ import (
 
 	"github.com/dsmil/l7/sdk/dbe"
 	"github.com/dsmil/l7/sdk/identity"
+	"google.golang.org/grpc/credentials"
 )
 
 // tlsPeers returns a TLS handshaker for each end with ephemeral
@@ -77,6 +78,9 @@ func TestTLSCrossNode(t *testing.T) {
 	}
 	if cch.Peer() != (Peer{Name: "echo", Role: "plugin"}) || sch.Peer() != (Peer{Name: "dsmil-host", Role: "host"}) {
 		t.Fatalf("peers %+v %+v", cch.Peer(), sch.Peer())
+	}
+	if l := securityLevel(cch); l != credentials.PrivacyAndIntegrity {
+		t.Fatalf("TLS channel's security level %v, want PrivacyAndIntegrity", l)
 	}
 	if err := cch.WriteFrame(&dbe.Frame{Type: dbe.MsgHealth, CorrelationID: 3}); err != nil {
 		t.Fatal(err)
