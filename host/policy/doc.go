@@ -1,6 +1,7 @@
 // Package policy is the L7 policy engine: it decides whether a request
 // frame (L7_CHAT_REQ, L7_AGENT_TASK, or the dry-run L7_POLICY_CHECK) may be
-// served, and implements router.Policy.
+// served, and implements router.Policy and router.PolicyChecker (the dry
+// run the router answers L7_POLICY_CHECK with, [Engine.Check]).
 //
 // A decision is made in a fixed order (docs/policy.md has the details):
 //

@@ -123,10 +123,12 @@ type Engine struct {
 	memo        memo
 }
 
-// Engine implements router.Policy. (The guard spells the interface out so
-// that this package does not import the router and its transport.)
+// Engine implements router.Policy and router.PolicyChecker (the dry run of
+// L7_POLICY_CHECK). (The guard spells the interfaces out so that this
+// package does not import the router and its transport.)
 var _ interface {
 	Decide(ctx context.Context, f *dbe.Frame) error
+	Check(ctx context.Context, f *dbe.Frame) (*l7v1.L7PolicyResult, error)
 } = (*Engine)(nil)
 
 // grant is one tenant's configured entitlements.
@@ -272,6 +274,26 @@ func (e *Engine) Decide(_ context.Context, f *dbe.Frame) error {
 	d := e.eval(&r, verbose || e.log.IsTrace())
 	e.logDecision(&r, &d, verbose)
 	return d.Err()
+}
+
+// Check implements router.PolicyChecker, the dry run the router answers an
+// L7_POLICY_CHECK with: it decides the request f describes (see
+// RequestFromFrame) with the full trail and returns the L7_POLICY_RESULT
+// payload; a deny is a result, not an error. A frame that cannot be judged
+// is a *mux.Error with code INVALID_REQUEST. A dry run serves nothing, so
+// it is not in the decision log: it logs one "policy check" line at Debug
+// (a failing custom rule is still logged at Error).
+func (e *Engine) Check(_ context.Context, f *dbe.Frame) (*l7v1.L7PolicyResult, error) {
+	r, err := requestFromFrame(f, e.intern)
+	if err != nil {
+		return nil, &mux.Error{Code: dbe.CodeInvalidRequest, Message: err.Error()}
+	}
+	d := e.eval(&r, true)
+	if e.log.IsDebug() {
+		e.log.Debug("policy check", "tenant", r.Tenant, "profile", r.Profile, "operation", r.Operation,
+			"allow", d.Allow, "rule", d.Rule, "request_id", dbe.FormatUUID(r.ID))
+	}
+	return d.Result(), nil
 }
 
 // Evaluate decides r and returns the decision with its full trail. It does

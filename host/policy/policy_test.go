@@ -199,9 +199,53 @@ func TestRequestFromFrame(t *testing.T) {
 	if r, err := policy.RequestFromFrame(pc); err != nil || r.Operation != policy.OpAgent || r.Model != "x" || r.DeviceDst != -1 {
 		t.Fatalf("policy check: %+v %v", r, err)
 	}
+	pc.Payload, _ = proto.Marshal(&l7v1.L7PolicyCheck{Model: "x"})
+	if r, err := policy.RequestFromFrame(pc); err != nil || r.Operation != policy.OpChat {
+		t.Fatalf("policy check without an operation: %+v %v", r, err)
+	}
 	f.Del(dbe.TLVROELevel)
 	if _, err := policy.RequestFromFrame(f); !errors.Is(err, policy.ErrBadRequest) {
 		t.Fatalf("missing ROE: %v", err)
+	}
+}
+
+// TestCheck: the dry run (router.PolicyChecker) returns the decision with
+// its trail as an L7_POLICY_RESULT payload, denials included, and keeps it
+// out of the decision log.
+func TestCheck(t *testing.T) {
+	var logBuf bytes.Buffer
+	log := hclog.New(&hclog.LoggerOptions{Output: &logBuf, Level: hclog.Info})
+	_, eng, diags := load(t, log, "../../../policies/default.hcl")
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	for _, c := range []struct {
+		f     *dbe.Frame
+		allow bool
+		rule  string
+	}{
+		{frame(dbe.MsgPolicyCheck, "SOC_TEAM_ALPHA", "llm-7b-amx", soc, dbe.Secret, dbe.SOCAssist, &l7v1.L7PolicyCheck{Operation: "chat", Model: "llm-7b"}), true, policy.RuleGrant},
+		{frame(dbe.MsgPolicyCheck, "SOC_TEAM_ALPHA", "llm-7b-amx", soc|crypto, dbe.Unclas, dbe.SOCAssist, nil), false, "crypto-requires-secret"},
+		{frame(dbe.MsgPolicyCheck, "NOBODY", "llm-7b-amx", kin, dbe.Exec, dbe.SOCAssist, nil), false, policy.RuleKinetic},
+	} {
+		res, err := eng.Check(context.Background(), c.f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, _ := policy.RequestFromFrame(c.f)
+		d := eng.Evaluate(r)
+		if res.Allow != c.allow || res.Rule != c.rule || !proto.Equal(res, d.Result()) || len(res.Trail) == 0 {
+			t.Fatalf("got %v, want allow=%v rule %s (Evaluate: %v)", res, c.allow, c.rule, d.Result())
+		}
+	}
+	bad := frame(dbe.MsgPolicyCheck, "SOC_TEAM_ALPHA", "llm-7b-amx", soc, dbe.Secret, dbe.SOCAssist, nil)
+	bad.Payload = []byte{0x32, 0x05, 'c'}
+	var me *mux.Error
+	if _, err := eng.Check(context.Background(), bad); !errors.As(err, &me) || me.Code != dbe.CodeInvalidRequest {
+		t.Fatalf("undecodable payload: %v", err)
+	}
+	if logBuf.Len() != 0 {
+		t.Fatalf("a dry run in the decision log:\n%s", logBuf.String())
 	}
 }
 

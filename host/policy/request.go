@@ -48,8 +48,11 @@ var ErrBadRequest = errors.New("policy: request cannot be evaluated")
 // or L7_POLICY_CHECK frame. For chat requests it reads only two payload
 // fields, without decoding the message: model (field 1) and whether prompt
 // (field 3) is non-empty, which makes the operation "completion" rather than
-// "chat". For policy checks the operation and model come from the
-// L7PolicyCheck payload and everything else from the TLVs.
+// "chat". For policy checks the operation (default "chat" when empty) and
+// the model come from the L7PolicyCheck payload and everything else from
+// the TLVs; the payload's copies of the TLVs (tenant_id, compartment_mask,
+// classification, roe_level, l7_profile, request_id) and client_id are
+// ignored.
 func RequestFromFrame(f *dbe.Frame) (Request, error) {
 	return requestFromFrame(f, func(b []byte) string { return string(b) })
 }
@@ -110,6 +113,9 @@ func requestFromFrame(f *dbe.Frame, str func([]byte) string) (Request, error) {
 				r.Model = str(v)
 			}
 		})
+		if r.Operation == "" {
+			r.Operation = OpChat // no operation asks about a chat, as `policy test` does
+		}
 	}
 	if err != nil {
 		return r, fmt.Errorf("%w: %s payload: %v", ErrBadRequest, f.Type, err)

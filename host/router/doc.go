@@ -5,4 +5,6 @@
 // frame and streams the worker's response frames back, with a deadline per
 // request and cancellation that reaches the worker when the caller goes
 // away. Failures come back as DBE ERROR frames with a code from docs/dbe.md §6.
+// The dry-run L7_POLICY_CHECK is answered by the router itself with an
+// L7_POLICY_RESULT (see PolicyChecker); it never reaches a worker.
 package router

@@ -30,8 +30,14 @@ type AsyncWorker interface {
 // before Forward returns, and otherwise from the worker session's read
 // loop, so out must not block. cancel, for a caller that went away, tells
 // the worker and sends nothing more to out. Workers that are not
-// AsyncWorkers are served by Route on a goroutine.
+// AsyncWorkers are served by Route on a goroutine. An L7_POLICY_CHECK is
+// answered before Forward returns, as Route answers it.
 func (r *Router) Forward(ctx context.Context, req *dbe.Frame, out func(*dbe.Frame)) (cancel func()) {
+	if req.Type == dbe.MsgPolicyCheck {
+		// Answered at once, on the caller's goroutine: no worker, no quota.
+		_ = r.answerCheck(ctx, req, func(f *dbe.Frame) error { out(f); return nil })
+		return func() {}
+	}
 	r.inFlight.Add(1)
 	t := &routeTrace{}
 	start := time.Now()

@@ -49,10 +49,12 @@ type ClaimVerifier interface {
 	VerifyClaim(ctx context.Context, f *dbe.Frame) error
 }
 
-// Policy decides whether a frame may be served.
+// Policy decides whether a frame may be served. A Policy that also
+// implements PolicyChecker answers the dry-run L7_POLICY_CHECK.
 type Policy interface {
 	// Decide returns nil to allow, or an error (a *mux.Error with code
-	// POLICY_DENIED and the rule's name) to deny.
+	// POLICY_DENIED and the rule's name) to deny. It is given L7_CHAT_REQ
+	// and L7_AGENT_TASK frames only.
 	Decide(ctx context.Context, f *dbe.Frame) error
 }
 
@@ -93,6 +95,8 @@ type Config struct {
 	Claims ClaimVerifier
 	// Policy decides each request. Nil allows everything except what the
 	// built-in hard rules deny (KINETIC, EXEC): the policy engine fills this.
+	// L7_POLICY_CHECK dry runs need it to be a PolicyChecker too (or nil,
+	// which answers with the hard rules alone).
 	Policy Policy
 	// Limiter enforces tenant quotas. Nil means no quotas.
 	Limiter Limiter
@@ -148,8 +152,12 @@ var ErrNoResponse = errors.New("router: worker sent no final frame")
 // caller sets its own correlation id), the last with END_STREAM, or an
 // ERROR frame. Route returns the error it reported, or nil. When ctx ends
 // (the caller went away) the worker is told to cancel and nothing more is
-// sent to out.
+// sent to out. An L7_POLICY_CHECK is answered by the router itself with one
+// L7_POLICY_RESULT (see PolicyChecker); it reaches no worker.
 func (r *Router) Route(ctx context.Context, req *dbe.Frame, out func(*dbe.Frame) error) error {
+	if req.Type == dbe.MsgPolicyCheck {
+		return r.answerCheck(ctx, req, out)
+	}
 	r.inFlight.Add(1)
 	defer r.inFlight.Add(-1)
 	var t routeTrace
@@ -310,15 +318,27 @@ func (t *routeTrace) recordUsage(f *dbe.Frame) {
 
 // hardRules are the denials no configuration can lift (spec §4.2).
 func hardRules(f *dbe.Frame) error {
-	if c, ok := f.CompartmentMask(); ok && c&dbe.CompartmentKINETIC != 0 {
-		return &mux.Error{Code: dbe.CodePolicyDenied, Rule: "builtin.kinetic",
-			Message: "DENIED: KINETIC compartment not allowed in Layer 7"}
-	}
-	if c, ok := f.Classification(); ok && c == dbe.Exec {
-		return &mux.Error{Code: dbe.CodePolicyDenied, Rule: "builtin.exec",
-			Message: "DENIED: EXEC classification requires Layer 9 authorization"}
+	if rule, reason := hardRule(f); rule != "" {
+		return &mux.Error{Code: dbe.CodePolicyDenied, Rule: rule, Message: reason}
 	}
 	return nil
+}
+
+// Names of the hard rules, as the policy engine names them.
+const (
+	ruleKinetic = "builtin.kinetic"
+	ruleExec    = "builtin.exec"
+)
+
+// hardRule returns the hard rule that denies f and its reason, or "".
+func hardRule(f *dbe.Frame) (rule, reason string) {
+	if c, ok := f.CompartmentMask(); ok && c&dbe.CompartmentKINETIC != 0 {
+		return ruleKinetic, "DENIED: KINETIC compartment not allowed in Layer 7"
+	}
+	if c, ok := f.Classification(); ok && c == dbe.Exec {
+		return ruleExec, "DENIED: EXEC classification requires Layer 9 authorization"
+	}
+	return "", ""
 }
 
 // pick chooses the least-loaded healthy worker at or under the load
