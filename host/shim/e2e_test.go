@@ -53,9 +53,11 @@ func TestChatCompletion(t *testing.T) {
 		t.Fatalf("unexpected members: %s", body)
 	}
 
-	// Content parts, max_completion_tokens → finish_reason length.
+	// Content parts, max_completion_tokens → finish_reason length; the
+	// logit_bias map travels through the router to the plugin (echo ignores
+	// it; TestLogitBias checks the payload).
 	resp, body = call(t, "POST", base+"/v1/chat/completions", keyT,
-		`{"model":"dsmil-echo","messages":[{"role":"user","content":[{"type":"text","text":"one two"},{"type":"text","text":"three four"}]}],"max_completion_tokens":3}`)
+		`{"model":"dsmil-echo","messages":[{"role":"user","content":[{"type":"text","text":"one two"},{"type":"text","text":"three four"}]}],"max_completion_tokens":3,"logit_bias":{"50256":-100,"7":5}}`)
 	var c completion
 	json.Unmarshal(body, &c)
 	if resp.StatusCode != 200 || c.Choices[0].Message.Content != "echo: one two" || str(c.Choices[0].FinishReason) != "length" {
@@ -66,7 +68,7 @@ func TestChatCompletion(t *testing.T) {
 func TestTextCompletion(t *testing.T) {
 	_, base := startShim(t, nil)
 	for _, prompt := range []string{`"say this"`, `["say this"]`} {
-		resp, body := call(t, "POST", base+"/v1/completions", keyT, `{"model":"dsmil-echo","prompt":`+prompt+`,"stop":"this"}`)
+		resp, body := call(t, "POST", base+"/v1/completions", keyT, `{"model":"dsmil-echo","prompt":`+prompt+`,"stop":"this","logit_bias":{"50256":-100}}`)
 		var got map[string]any
 		json.Unmarshal(body, &got)
 		if resp.StatusCode != 200 || got["object"] != "text_completion" || !strings.HasPrefix(got["id"].(string), "cmpl-") {

@@ -7,7 +7,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -32,44 +35,48 @@ const (
 	// maxInt32 is the largest max_tokens and top_k the wire carries; larger
 	// values are clamped to it.
 	maxInt32 = math.MaxInt32
+	// maxLogitBias is how many entries logit_bias may have (OpenAI's 300).
+	maxLogitBias = 300
+	// maxBias bounds every logit_bias value: [-maxBias, maxBias] (OpenAI's).
+	maxBias = 100
 )
 
 // openaiRequest is the body of both completion endpoints. Polymorphic
 // fields are kept raw and decoded by validate. Fields that are not listed
 // here are ignored.
 type openaiRequest struct {
-	Model               *string            `json:"model"`
-	Messages            json.RawMessage    `json:"messages"`
-	Prompt              json.RawMessage    `json:"prompt"`
-	Temperature         *float64           `json:"temperature"`
-	TopP                *float64           `json:"top_p"`
-	TopK                *int64             `json:"top_k"`
-	MinP                *float64           `json:"min_p"`
-	Seed                *int64             `json:"seed"`
-	Stop                json.RawMessage    `json:"stop"`
-	MaxTokens           *int64             `json:"max_tokens"`
-	MaxCompletionTokens *int64             `json:"max_completion_tokens"`
-	PresencePenalty     *float64           `json:"presence_penalty"`
-	FrequencyPenalty    *float64           `json:"frequency_penalty"`
-	RepetitionPenalty   *float64           `json:"repetition_penalty"`
-	N                   *int64             `json:"n"`
-	Stream              *bool              `json:"stream"`
-	StreamOptions       *streamOptions     `json:"stream_options"`
-	User                *string            `json:"user"`
-	LogitBias           map[string]float64 `json:"logit_bias"`
-	Logprobs            json.RawMessage    `json:"logprobs"` // bool (chat) or int (completions)
-	TopLogprobs         *int64             `json:"top_logprobs"`
-	ResponseFormat      json.RawMessage    `json:"response_format"`
-	Tools               json.RawMessage    `json:"tools"`
-	ToolChoice          json.RawMessage    `json:"tool_choice"`
-	Functions           json.RawMessage    `json:"functions"`
-	FunctionCall        json.RawMessage    `json:"function_call"`
-	Modalities          json.RawMessage    `json:"modalities"`
-	Audio               json.RawMessage    `json:"audio"`
-	Prediction          json.RawMessage    `json:"prediction"`
-	Echo                *bool              `json:"echo"`
-	BestOf              *int64             `json:"best_of"`
-	Suffix              *string            `json:"suffix"`
+	Model               *string         `json:"model"`
+	Messages            json.RawMessage `json:"messages"`
+	Prompt              json.RawMessage `json:"prompt"`
+	Temperature         *float64        `json:"temperature"`
+	TopP                *float64        `json:"top_p"`
+	TopK                *int64          `json:"top_k"`
+	MinP                *float64        `json:"min_p"`
+	Seed                *int64          `json:"seed"`
+	Stop                json.RawMessage `json:"stop"`
+	MaxTokens           *int64          `json:"max_tokens"`
+	MaxCompletionTokens *int64          `json:"max_completion_tokens"`
+	PresencePenalty     *float64        `json:"presence_penalty"`
+	FrequencyPenalty    *float64        `json:"frequency_penalty"`
+	RepetitionPenalty   *float64        `json:"repetition_penalty"`
+	N                   *int64          `json:"n"`
+	Stream              *bool           `json:"stream"`
+	StreamOptions       *streamOptions  `json:"stream_options"`
+	User                *string         `json:"user"`
+	LogitBias           json.RawMessage `json:"logit_bias"`
+	Logprobs            json.RawMessage `json:"logprobs"` // bool (chat) or int (completions)
+	TopLogprobs         *int64          `json:"top_logprobs"`
+	ResponseFormat      json.RawMessage `json:"response_format"`
+	Tools               json.RawMessage `json:"tools"`
+	ToolChoice          json.RawMessage `json:"tool_choice"`
+	Functions           json.RawMessage `json:"functions"`
+	FunctionCall        json.RawMessage `json:"function_call"`
+	Modalities          json.RawMessage `json:"modalities"`
+	Audio               json.RawMessage `json:"audio"`
+	Prediction          json.RawMessage `json:"prediction"`
+	Echo                *bool           `json:"echo"`
+	BestOf              *int64          `json:"best_of"`
+	Suffix              *string         `json:"suffix"`
 }
 
 type streamOptions struct {
@@ -405,7 +412,74 @@ func sampling(req *openaiRequest, p *l7v1.L7ChatRequest) *apiError {
 		return e
 	}
 	p.Stop = stop
+	bias, e := decodeLogitBias(req.LogitBias)
+	if e != nil {
+		return e
+	}
+	p.LogitBias = bias
 	return nil
+}
+
+// decodeLogitBias reads logit_bias: null, or an object of at most
+// maxLogitBias entries whose keys are token ids of the served model's
+// tokenizer written as JSON strings of non-negative integers that fit the
+// wire's int32, and whose values are numbers in [-maxBias, maxBias]. Keys
+// are checked in sorted order so that the error for a request with several
+// bad entries is always the same. Whether an id is inside the model's
+// vocabulary is the plugin's check: the shim does not know the tokenizer.
+func decodeLogitBias(raw json.RawMessage) (map[int32]float32, *apiError) {
+	const param = "logit_bias"
+	raw = bytes.TrimSpace(raw)
+	if isNull(raw) {
+		return nil, nil
+	}
+	var entries map[string]json.RawMessage
+	if raw[0] != '{' || json.Unmarshal(raw, &entries) != nil {
+		return nil, invalidRequest(param, "invalid_type",
+			"Invalid type for 'logit_bias': expected an object mapping token ids (strings of integers) to numbers, got %s.", clipJSON(raw))
+	}
+	if len(entries) == 0 {
+		return nil, nil
+	}
+	if len(entries) > maxLogitBias {
+		return nil, invalidRequest(param, "invalid_value",
+			"Invalid 'logit_bias': %d entries; at most %d are allowed.", len(entries), maxLogitBias)
+	}
+	bias := make(map[int32]float32, len(entries))
+	keyOf := make(map[int32]string, len(entries))
+	for _, k := range slices.Sorted(maps.Keys(entries)) {
+		id, err := strconv.ParseInt(k, 10, 64)
+		var ne *strconv.NumError
+		tooBig := errors.As(err, &ne) && ne.Err == strconv.ErrRange
+		switch {
+		case tooBig && strings.HasPrefix(k, "-"), err == nil && id < 0:
+			return nil, invalidRequest(param, "invalid_value",
+				"Invalid key in 'logit_bias': %s is negative; keys are token ids, integers from 0 to %d.", quoteClip(k), maxInt32)
+		case tooBig, err == nil && id > maxInt32:
+			return nil, invalidRequest(param, "invalid_value",
+				"Invalid key in 'logit_bias': %s is above %d, the largest token id.", quoteClip(k), maxInt32)
+		case err != nil:
+			return nil, invalidRequest(param, "invalid_value",
+				"Invalid key in 'logit_bias': %s is not an integer; keys are token ids, integers from 0 to %d written as strings.", quoteClip(k), maxInt32)
+		}
+		v := entries[k]
+		var b float64
+		if isNull(v) || json.Unmarshal(v, &b) != nil {
+			return nil, invalidRequest(param, "invalid_type",
+				"Invalid value for 'logit_bias' key %s: expected a number between %d and %d, got %s.", quoteClip(k), -maxBias, maxBias, clipJSON(v))
+		}
+		if b < -maxBias || b > maxBias {
+			return nil, invalidRequest(param, "invalid_value",
+				"Invalid value for 'logit_bias' key %s: %v is outside [%d, %d].", quoteClip(k), b, -maxBias, maxBias)
+		}
+		if prev, dup := keyOf[int32(id)]; dup {
+			return nil, invalidRequest(param, "invalid_value",
+				"Invalid 'logit_bias': keys %s and %s are the same token id, %d.", quoteClip(prev), quoteClip(k), id)
+		}
+		keyOf[int32(id)] = k
+		bias[int32(id)] = float32(b)
+	}
+	return bias, nil
 }
 
 // decodeStop reads stop: null, a string or an array of at most four
@@ -435,9 +509,6 @@ func decodeStop(raw json.RawMessage) ([]string, *apiError) {
 // each is accepted only with a value that asks for nothing (the default),
 // and refused with a 400 naming it otherwise — never ignored.
 func noOps(req *openaiRequest, ep endpoint) *apiError {
-	if len(req.LogitBias) > 0 {
-		return unsupported("logit_bias", "logit_bias is not supported")
-	}
 	if !isNull(req.Logprobs) && !rawIs(req.Logprobs, "false", "0") {
 		return unsupported("logprobs", "logprobs is not supported")
 	}
@@ -485,6 +556,15 @@ func noOps(req *openaiRequest, ep endpoint) *apiError {
 		}
 	}
 	return nil
+}
+
+// clipJSON is raw JSON for an error message, cut to 200 bytes.
+func clipJSON(raw json.RawMessage) string {
+	s := string(raw)
+	if len(s) > 200 {
+		s = s[:200] + "…"
+	}
+	return strings.ToValidUTF8(s, "?")
 }
 
 // rawIs reports whether raw is one of the given JSON texts, ignoring

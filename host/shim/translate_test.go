@@ -2,6 +2,8 @@ package shim
 
 import (
 	"context"
+	"fmt"
+	"maps"
 	"strings"
 	"sync"
 	"testing"
@@ -64,7 +66,7 @@ func TestFrame(t *testing.T) {
 		"temperature": 0.5, "top_p": 0.9, "top_k": 9999999999, "min_p": 0.05, "seed": -7,
 		"stop": ["a", "b"], "max_completion_tokens": 64, "presence_penalty": -1.5,
 		"frequency_penalty": 2, "repetition_penalty": 1.1, "n": 1, "user": "u-1",
-		"stream": false, "logit_bias": {}, "logprobs": false, "response_format": {"type": "text"},
+		"stream": false, "logit_bias": {"50256": -100, "7": 2.5}, "logprobs": false, "response_format": {"type": "text"},
 		"tools": [], "tool_choice": "none", "parallel_tool_calls": true, "metadata": {"ignored": "yes"}
 	}`, "X-Request-Id", strings.ToUpper(clientID))
 	if resp.StatusCode != 200 {
@@ -116,7 +118,7 @@ func TestFrame(t *testing.T) {
 		`{"role":"assistant","toolCalls":[{"id":"c1","type":"function","name":"f","argumentsJson":"{}"}]},` +
 		`{"role":"tool","content":"42","toolCallId":"c1"}],` +
 		`"temperature":0.5,"topP":0.9,"topK":2147483647,"minP":0.05,"seed":"-7","stop":["a","b"],"maxTokens":64,` +
-		`"presencePenalty":-1.5,"frequencyPenalty":2,"repetitionPenalty":1.1,"user":"u-1"}`
+		`"presencePenalty":-1.5,"frequencyPenalty":2,"repetitionPenalty":1.1,"user":"u-1","logitBias":{"7":2.5,"50256":-100}}`
 	if got, _ := (protojson.MarshalOptions{}).Marshal(&p); compactJSON(t, string(got)) != wantP {
 		t.Fatalf("payload\n got %s\nwant %s", compactJSON(t, string(got)), wantP)
 	}
@@ -194,7 +196,6 @@ func TestValidation(t *testing.T) {
 		{"chat", `{"model":"dsmil-echo",` + msgs + `,"stop":7}`, "stop", "invalid_type"},
 		{"chat", `{"model":"dsmil-echo",` + msgs + `,"stream":"yes"}`, "stream", "invalid_type"},
 		{"chat", `{"model":"dsmil-echo",` + msgs + `,"stream_options":{"include_usage":true}}`, "stream_options", "invalid_value"},
-		{"chat", `{"model":"dsmil-echo",` + msgs + `,"logit_bias":{"50256":-100}}`, "logit_bias", "unsupported_parameter"},
 		{"chat", `{"model":"dsmil-echo",` + msgs + `,"logprobs":true}`, "logprobs", "unsupported_parameter"},
 		{"chat", `{"model":"dsmil-echo",` + msgs + `,"top_logprobs":2}`, "top_logprobs", "unsupported_parameter"},
 		{"chat", `{"model":"dsmil-echo",` + msgs + `,"response_format":{"type":"json_object"}}`, "response_format", "unsupported_parameter"},
@@ -231,6 +232,7 @@ func TestValidation(t *testing.T) {
 	// max_tokens is clamped to the wire's int32.
 	for _, extra := range []string{`"logprobs":null`, `"top_logprobs":0`, `"response_format":{"type":"text"}`, `"tools":[ ]`,
 		`"tool_choice":"auto"`, `"functions":[]`, `"function_call":"none"`, `"modalities":["text"]`, `"audio":null`,
+		`"logit_bias":null`, `"logit_bias":{}`,
 		`"n":1`, `"max_tokens":99999999999`, `"stream_options":null`, `"stop":null`, `"stop":"x"`} {
 		resp, body := call(t, "POST", base+"/v1/chat/completions", keyT, `{"model":"dsmil-echo",`+msgs+`,`+extra+`}`)
 		if resp.StatusCode != 200 {
@@ -248,6 +250,96 @@ func TestValidation(t *testing.T) {
 			t.Errorf("%s: %d %s", extra, resp.StatusCode, body)
 		}
 		rt.last()
+	}
+}
+
+// TestLogitBias: logit_bias reaches the payload as token id → bias on both
+// endpoints, and every malformed map is a 400 naming logit_bias that never
+// reaches the router.
+func TestLogitBias(t *testing.T) {
+	rt := &capture{}
+	_, base := startShim(t, func(c *Config) { c.Router = rt })
+	paths := map[string]string{"chat": "/v1/chat/completions", "text": "/v1/completions"}
+	bodies := map[string]string{
+		"chat": `{"model":"dsmil-echo","messages":[{"role":"user","content":"hi"}],"logit_bias":%s}`,
+		"text": `{"model":"dsmil-echo","prompt":"hi","logit_bias":%s}`,
+	}
+	entries := func(n int) string {
+		parts := make([]string, n)
+		for i := range parts {
+			parts[i] = fmt.Sprintf(`"%d":1`, i)
+		}
+		return "{" + strings.Join(parts, ",") + "}"
+	}
+	full := make(map[int32]float32, maxLogitBias)
+	for i := range maxLogitBias {
+		full[int32(i)] = 1
+	}
+
+	for _, tc := range []struct {
+		bias string
+		want map[int32]float32
+	}{
+		{`{"50256":-100,"7":2.5,"0":0,"2147483647":100}`, map[int32]float32{50256: -100, 7: 2.5, 0: 0, maxInt32: 100}},
+		{`{"15": 1e2, "16": -1E+2, "17": -0.125}`, map[int32]float32{15: 100, 16: -100, 17: -0.125}},
+		{`{"+5":1,"007":-1}`, map[int32]float32{5: 1, 7: -1}},
+		{entries(maxLogitBias), full},
+		{`null`, nil},
+		{`{}`, nil},
+	} {
+		for _, ep := range []string{"chat", "text"} {
+			resp, body := call(t, "POST", base+paths[ep], keyT, fmt.Sprintf(bodies[ep], tc.bias))
+			if resp.StatusCode != 200 {
+				t.Errorf("%s %.80s: %d %s", ep, tc.bias, resp.StatusCode, body)
+				continue
+			}
+			var p l7v1.L7ChatRequest
+			if err := proto.Unmarshal(rt.last().Payload, &p); err != nil {
+				t.Fatal(err)
+			}
+			if !maps.Equal(p.GetLogitBias(), tc.want) {
+				t.Errorf("%s %.80s: logit_bias %v, want %v", ep, tc.bias, p.GetLogitBias(), tc.want)
+			}
+		}
+	}
+
+	for _, tc := range []struct {
+		bias, code, msg string
+	}{
+		{entries(maxLogitBias + 1), "invalid_value", "301 entries; at most 300"},
+		{`{"abc":1}`, "invalid_value", `"abc" is not an integer`},
+		{`{"1.5":1}`, "invalid_value", `"1.5" is not an integer`},
+		{`{"1e3":1}`, "invalid_value", `"1e3" is not an integer`},
+		{`{"":1}`, "invalid_value", `"" is not an integer`},
+		{`{" 7":1}`, "invalid_value", `" 7" is not an integer`},
+		{`{"0x10":1}`, "invalid_value", `"0x10" is not an integer`},
+		{`{"-1":1}`, "invalid_value", `"-1" is negative`},
+		{`{"-99999999999999999999":1}`, "invalid_value", `"-99999999999999999999" is negative`},
+		{`{"2147483648":1}`, "invalid_value", `"2147483648" is above 2147483647, the largest token id`},
+		{`{"99999999999999999999":1}`, "invalid_value", `"99999999999999999999" is above 2147483647`},
+		{`{"7":100.5}`, "invalid_value", `100.5 is outside [-100, 100]`},
+		{`{"7":-101}`, "invalid_value", `-101 is outside [-100, 100]`},
+		{`{"7":1e300}`, "invalid_value", `is outside [-100, 100]`},
+		{`{"7":"5"}`, "invalid_type", `key "7": expected a number between -100 and 100, got "5"`},
+		{`{"7":null}`, "invalid_type", `got null`},
+		{`{"7":true}`, "invalid_type", `got true`},
+		{`{"7":1e400}`, "invalid_type", `got 1e400`},
+		{`{"7":1,"07":2}`, "invalid_value", `keys "07" and "7" are the same token id, 7`},
+		{`[1,2]`, "invalid_type", `expected an object`},
+		{`"x"`, "invalid_type", `expected an object`},
+		{`5`, "invalid_type", `expected an object`},
+	} {
+		for _, ep := range []string{"chat", "text"} {
+			resp, body := call(t, "POST", base+paths[ep], keyT, fmt.Sprintf(bodies[ep], tc.bias))
+			e := apiErr(t, resp, body)
+			if resp.StatusCode != 400 || e.Type != "invalid_request_error" || str(e.Param) != "logit_bias" || str(e.Code) != tc.code ||
+				!strings.Contains(e.Message, tc.msg) {
+				t.Errorf("%s %.80s: %d %s", ep, tc.bias, resp.StatusCode, body)
+			}
+			if f := rt.last(); f != nil {
+				t.Errorf("%s %.80s: the router was called", ep, tc.bias)
+			}
+		}
 	}
 }
 
