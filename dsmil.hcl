@@ -45,6 +45,8 @@ plugin "llm-amx" {
   device_id     = 47
   profiles      = ["llm-amx-demo"]
   memory_budget = "2GiB" # weights (~780 MB) + KV cache
+  # start_timeout = "30s" # the default: spawning the plugin and loading its
+  # model must take less; raise it for bigger models (a 7B model: "120s").
 
   # A relative model path is relative to this file's directory: plugins run
   # there.

@@ -232,6 +232,13 @@ type Plugin struct {
 	// each consecutive restart, capped at MaxRestartBackoff. Default 250ms.
 	RestartBackoff time.Duration
 
+	// StartTimeout bounds the whole start of one process: spawning it, the
+	// go-plugin and session handshakes, its info, its configuration (where
+	// a model plugin loads its model) and the first health check. A start
+	// that takes longer fails and counts as a crash (restarted like one).
+	// Default 30s (DefaultPluginStartTimeout).
+	StartTimeout time.Duration
+
 	// Settings holds every other attribute of the block: plugin-specific
 	// settings, decoded with DecodePluginSettings against the schema the
 	// plugin reports.

@@ -267,7 +267,7 @@ tenant "T" {
 	}
 	p := cfg.Plugins[0]
 	if p.Replicas != 1 || p.HealthInterval != 5*time.Second || p.MaxRestarts != 5 ||
-		p.RestartBackoff != 250*time.Millisecond || p.MemoryBudget != 0 || p.SHA256 != "" || p.Path != "/opt/p" {
+		p.RestartBackoff != 250*time.Millisecond || p.StartTimeout != 30*time.Second || p.MemoryBudget != 0 || p.SHA256 != "" || p.Path != "/opt/p" {
 		t.Errorf("plugin defaults: %+v", p)
 	}
 	if m := cfg.ModelByID("m"); m == nil || m.OwnedBy != "dsmil" {

@@ -30,6 +30,7 @@ const (
 	DefaultPluginHealthInterval = 5 * time.Second
 	DefaultPluginMaxRestarts    = 5
 	DefaultPluginRestartBackoff = 250 * time.Millisecond
+	DefaultPluginStartTimeout   = 30 * time.Second
 
 	DefaultModelOwnedBy = "dsmil"
 
@@ -82,6 +83,7 @@ func defaultPlugin() *Plugin {
 		HealthInterval: DefaultPluginHealthInterval,
 		MaxRestarts:    DefaultPluginMaxRestarts,
 		RestartBackoff: DefaultPluginRestartBackoff,
+		StartTimeout:   DefaultPluginStartTimeout,
 	}
 }
 

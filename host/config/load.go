@@ -358,6 +358,7 @@ type rawPlugin struct {
 	HealthInterval string            `hcl:"health_interval,optional"`
 	MaxRestarts    int               `hcl:"max_restarts,optional"`
 	RestartBackoff string            `hcl:"restart_backoff,optional"`
+	StartTimeout   string            `hcl:"start_timeout,optional"`
 	Settings       hcl.Body          `hcl:",remain"`
 	Body           hcl.Body          `hcl:",body"`
 	DefRange       hcl.Range         `hcl:",def_range"`

@@ -388,6 +388,7 @@ func (r *resolver) plugin(raw *rawPlugin) *Plugin {
 		}
 	}
 	r.duration(at["restart_backoff"], raw.RestartBackoff, MaxRestartBackoff, &p.RestartBackoff)
+	r.duration(at["start_timeout"], raw.StartTimeout, 0, &p.StartTimeout)
 	return p
 }
 

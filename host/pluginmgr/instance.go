@@ -122,9 +122,33 @@ func (i *Instance) Go(req *dbe.Frame, timeout time.Duration, fn func(*dbe.Frame,
 	return mc.Go(req, timeout, fn)
 }
 
+// ErrStartTimeout reports a process that did not finish starting within its
+// plugin block's start_timeout. It is retried like a crash.
+var ErrStartTimeout = errors.New("pluginmgr: plugin start timed out")
+
+// startTimeout is the plugin block's start_timeout, or
+// config.DefaultPluginStartTimeout for a Plugin built without Load.
+func (i *Instance) startTimeout() time.Duration {
+	if d := i.plugin.StartTimeout; d > 0 {
+		return d
+	}
+	return config.DefaultPluginStartTimeout
+}
+
 // start spawns the process, authenticates the session, reads the plugin's
-// info and configures it.
+// info and configures it, all within the plugin's start timeout.
 func (i *Instance) start(ctx context.Context) (err error) {
+	timeout := i.startTimeout()
+	cctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	// late names the start timeout when it, not the step, ended the start.
+	late := func(err error) error {
+		if !errors.Is(cctx.Err(), context.DeadlineExceeded) || ctx.Err() != nil {
+			return err
+		}
+		return fmt.Errorf("%w: %s did not finish starting within start_timeout = %s (raise it in plugin %q of dsmil.hcl if it needs longer): %v",
+			ErrStartTimeout, i.ID(), timeout, i.plugin.Name, err)
+	}
 	// A fresh identity for this process, issued by the host: the handshake
 	// accepts exactly that key, so another process (or an old incarnation)
 	// cannot stand in for it.
@@ -185,7 +209,7 @@ func (i *Instance) start(ctx context.Context) (err error) {
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		GRPCDialOptions:  []grpc.DialOption{grpc.WithTransportCredentials(creds)},
 		Logger:           i.log,
-		StartTimeout:     i.m.cfg.StartTimeout,
+		StartTimeout:     timeout, // go-plugin's own; cctx, started first, ends first
 	}
 	if i.plugin.SHA256 != "" {
 		sum, err := hex.DecodeString(i.plugin.SHA256)
@@ -205,7 +229,7 @@ func (i *Instance) start(ctx context.Context) (err error) {
 		if strings.Contains(err.Error(), "checksum") {
 			return fmt.Errorf("%w: %s: %v", ErrChecksum, i.plugin.Path, err)
 		}
-		return fmt.Errorf("start %s: %w", i.plugin.Path, err)
+		return late(fmt.Errorf("start %s: %w", i.plugin.Path, err))
 	}
 	raw, err := rpc.Dispense(sdk.PluginName)
 	if err != nil {
@@ -215,29 +239,27 @@ func (i *Instance) start(ctx context.Context) (err error) {
 	if !ok {
 		return fmt.Errorf("dispense: unexpected %T", raw)
 	}
-	cctx, cancel := context.WithTimeout(ctx, i.m.cfg.StartTimeout)
-	defer cancel()
 	info, err := control.Info(cctx)
 	if err != nil {
-		return fmt.Errorf("info: %w", err)
+		return late(fmt.Errorf("info: %w", err))
 	}
 	select {
 	case <-sessCh:
 	case <-cctx.Done():
-		return errors.New("no DBE session after info")
+		return late(errors.New("no DBE session after info"))
 	}
 	cfg, err := i.pluginConfig(info)
 	if err != nil {
 		return err
 	}
 	if err := control.Configure(cctx, cfg); err != nil {
-		return fmt.Errorf("configure: %w", err)
+		return late(fmt.Errorf("configure: %w", err))
 	}
 	if info, err = control.Info(cctx); err != nil { // profiles/device may change with config
-		return fmt.Errorf("info: %w", err)
+		return late(fmt.Errorf("info: %w", err))
 	}
 	if err := control.Health(cctx); err != nil {
-		return fmt.Errorf("first health check: %w", err)
+		return late(fmt.Errorf("first health check: %w", err))
 	}
 	pid := 0
 	if rc := client.ReattachConfig(); rc != nil {

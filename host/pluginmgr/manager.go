@@ -38,8 +38,6 @@ type Config struct {
 	// HostName is the host's name in the session handshake. Default
 	// "dsmil-host".
 	HostName string
-	// StartTimeout bounds spawning, handshake and configuration. Default 30 s.
-	StartTimeout time.Duration
 	// HealthTimeout bounds one health check. Default 2 s.
 	HealthTimeout time.Duration
 	// UnhealthyThreshold is how many failed checks in a row get an instance
@@ -96,9 +94,6 @@ func New(cfg Config) *Manager {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
-	}
-	if cfg.StartTimeout <= 0 {
-		cfg.StartTimeout = 30 * time.Second
 	}
 	if cfg.HealthTimeout <= 0 {
 		cfg.HealthTimeout = 2 * time.Second

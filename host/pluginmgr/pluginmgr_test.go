@@ -336,3 +336,52 @@ func TestPluginEnvironment(t *testing.T) {
 		t.Errorf("the host's %s did not win:\n%s", config.EnvORTLibrary, env)
 	}
 }
+
+// TestStartTimeout: each plugin block's start_timeout bounds its own start.
+// A plugin that is still configuring (echo's configure_delay, as a model
+// load) or has not even finished its go-plugin handshake when its timeout
+// passes fails with an error naming start_timeout, while a plugin with a
+// longer start_timeout in the same manager starts.
+func TestStartTimeout(t *testing.T) {
+	var logs syncBuffer
+	// 2s: time to spawn and shake hands even on a loaded machine, so that
+	// the timeout hits during Configure.
+	loading := echoPlugin(t, "loading", 1, `
+  start_timeout   = "2s"
+  configure_delay = "1h"`)
+	loading.MaxRestarts = 0
+	mute := filepath.Join(t.TempDir(), "mute-plugin")
+	if err := os.WriteFile(mute, []byte("#!/bin/sh\nexec sleep 60\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	handshake := echoPlugin(t, "handshake", 1, `start_timeout = "300ms"`)
+	handshake.Path, handshake.MaxRestarts = mute, 0
+	patient := echoPlugin(t, "patient", 1, `
+  start_timeout   = "20s"
+  configure_delay = "500ms"`)
+	if loading.StartTimeout != 2*time.Second || handshake.StartTimeout != 300*time.Millisecond || patient.StartTimeout != 20*time.Second {
+		t.Fatalf("start_timeout not parsed: %v %v %v", loading.StartTimeout, handshake.StartTimeout, patient.StartTimeout)
+	}
+	if d := (&Instance{plugin: &config.Plugin{}}).startTimeout(); d != config.DefaultPluginStartTimeout {
+		t.Fatalf("a Plugin without StartTimeout gets %v", d)
+	}
+	start := time.Now()
+	m := startManager(t, &logs, loading, handshake, patient)
+	if d := time.Since(start); d > 15*time.Second {
+		t.Fatalf("took %v to settle: the short start timeouts were not applied", d)
+	}
+	snaps := m.Snapshots()
+	for k, want := range []string{"start_timeout = 2s", "start_timeout = 300ms"} {
+		s := snaps[k]
+		t.Logf("%s: %s", s.Name, s.LastError)
+		if s.State != StateFailed || s.Healthy || !strings.Contains(s.LastError, s.Name+"#0 did not finish starting within "+want) {
+			t.Errorf("%s: %+v", s.Name, s)
+		}
+	}
+	if !strings.Contains(snaps[0].LastError, "configure") {
+		t.Errorf("loading: the error does not say it timed out configuring: %s", snaps[0].LastError)
+	}
+	if s := snaps[2]; s.State != StateRunning || !s.Healthy {
+		t.Errorf("patient: %+v\n%s", s, logs.String())
+	}
+}

@@ -47,6 +47,7 @@ plugin "amx-chat" {
   health_interval = "2s"
   max_restarts    = 0
   restart_backoff = "30s"
+  start_timeout   = "120s"
 
   # Plugin-specific settings, kept for DecodePluginSettings.
   model_path = "models/chat.onnx"

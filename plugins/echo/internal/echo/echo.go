@@ -60,6 +60,7 @@ var settings = []sdk.SettingSpec{
 	{Name: "chunk_size", Type: "number", Description: "Runes per delta; 0 (the default) sends one word, with the whitespace before it, per delta."},
 	{Name: "fail_after", Type: "number", Description: "Fail every chat with WORKER_FAILED after this many deltas (for tests). Unset means never."},
 	{Name: "prefix", Type: "string", Description: `Text every answer starts with. Default "echo: ".`},
+	{Name: "configure_delay", Type: "string", Description: `Pause in Configure, as a model load would take, a Go duration (for tests of the host's start_timeout). Default "0s".`},
 }
 
 // Info implements sdk.Workload.
@@ -81,7 +82,7 @@ func (w *Workload) Info(context.Context) (*sdk.PluginInfo, error) {
 }
 
 // Configure implements sdk.Workload.
-func (w *Workload) Configure(_ context.Context, cfg *sdk.Config) error {
+func (w *Workload) Configure(ctx context.Context, cfg *sdk.Config) error {
 	c := &config{
 		deviceID:     cfg.DeviceID,
 		profiles:     cfg.Profiles,
@@ -89,18 +90,14 @@ func (w *Workload) Configure(_ context.Context, cfg *sdk.Config) error {
 		failAfter:    -1,
 		prefix:       DefaultPrefix,
 	}
+	var configureDelay time.Duration
 	for name, v := range cfg.Settings {
 		var err error
 		switch name {
 		case "delay":
-			s, ok := v.(string)
-			if !ok {
-				return sdk.InvalidParam(name, "delay must be a duration string, not %T", v)
-			}
-			c.delay, err = time.ParseDuration(s)
-			if err == nil && c.delay < 0 {
-				err = fmt.Errorf("%s is negative", s)
-			}
+			c.delay, err = settingDuration(v)
+		case "configure_delay":
+			configureDelay, err = settingDuration(v)
 		case "chunk_size":
 			c.chunkSize, err = sdk.SettingInt(v, 0)
 		case "fail_after":
@@ -118,8 +115,30 @@ func (w *Workload) Configure(_ context.Context, cfg *sdk.Config) error {
 			return sdk.InvalidParam(name, "%s: %v", name, err)
 		}
 	}
+	if configureDelay > 0 {
+		t := time.NewTimer(configureDelay)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
 	w.cfg.Store(c)
 	return nil
+}
+
+// settingDuration reads a duration setting: a Go duration string, ≥ 0.
+func settingDuration(v any) (time.Duration, error) {
+	s, ok := v.(string)
+	if !ok {
+		return 0, fmt.Errorf("must be a duration string, not %T", v)
+	}
+	d, err := time.ParseDuration(s)
+	if err == nil && d < 0 {
+		err = fmt.Errorf("%s is negative", s)
+	}
+	return d, err
 }
 
 // Health implements sdk.Workload: echo is always healthy.

@@ -72,6 +72,9 @@ func TestConfigureRejects(t *testing.T) {
 		{"delay", "soon"},
 		{"delay", "-1s"},
 		{"delay", float64(5)},
+		{"configure_delay", "later"},
+		{"configure_delay", "-5s"},
+		{"configure_delay", true},
 		{"chunk_size", float64(-1)},
 		{"chunk_size", 1.5},
 		{"chunk_size", "3"},
@@ -221,6 +224,28 @@ func TestDelay(t *testing.T) {
 	}
 	if d := time.Since(start); d < 80*time.Millisecond {
 		t.Fatalf("4 deltas with a 20ms delay took %v", d)
+	}
+}
+
+// TestConfigureDelay: configure_delay holds Configure back, and a deadline
+// on Configure ends the wait at once.
+func TestConfigureDelay(t *testing.T) {
+	w := echo.New()
+	start := time.Now()
+	if err := w.Configure(context.Background(), &sdk.Config{Settings: map[string]any{"configure_delay": "50ms"}}); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d < 50*time.Millisecond {
+		t.Fatalf("Configure with a 50ms delay took %v", d)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	start = time.Now()
+	if err := echo.New().Configure(ctx, &sdk.Config{Settings: map[string]any{"configure_delay": "1h"}}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err %v, want the context's deadline", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("Configure kept waiting %v past its deadline", d)
 	}
 }
 
