@@ -48,8 +48,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/dsmil/l7/host/config"
@@ -85,9 +87,23 @@ func main() {
 	spin := flag.Bool("spin", true, "let idle ONNX Runtime threads spin (the plugin's allow_spinning)")
 	procs := flag.Int("procs", 2, "raw and plugin processes per dtype, used in turn")
 	streams := flag.String("streams", "", `also measure concurrent streams on one plugin process, e.g. "1,2,4" (first dtype only)`)
+	cpuprofile := flag.String("cpuprofile", "", "write this process's CPU profile (host, shim and client) to the file")
 	flag.Parse()
 	server.TuneGC() // as dsmil-host serve does
+	if *cpuprofile != "" {
+		runtime.SetCPUProfileRate(1000) // finer than pprof's 100 Hz: the host wakes briefly per token
+		f, err := os.Create(*cpuprofile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench/llm:", err)
+			os.Exit(1)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	if err := run(*models, strings.Split(*which, ","), *rounds, *promptLen, *tokens, *threads, *spin, max(*procs, 1), *streams); err != nil {
+		pprof.StopCPUProfile()
 		fmt.Fprintln(os.Stderr, "bench/llm:", err)
 		os.Exit(1)
 	}
@@ -97,6 +113,16 @@ func main() {
 type sample struct {
 	ttft time.Duration
 	tps  float64
+	cpu  time.Duration // this process's CPU time per generated token (host and client, for "stack")
+}
+
+// cpuTime is this process's user + system CPU time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func run(dir string, which []string, rounds, promptLen, tokens, threads int, spin bool, procs int, streams string) error {
@@ -161,7 +187,7 @@ func run(dir string, which []string, rounds, promptLen, tokens, threads int, spi
 			raws = append(raws, r)
 		}
 		if !header {
-			fmt.Printf("%s\n\n%-5s %-6s %12s %14s\n", raws[0].runtime, "dtype", "path", "TTFT (ms)", "decode tok/s")
+			fmt.Printf("%s\n\n%-5s %-6s %12s %14s %24s\n", raws[0].runtime, "dtype", "path", "TTFT (ms)", "decode tok/s", "bench CPU/token (µs)")
 			header = true
 		}
 		insts := host.Manager.Instances()
@@ -189,7 +215,9 @@ func run(dir string, which []string, rounds, promptLen, tokens, threads int, spi
 			// Rotate the order so that no path always follows another.
 			for k := range paths {
 				p := paths[(round+k)%len(paths)]
+				c0 := cpuTime()
 				s, err := p.run(tokens)
+				s.cpu = (cpuTime() - c0) / time.Duration(tokens)
 				if err != nil {
 					stop()
 					return fmt.Errorf("%s: %w", p.name, err)
@@ -207,7 +235,7 @@ func run(dir string, which []string, rounds, promptLen, tokens, threads int, spi
 		stop()
 		for _, p := range paths {
 			m := medians(got[p.name])
-			fmt.Printf("%-5s %-6s %12.1f %14.1f\n", d, p.name, ms(m.ttft), m.tps)
+			fmt.Printf("%-5s %-6s %12.1f %14.1f %24.0f\n", d, p.name, ms(m.ttft), m.tps, float64(m.cpu.Nanoseconds())/1e3)
 		}
 		// Ratios per round (the paths of one round ran within seconds of
 		// each other), then their median: this cancels the slow swings of
@@ -484,12 +512,14 @@ func pluginRun(inst *pluginmgr.Instance, dtype, prompt string, tokens int) (samp
 func medians(s []sample) sample {
 	t := make([]time.Duration, len(s))
 	r := make([]float64, len(s))
+	c := make([]time.Duration, len(s))
 	for i, x := range s {
-		t[i], r[i] = x.ttft, x.tps
+		t[i], r[i], c[i] = x.ttft, x.tps, x.cpu
 	}
 	slices.Sort(t)
 	slices.Sort(r)
-	return sample{ttft: t[len(t)/2], tps: r[len(r)/2]}
+	slices.Sort(c)
+	return sample{ttft: t[len(t)/2], tps: r[len(r)/2], cpu: c[len(c)/2]}
 }
 
 func median(x []float64) float64 {

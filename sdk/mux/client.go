@@ -31,14 +31,18 @@ type Client struct {
 	s      Sender
 	nextID atomic.Uint64
 
-	mu       sync.Mutex
-	pending  map[uint64]*call
-	closed   error
-	sweeping bool // the deadline sweeper is running
+	mu      sync.Mutex
+	pending map[uint64]*call
+	closed  error
+	// Deadlines: one timer per Client, armed for the earliest deadline it
+	// knows of (next, unix ns; 0 = not armed). It fires only when a
+	// deadline may have passed, so a client whose calls finish in time
+	// costs no periodic wake-ups (on a virtual machine each one costs the
+	// process ~0.15 ms of CPU, taken from a model's decode on the same
+	// cores).
+	timer *time.Timer
+	next  int64
 }
-
-// sweepEvery is the resolution of CallWithin deadlines.
-const sweepEvery = 5 * time.Millisecond
 
 // ErrDeadline is returned by CallWithin when the deadline passed first. It
 // wraps context.DeadlineExceeded.
@@ -121,9 +125,9 @@ func (c *Client) Call(ctx context.Context, req *dbe.Frame, onFrame func(*dbe.Fra
 	return c.call(ctx, 0, req, onFrame)
 }
 
-// CallWithin is Call with a deadline d from now, enforced by one sweeper per
-// Client (resolution 5 ms) instead of a timer or context per call. When it
-// passes, CallWithin sends CANCEL and returns ErrDeadline.
+// CallWithin is Call with a deadline d from now, enforced by one timer per
+// Client instead of a timer or context per call. When it passes,
+// CallWithin sends CANCEL and returns ErrDeadline.
 func (c *Client) CallWithin(ctx context.Context, d time.Duration, req *dbe.Frame, onFrame func(*dbe.Frame) error) error {
 	return c.call(ctx, time.Now().Add(d).UnixNano(), req, onFrame)
 }
@@ -137,9 +141,8 @@ func (c *Client) call(ctx context.Context, deadline int64, req *dbe.Frame, onFra
 		return c.closed
 	}
 	c.pending[id] = cl
-	if deadline != 0 && !c.sweeping {
-		c.sweeping = true
-		go c.sweep()
+	if deadline != 0 {
+		c.arm(deadline)
 	}
 	c.mu.Unlock()
 	defer c.forget(id)
@@ -204,9 +207,8 @@ func (c *Client) Go(req *dbe.Frame, timeout time.Duration, fn func(f *dbe.Frame,
 		return func() {}
 	}
 	c.pending[id] = cl
-	if deadline != 0 && !c.sweeping {
-		c.sweeping = true
-		go c.sweep()
+	if deadline != 0 {
+		c.arm(deadline)
 	}
 	c.mu.Unlock()
 	req.CorrelationID = id
@@ -223,44 +225,52 @@ func (c *Client) Go(req *dbe.Frame, timeout time.Duration, fn func(f *dbe.Frame,
 	}
 }
 
-// sweep fails calls whose deadline passed; it exits when no call has one.
+// arm makes the timer fire by deadline. Called with mu held. A deadline
+// later than the one armed changes nothing: the sweep it triggers re-arms
+// for the earliest deadline still pending.
+func (c *Client) arm(deadline int64) {
+	if c.next != 0 && c.next <= deadline {
+		return
+	}
+	c.next = deadline
+	d := time.Duration(deadline - time.Now().UnixNano())
+	if c.timer == nil {
+		c.timer = time.AfterFunc(d, c.sweep)
+	} else {
+		c.timer.Reset(d)
+	}
+}
+
+// sweep fails the calls whose deadline passed and re-arms the timer for the
+// earliest deadline left.
 func (c *Client) sweep() {
-	t := time.NewTicker(sweepEvery)
-	defer t.Stop()
 	var expired []expiredCall
-	for range t.C {
-		now := time.Now().UnixNano()
-		c.mu.Lock()
-		waiting := false
-		for id, cl := range c.pending {
-			if cl.deadline == 0 {
-				continue
-			}
-			if now >= cl.deadline {
-				cl.deadline = 0
-				if cl.fn != nil {
-					expired = append(expired, expiredCall{id, cl})
-				} else {
-					cl.push(nil, ErrDeadline)
-				}
+	now := time.Now().UnixNano()
+	c.mu.Lock()
+	c.next = 0
+	var earliest int64
+	for id, cl := range c.pending {
+		switch {
+		case cl.deadline == 0:
+		case now >= cl.deadline:
+			cl.deadline = 0
+			if cl.fn != nil {
+				expired = append(expired, expiredCall{id, cl})
 			} else {
-				waiting = true
+				cl.push(nil, ErrDeadline)
 			}
+		case earliest == 0 || cl.deadline < earliest:
+			earliest = cl.deadline
 		}
-		stop := !waiting || c.closed != nil
-		if stop {
-			c.sweeping = false
-		}
-		c.mu.Unlock()
-		for _, e := range expired {
-			if e.cl.deliver(nil, ErrDeadline) {
-				c.forget(e.id)
-				c.cancel(e.id)
-			}
-		}
-		expired = expired[:0]
-		if stop {
-			return
+	}
+	if earliest != 0 && c.closed == nil {
+		c.arm(earliest)
+	}
+	c.mu.Unlock()
+	for _, e := range expired {
+		if e.cl.deliver(nil, ErrDeadline) {
+			c.forget(e.id)
+			c.cancel(e.id)
 		}
 	}
 }
@@ -309,6 +319,10 @@ func (c *Client) Close(err error) {
 	c.mu.Lock()
 	if c.closed == nil {
 		c.closed = err
+	}
+	if c.timer != nil {
+		c.timer.Stop()
+		c.next = 0
 	}
 	calls := make([]*call, 0, len(c.pending))
 	for _, cl := range c.pending {

@@ -247,6 +247,60 @@ func TestCallWithinHungHandler(t *testing.T) {
 	}
 }
 
+// TestCallWithinDeadlineOrder: deadlines are kept by one timer armed for the
+// earliest: a shorter deadline set after a longer one still ends first and
+// on time, the longer one is not ended early, and a client keeps working
+// after its calls expired.
+func TestCallWithinDeadlineOrder(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	c, _, _, _ := pair(t, mux.HandlerFunc(func(ctx context.Context, req *dbe.Frame, w *mux.ResponseWriter) {
+		<-release
+	}))
+	type result struct {
+		name string
+		d    time.Duration
+		err  error
+	}
+	out := make(chan result, 3)
+	start := time.Now()
+	call := func(name string, d time.Duration) {
+		var err error
+		if d == 0 {
+			err = c.Call(context.Background(), reqFrame(), func(*dbe.Frame) error { return nil })
+		} else {
+			err = c.CallWithin(context.Background(), d, reqFrame(), func(*dbe.Frame) error { return nil })
+		}
+		out <- result{name, time.Since(start), err}
+	}
+	go call("long", 600*time.Millisecond)
+	time.Sleep(20 * time.Millisecond) // the long deadline is armed first
+	go call("short", 60*time.Millisecond)
+	go call("none", 0) // no deadline: ends only when the client closes
+	for _, want := range []struct {
+		name     string
+		min, max time.Duration
+	}{{"short", 80 * time.Millisecond, 550 * time.Millisecond}, {"long", 600 * time.Millisecond, 3 * time.Second}} {
+		r := <-out
+		if r.name != want.name || !errors.Is(r.err, mux.ErrDeadline) {
+			t.Fatalf("got %s after %v (%v), want %s to end next with ErrDeadline", r.name, r.d, r.err, want.name)
+		}
+		if r.d < want.min || r.d > want.max {
+			t.Fatalf("%s ended after %v, want within [%v, %v]", r.name, r.d, want.min, want.max)
+		}
+	}
+	select {
+	case r := <-out:
+		t.Fatalf("%s ended (%v) though it has no deadline", r.name, r.err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	// The timer re-arms for later calls.
+	err := c.CallWithin(context.Background(), 30*time.Millisecond, reqFrame(), func(*dbe.Frame) error { return nil })
+	if !errors.Is(err, mux.ErrDeadline) {
+		t.Fatalf("later call: %v", err)
+	}
+}
+
 // TestGo: the callback API delivers frames in order, ends exactly once,
 // and its cancel reaches the handler.
 func TestGo(t *testing.T) {
