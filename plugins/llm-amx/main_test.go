@@ -3,8 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,14 +21,90 @@ import (
 	"github.com/dsmil/l7/host/config"
 	"github.com/dsmil/l7/host/pluginmgr"
 	"github.com/dsmil/l7/host/router"
+	"github.com/dsmil/l7/host/shim"
 	"github.com/dsmil/l7/internal/mkmodel"
 	"github.com/dsmil/l7/plugins/llm-amx/internal/ort"
+	"github.com/dsmil/l7/plugins/llm-amx/internal/tokenizer"
 	"github.com/dsmil/l7/sdk/dbe"
 	"github.com/dsmil/l7/sdk/mux"
 	l7v1 "github.com/dsmil/l7/sdk/proto/dsmil/l7/v1"
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/protobuf/proto"
 )
+
+// testAPIKey is the tenant's API key in TestEndToEnd.
+const testAPIKey = "llm-amx-test-key"
+
+// testLogitBias sends /v1/completions through the shim with logit_bias
+// +100 on the token "a" and expects greedy decoding to produce only it.
+func testLogitBias(t *testing.T, cfg *config.Config, r *router.Router, modelDir string) {
+	t.Helper()
+	tok, err := tokenizer.LoadDir(modelDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, ok := tok.TokenID("a")
+	if !ok {
+		t.Fatal(`the tiny tokenizer has no token "a"`)
+	}
+	srv := httptest.NewUnstartedServer(nil)
+	shimCfg := cfg.Shim
+	shimCfg.AllowedHosts = []string{srv.Listener.Addr().String()}
+	sh, err := shim.New(shim.Config{Shim: shimCfg, Tenants: cfg.Tenants, Models: cfg.Models, Router: r})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Config.Handler = sh
+	srv.Start()
+	defer srv.Close()
+	post := func(bias string) (text, finish string) {
+		body := fmt.Sprintf(`{"model": "dsmil-demo-random-tiny-int4", "prompt": "Hello", "max_tokens": 4, "temperature": 0, "logit_bias": %s}`, bias)
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/v1/completions", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+testAPIKey)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("logit_bias %s: HTTP %d: %s", bias, resp.StatusCode, b)
+		}
+		var out struct {
+			Choices []struct {
+				Text         string `json:"text"`
+				FinishReason string `json:"finish_reason"`
+			} `json:"choices"`
+		}
+		if err := json.Unmarshal(b, &out); err != nil || len(out.Choices) != 1 {
+			t.Fatalf("response %s: %v", b, err)
+		}
+		return out.Choices[0].Text, out.Choices[0].FinishReason
+	}
+	plain, _ := post("null")
+	forced, finish := post(fmt.Sprintf(`{"%d": 100}`, id))
+	if forced != "aaaa" || finish != "length" {
+		t.Fatalf(`logit_bias {"%d": 100} (the token "a"): text %q, finish %q; want "aaaa", "length" (without it: %q)`, id, forced, finish, plain)
+	}
+	if plain == forced {
+		t.Fatalf("the unbiased answer is %q too: the test cannot tell the bias worked", plain)
+	}
+	// An id outside the model's vocabulary is the plugin's 400.
+	body := fmt.Sprintf(`{"model": "dsmil-demo-random-tiny-int4", "prompt": "Hello", "max_tokens": 2, "logit_bias": {"%d": 5}}`, tok.VocabSize()+1000)
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/v1/completions", strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+testAPIKey)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(b), `"param":"logit_bias"`) {
+		t.Fatalf("out-of-vocabulary logit_bias: HTTP %d: %s", resp.StatusCode, b)
+	}
+}
 
 // pluginBin is the real dsmil-llm-amx, built once for these tests.
 var pluginBin string
@@ -110,11 +191,11 @@ plugin "llm-amx" {
 }
 model "dsmil-demo-random-tiny-int4" { profile = "llm-7b-amx" }
 tenant "T" {
-  api_key_sha256 = ["%s"]
+  api_key_sha256 = ["%x"]
   compartments   = ["SOC"]
   models         = ["*"]
 }
-`, pluginBin, filepath.Join(dir, "tiny"), strings.Repeat("ab", 32))))
+`, pluginBin, filepath.Join(dir, "tiny"), sha256.Sum256([]byte(testAPIKey)))))
 	if diags.HasErrors() {
 		t.Fatalf("config: %v", diags)
 	}
@@ -171,6 +252,10 @@ tenant "T" {
 		t.Fatalf("%d chunks, text %q, last chunk %v", chunks, text.String(), &last)
 	}
 	t.Logf("answer %q (%d chunks, %v, usage %v)", text.String(), chunks, last.GetFinishReason(), u)
+
+	// logit_bias from an OpenAI request reaches the sampler: through the
+	// shim over real HTTP, +100 on one token forces it at every step.
+	testLogitBias(t, cfg, r, filepath.Join(dir, "tiny"))
 
 	// A request over the KV budget is refused across the process
 	// boundary with the field to change.
