@@ -239,6 +239,10 @@ tenant "T" {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	// The table says why it restarted.
+	if out, _ := list(); !strings.Contains(out, "echo#0: last exit ") {
+		t.Fatalf("plugins list after the crash does not show the last error:\n%s", out)
+	}
 
 	// Garbage on the router socket closes that connection; the host serves on.
 	g, _ := net.Dial("unix", filepath.Join(dir, "run/router.sock"))

@@ -109,6 +109,24 @@ func runPluginsList(ctx context.Context, args []string, stdout, stderr io.Writer
 			strings.Join(s.Profiles, ","), version, pid, s.State, health, s.Restarts, s.Load, humanBytes(s.MemoryUsed), uptime)
 	}
 	_ = tw.Flush()
+	// What is wrong now, and why each instance's previous process ended
+	// (also after it recovered): what to look at after a restart.
+	var notes []string
+	for _, s := range snaps {
+		id := fmt.Sprintf("%s#%d", s.Name, s.Replica)
+		if s.LastError != "" {
+			notes = append(notes, fmt.Sprintf("%s: error: %s", id, s.LastError))
+		}
+		if s.LastExit != "" && s.LastExit != s.LastError {
+			notes = append(notes, fmt.Sprintf("%s: last exit %s ago: %s", id, time.Since(s.LastExitAt).Round(time.Second), s.LastExit))
+		}
+	}
+	if len(notes) > 0 {
+		fmt.Fprintln(stdout)
+		for _, n := range notes {
+			fmt.Fprintln(stdout, n)
+		}
+	}
 	return 0
 }
 

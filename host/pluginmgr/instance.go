@@ -55,6 +55,8 @@ type Instance struct {
 	mu       sync.Mutex
 	state    State
 	lastErr  string
+	lastExit string    // why the previous process ended; kept after recovery
+	exitAt   time.Time // when
 	restarts int
 	pid      int
 	started  time.Time
@@ -445,6 +447,7 @@ func (i *Instance) supervise(ctx context.Context) {
 		}
 		i.mu.Lock()
 		i.lastErr = err.Error()
+		i.lastExit, i.exitAt = err.Error(), time.Now()
 		i.mu.Unlock()
 		if errors.Is(err, ErrChecksum) || errors.Is(err, ErrSettings) || failures >= i.plugin.MaxRestarts {
 			i.setState(StateFailed)
@@ -485,7 +488,13 @@ type Snapshot struct {
 	Started    time.Time `json:"started,omitzero"`
 	UptimeSec  int64     `json:"uptime_seconds"`
 	InFlight   int       `json:"in_flight"`
-	LastError  string    `json:"last_error,omitempty"`
+	// LastError is the current problem: a failed health check, start or
+	// exit; cleared when the instance is healthy again.
+	LastError string `json:"last_error,omitempty"`
+	// LastExit is why the previous process of this instance ended (crash,
+	// failed start, unhealthy), kept after it recovered; LastExitAt is when.
+	LastExit   string    `json:"last_exit,omitempty"`
+	LastExitAt time.Time `json:"last_exit_at,omitzero"`
 }
 
 // Snapshot returns the instance's current state.
@@ -496,7 +505,7 @@ func (i *Instance) Snapshot() Snapshot {
 	s := Snapshot{
 		Name: i.plugin.Name, Replica: i.replica, DeviceID: i.plugin.DeviceID, Profiles: i.plugin.Profiles,
 		PID: i.pid, State: i.state, Healthy: i.healthy.Load(), Restarts: i.restarts,
-		Load: load, MemoryUsed: i.memUsed, LastError: i.lastErr,
+		Load: load, MemoryUsed: i.memUsed, LastError: i.lastErr, LastExit: i.lastExit, LastExitAt: i.exitAt,
 	}
 	if i.info != nil {
 		s.Version = i.info.Version
