@@ -63,8 +63,13 @@ security {
   identity_key    = "keys/host.key"
   identity_bundle = "keys/host.bundle"
   roots           = ["keys/root.pub"]
-  claim_issuers   = ["keys/tool.pub"]
   cross_node_listen = "`+nodeAddr+`"
+
+  # The tool may mint claim tokens for tenant T only.
+  claim_issuer "soc-tool" {
+    key     = "keys/tool.pub"
+    tenants = ["T"]
+  }
 }
 shim   { listen = "`+shimAddr+`" }
 router { socket = "run/router.sock" }
@@ -81,6 +86,11 @@ model "dsmil-echo" { profile = "echo" }
 tenant "T" {
   api_key_sha256 = ["`+strings.Repeat("cd", 32)+`"]
   api_key_env    = "DSMIL_OPENAI_API_KEY"
+  compartments   = ["SOC"]
+  models         = ["*"]
+}
+tenant "U" {
+  api_key_sha256 = ["`+strings.Repeat("ce", 32)+`"]
   compartments   = ["SOC"]
   models         = ["*"]
 }
@@ -180,6 +190,18 @@ tenant "T" {
 	foreign.SetTenantID("OTHER")
 	if err := cl.Call(context.Background(), foreign, func(*dbe.Frame) error { return nil }); mux.CodeOf(err) != dbe.CodeClaimTokenInvalid {
 		t.Fatalf("request with another tenant's claim: %v", err)
+	}
+	// A token the tool mints for a tenant outside its claim_issuer block:
+	// refused, although it is well signed and matches the frame's tenant.
+	uToken, err := minter.Token("U", "soc-tool", []string{"ANALYSIS_ONLY"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	scoped := req("speaking for U")
+	scoped.SetTenantID("U")
+	scoped.SetClaimToken(uToken)
+	if err := cl.Call(context.Background(), scoped, func(*dbe.Frame) error { return nil }); mux.CodeOf(err) != dbe.CodeClaimTokenInvalid || !strings.Contains(err.Error(), "may not mint") {
+		t.Fatalf("request with a claim minted outside the issuer's tenants: %v", err)
 	}
 	var text strings.Builder
 	err = cl.Call(context.Background(), req("over the socket"), func(f *dbe.Frame) error {

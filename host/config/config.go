@@ -143,6 +143,19 @@ type ONNXRuntimeConfig struct {
 	Library string
 }
 
+// ClaimIssuer is a claim_issuer block of the security block: a key that
+// may mint claim tokens for the listed tenants only.
+type ClaimIssuer struct {
+	// Name labels the block (for logs and errors).
+	Name string
+	// Key is the issuer's public key file (dsmil-host keys gen writes it).
+	Key string
+	// Tenants are the tenants it may mint for; each must be a tenant block.
+	Tenants []string
+	// DeclRange is where the block is declared.
+	DeclRange hcl.Range
+}
+
 // SecurityConfig is the security block.
 type SecurityConfig struct {
 	// Configured is true when dsmil.hcl has a security block.
@@ -157,8 +170,12 @@ type SecurityConfig struct {
 	// socket.
 	Roots []string
 	// ClaimIssuers are public keys, besides the host's own, trusted to mint
-	// L7_CLAIM_TOKENs (for local DBE clients on the router socket).
+	// L7_CLAIM_TOKENs for any tenant (for local DBE clients on the router
+	// socket).
 	ClaimIssuers []string
+	// ScopedIssuers are claim_issuer blocks: public keys trusted to mint
+	// L7_CLAIM_TOKENs only for the tenants each block lists.
+	ScopedIssuers []*ClaimIssuer
 	// Group is the handshake's classical half: "x25519" (default) or
 	// "p384" (CNSA-style deployments).
 	Group string

@@ -327,16 +327,26 @@ type rawMetrics struct {
 }
 
 type rawSecurity struct {
-	IdentityKey       string    `hcl:"identity_key,optional"`
-	IdentityBundle    string    `hcl:"identity_bundle,optional"`
-	Roots             []string  `hcl:"roots,optional"`
-	ClaimIssuers      []string  `hcl:"claim_issuers,optional"`
-	Group             string    `hcl:"group,optional"`
-	ClaimTTL          string    `hcl:"claim_ttl,optional"`
-	PluginIdentityTTL string    `hcl:"plugin_identity_ttl,optional"`
-	CrossNodeListen   string    `hcl:"cross_node_listen,optional"`
-	DefRange          hcl.Range `hcl:",def_range"`
-	Body              hcl.Body  `hcl:",body"`
+	IdentityKey       string            `hcl:"identity_key,optional"`
+	IdentityBundle    string            `hcl:"identity_bundle,optional"`
+	Roots             []string          `hcl:"roots,optional"`
+	ClaimIssuers      []string          `hcl:"claim_issuers,optional"`
+	Group             string            `hcl:"group,optional"`
+	ClaimTTL          string            `hcl:"claim_ttl,optional"`
+	PluginIdentityTTL string            `hcl:"plugin_identity_ttl,optional"`
+	CrossNodeListen   string            `hcl:"cross_node_listen,optional"`
+	ScopedIssuers     []*rawClaimIssuer `hcl:"claim_issuer,block"`
+	DefRange          hcl.Range         `hcl:",def_range"`
+	Body              hcl.Body          `hcl:",body"`
+}
+
+type rawClaimIssuer struct {
+	Name      string    `hcl:"name,label"`
+	NameRange hcl.Range `hcl:"name,label_range"`
+	Key       string    `hcl:"key"`
+	Tenants   []string  `hcl:"tenants"`
+	Body      hcl.Body  `hcl:",body"`
+	DefRange  hcl.Range `hcl:",def_range"`
 }
 
 type rawONNXRuntime struct {

@@ -21,9 +21,10 @@ type resolver struct {
 	decodeDiags hcl.Diagnostics // from gohcl; attributes they point into are skipped
 	diags       hcl.Diagnostics
 
-	modelProfile map[*Model]*hcl.Attribute  // for the "profile served" check
-	tenantModels map[*Tenant]*hcl.Attribute // for the "model exists" check
-	keyOwners    map[string]keyOwner        // key digest → first tenant using it
+	modelProfile  map[*Model]*hcl.Attribute       // for the "profile served" check
+	tenantModels  map[*Tenant]*hcl.Attribute      // for the "model exists" check
+	issuerTenants map[*ClaimIssuer]*hcl.Attribute // for the "tenant exists" check
+	keyOwners     map[string]keyOwner             // key digest → first tenant using it
 }
 
 type keyOwner struct {
@@ -34,6 +35,7 @@ type keyOwner struct {
 func (r *resolver) resolve(raw *rawRoot) {
 	r.modelProfile = map[*Model]*hcl.Attribute{}
 	r.tenantModels = map[*Tenant]*hcl.Attribute{}
+	r.issuerTenants = map[*ClaimIssuer]*hcl.Attribute{}
 	r.keyOwners = map[string]keyOwner{}
 
 	r.shim(raw.Shim)
@@ -101,6 +103,25 @@ func (r *resolver) crossCheck() {
 	for _, m := range r.cfg.Models {
 		ids = append(ids, m.ID)
 		known[m.ID] = true
+	}
+	var tenants []string
+	knownTenant := map[string]bool{}
+	for _, t := range r.cfg.Tenants {
+		tenants = append(tenants, t.Name)
+		knownTenant[t.Name] = true
+	}
+	for _, ci := range r.cfg.Security.ScopedIssuers {
+		a := r.issuerTenants[ci]
+		if a == nil {
+			continue
+		}
+		for i, name := range ci.Tenants {
+			if !knownTenant[name] {
+				r.errAt(elemRange(a, i), nil, "Unknown tenant",
+					fmt.Sprintf("claim_issuer %q names tenant %q, but no tenant block declares it. Declared tenants: %s.%s",
+						ci.Name, name, quoteList(tenants), didYouMean(name, tenants)))
+			}
+		}
 	}
 	for _, t := range r.cfg.Tenants {
 		a := r.tenantModels[t]
@@ -271,6 +292,27 @@ func (r *resolver) security(raw *rawSecurity) {
 		for _, v := range raw.ClaimIssuers {
 			s.ClaimIssuers = append(s.ClaimIssuers, resolvePath(r.cfg.Dir, v))
 		}
+	}
+	names := map[string]hcl.Range{}
+	for _, rb := range raw.ScopedIssuers {
+		r.unique("claim_issuer", "Claim issuer", names, rb.Name, rb.NameRange)
+		ci := &ClaimIssuer{Name: rb.Name, DeclRange: rb.DefRange}
+		bat := attrsOf(rb.Body, rb)
+		if a := bat["key"]; r.ok(a) {
+			if rb.Key == "" || strings.ContainsRune(rb.Key, 0) {
+				r.errAttr(a, "Invalid path", "key must be a public key file path (dsmil-host keys gen writes NAME.pub).")
+			} else {
+				ci.Key = resolvePath(r.cfg.Dir, rb.Key)
+			}
+		}
+		if a := bat["tenants"]; r.ok(a) {
+			if len(rb.Tenants) == 0 {
+				r.errAttr(a, "No tenants", "claim_issuer %q must name the tenants it may mint claim tokens for; for a key trusted for every tenant use claim_issuers.", rb.Name)
+			}
+			ci.Tenants = rb.Tenants
+			r.issuerTenants[ci] = a
+		}
+		s.ScopedIssuers = append(s.ScopedIssuers, ci)
 	}
 	if a := at["group"]; r.ok(a) {
 		switch raw.Group {

@@ -16,11 +16,13 @@ const ClaimAudience = "dsmil-router"
 
 // security is the host's identity and what it trusts.
 type security struct {
-	id        *identity.Identity
-	roots     []*identity.PublicKey // vouch for the host's bundle and for router-socket clients
-	issuers   []*identity.PublicKey // may mint claim tokens: the host itself, and claim_issuers
-	groups    []session.Group
-	ephemeral bool
+	id      *identity.Identity
+	roots   []*identity.PublicKey // vouch for the host's bundle and for router-socket clients
+	issuers []*identity.PublicKey // may mint claim tokens: the host itself, claim_issuers, claim_issuer blocks
+	// issuerTenants restricts the claim_issuer blocks' keys to their tenants.
+	issuerTenants map[identity.KeyID][]string
+	groups        []session.Group
+	ephemeral     bool
 }
 
 // loadSecurity loads the configured identity, or makes an ephemeral one
@@ -59,6 +61,29 @@ func loadSecurity(cfg config.SecurityConfig, now time.Time) (*security, error) {
 	}
 	s.id, s.roots = id, roots
 	s.issuers = append([]*identity.PublicKey{id.Key.Public()}, issuers...)
+	// claim_issuer blocks: keys that may mint for their tenants only. A key
+	// must have one standing: anywhere twice would make it ambiguous.
+	seen := map[identity.KeyID]string{id.Key.Public().KeyID(): "the host's own identity"}
+	for k, p := range issuers {
+		seen[p.KeyID()] = "claim_issuers (" + cfg.ClaimIssuers[k] + ")"
+	}
+	for _, ci := range cfg.ScopedIssuers {
+		at := fmt.Sprintf("%s:%d", ci.DeclRange.Filename, ci.DeclRange.Start.Line)
+		keys, err := identity.LoadPublicKeyFiles(ci.Key)
+		if err != nil {
+			return nil, fmt.Errorf("security: claim_issuer %q (%s): %w", ci.Name, at, err)
+		}
+		kid := keys[0].KeyID()
+		if where, dup := seen[kid]; dup {
+			return nil, fmt.Errorf("security: claim_issuer %q (%s): its key %s is already %s", ci.Name, at, kid, where)
+		}
+		seen[kid] = fmt.Sprintf("claim_issuer %q", ci.Name)
+		s.issuers = append(s.issuers, keys[0])
+		if s.issuerTenants == nil {
+			s.issuerTenants = map[identity.KeyID][]string{}
+		}
+		s.issuerTenants[kid] = ci.Tenants
+	}
 	return s, nil
 }
 

@@ -84,7 +84,7 @@ func Start(ctx context.Context, cfg *config.Config, log hclog.Logger, opts Optio
 		Identity:   sec.id, Roots: sec.roots, Groups: sec.groups,
 		PluginIdentityTTL: cfg.Security.PluginIdentityTTL,
 	})
-	claims, err := identity.NewClaimVerifier(identity.ClaimVerifierConfig{Issuers: sec.issuers, Audience: ClaimAudience})
+	claims, err := identity.NewClaimVerifier(identity.ClaimVerifierConfig{Issuers: sec.issuers, IssuerTenants: sec.issuerTenants, Audience: ClaimAudience})
 	if err != nil {
 		return nil, err
 	}

@@ -185,7 +185,7 @@ func fromDBE(e *mux.Error, t *config.Tenant, reqID string) *apiError {
 	case dbe.CodeUnauthenticated:
 		return unauthenticated("unauthenticated", msg)
 	case dbe.CodeClaimTokenInvalid:
-		if e.Param == "foreign_tenant" || e.Param == "presenter" {
+		if e.Param == "foreign_tenant" || e.Param == "presenter" || e.Param == "issuer_scope" {
 			// A valid identity using a claim that is not its own: forbidden,
 			// not unauthenticated (docs/dbe.md §12.3).
 			return &apiError{status: http.StatusForbidden, typ: typePermission, code: "claim_not_yours", message: msg}

@@ -32,6 +32,10 @@ func TestDBEErrorMapping(t *testing.T) {
 		{mux.Error{Code: dbe.CodeInvalidRequest, Param: "temperature"}, 400, "invalid_request_error", "invalid_request", "temperature", nil},
 		{mux.Error{Code: dbe.CodeUnauthenticated}, 401, "authentication_error", "unauthenticated", "", nil},
 		{mux.Error{Code: dbe.CodeClaimTokenInvalid}, 401, "authentication_error", "invalid_claim_token", "", nil},
+		{mux.Error{Code: dbe.CodeClaimTokenInvalid, Param: "expired"}, 401, "authentication_error", "invalid_claim_token", "", nil},
+		{mux.Error{Code: dbe.CodeClaimTokenInvalid, Param: "foreign_tenant"}, 403, "permission_error", "claim_not_yours", "", nil},
+		{mux.Error{Code: dbe.CodeClaimTokenInvalid, Param: "presenter"}, 403, "permission_error", "claim_not_yours", "", nil},
+		{mux.Error{Code: dbe.CodeClaimTokenInvalid, Param: "issuer_scope"}, 403, "permission_error", "claim_not_yours", "", nil},
 		{mux.Error{Code: dbe.CodePolicyDenied, Rule: "r1"}, 403, "permission_error", "policy_denied", "", nil},
 		{mux.Error{Code: dbe.CodeRateLimited, RetryAfterMS: 250, Param: "tokens"}, 429, "rate_limit_error", "rate_limit_exceeded", "",
 			map[string]string{"Retry-After": "1", "Retry-After-Ms": "250", "X-Ratelimit-Limit-Requests": "600", "X-Ratelimit-Limit-Tokens": "",
@@ -76,7 +80,11 @@ func TestDBEErrorMapping(t *testing.T) {
 						t.Fatalf("500 not logged with its request id %s: %s\n%s", id, body, logs.String())
 					}
 				case 403:
-					if e.Message != "detail of POLICY_DENIED (rule r1)" {
+					want := tc.err.Message
+					if tc.err.Code == dbe.CodePolicyDenied {
+						want = "detail of POLICY_DENIED (rule r1)"
+					}
+					if e.Message != want {
 						t.Fatalf("%s", body)
 					}
 				default:

@@ -155,6 +155,51 @@ func TestClaimVerifier(t *testing.T) {
 
 func ptr(id KeyID) *KeyID { return &id }
 
+// TestClaimIssuerTenants: an issuer restricted to some tenants cannot mint
+// for another one (cold and cached), while an unrestricted issuer can mint
+// for any; restricting a key that is not an issuer is refused.
+func TestClaimIssuerTenants(t *testing.T) {
+	shim, tool := seedKey(t, 35), seedKey(t, 36)
+	clk := &clock{t: t0.Add(time.Minute)}
+	v, err := NewClaimVerifier(ClaimVerifierConfig{Issuers: []*PublicKey{shim.Public(), tool.Public()}, Audience: "dsmil-router", Now: clk.Now,
+		IssuerTenants: map[KeyID][]string{tool.Public().KeyID(): {"SOC_TEAM_ALPHA", "LAB"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	forTenant := func(k *PrivateKey, tenant string) []byte {
+		return mint(t, k, func(c *ClaimToken) { c.TenantID = tenant })
+	}
+	for _, c := range []struct {
+		name   string
+		key    *PrivateKey
+		tenant string
+		want   error
+	}{
+		{"restricted issuer, its tenant", tool, "SOC_TEAM_ALPHA", nil},
+		{"restricted issuer, its other tenant", tool, "LAB", nil},
+		{"restricted issuer, another tenant", tool, "DEV_TEAM", ErrIssuerScope},
+		{"unrestricted issuer", shim, "DEV_TEAM", nil},
+	} {
+		tok := forTenant(c.key, c.tenant)
+		for range 2 { // cold, then from the cache (a refused token is not cached)
+			_, err := v.Check(context.Background(), []byte(c.tenant), tok)
+			if !errors.Is(err, c.want) || (c.want == nil) != (err == nil) {
+				t.Fatalf("%s: got %v, want %v", c.name, err, c.want)
+			}
+		}
+		if c.want != nil {
+			var me *mux.Error
+			if err := v.VerifyClaim(context.Background(), chatFrame(c.tenant, tok)); !errors.As(err, &me) || me.Param != "issuer_scope" {
+				t.Fatalf("%s: VerifyClaim %v", c.name, err)
+			}
+		}
+	}
+	if _, err := NewClaimVerifier(ClaimVerifierConfig{Issuers: []*PublicKey{shim.Public()}, Audience: "dsmil-router",
+		IssuerTenants: map[KeyID][]string{tool.Public().KeyID(): {"LAB"}}}); err == nil {
+		t.Fatal("tenants for a key that is not an issuer were accepted")
+	}
+}
+
 func TestClaimVerifierCache(t *testing.T) {
 	shim := seedKey(t, 33)
 	clk := &clock{t: t0.Add(time.Minute)}

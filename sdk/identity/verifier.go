@@ -27,6 +27,9 @@ var (
 	ErrLifetime         = errors.New("identity: claim token lifetime too long")
 	ErrRevoked          = errors.New("identity: claim token revoked")
 	ErrPresenter        = errors.New("identity: claim token presented by a party that did not mint it")
+	// ErrIssuerScope: a token minted by an issuer for a tenant outside the
+	// tenants that issuer may mint for.
+	ErrIssuerScope = errors.New("identity: claim token minted for a tenant its issuer may not mint for")
 )
 
 type presenterKey struct{}
@@ -49,6 +52,10 @@ func PresenterFrom(ctx context.Context) (KeyID, bool) {
 type ClaimVerifierConfig struct {
 	// Issuers are the keys that may mint tokens (the shim's). Required.
 	Issuers []*PublicKey
+	// IssuerTenants restricts issuers to the tenants listed for their key:
+	// a token an issuer mints for another tenant is refused with
+	// ErrIssuerScope. Issuers without an entry may mint for any tenant.
+	IssuerTenants map[KeyID][]string
 	// Audience is the audience tokens must name, e.g. "dsmil-router".
 	// Required.
 	Audience string
@@ -72,6 +79,7 @@ type ClaimVerifierConfig struct {
 type ClaimVerifier struct {
 	cfg     ClaimVerifierConfig
 	issuers map[KeyID]*PublicKey
+	scopes  map[KeyID]map[string]bool // IssuerTenants as sets
 
 	mu      sync.RWMutex
 	cache   map[cacheKey]*claimEntry
@@ -128,6 +136,19 @@ func NewClaimVerifier(cfg ClaimVerifierConfig) (*ClaimVerifier, error) {
 	for _, k := range cfg.Issuers {
 		v.issuers[k.KeyID()] = k
 	}
+	if len(cfg.IssuerTenants) > 0 {
+		v.scopes = make(map[KeyID]map[string]bool, len(cfg.IssuerTenants))
+		for id, tenants := range cfg.IssuerTenants {
+			if v.issuers[id] == nil {
+				return nil, fmt.Errorf("identity: tenants given for %s, which is not an issuer", id)
+			}
+			set := make(map[string]bool, len(tenants))
+			for _, t := range tenants {
+				set[t] = true
+			}
+			v.scopes[id] = set
+		}
+	}
 	return v, nil
 }
 
@@ -147,7 +168,7 @@ func (v *ClaimVerifier) VerifyClaim(ctx context.Context, f *dbe.Frame) error {
 
 // Reason names why a claim check failed: "missing", "expired",
 // "not_yet_valid", "foreign_tenant", "audience", "revoked", "presenter",
-// "untrusted_minter", or "invalid" (malformed, bad signature, too long a
+// "untrusted_minter", "issuer_scope", "unknown_reference", or "invalid" (malformed, bad signature, too long a
 // lifetime, anything else).
 func Reason(err error) string {
 	for _, r := range []struct {
@@ -156,7 +177,7 @@ func Reason(err error) string {
 	}{
 		{ErrNoToken, "missing"}, {ErrExpired, "expired"}, {ErrNotYetValid, "not_yet_valid"},
 		{ErrTenantMismatch, "foreign_tenant"}, {ErrAudience, "audience"}, {ErrRevoked, "revoked"},
-		{ErrPresenter, "presenter"}, {ErrUnknownIssuer, "untrusted_minter"}, {ErrUnknownReference, "unknown_reference"},
+		{ErrPresenter, "presenter"}, {ErrUnknownIssuer, "untrusted_minter"}, {ErrIssuerScope, "issuer_scope"}, {ErrUnknownReference, "unknown_reference"},
 	} {
 		if errors.Is(err, r.err) {
 			return r.name
@@ -238,6 +259,9 @@ func (v *ClaimVerifier) verify(token []byte, now int64) (*claimEntry, error) {
 	}
 	if t.Audience != v.cfg.Audience {
 		return nil, fmt.Errorf("%w: %q, want %q", ErrAudience, t.Audience, v.cfg.Audience)
+	}
+	if scope, ok := v.scopes[t.KeyID]; ok && !scope[t.TenantID] {
+		return nil, fmt.Errorf("%w: %s minted a token for tenant %q", ErrIssuerScope, t.KeyID, t.TenantID)
 	}
 	if t.ExpiresAt.Sub(t.IssuedAt) > v.cfg.MaxLifetime {
 		return nil, fmt.Errorf("%w: %s > %s", ErrLifetime, t.ExpiresAt.Sub(t.IssuedAt), v.cfg.MaxLifetime)

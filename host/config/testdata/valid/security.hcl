@@ -8,6 +8,12 @@ security {
   claim_ttl           = "30m"
   plugin_identity_ttl = "12h"
   cross_node_listen   = "127.0.0.1:7443"
+
+  # A tool on the router socket that may speak for one tenant only.
+  claim_issuer "soc-tool" {
+    key     = "keys/soc-tool.pub"
+    tenants = ["SOC_TEAM_ALPHA"]
+  }
 }
 
 plugin "echo" {
