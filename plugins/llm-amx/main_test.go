@@ -57,8 +57,10 @@ func testLogitBias(t *testing.T, cfg *config.Config, r *router.Router, modelDir 
 	srv.Config.Handler = sh
 	srv.Start()
 	defer srv.Close()
-	post := func(bias string) (text, finish string) {
-		body := fmt.Sprintf(`{"model": "dsmil-demo-random-tiny-int4", "prompt": "Hello", "max_tokens": 4, "temperature": 0, "logit_bias": %s}`, bias)
+	// complete posts a /v1/completions body with the given max_tokens and
+	// logit_bias and returns the status and body.
+	complete := func(maxTokens int, bias string) (int, []byte) {
+		body := fmt.Sprintf(`{"model": "dsmil-demo-random-tiny-int4", "prompt": "Hello", "max_tokens": %d, "temperature": 0, "logit_bias": %s}`, maxTokens, bias)
 		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/v1/completions", strings.NewReader(body))
 		req.Header.Set("Authorization", "Bearer "+testAPIKey)
 		req.Header.Set("Content-Type", "application/json")
@@ -68,8 +70,12 @@ func testLogitBias(t *testing.T, cfg *config.Config, r *router.Router, modelDir 
 		}
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("logit_bias %s: HTTP %d: %s", bias, resp.StatusCode, b)
+		return resp.StatusCode, b
+	}
+	post := func(bias string) (text, finish string) {
+		status, b := complete(4, bias)
+		if status != http.StatusOK {
+			t.Fatalf("logit_bias %s: HTTP %d: %s", bias, status, b)
 		}
 		var out struct {
 			Choices []struct {
@@ -91,18 +97,9 @@ func testLogitBias(t *testing.T, cfg *config.Config, r *router.Router, modelDir 
 		t.Fatalf("the unbiased answer is %q too: the test cannot tell the bias worked", plain)
 	}
 	// An id outside the model's vocabulary is the plugin's 400.
-	body := fmt.Sprintf(`{"model": "dsmil-demo-random-tiny-int4", "prompt": "Hello", "max_tokens": 2, "logit_bias": {"%d": 5}}`, tok.VocabSize()+1000)
-	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/v1/completions", strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+testAPIKey)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := srv.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(b), `"param":"logit_bias"`) {
-		t.Fatalf("out-of-vocabulary logit_bias: HTTP %d: %s", resp.StatusCode, b)
+	status, b := complete(2, fmt.Sprintf(`{"%d": 5}`, tok.VocabSize()+1000))
+	if status != http.StatusBadRequest || !strings.Contains(string(b), `"param":"logit_bias"`) {
+		t.Fatalf("out-of-vocabulary logit_bias: HTTP %d: %s", status, b)
 	}
 }
 
