@@ -2,7 +2,6 @@ package router
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"net"
 	"path/filepath"
@@ -51,8 +50,6 @@ var _ AsyncWorker = (*testWorker)(nil)
 
 func newWorker(t testing.TB, id string, h mux.Handler) *testWorker {
 	t.Helper()
-	k := make([]byte, session.KeySize)
-	rand.Read(k)
 	path := filepath.Join(t.TempDir(), "w.sock")
 	ln, err := net.Listen("unix", path)
 	if err != nil {
@@ -66,17 +63,13 @@ func newWorker(t testing.TB, id string, h mux.Handler) *testWorker {
 			srvCh <- nil
 			return
 		}
-		ch, _ := (&session.Interim{Key: k, Name: id}).Server(context.Background(), c)
-		srvCh <- ch
+		srvCh <- session.NewPlainChannel(c, 0, session.Peer{Name: "router"})
 	}()
 	c, err := net.Dial("unix", path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cch, err := (&session.Interim{Key: k, Name: "router"}).Client(context.Background(), c)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cch := session.NewPlainChannel(c, 0, session.Peer{Name: id})
 	cs := session.New(cch, nil)
 	cl := mux.NewClient(cs)
 	cs.SetHandler(func(f *dbe.Frame, _ error) { cl.Dispatch(f) })

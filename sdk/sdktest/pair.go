@@ -13,6 +13,7 @@ import (
 
 	"github.com/dsmil/l7/sdk"
 	"github.com/dsmil/l7/sdk/dbe"
+	"github.com/dsmil/l7/sdk/identity"
 	"github.com/dsmil/l7/sdk/mux"
 	l7v1 "github.com/dsmil/l7/sdk/proto/dsmil/l7/v1"
 	"github.com/dsmil/l7/sdk/session"
@@ -43,7 +44,8 @@ type Conn struct {
 
 // Pair connects w to a host end as dsmil-host would, minus the process:
 // the SDK serves w's Control service and data path on a gRPC server whose
-// connections are DBE sessions (the interim handshake with a fresh key),
+// connections are DBE sessions (the PQ handshake and sealed frames, with
+// fresh identities issued as dsmil-host issues them),
 // and the host end dials it over a Unix socket. Everything is torn down
 // when the test ends, including a call to w's Close if it is an sdk.Closer.
 func Pair(t testing.TB, w sdk.Workload) (*mux.Client, *sdk.ControlClient) {
@@ -58,8 +60,15 @@ func Connect(t testing.TB, w sdk.Workload) *Conn {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 
-	key := make([]byte, session.KeySize)
-	if _, err := rand.Read(key); err != nil {
+	// Identities as dsmil-host makes them: an operator root vouches for
+	// the host; the host issues the plugin's identity at spawn.
+	root, err := identity.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	hostID, err := identity.Issue(root, HostName, "host", now, time.Hour)
+	if err != nil {
 		t.Fatal(err)
 	}
 	// Not t.TempDir(): a Unix socket path must stay under ~100 bytes.
@@ -78,11 +87,16 @@ func Connect(t testing.TB, w sdk.Workload) *Conn {
 	if info, err := w.Info(ctx); err == nil && info != nil && info.Name != "" && len(info.Name) <= 255 {
 		name = info.Name
 	}
+	pluginID, err := identity.Issue(hostID.Key, name, sdk.PluginRole, now, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
 	logs := &testLog{t: t}
 	srv := sdk.NewServer(w, hclog.New(&hclog.LoggerOptions{Name: name, Level: hclog.Warn, Output: logs}))
 	g := grpc.NewServer(grpc.Creds(&session.Credentials{
-		Handshaker: &session.Interim{Key: key, Name: name, Role: sdk.PluginRole},
-		OnSession:  srv.Attach,
+		Handshaker: &session.PQ{Auth: session.Auth{Identity: pluginID, Roots: []*identity.PublicKey{root.Public()},
+			PeerName: HostName, PeerRoles: []string{"host"}}},
+		OnSession: srv.Attach,
 	}))
 	srv.Register(g)
 	go func() { _ = g.Serve(ln) }()
@@ -93,7 +107,8 @@ func Connect(t testing.TB, w sdk.Workload) *Conn {
 			return (&net.Dialer{}).DialContext(ctx, "unix", addr)
 		}),
 		grpc.WithTransportCredentials(&session.Credentials{
-			Handshaker: &session.Interim{Key: key, Name: HostName, Role: "host"},
+			Handshaker: &session.PQ{Auth: session.Auth{Identity: hostID, Roots: []*identity.PublicKey{hostID.Key.Public()},
+				PeerName: name, PeerRoles: []string{sdk.PluginRole}}},
 			OnSession: func(s *session.Session) {
 				client := mux.NewClient(s)
 				s.SetHandler(func(f *dbe.Frame, _ error) { client.Dispatch(f) })

@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"errors"
 	"net"
 	"time"
 
@@ -70,3 +71,8 @@ func (c *PlainChannel) Close() error {
 func (c *PlainChannel) setPeer(p Peer) { c.peer = p }
 
 var _ Channel = (*PlainChannel)(nil)
+
+// ErrAuth reports a failed handshake: the peer could not prove its
+// identity, spoke something other than DBE, or broke the handshake
+// protocol.
+var ErrAuth = errors.New("session: peer authentication failed")

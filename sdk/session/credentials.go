@@ -44,8 +44,7 @@ func (c *Credentials) start(ch Channel) (net.Conn, credentials.AuthInfo) {
 }
 
 // securityLevel is what ch protects, as gRPC names it: sealed frames and
-// TLS give privacy and integrity; plain frames after an Interim handshake
-// authenticate the peer but protect nothing after it.
+// TLS give privacy and integrity; plain frames protect nothing.
 func securityLevel(ch Channel) credentials.SecurityLevel {
 	switch c := ch.(type) {
 	case *SealedChannel:

@@ -7,6 +7,7 @@
 //
 // The Handshaker is the seam for channel security: PQ (ML-KEM-1024 +
 // X25519 or P-384, ML-DSA-87 identities, AES-256-GCM sealed frames) is what
-// the host and the SDK use; TLS is the cross-node option; Interim (a
-// pre-shared HMAC key, no encryption) remains for tests.
+// the host and the SDK use; TLS is the cross-node option. (The interim
+// pre-shared-key handshake of the first version is gone: every DBE socket
+// of the plane authenticates with ML-DSA-87 identities.)
 package session

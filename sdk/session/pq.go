@@ -134,8 +134,7 @@ var ErrPeerNotAllowed = errors.New("session: peer not allowed")
 // PQ is the post-quantum handshake of docs/dbe.md §12.4: three HANDSHAKE
 // frames that mutually authenticate both ends with ML-DSA-87-signed
 // identity bundles and agree on keys with ML-KEM-1024 + X25519 (or P-384),
-// after which every frame is sealed with AES-256-GCM (SealedChannel). It
-// replaces Interim.
+// after which every frame is sealed with AES-256-GCM (SealedChannel).
 type PQ struct {
 	Auth
 	// Groups: a client offers Groups[0]; a server accepts any group listed.

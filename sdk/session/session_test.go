@@ -3,7 +3,6 @@ package session
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"errors"
 	"io"
 	"net"
@@ -19,15 +18,6 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/peer"
 )
-
-func key(t *testing.T) []byte {
-	t.Helper()
-	k := make([]byte, KeySize)
-	if _, err := rand.Read(k); err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
 
 // unixPair returns both ends of a real Unix-socket connection.
 func unixPair(t *testing.T) (client, server net.Conn) {
@@ -52,8 +42,10 @@ func unixPair(t *testing.T) (client, server net.Conn) {
 	return client, server
 }
 
-func handshake(t *testing.T, ck, sk []byte) (Channel, Channel, error, error) {
+// handshake connects a PQ client and server over a Unix socket.
+func handshake(t *testing.T) (Channel, Channel, error, error) {
 	t.Helper()
+	p := newPKI(t)
 	c, s := unixPair(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -63,88 +55,18 @@ func handshake(t *testing.T, ck, sk []byte) (Channel, Channel, error, error) {
 	}
 	srv := make(chan res, 1)
 	go func() {
-		ch, err := (&Interim{Key: sk, Name: "echo", Role: "plugin"}).Server(ctx, s)
+		ch, err := p.server().Server(ctx, s)
 		srv <- res{ch, err}
 	}()
-	cch, cerr := (&Interim{Key: ck, Name: "dsmil-host", Role: "host"}).Client(ctx, c)
+	cch, cerr := p.client().Client(ctx, c)
 	r := <-srv
 	return cch, r.ch, cerr, r.err
-}
-
-func TestInterimHandshake(t *testing.T) {
-	k := key(t)
-	cch, sch, cerr, serr := handshake(t, k, k)
-	if cerr != nil || serr != nil {
-		t.Fatalf("client %v, server %v", cerr, serr)
-	}
-	if cch.Peer() != (Peer{"echo", "plugin"}) || sch.Peer() != (Peer{"dsmil-host", "host"}) {
-		t.Fatalf("peers %+v %+v", cch.Peer(), sch.Peer())
-	}
-	if err := cch.WriteFrame(&dbe.Frame{Type: dbe.MsgHealth, CorrelationID: 5}); err != nil {
-		t.Fatal(err)
-	}
-	f, err := sch.ReadFrame()
-	if err != nil || f.Type != dbe.MsgHealth || f.CorrelationID != 5 {
-		t.Fatalf("%v %v", f, err)
-	}
-}
-
-func TestInterimWrongKey(t *testing.T) {
-	_, _, cerr, serr := handshake(t, key(t), key(t))
-	if !errors.Is(cerr, ErrAuth) || !errors.Is(serr, ErrAuth) {
-		t.Fatalf("client %v, server %v", cerr, serr)
-	}
-}
-
-func TestInterimBadKeySize(t *testing.T) {
-	c, _ := unixPair(t)
-	if _, err := (&Interim{Key: []byte("short")}).Client(context.Background(), c); err == nil {
-		t.Fatal("accepted a 5-byte key")
-	}
-}
-
-// TestInterimRefusesHTTP2: a peer that speaks plain HTTP/2 is refused.
-func TestInterimRefusesHTTP2(t *testing.T) {
-	c, s := unixPair(t)
-	errc := make(chan error, 1)
-	go func() {
-		_, err := (&Interim{Key: key(t), Name: "p"}).Server(context.Background(), s)
-		errc <- err
-	}()
-	if _, err := c.Write([]byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")); err != nil {
-		t.Fatal(err)
-	}
-	err := <-errc
-	if !errors.Is(err, ErrAuth) || !errors.Is(err, dbe.ErrBadMagic) {
-		t.Fatalf("err %v", err)
-	}
-	// The server answered with a DBE CLOSE and hung up.
-	_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
-	f, rerr := dbe.NewReader(c, 0).ReadFrame()
-	if rerr != nil || f.Type != dbe.MsgClose {
-		t.Fatalf("after refusal: %v %v", f, rerr)
-	}
-	if _, rerr := c.Read(make([]byte, 1)); rerr != io.EOF {
-		t.Fatalf("connection not closed: %v", rerr)
-	}
-}
-
-// TestInterimSilentPeer: a peer that never speaks is cut off by the
-// handshake timeout.
-func TestInterimSilentPeer(t *testing.T) {
-	_, s := unixPair(t)
-	start := time.Now()
-	_, err := (&Interim{Key: key(t), Timeout: 200 * time.Millisecond}).Server(context.Background(), s)
-	if !errors.Is(err, ErrAuth) || time.Since(start) > 3*time.Second {
-		t.Fatalf("err %v after %v", err, time.Since(start))
-	}
 }
 
 // TestSessionTunnelAndFrames: tunnel bytes and request frames share one
 // session without mixing.
 func TestSessionTunnelAndFrames(t *testing.T) {
-	k := key(t)
-	cch, sch, cerr, serr := handshake(t, k, k)
+	cch, sch, cerr, serr := handshake(t)
 	if cerr != nil || serr != nil {
 		t.Fatal(cerr, serr)
 	}
@@ -182,8 +104,7 @@ func TestSessionTunnelAndFrames(t *testing.T) {
 }
 
 func TestTunnelReadDeadline(t *testing.T) {
-	k := key(t)
-	cch, _, cerr, serr := handshake(t, k, k)
+	cch, _, cerr, serr := handshake(t)
 	if cerr != nil || serr != nil {
 		t.Fatal(cerr, serr)
 	}
@@ -255,15 +176,24 @@ func grpcHealthOverDBE(t *testing.T, server, client Handshaker, n int) (c2s, s2c
 	return bytes.Clone(tapC2S.Bytes()), bytes.Clone(tapS2C.Bytes()), level
 }
 
+// plainHandshaker frames a connection without authenticating anyone: the
+// credentials below must then tell gRPC that nothing is protected.
+type plainHandshaker struct{}
+
+func (plainHandshaker) Client(_ context.Context, c net.Conn) (Channel, error) {
+	return NewPlainChannel(c, 0, Peer{Name: "server"}), nil
+}
+
+func (plainHandshaker) Server(_ context.Context, c net.Conn) (Channel, error) {
+	return NewPlainChannel(c, 0, Peer{Name: "client"}), nil
+}
+
 // TestGRPCOverDBE runs a real gRPC server and client over Credentials and
 // checks that every byte on the socket is DBE frames.
 func TestGRPCOverDBE(t *testing.T) {
-	k := key(t)
-	c2s, s2c, level := grpcHealthOverDBE(t, &Interim{Key: k, Name: "plugin", Role: "plugin"}, &Interim{Key: k, Name: "host", Role: "host"}, 20)
-	// Interim authenticates the peer and then sends plain frames: gRPC must
-	// not be told the calls are protected.
+	c2s, s2c, level := grpcHealthOverDBE(t, plainHandshaker{}, plainHandshaker{}, 20)
 	if level != credentials.NoSecurity {
-		t.Fatalf("interim session reported %v to gRPC, want NoSecurity", level)
+		t.Fatalf("plain session reported %v to gRPC, want NoSecurity", level)
 	}
 	for name, b := range map[string][]byte{"client→server": c2s, "server→client": s2c} {
 		n, err := countFrames(b)
