@@ -1,6 +1,7 @@
 // Package sdktest is the conformance harness for DSMIL L7 plugins. Run
 // checks a Workload through the real SDK data path and Control service over
-// a real Unix socket and the interim session handshake, in process:
+// a real Unix socket with the post-quantum session handshake and sealed
+// frames that dsmil-host uses, in process:
 //
 //	func TestConformance(t *testing.T) {
 //		sdktest.Run(t, echo.New(), &sdk.Config{Name: "echo", DeviceID: 47, Profiles: []string{"echo"}})
