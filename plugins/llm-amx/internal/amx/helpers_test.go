@@ -5,63 +5,32 @@ import (
 	"context"
 	"maps"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 
-	"github.com/dsmil/l7/host/config"
 	"github.com/dsmil/l7/internal/mkmodel"
-	"github.com/dsmil/l7/plugins/llm-amx/internal/ort"
+	"github.com/dsmil/l7/plugins/llm-amx/internal/llmtest"
 	"github.com/dsmil/l7/sdk"
 	l7v1 "github.com/dsmil/l7/sdk/proto/dsmil/l7/v1"
 	"github.com/hashicorp/go-hclog"
 )
 
-var (
-	testDir   string
-	tinyOnce  sync.Once
-	tinyModel *mkmodel.Result
-	tinyErr   error
-)
-
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "llm-amx-test")
-	if err != nil {
-		panic(err)
-	}
-	testDir = dir
 	code := m.Run()
-	os.RemoveAll(dir)
+	llmtest.Cleanup()
 	os.Exit(code)
 }
 
 // needORT skips the test when no ONNX Runtime is installed (make test
 // always provides one).
-func needORT(t testing.TB) {
-	t.Helper()
-	if ort.ResolveLibrary(config.ONNXRuntimeConfig{}, os.Getenv) == "" {
-		t.Skip("ONNX Runtime is not installed: run make ort (make test does)")
-	}
-}
+func needORT(t testing.TB) { llmtest.Library(t) }
 
 // tiny is the test model: the tiny preset (2 layers, hidden 64, 512
 // tokens) with int4 weights and a 4096-token context, written once.
 func tiny(t testing.TB) *mkmodel.Result {
 	t.Helper()
-	tinyOnce.Do(func() {
-		s, err := mkmodel.Preset("tiny")
-		if err != nil {
-			tinyErr = err
-			return
-		}
-		s.Seed, s.MaxPositions, s.DType = 3, 4096, mkmodel.Int4
-		tinyModel, tinyErr = mkmodel.Write(filepath.Join(testDir, "tiny"), s)
-	})
-	if tinyErr != nil {
-		t.Fatal(tinyErr)
-	}
-	return tinyModel
+	return llmtest.Tiny(t, "tiny", func(s *mkmodel.Spec) { s.Seed, s.MaxPositions, s.DType = 3, 4096, mkmodel.Int4 })
 }
 
 // baseSettings are the settings every test starts from: the tiny model on
