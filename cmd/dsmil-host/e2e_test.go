@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dsmil/l7/internal/testutil"
 	"github.com/dsmil/l7/sdk/dbe"
 	"github.com/dsmil/l7/sdk/identity"
 	"github.com/dsmil/l7/sdk/mux"
@@ -34,9 +35,8 @@ func TestEndToEnd(t *testing.T) {
 	}
 	dir := t.TempDir()
 	for _, b := range [][2]string{{"dsmil-host", "github.com/dsmil/l7/cmd/dsmil-host"}, {"dsmil-echo", "github.com/dsmil/l7/plugins/echo"}} {
-		out, err := exec.Command("go", "build", "-o", filepath.Join(dir, b[0]), b[1]).CombinedOutput()
-		if err != nil {
-			t.Fatalf("build %s: %v\n%s", b[0], err, out)
+		if _, err := testutil.Build(dir, b[0], b[1]); err != nil {
+			t.Fatal(err)
 		}
 	}
 	cfg := filepath.Join(dir, "dsmil.hcl")
@@ -363,8 +363,8 @@ func TestHostCrashTakesPluginsAlong(t *testing.T) {
 	}
 	dir := t.TempDir()
 	for _, b := range [][2]string{{"dsmil-host", "github.com/dsmil/l7/cmd/dsmil-host"}, {"dsmil-echo", "github.com/dsmil/l7/plugins/echo"}} {
-		if out, err := exec.Command("go", "build", "-o", filepath.Join(dir, b[0]), b[1]).CombinedOutput(); err != nil {
-			t.Fatalf("build %s: %v\n%s", b[0], err, out)
+		if _, err := testutil.Build(dir, b[0], b[1]); err != nil {
+			t.Fatal(err)
 		}
 	}
 	cfg := filepath.Join(dir, "dsmil.hcl")

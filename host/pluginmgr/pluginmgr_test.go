@@ -1,13 +1,11 @@
 package pluginmgr
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -17,6 +15,7 @@ import (
 
 	"github.com/dsmil/l7/host/config"
 	"github.com/dsmil/l7/host/router"
+	"github.com/dsmil/l7/internal/testutil"
 	"github.com/dsmil/l7/sdk/dbe"
 	"github.com/dsmil/l7/sdk/mux"
 	l7v1 "github.com/dsmil/l7/sdk/proto/dsmil/l7/v1"
@@ -32,33 +31,13 @@ func TestMain(m *testing.M) {
 	if err != nil {
 		panic(err)
 	}
-	echoBin = filepath.Join(dir, "dsmil-echo")
-	out, err := exec.Command("go", "build", "-o", echoBin, "github.com/dsmil/l7/plugins/echo").CombinedOutput()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "building the echo plugin: %v\n%s", err, out)
+	if echoBin, err = testutil.Build(dir, "dsmil-echo", "github.com/dsmil/l7/plugins/echo"); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
-}
-
-// syncBuffer collects log output from many goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // settingsBody parses plugin-specific settings the way dsmil.hcl holds them.
@@ -89,7 +68,7 @@ tenant "T" {
 	return cfg.Plugins[0]
 }
 
-func startManager(t *testing.T, logs *syncBuffer, plugins ...*config.Plugin) *Manager {
+func startManager(t *testing.T, logs *testutil.SyncBuffer, plugins ...*config.Plugin) *Manager {
 	t.Helper()
 	logger := hclog.New(&hclog.LoggerOptions{Output: logs, Level: hclog.Debug})
 	m := New(Config{Plugins: plugins, Logger: logger, HealthTimeout: 300 * time.Millisecond, UnhealthyThreshold: 2})
@@ -134,7 +113,7 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 }
 
 func TestStartRouteAndList(t *testing.T) {
-	var logs syncBuffer
+	var logs testutil.SyncBuffer
 	m := startManager(t, &logs, echoPlugin(t, "echo", 2, ""))
 	snaps := m.Snapshots()
 	if len(snaps) != 2 {
@@ -170,7 +149,7 @@ func TestStartRouteAndList(t *testing.T) {
 // TestKillMidRequest: kill -9 a plugin during a request: the caller gets an
 // error within 1 s, the plugin is back within 5 s, the restart is counted.
 func TestKillMidRequest(t *testing.T) {
-	var logs syncBuffer
+	var logs testutil.SyncBuffer
 	m := startManager(t, &logs, echoPlugin(t, "slow", 1, `delay = "200ms"`))
 	r, _ := router.New(router.Config{Registry: m})
 	pid := m.Snapshots()[0].PID
@@ -211,7 +190,7 @@ func TestKillMidRequest(t *testing.T) {
 // TestFrozenPluginRestarted: a plugin that stops answering health checks
 // (SIGSTOP) is restarted.
 func TestFrozenPluginRestarted(t *testing.T) {
-	var logs syncBuffer
+	var logs testutil.SyncBuffer
 	m := startManager(t, &logs, echoPlugin(t, "echo", 1, ""))
 	pid := m.Snapshots()[0].PID
 	syscall.Kill(pid, syscall.SIGSTOP)
@@ -228,7 +207,7 @@ func TestFrozenPluginRestarted(t *testing.T) {
 // TestGivesUp: a plugin that never starts is retried MaxRestarts times with
 // backoff, then marked failed.
 func TestGivesUp(t *testing.T) {
-	var logs syncBuffer
+	var logs testutil.SyncBuffer
 	p := echoPlugin(t, "broken", 1, "")
 	p.Path = "/bin/false"
 	m := startManager(t, &logs, p)
@@ -249,7 +228,7 @@ func TestChecksumPin(t *testing.T) {
 		t.Fatal(err)
 	}
 	sum := sha256.Sum256(b)
-	var logs syncBuffer
+	var logs testutil.SyncBuffer
 	good := echoPlugin(t, "good", 1, "")
 	good.SHA256 = hex.EncodeToString(sum[:])
 	bad := echoPlugin(t, "bad", 1, "")
@@ -265,7 +244,7 @@ func TestChecksumPin(t *testing.T) {
 }
 
 func TestBadSettings(t *testing.T) {
-	var logs syncBuffer
+	var logs testutil.SyncBuffer
 	m := startManager(t, &logs, echoPlugin(t, "echo", 1, `colour = "blue"`))
 	s := m.Snapshots()[0]
 	if s.State != StateFailed || !strings.Contains(s.LastError, "colour") || !strings.Contains(s.LastError, "dsmil.hcl:") {
@@ -275,7 +254,7 @@ func TestBadSettings(t *testing.T) {
 
 // TestDrain: Shutdown lets a request in flight finish.
 func TestDrain(t *testing.T) {
-	var logs syncBuffer
+	var logs testutil.SyncBuffer
 	p := echoPlugin(t, "slow", 1, `delay = "100ms"`)
 	logger := hclog.New(&hclog.LoggerOptions{Output: &logs})
 	m := New(Config{Plugins: []*config.Plugin{p}, Logger: logger})
@@ -343,7 +322,7 @@ func TestPluginEnvironment(t *testing.T) {
 // passes fails with an error naming start_timeout, while a plugin with a
 // longer start_timeout in the same manager starts.
 func TestStartTimeout(t *testing.T) {
-	var logs syncBuffer
+	var logs testutil.SyncBuffer
 	// 2s: time to spawn and shake hands even on a loaded machine, so that
 	// the timeout hits during Configure.
 	loading := echoPlugin(t, "loading", 1, `

@@ -12,6 +12,7 @@ import (
 
 	"github.com/dsmil/l7/host/config"
 	"github.com/dsmil/l7/host/router"
+	"github.com/dsmil/l7/internal/testutil"
 	"github.com/dsmil/l7/sdk/dbe"
 	"github.com/dsmil/l7/sdk/identity"
 	"github.com/dsmil/l7/sdk/session"
@@ -72,7 +73,7 @@ func TestEveryByteIsDBE(t *testing.T) {
 	var mu sync.Mutex
 	var toPlugin, fromPlugin bytes.Buffer
 	p := echoPlugin(t, "echo", 1, "")
-	var logs syncBuffer
+	var logs testutil.SyncBuffer
 	m := New(Config{Plugins: []*config.Plugin{p}, Logger: hclog.New(&hclog.LoggerOptions{Output: &logs}),
 		WrapConn: func(id string, c net.Conn) net.Conn {
 			return &tap{Conn: c, mu: &mu, out: &toPlugin, in: &fromPlugin}
@@ -120,7 +121,7 @@ func TestEveryByteIsDBE(t *testing.T) {
 // TestPluginRefusesStrangers: the live plugin socket refuses a peer that
 // speaks plain HTTP/2 and one that does not hold the session key.
 func TestPluginRefusesStrangers(t *testing.T) {
-	var logs syncBuffer
+	var logs testutil.SyncBuffer
 	m := startManager(t, &logs, echoPlugin(t, "echo", 1, ""))
 	addr := m.Instances()[0].socketAddr()
 	if addr == "" {

@@ -1,14 +1,13 @@
 package shim
 
 import (
-	"bytes"
 	"net/http"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/dsmil/l7/internal/testutil"
 	"github.com/dsmil/l7/sdk/dbe"
 	"github.com/dsmil/l7/sdk/mux"
 	"github.com/hashicorp/go-hclog"
@@ -53,7 +52,7 @@ func TestDBEErrorMapping(t *testing.T) {
 		{mux.Error{Code: 99}, 500, "server_error", "internal_error", "", nil},
 	} {
 		t.Run(tc.err.Code.String(), func(t *testing.T) {
-			var logs syncBuffer
+			var logs testutil.SyncBuffer
 			tc.err.Message = "detail of " + tc.err.Code.String()
 			_, base := startShim(t, func(c *Config) {
 				c.Router = failWith(&tc.err)
@@ -119,24 +118,6 @@ func TestRateLimitHeadersHook(t *testing.T) {
 			t.Fatalf("stream=%s: %d %v %s", stream, resp.StatusCode, h, body)
 		}
 	}
-}
-
-// syncBuffer collects log output from many goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func TestFormatReset(t *testing.T) {

@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -20,6 +19,7 @@ import (
 	"github.com/dsmil/l7/host/config"
 	"github.com/dsmil/l7/host/pluginmgr"
 	"github.com/dsmil/l7/host/router"
+	"github.com/dsmil/l7/internal/testutil"
 	"github.com/dsmil/l7/sdk/dbe"
 	"github.com/dsmil/l7/sdk/mux"
 	"github.com/hashicorp/go-hclog"
@@ -138,9 +138,8 @@ func TestMain(m *testing.M) {
 	if err != nil {
 		panic(err)
 	}
-	echoBin = filepath.Join(dir, "dsmil-echo")
-	if out, err := exec.Command("go", "build", "-o", echoBin, "github.com/dsmil/l7/plugins/echo").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "building the echo plugin: %v\n%s", err, out)
+	if echoBin, err = testutil.Build(dir, "dsmil-echo", "github.com/dsmil/l7/plugins/echo"); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 	code := m.Run()

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/dsmil/l7/host/config"
+	"github.com/dsmil/l7/internal/testutil"
 	"github.com/hashicorp/go-hclog"
 )
 
@@ -275,7 +276,7 @@ func TestListenRefusesNonLoopback(t *testing.T) {
 			t.Fatalf("%s: %v", addr, err)
 		}
 	}
-	var logs syncBuffer
+	var logs testutil.SyncBuffer
 	s, _ := New(Config{Router: &capture{}, Shim: configShim("0.0.0.0:0", true), Logger: newTestLogger(&logs)})
 	ln, err := s.Listen()
 	if err != nil {
@@ -288,7 +289,7 @@ func TestListenRefusesNonLoopback(t *testing.T) {
 }
 
 func TestDefaultKeyWarning(t *testing.T) {
-	var logs syncBuffer
+	var logs testutil.SyncBuffer
 	cfg := testConfig(t)
 	cfg.Tenants[1].EnvKeySHA256 = config.HashKey(DefaultKey)
 	cfg.Tenants[2].APIKeySHA256 = []string{strings.ToUpper(config.HashKey(DefaultKey))}

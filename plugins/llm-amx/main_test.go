@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -11,10 +10,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,6 +20,7 @@ import (
 	"github.com/dsmil/l7/host/router"
 	"github.com/dsmil/l7/host/shim"
 	"github.com/dsmil/l7/internal/mkmodel"
+	"github.com/dsmil/l7/internal/testutil"
 	"github.com/dsmil/l7/plugins/llm-amx/internal/ort"
 	"github.com/dsmil/l7/plugins/llm-amx/internal/tokenizer"
 	"github.com/dsmil/l7/sdk/dbe"
@@ -111,32 +109,13 @@ func TestMain(m *testing.M) {
 	if err != nil {
 		panic(err)
 	}
-	pluginBin = filepath.Join(dir, "dsmil-llm-amx")
-	out, err := exec.Command("go", "build", "-o", pluginBin, "github.com/dsmil/l7/plugins/llm-amx").CombinedOutput()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "building dsmil-llm-amx: %v\n%s", err, out)
+	if pluginBin, err = testutil.Build(dir, "dsmil-llm-amx", "github.com/dsmil/l7/plugins/llm-amx"); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func chatFrame(p *l7v1.L7ChatRequest) *dbe.Frame {
@@ -196,7 +175,7 @@ tenant "T" {
 	if diags.HasErrors() {
 		t.Fatalf("config: %v", diags)
 	}
-	var logs syncBuffer
+	var logs testutil.SyncBuffer
 	m := pluginmgr.New(pluginmgr.Config{Plugins: cfg.Plugins, Files: cfg.Files(),
 		Logger: hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Info})})
 	ctx, cancel := context.WithCancel(context.Background())

@@ -1,7 +1,6 @@
 package amx
 
 import (
-	"bytes"
 	"context"
 	"maps"
 	"os"
@@ -10,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/dsmil/l7/internal/mkmodel"
+	"github.com/dsmil/l7/internal/testutil"
 	"github.com/dsmil/l7/plugins/llm-amx/internal/llmtest"
 	"github.com/dsmil/l7/sdk"
 	l7v1 "github.com/dsmil/l7/sdk/proto/dsmil/l7/v1"
@@ -41,30 +41,12 @@ func baseSettings(t testing.TB, extra map[string]any) map[string]any {
 	return s
 }
 
-// logBuffer collects a workload's log lines.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // configured returns a workload configured with baseSettings + extra, and
 // its log.
-func configured(t *testing.T, extra map[string]any) (*Workload, *logBuffer) {
+func configured(t *testing.T, extra map[string]any) (*Workload, *testutil.SyncBuffer) {
 	t.Helper()
 	needORT(t)
-	logs := &logBuffer{}
+	logs := &testutil.SyncBuffer{}
 	w := New()
 	cfg := &sdk.Config{Name: "llm-amx", DeviceID: 47, Profiles: []string{"llm-test"}, Settings: baseSettings(t, extra),
 		Logger: hclog.New(&hclog.LoggerOptions{Output: logs, Level: hclog.Info, JSONFormat: true})}
