@@ -113,6 +113,12 @@ type RouterConfig struct {
 	// LoadThreshold is the worker load (0 < x <= 1) above which the router
 	// falls back to another worker serving the same profile. Default 0.9.
 	LoadThreshold float64
+
+	// MaxInFlightPerConnection caps the requests one client connection on
+	// the router socket may have in flight; more are answered OVERLOADED
+	// at once, so that one client cannot take every worker slot. Default
+	// 1024.
+	MaxInFlightPerConnection int
 }
 
 // AdminConfig is the admin block: the administrative Unix socket.

@@ -19,6 +19,8 @@ const (
 	DefaultRouterRequestTimeout = 60 * time.Second
 	DefaultRouterMaxFrameBytes  = 16 << 20
 	DefaultRouterLoadThreshold  = 0.9
+	// DefaultRouterMaxInFlight is the default max_in_flight_per_connection.
+	DefaultRouterMaxInFlight = 1024
 
 	DefaultAdminSocket = "run/admin.sock"
 	// AdminSocketMode is the fixed permission mode of the admin socket.
@@ -63,11 +65,12 @@ func defaultConfig(dir string) *Config {
 			KeepaliveInterval: DefaultShimKeepaliveInterval,
 		},
 		Router: RouterConfig{
-			Socket:         resolvePath(dir, DefaultRouterSocket),
-			SocketMode:     DefaultRouterSocketMode,
-			RequestTimeout: DefaultRouterRequestTimeout,
-			MaxFrameBytes:  DefaultRouterMaxFrameBytes,
-			LoadThreshold:  DefaultRouterLoadThreshold,
+			Socket:                   resolvePath(dir, DefaultRouterSocket),
+			SocketMode:               DefaultRouterSocketMode,
+			RequestTimeout:           DefaultRouterRequestTimeout,
+			MaxFrameBytes:            DefaultRouterMaxFrameBytes,
+			LoadThreshold:            DefaultRouterLoadThreshold,
+			MaxInFlightPerConnection: DefaultRouterMaxInFlight,
 		},
 		Admin:   AdminConfig{Socket: resolvePath(dir, DefaultAdminSocket)},
 		Metrics: MetricsConfig{Listen: DefaultMetricsListen},

@@ -231,6 +231,13 @@ func (r *resolver) router(raw *rawRouter) {
 			s.LoadThreshold = v
 		}
 	}
+	if a := at["max_in_flight_per_connection"]; r.ok(a) && raw.MaxInFlight != nil {
+		if v := *raw.MaxInFlight; v < 1 || v > 1<<20 {
+			r.errAttr(a, "Out-of-range max_in_flight_per_connection", "max_in_flight_per_connection is how many requests one router-socket connection may have in flight: 1 to %d; got %d.", 1<<20, v)
+		} else {
+			s.MaxInFlightPerConnection = int(v)
+		}
+	}
 }
 
 func (r *resolver) admin(raw *rawAdmin) {

@@ -1,6 +1,7 @@
 package router
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -35,6 +36,10 @@ type Endpoint struct {
 	// Listener, when set, is used instead of a Unix socket at Path (the
 	// cross-node TLS listener); Path and Mode are then ignored.
 	Listener net.Listener
+	// MaxInFlight caps the requests one connection may have in flight; a
+	// request beyond it is answered OVERLOADED at once and routed nowhere.
+	// Default DefaultMaxInFlight.
+	MaxInFlight int
 
 	mu       sync.Mutex
 	ln       net.Listener
@@ -121,7 +126,7 @@ func (e *Endpoint) serveConn(ctx context.Context, c net.Conn) {
 		}
 	}
 	s := session.NewIdle(ch)
-	ec := &epConn{r: e.Router, s: s, active: make(map[uint64]func()), ctx: context.Background()}
+	ec := &epConn{r: e.Router, s: s, active: make(map[uint64]func()), ctx: context.Background(), max: e.MaxInFlight}
 	if sc, ok := ch.(interface{ PeerKeyID() identity.KeyID }); ok {
 		// Claim tokens on this connection must belong to its peer.
 		ec.ctx = identity.WithPresenter(ec.ctx, sc.PeerKeyID())
@@ -145,10 +150,14 @@ func (e *Endpoint) serveConn(ctx context.Context, c net.Conn) {
 // epConn serves one client connection without a goroutine per request:
 // requests are forwarded from the session's read loop (Router.Forward) and
 // responses are written from the worker sessions' read loops.
+// DefaultMaxInFlight is an Endpoint's default per-connection cap.
+const DefaultMaxInFlight = 1024
+
 type epConn struct {
 	r   *Router
 	s   *session.Session
 	ctx context.Context // for the admission hooks
+	max int             // requests in flight allowed; <= 0 means DefaultMaxInFlight
 
 	mu     sync.Mutex
 	active map[uint64]func() // correlation id → cancel (nil while being forwarded)
@@ -191,6 +200,13 @@ func (c *epConn) handle(f *dbe.Frame, malformed error) {
 	if _, dup := c.active[corr]; dup {
 		c.mu.Unlock()
 		_ = c.s.Send(mux.ErrorFrame(corr, nil, mux.Errorf(dbe.CodeInvalidRequest, "correlation id %d already in use", corr)))
+		return
+	}
+	if max := cmp.Or(c.max, DefaultMaxInFlight); len(c.active) >= max {
+		c.mu.Unlock()
+		reqID, _ := f.Get(dbe.TLVRequestID)
+		_ = c.s.Send(mux.ErrorFrame(corr, reqID, &mux.Error{Code: dbe.CodeOverloaded, RetryAfterMS: 100,
+			Message: fmt.Sprintf("this connection has %d requests in flight, the most the router allows one connection (router.max_in_flight_per_connection)", max)}))
 		return
 	}
 	c.active[corr] = nil

@@ -2,10 +2,12 @@ package router
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -218,5 +220,69 @@ func TestEndpointCancelAnswered(t *testing.T) {
 	f, err = dbe.NewReader(c, 0).ReadFrame()
 	if err != nil || f.Type != dbe.MsgError || mux.ParseError(f).Code != dbe.CodeInvalidRequest {
 		t.Fatalf("request on correlation id 0: %v %v", f, err)
+	}
+}
+
+// TestEndpointMaxInFlight: a connection with MaxInFlight requests in
+// flight gets OVERLOADED for the next one at once (nothing reaches the
+// worker), another connection is not affected, and the connection is
+// served again once a request ends.
+func TestEndpointMaxInFlight(t *testing.T) {
+	release := make(chan struct{})
+	w := newWorker(t, "slow", mux.HandlerFunc(func(ctx context.Context, req *dbe.Frame, rw *mux.ResponseWriter) {
+		select {
+		case <-release:
+		case <-ctx.Done():
+			return
+		}
+		_ = rw.Send(&dbe.Frame{Type: dbe.MsgChatResp, Flags: dbe.FlagEndStream, Payload: []byte("done")})
+	}))
+	r := newRouter(t, registry{"slow": {w}}, Config{})
+	path := filepath.Join(t.TempDir(), "router.sock")
+	ep := &Endpoint{Router: r, Path: path, MaxInFlight: 2}
+	if err := ep.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	go ep.Serve(ctx)
+	t.Cleanup(func() { cancel(); ep.Close() })
+
+	cl, _ := dialClient(t, path)
+	done := make(chan error, 2)
+	for range 2 {
+		go func() { done <- cl.Call(context.Background(), chatReq("slow"), func(*dbe.Frame) error { return nil }) }()
+	}
+	for deadline := time.Now().Add(5 * time.Second); w.calls.Load() < 2; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the worker got %d requests, want 2", w.calls.Load())
+		}
+	}
+	err := cl.Call(context.Background(), chatReq("slow"), func(*dbe.Frame) error { return nil })
+	var e *mux.Error
+	if !errors.As(err, &e) || e.Code != dbe.CodeOverloaded || e.RetryAfterMS <= 0 || !strings.Contains(e.Message, "max_in_flight_per_connection") {
+		t.Fatalf("third request on a connection capped at 2: %v", err)
+	}
+	if n := w.calls.Load(); n != 2 {
+		t.Fatalf("the refused request reached the worker (%d calls)", n)
+	}
+	// Another connection has its own allowance.
+	other, _ := dialClient(t, path)
+	go func() {
+		done <- other.Call(context.Background(), chatReq("slow"), func(*dbe.Frame) error { return nil })
+	}()
+	for deadline := time.Now().Add(5 * time.Second); w.calls.Load() < 3; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("a second connection was refused by the first one's cap")
+		}
+	}
+	close(release)
+	for range 3 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Once its requests ended, the first connection is served again.
+	if err := cl.Call(context.Background(), chatReq("slow"), func(*dbe.Frame) error { return nil }); err != nil {
+		t.Fatalf("after the requests ended: %v", err)
 	}
 }

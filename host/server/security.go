@@ -102,7 +102,7 @@ func (s *security) routerHandshaker() session.Handshaker {
 // crossNodeEndpoint is the router's cross-node listener: DBE over TCP in
 // TLS 1.3 restricted to SecP384r1MLKEM1024, each peer proving an ML-DSA-87
 // identity (role "node" or "client") signed by one of the roots.
-func (s *security) crossNodeEndpoint(r *router.Router, addr string, maxFrame int) (*router.Endpoint, error) {
+func (s *security) crossNodeEndpoint(r *router.Router, addr string, maxFrame, maxInFlight int) (*router.Endpoint, error) {
 	if s.ephemeral {
 		return nil, fmt.Errorf("security: cross_node_listen needs a configured identity and roots")
 	}
@@ -114,7 +114,7 @@ func (s *security) crossNodeEndpoint(r *router.Router, addr string, maxFrame int
 	if err != nil {
 		return nil, fmt.Errorf("security: cross-node listener: %w", err)
 	}
-	ep := &router.Endpoint{Router: r, Listener: ln, MaxFrame: maxFrame, Handshaker: &session.TLS{
+	ep := &router.Endpoint{Router: r, Listener: ln, MaxFrame: maxFrame, MaxInFlight: maxInFlight, Handshaker: &session.TLS{
 		Auth:     session.Auth{Identity: s.id, Roots: s.roots, PeerRoles: []string{"node", "client"}},
 		Config:   session.TLSConfig(cert, nil),
 		MaxFrame: maxFrame,

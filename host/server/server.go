@@ -115,7 +115,7 @@ func Start(ctx context.Context, cfg *config.Config, log hclog.Logger, opts Optio
 	}
 	h.Router = r
 	if cfg.Security.CrossNodeListen != "" {
-		if h.crossNode, err = sec.crossNodeEndpoint(r, cfg.Security.CrossNodeListen, int(cfg.Router.MaxFrameBytes)); err != nil {
+		if h.crossNode, err = sec.crossNodeEndpoint(r, cfg.Security.CrossNodeListen, int(cfg.Router.MaxFrameBytes), cfg.Router.MaxInFlightPerConnection); err != nil {
 			return nil, err
 		}
 		log.Info("cross-node DBE listener (TLS 1.3, SecP384r1MLKEM1024, ML-DSA-87 identities)", "listen", cfg.Security.CrossNodeListen)
@@ -125,7 +125,7 @@ func Start(ctx context.Context, cfg *config.Config, log hclog.Logger, opts Optio
 		return nil, err
 	}
 	h.endpoint = &router.Endpoint{Router: r, Path: cfg.Router.Socket, Mode: cfg.Router.SocketMode,
-		MaxFrame: int(cfg.Router.MaxFrameBytes), Handshaker: sec.routerHandshaker()}
+		MaxFrame: int(cfg.Router.MaxFrameBytes), MaxInFlight: cfg.Router.MaxInFlightPerConnection, Handshaker: sec.routerHandshaker()}
 	if err := h.endpoint.Listen(); err != nil {
 		h.admin.Close()
 		return nil, err

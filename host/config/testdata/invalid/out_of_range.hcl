@@ -1,5 +1,6 @@
 router {
   load_threshold = 1.5
+  max_in_flight_per_connection = 0
 }
 
 plugin "a" {

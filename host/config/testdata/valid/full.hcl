@@ -15,6 +15,7 @@ router {
   request_timeout = "90s"
   max_frame_bytes = "32MB"
   load_threshold  = 0.75
+  max_in_flight_per_connection = 256
 }
 
 admin {
