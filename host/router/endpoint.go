@@ -204,6 +204,11 @@ func (c *epConn) handle(f *dbe.Frame, malformed error) {
 	}
 	if max := cmp.Or(c.max, DefaultMaxInFlight); len(c.active) >= max {
 		c.mu.Unlock()
+		if obs := c.r.cfg.Observer; obs != nil { // counted like any refused request
+			profile, _ := f.Profile()
+			obs.Started()
+			obs.Finished(profile, 0, dbe.CodeOverloaded, 0, 0, 0)
+		}
 		reqID, _ := f.Get(dbe.TLVRequestID)
 		_ = c.s.Send(mux.ErrorFrame(corr, reqID, &mux.Error{Code: dbe.CodeOverloaded, RetryAfterMS: 100,
 			Message: fmt.Sprintf("this connection has %d requests in flight, the most the router allows one connection (router.max_in_flight_per_connection)", max)}))

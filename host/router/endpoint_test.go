@@ -237,7 +237,8 @@ func TestEndpointMaxInFlight(t *testing.T) {
 		}
 		_ = rw.Send(&dbe.Frame{Type: dbe.MsgChatResp, Flags: dbe.FlagEndStream, Payload: []byte("done")})
 	}))
-	r := newRouter(t, registry{"slow": {w}}, Config{})
+	obs := &recObserver{}
+	r := newRouter(t, registry{"slow": {w}}, Config{Observer: obs})
 	path := filepath.Join(t.TempDir(), "router.sock")
 	ep := &Endpoint{Router: r, Path: path, MaxInFlight: 2}
 	if err := ep.Listen(); err != nil {
@@ -264,6 +265,13 @@ func TestEndpointMaxInFlight(t *testing.T) {
 	}
 	if n := w.calls.Load(); n != 2 {
 		t.Fatalf("the refused request reached the worker (%d calls)", n)
+	}
+	// The refusal is counted as a request that ended OVERLOADED.
+	obs.mu.Lock()
+	refused := len(obs.done) == 1 && obs.done[0].code == dbe.CodeOverloaded && obs.done[0].profile == "slow" && obs.done[0].device == 0
+	obs.mu.Unlock()
+	if !refused {
+		t.Fatalf("observer records %+v, want one OVERLOADED request for profile slow", obs.done)
 	}
 	// Another connection has its own allowance.
 	other, _ := dialClient(t, path)
