@@ -188,11 +188,14 @@ func (s *Server) tenantByKey(key string) *config.Tenant {
 }
 
 // quoteClip quotes s for an error message, cut to 200 bytes.
-func quoteClip(s string) string {
+func quoteClip(s string) string { return "\"" + clip(s) + "\"" }
+
+// clip cuts client-supplied text to 200 bytes for an error message.
+func clip(s string) string {
 	if len(s) > 200 {
 		s = s[:200] + "…"
 	}
-	return "\"" + strings.ToValidUTF8(s, "?") + "\""
+	return strings.ToValidUTF8(s, "?")
 }
 
 // formatID renders a request id.

@@ -436,7 +436,7 @@ func decodeLogitBias(raw json.RawMessage) (map[int32]float32, *apiError) {
 	var entries map[string]json.RawMessage
 	if raw[0] != '{' || json.Unmarshal(raw, &entries) != nil {
 		return nil, invalidRequest(param, "invalid_type",
-			"Invalid type for 'logit_bias': expected an object mapping token ids (strings of integers) to numbers, got %s.", clipJSON(raw))
+			"Invalid type for 'logit_bias': expected an object mapping token ids (strings of integers) to numbers, got %s.", clip(string(raw)))
 	}
 	if len(entries) == 0 {
 		return nil, nil
@@ -466,7 +466,7 @@ func decodeLogitBias(raw json.RawMessage) (map[int32]float32, *apiError) {
 		var b float64
 		if isNull(v) || json.Unmarshal(v, &b) != nil {
 			return nil, invalidRequest(param, "invalid_type",
-				"Invalid value for 'logit_bias' key %s: expected a number between %d and %d, got %s.", quoteClip(k), -maxBias, maxBias, clipJSON(v))
+				"Invalid value for 'logit_bias' key %s: expected a number between %d and %d, got %s.", quoteClip(k), -maxBias, maxBias, clip(string(v)))
 		}
 		if b < -maxBias || b > maxBias {
 			return nil, invalidRequest(param, "invalid_value",
@@ -556,15 +556,6 @@ func noOps(req *openaiRequest, ep endpoint) *apiError {
 		}
 	}
 	return nil
-}
-
-// clipJSON is raw JSON for an error message, cut to 200 bytes.
-func clipJSON(raw json.RawMessage) string {
-	s := string(raw)
-	if len(s) > 200 {
-		s = s[:200] + "…"
-	}
-	return strings.ToValidUTF8(s, "?")
 }
 
 // rawIs reports whether raw is one of the given JSON texts, ignoring
