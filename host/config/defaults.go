@@ -19,8 +19,10 @@ const (
 	DefaultRouterRequestTimeout = 60 * time.Second
 	DefaultRouterMaxFrameBytes  = 16 << 20
 	DefaultRouterLoadThreshold  = 0.9
-	// DefaultRouterMaxInFlight is the default max_in_flight_per_connection.
+	// DefaultRouterMaxInFlight is the default max_in_flight_per_connection,
+	// MaxInFlightPerConnection its largest value.
 	DefaultRouterMaxInFlight = 1024
+	MaxInFlightPerConnection = 1 << 20
 
 	DefaultAdminSocket = "run/admin.sock"
 	// AdminSocketMode is the fixed permission mode of the admin socket.

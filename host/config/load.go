@@ -312,7 +312,7 @@ type rawRouter struct {
 	RequestTimeout string   `hcl:"request_timeout,optional"`
 	MaxFrameBytes  string   `hcl:"max_frame_bytes,optional"`
 	LoadThreshold  float64  `hcl:"load_threshold,optional"`
-	MaxInFlight    *int64   `hcl:"max_in_flight_per_connection,optional"`
+	MaxInFlight    int      `hcl:"max_in_flight_per_connection,optional"`
 	Body           hcl.Body `hcl:",body"`
 }
 

@@ -231,13 +231,7 @@ func (r *resolver) router(raw *rawRouter) {
 			s.LoadThreshold = v
 		}
 	}
-	if a := at["max_in_flight_per_connection"]; r.ok(a) && raw.MaxInFlight != nil {
-		if v := *raw.MaxInFlight; v < 1 || v > 1<<20 {
-			r.errAttr(a, "Out-of-range max_in_flight_per_connection", "max_in_flight_per_connection is how many requests one router-socket connection may have in flight: 1 to %d; got %d.", 1<<20, v)
-		} else {
-			s.MaxInFlightPerConnection = int(v)
-		}
-	}
+	r.intRange(at["max_in_flight_per_connection"], raw.MaxInFlight, 1, MaxInFlightPerConnection, &s.MaxInFlightPerConnection)
 }
 
 func (r *resolver) admin(raw *rawAdmin) {
@@ -267,19 +261,8 @@ func (r *resolver) security(raw *rawSecurity) {
 	}
 	s.Configured = true
 	at := attrsOf(raw.Body, raw)
-	path := func(name, v string) string {
-		a := at[name]
-		if !r.ok(a) {
-			return ""
-		}
-		if v == "" || strings.ContainsRune(v, 0) {
-			r.errAttr(a, "Invalid path", "%s must be a file path.", name)
-			return ""
-		}
-		return resolvePath(r.cfg.Dir, v)
-	}
-	s.IdentityKey = path("identity_key", raw.IdentityKey)
-	s.IdentityBundle = path("identity_bundle", raw.IdentityBundle)
+	s.IdentityKey = r.filePath(at["identity_key"], raw.IdentityKey)
+	s.IdentityBundle = r.filePath(at["identity_bundle"], raw.IdentityBundle)
 	if a := at["identity_key"]; a == nil {
 		r.errAt(raw.DefRange, nil, "Missing identity_key", "A security block needs identity_key, identity_bundle and roots (see docs/security.md: dsmil-host keys gen, keys bundle).")
 	} else if at["identity_bundle"] == nil {
@@ -305,13 +288,7 @@ func (r *resolver) security(raw *rawSecurity) {
 		r.unique("claim_issuer", "Claim issuer", names, rb.Name, rb.NameRange)
 		ci := &ClaimIssuer{Name: rb.Name, DeclRange: rb.DefRange}
 		bat := attrsOf(rb.Body, rb)
-		if a := bat["key"]; r.ok(a) {
-			if rb.Key == "" || strings.ContainsRune(rb.Key, 0) {
-				r.errAttr(a, "Invalid path", "key must be a public key file path (dsmil-host keys gen writes NAME.pub).")
-			} else {
-				ci.Key = resolvePath(r.cfg.Dir, rb.Key)
-			}
-		}
+		ci.Key = r.filePath(bat["key"], rb.Key)
 		if a := bat["tenants"]; r.ok(a) {
 			if len(rb.Tenants) == 0 {
 				r.errAttr(a, "No tenants", "claim_issuer %q must name the tenants it may mint claim tokens for; for a key trusted for every tenant use claim_issuers.", rb.Name)
@@ -680,6 +657,19 @@ func (r *resolver) duration(a *hcl.Attribute, v string, max time.Duration, dst *
 		return
 	}
 	*dst = d
+}
+
+// filePath validates a file path attribute and returns it resolved against
+// the configuration's directory, or "" when absent or invalid.
+func (r *resolver) filePath(a *hcl.Attribute, v string) string {
+	if !r.ok(a) {
+		return ""
+	}
+	if v == "" || strings.ContainsRune(v, 0) {
+		r.errAttr(a, "Invalid path", "%s must be a file path.", a.Name)
+		return ""
+	}
+	return resolvePath(r.cfg.Dir, v)
 }
 
 // intRange validates lo <= v <= hi (no upper bound when hi < lo) and stores
