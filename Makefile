@@ -6,7 +6,7 @@ CONFIG   ?= dsmil.hcl
 # the openai npm client test of the shim (host/shim, TestOpenAINodeClient)
 NODETEST := host/shim/testdata/openai-node
 
-.PHONY: all build run test unit lint generate check-generate fuzz bench deps clean ort demo-model
+.PHONY: all build run test unit lint imports generate check-generate fuzz bench deps clean ort demo-model
 
 all: build
 
@@ -63,7 +63,7 @@ run: deps build demo-model
 		./bin/dsmil-host serve -config $(CONFIG)
 
 ## test: everything CI runs
-test: deps lint check-generate unit
+test: deps lint imports check-generate unit
 
 unit: ort
 	DSMIL_ORT_LIB="$${DSMIL_ORT_LIB:-$$(sh $(ORT_FETCH))}" $(GO) test -race -timeout 15m ./...
@@ -72,6 +72,14 @@ lint:
 	@out=$$(gofmt -l $$(find . -name '*.go' -not -path './.git/*')); \
 		if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+
+## imports: fail if anything under sdk/ or plugins/ (their code, its
+## dependencies, or their tests) imports the host: plugin binaries never
+## link host/, and plugin authors never need it.
+imports:
+	@out=$$($(GO) list -f '{{.ImportPath}} {{join .Deps " "}} {{join .TestImports " "}} {{join .XTestImports " "}}' ./sdk/... ./plugins/... | \
+		awk '{for (i = 2; i <= NF; i++) if ($$i ~ /^github.com\/dsmil\/l7\/host(\/|$$)/) print $$1 " imports " $$i}'); \
+		if [ -n "$$out" ]; then echo "sdk/ and plugins/ must not import host/:"; echo "$$out"; exit 1; fi
 
 ## generate: regenerate committed generated code
 generate:

@@ -45,6 +45,11 @@ plugin "llm-amx" {
   device_id     = 47
   profiles      = ["llm-amx-demo"]
   memory_budget = "2GiB" # weights (~780 MB) + KV cache
+  # Plugins get nothing of the host's environment but PATH, HOME, the
+  # locale, the Go runtime's variables and what pass_env names: here the
+  # ONNX Runtime library `make run` points DSMIL_ORT_LIB at (or set the
+  # ort_library setting below).
+  pass_env      = ["DSMIL_ORT_LIB"]
   # start_timeout = "30s" # the default: spawning the plugin and loading its
   # model must take less; raise it for bigger models (a 7B model: "120s").
 

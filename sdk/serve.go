@@ -26,9 +26,9 @@ const (
 
 	// EnvHostName optionally names the host. When set, the plugin refuses
 	// sessions whose authenticated peer has another name. The plugin's own
-	// identity arrives in identity.EnvPluginIdentity, EnvPluginBundle and
-	// EnvPluginRoots, which Serve removes from the environment after
-	// reading them.
+	// identity arrives over the inherited pipe named by
+	// identity.EnvPluginIdentityFD, which Serve reads and closes before
+	// anything else.
 	EnvHostName = "DSMIL_HOST_NAME"
 
 	// EnvLogLevel sets the default logger's level: trace, debug, info
@@ -70,7 +70,8 @@ type ServeConfig struct {
 //
 //	func main() { sdk.Serve(&sdk.ServeConfig{Workload: echo.New()}) }
 //
-// It authenticates the host with the key from DSMIL_PLUGIN_KEY, serves the
+// It reads the identity the host issued it from an inherited pipe,
+// authenticates the host against the roots handed over with it, serves the
 // Control service over go-plugin's gRPC connection and the DBE data path on
 // the same session, and when the host shuts it down (or on SIGTERM) stops
 // the data path and calls the workload's Close. It does not return: it exits
@@ -91,9 +92,7 @@ func serve(cfg *ServeConfig, getenv func(string) string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
 		return 1
 	}
-	for _, k := range []string{identity.EnvPluginIdentity, identity.EnvPluginBundle, identity.EnvPluginRoots} {
-		_ = os.Unsetenv(k)
-	}
+	_ = os.Unsetenv(identity.EnvPluginIdentityFD)
 	logger := cfg.Logger
 	if logger == nil {
 		logger = defaultLogger(getenv(EnvLogLevel), stderr)
@@ -165,9 +164,9 @@ func pluginIdentity(getenv func(string) string) (*identity.Identity, []*identity
 	if getenv(Handshake.MagicCookieKey) != Handshake.MagicCookieValue {
 		return nil, nil, fmt.Errorf("%w (%s is not set)", ErrNotPlugin, Handshake.MagicCookieKey)
 	}
-	id, roots, ok, err := identity.FromEnv(getenv)
+	id, roots, ok, err := identity.ReadHandoffFD(getenv(identity.EnvPluginIdentityFD))
 	if !ok {
-		return nil, nil, fmt.Errorf("%w (%s is not set)", ErrNotPlugin, identity.EnvPluginIdentity)
+		return nil, nil, fmt.Errorf("%w (%s is not set)", ErrNotPlugin, identity.EnvPluginIdentityFD)
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: %w", ErrNotPlugin, err)

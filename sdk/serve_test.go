@@ -3,10 +3,12 @@ package sdk_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -70,7 +72,10 @@ func TestServeWithGoPlugin(t *testing.T) {
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), envAsPlugin+"=1", envClosedFile+"="+closed,
 		sdk.EnvHostName+"=dsmil-host", sdk.EnvLogLevel+"=warn")
-	cmd.Env = append(cmd.Env, identity.Env(pid, []*identity.PublicKey{root.Public()})...)
+	release, err := identity.AttachHandoff(cmd, pid, []*identity.PublicKey{root.Public()})
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	sessions := make(chan *mux.Client, 1)
 	var stderr bytes.Buffer
@@ -95,9 +100,24 @@ func TestServeWithGoPlugin(t *testing.T) {
 		Logger: hclog.New(&hclog.LoggerOptions{Output: &stderr, Level: hclog.Warn}),
 	})
 	defer client.Kill()
+	handoff := pipeName(t, cmd.ExtraFiles[0])
 	rpc, err := client.Client()
+	release()
 	if err != nil {
 		t.Fatalf("start: %v\n%s", err, stderr.String())
+	}
+	// The identity came over a pipe: nothing of it is in the plugin's
+	// environment, and the pipe is closed once read.
+	ppid := client.ReattachConfig().Pid
+	environ, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", ppid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(environ, []byte("DSMIL_PLUGIN_IDENTITY=")) || bytes.Contains(environ, []byte("PRIVATE KEY")) {
+		t.Fatalf("key material in the plugin's environment:\n%s", bytes.ReplaceAll(environ, []byte{0}, []byte{'\n'}))
+	}
+	if fd := holds(t, ppid, handoff); fd != "" {
+		t.Fatalf("the plugin still holds the handoff pipe %s as fd %s after reading its identity", handoff, fd)
 	}
 	raw, err := rpc.Dispense(sdk.PluginName)
 	if err != nil {
@@ -145,7 +165,8 @@ func TestServeRefusesToRunAlone(t *testing.T) {
 	for name, env := range map[string][]string{
 		"no cookie":    nil,
 		"no key":       {sdk.Handshake.MagicCookieKey + "=" + sdk.Handshake.MagicCookieValue},
-		"bad identity": {sdk.Handshake.MagicCookieKey + "=" + sdk.Handshake.MagicCookieValue, identity.EnvPluginIdentity + "=abcd"},
+		"bad identity": {sdk.Handshake.MagicCookieKey + "=" + sdk.Handshake.MagicCookieValue, identity.EnvPluginIdentityFD + "=abcd"},
+		"closed fd":    {sdk.Handshake.MagicCookieKey + "=" + sdk.Handshake.MagicCookieValue, identity.EnvPluginIdentityFD + "=9"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			cmd := exec.Command(os.Args[0], "-test.run=^$")
@@ -161,6 +182,32 @@ func TestServeRefusesToRunAlone(t *testing.T) {
 			}
 		})
 	}
+}
+
+// pipeName is how /proc names the pipe f is an end of.
+func pipeName(t *testing.T, f *os.File) string {
+	t.Helper()
+	fi, err := f.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("pipe:[%d]", fi.Sys().(*syscall.Stat_t).Ino)
+}
+
+// holds returns the descriptor of process pid that refers to name, or "".
+func holds(t *testing.T, pid int, name string) string {
+	t.Helper()
+	dir := fmt.Sprintf("/proc/%d/fd", pid)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if l, err := os.Readlink(filepath.Join(dir, e.Name())); err == nil && l == name {
+			return e.Name()
+		}
+	}
+	return ""
 }
 
 func withoutPluginEnv(env []string) []string {

@@ -570,6 +570,7 @@ plugin "llm-%[4]s" {
   allow_spinning = %[10]v
   parallelism    = %[12]d
   ignore_eos     = true
+  pass_env       = ["DSMIL_ORT_LIB"]
 }
 model %[8]q { profile = "bench-%[4]s" }
 `, addr, metrics, config.HashKey(apiKey), dtype, bin, modelDir, dtypes[dtype].variant, modelID(dtype), threads, spin, replicas, maxStreams)

@@ -33,9 +33,6 @@ type Config struct {
 	// Metrics configures the Prometheus metrics listener.
 	Metrics MetricsConfig
 
-	// ONNXRuntime locates the ONNX Runtime shared library.
-	ONNXRuntime ONNXRuntimeConfig
-
 	// Security configures identities, the channel handshake and claim
 	// tokens. Security.Configured is false when dsmil.hcl has no security
 	// block: the host then runs on an ephemeral identity (docs/security.md).
@@ -139,16 +136,6 @@ type MetricsConfig struct {
 	AllowNonLoopback bool
 }
 
-// ONNXRuntimeConfig is the onnxruntime block.
-type ONNXRuntimeConfig struct {
-	// Library is the path of libonnxruntime.so. A relative path containing a
-	// slash is resolved against Config.Dir; a bare file name is left for the
-	// dynamic loader's search path; empty means the loader's default. The
-	// environment variable DSMIL_ORT_LIB (EnvORTLibrary), when set,
-	// overrides it at run time: see ResolveLibrary. Load does not apply it.
-	Library string
-}
-
 // ClaimIssuer is a claim_issuer block of the security block: a key that
 // may mint claim tokens for the listed tenants only.
 type ClaimIssuer struct {
@@ -197,22 +184,6 @@ type SecurityConfig struct {
 	CrossNodeListen string
 }
 
-// EnvORTLibrary is the environment variable that overrides
-// ONNXRuntimeConfig.Library.
-const EnvORTLibrary = "DSMIL_ORT_LIB"
-
-// ResolveLibrary returns the ONNX Runtime library to load: the value of
-// DSMIL_ORT_LIB if getenv reports one, else Library. A nil getenv means no
-// environment.
-func (o ONNXRuntimeConfig) ResolveLibrary(getenv func(string) string) string {
-	if getenv != nil {
-		if v := getenv(EnvORTLibrary); v != "" {
-			return v
-		}
-	}
-	return o.Library
-}
-
 // Plugin is a plugin block: one out-of-process model plugin binary.
 type Plugin struct {
 	// Name is the block label, unique among plugins.
@@ -240,6 +211,12 @@ type Plugin struct {
 
 	// Env is extra environment for the plugin process.
 	Env map[string]string
+
+	// PassEnv names variables of the host's environment that the plugin
+	// process receives as they are (when set), beyond the few every plugin
+	// gets (pluginmgr.BaseEnv). Nothing else of the host's environment
+	// reaches a plugin; a tenant's api_key_env may not be named here.
+	PassEnv []string
 
 	// Args are extra command-line arguments for the plugin process.
 	Args []string

@@ -299,44 +299,6 @@ func TestDefaultAllowedHosts(t *testing.T) {
 	}
 }
 
-func TestParseSize(t *testing.T) {
-	tests := []struct {
-		in      string
-		want    int64
-		wantErr bool
-	}{
-		{"4MiB", 4 << 20, false},
-		{"4 MiB", 4 << 20, false},
-		{"512KiB", 512 << 10, false},
-		{"1GiB", 1 << 30, false},
-		{"2KB", 2000, false},
-		{"3MB", 3e6, false},
-		{"1GB", 1e9, false},
-		{"100B", 100, false},
-		{"1048576", 1 << 20, false},
-		{"0", 0, false},
-		{"", 0, true},
-		{"MiB", 0, true},
-		{"4Mb", 0, true},
-		{"4mib", 0, true},
-		{"-1", 0, true},
-		{"+1", 0, true},
-		{"1.5GiB", 0, true},
-		{"9223372036854775807", 1<<63 - 1, false},
-		{"9223372036854775807KiB", 0, true},
-		{"99999999999999999999", 0, true},
-	}
-	for _, tt := range tests {
-		got, err := ParseSize(tt.in)
-		if (err != nil) != tt.wantErr || got != tt.want {
-			t.Errorf("ParseSize(%q) = %d, %v; want %d, error %v", tt.in, got, err, tt.want, tt.wantErr)
-		}
-		if err != nil && !errors.Is(err, ErrInvalidSize) {
-			t.Errorf("ParseSize(%q) error %v does not wrap ErrInvalidSize", tt.in, err)
-		}
-	}
-}
-
 func TestEnums(t *testing.T) {
 	for i, n := range []string{"UNCLAS", "SECRET", "TS", "TS_SIM", "EXEC"} {
 		c, err := ParseClassification(n)
@@ -401,12 +363,6 @@ func TestLookups(t *testing.T) {
 	}
 	if tn := cfg.TenantByName("SOC_TEAM_ALPHA"); !tn.AllowsModel("dsmil/chat:7b-q8.0_v2") || tn.AllowsModel("dsmil-echo") {
 		t.Error("AllowsModel")
-	}
-	if got := (ONNXRuntimeConfig{Library: "a"}).ResolveLibrary(func(string) string { return "b" }); got != "b" {
-		t.Errorf("ResolveLibrary with env = %q", got)
-	}
-	if got := (ONNXRuntimeConfig{Library: "a"}).ResolveLibrary(nil); got != "a" {
-		t.Errorf("ResolveLibrary without env = %q", got)
 	}
 }
 

@@ -282,17 +282,16 @@ func sortDiags(diags hcl.Diagnostics, order map[string]int) hcl.Diagnostics {
 // found for diagnostics.
 
 type rawRoot struct {
-	Include     []string        `hcl:"include,optional"` // always consumed per file; listed for "Did you mean"
-	Shim        *rawShim        `hcl:"shim,block"`
-	Router      *rawRouter      `hcl:"router,block"`
-	Admin       *rawAdmin       `hcl:"admin,block"`
-	Metrics     *rawMetrics     `hcl:"metrics,block"`
-	ONNXRuntime *rawONNXRuntime `hcl:"onnxruntime,block"`
-	Security    *rawSecurity    `hcl:"security,block"`
-	Plugins     []*rawPlugin    `hcl:"plugin,block"`
-	Models      []*rawModel     `hcl:"model,block"`
-	Tenants     []*rawTenant    `hcl:"tenant,block"`
-	Policies    []*rawPolicy    `hcl:"policy,block"`
+	Include  []string     `hcl:"include,optional"` // always consumed per file; listed for "Did you mean"
+	Shim     *rawShim     `hcl:"shim,block"`
+	Router   *rawRouter   `hcl:"router,block"`
+	Admin    *rawAdmin    `hcl:"admin,block"`
+	Metrics  *rawMetrics  `hcl:"metrics,block"`
+	Security *rawSecurity `hcl:"security,block"`
+	Plugins  []*rawPlugin `hcl:"plugin,block"`
+	Models   []*rawModel  `hcl:"model,block"`
+	Tenants  []*rawTenant `hcl:"tenant,block"`
+	Policies []*rawPolicy `hcl:"policy,block"`
 }
 
 type rawShim struct {
@@ -350,11 +349,6 @@ type rawClaimIssuer struct {
 	DefRange  hcl.Range `hcl:",def_range"`
 }
 
-type rawONNXRuntime struct {
-	Library string   `hcl:"library,optional"`
-	Body    hcl.Body `hcl:",body"`
-}
-
 type rawPlugin struct {
 	Name           string            `hcl:"name,label"`
 	NameRange      hcl.Range         `hcl:"name,label_range"`
@@ -365,6 +359,7 @@ type rawPlugin struct {
 	Replicas       int               `hcl:"replicas,optional"`
 	MemoryBudget   string            `hcl:"memory_budget,optional"`
 	Env            map[string]string `hcl:"env,optional"`
+	PassEnv        []string          `hcl:"pass_env,optional"`
 	Args           []string          `hcl:"args,optional"`
 	HealthInterval string            `hcl:"health_interval,optional"`
 	MaxRestarts    int               `hcl:"max_restarts,optional"`

@@ -1,7 +1,6 @@
 package config
 
 import (
-	"errors"
 	"fmt"
 	"io/fs"
 	"math"
@@ -14,52 +13,10 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/dsmil/l7/sdk"
+	"github.com/dsmil/l7/sdk/identity"
 )
-
-// ErrInvalidSize is wrapped by ParseSize's errors.
-var ErrInvalidSize = errors.New("config: invalid size")
-
-var sizeUnits = []struct {
-	suffix string
-	mult   int64
-}{
-	// Longer suffixes first: "KiB" and "KB" both end in "B".
-	{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30},
-	{"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9},
-	{"B", 1},
-}
-
-const sizeHelp = `want a whole number with an optional unit B, KiB, MiB, GiB, KB, MB or GB, such as "4MiB"`
-
-// ParseSize parses a size such as "4MiB", "512 KB", "100B" or "1048576"
-// into bytes. Units are B, KiB, MiB, GiB (powers of 1024) and KB, MB, GB
-// (powers of 1000); a bare number is bytes.
-func ParseSize(s string) (int64, error) {
-	n, reason := parseSize(s)
-	if reason != "" {
-		return 0, fmt.Errorf("%w %q: %s", ErrInvalidSize, s, reason)
-	}
-	return n, nil
-}
-
-func parseSize(s string) (int64, string) {
-	t := strings.TrimSpace(s)
-	mult := int64(1)
-	for _, u := range sizeUnits {
-		if strings.HasSuffix(t, u.suffix) {
-			t, mult = strings.TrimSpace(strings.TrimSuffix(t, u.suffix)), u.mult
-			break
-		}
-	}
-	if t == "" || strings.Trim(t, "0123456789") != "" {
-		return 0, sizeHelp
-	}
-	n, err := strconv.ParseInt(t, 10, 64)
-	if err != nil || n > math.MaxInt64/mult {
-		return 0, "too large"
-	}
-	return n * mult, ""
-}
 
 // parseDuration parses a Go duration that must be positive.
 func parseDuration(s string) (time.Duration, string) {
@@ -237,4 +194,15 @@ func quoteList(names []string) string {
 		return q[0]
 	}
 	return strings.Join(q[:len(q)-1], ", ") + " and " + q[len(q)-1]
+}
+
+// reservedPluginEnv reports whether dsmil-host sets variable k itself for
+// every plugin process (go-plugin's PLUGIN_* and handshake cookie, the
+// host's name, the identity handoff), so a plugin block may not.
+func reservedPluginEnv(k string) bool {
+	switch k {
+	case sdk.Handshake.MagicCookieKey, sdk.EnvHostName, identity.EnvPluginIdentityFD:
+		return true
+	}
+	return strings.HasPrefix(k, "PLUGIN_")
 }

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -9,6 +10,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/dsmil/l7/sdk"
 	"github.com/hashicorp/hcl/v2"
 )
 
@@ -21,10 +23,11 @@ type resolver struct {
 	decodeDiags hcl.Diagnostics // from gohcl; attributes they point into are skipped
 	diags       hcl.Diagnostics
 
-	modelProfile  map[*Model]*hcl.Attribute       // for the "profile served" check
-	tenantModels  map[*Tenant]*hcl.Attribute      // for the "model exists" check
-	issuerTenants map[*ClaimIssuer]*hcl.Attribute // for the "tenant exists" check
-	keyOwners     map[string]keyOwner             // key digest → first tenant using it
+	modelProfile  map[*Model]*hcl.Attribute        // for the "profile served" check
+	tenantModels  map[*Tenant]*hcl.Attribute       // for the "model exists" check
+	issuerTenants map[*ClaimIssuer]*hcl.Attribute  // for the "tenant exists" check
+	passEnv       map[*Plugin]map[string]hcl.Range // for the "no tenant's key" check
+	keyOwners     map[string]keyOwner              // key digest → first tenant using it
 }
 
 type keyOwner struct {
@@ -36,6 +39,7 @@ func (r *resolver) resolve(raw *rawRoot) {
 	r.modelProfile = map[*Model]*hcl.Attribute{}
 	r.tenantModels = map[*Tenant]*hcl.Attribute{}
 	r.issuerTenants = map[*ClaimIssuer]*hcl.Attribute{}
+	r.passEnv = map[*Plugin]map[string]hcl.Range{}
 	r.keyOwners = map[string]keyOwner{}
 
 	r.shim(raw.Shim)
@@ -43,7 +47,6 @@ func (r *resolver) resolve(raw *rawRoot) {
 	r.admin(raw.Admin)
 	r.metrics(raw.Metrics)
 	r.security(raw.Security)
-	r.onnxRuntime(raw.ONNXRuntime)
 
 	r.cfg.Plugins = []*Plugin{}
 	names := map[string]hcl.Range{}
@@ -120,6 +123,20 @@ func (r *resolver) crossCheck() {
 				r.errAt(elemRange(a, i), nil, "Unknown tenant",
 					fmt.Sprintf("claim_issuer %q names tenant %q, but no tenant block declares it. Declared tenants: %s.%s",
 						ci.Name, name, quoteList(tenants), didYouMean(name, tenants)))
+			}
+		}
+	}
+	keyVars := map[string]string{}
+	for _, t := range r.cfg.Tenants {
+		if t.APIKeyEnv != "" {
+			keyVars[t.APIKeyEnv] = t.Name
+		}
+	}
+	for _, p := range r.cfg.Plugins {
+		for _, k := range p.PassEnv {
+			if tenant, ok := keyVars[k]; ok {
+				r.errAt(r.passEnv[p][k], nil, "Secret in a plugin's environment",
+					fmt.Sprintf("%s holds tenant %q's API key (its api_key_env); plugin %q must not receive it.", k, tenant, p.Name))
 			}
 		}
 	}
@@ -317,19 +334,6 @@ func (r *resolver) security(raw *rawSecurity) {
 	r.duration(at["plugin_identity_ttl"], raw.PluginIdentityTTL, 30*24*time.Hour, &s.PluginIdentityTTL)
 }
 
-func (r *resolver) onnxRuntime(raw *rawONNXRuntime) {
-	if raw == nil {
-		return
-	}
-	if a := attrsOf(raw.Body, raw)["library"]; r.ok(a) {
-		lib := raw.Library
-		if strings.ContainsRune(lib, '/') {
-			lib = resolvePath(r.cfg.Dir, lib)
-		}
-		r.cfg.ONNXRuntime.Library = lib
-	}
-}
-
 func (r *resolver) plugin(raw *rawPlugin) *Plugin {
 	p := defaultPlugin()
 	p.Name, p.Settings, p.DeclRange = raw.Name, raw.Settings, raw.DefRange
@@ -390,12 +394,32 @@ func (r *resolver) plugin(raw *rawPlugin) *Plugin {
 		for _, k := range keys {
 			if reason := envNameProblem(k); reason != "" {
 				r.errAttr(a, "Invalid environment variable", "%q cannot be an environment variable name: %s.", k, reason)
+			} else if reservedPluginEnv(k) {
+				r.errAttr(a, "Reserved environment variable", "%s is set by dsmil-host itself for every plugin process.", k)
 			} else if strings.ContainsRune(raw.Env[k], 0) {
 				r.errAttr(a, "Invalid environment variable", "The value of %s contains a NUL byte.", k)
 			} else {
 				p.Env[k] = raw.Env[k]
 			}
 		}
+	}
+	if a := at["pass_env"]; r.ok(a) {
+		seen := map[string]hcl.Range{}
+		for i, k := range raw.PassEnv {
+			rng := elemRange(a, i)
+			switch reason := envNameProblem(k); {
+			case reason != "":
+				r.errAt(rng, nil, "Invalid environment variable", fmt.Sprintf("%q cannot be an environment variable name: %s.", k, reason))
+			case reservedPluginEnv(k):
+				r.errAt(rng, nil, "Reserved environment variable", fmt.Sprintf("%s is set by dsmil-host itself for every plugin process.", k))
+			case seen[k] != hcl.Range{}:
+				r.errAt(rng, nil, "Duplicate environment variable", fmt.Sprintf("%s is already listed at %s.", k, pos(seen[k])))
+			default:
+				seen[k] = rng
+				p.PassEnv = append(p.PassEnv, k)
+			}
+		}
+		r.passEnv[p] = seen
 	}
 	if a := at["args"]; r.ok(a) {
 		for i, arg := range raw.Args {
@@ -631,8 +655,11 @@ func (r *resolver) size(a *hcl.Attribute, v string, dst *int64) {
 	if !r.ok(a) {
 		return
 	}
-	n, reason := parseSize(v)
-	if reason == "" && n <= 0 {
+	n, err := sdk.ParseSize(v)
+	var reason string
+	if se := (*sdk.SizeError)(nil); errors.As(err, &se) {
+		reason = se.Reason
+	} else if n <= 0 {
 		reason = "must be greater than zero"
 	}
 	if reason != "" {

@@ -203,7 +203,15 @@ func (i *Instance) start(ctx context.Context) (err error) {
 	cmd := exec.Command(i.plugin.Path, i.plugin.Args...)
 	cmd.Dir = i.m.cfg.Dir
 	bindToHost(cmd)
-	cmd.Env = i.environment(pident)
+	cmd.Env = i.environment()
+	// The identity travels over an inherited pipe that the plugin empties
+	// and closes at once, never through the environment, which stays
+	// readable in /proc/<pid>/environ for the process's lifetime.
+	releaseHandoff, err := identity.AttachHandoff(cmd, pident, i.m.cfg.Roots)
+	if err != nil {
+		return err
+	}
+	defer releaseHandoff()
 	cc := &plugin.ClientConfig{
 		HandshakeConfig:  sdk.Handshake,
 		Plugins:          plugin.PluginSet{sdk.PluginName: &sdk.GRPCPlugin{}},
@@ -212,6 +220,7 @@ func (i *Instance) start(ctx context.Context) (err error) {
 		GRPCDialOptions:  []grpc.DialOption{grpc.WithTransportCredentials(creds)},
 		Logger:           i.log,
 		StartTimeout:     timeout, // go-plugin's own; cctx, started first, ends first
+		SkipHostEnv:      true,    // cmd.Env is the whole environment (environment)
 	}
 	if i.plugin.SHA256 != "" {
 		sum, err := hex.DecodeString(i.plugin.SHA256)
@@ -227,8 +236,9 @@ func (i *Instance) start(ctx context.Context) (err error) {
 		}
 	}()
 	rpc, err := client.Client()
+	releaseHandoff() // started (or failed to): the child has its own end
 	if err != nil {
-		if strings.Contains(err.Error(), "checksum") {
+		if errors.Is(err, plugin.ErrChecksumsDoNotMatch) {
 			return fmt.Errorf("%w: %s: %v", ErrChecksum, i.plugin.Path, err)
 		}
 		return late(fmt.Errorf("start %s: %w", i.plugin.Path, err))
@@ -316,22 +326,6 @@ func (i *Instance) pluginConfig(info *sdk.PluginInfo) (*sdk.Config, error) {
 		Replica:      i.replica,
 		Settings:     settings,
 	}, nil
-}
-
-// pluginEnv is the plugin's environment, less its identity: a few variables
-// a process needs from the host's and the configured ones. Nothing else of
-// the host's environment (API keys!) is passed on.
-func pluginEnv(extra map[string]string) []string {
-	var env []string
-	for _, k := range []string{"PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ", "GOGC", "GOMEMLIMIT", "GOMAXPROCS", "DSMIL_LOG_LEVEL", config.EnvORTLibrary} {
-		if v, ok := os.LookupEnv(k); ok {
-			env = append(env, k+"="+v)
-		}
-	}
-	for k, v := range extra {
-		env = append(env, k+"="+v)
-	}
-	return env
 }
 
 func (i *Instance) setState(s State) {
@@ -565,13 +559,33 @@ func rss(pid int) uint64 {
 	return resident * uint64(os.Getpagesize())
 }
 
-// environment is a plugin process's whole environment: pluginEnv, the
-// host's name, dsmil.hcl's ONNX Runtime library unless the host's own
-// DSMIL_ORT_LIB (passed on by pluginEnv) wins, and its identity.
-func (i *Instance) environment(pident *identity.Identity) []string {
-	env := append(pluginEnv(i.plugin.Env), sdk.EnvHostName+"="+i.m.cfg.HostName)
-	if lib := i.m.cfg.ORTLibrary; lib != "" && os.Getenv(config.EnvORTLibrary) == "" {
-		env = append(env, config.EnvORTLibrary+"="+lib)
+// BaseEnv names the variables of the host's environment that every plugin
+// process receives (when set): what any process needs to run, and the SDK's
+// log level. A plugin block's pass_env adds names; nothing else of the
+// host's environment (tenants' API keys!) reaches a plugin.
+var BaseEnv = []string{"PATH", "HOME", "USER", "LANG", "LC_ALL", "TMPDIR", "TZ", "GOGC", "GOMEMLIMIT", "GOMAXPROCS", "GODEBUG", "GOTRACEBACK", sdk.EnvLogLevel}
+
+// environment is a plugin process's environment as the host sets it: the
+// BaseEnv and pass_env variables taken from the host's, the plugin block's
+// env, and the host's name. go-plugin appends its own (the handshake cookie
+// and PLUGIN_*), AttachHandoff the identity pipe's descriptor number; with
+// SkipHostEnv that is all the process gets.
+func (i *Instance) environment() []string {
+	var env []string
+	seen := map[string]bool{}
+	for _, names := range [][]string{BaseEnv, i.plugin.PassEnv} {
+		for _, k := range names {
+			if _, set := i.plugin.Env[k]; set || seen[k] {
+				continue // the plugin block's env wins
+			}
+			seen[k] = true
+			if v, ok := os.LookupEnv(k); ok {
+				env = append(env, k+"="+v)
+			}
+		}
 	}
-	return append(env, identity.Env(pident, i.m.cfg.Roots)...)
+	for k, v := range i.plugin.Env {
+		env = append(env, k+"="+v)
+	}
+	return append(env, sdk.EnvHostName+"="+i.m.cfg.HostName)
 }

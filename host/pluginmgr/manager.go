@@ -27,9 +27,6 @@ type Config struct {
 	// relative paths in plugin settings mean what they mean in the rest of
 	// the file. Empty: the host's working directory.
 	Dir string
-	// ORTLibrary, when set, is handed to plugins as DSMIL_ORT_LIB (from
-	// dsmil.hcl's onnxruntime block; the host's own DSMIL_ORT_LIB wins).
-	ORTLibrary string
 	// Files are the parsed config files, for printing settings diagnostics.
 	Files map[string]*hcl.File
 	// Logger is the root logger; each instance logs (and re-emits its

@@ -16,7 +16,9 @@ import (
 	"github.com/dsmil/l7/host/config"
 	"github.com/dsmil/l7/host/router"
 	"github.com/dsmil/l7/internal/testutil"
+	"github.com/dsmil/l7/sdk"
 	"github.com/dsmil/l7/sdk/dbe"
+	"github.com/dsmil/l7/sdk/identity"
 	"github.com/dsmil/l7/sdk/mux"
 	l7v1 "github.com/dsmil/l7/sdk/proto/dsmil/l7/v1"
 	"github.com/hashicorp/go-hclog"
@@ -288,31 +290,88 @@ func TestDrain(t *testing.T) {
 	}
 }
 
-// TestPluginEnvironment: a plugin gets its identity, the host's name and
-// dsmil.hcl's ONNX Runtime library (unless the host's DSMIL_ORT_LIB wins),
-// and nothing else of the host's environment.
+// TestPluginEnvironment reads the environment of the real plugin process
+// from /proc: with canaries in the host's environment (a stray secret and
+// every tenant's api_key_env), the plugin gets exactly BaseEnv (what of it
+// the host has), its pass_env and env, the host's name, go-plugin's
+// handshake variables and the identity pipe's descriptor number, and no
+// key material.
 func TestPluginEnvironment(t *testing.T) {
-	t.Setenv("DSMIL_OPENAI_API_KEY", "secret-key")
-	t.Setenv(config.EnvORTLibrary, "")
-	m := New(Config{ORTLibrary: "/opt/ort/libonnxruntime.so.1"})
-	i := &Instance{plugin: &config.Plugin{Name: "x", Env: map[string]string{"FOO": "bar"}}, m: m}
-	pident, _, err := EphemeralIdentity("x")
+	canaries := map[string]string{
+		"SECRET_CANARY":         "leak123",
+		"DSMIL_OPENAI_API_KEY":  "canary-openai-key",
+		"SOC_TEAM_KEY":          "canary-soc-key",
+		"AWS_SECRET_ACCESS_KEY": "canary-aws",
+	}
+	for k, v := range canaries {
+		t.Setenv(k, v)
+	}
+	t.Setenv("GOGC", "150")               // in BaseEnv, but the env block wins
+	t.Setenv("DSMIL_ORT_LIB", "/opt/ort") // passed by pass_env
+	t.Setenv("OMP_NUM_THREADS", "3")      // neither: not passed
+	src := fmt.Sprintf(`
+plugin "envcheck" {
+  path      = %q
+  device_id = 47
+  profiles  = ["envcheck"]
+  env       = { FOO = "bar", GOGC = "77" }
+  pass_env  = ["DSMIL_ORT_LIB", "UNSET_IN_HOST"]
+}
+tenant "LOCAL" {
+  api_key_env  = "DSMIL_OPENAI_API_KEY"
+  compartments = ["SOC"]
+  models       = ["*"]
+}
+tenant "SOC" {
+  api_key_env  = "SOC_TEAM_KEY"
+  compartments = ["SOC"]
+  models       = ["*"]
+}
+`, echoBin)
+	cfg, diags := config.Parse(filepath.Join(t.TempDir(), "dsmil.hcl"), []byte(src), config.WithGetenv(os.Getenv))
+	if diags.HasErrors() {
+		t.Fatalf("config: %v", diags)
+	}
+	var logs testutil.SyncBuffer
+	m := startManager(t, &logs, cfg.Plugins[0])
+	pid := m.Snapshots()[0].PID
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
 	if err != nil {
 		t.Fatal(err)
 	}
-	env := strings.Join(i.environment(pident), "\n")
-	for _, want := range []string{"FOO=bar", "DSMIL_HOST_NAME=dsmil-host", config.EnvORTLibrary + "=/opt/ort/libonnxruntime.so.1", "DSMIL_PLUGIN_IDENTITY="} {
-		if !strings.Contains(env, want) {
-			t.Errorf("plugin environment lacks %s", want)
+	got := map[string]string{}
+	for _, kv := range strings.Split(strings.TrimRight(string(raw), "\x00"), "\x00") {
+		k, v, _ := strings.Cut(kv, "=")
+		got[k] = v
+	}
+	want := map[string]string{
+		"FOO": "bar", "GOGC": "77", "DSMIL_ORT_LIB": "/opt/ort",
+		"DSMIL_HOST_NAME": "dsmil-host", sdk.Handshake.MagicCookieKey: sdk.Handshake.MagicCookieValue,
+		identity.EnvPluginIdentityFD: "3",
+	}
+	for _, k := range BaseEnv {
+		if v, ok := os.LookupEnv(k); ok && want[k] == "" {
+			want[k] = v
 		}
 	}
-	if strings.Contains(env, "secret-key") {
-		t.Error("the host's API key leaked into a plugin's environment")
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("plugin environment: %s=%q, want %q", k, got[k], v)
+		}
 	}
-	t.Setenv(config.EnvORTLibrary, "/mine/libonnxruntime.so.1")
-	env = strings.Join(i.environment(pident), "\n")
-	if !strings.Contains(env, config.EnvORTLibrary+"=/mine/libonnxruntime.so.1") || strings.Contains(env, "/opt/ort") {
-		t.Errorf("the host's %s did not win:\n%s", config.EnvORTLibrary, env)
+	for k, v := range got {
+		if _, ok := want[k]; ok || strings.HasPrefix(k, "PLUGIN_") { // go-plugin's own
+			continue
+		}
+		t.Errorf("plugin environment has %s=%q, which the host did not give it", k, v)
+	}
+	for k, v := range canaries {
+		if strings.Contains(string(raw), v) {
+			t.Errorf("the host's %s reached the plugin", k)
+		}
+	}
+	if strings.Contains(string(raw), "PRIVATE KEY") || strings.Contains(string(raw), "DSMIL_PLUGIN_IDENTITY=") {
+		t.Error("key material in the plugin's environment")
 	}
 }
 

@@ -79,9 +79,8 @@ func Start(ctx context.Context, cfg *config.Config, log hclog.Logger, opts Optio
 	}
 	h.Manager = pluginmgr.New(pluginmgr.Config{
 		Plugins: cfg.Plugins, Files: cfg.Files(), Logger: log, Dir: cfg.Dir,
-		ORTLibrary: cfg.ONNXRuntime.Library,
-		MaxFrame:   int(cfg.Router.MaxFrameBytes),
-		Identity:   sec.id, Roots: sec.roots, Groups: sec.groups,
+		MaxFrame: int(cfg.Router.MaxFrameBytes),
+		Identity: sec.id, Roots: sec.roots, Groups: sec.groups,
 		PluginIdentityTTL: cfg.Security.PluginIdentityTTL,
 	})
 	claims, err := identity.NewClaimVerifier(identity.ClaimVerifierConfig{Issuers: sec.issuers, IssuerTenants: sec.issuerTenants, Audience: ClaimAudience})

@@ -1,7 +1,6 @@
 package identity
 
 import (
-	"encoding/base64"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -285,78 +284,4 @@ func LoadIdentity(keyPath, bundlePath string) (*Identity, error) {
 		return nil, err
 	}
 	return id, nil
-}
-
-// Environment variables through which dsmil-host hands a plugin process
-// its identity at spawn (never on the command line). Values are standard
-// base64 without line breaks.
-const (
-	// EnvPluginIdentity holds the plugin's private key seed (32 bytes).
-	EnvPluginIdentity = "DSMIL_PLUGIN_IDENTITY"
-	// EnvPluginBundle holds the plugin's bundle encoding (§12.2).
-	EnvPluginBundle = "DSMIL_PLUGIN_BUNDLE"
-	// EnvPluginRoots holds the public keys that may issue the host's
-	// bundle: one or more base64 keys separated by commas.
-	EnvPluginRoots = "DSMIL_PLUGIN_ROOTS"
-)
-
-// Env returns the environment entries ("K=V") that hand id and roots to a
-// child process.
-func Env(id *Identity, roots []*PublicKey) []string {
-	rs := make([]string, len(roots))
-	for i, r := range roots {
-		rs[i] = base64.StdEncoding.EncodeToString(r.raw)
-	}
-	return []string{
-		EnvPluginIdentity + "=" + base64.StdEncoding.EncodeToString(id.Key.seed[:]),
-		EnvPluginBundle + "=" + base64.StdEncoding.EncodeToString(id.Bundle.Marshal()),
-		EnvPluginRoots + "=" + strings.Join(rs, ","),
-	}
-}
-
-// FromEnv reads what Env wrote. ok is false when EnvPluginIdentity is
-// unset. The caller should unset the variables afterwards.
-func FromEnv(getenv func(string) string) (id *Identity, roots []*PublicKey, ok bool, err error) {
-	ks := getenv(EnvPluginIdentity)
-	if ks == "" {
-		return nil, nil, false, nil
-	}
-	seed, err := base64.StdEncoding.DecodeString(ks)
-	if err != nil {
-		return nil, nil, true, fmt.Errorf("%w: %s: %v", ErrMalformed, EnvPluginIdentity, err)
-	}
-	k, err := NewKeyFromSeed(seed)
-	if err != nil {
-		return nil, nil, true, fmt.Errorf("%s: %w", EnvPluginIdentity, err)
-	}
-	bb, err := base64.StdEncoding.DecodeString(getenv(EnvPluginBundle))
-	if err != nil {
-		return nil, nil, true, fmt.Errorf("%w: %s: %v", ErrMalformed, EnvPluginBundle, err)
-	}
-	b, err := ParseBundle(bb)
-	if err != nil {
-		return nil, nil, true, fmt.Errorf("%s: %w", EnvPluginBundle, err)
-	}
-	id = &Identity{Key: k, Bundle: b}
-	if err := id.Check(); err != nil {
-		return nil, nil, true, err
-	}
-	for _, s := range strings.Split(getenv(EnvPluginRoots), ",") {
-		if s == "" {
-			continue
-		}
-		raw, err := base64.StdEncoding.DecodeString(s)
-		if err != nil {
-			return nil, nil, true, fmt.Errorf("%w: %s: %v", ErrMalformed, EnvPluginRoots, err)
-		}
-		r, err := ParsePublicKey(raw)
-		if err != nil {
-			return nil, nil, true, fmt.Errorf("%s: %w", EnvPluginRoots, err)
-		}
-		roots = append(roots, r)
-	}
-	if len(roots) == 0 {
-		return nil, nil, true, fmt.Errorf("identity: %s names no root key", EnvPluginRoots)
-	}
-	return id, roots, true, nil
 }

@@ -207,7 +207,7 @@ func TestBundle(t *testing.T) {
 	}
 }
 
-func TestIdentityEnv(t *testing.T) {
+func TestHandoff(t *testing.T) {
 	root, host := seedKey(t, 20), seedKey(t, 21)
 	id, err := Issue(host, "echo", "plugin", time.Now(), time.Hour)
 	if err != nil {
@@ -216,24 +216,41 @@ func TestIdentityEnv(t *testing.T) {
 	if err := VerifyBundle(id.Bundle, []*PublicKey{host.Public()}, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	env := map[string]string{}
-	for _, kv := range Env(id, []*PublicKey{root.Public(), host.Public()}) {
-		k, v, _ := strings.Cut(kv, "=")
-		env[k] = v
+	var b bytes.Buffer
+	if err := WriteHandoff(&b, id, []*PublicKey{root.Public(), host.Public()}); err != nil {
+		t.Fatal(err)
 	}
-	got, roots, ok, err := FromEnv(func(k string) string { return env[k] })
-	if err != nil || !ok || len(roots) != 2 || !got.Key.Public().Equal(id.Key.Public()) || got.Bundle.Name != "echo" {
-		t.Fatalf("FromEnv: %v %v %d", ok, err, len(roots))
+	enc := b.Bytes()
+	got, roots, err := ReadHandoff(bytes.NewReader(enc))
+	if err != nil || len(roots) != 2 || !roots[1].Equal(host.Public()) || !got.Key.Public().Equal(id.Key.Public()) || got.Bundle.Name != "echo" {
+		t.Fatalf("ReadHandoff: %v %d", err, len(roots))
 	}
-	if _, _, ok, err := FromEnv(func(string) string { return "" }); ok || err != nil {
-		t.Fatalf("empty env: %v %v", ok, err)
+	if err := WriteHandoff(&b, id, nil); !errors.Is(err, ErrHandoff) {
+		t.Fatalf("a handoff without roots: %v", err)
 	}
-	env[EnvPluginBundle] = "!!"
-	if _, _, _, err := FromEnv(func(k string) string { return env[k] }); err == nil {
-		t.Fatal("accepted a bad bundle")
+	keyBlock := enc[:bytes.Index(enc, []byte("-----BEGIN "+PEMBundle))]
+	for name, in := range map[string][]byte{
+		"empty":          nil,
+		"no roots":       enc[:bytes.Index(enc, []byte("-----BEGIN "+PEMPublicKey))],
+		"bundle first":   append(bytes.Clone(enc[len(keyBlock):]), keyBlock...),
+		"trailing bytes": append(bytes.Clone(enc), "junk"...),
+		"oversized":      bytes.Repeat([]byte("\n"), MaxHandoff+1),
+		"not PEM":        []byte("DSMIL_PLUGIN_IDENTITY=abcd"),
+		"bad base64":     bytes.Replace(bytes.Clone(enc), []byte("\n\n"), []byte("\n\n!!"), 1),
+	} {
+		if _, _, err := ReadHandoff(bytes.NewReader(in)); !errors.Is(err, ErrHandoff) {
+			t.Errorf("%s: %v", name, err)
+		}
 	}
+	// Another key with the same bundle fails the identity check.
 	other := &Identity{Key: seedKey(t, 22), Bundle: id.Bundle}
 	if err := other.Check(); err == nil {
 		t.Fatal("a bundle for another key passed Check")
+	}
+	var ob bytes.Buffer
+	ob.Write(MarshalPrivateKey(other.Key))
+	ob.Write(enc[len(keyBlock):])
+	if _, _, err := ReadHandoff(&ob); !errors.Is(err, ErrHandoff) {
+		t.Fatalf("a key that is not the bundle's: %v", err)
 	}
 }

@@ -26,10 +26,6 @@ metrics {
   listen = "[::1]:9200"
 }
 
-onnxruntime {
-  library = "lib/libonnxruntime.so.1.20"
-}
-
 plugin "echo" {
   path     = "bin/dsmil-echo"
   device_id = 47
@@ -44,6 +40,7 @@ plugin "amx-chat" {
   replicas        = 4
   memory_budget   = "12GiB"
   env             = { OMP_NUM_THREADS = "8", DSMIL_LOG = "debug" }
+  pass_env        = ["DSMIL_ORT_LIB", "OMP_PROC_BIND"]
   args            = ["--numa", "0"]
   health_interval = "2s"
   max_restarts    = 0

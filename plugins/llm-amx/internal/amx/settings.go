@@ -5,7 +5,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/dsmil/l7/host/config"
 	"github.com/dsmil/l7/plugins/llm-amx/internal/ort"
 	"github.com/dsmil/l7/sdk"
 )
@@ -100,12 +99,9 @@ func parseSettings(raw map[string]any, getenv func(string) string) (*settings, e
 		case "max_tokens":
 			s.MaxTokens, err = sdk.SettingInt(v, 0)
 		case "kv_budget":
-			var t string
-			if t, err = str(v); err == nil {
-				s.KVBudget, err = config.ParseSize(t)
-				if err == nil && s.KVBudget <= 0 {
-					err = fmt.Errorf("must be more than 0")
-				}
+			s.KVBudget, err = sdk.SettingSize(v)
+			if err == nil && s.KVBudget <= 0 {
+				err = fmt.Errorf("must be more than 0")
 			}
 		case "parallelism":
 			s.Parallelism, err = sdk.SettingInt(v, 1)
@@ -137,7 +133,7 @@ func parseSettings(raw map[string]any, getenv func(string) string) (*settings, e
 		s.ModelName = filepath.Base(s.Model)
 	}
 	if s.ORTLibrary == "" {
-		s.ORTLibrary = ort.ResolveLibrary(config.ONNXRuntimeConfig{}, getenv)
+		s.ORTLibrary = ort.ResolveLibrary(getenv)
 	} else if strings.ContainsRune(s.ORTLibrary, '/') {
 		if s.ORTLibrary, err = filepath.Abs(s.ORTLibrary); err != nil {
 			return nil, sdk.InvalidParam("ort_library", "setting ort_library: %v", err)

@@ -10,7 +10,6 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/dsmil/l7/host/config"
 	"github.com/dsmil/l7/internal/mkmodel"
 	"github.com/dsmil/l7/plugins/llm-amx/internal/ort"
 )
@@ -19,7 +18,7 @@ import (
 // installed (make test always provides one).
 func Library(t testing.TB) string {
 	t.Helper()
-	lib := ort.ResolveLibrary(config.ONNXRuntimeConfig{}, os.Getenv)
+	lib := ort.ResolveLibrary(os.Getenv)
 	if lib == "" {
 		t.Skip("ONNX Runtime is not installed: run make ort (make test does)")
 	}

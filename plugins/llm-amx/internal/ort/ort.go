@@ -9,7 +9,6 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/dsmil/l7/host/config"
 	ortgo "github.com/yalue/onnxruntime_go"
 )
 
@@ -19,6 +18,12 @@ const PinnedVersion = "1.30.0"
 // MinVersion is the oldest ONNX Runtime onnxruntime_go v1.27 can drive (it
 // asks for C API 24).
 const MinVersion = "1.24.0"
+
+// EnvLibrary names the ONNX Runtime library to load when a plugin's
+// settings name none. dsmil-host passes it to a plugin only when the
+// plugin block lists it in pass_env (the shipped dsmil.hcl does for
+// llm-amx); `make run` sets it to the `make ort` cache.
+const EnvLibrary = "DSMIL_ORT_LIB"
 
 // EnvCache overrides the cache root fetch.sh and DefaultLibrary use
 // (default ${XDG_CACHE_HOME:-$HOME/.cache}/dsmil/ort).
@@ -51,12 +56,14 @@ func DefaultLibrary() string {
 	return filepath.Join(base, PinnedVersion, "libonnxruntime.so.1")
 }
 
-// ResolveLibrary picks the library to load: $DSMIL_ORT_LIB, else the
-// onnxruntime block's library, else DefaultLibrary when that file exists,
-// else "". getenv is usually os.Getenv; nil means no environment.
-func ResolveLibrary(cfg config.ONNXRuntimeConfig, getenv func(string) string) string {
-	if lib := cfg.ResolveLibrary(getenv); lib != "" {
-		return lib
+// ResolveLibrary picks the library to load when no setting names one:
+// $DSMIL_ORT_LIB, else DefaultLibrary when that file exists, else "".
+// getenv is usually os.Getenv; nil means no environment.
+func ResolveLibrary(getenv func(string) string) string {
+	if getenv != nil {
+		if lib := getenv(EnvLibrary); lib != "" {
+			return lib
+		}
 	}
 	if def := DefaultLibrary(); def != "" {
 		if _, err := os.Stat(def); err == nil {
@@ -99,8 +106,8 @@ func Init(library string) (*Info, error) {
 		}
 		return loaded, nil
 	}
-	hint := `run "make ort" to install ONNX Runtime ` + PinnedVersion + `, or point ` + config.EnvORTLibrary +
-		` or dsmil.hcl's onnxruntime { library = ... } at a libonnxruntime.so >= ` + MinVersion
+	hint := `run "make ort" to install ONNX Runtime ` + PinnedVersion + `, or point the plugin's ort_library setting (or ` + EnvLibrary +
+		`, passed with pass_env) at a libonnxruntime.so >= ` + MinVersion
 	if library == "" {
 		return nil, fmt.Errorf("%w: none configured and %s does not exist; %s", ErrNoLibrary, DefaultLibrary(), hint)
 	}

@@ -7,8 +7,6 @@ import (
 	"runtime"
 	"strings"
 	"testing"
-
-	"github.com/dsmil/l7/host/config"
 )
 
 func TestResolveLibrary(t *testing.T) {
@@ -16,20 +14,19 @@ func TestResolveLibrary(t *testing.T) {
 	t.Setenv(EnvCache, cache)
 	env := func(v string) func(string) string {
 		return func(k string) string {
-			if k == config.EnvORTLibrary {
+			if k == EnvLibrary {
 				return v
 			}
 			return ""
 		}
 	}
-	cfg := config.ONNXRuntimeConfig{Library: "/opt/ort/libonnxruntime.so"}
-	if got := ResolveLibrary(cfg, env("/env/lib.so")); got != "/env/lib.so" {
+	if got := ResolveLibrary(env("/env/lib.so")); got != "/env/lib.so" {
 		t.Errorf("env: got %q", got)
 	}
-	if got := ResolveLibrary(cfg, env("")); got != cfg.Library {
-		t.Errorf("config: got %q", got)
+	if got := ResolveLibrary(env("")); got != "" {
+		t.Errorf("empty env, nothing installed: got %q", got)
 	}
-	if got := ResolveLibrary(config.ONNXRuntimeConfig{}, nil); got != "" {
+	if got := ResolveLibrary(nil); got != "" {
 		t.Errorf("nothing installed: got %q", got)
 	}
 	def := DefaultLibrary()
@@ -38,7 +35,7 @@ func TestResolveLibrary(t *testing.T) {
 	}
 	os.MkdirAll(filepath.Dir(def), 0o755)
 	os.WriteFile(def, nil, 0o644)
-	if got := ResolveLibrary(config.ONNXRuntimeConfig{}, nil); got != def {
+	if got := ResolveLibrary(nil); got != def {
 		t.Errorf("installed: got %q, want %q", got, def)
 	}
 }
@@ -70,7 +67,7 @@ func TestInitErrors(t *testing.T) {
 
 // TestInit loads the real library (make test installs it).
 func TestInit(t *testing.T) {
-	lib := ResolveLibrary(config.ONNXRuntimeConfig{}, os.Getenv)
+	lib := ResolveLibrary(os.Getenv)
 	if lib == "" {
 		t.Skip("ONNX Runtime is not installed: run make ort (make test does)")
 	}

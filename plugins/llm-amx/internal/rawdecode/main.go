@@ -25,7 +25,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/dsmil/l7/host/config"
 	"github.com/dsmil/l7/plugins/llm-amx/internal/model"
 	"github.com/dsmil/l7/plugins/llm-amx/internal/ort"
 	"github.com/dsmil/l7/plugins/llm-amx/internal/tokenizer"
@@ -45,7 +44,7 @@ func main() {
 }
 
 func run(dir, variant string, opts ort.Options, promptLen int) error {
-	info, err := ort.Init(ort.ResolveLibrary(config.ONNXRuntimeConfig{}, os.Getenv))
+	info, err := ort.Init(ort.ResolveLibrary(os.Getenv))
 	if err != nil {
 		return err
 	}

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"context"
@@ -21,8 +21,6 @@ import (
 	"github.com/dsmil/l7/host/shim"
 	"github.com/dsmil/l7/internal/mkmodel"
 	"github.com/dsmil/l7/internal/testutil"
-	"github.com/dsmil/l7/plugins/llm-amx/internal/ort"
-	"github.com/dsmil/l7/plugins/llm-amx/internal/tokenizer"
 	"github.com/dsmil/l7/sdk/dbe"
 	"github.com/dsmil/l7/sdk/mux"
 	l7v1 "github.com/dsmil/l7/sdk/proto/dsmil/l7/v1"
@@ -30,18 +28,20 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// testAPIKey is the tenant's API key in TestEndToEnd.
+// testAPIKey is the tenant's API key in TestLLMAMX.
 const testAPIKey = "llm-amx-test-key"
+
+// ortLibEnv is the variable through which the llm-amx plugin finds ONNX
+// Runtime (pass_env hands it over).
+const ortLibEnv = "DSMIL_ORT_LIB"
 
 // testLogitBias sends /v1/completions through the shim with logit_bias
 // +100 on the token "a" and expects greedy decoding to produce only it.
 func testLogitBias(t *testing.T, cfg *config.Config, r *router.Router, modelDir string) {
 	t.Helper()
-	tok, err := tokenizer.LoadDir(modelDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	id, ok := tok.TokenID("a")
+	// mkmodel's tokenizer is deterministic: the one it wrote into modelDir.
+	tok := mkmodel.NewTokenizer()
+	id, ok := tok.Vocab["a"]
 	if !ok {
 		t.Fatal(`the tiny tokenizer has no token "a"`)
 	}
@@ -95,7 +95,7 @@ func testLogitBias(t *testing.T, cfg *config.Config, r *router.Router, modelDir 
 		t.Fatalf("the unbiased answer is %q too: the test cannot tell the bias worked", plain)
 	}
 	// An id outside the model's vocabulary is the plugin's 400.
-	status, b := complete(2, fmt.Sprintf(`{"%d": 5}`, tok.VocabSize()+1000))
+	status, b := complete(2, fmt.Sprintf(`{"%d": 5}`, tok.Size()+1000))
 	if status != http.StatusBadRequest || !strings.Contains(string(b), `"param":"logit_bias"`) {
 		t.Fatalf("out-of-vocabulary logit_bias: HTTP %d: %s", status, b)
 	}
@@ -130,16 +130,16 @@ func chatFrame(p *l7v1.L7ChatRequest) *dbe.Frame {
 	return f
 }
 
-// TestEndToEnd spawns the built plugin under the plugin manager, as
+// TestLLMAMX spawns the built llm-amx plugin under the plugin manager, as
 // dsmil-host does, with a tiny model, and chats with it through the
 // router: a streamed answer, a refused request, and PluginInfo as the host
 // sees it.
-func TestEndToEnd(t *testing.T) {
+func TestLLMAMX(t *testing.T) {
 	if testing.Short() {
 		t.Skip("spawns the plugin")
 	}
-	if ort.ResolveLibrary(config.ONNXRuntimeConfig{}, os.Getenv) == "" {
-		t.Skip("ONNX Runtime is not installed: run make ort (make test does)")
+	if os.Getenv(ortLibEnv) == "" {
+		t.Skip(ortLibEnv + " is not set: make test sets it to the `make ort` cache")
 	}
 	dir := t.TempDir()
 	spec, err := mkmodel.Preset("tiny")
@@ -157,6 +157,7 @@ plugin "llm-amx" {
   profiles        = ["llm-7b-amx"]
   health_interval = "200ms"
   max_restarts    = 0
+  pass_env        = ["DSMIL_ORT_LIB"]
 
   model       = %q
   model_name  = "dsmil-demo-random-tiny-int4"
