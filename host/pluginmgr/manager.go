@@ -2,7 +2,6 @@ package pluginmgr
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -15,8 +14,6 @@ import (
 	"github.com/dsmil/l7/sdk/session"
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/hcl/v2"
-	"github.com/zclconf/go-cty/cty"
-	ctyjson "github.com/zclconf/go-cty/cty/json"
 )
 
 // Config configures a Manager.
@@ -196,11 +193,7 @@ drain:
 	for {
 		busy := 0
 		for _, inst := range m.instances {
-			inst.mu.Lock()
-			if inst.mc != nil {
-				busy += inst.mc.InFlight()
-			}
-			inst.mu.Unlock()
+			busy += inst.data.inFlight()
 		}
 		if busy == 0 {
 			break
@@ -219,17 +212,6 @@ drain:
 	m.mu.Unlock()
 	m.wg.Wait()
 	return drainErr
-}
-
-// ctyJSON converts a setting value to plain JSON-able Go values.
-func ctyJSON(v cty.Value) (any, error) {
-	b, err := ctyjson.Marshal(v, v.Type())
-	if err != nil {
-		return nil, err
-	}
-	var out any
-	err = json.Unmarshal(b, &out)
-	return out, err
 }
 
 // EphemeralIdentity makes a throwaway operator root and a host identity

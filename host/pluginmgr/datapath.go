@@ -1,0 +1,108 @@
+package pluginmgr
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/dsmil/l7/sdk/dbe"
+	"github.com/dsmil/l7/sdk/mux"
+	"github.com/dsmil/l7/sdk/session"
+)
+
+// dataPath is an instance's DBE data path: the authenticated session to
+// its current process and the mux client that multiplexes requests on it.
+// It is attached when the process's session comes up (possibly before the
+// start has finished) and detached when the process stops.
+type dataPath struct {
+	mu   sync.Mutex
+	sess *session.Session
+	mc   *mux.Client
+}
+
+// attach makes s the data path. A session that replaces another (gRPC
+// reconnected) closes the old one: there is one data session per process.
+func (d *dataPath) attach(id string, s *session.Session) {
+	mc := mux.NewClient(s)
+	s.SetHandler(func(f *dbe.Frame, _ error) { mc.Dispatch(f) })
+	go func() { <-s.Done(); mc.Close(fmt.Errorf("%w: %s: %v", mux.ErrSessionClosed, id, s.Err())) }()
+	d.mu.Lock()
+	old := d.sess
+	d.sess, d.mc = s, mc
+	d.mu.Unlock()
+	if old != nil {
+		old.Close()
+	}
+}
+
+// detach closes and forgets the session.
+func (d *dataPath) detach() {
+	d.mu.Lock()
+	s := d.sess
+	d.sess, d.mc = nil, nil
+	d.mu.Unlock()
+	if s != nil {
+		s.Close()
+	}
+}
+
+func (d *dataPath) session() *session.Session {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.sess
+}
+
+func (d *dataPath) client() *mux.Client {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.mc
+}
+
+// inFlight is the number of requests in flight on the data path.
+func (d *dataPath) inFlight() int {
+	if mc := d.client(); mc != nil {
+		return mc.InFlight()
+	}
+	return 0
+}
+
+// Load is the larger of the plugin's reported load and its share of the
+// manager's in-flight limit, so fresh traffic spreads before the next
+// status poll.
+func (i *Instance) Load() float64 {
+	l := math.Float64frombits(i.load.Load())
+	if f := float64(i.data.inFlight()) / float64(i.m.cfg.MaxInFlight); f > l {
+		l = f
+	}
+	return l
+}
+
+// Call forwards a request frame over the instance's data path. On an
+// instance that is not running it fails at once with NO_WORKER_AVAILABLE.
+func (i *Instance) Call(ctx context.Context, req *dbe.Frame, onFrame func(*dbe.Frame) error) error {
+	mc := i.data.client()
+	if mc == nil {
+		return i.notRunning()
+	}
+	if d, ok := req.Timeout(); ok {
+		return mc.CallWithin(ctx, d, req, onFrame)
+	}
+	return mc.Call(ctx, req, onFrame)
+}
+
+// Go forwards a request frame over the instance's data path with
+// callbacks (router.AsyncWorker).
+func (i *Instance) Go(req *dbe.Frame, timeout time.Duration, fn func(*dbe.Frame, error)) (cancel func()) {
+	mc := i.data.client()
+	if mc == nil {
+		fn(nil, i.notRunning())
+		return func() {}
+	}
+	return mc.Go(req, timeout, fn)
+}
+
+func (i *Instance) notRunning() error {
+	return &mux.Error{Code: dbe.CodeNoWorkerAvailable, Message: i.ID() + " is not running"}
+}
