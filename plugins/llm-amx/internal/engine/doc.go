@@ -14,4 +14,10 @@
 // id (finish "stop"), a stop sequence ("stop") or after MaxTokens tokens
 // ("length"); cancelling the context stops ONNX Runtime within the
 // current step.
+//
+// A Request may carry a Constraint (structured output: a grammar compiled
+// from a JSON schema): before each draw every id it does not allow is set
+// to -inf in the logits, EOS only where the constraint can end, so every
+// sampler setting (temperature, top-k/p, min-p, penalties, logit_bias)
+// draws within it; a constraint that is done ends generation with "stop".
 package engine

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/dsmil/l7/plugins/llm-amx/internal/chattmpl"
@@ -137,7 +138,36 @@ type Request struct {
 	Sampling sampler.Params
 	// IgnoreEOS keeps generating past EOS tokens (for benchmarks).
 	IgnoreEOS bool
+	// Constraint, when set, restricts every drawn token (structured
+	// output): see Constraint.
+	Constraint Constraint
 }
+
+// Constraint restricts the tokens a generation may draw, such as a grammar
+// compiled from a JSON schema. Before each draw the engine asks for the
+// allowed ids, removes every other id from the logits (whatever the
+// sampler settings, logit_bias included) and allows EOS only where CanEnd
+// holds; after the draw it advances the constraint with the drawn id. A
+// constraint that is Done (it accepts and nothing may follow) ends the
+// generation with finish "stop" without drawing. It is used by one
+// generation at a time.
+type Constraint interface {
+	// FillMask sets bit id of allowed (len(allowed)*64 ≥ the tokenizer's
+	// vocabulary) for each non-special id that may come next, and clears
+	// every other bit.
+	FillMask(allowed []uint64)
+	// Advance moves past id, which FillMask allowed.
+	Advance(id int) error
+	// CanEnd reports whether the output so far is complete.
+	CanEnd() bool
+	// Done reports whether the output is complete and nothing may follow.
+	Done() bool
+}
+
+// ErrConstraint reports a constraint that refused a token it had allowed,
+// or that allows nothing and cannot end: a bug in the constraint, never
+// the client's fault.
+var ErrConstraint = errors.New("engine: constrained decoding failed")
 
 // Result describes a finished generation.
 type Result struct {
@@ -208,8 +238,26 @@ func (e *Engine) Generate(ctx context.Context, req *Request, emit func(string) e
 		}
 		return emit(s)
 	}
+	var mask []uint64
+	if req.Constraint != nil {
+		mask = make([]uint64, (v+63)/64)
+	}
 	for {
+		if c := req.Constraint; c != nil {
+			if c.Done() {
+				res.Finish = FinishStop
+				break
+			}
+			if err := e.constrain(c, row, mask); err != nil {
+				return res, err
+			}
+		}
 		id := smp.Sample(row)
+		if c := req.Constraint; c != nil && !e.eos[id] {
+			if err := c.Advance(id); err != nil {
+				return res, fmt.Errorf("%w: token %d: %v", ErrConstraint, id, err)
+			}
+		}
 		res.CompletionTokens++
 		if res.CompletionTokens == 1 {
 			res.FirstToken = time.Now()
@@ -243,4 +291,29 @@ func (e *Engine) Generate(ctx context.Context, req *Request, emit func(string) e
 		res.Finish = FinishStop
 	}
 	return res, send(text)
+}
+
+// constrain removes from row every id the constraint does not allow, and
+// the EOS ids unless it can end here.
+func (e *Engine) constrain(c Constraint, row []float32, mask []uint64) error {
+	c.FillMask(mask)
+	end := c.CanEnd()
+	allowed := 0
+	for i := range row {
+		switch {
+		case e.eos[i]:
+			if end {
+				allowed++
+				continue
+			}
+		case i < e.vocab && mask[i>>6]&(1<<(i&63)) != 0:
+			allowed++
+			continue
+		}
+		row[i] = float32(math.Inf(-1))
+	}
+	if allowed == 0 {
+		return fmt.Errorf("%w: no token is allowed and the output is not complete", ErrConstraint)
+	}
+	return nil
 }

@@ -321,3 +321,69 @@ func editJSON(path string, edit func(map[string]any)) error {
 	}
 	return os.WriteFile(path, b, 0o644)
 }
+
+// setConstraint allows the ids in allowed, can end after min tokens and is
+// done after max tokens.
+type setConstraint struct {
+	allowed  map[int]bool
+	min, max int
+	n        int
+	bad      []int // ids advanced that were not allowed
+}
+
+func (c *setConstraint) FillMask(m []uint64) {
+	clear(m)
+	for id := range c.allowed {
+		m[id>>6] |= 1 << (id & 63)
+	}
+}
+
+func (c *setConstraint) Advance(id int) error {
+	if !c.allowed[id] {
+		c.bad = append(c.bad, id)
+		return errors.New("not allowed")
+	}
+	c.n++
+	return nil
+}
+
+func (c *setConstraint) CanEnd() bool { return c.n >= c.min }
+func (c *setConstraint) Done() bool   { return c.n >= c.max }
+
+// TestConstraint: with a constraint, every drawn token is one it allows
+// (greedy and sampled, with a logit_bias pushing a forbidden token), EOS
+// comes only where it can end, Done ends the generation with "stop", and a
+// constraint that allows nothing is an ErrConstraint, not a hang.
+func TestConstraint(t *testing.T) {
+	e := tinyEngine(t)
+	prompt := chatPrompt(t, e, "Spell it.")
+	ids := map[int]bool{}
+	for _, s := range []string{"a", "b", "c"} {
+		id, ok := e.Tokenizer.TokenID(s)
+		if !ok {
+			t.Fatalf("no token %q", s)
+		}
+		ids[id] = true
+	}
+	forbidden, _ := e.Tokenizer.TokenID("d")
+	for seed := range uint64(12) {
+		sp := sampler.Params{Temperature: 0.9, Seed: seed, LogitBias: map[int]float32{forbidden: 100}}
+		if seed == 0 {
+			sp = sampler.Params{} // greedy
+		}
+		c := &setConstraint{allowed: ids, min: 2, max: 6}
+		pieces, res := run(t, e, &Request{Prompt: prompt, MaxTokens: 20, Sampling: sp, Constraint: c})
+		text := strings.Join(pieces, "")
+		if len(c.bad) > 0 || strings.Trim(text, "abc") != "" {
+			t.Fatalf("seed %d: %q (refused ids %v)", seed, text, c.bad)
+		}
+		if res.Finish != FinishStop || c.n < c.min || c.n > c.max || res.CompletionTokens > c.max+1 {
+			t.Fatalf("seed %d: finish %v after %d constrained tokens (%d drawn), text %q", seed, res.Finish, c.n, res.CompletionTokens, text)
+		}
+	}
+	dead := &setConstraint{allowed: map[int]bool{}, min: 1, max: 2}
+	_, err := e.Generate(context.Background(), &Request{Prompt: prompt, MaxTokens: 4, Constraint: dead}, func(string) error { return nil })
+	if !errors.Is(err, ErrConstraint) {
+		t.Fatalf("a constraint that allows nothing: %v", err)
+	}
+}
