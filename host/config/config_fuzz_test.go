@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/dsmil/l7/sdk/dbe"
 )
 
 // FuzzParse feeds arbitrary files to Parse, hermetically (includes never
@@ -54,7 +56,7 @@ func FuzzParse(f *testing.F) {
 			_ = tn.MatchKey("k")
 		}
 		for _, p := range cfg.Plugins {
-			if p.DeviceID < 0 || p.DeviceID > MaxDeviceID || p.Replicas < 1 || p.Replicas > MaxReplicas || len(p.Profiles) == 0 {
+			if p.DeviceID < 0 || p.DeviceID > dbe.MaxDeviceID || p.Replicas < 1 || p.Replicas > MaxReplicas || len(p.Profiles) == 0 {
 				t.Fatalf("plugin %q out of range: %+v", p.Name, p)
 			}
 			_, d := DecodePluginSettings(p.Settings, settings)

@@ -5,6 +5,8 @@ import (
 	"net"
 	"net/netip"
 	"time"
+
+	"github.com/dsmil/l7/sdk/dbe"
 )
 
 // Defaults and limits. Every default of the file is filled in from here.
@@ -38,11 +40,9 @@ const (
 
 	DefaultModelOwnedBy = "dsmil"
 
-	DefaultTenantClassification = ClassificationUnclas
-	DefaultTenantROE            = ROEAnalysisOnly
+	DefaultTenantClassification = dbe.Unclas
+	DefaultTenantROE            = dbe.AnalysisOnly
 
-	// MaxDeviceID is the highest DSMIL device id.
-	MaxDeviceID = 103
 	// MaxReplicas is the most processes one plugin may run.
 	MaxReplicas = 64
 	// MaxRestartBackoff caps a plugin's doubling restart backoff.

@@ -590,9 +590,9 @@ func (s *Server) frame(call *chatCall, t *config.Tenant, reqID [16]byte, now tim
 	}
 	f := &dbe.Frame{Type: dbe.MsgChatReq, TLVs: make([]dbe.TLV, 0, 11), Payload: payload}
 	f.SetTenantID(t.Name)
-	f.SetCompartmentMask(dbe.Compartment(t.CompartmentMask()))
-	f.SetClassification(dbe.Classification(t.Classification))
-	f.SetROELevel(dbe.ROELevel(t.ROE))
+	f.SetCompartmentMask(t.CompartmentMask())
+	f.SetClassification(t.Classification)
+	f.SetROELevel(t.ROE)
 	f.SetDeviceIDSrc(shimDevice)
 	f.SetDeviceIDDst(routerDevice)
 	f.SetProfile(call.model.Profile)

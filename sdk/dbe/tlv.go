@@ -291,6 +291,15 @@ func (c Compartment) String() string {
 	return s
 }
 
+// Compartments returns every named compartment, in bit order.
+func Compartments() []Compartment {
+	out := make([]Compartment, len(compartmentNames))
+	for i, n := range compartmentNames {
+		out[i] = n.c
+	}
+	return out
+}
+
 // CompartmentByName returns the single compartment called name ("SOC", ...).
 func CompartmentByName(name string) (Compartment, bool) {
 	for _, n := range compartmentNames {
