@@ -116,7 +116,7 @@ const (
 	MaxProfileLen    = 64
 	MaxClaimTokenLen = 16384
 	MaxLayerPathLen  = 16
-	MaxDeviceID      = 103
+	MaxDeviceID      = 103 // the largest DSMIL device id (DEVICE_ID_SRC, DEVICE_ID_DST, a plugin's device)
 )
 
 func wantLen(v []byte, n int) error {
