@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/dsmil/l7/sdk"
 	"github.com/dsmil/l7/sdk/dbe"
 )
 
@@ -26,7 +27,7 @@ func FuzzParse(f *testing.F) {
 	}
 	noFile := WithReadFile(func(string) ([]byte, error) { return nil, errors.New("no files while fuzzing") })
 	noGlob := WithGlob(func(string) ([]string, error) { return nil, nil })
-	settings := []SettingSpec{{Name: "model_path", Type: "string"}, {Name: "threads", Type: "number"}}
+	settings := []sdk.SettingSpec{{Name: "model_path", Type: "string"}, {Name: "threads", Type: "number"}}
 
 	f.Fuzz(func(t *testing.T, src []byte) {
 		cfg, diags := Parse("/fuzz/dsmil.hcl", src, noFile, noGlob, WithGetenv(testGetenv))
