@@ -37,8 +37,23 @@ const (
 	DefaultPluginMaxRestarts    = 5
 	DefaultPluginRestartBackoff = 250 * time.Millisecond
 	DefaultPluginStartTimeout   = 30 * time.Second
+	// The plugin manager's own settings, not set in dsmil.hcl: how long one
+	// health check may take, how many failed checks in a row restart an
+	// instance, and how many requests in flight count as an instance's full
+	// load.
+	DefaultPluginHealthTimeout      = 2 * time.Second
+	DefaultPluginUnhealthyThreshold = 3
+	DefaultPluginMaxInFlight        = 64
 
 	DefaultModelOwnedBy = "dsmil"
+
+	DefaultSecurityGroup     = "x25519"
+	DefaultClaimTTL          = time.Hour
+	DefaultPluginIdentityTTL = 24 * time.Hour
+	// MaxClaimTTL and MaxPluginIdentityTTL are the largest claim_ttl and
+	// plugin_identity_ttl.
+	MaxClaimTTL          = 7 * 24 * time.Hour
+	MaxPluginIdentityTTL = 30 * 24 * time.Hour
 
 	DefaultTenantClassification = dbe.Unclas
 	DefaultTenantROE            = dbe.AnalysisOnly
@@ -76,6 +91,11 @@ func defaultConfig(dir string) *Config {
 		},
 		Admin:   AdminConfig{Socket: resolvePath(dir, DefaultAdminSocket)},
 		Metrics: MetricsConfig{Listen: DefaultMetricsListen},
+		Security: SecurityConfig{
+			Group:             DefaultSecurityGroup,
+			ClaimTTL:          DefaultClaimTTL,
+			PluginIdentityTTL: DefaultPluginIdentityTTL,
+		},
 	}
 }
 

@@ -273,7 +273,6 @@ func (r *resolver) metrics(raw *rawMetrics) {
 
 func (r *resolver) security(raw *rawSecurity) {
 	s := &r.cfg.Security
-	s.Group, s.ClaimTTL, s.PluginIdentityTTL = "x25519", time.Hour, 24*time.Hour
 	if raw == nil {
 		return
 	}
@@ -331,8 +330,8 @@ func (r *resolver) security(raw *rawSecurity) {
 			s.CrossNodeListen = raw.CrossNodeListen
 		}
 	}
-	r.duration(at["claim_ttl"], raw.ClaimTTL, 7*24*time.Hour, &s.ClaimTTL)
-	r.duration(at["plugin_identity_ttl"], raw.PluginIdentityTTL, 30*24*time.Hour, &s.PluginIdentityTTL)
+	r.duration(at["claim_ttl"], raw.ClaimTTL, MaxClaimTTL, &s.ClaimTTL)
+	r.duration(at["plugin_identity_ttl"], raw.PluginIdentityTTL, MaxPluginIdentityTTL, &s.PluginIdentityTTL)
 }
 
 func (r *resolver) plugin(raw *rawPlugin) *Plugin {
