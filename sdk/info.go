@@ -16,9 +16,6 @@ import (
 // it in PluginInfo.APIVersions.
 const APIVersion = 1
 
-// MaxDeviceID is the largest DSMIL device id (docs/dbe.md §4, DEVICE_ID_*).
-const MaxDeviceID = 103
-
 // Capability is something a plugin can do, as listed in
 // PluginInfo.Capabilities.
 type Capability string
@@ -115,7 +112,7 @@ type PluginInfo struct {
 func (i *PluginInfo) Has(c Capability) bool { return slices.Contains(i.Capabilities, c) }
 
 // Validate checks that i is well-formed: a valid name, a version, APIVersion
-// among APIVersions, a device id of at most MaxDeviceID, valid profile names,
+// among APIVersions, a device id of at most dbe.MaxDeviceID, valid profile names,
 // known capabilities and well-formed, unique settings. Errors wrap
 // ErrInvalidInfo.
 func (i *PluginInfo) Validate() error {
@@ -130,8 +127,8 @@ func (i *PluginInfo) Validate() error {
 	if !slices.Contains(i.APIVersions, APIVersion) {
 		bad("api versions %v do not include %d", i.APIVersions, APIVersion)
 	}
-	if i.DeviceID > MaxDeviceID {
-		bad("device id %d > %d", i.DeviceID, MaxDeviceID)
+	if i.DeviceID > dbe.MaxDeviceID {
+		bad("device id %d > %d", i.DeviceID, dbe.MaxDeviceID)
 	}
 	for _, p := range i.Profiles {
 		if !dbe.ValidProfile(p) {
@@ -260,7 +257,7 @@ func infoToProto(i *PluginInfo) *pluginv1.PluginInfo {
 // the rest.
 func infoFromProto(p *pluginv1.PluginInfo) (*PluginInfo, error) {
 	if p.GetDeviceId() > math.MaxUint8 {
-		return nil, fmt.Errorf("%w: device id %d > %d", ErrInvalidInfo, p.GetDeviceId(), MaxDeviceID)
+		return nil, fmt.Errorf("%w: device id %d > %d", ErrInvalidInfo, p.GetDeviceId(), dbe.MaxDeviceID)
 	}
 	i := &PluginInfo{
 		Name:         p.GetName(),
@@ -309,8 +306,8 @@ func configToProto(c *Config) (*pluginv1.ConfigureRequest, error) {
 // configFromProto converts a wire ConfigureRequest; the result has no
 // Logger.
 func configFromProto(p *pluginv1.ConfigureRequest) (*Config, error) {
-	if p.GetDeviceId() > MaxDeviceID {
-		return nil, InvalidParam("device_id", "device id %d > %d", p.GetDeviceId(), MaxDeviceID)
+	if p.GetDeviceId() > dbe.MaxDeviceID {
+		return nil, InvalidParam("device_id", "device id %d > %d", p.GetDeviceId(), dbe.MaxDeviceID)
 	}
 	for _, prof := range p.GetProfiles() {
 		if !dbe.ValidProfile(prof) {

@@ -31,6 +31,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/dsmil/l7/host/claims"
 	"github.com/dsmil/l7/host/config"
 	"github.com/dsmil/l7/host/pluginmgr"
 	"github.com/dsmil/l7/host/router"
@@ -147,7 +148,7 @@ tenant "T" {
 	if err != nil {
 		return err
 	}
-	verifier, err := identity.NewClaimVerifier(identity.ClaimVerifierConfig{Issuers: []*identity.PublicKey{clientID.Key.Public()}, Audience: "dsmil-router"})
+	verifier, err := claims.NewVerifier(claims.VerifierConfig{Issuers: []*identity.PublicKey{clientID.Key.Public()}, Audience: "dsmil-router"})
 	if err != nil {
 		return err
 	}

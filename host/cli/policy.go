@@ -58,7 +58,7 @@ func runPolicyTest(_ context.Context, args []string, stdout, stderr io.Writer) i
 	req := policy.Request{Tenant: *tenant, Profile: *profile, Model: *model, Operation: *op,
 		Classification: dbe.Unclas, ROE: dbe.AnalysisOnly, DeviceDst: *dst}
 	if t := cfg.TenantByName(*tenant); t != nil {
-		req.Compartments = dbe.Compartment(t.CompartmentMask())
+		req.Compartments = t.CompartmentMask()
 		req.Classification = dbe.Classification(t.Classification)
 		req.ROE = dbe.ROELevel(t.ROE)
 	}

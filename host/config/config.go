@@ -4,6 +4,7 @@ import (
 	"io/fs"
 	"time"
 
+	"github.com/dsmil/l7/sdk/dbe"
 	"github.com/hashicorp/hcl/v2"
 )
 
@@ -286,13 +287,13 @@ type Tenant struct {
 	EnvKeySHA256 string
 
 	// Compartments are the compartments the tenant may use (at least one).
-	Compartments []Compartment
+	Compartments []dbe.Compartment
 
 	// Classification is the tenant's classification. Default UNCLAS.
-	Classification Classification
+	Classification dbe.Classification
 
 	// ROE is the tenant's rules-of-engagement level. Default ANALYSIS_ONLY.
-	ROE ROE
+	ROE dbe.ROELevel
 
 	// Models are the model ids the tenant may use; "*" means all.
 	Models []string
@@ -399,10 +400,10 @@ func (c *Config) TenantByKey(key string) *Tenant {
 
 // CompartmentMask returns the tenant's compartments as the DBE
 // COMPARTMENT_MASK bitmask.
-func (t *Tenant) CompartmentMask() uint8 {
-	var m uint8
+func (t *Tenant) CompartmentMask() dbe.Compartment {
+	var m dbe.Compartment
 	for _, c := range t.Compartments {
-		m |= uint8(c)
+		m |= c
 	}
 	return m
 }

@@ -6,6 +6,9 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/dsmil/l7/sdk"
+	"github.com/dsmil/l7/sdk/dbe"
 )
 
 // FuzzParse feeds arbitrary files to Parse, hermetically (includes never
@@ -24,7 +27,7 @@ func FuzzParse(f *testing.F) {
 	}
 	noFile := WithReadFile(func(string) ([]byte, error) { return nil, errors.New("no files while fuzzing") })
 	noGlob := WithGlob(func(string) ([]string, error) { return nil, nil })
-	settings := []SettingSpec{{Name: "model_path", Type: "string"}, {Name: "threads", Type: "number"}}
+	settings := []sdk.SettingSpec{{Name: "model_path", Type: "string"}, {Name: "threads", Type: "number"}}
 
 	f.Fuzz(func(t *testing.T, src []byte) {
 		cfg, diags := Parse("/fuzz/dsmil.hcl", src, noFile, noGlob, WithGetenv(testGetenv))
@@ -54,7 +57,7 @@ func FuzzParse(f *testing.F) {
 			_ = tn.MatchKey("k")
 		}
 		for _, p := range cfg.Plugins {
-			if p.DeviceID < 0 || p.DeviceID > MaxDeviceID || p.Replicas < 1 || p.Replicas > MaxReplicas || len(p.Profiles) == 0 {
+			if p.DeviceID < 0 || p.DeviceID > dbe.MaxDeviceID || p.Replicas < 1 || p.Replicas > MaxReplicas || len(p.Profiles) == 0 {
 				t.Fatalf("plugin %q out of range: %+v", p.Name, p)
 			}
 			_, d := DecodePluginSettings(p.Settings, settings)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io/fs"
@@ -16,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dsmil/l7/sdk/dbe"
 	"github.com/hashicorp/hcl/v2"
 )
 
@@ -142,6 +142,10 @@ var (
 	rangeType    = reflect.TypeFor[hcl.Range]()
 	bodyType     = reflect.TypeFor[hcl.Body]()
 	diagsType    = reflect.TypeFor[hcl.Diagnostics]()
+
+	classificationType = reflect.TypeFor[dbe.Classification]()
+	roeType            = reflect.TypeFor[dbe.ROELevel]()
+	compartmentType    = reflect.TypeFor[dbe.Compartment]()
 )
 
 func dumpValue(v reflect.Value) any {
@@ -154,6 +158,8 @@ func dumpValue(v reflect.Value) any {
 		return pos(v.Interface().(hcl.Range))
 	case bodyType:
 		return bodyAttrNames(v)
+	case classificationType, roeType, compartmentType:
+		return v.Interface().(fmt.Stringer).String()
 	case diagsType:
 		out := []string{}
 		for _, d := range v.Interface().(hcl.Diagnostics) {
@@ -275,7 +281,7 @@ tenant "T" {
 		t.Errorf("model defaults: %+v", m)
 	}
 	tn := cfg.TenantByName("T")
-	if tn == nil || tn.Classification != ClassificationUnclas || tn.ROE != ROEAnalysisOnly ||
+	if tn == nil || tn.Classification != dbe.Unclas || tn.ROE != dbe.AnalysisOnly ||
 		tn.RateLimit != (RateLimit{}) || tn.CompartmentMask() != 0x04 {
 		t.Errorf("tenant defaults: %+v", tn)
 	}
@@ -299,36 +305,27 @@ func TestDefaultAllowedHosts(t *testing.T) {
 	}
 }
 
-func TestEnums(t *testing.T) {
-	for i, n := range []string{"UNCLAS", "SECRET", "TS", "TS_SIM", "EXEC"} {
-		c, err := ParseClassification(n)
-		if err != nil || uint8(c) != uint8(i+1) || c.String() != n {
-			t.Errorf("classification %s: %d %v", n, c, err)
+// TestEnumNames: the names diagnostics offer are the names dbe parses.
+func TestEnumNames(t *testing.T) {
+	for _, n := range classificationNames {
+		if _, ok := dbe.ClassificationByName(n); !ok {
+			t.Errorf("classification %q", n)
 		}
 	}
-	for i, n := range []string{"ANALYSIS_ONLY", "SOC_ASSIST", "TRAINING"} {
-		r, err := ParseROE(n)
-		if err != nil || uint8(r) != uint8(i+1) || r.String() != n {
-			t.Errorf("roe %s: %d %v", n, r, err)
+	for _, n := range roeNames {
+		if _, ok := dbe.ROELevelByName(n); !ok {
+			t.Errorf("roe %q", n)
 		}
 	}
-	masks := map[string]uint8{"SOC": 0x01, "DEV": 0x02, "LAB": 0x04, "CRYPTO": 0x08, "KINETIC": 0x80}
-	for n, m := range masks {
-		c, err := ParseCompartment(n)
-		if err != nil || uint8(c) != m || c.String() != n {
-			t.Errorf("compartment %s: %#x %v", n, c, err)
+	for _, n := range compartmentNames {
+		if _, ok := dbe.CompartmentByName(n); !ok {
+			t.Errorf("compartment %q", n)
 		}
 	}
-	for _, err := range []error{
-		func() error { _, err := ParseClassification("unclas"); return err }(),
-		func() error { _, err := ParseROE("NONE"); return err }(),
-		func() error { _, err := ParseCompartment("OPS"); return err }(),
-	} {
-		if !errors.Is(err, ErrUnknownValue) {
-			t.Errorf("error %v does not wrap ErrUnknownValue", err)
-		}
+	if len(classificationNames) != 5 || len(roeNames) != 3 || len(compartmentNames) != 5 {
+		t.Errorf("names: %q %q %q", classificationNames, roeNames, compartmentNames)
 	}
-	tn := &Tenant{Compartments: []Compartment{CompartmentSOC, CompartmentDEV, CompartmentCRYPTO}}
+	tn := &Tenant{Compartments: []dbe.Compartment{dbe.CompartmentSOC, dbe.CompartmentDEV, dbe.CompartmentCRYPTO}}
 	if got := tn.CompartmentMask(); got != 0x0b {
 		t.Errorf("CompartmentMask = %#x, want 0x0b", got)
 	}

@@ -5,6 +5,8 @@ import (
 	"net"
 	"net/netip"
 	"time"
+
+	"github.com/dsmil/l7/sdk/dbe"
 )
 
 // Defaults and limits. Every default of the file is filled in from here.
@@ -35,14 +37,27 @@ const (
 	DefaultPluginMaxRestarts    = 5
 	DefaultPluginRestartBackoff = 250 * time.Millisecond
 	DefaultPluginStartTimeout   = 30 * time.Second
+	// The plugin manager's own settings, not set in dsmil.hcl: how long one
+	// health check may take, how many failed checks in a row restart an
+	// instance, and how many requests in flight count as an instance's full
+	// load.
+	DefaultPluginHealthTimeout      = 2 * time.Second
+	DefaultPluginUnhealthyThreshold = 3
+	DefaultPluginMaxInFlight        = 64
 
 	DefaultModelOwnedBy = "dsmil"
 
-	DefaultTenantClassification = ClassificationUnclas
-	DefaultTenantROE            = ROEAnalysisOnly
+	DefaultSecurityGroup     = "x25519"
+	DefaultClaimTTL          = time.Hour
+	DefaultPluginIdentityTTL = 24 * time.Hour
+	// MaxClaimTTL and MaxPluginIdentityTTL are the largest claim_ttl and
+	// plugin_identity_ttl.
+	MaxClaimTTL          = 7 * 24 * time.Hour
+	MaxPluginIdentityTTL = 30 * 24 * time.Hour
 
-	// MaxDeviceID is the highest DSMIL device id.
-	MaxDeviceID = 103
+	DefaultTenantClassification = dbe.Unclas
+	DefaultTenantROE            = dbe.AnalysisOnly
+
 	// MaxReplicas is the most processes one plugin may run.
 	MaxReplicas = 64
 	// MaxRestartBackoff caps a plugin's doubling restart backoff.
@@ -76,6 +91,11 @@ func defaultConfig(dir string) *Config {
 		},
 		Admin:   AdminConfig{Socket: resolvePath(dir, DefaultAdminSocket)},
 		Metrics: MetricsConfig{Listen: DefaultMetricsListen},
+		Security: SecurityConfig{
+			Group:             DefaultSecurityGroup,
+			ClaimTTL:          DefaultClaimTTL,
+			PluginIdentityTTL: DefaultPluginIdentityTTL,
+		},
 	}
 }
 

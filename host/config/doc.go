@@ -9,7 +9,9 @@
 // them), and cross-checks the result: plugin, model and tenant names are
 // unique, every model's profile is served by a plugin, every model a tenant
 // names exists, enums are spelled right, numbers are in range, listen
-// addresses are loopback unless explicitly allowed.
+// addresses are loopback unless explicitly allowed. A tenant's
+// classification, roe and compartments are DBE's names and become the
+// sdk/dbe types the frames carry; config has no enums of its own.
 //
 // Problems come back as hcl.Diagnostics, each pointing at the offending
 // attribute, so [WriteDiagnostics] can print them with file:line:col and a

@@ -3,31 +3,20 @@ package config
 import (
 	"fmt"
 
+	"github.com/dsmil/l7/sdk"
 	"github.com/hashicorp/hcl/v2"
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/convert"
 )
 
-// SettingSpec describes one plugin-specific setting, as a plugin reports it
-// in its config schema.
-type SettingSpec struct {
-	// Name is the attribute name inside the plugin block. It must differ
-	// from the standard plugin attributes (path, device_id, ...), which
-	// Plugin.Settings never contains.
-	Name string
+// SettingSpec is sdk.SettingSpec, the one definition of a plugin setting.
+//
+// Deprecated: use sdk.SettingSpec. This alias keeps host/pluginmgr compiling
+// until it passes PluginInfo.Settings to DecodePluginSettings as they are;
+// remove it then.
+type SettingSpec = sdk.SettingSpec
 
-	// Type is one of "string", "number", "bool", "list(string)" and
-	// "map(string)".
-	Type string
-
-	// Required makes the setting mandatory.
-	Required bool
-
-	// Description is shown to users; it is not used in decoding.
-	Description string
-}
-
-// settingTypes maps SettingSpec.Type spellings to cty types.
+// settingTypes maps sdk.SettingSpec.Type spellings to cty types.
 var settingTypes = map[string]cty.Type{
 	"string":       cty.String,
 	"number":       cty.Number,
@@ -37,12 +26,14 @@ var settingTypes = map[string]cty.Type{
 }
 
 // DecodePluginSettings decodes a plugin's settings (Plugin.Settings) against
-// the schema the plugin reports. Each present setting is converted to its
+// the schema the plugin reports (sdk.PluginInfo.Settings), whose names must
+// differ from the standard plugin attributes (path, device_id, ...), which
+// Plugin.Settings never contains. Each present setting is converted to its
 // declared type; absent optional settings are left out of the map. An
 // attribute or block not in the schema, a missing required setting, a value
 // of the wrong type or an expression that needs variables or functions is
 // an error pointing into the file. A nil body counts as empty.
-func DecodePluginSettings(body hcl.Body, schema []SettingSpec) (map[string]cty.Value, hcl.Diagnostics) {
+func DecodePluginSettings(body hcl.Body, schema []sdk.SettingSpec) (map[string]cty.Value, hcl.Diagnostics) {
 	var diags hcl.Diagnostics
 	if body == nil {
 		body = hcl.EmptyBody()

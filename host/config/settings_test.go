@@ -5,11 +5,12 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/dsmil/l7/sdk"
 	"github.com/hashicorp/hcl/v2"
 	"github.com/zclconf/go-cty/cty"
 )
 
-var testSettingsSchema = []SettingSpec{
+var testSettingsSchema = []sdk.SettingSpec{
 	{Name: "model_path", Type: "string", Required: true, Description: "model file"},
 	{Name: "threads", Type: "number"},
 	{Name: "use_amx", Type: "bool"},
@@ -117,13 +118,13 @@ func TestDecodePluginSettings(t *testing.T) {
 		{
 			name:    "bad schema type",
 			body:    "",
-			schema:  []SettingSpec{{Name: "x", Type: "list(number)"}},
+			schema:  []sdk.SettingSpec{{Name: "x", Type: "list(number)"}},
 			wantErr: []string{"Invalid plugin settings schema", `type "list(number)"`},
 		},
 		{
 			name:    "duplicate schema name",
 			body:    "",
-			schema:  []SettingSpec{{Name: "x", Type: "bool"}, {Name: "x", Type: "string"}},
+			schema:  []sdk.SettingSpec{{Name: "x", Type: "bool"}, {Name: "x", Type: "string"}},
 			wantErr: []string{`reported setting "x" twice`},
 		},
 		{
@@ -168,11 +169,11 @@ func TestDecodePluginSettings(t *testing.T) {
 }
 
 func TestDecodePluginSettingsNilBody(t *testing.T) {
-	got, diags := DecodePluginSettings(nil, []SettingSpec{{Name: "x", Type: "string"}})
+	got, diags := DecodePluginSettings(nil, []sdk.SettingSpec{{Name: "x", Type: "string"}})
 	if diags.HasErrors() || len(got) != 0 {
 		t.Errorf("nil body: %v %v", got, diags)
 	}
-	_, diags = DecodePluginSettings(nil, []SettingSpec{{Name: "x", Type: "string", Required: true}})
+	_, diags = DecodePluginSettings(nil, []sdk.SettingSpec{{Name: "x", Type: "string", Required: true}})
 	if !diags.HasErrors() {
 		t.Error("nil body with a required setting: no error")
 	}

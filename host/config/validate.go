@@ -11,6 +11,7 @@ import (
 	"unicode"
 
 	"github.com/dsmil/l7/sdk"
+	"github.com/dsmil/l7/sdk/dbe"
 	"github.com/hashicorp/hcl/v2"
 )
 
@@ -272,7 +273,6 @@ func (r *resolver) metrics(raw *rawMetrics) {
 
 func (r *resolver) security(raw *rawSecurity) {
 	s := &r.cfg.Security
-	s.Group, s.ClaimTTL, s.PluginIdentityTTL = "x25519", time.Hour, 24*time.Hour
 	if raw == nil {
 		return
 	}
@@ -330,8 +330,8 @@ func (r *resolver) security(raw *rawSecurity) {
 			s.CrossNodeListen = raw.CrossNodeListen
 		}
 	}
-	r.duration(at["claim_ttl"], raw.ClaimTTL, 7*24*time.Hour, &s.ClaimTTL)
-	r.duration(at["plugin_identity_ttl"], raw.PluginIdentityTTL, 30*24*time.Hour, &s.PluginIdentityTTL)
+	r.duration(at["claim_ttl"], raw.ClaimTTL, MaxClaimTTL, &s.ClaimTTL)
+	r.duration(at["plugin_identity_ttl"], raw.PluginIdentityTTL, MaxPluginIdentityTTL, &s.PluginIdentityTTL)
 }
 
 func (r *resolver) plugin(raw *rawPlugin) *Plugin {
@@ -358,7 +358,7 @@ func (r *resolver) plugin(raw *rawPlugin) *Plugin {
 		}
 	}
 	if a := at["device_id"]; r.ok(a) {
-		r.intRange(a, raw.DeviceID, 0, MaxDeviceID, &p.DeviceID)
+		r.intRange(a, raw.DeviceID, 0, dbe.MaxDeviceID, &p.DeviceID)
 	}
 	if a := at["profiles"]; r.ok(a) {
 		if len(raw.Profiles) == 0 {
@@ -522,18 +522,18 @@ func (r *resolver) tenant(raw *rawTenant) *Tenant {
 
 	if a := at["compartments"]; r.ok(a) {
 		if len(raw.Compartments) == 0 {
-			r.errAttr(a, "No compartments", "Tenant %q must have at least one compartment: %s.", raw.Name, quoteList(compartmentNames()))
+			r.errAttr(a, "No compartments", "Tenant %q must have at least one compartment: %s.", raw.Name, quoteList(compartmentNames))
 		}
-		have := map[Compartment]bool{}
+		have := map[dbe.Compartment]bool{}
 		for i, s := range raw.Compartments {
 			rng := elemRange(a, i)
-			c, err := ParseCompartment(s)
+			c, ok := dbe.CompartmentByName(s)
 			switch {
-			case err != nil:
+			case !ok:
 				r.errAt(rng, nil, "Invalid compartment",
-					fmt.Sprintf("%q is not a compartment; valid values are %s.%s", s, quoteList(compartmentNames()), didYouMean(s, compartmentNames())))
+					fmt.Sprintf("%q is not a compartment; valid values are %s.%s", s, quoteList(compartmentNames), didYouMean(s, compartmentNames)))
 				continue
-			case c == CompartmentKINETIC:
+			case c == dbe.CompartmentKINETIC:
 				r.warnAt(rng, nil, "KINETIC compartment is always denied",
 					"The policy engine denies every KINETIC request at Layer 7, so listing it grants nothing.")
 			}
@@ -544,15 +544,15 @@ func (r *resolver) tenant(raw *rawTenant) *Tenant {
 		}
 	}
 	if t.Compartments == nil {
-		t.Compartments = []Compartment{}
+		t.Compartments = []dbe.Compartment{}
 	}
 	if a := at["classification"]; r.ok(a) {
-		c, err := ParseClassification(raw.Classification)
+		c, ok := dbe.ClassificationByName(raw.Classification)
 		switch {
-		case err != nil:
+		case !ok:
 			r.errAttr(a, "Invalid classification", "%q is not a classification; valid values are %s.%s",
 				raw.Classification, quoteList(classificationNames), didYouMean(raw.Classification, classificationNames))
-		case c == ClassificationExec:
+		case c == dbe.Exec:
 			r.warnAttr(a, "EXEC classification is always denied", "The policy engine denies EXEC requests at Layer 7; they require Layer 9 authorization.")
 			fallthrough
 		default:
@@ -560,7 +560,7 @@ func (r *resolver) tenant(raw *rawTenant) *Tenant {
 		}
 	}
 	if a := at["roe"]; r.ok(a) {
-		if v, err := ParseROE(raw.ROE); err != nil {
+		if v, ok := dbe.ROELevelByName(raw.ROE); !ok {
 			r.errAttr(a, "Invalid ROE level", "%q is not an ROE level; valid values are %s.%s", raw.ROE, quoteList(roeNames), didYouMean(raw.ROE, roeNames))
 		} else {
 			t.ROE = v

@@ -210,9 +210,9 @@ func New(cfg *config.Config, logger hclog.Logger) (*Engine, hcl.Diagnostics) {
 func (e *Engine) newGrant(t *config.Tenant) *grant {
 	g := &grant{
 		name:        t.Name,
-		mask:        dbe.Compartment(t.CompartmentMask()),
-		class:       dbe.Classification(t.Classification),
-		roe:         dbe.ROELevel(t.ROE),
+		mask:        t.CompartmentMask(),
+		class:       t.Classification,
+		roe:         t.ROE,
 		models:      map[string]bool{},
 		profiles:    map[string]bool{},
 		allowReason: fmt.Sprintf("allowed: within tenant %q's grant", t.Name),

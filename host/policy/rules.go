@@ -307,7 +307,7 @@ func strVal(s string) cty.Value {
 // compartmentNames lists the named compartments of mask, in bit order.
 func compartmentNames(mask dbe.Compartment) []string {
 	var out []string
-	for _, c := range []dbe.Compartment{dbe.CompartmentSOC, dbe.CompartmentDEV, dbe.CompartmentLAB, dbe.CompartmentCRYPTO, dbe.CompartmentKINETIC} {
+	for _, c := range dbe.Compartments() {
 		if mask&c != 0 {
 			out = append(out, c.String())
 		}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dsmil/l7/host/claims"
 	"github.com/dsmil/l7/host/config"
 	"github.com/dsmil/l7/host/policy"
 	"github.com/dsmil/l7/sdk/dbe"
@@ -293,7 +294,7 @@ func TestPolicyCheckClaims(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := identity.NewClaimVerifier(identity.ClaimVerifierConfig{Issuers: []*identity.PublicKey{minterKey.Public()}, Audience: "dsmil-router"})
+	v, err := claims.NewVerifier(claims.VerifierConfig{Issuers: []*identity.PublicKey{minterKey.Public()}, Audience: "dsmil-router"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dsmil/l7/host/claims"
 	"github.com/dsmil/l7/sdk/dbe"
 	"github.com/dsmil/l7/sdk/identity"
 	"github.com/dsmil/l7/sdk/mux"
@@ -95,7 +96,7 @@ func BenchmarkRoutedSecurity(b *testing.B) {
 				w.load.Store(0.0)
 				// Claims.
 				minterKey, _ := identity.GenerateKey()
-				v, err := identity.NewClaimVerifier(identity.ClaimVerifierConfig{Issuers: []*identity.PublicKey{minterKey.Public()}, Audience: "dsmil-router"})
+				v, err := claims.NewVerifier(claims.VerifierConfig{Issuers: []*identity.PublicKey{minterKey.Public()}, Audience: "dsmil-router"})
 				if err != nil {
 					b.Fatal(err)
 				}

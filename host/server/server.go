@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/dsmil/l7/host/admin"
+	"github.com/dsmil/l7/host/claims"
 	"github.com/dsmil/l7/host/config"
 	"github.com/dsmil/l7/host/metrics"
 	"github.com/dsmil/l7/host/pluginmgr"
@@ -83,7 +84,7 @@ func Start(ctx context.Context, cfg *config.Config, log hclog.Logger, opts Optio
 		Identity: sec.id, Roots: sec.roots, Groups: sec.groups,
 		PluginIdentityTTL: cfg.Security.PluginIdentityTTL,
 	})
-	claims, err := identity.NewClaimVerifier(identity.ClaimVerifierConfig{Issuers: sec.issuers, IssuerTenants: sec.issuerTenants, Audience: ClaimAudience})
+	verifier, err := claims.NewVerifier(claims.VerifierConfig{Issuers: sec.issuers, IssuerTenants: sec.issuerTenants, Audience: ClaimAudience})
 	if err != nil {
 		return nil, err
 	}
@@ -103,7 +104,7 @@ func Start(ctx context.Context, cfg *config.Config, log hclog.Logger, opts Optio
 		Registry:       h.Manager,
 		RequestTimeout: cfg.Router.RequestTimeout,
 		LoadThreshold:  cfg.Router.LoadThreshold,
-		Claims:         claims,
+		Claims:         verifier,
 		Policy:         eng,
 		Limiter:        h.limiter,
 		Observer:       h.Metrics,

@@ -12,7 +12,9 @@
 // statuses, in one place (errors.go, docs/dbe.md §6).
 //
 // Files: shim.go (Server, lifecycle, routing), middleware.go (request id,
-// Host allowlist, CORS, authentication), translate.go (OpenAI JSON ⇄ DBE),
-// sse.go (streaming), handlers.go (endpoints), errors.go (error bodies and
-// the DBE → HTTP mapping). docs/clients.md is the user's guide.
+// Host allowlist, CORS, authentication), translate_request.go (OpenAI JSON
+// → validated L7ChatRequest → DBE frame), translate_response.go (DBE reply
+// → OpenAI JSON), sse.go (streaming), handlers.go (endpoints), errors.go
+// (error bodies and the DBE → HTTP mapping). docs/clients.md is the user's
+// guide.
 package shim

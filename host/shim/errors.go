@@ -10,6 +10,7 @@ import (
 
 	"github.com/dsmil/l7/host/config"
 	"github.com/dsmil/l7/sdk/dbe"
+	"github.com/dsmil/l7/sdk/identity"
 	"github.com/dsmil/l7/sdk/mux"
 )
 
@@ -185,7 +186,7 @@ func fromDBE(e *mux.Error, t *config.Tenant, reqID string) *apiError {
 	case dbe.CodeUnauthenticated:
 		return unauthenticated("unauthenticated", msg)
 	case dbe.CodeClaimTokenInvalid:
-		if e.Param == "foreign_tenant" || e.Param == "presenter" || e.Param == "issuer_scope" {
+		if e.Param == identity.ReasonForeignTenant || e.Param == identity.ReasonPresenter || e.Param == identity.ReasonIssuerScope {
 			// A valid identity using a claim that is not its own: forbidden,
 			// not unauthenticated (docs/dbe.md §12.3).
 			return &apiError{status: http.StatusForbidden, typ: typePermission, code: "claim_not_yours", message: msg}

@@ -116,7 +116,7 @@ const (
 	MaxProfileLen    = 64
 	MaxClaimTokenLen = 16384
 	MaxLayerPathLen  = 16
-	MaxDeviceID      = 103
+	MaxDeviceID      = 103 // the largest DSMIL device id (DEVICE_ID_SRC, DEVICE_ID_DST, a plugin's device)
 )
 
 func wantLen(v []byte, n int) error {
@@ -289,6 +289,15 @@ func (c Compartment) String() string {
 		return "NONE"
 	}
 	return s
+}
+
+// Compartments returns every named compartment, in bit order.
+func Compartments() []Compartment {
+	out := make([]Compartment, len(compartmentNames))
+	for i, n := range compartmentNames {
+		out[i] = n.c
+	}
+	return out
 }
 
 // CompartmentByName returns the single compartment called name ("SOC", ...).

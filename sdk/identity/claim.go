@@ -56,6 +56,10 @@ func checkText(what, s string, min, max int) error {
 	return nil
 }
 
+// CheckAudience checks that a is a well-formed ClaimToken.Audience: 1–64
+// bytes of printable ASCII without spaces. Errors wrap ErrMalformed.
+func CheckAudience(a string) error { return checkPrintable("audience", a, 64) }
+
 func (t *ClaimToken) checkFields() error {
 	if err := checkText("tenant_id", t.TenantID, 1, 128); err != nil {
 		return err
@@ -71,7 +75,7 @@ func (t *ClaimToken) checkFields() error {
 			return err
 		}
 	}
-	if err := checkPrintable("audience", t.Audience, 64); err != nil {
+	if err := CheckAudience(t.Audience); err != nil {
 		return err
 	}
 	if t.IssuedAt.Unix() < 0 || !t.IssuedAt.Before(t.ExpiresAt) {

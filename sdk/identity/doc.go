@@ -7,8 +7,10 @@
 // peers prove their identity in the channel handshake (sdk/session.PQ) by
 // presenting their bundle and signing the handshake transcript. The shim
 // mints one ClaimToken per tenant session with its key (Minter), and the
-// router checks it on every request through a ClaimVerifier whose cache
-// makes a repeated token cost well under a microsecond.
+// router checks it on every request (host/claims, which is not part of the
+// SDK); a client may send a short claim reference (ClaimReference) in place
+// of a token the router has verified, and a refusal names one of the Reason
+// constants.
 //
 // The wire encodings of bundles and tokens are specified in docs/dbe.md §12;
 // key files are PEM blocks, and a private key file that group or others may

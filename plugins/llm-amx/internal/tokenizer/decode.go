@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/dsmil/l7/plugins/llm-amx/internal/tokenizer/regex"
 )
 
 // decoder turns token strings back into text, one step of a chain: each step
@@ -64,13 +66,13 @@ func appendByteLevelBytes(buf []byte, t string) []byte {
 
 type replaceDec struct {
 	literal string
-	re      *regex
+	re      *regex.Regex
 	content string
 }
 
 func (d replaceDec) apply(t string) string {
 	if d.re != nil {
-		return d.re.replaceAll(t, d.content)
+		return d.re.ReplaceAll(t, d.content)
 	}
 	if d.literal == "" {
 		return t

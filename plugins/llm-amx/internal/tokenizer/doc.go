@@ -9,6 +9,8 @@
 // against transformers.js (which mirrors it) on real tokenizer files, see
 // testdata/README.md. A component that is not implemented is rejected at load
 // time with an error that names it and wraps ErrUnsupported.
+// Split and Replace patterns are compiled by the regex subpackage, an engine
+// for the Oniguruma syntax those files are written in.
 //
 // A Tokenizer is immutable after loading and safe for concurrent use; a
 // StreamDecoder belongs to one generation stream.

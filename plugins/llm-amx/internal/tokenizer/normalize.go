@@ -5,6 +5,7 @@ import (
 	"strings"
 	"unicode"
 
+	"github.com/dsmil/l7/plugins/llm-amx/internal/tokenizer/regex"
 	"golang.org/x/text/unicode/norm"
 )
 
@@ -39,13 +40,13 @@ func (n prependNorm) normalize(s string) string {
 
 type replaceNorm struct {
 	literal string // when re is nil
-	re      *regex
+	re      *regex.Regex
 	content string
 }
 
 func (n replaceNorm) normalize(s string) string {
 	if n.re != nil {
-		return n.re.replaceAll(s, n.content)
+		return n.re.ReplaceAll(s, n.content)
 	}
 	if n.literal == "" {
 		return s
@@ -71,16 +72,16 @@ func (n stripNorm) normalize(s string) string {
 
 // newReplacePattern compiles a Replace/Split pattern: a literal string or a
 // regex.
-func newReplacePattern(p *patternJSON, where string) (literal string, re *regex, err error) {
+func newReplacePattern(p *patternJSON, where string) (literal string, re *regex.Regex, err error) {
 	switch {
 	case p == nil:
 		return "", nil, fmt.Errorf("%w: %s has no pattern", ErrInvalid, where)
 	case p.String != nil:
 		return *p.String, nil, nil
 	case p.Regex != nil:
-		re, err := compileRegex(*p.Regex)
+		re, err := regex.Compile(*p.Regex)
 		if err != nil {
-			return "", nil, fmt.Errorf("%s: %w", where, err)
+			return "", nil, fmt.Errorf("%w: %s: %w", ErrUnsupported, where, err)
 		}
 		return "", re, nil
 	}

@@ -3,6 +3,8 @@ package tokenizer
 import (
 	"fmt"
 	"strings"
+
+	"github.com/dsmil/l7/plugins/llm-amx/internal/tokenizer/regex"
 )
 
 // piece is one pre-token. atStart is true when it begins at offset 0 of the
@@ -128,7 +130,7 @@ func splitSpans(p piece, spans []span, behavior splitBehavior, out []piece) []pi
 
 type splitPre struct {
 	literal  string
-	re       *regex
+	re       *regex.Regex
 	behavior splitBehavior
 	invert   bool
 }
@@ -143,7 +145,7 @@ func (s *splitPre) spans(text string, buf []span) []span {
 		prev = end
 	}
 	if s.re != nil {
-		s.re.findAll(text, func(start, end int) {
+		s.re.FindAll(text, func(start, end int) {
 			if end > start {
 				add(start, end)
 			}
@@ -349,7 +351,7 @@ func buildPreTokenizer(c *componentJSON) (preTokenizer, error) {
 	case "ByteLevel":
 		b := &byteLevelPre{addPrefixSpace: boolOr(c.AddPrefixSpace, true)}
 		if boolOr(c.UseRegex, true) {
-			re, err := compileRegex(gpt2Pattern)
+			re, err := regex.Compile(gpt2Pattern)
 			if err != nil {
 				return nil, err
 			}

@@ -1,6 +1,7 @@
-package tokenizer
+package regex
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -8,25 +9,15 @@ import (
 	"unicode/utf8"
 )
 
-// regex is the subset of Oniguruma syntax that tokenizer.json files use for
-// their Split pre-tokenizers and Replace normalizers, matched with Perl
-// leftmost-first semantics by a backtracking VM over runes:
-//
-//   - alternation, groups (…), (?:…), (?i:…), (?-i:…), lookahead (?=…) (?!…)
-//   - quantifiers ? * + {n} {n,} {n,m} and their lazy forms
-//   - literals, ., ^ and $ (line anchors, as in Ruby/Oniguruma), \A \z \Z
-//   - classes […] with ranges and negation; \s \S \d \D \w \W \h \H;
-//     \p{…} \P{…} \p{^…} with general categories, scripts and binary properties
-//   - escapes \t \n \r \f \v \a \e \0 \xHH \x{H…} \uHHHH
-//
-// As in Oniguruma (and in transformers.js, which rewrites patterns to match
-// it), \s is Unicode White_Space, \d is \p{Nd} and \w is
-// Alphabetic+M+Nd+Pc. Lookbehind, backreferences, possessive quantifiers and
-// atomic groups are rejected with ErrUnsupported.
-type regex struct {
+// Regex is a compiled pattern. It is immutable and safe for concurrent use.
+type Regex struct {
 	src  string
 	prog []inst
 }
+
+// ErrUnsupported is wrapped by every error of Compile: a construct outside
+// the subset (lookbehind, a backreference, ...) or a malformed pattern.
+var ErrUnsupported = errors.New("regex: unsupported")
 
 type opcode uint8
 
@@ -60,11 +51,11 @@ type inst struct {
 	r      rune
 	x, y   int
 	class  *charClass
-	sub    *regex // opLook
+	sub    *Regex // opLook
 }
 
-// compileRegex parses and compiles pattern.
-func compileRegex(pattern string) (*regex, error) {
+// Compile parses and compiles pattern. Errors wrap ErrUnsupported.
+func Compile(pattern string) (*Regex, error) {
 	p := &reParser{src: pattern}
 	n, err := p.parseAlt()
 	if err != nil {
@@ -73,7 +64,7 @@ func compileRegex(pattern string) (*regex, error) {
 	if p.pos < len(p.src) {
 		return nil, p.errorf("unexpected %q", p.src[p.pos])
 	}
-	re := &regex{src: pattern}
+	re := &Regex{src: pattern}
 	if err := re.emit(n); err != nil {
 		return nil, err
 	}
@@ -82,7 +73,7 @@ func compileRegex(pattern string) (*regex, error) {
 }
 
 // matchAt reports the end of the match starting at byte offset pos, or -1.
-func (re *regex) matchAt(s string, pos int) int {
+func (re *Regex) matchAt(s string, pos int) int {
 	type thread struct{ pc, pos int }
 	var stackBuf [32]thread
 	stack := append(stackBuf[:0], thread{0, pos})
@@ -147,10 +138,10 @@ func (re *regex) matchAt(s string, pos int) int {
 	return -1
 }
 
-// findAll returns the [start, end) byte ranges of successive non-overlapping
+// FindAll calls fn with the [start, end) byte ranges of successive non-overlapping
 // matches, scanning as JavaScript's matchAll and Oniguruma's search do: an
 // empty match advances the scan by one rune.
-func (re *regex) findAll(s string, fn func(start, end int)) {
+func (re *Regex) FindAll(s string, fn func(start, end int)) {
 	for pos := 0; pos <= len(s); {
 		end := re.matchAt(s, pos)
 		if end < 0 {
@@ -173,11 +164,11 @@ func (re *regex) findAll(s string, fn func(start, end int)) {
 	}
 }
 
-// replaceAll replaces every match of re in s with repl (taken literally).
-func (re *regex) replaceAll(s, repl string) string {
+// ReplaceAll replaces every match of re in s with repl (taken literally).
+func (re *Regex) ReplaceAll(s, repl string) string {
 	var b strings.Builder
 	last := 0
-	re.findAll(s, func(start, end int) {
+	re.FindAll(s, func(start, end int) {
 		b.WriteString(s[last:start])
 		b.WriteString(repl)
 		last = end
@@ -255,7 +246,7 @@ type reNode struct {
 
 const maxRepeatExpansion = 1000
 
-func (re *regex) emit(n *reNode) error {
+func (re *Regex) emit(n *reNode) error {
 	switch n.kind {
 	case nEmpty:
 	case nLit:
@@ -293,7 +284,7 @@ func (re *regex) emit(n *reNode) error {
 			re.prog[j].x = len(re.prog)
 		}
 	case nLook:
-		sub := &regex{src: re.src}
+		sub := &Regex{src: re.src}
 		if err := sub.emit(n.subs[0]); err != nil {
 			return err
 		}
@@ -302,10 +293,10 @@ func (re *regex) emit(n *reNode) error {
 	case nRepeat:
 		body := n.subs[0]
 		if n.max < 0 && nullable(body) {
-			return fmt.Errorf("%w: regex %q: unbounded repetition of an expression that can match empty", ErrUnsupported, re.src)
+			return fmt.Errorf("%w: %q: unbounded repetition of an expression that can match empty", ErrUnsupported, re.src)
 		}
 		if n.min > maxRepeatExpansion || n.max > maxRepeatExpansion {
-			return fmt.Errorf("%w: regex %q: repetition count over %d", ErrUnsupported, re.src, maxRepeatExpansion)
+			return fmt.Errorf("%w: %q: repetition count over %d", ErrUnsupported, re.src, maxRepeatExpansion)
 		}
 		for i := 0; i < n.min; i++ {
 			if err := re.emit(body); err != nil {
@@ -340,7 +331,7 @@ func (re *regex) emit(n *reNode) error {
 	return nil
 }
 
-func (re *regex) setSplit(pc, body, out int, lazy bool) {
+func (re *Regex) setSplit(pc, body, out int, lazy bool) {
 	if lazy {
 		re.prog[pc].x, re.prog[pc].y = out, body
 	} else {
@@ -381,7 +372,7 @@ type reParser struct {
 }
 
 func (p *reParser) errorf(format string, args ...any) error {
-	return fmt.Errorf("%w: regex %q at offset %d: %s", ErrUnsupported, p.src, p.pos, fmt.Sprintf(format, args...))
+	return fmt.Errorf("%w: %q at offset %d: %s", ErrUnsupported, p.src, p.pos, fmt.Sprintf(format, args...))
 }
 
 func (p *reParser) more() bool { return p.pos < len(p.src) }

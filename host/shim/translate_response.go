@@ -1,0 +1,120 @@
+package shim
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"math"
+
+	l7v1 "github.com/dsmil/l7/sdk/proto/dsmil/l7/v1"
+)
+
+// Responses, in OpenAI's shapes.
+
+type usageJSON struct {
+	PromptTokens     uint32 `json:"prompt_tokens"`
+	CompletionTokens uint32 `json:"completion_tokens"`
+	TotalTokens      uint32 `json:"total_tokens"`
+}
+
+func toUsage(u *l7v1.Usage) usageJSON {
+	out := usageJSON{PromptTokens: u.GetPromptTokens(), CompletionTokens: u.GetCompletionTokens(), TotalTokens: u.GetTotalTokens()}
+	if out.TotalTokens == 0 {
+		out.TotalTokens = out.PromptTokens + out.CompletionTokens
+	}
+	return out
+}
+
+// metadata is dsmil_metadata: where and how fast the request ran.
+type metadata struct {
+	DeviceID  uint32  `json:"device_id"`
+	LatencyMS float64 `json:"latency_ms"`
+	L7Profile string  `json:"l7_profile"`
+}
+
+func toMetadata(device uint32, latencyMS float32, profile, fallback string) *metadata {
+	if profile == "" {
+		profile = fallback
+	}
+	return &metadata{DeviceID: device, LatencyMS: math.Round(float64(latencyMS)*1000) / 1000, L7Profile: profile}
+}
+
+type completion struct {
+	ID      string          `json:"id"`
+	Object  string          `json:"object"`
+	Created int64           `json:"created"`
+	Model   string          `json:"model"`
+	Choices []choiceJSON    `json:"choices"`
+	Usage   json.RawMessage `json:"usage,omitempty"`
+	Meta    *metadata       `json:"dsmil_metadata,omitempty"`
+}
+
+// choiceJSON is a choice of any of the four shapes: chat message, chat
+// delta, completion text (whole or streamed).
+type choiceJSON struct {
+	Index        int32        `json:"index"`
+	Message      *messageJSON `json:"message,omitempty"`
+	Delta        *deltaJSON   `json:"delta,omitempty"`
+	Text         *string      `json:"text,omitempty"`
+	Logprobs     *struct{}    `json:"logprobs"` // always null
+	FinishReason *string      `json:"finish_reason"`
+}
+
+type messageJSON struct {
+	Role    string  `json:"role"`
+	Content string  `json:"content"`
+	Refusal *string `json:"refusal"` // always null
+}
+
+type deltaJSON struct {
+	Role    string  `json:"role,omitempty"`
+	Content *string `json:"content,omitempty"`
+}
+
+// Objects and id prefixes of the two APIs.
+var objects = [...]struct{ whole, chunk, idPrefix string }{
+	chatEndpoint: {"chat.completion", "chat.completion.chunk", "chatcmpl-"},
+	textEndpoint: {"text_completion", "text_completion", "cmpl-"},
+}
+
+// responseID is the OpenAI id of a request: derived from its REQUEST_ID so
+// logs, x-request-id and the response tie together.
+func responseID(ep endpoint, reqID [16]byte) string {
+	return objects[ep].idPrefix + hex.EncodeToString(reqID[:])
+}
+
+// finishReason maps a DBE finish reason to OpenAI's.
+func finishReason(f l7v1.FinishReason) string {
+	switch f {
+	case l7v1.FinishReason_FINISH_REASON_LENGTH:
+		return "length"
+	case l7v1.FinishReason_FINISH_REASON_TOOL_CALLS:
+		return "tool_calls"
+	case l7v1.FinishReason_FINISH_REASON_CONTENT_FILTER:
+		return "content_filter"
+	}
+	return "stop"
+}
+
+// wholeResponse turns an L7ChatResponse into a chat.completion or
+// text_completion.
+func wholeResponse(call *chatCall, reqID [16]byte, created int64, resp *l7v1.L7ChatResponse) *completion {
+	out := &completion{
+		ID: responseID(call.endpoint, reqID), Object: objects[call.endpoint].whole, Created: created,
+		Model:   call.model.ID,
+		Choices: make([]choiceJSON, 0, len(resp.GetChoices())),
+		Meta:    toMetadata(resp.GetDeviceId(), resp.GetLatencyMs(), resp.GetL7Profile(), call.model.Profile),
+	}
+	for _, c := range resp.GetChoices() {
+		fr := finishReason(c.GetFinishReason())
+		ch := choiceJSON{Index: c.GetIndex(), FinishReason: &fr}
+		if call.endpoint == chatEndpoint {
+			ch.Message = &messageJSON{Role: "assistant", Content: c.GetMessage().GetContent()}
+		} else {
+			text := c.GetText()
+			ch.Text = &text
+		}
+		out.Choices = append(out.Choices, ch)
+	}
+	out.Usage, _ = json.Marshal(toUsage(resp.GetUsage()))
+	return out
+}
