@@ -9,13 +9,6 @@ import (
 	"github.com/zclconf/go-cty/cty/convert"
 )
 
-// SettingSpec is sdk.SettingSpec, the one definition of a plugin setting.
-//
-// Deprecated: use sdk.SettingSpec. This alias keeps host/pluginmgr compiling
-// until it passes PluginInfo.Settings to DecodePluginSettings as they are;
-// remove it then.
-type SettingSpec = sdk.SettingSpec
-
 // settingTypes maps sdk.SettingSpec.Type spellings to cty types.
 var settingTypes = map[string]cty.Type{
 	"string":       cty.String,

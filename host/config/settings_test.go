@@ -34,7 +34,7 @@ func TestDecodePluginSettings(t *testing.T) {
 	tests := []struct {
 		name    string
 		body    string
-		schema  []SettingSpec
+		schema  []sdk.SettingSpec
 		want    map[string]cty.Value
 		wantErr []string // substrings of the printed diagnostics
 	}{

@@ -32,13 +32,13 @@ type Config struct {
 	// HostName is the host's name in the session handshake. Default
 	// "dsmil-host".
 	HostName string
-	// HealthTimeout bounds one health check. Default 2 s.
+	// HealthTimeout bounds one health check. Default config.DefaultPluginHealthTimeout.
 	HealthTimeout time.Duration
 	// UnhealthyThreshold is how many failed checks in a row get an instance
-	// restarted. Default 3.
+	// restarted. Default config.DefaultPluginUnhealthyThreshold.
 	UnhealthyThreshold int
 	// MaxInFlight is the number of requests in flight that counts as full
-	// load for an instance. Default 64.
+	// load for an instance. Default config.DefaultPluginMaxInFlight.
 	MaxInFlight int
 	// MaxFrame is the DBE frame limit on plugin sessions. Default 16 MiB.
 	MaxFrame int
@@ -52,7 +52,8 @@ type Config struct {
 	// Groups are the key-exchange groups to offer (the first is used).
 	// Default: ML-KEM-1024 + X25519.
 	Groups []session.Group
-	// PluginIdentityTTL is the lifetime of a plugin's identity. Default 24 h.
+	// PluginIdentityTTL is the lifetime of a plugin's identity. Default
+	// config.DefaultPluginIdentityTTL.
 	PluginIdentityTTL time.Duration
 	// WrapConn, when set, wraps each raw connection to a plugin socket
 	// before the handshake, for capturing or measuring the bytes on it.
@@ -90,16 +91,16 @@ func New(cfg Config) *Manager {
 		cfg.Logger = hclog.NewNullLogger()
 	}
 	if cfg.HealthTimeout <= 0 {
-		cfg.HealthTimeout = 2 * time.Second
+		cfg.HealthTimeout = config.DefaultPluginHealthTimeout
 	}
 	if cfg.UnhealthyThreshold <= 0 {
-		cfg.UnhealthyThreshold = 3
+		cfg.UnhealthyThreshold = config.DefaultPluginUnhealthyThreshold
 	}
 	if cfg.MaxInFlight <= 0 {
-		cfg.MaxInFlight = 64
+		cfg.MaxInFlight = config.DefaultPluginMaxInFlight
 	}
 	if cfg.PluginIdentityTTL <= 0 {
-		cfg.PluginIdentityTTL = 24 * time.Hour
+		cfg.PluginIdentityTTL = config.DefaultPluginIdentityTTL
 	}
 	m := &Manager{cfg: cfg, byProfile: map[string][]router.Worker{}}
 	for _, p := range cfg.Plugins {

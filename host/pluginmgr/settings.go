@@ -19,13 +19,9 @@ var ErrSettings = errors.New("pluginmgr: invalid plugin settings")
 // pluginConfig builds the Configure request from dsmil.hcl, decoding the
 // plugin-specific settings against the schema the plugin reported.
 func (i *Instance) pluginConfig(info *sdk.PluginInfo) (*sdk.Config, error) {
-	specs := make([]config.SettingSpec, len(info.Settings))
-	for k, s := range info.Settings {
-		specs[k] = config.SettingSpec{Name: s.Name, Type: s.Type, Required: s.Required, Description: s.Description}
-	}
 	settings := map[string]any{}
 	if i.plugin.Settings != nil {
-		vals, diags := config.DecodePluginSettings(i.plugin.Settings, specs)
+		vals, diags := config.DecodePluginSettings(i.plugin.Settings, info.Settings)
 		if diags.HasErrors() {
 			var b strings.Builder
 			_ = config.WriteDiagnostics(&b, i.m.cfg.Files, diags)

@@ -7,11 +7,9 @@ import (
 	"math"
 	"time"
 
+	"github.com/dsmil/l7/host/config"
 	l7v1 "github.com/dsmil/l7/sdk/proto/dsmil/l7/v1"
 )
-
-// maxBackoff caps the delay between restarts.
-const maxBackoff = 30 * time.Second
 
 // supervise runs the instance until ctx ends: spawn, watch, restart with
 // exponential backoff, give up after MaxRestarts.
@@ -52,7 +50,7 @@ func (i *Instance) supervise(ctx context.Context) {
 			return
 		case <-time.After(backoff):
 		}
-		backoff = min(2*backoff, maxBackoff)
+		backoff = min(2*backoff, config.MaxRestartBackoff)
 		failures++
 		i.mu.Lock()
 		i.restarts++ // the total, shown by plugins list
