@@ -3,6 +3,8 @@ package sdk
 import (
 	"context"
 	"encoding/hex"
+	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -87,7 +89,7 @@ func (s *Server) serveChat(ctx context.Context, f *dbe.Frame, w *mux.ResponseWri
 	if req.Params.GetPrompt() != "" {
 		choice.Text = out.text.String()
 	} else {
-		choice.Message = &l7v1.Message{Role: roleAssistant, Content: out.text.String()}
+		choice.Message = &l7v1.Message{Role: roleAssistant, Content: out.text.String(), ToolCalls: out.calls}
 	}
 	resp := &l7v1.L7ChatResponse{
 		Id:          out.chunk.Id,
@@ -171,14 +173,67 @@ type chatStream struct {
 
 	mu    sync.Mutex
 	ended bool
-	sent  int             // chunks sent
-	text  strings.Builder // the whole answer, when not streaming
+	sent  int              // chunks sent
+	text  strings.Builder  // the whole answer, when not streaming
+	calls []*l7v1.ToolCall // the tool calls, when not streaming
 	chunk l7v1.L7ChatChunk
 	frame dbe.Frame
 	buf   []byte
 }
 
-var _ Stream = (*chatStream)(nil)
+var _ ToolCallStream = (*chatStream)(nil)
+
+// ErrToolCallOrder reports a tool-call delta that does not continue the
+// calls sent so far: a new call must take the next index and carry its id
+// and name.
+var ErrToolCallOrder = errors.New("sdk: tool-call delta out of order")
+
+func (c *chatStream) SendToolCall(d *l7v1.ToolCallDelta) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ended {
+		return ErrStreamDone
+	}
+	select {
+	case <-c.done:
+		return c.ctx.Err()
+	default:
+	}
+	n := int32(len(c.calls))
+	switch {
+	case d.GetIndex() == n && (d.GetId() == "" || d.GetName() == ""):
+		return fmt.Errorf("%w: call %d starts without an id and a name", ErrToolCallOrder, n)
+	case d.GetIndex() == n:
+		typ := d.GetType()
+		if typ == "" {
+			typ = "function"
+		}
+		c.calls = append(c.calls, &l7v1.ToolCall{Id: d.GetId(), Type: typ, Name: d.GetName()})
+	case d.GetIndex() != n-1 || d.GetId() != "" || d.GetName() != "":
+		return fmt.Errorf("%w: index %d after %d calls", ErrToolCallOrder, d.GetIndex(), n)
+	}
+	call := c.calls[d.GetIndex()]
+	call.ArgumentsJson += d.GetArgumentsJson()
+	if !c.stream {
+		return nil
+	}
+	td := &l7v1.ToolCallDelta{Index: d.GetIndex(), Id: d.GetId(), Name: d.GetName(), ArgumentsJson: d.GetArgumentsJson()}
+	if td.Id != "" {
+		td.Type = call.Type
+	}
+	c.chunk.Delta = ""
+	c.chunk.ToolCalls = []*l7v1.ToolCallDelta{td}
+	if c.sent == 0 {
+		c.firstFields(true)
+	}
+	err := c.send(0)
+	if c.sent == 0 {
+		c.firstFields(false)
+	}
+	c.chunk.ToolCalls = nil
+	c.sent++
+	return err
+}
 
 func (c *chatStream) Send(delta string) error {
 	c.mu.Lock()

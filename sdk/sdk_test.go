@@ -430,3 +430,78 @@ func TestValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestToolCalls: a workload's tool-call deltas become chunk tool_calls when
+// streaming (id, type and name on a call's first piece only), and the
+// message's assembled tool_calls otherwise; out-of-order deltas are refused.
+func TestToolCalls(t *testing.T) {
+	var orderErrs []error
+	c := connect(t, &chatter{chat: func(ctx context.Context, req *sdk.ChatRequest, out sdk.Stream) (*sdk.ChatResult, error) {
+		tc, ok := out.(sdk.ToolCallStream)
+		if !ok {
+			return nil, fmt.Errorf("the SDK's stream %T is not a ToolCallStream", out)
+		}
+		if err := out.Send("Checking."); err != nil {
+			return nil, err
+		}
+		orderErrs = []error{
+			tc.SendToolCall(&l7v1.ToolCallDelta{Index: 1, Id: "call_x", Name: "f"}), // skips call 0
+			tc.SendToolCall(&l7v1.ToolCallDelta{Index: 0, ArgumentsJson: "{"}),      // no id or name
+		}
+		for _, d := range []*l7v1.ToolCallDelta{
+			{Index: 0, Id: "call_a", Name: "get_weather"},
+			{Index: 0, ArgumentsJson: `{"city": `},
+			{Index: 0, ArgumentsJson: `"Paris"}`},
+			{Index: 1, Id: "call_b", Name: "noop", ArgumentsJson: `{}`},
+		} {
+			if err := tc.SendToolCall(d); err != nil {
+				return nil, err
+			}
+		}
+		orderErrs = append(orderErrs, tc.SendToolCall(&l7v1.ToolCallDelta{Index: 0, ArgumentsJson: "x"})) // call 0 is over
+		return &sdk.ChatResult{FinishReason: l7v1.FinishReason_FINISH_REASON_TOOL_CALLS}, nil
+	}})
+	f, _ := sdktest.ChatFrame("p1", chatReq(false))
+	frames, err := sdktest.Call(context.Background(), c.Client, f)
+	if err != nil || len(frames) != 1 {
+		t.Fatalf("%d frames, %v", len(frames), err)
+	}
+	for i, err := range orderErrs {
+		if !errors.Is(err, sdk.ErrToolCallOrder) {
+			t.Errorf("out-of-order delta %d: %v", i, err)
+		}
+	}
+	var resp l7v1.L7ChatResponse
+	if err := proto.Unmarshal(frames[0].Payload, &resp); err != nil {
+		t.Fatal(err)
+	}
+	ch := resp.GetChoices()[0]
+	calls := ch.GetMessage().GetToolCalls()
+	if ch.GetFinishReason() != l7v1.FinishReason_FINISH_REASON_TOOL_CALLS || ch.GetMessage().GetContent() != "Checking." || len(calls) != 2 ||
+		calls[0].GetId() != "call_a" || calls[0].GetType() != "function" || calls[0].GetName() != "get_weather" ||
+		calls[0].GetArgumentsJson() != `{"city": "Paris"}` || calls[1].GetName() != "noop" || calls[1].GetArgumentsJson() != "{}" {
+		t.Fatalf("response %v", &resp)
+	}
+
+	f, _ = sdktest.ChatFrame("p1", chatReq(true))
+	if frames, err = sdktest.Call(context.Background(), c.Client, f); err != nil || len(frames) != 6 {
+		t.Fatalf("stream: %d frames, %v", len(frames), err)
+	}
+	var deltas []*l7v1.ToolCallDelta
+	for _, fr := range frames[1:5] {
+		ch := &l7v1.L7ChatChunk{}
+		if err := proto.Unmarshal(fr.Payload, ch); err != nil || len(ch.GetToolCalls()) != 1 || ch.GetDelta() != "" {
+			t.Fatalf("chunk %v, %v", ch, err)
+		}
+		deltas = append(deltas, ch.GetToolCalls()[0])
+	}
+	if d := deltas[0]; d.GetId() != "call_a" || d.GetType() != "function" || d.GetName() != "get_weather" || d.GetArgumentsJson() != "" {
+		t.Errorf("first delta %v", d)
+	}
+	if d := deltas[1]; d.GetId() != "" || d.GetType() != "" || d.GetName() != "" || d.GetArgumentsJson() != `{"city": ` {
+		t.Errorf("argument delta %v", d)
+	}
+	if d := deltas[3]; d.GetIndex() != 1 || d.GetId() != "call_b" || d.GetArgumentsJson() != "{}" {
+		t.Errorf("second call %v", d)
+	}
+}

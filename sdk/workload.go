@@ -72,6 +72,17 @@ type Stream interface {
 	Send(delta string) error
 }
 
+// ToolCallStream is implemented by the Stream the SDK hands to Chat: a
+// workload that calls tools type-asserts it and sends each call's pieces
+// (the first with index, id, type "function" and name, later ones with
+// further arguments text). Streaming, they become L7_CHAT_CHUNK tool_calls;
+// otherwise the SDK assembles them into the message's tool_calls. A request
+// that made tool calls should return FINISH_REASON_TOOL_CALLS.
+type ToolCallStream interface {
+	Stream
+	SendToolCall(d *l7v1.ToolCallDelta) error
+}
+
 // ChatResult says how a chat request ended.
 type ChatResult struct {
 	// FinishReason says why generation stopped; FINISH_REASON_UNSPECIFIED
