@@ -311,3 +311,18 @@ func (c *chatStream) last(finish l7v1.FinishReason, model string, usage *l7v1.Us
 }
 
 func sinceMS(t time.Time) float32 { return float32(time.Since(t).Seconds() * 1e3) }
+
+// RefuseStructured is the answer of a workload that cannot constrain its
+// output to a request that asks it to: a response_format other than text,
+// or tools the model must or may call (tool_choice other than "none"). The
+// error is a 400 naming the parameter and the model; nil when the request
+// asks for free text.
+func RefuseStructured(p *l7v1.L7ChatRequest, model string) error {
+	if t := p.GetResponseFormat().GetType(); t != "" && t != "text" {
+		return InvalidParam("response_format", "model %q cannot constrain its output: response_format %s is not supported", model, t)
+	}
+	if len(p.GetTools()) > 0 && p.GetToolChoice().GetMode() != l7v1.ToolChoiceMode_TOOL_CHOICE_MODE_NONE {
+		return InvalidParam("tools", "model %q cannot call tools", model)
+	}
+	return nil
+}

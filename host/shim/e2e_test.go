@@ -60,7 +60,7 @@ func TestChatCompletion(t *testing.T) {
 		`{"model":"dsmil-echo","messages":[{"role":"user","content":[{"type":"text","text":"one two"},{"type":"text","text":"three four"}]}],"max_completion_tokens":3,"logit_bias":{"50256":-100,"7":5}}`)
 	var c completion
 	json.Unmarshal(body, &c)
-	if resp.StatusCode != 200 || c.Choices[0].Message.Content != "echo: one two" || str(c.Choices[0].FinishReason) != "length" {
+	if resp.StatusCode != 200 || str(c.Choices[0].Message.Content) != "echo: one two" || str(c.Choices[0].FinishReason) != "length" {
 		t.Fatalf("%d %s", resp.StatusCode, body)
 	}
 }

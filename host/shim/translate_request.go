@@ -70,6 +70,7 @@ type openaiRequest struct {
 	ToolChoice          json.RawMessage `json:"tool_choice"`
 	Functions           json.RawMessage `json:"functions"`
 	FunctionCall        json.RawMessage `json:"function_call"`
+	ParallelToolCalls   *bool           `json:"parallel_tool_calls"`
 	Modalities          json.RawMessage `json:"modalities"`
 	Audio               json.RawMessage `json:"audio"`
 	Prediction          json.RawMessage `json:"prediction"`
@@ -157,6 +158,12 @@ func (s *Server) decodeRequest(body []byte, ep endpoint, t *config.Tenant) (*cha
 		return nil, e
 	}
 	if e := noOps(&req, ep); e != nil {
+		return nil, e
+	}
+	if e := structured(&req, ep, p); e != nil {
+		return nil, e
+	}
+	if e := checkToolMessages(p.Messages); e != nil {
 		return nil, e
 	}
 	if req.Stream != nil {
@@ -513,26 +520,6 @@ func noOps(req *openaiRequest, ep endpoint) *apiError {
 	}
 	if req.TopLogprobs != nil && *req.TopLogprobs != 0 {
 		return unsupported("top_logprobs", "top_logprobs is not supported")
-	}
-	if !isNull(req.ResponseFormat) {
-		var rf struct {
-			Type string `json:"type"`
-		}
-		if json.Unmarshal(req.ResponseFormat, &rf) != nil || rf.Type != "text" {
-			return unsupported("response_format", "response_format %s is not supported; only {\"type\": \"text\"}", quoteClip(string(req.ResponseFormat)))
-		}
-	}
-	if !isNull(req.Tools) && !rawIs(req.Tools, "[]") {
-		return unsupported("tools", "tools (function calling) is not supported")
-	}
-	if !isNull(req.ToolChoice) && !rawIs(req.ToolChoice, `"none"`, `"auto"`) {
-		return unsupported("tool_choice", "tool_choice %s is not supported without tools", quoteClip(string(req.ToolChoice)))
-	}
-	if !isNull(req.Functions) && !rawIs(req.Functions, "[]") {
-		return unsupported("functions", "functions (function calling) is not supported")
-	}
-	if !isNull(req.FunctionCall) && !rawIs(req.FunctionCall, `"none"`, `"auto"`) {
-		return unsupported("function_call", "function_call is not supported")
 	}
 	if !isNull(req.Modalities) && !rawIs(req.Modalities, `["text"]`) {
 		return unsupported("modalities", "only text output is supported")

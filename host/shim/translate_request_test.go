@@ -118,7 +118,8 @@ func TestFrame(t *testing.T) {
 		`{"role":"assistant","toolCalls":[{"id":"c1","type":"function","name":"f","argumentsJson":"{}"}]},` +
 		`{"role":"tool","content":"42","toolCallId":"c1"}],` +
 		`"temperature":0.5,"topP":0.9,"topK":2147483647,"minP":0.05,"seed":"-7","stop":["a","b"],"maxTokens":64,` +
-		`"presencePenalty":-1.5,"frequencyPenalty":2,"repetitionPenalty":1.1,"user":"u-1","logitBias":{"7":2.5,"50256":-100}}`
+		`"presencePenalty":-1.5,"frequencyPenalty":2,"repetitionPenalty":1.1,"user":"u-1","toolChoice":{"mode":"TOOL_CHOICE_MODE_NONE"},` +
+		`"logitBias":{"7":2.5,"50256":-100},"parallelToolCalls":true}`
 	if got, _ := (protojson.MarshalOptions{}).Marshal(&p); compactJSON(t, string(got)) != wantP {
 		t.Fatalf("payload\n got %s\nwant %s", compactJSON(t, string(got)), wantP)
 	}
@@ -198,10 +199,28 @@ func TestValidation(t *testing.T) {
 		{"chat", `{"model":"dsmil-echo",` + msgs + `,"stream_options":{"include_usage":true}}`, "stream_options", "invalid_value"},
 		{"chat", `{"model":"dsmil-echo",` + msgs + `,"logprobs":true}`, "logprobs", "unsupported_parameter"},
 		{"chat", `{"model":"dsmil-echo",` + msgs + `,"top_logprobs":2}`, "top_logprobs", "unsupported_parameter"},
-		{"chat", `{"model":"dsmil-echo",` + msgs + `,"response_format":{"type":"json_object"}}`, "response_format", "unsupported_parameter"},
-		{"chat", `{"model":"dsmil-echo",` + msgs + `,"response_format":{"type":"json_schema","json_schema":{}}}`, "response_format", "unsupported_parameter"},
-		{"chat", `{"model":"dsmil-echo",` + msgs + `,"tools":[{"type":"function","function":{"name":"f"}}]}`, "tools", "unsupported_parameter"},
-		{"chat", `{"model":"dsmil-echo",` + msgs + `,"tool_choice":"required"}`, "tool_choice", "unsupported_parameter"},
+		{"chat", `{"model":"dsmil-echo",` + msgs + `,"response_format":{"type":"xml"}}`, "response_format.type", "invalid_value"},
+		{"chat", `{"model":"dsmil-echo",` + msgs + `,"response_format":{}}`, "response_format.type", "missing_required_parameter"},
+		{"chat", `{"model":"dsmil-echo",` + msgs + `,"response_format":{"type":"json_schema"}}`, "response_format.json_schema", "missing_required_parameter"},
+		{"chat", `{"model":"dsmil-echo",` + msgs + `,"response_format":{"type":"json_schema","json_schema":{}}}`, "response_format.json_schema.name", "invalid_value"},
+		{"chat", `{"model":"dsmil-echo",` + msgs + `,"response_format":{"type":"json_schema","json_schema":{"name":"x"}}}`, "response_format.json_schema.schema", "missing_required_parameter"},
+		{"chat", `{"model":"dsmil-echo",` + msgs + `,"response_format":{"type":"json_schema","json_schema":{"name":"x","schema":[1]}}}`, "response_format.json_schema.schema", "invalid_type"},
+		{"chat", `{"model":"dsmil-echo",` + msgs + `,"tools":[{"type":"retrieval"}]}`, "tools[0].type", "invalid_value"},
+		{"chat", `{"model":"dsmil-echo",` + msgs + `,"tools":[{"type":"function"}]}`, "tools[0].function", "missing_required_parameter"},
+		{"chat", `{"model":"dsmil-echo",` + msgs + `,"tools":[{"type":"function","function":{"name":"get weather"}}]}`, "tools[0].function.name", "invalid_value"},
+		{"chat", `{"model":"dsmil-echo",` + msgs + `,"tools":[{"type":"function","function":{"name":"f"}},{"type":"function","function":{"name":"f"}}]}`, "tools[1].function.name", "invalid_value"},
+		{"chat", `{"model":"dsmil-echo",` + msgs + `,"tools":[{"type":"function","function":{"name":"f","parameters":"x"}}]}`, "tools[0].function.parameters", "invalid_type"},
+		{"chat", `{"model":"dsmil-echo",` + msgs + `,"tools":[` + strings.Repeat(`{"type":"function","function":{"name":"f"}},`, 128) + `{}]}`, "tools", "array_above_max_length"},
+		{"chat", `{"model":"dsmil-echo",` + msgs + `,"tool_choice":"required"}`, "tool_choice", "invalid_value"},
+		{"chat", `{"model":"dsmil-echo",` + msgs + `,"tool_choice":"sometimes"}`, "tool_choice", "invalid_value"},
+		{"chat", `{"model":"dsmil-echo",` + msgs + `,"tools":[{"type":"function","function":{"name":"f"}}],"tool_choice":{"type":"function","function":{"name":"g"}}}`, "tool_choice.function.name", "invalid_value"},
+		{"chat", `{"model":"dsmil-echo",` + msgs + `,"tools":[{"type":"function","function":{"name":"f"}}],"response_format":{"type":"json_object"}}`, "response_format", "unsupported_parameter"},
+		{"chat", `{"model":"dsmil-echo","messages":[{"role":"user","content":"x"},{"role":"assistant","content":null,"tool_calls":[{"id":"c","type":"function","function":{"name":"f","arguments":"{"}}]}]}`, "messages[1].tool_calls[0].function.arguments", "invalid_value"},
+		{"chat", `{"model":"dsmil-echo","messages":[{"role":"user","content":"x"},{"role":"assistant","content":null,"tool_calls":[{"type":"function","function":{"name":"f","arguments":"{}"}}]}]}`, "messages[1].tool_calls[0].id", "missing_required_parameter"},
+		{"chat", `{"model":"dsmil-echo","messages":[{"role":"user","content":"x"},{"role":"assistant","content":null}]}`, "messages[1].content", "missing_required_parameter"},
+		{"chat", `{"model":"dsmil-echo","messages":[{"role":"user","content":"x"},{"role":"tool","content":"42"}]}`, "messages[1].tool_call_id", "missing_required_parameter"},
+		{"chat", `{"model":"dsmil-echo","messages":[{"role":"user","content":"x","tool_calls":[{"id":"c","type":"function","function":{"name":"f","arguments":"{}"}}]}]}`, "messages[0].tool_calls", "invalid_value"},
+		{"text", `{"model":"dsmil-echo","prompt":"x","tools":[{"type":"function","function":{"name":"f"}}]}`, "tools", "unsupported_parameter"},
 		{"chat", `{"model":"dsmil-echo",` + msgs + `,"functions":[{"name":"f"}]}`, "functions", "unsupported_parameter"},
 		{"chat", `{"model":"dsmil-echo",` + msgs + `,"function_call":{"name":"f"}}`, "function_call", "unsupported_parameter"},
 		{"chat", `{"model":"dsmil-echo",` + msgs + `,"modalities":["text","audio"]}`, "modalities", "unsupported_parameter"},

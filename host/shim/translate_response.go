@@ -60,9 +60,41 @@ type choiceJSON struct {
 }
 
 type messageJSON struct {
-	Role    string  `json:"role"`
-	Content string  `json:"content"`
-	Refusal *string `json:"refusal"` // always null
+	Role      string         `json:"role"`
+	Content   *string        `json:"content"` // null when the message is only tool calls
+	Refusal   *string        `json:"refusal"` // always null
+	ToolCalls []toolCallJSON `json:"tool_calls,omitempty"`
+}
+
+// toolCallJSON is a tool call of a message, or a piece of one in a delta
+// (index set, and the rest only on the call's first piece).
+type toolCallJSON struct {
+	Index    *int32        `json:"index,omitempty"`
+	ID       string        `json:"id,omitempty"`
+	Type     string        `json:"type,omitempty"`
+	Function *functionJSON `json:"function,omitempty"`
+}
+
+type functionJSON struct {
+	Name      string `json:"name,omitempty"`
+	Arguments string `json:"arguments"`
+}
+
+// toMessage is a generated chat message in OpenAI's shape.
+func toMessage(m *l7v1.Message) *messageJSON {
+	out := &messageJSON{Role: "assistant"}
+	if c := m.GetContent(); c != "" || len(m.GetToolCalls()) == 0 {
+		out.Content = &c
+	}
+	for _, tc := range m.GetToolCalls() {
+		typ := tc.GetType()
+		if typ == "" {
+			typ = "function"
+		}
+		out.ToolCalls = append(out.ToolCalls, toolCallJSON{ID: tc.GetId(), Type: typ,
+			Function: &functionJSON{Name: tc.GetName(), Arguments: tc.GetArgumentsJson()}})
+	}
+	return out
 }
 
 type deltaJSON struct {
@@ -108,7 +140,7 @@ func wholeResponse(call *chatCall, reqID [16]byte, created int64, resp *l7v1.L7C
 		fr := finishReason(c.GetFinishReason())
 		ch := choiceJSON{Index: c.GetIndex(), FinishReason: &fr}
 		if call.endpoint == chatEndpoint {
-			ch.Message = &messageJSON{Role: "assistant", Content: c.GetMessage().GetContent()}
+			ch.Message = toMessage(c.GetMessage())
 		} else {
 			text := c.GetText()
 			ch.Text = &text

@@ -280,3 +280,28 @@ func TestCancelDuringDelay(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestRefusesStructured: echo cannot constrain its output, so a JSON
+// response_format or tools it may call are a 400 naming the model; tools
+// with tool_choice "none" are answered as plain chat.
+func TestRefusesStructured(t *testing.T) {
+	c := conn(t, nil)
+	tools := []*l7v1.Tool{{Type: "function", Function: &l7v1.FunctionDef{Name: "f"}}}
+	for param, p := range map[string]*l7v1.L7ChatRequest{
+		"response_format": {ResponseFormat: &l7v1.ResponseFormat{Type: "json_object"}},
+		"tools":           {Tools: tools},
+	} {
+		p.Model = "dsmil-echo"
+		p.Messages = []*l7v1.Message{{Role: "user", Content: "hi"}}
+		_, _, err := stream(t, c, p)
+		var e *mux.Error
+		if !errors.As(err, &e) || e.Code != dbe.CodeInvalidRequest || e.Param != param || !strings.Contains(e.Message, `"dsmil-echo"`) {
+			t.Errorf("%s: %v", param, err)
+		}
+	}
+	p := userSays("plain")
+	p.Tools, p.ToolChoice = tools, &l7v1.ToolChoice{Mode: l7v1.ToolChoiceMode_TOOL_CHOICE_MODE_NONE}
+	if deltas, _, err := stream(t, c, p); err != nil || strings.Join(deltas, "") != "echo: plain" {
+		t.Fatalf("tool_choice none: %q %v", deltas, err)
+	}
+}
