@@ -174,12 +174,8 @@ func unsupported(p *l7v1.L7ChatRequest) error {
 	switch {
 	case p.GetLogprobs() || p.GetTopLogprobs() > 0:
 		return sdk.InvalidParam("logprobs", "llm-amx does not return log probabilities")
-	case len(p.GetTools()) > 0:
-		return sdk.InvalidParam("tools", "llm-amx does not support tool calling")
-	case p.GetResponseFormat().GetType() != "" && p.GetResponseFormat().GetType() != "text":
-		return sdk.InvalidParam("response_format", "llm-amx generates free text only")
 	}
-	return nil
+	return sdk.RefuseStructured(p, p.GetModel())
 }
 
 // messages converts the conversation for the chat template.
