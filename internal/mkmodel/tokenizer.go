@@ -14,8 +14,32 @@ const (
 	IMEnd     = "<|im_end|>"
 )
 
-// ChatMLTemplate is the chat_template written to tokenizer_config.json.
-const ChatMLTemplate = "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+// ChatMLTemplate is the chat_template written to tokenizer_config.json:
+// ChatML, with tools in the Hermes/Qwen2.5 style. Without tools it renders
+// plain ChatML; with tools, the system turn lists them between <tools>
+// tags and asks for <tool_call>{"name": …, "arguments": …}</tool_call>;
+// assistant turns render their tool_calls that way and tool results go
+// back in a user turn as <tool_response>, as Qwen2.5's template does.
+const ChatMLTemplate = `{%- if tools %}{{ '<|im_start|>system\n' }}` +
+	`{%- if messages[0].role == 'system' %}{{ messages[0].content + '\n\n' }}{% endif %}` +
+	`{{ '# Tools\n\nYou may call one or more functions to assist with the user query.\n\n' }}` +
+	`{{ 'You are provided with function signatures within <tools></tools> XML tags:\n<tools>' }}` +
+	`{%- for tool in tools %}{{ '\n' }}{{ tool | tojson }}{% endfor %}` +
+	`{{ '\n</tools>\n\nFor each function call, return a json object with function name and arguments within <tool_call></tool_call> XML tags:\n' }}` +
+	`{{ '<tool_call>\n{"name": <function-name>, "arguments": <args-json-object>}\n</tool_call><|im_end|>\n' }}{% endif %}` +
+	`{%- for message in messages %}` +
+	`{%- if message.role == 'system' and tools and loop.first %}` +
+	`{%- elif message.role == 'assistant' and message.tool_calls %}{{ '<|im_start|>assistant\n' }}` +
+	`{%- if message.content %}{{ message.content + '\n' }}{% endif %}` +
+	`{%- for tc in message.tool_calls %}{% if not loop.first %}{{ '\n' }}{% endif %}` +
+	`{{ '<tool_call>\n{"name": "' + tc.function.name + '", "arguments": ' + tc.function.arguments + '}\n</tool_call>' }}{% endfor %}` +
+	`{{ '<|im_end|>\n' }}` +
+	`{%- elif message.role == 'tool' %}` +
+	`{%- if loop.first or messages[loop.index0 - 1].role != 'tool' %}{{ '<|im_start|>user' }}{% endif %}` +
+	`{{ '\n<tool_response>\n' + message.content + '\n</tool_response>' }}` +
+	`{%- if loop.last or messages[loop.index0 + 1].role != 'tool' %}{{ '<|im_end|>\n' }}{% endif %}` +
+	`{%- else %}{{ '<|im_start|>' + message.role + '\n' + message.content + '<|im_end|>\n' }}{% endif %}` +
+	`{%- endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}`
 
 // numMerges makes the vocabulary 256 bytes + 253 merges + 3 specials = 512.
 const numMerges = 253

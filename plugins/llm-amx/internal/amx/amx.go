@@ -13,6 +13,7 @@ import (
 	"github.com/dsmil/l7/plugins/llm-amx/internal/engine"
 	"github.com/dsmil/l7/plugins/llm-amx/internal/model"
 	"github.com/dsmil/l7/plugins/llm-amx/internal/ort"
+	"github.com/dsmil/l7/plugins/llm-amx/internal/toolcall"
 	"github.com/dsmil/l7/sdk"
 	"github.com/dsmil/l7/sdk/dbe"
 	"github.com/hashicorp/go-hclog"
@@ -62,7 +63,10 @@ type state struct {
 	log      hclog.Logger
 	kvBudget int64
 	memory   uint64 // MemoryBudget reported in Info
-	closed   atomic.Bool
+	// toolFormat is the chat template's tool-call syntax (None: it cannot
+	// render tools).
+	toolFormat toolcall.Format
+	closed     atomic.Bool
 }
 
 // accelerator names where the plugin computes.
@@ -147,8 +151,9 @@ func (w *Workload) Configure(_ context.Context, cfg *sdk.Config) error {
 	}
 	st := &state{
 		cfg: cfg, set: set, eng: eng, log: log, kvBudget: kv,
-		adm:    admission.New(set.Parallelism, kv, set.Queue),
-		memory: uint64(weights + kv),
+		adm:        admission.New(set.Parallelism, kv, set.Queue),
+		memory:     uint64(weights + kv),
+		toolFormat: toolcall.Detect(eng.Template.Source()),
 	}
 	if budget > 0 {
 		st.memory = uint64(budget)

@@ -4,12 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/dsmil/l7/plugins/llm-amx/internal/llmtest"
 	"github.com/dsmil/l7/sdk"
 	"github.com/dsmil/l7/sdk/dbe"
 	"github.com/dsmil/l7/sdk/mux"
@@ -178,7 +181,7 @@ func TestUsageAndLimits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ids, _ := eng.ChatPrompt(must(messages(p.Messages)))
+	ids, _ := eng.ChatPrompt(must(messages(p.Messages)), nil)
 	u := res.Usage
 	if res.FinishReason != l7v1.FinishReason_FINISH_REASON_LENGTH || u.CompletionTokens != 9 ||
 		int(u.PromptTokens) != len(ids) || u.TotalTokens != u.PromptTokens+9 || res.Model != "tiny-test" {
@@ -272,7 +275,10 @@ func TestBudgetRejection(t *testing.T) {
 		{"bad top_p", &l7v1.L7ChatRequest{Prompt: "hi", TopP: f32(1.5)}, "top_p", "top_p"},
 		{"logit bias outside the vocabulary", &l7v1.L7ChatRequest{Prompt: "hi", LogitBias: map[int32]float32{100000: 1}}, "logit_bias", "vocabulary"},
 		{"logprobs", &l7v1.L7ChatRequest{Prompt: "hi", Logprobs: true}, "logprobs", "log probabilities"},
-		{"tools", &l7v1.L7ChatRequest{Prompt: "hi", Tools: []*l7v1.Tool{{}}}, "tools", "tool"},
+		{"tools on a raw prompt", &l7v1.L7ChatRequest{Prompt: "hi", Tools: []*l7v1.Tool{{Function: &l7v1.FunctionDef{Name: "f"}}}}, "tools", "messages"},
+		{"tool_choice required", &l7v1.L7ChatRequest{Messages: []*l7v1.Message{{Role: "user", Content: "hi"}}, Tools: []*l7v1.Tool{{Function: &l7v1.FunctionDef{Name: "f"}}},
+			ToolChoice: &l7v1.ToolChoice{Mode: l7v1.ToolChoiceMode_TOOL_CHOICE_MODE_REQUIRED}}, "tool_choice", "cannot force a tool call"},
+		{"json_schema", &l7v1.L7ChatRequest{Prompt: "hi", ResponseFormat: &l7v1.ResponseFormat{Type: "json_schema", SchemaJson: "{}"}}, "response_format", "cannot constrain"},
 		{"too many stops", &l7v1.L7ChatRequest{Prompt: "hi", Stop: make([]string, 17)}, "stop", "at most 16"},
 		{"long stop", &l7v1.L7ChatRequest{Prompt: "hi", Stop: []string{strings.Repeat("x", 1025)}}, "stop", "at most 1024"},
 		{"image", &l7v1.L7ChatRequest{Messages: []*l7v1.Message{{Role: "user", Parts: []*l7v1.ContentPart{
@@ -427,5 +433,54 @@ func TestNotConfigured(t *testing.T) {
 	}
 	if st, err := w.Status(context.Background()); err != nil || st.MemoryUsed == 0 {
 		t.Fatalf("status %+v %v", st, err)
+	}
+}
+
+// TestTools: with tools (tool_choice auto) the chat template renders them
+// into the prompt and the reply goes through the tool-call parser (the
+// random model writes no envelope, so it is content); a model whose
+// template cannot render tools refuses them with a 400 naming the model.
+func TestTools(t *testing.T) {
+	w, _ := configured(t, nil)
+	ask := func(w *Workload, tools []*l7v1.Tool) (string, *sdk.ChatResult, error) {
+		return chat(t, w, &l7v1.L7ChatRequest{Model: "tiny-test", Messages: []*l7v1.Message{{Role: "user", Content: "Weather in Paris?"}},
+			Tools: tools, MaxTokens: 8, Temperature: f32(0)})
+	}
+	tools := []*l7v1.Tool{{Type: "function", Function: &l7v1.FunctionDef{Name: "get_weather", Description: "Current weather.",
+		ParametersJson: `{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}`}}}
+	text, with, err := ask(w, tools)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, without, err := ask(w, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if with.Usage.PromptTokens <= without.Usage.PromptTokens+20 || text == "" ||
+		with.FinishReason == l7v1.FinishReason_FINISH_REASON_TOOL_CALLS {
+		t.Fatalf("prompt tokens with tools %d, without %d; reply %q (%v)", with.Usage.PromptTokens, without.Usage.PromptTokens, text, with.FinishReason)
+	}
+
+	// The same model with a chat template that knows nothing of tools.
+	dir := llmtest.CopyDir(t, tiny(t).Dir)
+	cfgPath := filepath.Join(dir, "tokenizer_config.json")
+	raw, err := os.ReadFile(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tc map[string]any
+	if err := json.Unmarshal(raw, &tc); err != nil {
+		t.Fatal(err)
+	}
+	tc["chat_template"] = "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+	raw, _ = json.Marshal(tc)
+	if err := os.WriteFile(cfgPath, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	plain, _ := configured(t, map[string]any{"model": dir})
+	_, _, err = ask(plain, tools)
+	var e *mux.Error
+	if !errors.As(err, &e) || e.Code != dbe.CodeInvalidRequest || e.Param != "tools" || !strings.Contains(e.Message, `"tiny-test"`) {
+		t.Fatalf("tools with a template that cannot render them: %v", err)
 	}
 }

@@ -38,6 +38,10 @@ func (w *Workload) Chat(ctx context.Context, req *sdk.ChatRequest, out sdk.Strea
 		return nil, err
 	}
 	eng := st.eng
+	tools, err := st.tools(p)
+	if err != nil {
+		return nil, err
+	}
 	promptParam := "messages"
 	var prompt []int
 	if p.GetPrompt() != "" {
@@ -48,7 +52,7 @@ func (w *Workload) Chat(ctx context.Context, req *sdk.ChatRequest, out sdk.Strea
 		if err != nil {
 			return nil, err
 		}
-		if prompt, err = eng.ChatPrompt(msgs); err != nil {
+		if prompt, err = eng.ChatPrompt(msgs, tools.defs); err != nil {
 			return nil, sdk.InvalidParam("messages", "the model's chat template refused the conversation: %v", err)
 		}
 	}
@@ -71,8 +75,17 @@ func (w *Workload) Chat(ctx context.Context, req *sdk.ChatRequest, out sdk.Strea
 			"queue_ms", ms(time.Since(start)), "error", err)
 		return nil, err
 	}
+	emit := out.Send
+	var calls *toolEmitter
+	if tools.call {
+		if calls, err = newToolEmitter(out, tools.format); err != nil {
+			release()
+			return nil, err
+		}
+		emit = calls.emit
+	}
 	admitted := time.Now()
-	res, err := eng.Generate(ctx, gen, out.Send)
+	res, err := eng.Generate(ctx, gen, emit)
 	release()
 	w.observe(time.Since(admitted))
 	st.logRequest(req, res, start, admitted, err)
@@ -82,6 +95,11 @@ func (w *Workload) Chat(ctx context.Context, req *sdk.ChatRequest, out sdk.Strea
 	finish := l7v1.FinishReason_FINISH_REASON_STOP
 	if res.Finish == engine.FinishLength {
 		finish = l7v1.FinishReason_FINISH_REASON_LENGTH
+	}
+	if calls != nil {
+		if finish, err = calls.close(finish); err != nil {
+			return nil, err
+		}
 	}
 	return &sdk.ChatResult{
 		FinishReason: finish,
@@ -174,8 +192,14 @@ func unsupported(p *l7v1.L7ChatRequest) error {
 	switch {
 	case p.GetLogprobs() || p.GetTopLogprobs() > 0:
 		return sdk.InvalidParam("logprobs", "llm-amx does not return log probabilities")
+	case p.GetResponseFormat().GetType() != "" && p.GetResponseFormat().GetType() != "text":
+		return sdk.InvalidParam("response_format", "model %q cannot constrain its output yet: response_format %s is not supported",
+			p.GetModel(), p.GetResponseFormat().GetType())
+	case p.GetToolChoice().GetMode() == l7v1.ToolChoiceMode_TOOL_CHOICE_MODE_REQUIRED ||
+		p.GetToolChoice().GetMode() == l7v1.ToolChoiceMode_TOOL_CHOICE_MODE_FUNCTION:
+		return sdk.InvalidParam("tool_choice", "model %q cannot force a tool call yet (that needs constrained decoding): send tool_choice \"auto\"", p.GetModel())
 	}
-	return sdk.RefuseStructured(p, p.GetModel())
+	return nil
 }
 
 // messages converts the conversation for the chat template.
@@ -195,13 +219,21 @@ func messages(in []*l7v1.Message) ([]chattmpl.Message, error) {
 			text = strings.Join(texts, "\n")
 		}
 		out[i] = chattmpl.Message{Role: m.GetRole(), Content: text}
-		if m.GetName() != "" || m.GetToolCallId() != "" {
+		if m.GetName() != "" || m.GetToolCallId() != "" || len(m.GetToolCalls()) > 0 {
 			out[i].Extra = map[string]any{}
 			if m.GetName() != "" {
 				out[i].Extra["name"] = m.GetName()
 			}
 			if m.GetToolCallId() != "" {
 				out[i].Extra["tool_call_id"] = m.GetToolCallId()
+			}
+			var calls []any
+			for _, tc := range m.GetToolCalls() {
+				calls = append(calls, map[string]any{"id": tc.GetId(), "type": "function",
+					"function": map[string]any{"name": tc.GetName(), "arguments": tc.GetArgumentsJson()}})
+			}
+			if calls != nil {
+				out[i].Extra["tool_calls"] = calls
 			}
 		}
 	}

@@ -57,11 +57,19 @@ func configured(t *testing.T, extra map[string]any) (*Workload, *testutil.SyncBu
 	return w, logs
 }
 
-// stream is an sdk.Stream that records its deltas.
+// stream is an sdk.ToolCallStream that records its deltas.
 type stream struct {
 	mu      sync.Mutex
 	deltas  []string
+	calls   []*l7v1.ToolCallDelta
 	onDelta func(n int) // called after each delta, unlocked
+}
+
+func (s *stream) SendToolCall(d *l7v1.ToolCallDelta) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls = append(s.calls, d)
+	return nil
 }
 
 func (s *stream) Send(delta string) error {

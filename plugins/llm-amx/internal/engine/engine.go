@@ -93,11 +93,13 @@ func (e *Engine) KVBytes(n int) int64 { return 2 * int64(n) * e.Model.KVBytesPer
 // IsEOS reports whether id ends generation.
 func (e *Engine) IsEOS(id int) bool { return e.eos[id] }
 
-// ChatPrompt renders a conversation with the model's chat template and
-// the assistant's generation prompt, and tokenizes it as Hugging Face's
-// apply_chat_template does (the template writes the special tokens).
-func (e *Engine) ChatPrompt(msgs []chattmpl.Message) ([]int, error) {
-	text, err := e.Template.Render(msgs, chattmpl.Options{AddGenerationPrompt: true})
+// ChatPrompt renders a conversation (and the tools the model may call,
+// JSON-schema tool definitions as the template's tools variable; nil for
+// none) with the model's chat template and the assistant's generation
+// prompt, and tokenizes it as Hugging Face's apply_chat_template does (the
+// template writes the special tokens).
+func (e *Engine) ChatPrompt(msgs []chattmpl.Message, tools []any) ([]int, error) {
+	text, err := e.Template.Render(msgs, chattmpl.Options{AddGenerationPrompt: true, Tools: tools})
 	if err != nil {
 		return nil, err
 	}

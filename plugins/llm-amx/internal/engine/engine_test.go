@@ -32,7 +32,7 @@ func run(t *testing.T, e *Engine, req *Request) ([]string, *Result) {
 
 func chatPrompt(t *testing.T, e *Engine, text string) []int {
 	t.Helper()
-	ids, err := e.ChatPrompt([]chattmpl.Message{{Role: "system", Content: "Be brief."}, {Role: "user", Content: text}})
+	ids, err := e.ChatPrompt([]chattmpl.Message{{Role: "system", Content: "Be brief."}, {Role: "user", Content: text}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -385,5 +385,41 @@ func TestConstraint(t *testing.T) {
 	_, err := e.Generate(context.Background(), &Request{Prompt: prompt, MaxTokens: 4, Constraint: dead}, func(string) error { return nil })
 	if !errors.Is(err, ErrConstraint) {
 		t.Fatalf("a constraint that allows nothing: %v", err)
+	}
+}
+
+// TestChatPromptTools: the generated model's template renders tools in the
+// system turn, an assistant turn's tool calls as <tool_call> envelopes and
+// tool results as <tool_response>s in one user turn, as Qwen2.5's does.
+func TestChatPromptTools(t *testing.T) {
+	e := tinyEngine(t)
+	tools := []any{map[string]any{"type": "function", "function": map[string]any{
+		"name": "get_weather", "parameters": map[string]any{"type": "object", "properties": map[string]any{"city": map[string]any{"type": "string"}}}}}}
+	call := func(id, args string) map[string]any {
+		return map[string]any{"id": id, "type": "function", "function": map[string]any{"name": "get_weather", "arguments": args}}
+	}
+	msgs := []chattmpl.Message{
+		{Role: "system", Content: "Be brief."},
+		{Role: "user", Content: "Weather in Paris and Oslo?"},
+		{Role: "assistant", Extra: map[string]any{"tool_calls": []any{call("c1", `{"city": "Paris"}`), call("c2", `{"city": "Oslo"}`)}}},
+		{Role: "tool", Content: "18C", Extra: map[string]any{"tool_call_id": "c1"}},
+		{Role: "tool", Content: "9C", Extra: map[string]any{"tool_call_id": "c2"}},
+	}
+	ids, err := e.ChatPrompt(msgs, tools)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "<|im_start|>system\nBe brief.\n\n# Tools\n\nYou may call one or more functions to assist with the user query.\n\n" +
+		"You are provided with function signatures within <tools></tools> XML tags:\n<tools>\n" +
+		`{"function": {"name": "get_weather", "parameters": {"properties": {"city": {"type": "string"}}, "type": "object"}}, "type": "function"}` +
+		"\n</tools>\n\nFor each function call, return a json object with function name and arguments within <tool_call></tool_call> XML tags:\n" +
+		"<tool_call>\n{\"name\": <function-name>, \"arguments\": <args-json-object>}\n</tool_call><|im_end|>\n" +
+		"<|im_start|>user\nWeather in Paris and Oslo?<|im_end|>\n" +
+		"<|im_start|>assistant\n<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}\n</tool_call>\n" +
+		"<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Oslo\"}}\n</tool_call><|im_end|>\n" +
+		"<|im_start|>user\n<tool_response>\n18C\n</tool_response>\n<tool_response>\n9C\n</tool_response><|im_end|>\n" +
+		"<|im_start|>assistant\n"
+	if got := e.Tokenizer.Decode(ids, false); got != want {
+		t.Fatalf("rendered\n%s\nwant\n%s", got, want)
 	}
 }
