@@ -391,7 +391,7 @@ func TestPolicyCheckWithoutEngine(t *testing.T) {
 	}
 	// Forward answers at once too.
 	var c3 collector
-	r.Forward(context.Background(), policyCheck("chat"), func(f *dbe.Frame) { _ = c3.out(f) })
+	r.Forward(context.Background(), policyCheck("chat"), func(f *dbe.Frame, _ proto.Message) { _ = c3.out(f) })
 	if res := policyResult(t, c3.last()); !res.Allow {
 		t.Fatalf("Forward: %v", res)
 	}

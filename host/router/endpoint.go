@@ -218,7 +218,7 @@ func (c *epConn) handle(f *dbe.Frame, malformed error) {
 	c.mu.Unlock()
 	reqID, _ := f.Get(dbe.TLVRequestID)
 	reqID = append([]byte(nil), reqID...) // the request frame is handed over
-	cancel := c.r.Forward(c.ctx, f, func(rf *dbe.Frame) {
+	cancel := c.r.Forward(c.ctx, f, func(rf *dbe.Frame, _ proto.Message) {
 		rf.CorrelationID = corr
 		if len(reqID) == 16 {
 			if _, ok := rf.Get(dbe.TLVRequestID); !ok {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -421,5 +422,120 @@ func TestWorkerCannotClaimRouterCodes(t *testing.T) {
 	_ = r.Route(context.Background(), chatReq("busy"), c.out)
 	if e := errCode(t, &c); e.Code != dbe.CodeOverloaded || e.RetryAfterMS != 500 {
 		t.Fatalf("OVERLOADED not passed on: %v", e)
+	}
+}
+
+// blockingWorker hides testWorker's Go: the router serves it through its
+// blocking Call on a goroutine.
+type blockingWorker struct{ Worker }
+
+// noFinal is a worker whose Call returns without a final frame.
+type noFinal struct{ Worker }
+
+func (noFinal) Call(_ context.Context, _ *dbe.Frame, on func(*dbe.Frame) error) error {
+	return on(&dbe.Frame{Type: dbe.MsgChatChunk, Payload: []byte("part")})
+}
+
+// TestBlockingWorker: a Worker that is not an AsyncWorker goes through the
+// same lifecycle: its frames, a call that ends without a final frame as
+// WORKER_FAILED, cancellation that reaches the worker, the observer.
+func TestBlockingWorker(t *testing.T) {
+	cancelled := make(chan struct{}, 1)
+	slow := newWorker(t, "slow", mux.HandlerFunc(func(ctx context.Context, req *dbe.Frame, w *mux.ResponseWriter) {
+		<-ctx.Done()
+		cancelled <- struct{}{}
+	}))
+	w := newWorker(t, "echo#0", echoHandler)
+	obs := &recObserver{}
+	r := newRouter(t, registry{"echo": {blockingWorker{w}}, "cut": {noFinal{w}}, "slow": {blockingWorker{slow}}},
+		Config{Observer: obs})
+
+	var c collector
+	if err := r.Route(context.Background(), chatReq("echo"), c.out); err != nil {
+		t.Fatal(err)
+	}
+	if len(c.frames) != 2 || string(c.frames[0].Payload) != "hello" || c.last().Flags&dbe.FlagEndStream == 0 {
+		t.Fatalf("frames %v", c.frames)
+	}
+
+	var c2 collector
+	err := r.Route(context.Background(), chatReq("cut"), c2.out)
+	if e := errCode(t, &c2); e.Code != dbe.CodeWorkerFailed || mux.CodeOf(err) != dbe.CodeWorkerFailed ||
+		!strings.Contains(e.Message, ErrNoResponse.Error()) || len(c2.frames) != 2 {
+		t.Fatalf("a call without a final frame: %v, frames %v", e, c2.frames)
+	}
+
+	var c3 collector
+	cancel := r.Forward(context.Background(), chatReq("slow"), func(f *dbe.Frame, _ proto.Message) { _ = c3.out(f) })
+	time.Sleep(20 * time.Millisecond)
+	cancel()
+	select {
+	case <-cancelled:
+	case <-time.After(2 * time.Second):
+		t.Fatal("worker not cancelled")
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for r.Stats().InFlight != 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if f := c3.last(); f != nil {
+		t.Fatalf("sent %v to a caller that left", f)
+	}
+	obs.mu.Lock()
+	defer obs.mu.Unlock()
+	want := []obsRecord{{"echo", 47, dbe.CodeUnspecified, 0, 0}, {"cut", 47, dbe.CodeWorkerFailed, 0, 0}, {"slow", 47, dbe.CodeCancelled, 0, 0}}
+	if obs.started != 3 || len(obs.done) != 3 || obs.done[0] != want[0] || obs.done[1] != want[1] || obs.done[2] != want[2] {
+		t.Fatalf("observer %d %+v", obs.started, obs.done)
+	}
+}
+
+// TestCallerDeadline: the caller's deadline is the request's budget: the
+// worker gets it as TIMEOUT_MS, is cancelled when it passes, and the caller
+// gets DEADLINE_EXCEEDED as an ERROR frame.
+func TestCallerDeadline(t *testing.T) {
+	budget := make(chan time.Duration, 1)
+	cancelled := make(chan struct{}, 1)
+	w := newWorker(t, "slow", mux.HandlerFunc(func(ctx context.Context, req *dbe.Frame, rw *mux.ResponseWriter) {
+		d, _ := req.Timeout()
+		budget <- d
+		<-ctx.Done()
+		cancelled <- struct{}{}
+	}))
+	r := newRouter(t, registry{"slow": {w}}, Config{RequestTimeout: time.Hour})
+	ctx, cancel := context.WithTimeout(context.Background(), 80*time.Millisecond)
+	defer cancel()
+	var c collector
+	err := r.Route(ctx, chatReq("slow"), c.out)
+	if mux.CodeOf(err) != dbe.CodeDeadlineExceeded || errCode(t, &c).Code != dbe.CodeDeadlineExceeded {
+		t.Fatalf("err %v", err)
+	}
+	if d := <-budget; d <= 0 || d > 80*time.Millisecond {
+		t.Fatalf("TIMEOUT_MS %v, want the caller's 80ms at most", d)
+	}
+	select {
+	case <-cancelled:
+	case <-time.After(2 * time.Second):
+		t.Fatal("worker not cancelled at the caller's deadline")
+	}
+	// A deadline already gone reaches no worker.
+	var c2 collector
+	err = r.Route(ctx, chatReq("slow"), c2.out)
+	if mux.CodeOf(err) != dbe.CodeDeadlineExceeded || errCode(t, &c2).Code != dbe.CodeDeadlineExceeded || w.calls.Load() != 1 {
+		t.Fatalf("err %v, %d calls", err, w.calls.Load())
+	}
+}
+
+// TestForwardFrameTimeout: TIMEOUT_MS is the budget rounded up to the
+// millisecond (dbe.Frame.SetTimeout), never cut short.
+func TestForwardFrameTimeout(t *testing.T) {
+	for _, tc := range []struct{ budget, want time.Duration }{
+		{1500 * time.Microsecond, 2 * time.Millisecond},
+		{time.Microsecond, time.Millisecond},
+		{3 * time.Second, 3 * time.Second},
+	} {
+		f := forwardFrame(chatReq("echo"), 47, tc.budget)
+		if d, ok := f.Timeout(); !ok || d != tc.want {
+			t.Errorf("budget %v: TIMEOUT_MS %v, want %v", tc.budget, d, tc.want)
+		}
 	}
 }
