@@ -9,8 +9,14 @@ import (
 	"reflect"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/dsmil/l7/host/config"
+	"github.com/dsmil/l7/host/pluginmgr"
+	"github.com/dsmil/l7/host/router"
+	"github.com/hashicorp/go-hclog"
 )
 
 // These tests run through the real router to real echo plugin processes.
@@ -419,4 +425,71 @@ func TestProbes(t *testing.T) {
 	if resp, body = call(t, "GET", base+"/readyz", "", ""); resp.StatusCode != 200 || string(body) != `{"status":"ready"}`+"\n" {
 		t.Fatalf("readyz: %d %s", resp.StatusCode, body)
 	}
+}
+
+// TestStreamPluginKilled: kill -9 of the plugin in the middle of a stream
+// gives the client an error event at once, then [DONE]. (A plugin process
+// of its own, so that the shared plane's keeps running.)
+func TestStreamPluginKilled(t *testing.T) {
+	cfg := testConfig(t)
+	var slow []*config.Plugin
+	for _, pl := range cfg.Plugins {
+		if pl.Name == "slow" {
+			slow = append(slow, pl)
+		}
+	}
+	m := pluginmgr.New(pluginmgr.Config{Plugins: slow, Logger: hclog.NewNullLogger()})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	m.Start(ctx)
+	t.Cleanup(func() {
+		sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer scancel()
+		m.Shutdown(sctx)
+	})
+	wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
+	defer wcancel()
+	if err := m.WaitReady(wctx); err != nil {
+		t.Fatal(err)
+	}
+	r, err := router.New(router.Config{Registry: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, base := startShim(t, func(c *Config) { c.Router = r })
+
+	prompt := strings.TrimSpace(strings.Repeat("word ", 50)) // 5 s of generation
+	req, _ := http.NewRequest("POST", base+"/v1/chat/completions",
+		strings.NewReader(`{"model":"dsmil-slow","stream":true,"messages":[{"role":"user","content":"`+prompt+`"}]}`))
+	req.Header.Set("Authorization", "Bearer "+keyT)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	br := bufio.NewReader(resp.Body)
+	if line, err := br.ReadString('\n'); err != nil || !strings.HasPrefix(line, "data: ") {
+		t.Fatalf("first event %q: %v", line, err)
+	}
+	br.ReadString('\n') // the blank line that ends it
+	pid := m.Snapshots()[0].PID
+	killed := time.Now()
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	rest, err := io.ReadAll(br)
+	took := time.Since(killed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := sseEvents(t, rest)
+	if len(data) < 2 || data[len(data)-1] != "[DONE]" {
+		t.Fatalf("after the kill: %s", rest)
+	}
+	var last streamChunk
+	json.Unmarshal([]byte(data[len(data)-2]), &last)
+	if last.Error == nil || str(last.Error.Code) != "worker_failed" || took > time.Second {
+		t.Fatalf("after %v: %s", took, rest)
+	}
+	t.Logf("the error event came %v after the kill", took.Round(time.Millisecond))
 }
