@@ -143,6 +143,18 @@ func (r *Router) Stats() Stats {
 	return Stats{InFlight: r.inFlight.Load(), Served: r.served.Load(), Failed: r.failed.Load()}
 }
 
+// Refused counts req, which a transport turned away before routing it (the
+// router socket's per-connection cap), as a request that ended at once with
+// code: the Observer sees it like any refused request; the Stats, which
+// count what the router routed, do not.
+func (r *Router) Refused(req *dbe.Frame, code dbe.Code) {
+	if obs := r.cfg.Observer; obs != nil {
+		profile, _ := req.Profile()
+		obs.Started()
+		obs.Finished(profile, 0, code, 0, 0, 0)
+	}
+}
+
 // ErrNoResponse is returned when a worker ended a call without a final frame.
 var ErrNoResponse = errors.New("router: worker sent no final frame")
 
