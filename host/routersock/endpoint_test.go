@@ -192,9 +192,7 @@ func TestEndpointSlowReader(t *testing.T) {
 // TestEndpointCancelAnswered: a CANCEL ends the request with ERROR
 // CANCELLED, as docs/dbe.md §8 promises.
 func TestEndpointCancelAnswered(t *testing.T) {
-	w := routertest.NewWorker(t, "slow", mux.HandlerFunc(func(ctx context.Context, req *dbe.Frame, rw *mux.ResponseWriter) {
-		<-ctx.Done()
-	}))
+	w := routertest.NewWorker(t, "slow", routertest.Hang(nil))
 	r := routertest.NewRouter(t, routertest.Registry{"slow": {w}}, router.Config{})
 	path := startEndpoint(t, r)
 	c, err := net.Dial("unix", path)

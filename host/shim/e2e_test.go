@@ -13,10 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dsmil/l7/host/config"
 	"github.com/dsmil/l7/host/pluginmgr"
-	"github.com/dsmil/l7/host/router"
-	"github.com/hashicorp/go-hclog"
 )
 
 // These tests run through the real router to real echo plugin processes.
@@ -428,35 +425,24 @@ func TestProbes(t *testing.T) {
 }
 
 // TestStreamPluginKilled: kill -9 of the plugin in the middle of a stream
-// gives the client an error event at once, then [DONE]. (A plugin process
-// of its own, so that the shared plane's keeps running.)
+// gives the client an error event at once, then [DONE]; the plugin manager
+// then restarts the plugin for the other tests.
 func TestStreamPluginKilled(t *testing.T) {
-	cfg := testConfig(t)
-	var slow []*config.Plugin
-	for _, pl := range cfg.Plugins {
-		if pl.Name == "slow" {
-			slow = append(slow, pl)
+	p := getPlane(t)
+	_, base := startShim(t, nil)
+	slow := func() pluginmgr.Snapshot {
+		for _, s := range p.manager.Snapshots() {
+			if s.Name == "slow" {
+				return s
+			}
 		}
+		t.Fatal("no slow plugin")
+		return pluginmgr.Snapshot{}
 	}
-	m := pluginmgr.New(pluginmgr.Config{Plugins: slow, Logger: hclog.NewNullLogger()})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	m.Start(ctx)
+	pid := slow().PID
 	t.Cleanup(func() {
-		sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer scancel()
-		m.Shutdown(sctx)
+		waitFor(t, 10*time.Second, "the slow plugin to be restarted", func() bool { s := slow(); return s.Healthy && s.PID != pid })
 	})
-	wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
-	defer wcancel()
-	if err := m.WaitReady(wctx); err != nil {
-		t.Fatal(err)
-	}
-	r, err := router.New(router.Config{Registry: m})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, base := startShim(t, func(c *Config) { c.Router = r })
 
 	prompt := strings.TrimSpace(strings.Repeat("word ", 50)) // 5 s of generation
 	req, _ := http.NewRequest("POST", base+"/v1/chat/completions",
@@ -472,7 +458,6 @@ func TestStreamPluginKilled(t *testing.T) {
 		t.Fatalf("first event %q: %v", line, err)
 	}
 	br.ReadString('\n') // the blank line that ends it
-	pid := m.Snapshots()[0].PID
 	killed := time.Now()
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)

@@ -257,32 +257,35 @@ type event struct {
 // nothing with the frame, so it may outlive the router's callback.
 func decodeFrame(f *dbe.Frame, payload proto.Message) event {
 	ev := event{end: f.Flags&dbe.FlagEndStream != 0}
-	var m proto.Message
+	var err error
 	switch f.Type {
 	case dbe.MsgError:
 		ev.err, ev.end = mux.ParseError(f), true
 		return ev
 	case dbe.MsgChatResp:
-		if p, ok := payload.(*l7v1.L7ChatResponse); ok {
-			ev.resp = p
-			return ev
-		}
-		ev.resp = new(l7v1.L7ChatResponse)
-		m = ev.resp
+		ev.resp, err = payloadOf[l7v1.L7ChatResponse](f, payload)
 	case dbe.MsgChatChunk:
-		if p, ok := payload.(*l7v1.L7ChatChunk); ok {
-			ev.chunk = p
-			return ev
-		}
-		ev.chunk = new(l7v1.L7ChatChunk)
-		m = ev.chunk
+		ev.chunk, err = payloadOf[l7v1.L7ChatChunk](f, payload)
 	default:
 		return event{err: &mux.Error{Code: dbe.CodeWorkerFailed, Message: fmt.Sprintf("unexpected %s frame in a chat response", f.Type)}, end: true}
 	}
-	if err := proto.Unmarshal(f.Payload, m); err != nil {
+	if err != nil {
 		return event{err: &mux.Error{Code: dbe.CodeWorkerFailed, Message: fmt.Sprintf("unparseable %s payload: %v", f.Type, err)}, end: true}
 	}
 	return ev
+}
+
+// payloadOf is f's payload as a *T: decoded, the one the router already
+// decoded, when it is one; else decoded here.
+func payloadOf[T any, P interface {
+	*T
+	proto.Message
+}](f *dbe.Frame, decoded proto.Message) (P, error) {
+	if p, ok := decoded.(P); ok {
+		return p, nil
+	}
+	p := P(new(T))
+	return p, proto.Unmarshal(f.Payload, p)
 }
 
 // writeJSON sends v as a JSON response.

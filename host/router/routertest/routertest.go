@@ -133,6 +133,19 @@ var EchoHandler = mux.HandlerFunc(func(ctx context.Context, req *dbe.Frame, w *m
 	_ = w.Send(&dbe.Frame{Type: dbe.MsgChatChunk, Flags: dbe.FlagEndStream, Payload: []byte("!")})
 })
 
+// Hang is a handler that answers nothing: it waits for its request to be
+// cancelled, then sends the request's TIMEOUT_MS (0 if it had none) on
+// cancelled, when cancelled is not nil.
+func Hang(cancelled chan<- time.Duration) mux.Handler {
+	return mux.HandlerFunc(func(ctx context.Context, req *dbe.Frame, w *mux.ResponseWriter) {
+		<-ctx.Done()
+		if cancelled != nil {
+			d, _ := req.Timeout()
+			cancelled <- d
+		}
+	})
+}
+
 // ReplyHandler answers with one L7_CHAT_RESP carrying the request's
 // payload: the benchmarks' worker.
 var ReplyHandler = mux.HandlerFunc(func(ctx context.Context, req *dbe.Frame, w *mux.ResponseWriter) {
