@@ -35,16 +35,15 @@ type AsyncWorker interface {
 //
 // out receives every response frame in order — possibly before Forward
 // returns, otherwise from the worker session's read loop, so out must not
-// block — and the last one is final: a frame with END_STREAM (the
-// response's last, or an ERROR frame; a worker that ends a call without a
-// final frame is reported as WORKER_FAILED). The router detects the end of
-// a response here and nowhere else: callers need not check for a missing
-// final frame. For a response's final frame, payload is its payload as the
-// router decoded it to learn the usage (*l7v1.L7ChatResponse,
-// *l7v1.L7ChatChunk or *l7v1.L7AgentResult), so that the caller need not
-// decode it again; it is nil for every other frame, and when the router
-// had no use for the usage (no Limiter, no Observer) or could not decode
-// it.
+// block — and the last one is final: a frame with END_STREAM, the
+// response's last or an ERROR frame. A worker that ends a call without a
+// final frame is reported as WORKER_FAILED; that is detected here, once,
+// and callers need not check for it. For a response's final frame, payload
+// is its payload as the router decoded it to learn the usage
+// (*l7v1.L7ChatResponse, *l7v1.L7ChatChunk or *l7v1.L7AgentResult), so
+// that the caller need not decode it again; it is nil for every other
+// frame, and when the router had no use for the usage (no Limiter, no
+// Observer) or could not decode it.
 //
 // cancel, for a caller that went away, tells the worker and sends nothing
 // more to out; the request ends as CANCELLED. An L7_POLICY_CHECK is
