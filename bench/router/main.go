@@ -35,6 +35,7 @@ import (
 	"github.com/dsmil/l7/host/config"
 	"github.com/dsmil/l7/host/pluginmgr"
 	"github.com/dsmil/l7/host/router"
+	"github.com/dsmil/l7/host/routersock"
 	"github.com/dsmil/l7/host/server"
 	"github.com/dsmil/l7/sdk/dbe"
 	"github.com/dsmil/l7/sdk/identity"
@@ -113,7 +114,7 @@ tenant "T" {
 	if err != nil {
 		return err
 	}
-	ep := &router.Endpoint{Router: r, Path: filepath.Join(dir, "router.sock")}
+	ep := &routersock.Endpoint{Router: r, Path: filepath.Join(dir, "router.sock")}
 	if err := ep.Listen(); err != nil {
 		return err
 	}
@@ -156,7 +157,7 @@ tenant "T" {
 	if err != nil {
 		return err
 	}
-	sep := &router.Endpoint{Router: sr, Path: filepath.Join(dir, "router-secure.sock"),
+	sep := &routersock.Endpoint{Router: sr, Path: filepath.Join(dir, "router-secure.sock"),
 		Handshaker: &session.PQ{Auth: session.Auth{Identity: hostID, Roots: roots, PeerRoles: []string{"client"}}}}
 	if err := sep.Listen(); err != nil {
 		return err

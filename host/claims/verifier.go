@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/dsmil/l7/host/router"
 	"github.com/dsmil/l7/sdk/dbe"
 	"github.com/dsmil/l7/sdk/identity"
 	"github.com/dsmil/l7/sdk/mux"
@@ -73,6 +74,9 @@ type Verifier struct {
 
 	hits, misses atomic.Uint64
 }
+
+// Verifier is the router's claim-token hook.
+var _ router.ClaimVerifier = (*Verifier)(nil)
 
 // claimEntry is a verified token. It holds the whole token, compared on
 // every hit, so a forged token that copies a genuine signature (and so its

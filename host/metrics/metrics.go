@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/dsmil/l7/host/pluginmgr"
+	"github.com/dsmil/l7/host/router"
 	"github.com/dsmil/l7/sdk/dbe"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -26,6 +27,9 @@ type Metrics struct {
 	promptTokens *prometheus.CounterVec
 	inFlight     prometheus.Gauge
 }
+
+// Metrics is the router's Observer.
+var _ router.Observer = (*Metrics)(nil)
 
 // Plugins is what the plugin collector reads at scrape time.
 type Plugins interface {

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/dsmil/l7/host/config"
+	"github.com/dsmil/l7/host/router"
 	"github.com/dsmil/l7/sdk/dbe"
 	"github.com/dsmil/l7/sdk/mux"
 	l7v1 "github.com/dsmil/l7/sdk/proto/dsmil/l7/v1"
@@ -124,12 +125,11 @@ type Engine struct {
 }
 
 // Engine implements router.Policy and router.PolicyChecker (the dry run of
-// L7_POLICY_CHECK). (The guard spells the interfaces out so that this
-// package does not import the router and its transport.)
-var _ interface {
-	Decide(ctx context.Context, f *dbe.Frame) error
-	Check(ctx context.Context, f *dbe.Frame) (*l7v1.L7PolicyResult, error)
-} = (*Engine)(nil)
+// L7_POLICY_CHECK).
+var (
+	_ router.Policy        = (*Engine)(nil)
+	_ router.PolicyChecker = (*Engine)(nil)
+)
 
 // grant is one tenant's configured entitlements.
 type grant struct {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/dsmil/l7/host/config"
+	"github.com/dsmil/l7/host/router"
 	"github.com/dsmil/l7/sdk/dbe"
 	"github.com/dsmil/l7/sdk/mux"
 	"google.golang.org/protobuf/encoding/protowire"
@@ -32,11 +33,8 @@ type Limiter struct {
 	defaultCompletion int64
 }
 
-// Limiter implements router.Limiter (the guard spells the interface
-// out so that this package does not import the router).
-var _ interface {
-	Admit(ctx context.Context, f *dbe.Frame) (release func(usedTokens int64), err error)
-} = (*Limiter)(nil)
+// Limiter is the router's tenant quota hook.
+var _ router.Limiter = (*Limiter)(nil)
 
 // Option adjusts a Limiter.
 type Option func(*Limiter)

@@ -36,24 +36,25 @@ const reasonNoPolicy = "allowed: no policy engine is configured; this router den
 // with END_STREAM or an ERROR, carrying the request's REQUEST_ID when it has
 // one. A deny decision is a result; an error is returned (and sent) only
 // when the frame cannot be judged or its claim token is refused.
-func (r *Router) answerCheck(ctx context.Context, req *dbe.Frame, out func(*dbe.Frame) error) error {
+func (r *Router) answerCheck(ctx context.Context, req *dbe.Frame, out func(*dbe.Frame, proto.Message)) error {
 	reqID, _ := req.Get(dbe.TLVRequestID)
 	res, err := r.check(ctx, req)
 	if err != nil {
-		_ = out(mux.ErrorFrame(0, reqID, err))
+		out(mux.ErrorFrame(0, reqID, err), nil)
 		return err
 	}
 	b, err := proto.Marshal(res)
 	if err != nil {
 		err = mux.Errorf(dbe.CodeInternal, "encoding the policy result: %v", err)
-		_ = out(mux.ErrorFrame(0, reqID, err))
+		out(mux.ErrorFrame(0, reqID, err), nil)
 		return err
 	}
 	f := &dbe.Frame{Type: dbe.MsgPolicyResult, Flags: dbe.FlagEndStream, Payload: b}
 	if len(reqID) == 16 {
 		f.TLVs = []dbe.TLV{{Type: dbe.TLVRequestID, Value: append([]byte(nil), reqID...)}}
 	}
-	return out(f)
+	out(f, nil)
+	return nil
 }
 
 // check is the dry run: the same gates as admit, in the order that keeps a

@@ -7,6 +7,8 @@ import (
 
 	"github.com/dsmil/l7/sdk/dbe"
 	"github.com/dsmil/l7/sdk/mux"
+	l7v1 "github.com/dsmil/l7/sdk/proto/dsmil/l7/v1"
+	"google.golang.org/protobuf/proto"
 )
 
 // AsyncWorker is an optional Worker capability: a call whose response
@@ -21,105 +23,198 @@ type AsyncWorker interface {
 	Go(req *dbe.Frame, timeout time.Duration, fn func(f *dbe.Frame, err error)) (cancel func())
 }
 
-// Forward is Route's event-driven twin, for connection handlers that must
-// not spend a goroutine per request: it runs the checks and hooks at once
-// (ctx carries what they need, such as the claim presenter; it does not
-// cancel the request),
-// then forwards req to an AsyncWorker and returns. out receives every
-// response frame (the last with END_STREAM, or an ERROR frame) — possibly
-// before Forward returns, and otherwise from the worker session's read
-// loop, so out must not block. cancel, for a caller that went away, tells
-// the worker and sends nothing more to out. Workers that are not
-// AsyncWorkers are served by Route on a goroutine. An L7_POLICY_CHECK is
-// answered before Forward returns, as Route answers it.
-func (r *Router) Forward(ctx context.Context, req *dbe.Frame, out func(*dbe.Frame)) (cancel func()) {
+// Forward serves one request frame, which it takes ownership of (it may
+// change its TLVs and correlation id while forwarding), without spending a
+// goroutine on it: it runs the checks and hooks at once, forwards req to
+// the worker it picks and returns. It is the router's one request
+// lifecycle; Route is a blocking adapter over it.
+//
+// ctx carries what the hooks need (such as the claim presenter); its
+// deadline, if any, shortens the request's time budget, but ending ctx
+// does not cancel the request: cancel does.
+//
+// out receives every response frame in order — possibly before Forward
+// returns, otherwise from the worker session's read loop, so out must not
+// block — and the last one is final: a frame with END_STREAM, the
+// response's last or an ERROR frame. A worker that ends a call without a
+// final frame is reported as WORKER_FAILED; that is detected here, once,
+// and callers need not check for it. For a response's final frame, payload
+// is its payload as the router decoded it to learn the usage
+// (*l7v1.L7ChatResponse, *l7v1.L7ChatChunk or *l7v1.L7AgentResult), so
+// that the caller need not decode it again; it is nil for every other
+// frame, and when the router had no use for the usage (no Limiter, no
+// Observer) or could not decode it.
+//
+// cancel, for a caller that went away, tells the worker and sends nothing
+// more to out; the request ends as CANCELLED. An L7_POLICY_CHECK is
+// answered before Forward returns (see PolicyChecker); it reaches no
+// worker.
+func (r *Router) Forward(ctx context.Context, req *dbe.Frame, out func(f *dbe.Frame, payload proto.Message)) (cancel func()) {
+	return r.forward(ctx, req, out, nil)
+}
+
+// forward is Forward; done, when not nil, is called once the request has
+// ended, after out's last call, with the error it ended with (nil: served).
+func (r *Router) forward(ctx context.Context, req *dbe.Frame, out func(*dbe.Frame, proto.Message), done func(error)) (cancel func()) {
 	if req.Type == dbe.MsgPolicyCheck {
 		// Answered at once, on the caller's goroutine: no worker, no quota.
-		_ = r.answerCheck(ctx, req, func(f *dbe.Frame) error { out(f); return nil })
+		err := r.answerCheck(ctx, req, out)
+		if done != nil {
+			done(err)
+		}
 		return func() {}
 	}
+	fl := &flight{r: r, out: out, done: done, start: time.Now()}
 	r.inFlight.Add(1)
-	t := &routeTrace{}
-	start := time.Now()
-	if r.cfg.Observer != nil {
-		r.cfg.Observer.Started()
+	if obs := r.cfg.Observer; obs != nil {
+		obs.Started()
 	}
-	reqID, _ := req.Get(dbe.TLVRequestID)
-	profile, _ := req.Profile()
-	var release func(int64)
-	finish := func(err error, callerGone bool) {
-		if release != nil {
-			release(t.prompt + t.completion)
-		}
-		t.code = mux.CodeOf(err)
-		if err == nil {
-			r.served.Add(1)
-		} else {
-			r.failed.Add(1)
-			if !callerGone {
-				out(mux.ErrorFrame(0, reqID, err))
-			}
-		}
-		if r.cfg.Observer != nil {
-			r.cfg.Observer.Finished(profile, t.device, t.code, time.Since(start), t.prompt, t.completion)
-		}
-		r.inFlight.Add(-1)
-	}
+	fl.reqID, _ = req.Get(dbe.TLVRequestID)
+	fl.profile, _ = req.Profile()
 
 	release, err := r.admit(ctx, req)
 	if err != nil {
-		finish(err, false)
+		fl.finish(err)
 		return func() {}
 	}
-	w, err := r.pick(profile)
+	fl.release = release
+	w, err := r.pick(fl.profile)
 	if err != nil {
-		finish(err, false)
+		fl.finish(err)
 		return func() {}
 	}
-	t.device = w.DeviceID()
-	timeout := r.timeout(req)
-	fwd := forwardFrame(req, w.DeviceID(), timeout)
-	aw, ok := w.(AsyncWorker)
-	if !ok {
-		// A worker without callbacks: its blocking Call on a goroutine.
-		ctx, stop := context.WithCancel(context.Background())
-		go func() {
-			defer stop()
-			ended := false
-			err := w.Call(ctx, fwd, func(f *dbe.Frame) error {
-				if f.Flags&dbe.FlagEndStream != 0 {
-					ended = true
-					t.recordUsage(f)
-				}
-				out(f)
-				return nil
-			})
-			if err == nil && !ended {
-				err = mux.Errorf(dbe.CodeWorkerFailed, "%s: %v", w.ID(), ErrNoResponse)
-			}
-			mapped := workerError(w, err, timeout)
-			finish(mapped, ctx.Err() != nil)
-		}()
-		return stop
+	fl.worker, fl.device = w, w.DeviceID()
+	fl.timeout = r.timeout(ctx, req)
+	if fl.timeout <= 0 {
+		fl.finish(mux.Errorf(dbe.CodeDeadlineExceeded, "the caller's deadline passed before %s was asked", w.ID()))
+		return func() {}
 	}
-	var gone atomic.Bool // the caller cancelled: nobody to tell
-	stop := aw.Go(fwd, timeout, func(f *dbe.Frame, err error) {
-		if err != nil {
-			finish(workerError(w, err, timeout), gone.Load())
-			return
-		}
-		if f.Flags&dbe.FlagEndStream != 0 {
-			if release != nil || r.cfg.Observer != nil {
-				t.recordUsage(f)
-			}
-			out(f)
-			finish(nil, false)
-			return
-		}
-		out(f)
-	})
+	// The deadline travels as TIMEOUT_MS and the worker enforces it (see
+	// Worker and AsyncWorker): no timer or context per request here.
+	fwd := forwardFrame(req, fl.device, fl.timeout)
+	var stop func()
+	if aw, ok := w.(AsyncWorker); ok {
+		stop = aw.Go(fwd, fl.timeout, fl.deliver)
+	} else {
+		stop = goCall(w, fwd, fl.timeout, fl.deliver)
+	}
 	return func() {
-		gone.Store(true)
+		fl.gone.Store(true)
 		stop()
 	}
+}
+
+// flight is one request on its way through the router, from admission to
+// its final frame.
+type flight struct {
+	r       *Router
+	out     func(*dbe.Frame, proto.Message)
+	done    func(error)
+	start   time.Time
+	reqID   []byte
+	profile string
+	release func(usedTokens int64)
+	worker  Worker
+	device  uint8
+	timeout time.Duration
+	gone    atomic.Bool // the caller cancelled: nothing more goes to out
+
+	prompt, completion int64 // the usage the final frame reported
+}
+
+// deliver takes the worker's frames, as AsyncWorker.Go delivers them.
+func (fl *flight) deliver(f *dbe.Frame, err error) {
+	if err != nil {
+		fl.finish(workerError(fl.worker, err, fl.timeout))
+		return
+	}
+	if f.Flags&dbe.FlagEndStream == 0 {
+		if !fl.gone.Load() {
+			fl.out(f, nil)
+		}
+		return
+	}
+	var payload proto.Message
+	if fl.release != nil || fl.r.cfg.Observer != nil {
+		payload = decodePayload(f)
+		if u, ok := payload.(interface{ GetUsage() *l7v1.Usage }); ok {
+			u := u.GetUsage()
+			fl.prompt, fl.completion = int64(u.GetPromptTokens()), int64(u.GetCompletionTokens())
+		}
+	}
+	if !fl.gone.Load() {
+		fl.out(f, payload)
+	}
+	fl.finish(nil)
+}
+
+// finish ends the request: the limiter is reconciled, the caller gets the
+// ERROR frame for err (unless it went away), the counters and the observer
+// are told.
+func (fl *flight) finish(err error) {
+	r := fl.r
+	if fl.release != nil {
+		fl.release(fl.prompt + fl.completion)
+	}
+	if err == nil {
+		r.served.Add(1)
+	} else {
+		r.failed.Add(1)
+		if !fl.gone.Load() {
+			fl.out(mux.ErrorFrame(0, fl.reqID, err), nil)
+		}
+	}
+	if obs := r.cfg.Observer; obs != nil {
+		obs.Finished(fl.profile, fl.device, mux.CodeOf(err), time.Since(fl.start), fl.prompt, fl.completion)
+	}
+	r.inFlight.Add(-1)
+	if fl.done != nil {
+		fl.done(err)
+	}
+}
+
+// goCall serves a Worker that is not an AsyncWorker: its blocking Call on a
+// goroutine, delivering to fn as AsyncWorker.Go does. A Call that returns
+// without a final frame is ErrNoResponse. The context also carries the
+// time budget, in case the worker does not enforce TIMEOUT_MS.
+func goCall(w Worker, req *dbe.Frame, timeout time.Duration, fn func(*dbe.Frame, error)) (cancel func()) {
+	ctx, stop := context.WithTimeout(context.Background(), timeout)
+	go func() {
+		defer stop()
+		ended := false
+		err := w.Call(ctx, req, func(f *dbe.Frame) error {
+			if !ended {
+				ended = f.Flags&dbe.FlagEndStream != 0
+				fn(f, nil)
+			}
+			return nil
+		})
+		if !ended {
+			if err == nil {
+				err = ErrNoResponse
+			}
+			fn(nil, err)
+		}
+	}()
+	return stop
+}
+
+// decodePayload decodes a final response frame's payload, nil if it has
+// none the router knows or it does not decode.
+func decodePayload(f *dbe.Frame) proto.Message {
+	var m proto.Message
+	switch f.Type {
+	case dbe.MsgChatResp:
+		m = new(l7v1.L7ChatResponse)
+	case dbe.MsgChatChunk:
+		m = new(l7v1.L7ChatChunk)
+	case dbe.MsgAgentResult:
+		m = new(l7v1.L7AgentResult)
+	default:
+		return nil
+	}
+	if proto.Unmarshal(f.Payload, m) != nil {
+		return nil
+	}
+	return m
 }

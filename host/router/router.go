@@ -2,15 +2,14 @@ package router
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/dsmil/l7/sdk/dbe"
 	"github.com/dsmil/l7/sdk/mux"
-	l7v1 "github.com/dsmil/l7/sdk/proto/dsmil/l7/v1"
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/protobuf/proto"
 )
@@ -144,101 +143,100 @@ func (r *Router) Stats() Stats {
 	return Stats{InFlight: r.inFlight.Load(), Served: r.served.Load(), Failed: r.failed.Load()}
 }
 
+// Refused counts req, which a transport turned away before routing it (the
+// router socket's per-connection cap), as a request that ended at once with
+// code: the Observer sees it like any refused request; the Stats, which
+// count what the router routed, do not.
+func (r *Router) Refused(req *dbe.Frame, code dbe.Code) {
+	if obs := r.cfg.Observer; obs != nil {
+		profile, _ := req.Profile()
+		obs.Started()
+		obs.Finished(profile, 0, code, 0, 0, 0)
+	}
+}
+
 // ErrNoResponse is returned when a worker ended a call without a final frame.
 var ErrNoResponse = errors.New("router: worker sent no final frame")
 
-// Route serves one request frame, which it takes ownership of (it may change
-// its TLVs and correlation id while forwarding): out receives every response frame (the
-// caller sets its own correlation id), the last with END_STREAM, or an
-// ERROR frame. Route returns the error it reported, or nil. When ctx ends
-// (the caller went away) the worker is told to cancel and nothing more is
-// sent to out. An L7_POLICY_CHECK is answered by the router itself with one
-// L7_POLICY_RESULT (see PolicyChecker); it reaches no worker.
+// Route is Forward for a caller that can wait: it serves req (taking
+// ownership of it, as Forward does) and returns once the request has ended,
+// with the error it ended with, or nil. out receives every response frame
+// on Route's goroutine (so it may block), the caller setting its own
+// correlation id; the last is final (END_STREAM, or an ERROR frame). When
+// ctx is cancelled (the caller went away) the worker is told to cancel and
+// nothing more is sent to out; when ctx's deadline passes the request ends
+// with DEADLINE_EXCEEDED (Forward made it the request's budget). An out that
+// returns an error is taken for a caller that went away.
 func (r *Router) Route(ctx context.Context, req *dbe.Frame, out func(*dbe.Frame) error) error {
-	if req.Type == dbe.MsgPolicyCheck {
-		return r.answerCheck(ctx, req, out)
-	}
-	r.inFlight.Add(1)
-	defer r.inFlight.Add(-1)
-	var t routeTrace
-	if obs := r.cfg.Observer; obs != nil {
-		start := time.Now()
-		obs.Started()
-		defer func() {
-			profile, _ := req.Profile()
-			obs.Finished(profile, t.device, t.code, time.Since(start), t.prompt, t.completion)
-		}()
-	}
-	err := r.route(ctx, req, out, &t)
-	t.code = mux.CodeOf(err)
-	if err == nil {
-		r.served.Add(1)
-		return nil
-	}
-	r.failed.Add(1)
-	if ctx.Err() != nil && mux.CodeOf(err) == dbe.CodeCancelled {
-		return err // the caller is gone: nobody to tell
-	}
-	reqID, _ := req.Get(dbe.TLVRequestID)
-	_ = out(mux.ErrorFrame(0, reqID, err))
-	return err
-}
-
-// routeTrace is what Route learns about a request for its observer.
-type routeTrace struct {
-	device             uint8
-	code               dbe.Code
-	prompt, completion int64
-}
-
-func (r *Router) route(ctx context.Context, req *dbe.Frame, out func(*dbe.Frame) error, t *routeTrace) error {
-	release, err := r.admit(ctx, req)
-	if err != nil {
-		return err
-	}
-	if release != nil {
-		defer func() { release(t.prompt + t.completion) }()
-	}
-	if r.cfg.Limiter != nil || r.cfg.Observer != nil {
-		inner := out
-		out = func(f *dbe.Frame) error {
-			if f.Flags&dbe.FlagEndStream != 0 {
-				t.recordUsage(f)
+	in := &inbox{ready: make(chan struct{}, 1)}
+	cancel := r.forward(ctx, req, in.put, in.end)
+	gone := false
+	cancelled := ctx.Done()
+	for {
+		select {
+		case <-cancelled:
+			cancelled = nil
+			if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				gone = true
+				cancel()
 			}
-			return inner(f)
+		case <-in.ready:
+		}
+		frames, ended, err := in.take()
+		for _, f := range frames {
+			if gone {
+				break
+			}
+			if out(f) != nil {
+				gone = true
+				cancel()
+			}
+		}
+		if ended {
+			if gone && err == nil {
+				err = mux.Errorf(dbe.CodeCancelled, "the caller went away")
+			}
+			return err
 		}
 	}
-	profile, _ := req.Profile()
-	w, err := r.pick(profile)
-	if err != nil {
-		return err
-	}
-	t.device = w.DeviceID()
-	timeout := r.timeout(req)
-	// The deadline travels as TIMEOUT_MS and the worker's Call enforces it
-	// (see Worker): no timer or context per request here.
-	fwd := forwardFrame(req, w.DeviceID(), timeout)
+}
 
-	ended := false
-	var outErr error
-	err = w.Call(ctx, fwd, func(f *dbe.Frame) error {
-		if f.Flags&dbe.FlagEndStream != 0 {
-			ended = true
-		}
-		outErr = out(f)
-		return outErr
-	})
-	switch {
-	case err == nil && !ended:
-		return mux.Errorf(dbe.CodeWorkerFailed, "%s: %v", w.ID(), ErrNoResponse)
-	case err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded):
-		return mux.Errorf(dbe.CodeDeadlineExceeded, "no response from %s within the caller's deadline", w.ID())
-	case err != nil && (ctx.Err() != nil || outErr != nil):
-		// The caller went away (or could not take a frame): not the
-		// worker's fault.
-		return mux.Errorf(dbe.CodeCancelled, "the caller went away")
+// inbox hands a request's frames from the worker session's read loop to
+// Route's goroutine.
+type inbox struct {
+	ready  chan struct{} // a frame or the end arrived
+	mu     sync.Mutex
+	frames []*dbe.Frame
+	ended  bool
+	err    error
+}
+
+func (in *inbox) put(f *dbe.Frame, _ proto.Message) {
+	in.mu.Lock()
+	in.frames = append(in.frames, f)
+	in.mu.Unlock()
+	in.wake()
+}
+
+func (in *inbox) end(err error) {
+	in.mu.Lock()
+	in.ended, in.err = true, err
+	in.mu.Unlock()
+	in.wake()
+}
+
+func (in *inbox) wake() {
+	select {
+	case in.ready <- struct{}{}:
+	default:
 	}
-	return workerError(w, err, timeout)
+}
+
+func (in *inbox) take() (frames []*dbe.Frame, ended bool, err error) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	frames, in.frames = in.frames, nil
+	return frames, in.ended, in.err
 }
 
 // admit runs every check and hook before a worker is picked. release, when
@@ -275,11 +273,14 @@ func (r *Router) admit(ctx context.Context, req *dbe.Frame) (release func(int64)
 }
 
 // timeout is the request's time budget: the router's, or less if the
-// frame's TIMEOUT_MS says so.
-func (r *Router) timeout(req *dbe.Frame) time.Duration {
+// frame's TIMEOUT_MS or the caller's deadline says so.
+func (r *Router) timeout(ctx context.Context, req *dbe.Frame) time.Duration {
 	timeout := r.cfg.RequestTimeout
 	if d, ok := req.Timeout(); ok && d < timeout {
 		timeout = d
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = min(timeout, time.Until(dl))
 	}
 	return timeout
 }
@@ -309,11 +310,6 @@ func workerError(w Worker, err error, timeout time.Duration) error {
 		return mux.Errorf(dbe.CodeWorkerFailed, "%s answered with %s: %s", w.ID(), me.Code, me.Message)
 	}
 	return mux.Errorf(dbe.CodeWorkerFailed, "%s: %v", w.ID(), err)
-}
-
-func (t *routeTrace) recordUsage(f *dbe.Frame) {
-	u := frameUsage(f)
-	t.prompt, t.completion = int64(u.GetPromptTokens()), int64(u.GetCompletionTokens())
 }
 
 // hardRules are the denials no configuration can lift (spec §4.2).
@@ -371,7 +367,7 @@ func (r *Router) pick(profile string) (Worker, error) {
 	return best, nil
 }
 
-// forwardFrame readies req for the worker, in place (Route owns req): same
+// forwardFrame readies req for the worker, in place (Forward owns req): same
 // TLVs and payload (unknown non-critical TLVs preserved in place) less the
 // verified claim token, DEVICE_ID_DST set to the worker, LAYER_PATH
 // untouched, TIMEOUT_MS set to the time budget.
@@ -380,16 +376,7 @@ func forwardFrame(req *dbe.Frame, dst uint8, timeout time.Duration) *dbe.Frame {
 	// authenticated session, so the ≈4.7 KB token does not travel on.
 	req.Del(dbe.TLVClaimToken)
 	req.Set(dbe.TLVDeviceIDDst, deviceByte[dst:dst+1])
-	ms := timeout.Milliseconds()
-	if ms < 1 {
-		ms = 1
-	}
-	if ms > 0xFFFFFFFF {
-		ms = 0xFFFFFFFF
-	}
-	v := make([]byte, 4)
-	binary.BigEndian.PutUint32(v, uint32(ms))
-	req.Set(dbe.TLVTimeoutMS, v)
+	req.SetTimeout(timeout)
 	return req
 }
 
@@ -402,25 +389,3 @@ var deviceByte = func() []byte {
 	}
 	return b
 }()
-
-// frameUsage reads the usage a final response frame reports (nil if none).
-func frameUsage(f *dbe.Frame) *l7v1.Usage {
-	switch f.Type {
-	case dbe.MsgChatResp:
-		var m l7v1.L7ChatResponse
-		if proto.Unmarshal(f.Payload, &m) == nil {
-			return m.GetUsage()
-		}
-	case dbe.MsgChatChunk:
-		var m l7v1.L7ChatChunk
-		if proto.Unmarshal(f.Payload, &m) == nil {
-			return m.GetUsage()
-		}
-	case dbe.MsgAgentResult:
-		var m l7v1.L7AgentResult
-		if proto.Unmarshal(f.Payload, &m) == nil {
-			return m.GetUsage()
-		}
-	}
-	return nil
-}

@@ -1,164 +1,33 @@
-package router
+package router_test
 
 import (
 	"context"
 	"errors"
-	"net"
-	"path/filepath"
-	"sync"
-	"sync/atomic"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/dsmil/l7/host/router"
+	"github.com/dsmil/l7/host/router/routertest"
 	"github.com/dsmil/l7/sdk/dbe"
 	"github.com/dsmil/l7/sdk/mux"
 	l7v1 "github.com/dsmil/l7/sdk/proto/dsmil/l7/v1"
-	"github.com/dsmil/l7/sdk/session"
 	"google.golang.org/protobuf/proto"
 )
 
-// testWorker is a worker reached over a real Unix socket and DBE session;
-// its far end runs handler.
-type testWorker struct {
-	id      string
-	dev     uint8
-	healthy atomic.Bool
-	load    atomic.Value // float64
-	client  *mux.Client
-	calls   atomic.Int32
-}
-
-func (w *testWorker) ID() string      { return w.id }
-func (w *testWorker) DeviceID() uint8 { return w.dev }
-func (w *testWorker) Healthy() bool   { return w.healthy.Load() }
-func (w *testWorker) Load() float64   { return w.load.Load().(float64) }
-func (w *testWorker) Call(ctx context.Context, req *dbe.Frame, on func(*dbe.Frame) error) error {
-	w.calls.Add(1)
-	if d, ok := req.Timeout(); ok {
-		return w.client.CallWithin(ctx, d, req, on)
-	}
-	return w.client.Call(ctx, req, on)
-}
-
-// Go makes testWorker an AsyncWorker, as pluginmgr instances are.
-func (w *testWorker) Go(req *dbe.Frame, timeout time.Duration, fn func(*dbe.Frame, error)) func() {
-	w.calls.Add(1)
-	return w.client.Go(req, timeout, fn)
-}
-
-var _ AsyncWorker = (*testWorker)(nil)
-
-func newWorker(t testing.TB, id string, h mux.Handler) *testWorker {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "w.sock")
-	ln, err := net.Listen("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	srvCh := make(chan session.Channel, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			srvCh <- nil
-			return
-		}
-		srvCh <- session.NewPlainChannel(c, 0, session.Peer{Name: "router"})
-	}()
-	c, err := net.Dial("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cch := session.NewPlainChannel(c, 0, session.Peer{Name: id})
-	cs := session.New(cch, nil)
-	cl := mux.NewClient(cs)
-	cs.SetHandler(func(f *dbe.Frame, _ error) { cl.Dispatch(f) })
-	go func() { <-cs.Done(); cl.Close(cs.Err()) }()
-	ss := session.New(<-srvCh, nil)
-	srv := mux.NewServer(ss, h)
-	ss.SetHandler(srv.Dispatch)
-	t.Cleanup(func() { cs.Close(); ss.Close(); srv.Close(time.Second) })
-	w := &testWorker{id: id, dev: 47, client: cl}
-	w.healthy.Store(true)
-	w.load.Store(0.0)
-	return w
-}
-
-type registry map[string][]Worker
-
-func (r registry) Workers(p string) ([]Worker, bool) { ws, ok := r[p]; return ws, ok }
-
-// echoHandler answers with the request's payload in two chunks, checking
-// that the router set DEVICE_ID_DST and TIMEOUT_MS.
-var echoHandler = mux.HandlerFunc(func(ctx context.Context, req *dbe.Frame, w *mux.ResponseWriter) {
-	if d, _ := req.DeviceIDDst(); d != 47 {
-		_ = w.Fail(mux.Errorf(dbe.CodeInvalidRequest, "DEVICE_ID_DST %d", d))
-		return
-	}
-	if _, ok := req.Timeout(); !ok {
-		_ = w.Fail(mux.Errorf(dbe.CodeInvalidRequest, "no TIMEOUT_MS"))
-		return
-	}
-	_ = w.Send(&dbe.Frame{Type: dbe.MsgChatChunk, Payload: req.Payload})
-	_ = w.Send(&dbe.Frame{Type: dbe.MsgChatChunk, Flags: dbe.FlagEndStream, Payload: []byte("!")})
-})
-
-var testReqID = [16]byte{0xAA, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}
-
-func chatReq(profile string) *dbe.Frame {
-	f := &dbe.Frame{Type: dbe.MsgChatReq, Payload: []byte("hello")}
-	f.SetTenantID("T")
-	f.SetCompartmentMask(dbe.CompartmentSOC)
-	f.SetClassification(dbe.Unclas)
-	f.SetROELevel(dbe.AnalysisOnly)
-	f.SetProfile(profile)
-	f.SetRequestID(testReqID)
-	return f
-}
-
-type collector struct {
-	mu     sync.Mutex
-	frames []*dbe.Frame
-}
-
-func (c *collector) out(f *dbe.Frame) error {
-	c.mu.Lock()
-	c.frames = append(c.frames, f)
-	c.mu.Unlock()
-	return nil
-}
-
-func (c *collector) last() *dbe.Frame {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.frames) == 0 {
-		return nil
-	}
-	return c.frames[len(c.frames)-1]
-}
-
-func newRouter(t testing.TB, reg Registry, cfg Config) *Router {
-	t.Helper()
-	cfg.Registry = reg
-	r, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return r
-}
-
 func TestRouteStreams(t *testing.T) {
-	w := newWorker(t, "echo#0", echoHandler)
-	r := newRouter(t, registry{"echo": {w}}, Config{})
-	var c collector
-	if err := r.Route(context.Background(), chatReq("echo"), c.out); err != nil {
+	w := routertest.NewWorker(t, "echo#0", routertest.EchoHandler)
+	r := routertest.NewRouter(t, routertest.Registry{"echo": {w}}, router.Config{})
+	var c routertest.Collector
+	if err := r.Route(context.Background(), routertest.ChatReq("echo"), c.Out); err != nil {
 		t.Fatal(err)
 	}
-	if len(c.frames) != 2 || string(c.frames[0].Payload) != "hello" || c.last().Flags&dbe.FlagEndStream == 0 {
-		t.Fatalf("frames %v", c.frames)
+	if len(c.Frames) != 2 || string(c.Frames[0].Payload) != "hello" || c.Last().Flags&dbe.FlagEndStream == 0 {
+		t.Fatalf("frames %v", c.Frames)
 	}
-	for _, f := range c.frames {
-		if id, _ := f.RequestID(); id != testReqID {
+	for _, f := range c.Frames {
+		if id, _ := f.RequestID(); id != routertest.ReqID {
 			t.Fatal("chunk without the request's REQUEST_ID")
 		}
 	}
@@ -167,26 +36,14 @@ func TestRouteStreams(t *testing.T) {
 	}
 }
 
-func errCode(t *testing.T, c *collector) *mux.Error {
-	t.Helper()
-	f := c.last()
-	if f == nil || f.Type != dbe.MsgError || f.Flags&dbe.FlagEndStream == 0 {
-		t.Fatalf("last frame %v, want ERROR with END_STREAM", f)
-	}
-	if id, _ := f.RequestID(); id != testReqID {
-		t.Fatal("ERROR without REQUEST_ID")
-	}
-	return mux.ParseError(f)
-}
-
 func TestRouteErrors(t *testing.T) {
-	w := newWorker(t, "echo#0", echoHandler)
-	sick := newWorker(t, "sick#0", echoHandler)
-	sick.healthy.Store(false)
-	busy := newWorker(t, "busy#0", echoHandler)
-	busy.load.Store(1.0)
-	reg := registry{"echo": {w}, "sick": {sick}, "busy": {busy}, "empty": nil}
-	r := newRouter(t, reg, Config{})
+	w := routertest.NewWorker(t, "echo#0", routertest.EchoHandler)
+	sick := routertest.NewWorker(t, "sick#0", routertest.EchoHandler)
+	sick.SetHealthy(false)
+	busy := routertest.NewWorker(t, "busy#0", routertest.EchoHandler)
+	busy.SetLoad(1.0)
+	reg := routertest.Registry{"echo": {w}, "sick": {sick}, "busy": {busy}, "empty": nil}
+	r := routertest.NewRouter(t, reg, router.Config{})
 	cases := []struct {
 		name string
 		mod  func(*dbe.Frame)
@@ -205,62 +62,58 @@ func TestRouteErrors(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			req := chatReq("echo")
+			req := routertest.ChatReq("echo")
 			tc.mod(req)
-			var c collector
-			err := r.Route(context.Background(), req, c.out)
-			e := errCode(t, &c)
+			var c routertest.Collector
+			err := r.Route(context.Background(), req, c.Out)
+			e := routertest.ErrCode(t, &c)
 			if e.Code != tc.code || mux.CodeOf(err) != tc.code || e.Rule != tc.rule {
 				t.Fatalf("got %v (rule %q), want %v %q", e, e.Rule, tc.code, tc.rule)
 			}
 		})
 	}
-	if sick.calls.Load() != 0 || busy.calls.Load() != 0 {
+	if sick.Calls.Load() != 0 || busy.Calls.Load() != 0 {
 		t.Fatal("routed to an unhealthy or full worker")
 	}
 }
 
 func TestLeastLoaded(t *testing.T) {
-	a := newWorker(t, "a", echoHandler)
-	b := newWorker(t, "b", echoHandler)
-	c := newWorker(t, "c", echoHandler)
-	a.load.Store(0.95)
-	b.load.Store(0.2)
-	c.healthy.Store(false)
-	r := newRouter(t, registry{"echo": {a, b, c}}, Config{})
+	a := routertest.NewWorker(t, "a", routertest.EchoHandler)
+	b := routertest.NewWorker(t, "b", routertest.EchoHandler)
+	c := routertest.NewWorker(t, "c", routertest.EchoHandler)
+	a.SetLoad(0.95)
+	b.SetLoad(0.2)
+	c.SetHealthy(false)
+	r := routertest.NewRouter(t, routertest.Registry{"echo": {a, b, c}}, router.Config{})
 	for range 20 {
-		var col collector
-		if err := r.Route(context.Background(), chatReq("echo"), col.out); err != nil {
+		var col routertest.Collector
+		if err := r.Route(context.Background(), routertest.ChatReq("echo"), col.Out); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if a.calls.Load() != 0 || b.calls.Load() != 20 || c.calls.Load() != 0 {
-		t.Fatalf("calls a=%d b=%d c=%d", a.calls.Load(), b.calls.Load(), c.calls.Load())
+	if a.Calls.Load() != 0 || b.Calls.Load() != 20 || c.Calls.Load() != 0 {
+		t.Fatalf("calls a=%d b=%d c=%d", a.Calls.Load(), b.Calls.Load(), c.Calls.Load())
 	}
 	// Equal loads share the work.
-	a.load.Store(0.2)
+	a.SetLoad(0.2)
 	for range 20 {
-		var col collector
-		_ = r.Route(context.Background(), chatReq("echo"), col.out)
+		var col routertest.Collector
+		_ = r.Route(context.Background(), routertest.ChatReq("echo"), col.Out)
 	}
-	if a.calls.Load() < 5 {
-		t.Fatalf("equal loads not shared: a=%d b=%d", a.calls.Load(), b.calls.Load())
+	if a.Calls.Load() < 5 {
+		t.Fatalf("equal loads not shared: a=%d b=%d", a.Calls.Load(), b.Calls.Load())
 	}
 }
 
 func TestDeadlineAndCancel(t *testing.T) {
-	cancelled := make(chan struct{}, 4)
-	slow := mux.HandlerFunc(func(ctx context.Context, req *dbe.Frame, w *mux.ResponseWriter) {
-		<-ctx.Done()
-		cancelled <- struct{}{}
-	})
-	w := newWorker(t, "slow", slow)
-	r := newRouter(t, registry{"slow": {w}}, Config{RequestTimeout: 100 * time.Millisecond})
+	cancelled := make(chan time.Duration, 4)
+	w := routertest.NewWorker(t, "slow", routertest.Hang(cancelled))
+	r := routertest.NewRouter(t, routertest.Registry{"slow": {w}}, router.Config{RequestTimeout: 100 * time.Millisecond})
 
-	var c collector
+	var c routertest.Collector
 	start := time.Now()
-	err := r.Route(context.Background(), chatReq("slow"), c.out)
-	if mux.CodeOf(err) != dbe.CodeDeadlineExceeded || errCode(t, &c).Code != dbe.CodeDeadlineExceeded {
+	err := r.Route(context.Background(), routertest.ChatReq("slow"), c.Out)
+	if mux.CodeOf(err) != dbe.CodeDeadlineExceeded || routertest.ErrCode(t, &c).Code != dbe.CodeDeadlineExceeded {
 		t.Fatalf("err %v", err)
 	}
 	if d := time.Since(start); d > 2*time.Second {
@@ -273,20 +126,27 @@ func TestDeadlineAndCancel(t *testing.T) {
 	}
 
 	// TIMEOUT_MS shortens the deadline.
-	req := chatReq("slow")
+	req := routertest.ChatReq("slow")
 	req.SetTimeout(20 * time.Millisecond)
-	r2 := newRouter(t, registry{"slow": {w}}, Config{RequestTimeout: time.Hour})
-	var c2 collector
-	if err := r2.Route(context.Background(), req, c2.out); mux.CodeOf(err) != dbe.CodeDeadlineExceeded {
+	r2 := routertest.NewRouter(t, routertest.Registry{"slow": {w}}, router.Config{RequestTimeout: time.Hour})
+	var c2 routertest.Collector
+	if err := r2.Route(context.Background(), req, c2.Out); mux.CodeOf(err) != dbe.CodeDeadlineExceeded {
 		t.Fatalf("TIMEOUT_MS ignored: %v", err)
 	}
 	<-cancelled
 
-	// The caller going away cancels the worker and sends nothing.
+	leave(t, r2, "slow", cancelled)
+}
+
+// leave routes a request for profile and goes away while it is served: the
+// worker must be cancelled (it reports on cancelled), the request end as
+// CANCELLED and the caller get nothing.
+func leave(t *testing.T, r *router.Router, profile string, cancelled <-chan time.Duration) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	var c3 collector
+	var c routertest.Collector
 	done := make(chan error, 1)
-	go func() { done <- r2.Route(ctx, chatReq("slow"), c3.out) }()
+	go func() { done <- r.Route(ctx, routertest.ChatReq(profile), c.Out) }()
 	time.Sleep(30 * time.Millisecond)
 	cancel()
 	select {
@@ -294,8 +154,10 @@ func TestDeadlineAndCancel(t *testing.T) {
 	case <-time.After(2 * time.Second):
 		t.Fatal("worker not cancelled when the caller left")
 	}
-	<-done
-	if f := c3.last(); f != nil {
+	if err := <-done; mux.CodeOf(err) != dbe.CodeCancelled {
+		t.Fatalf("Route returned %v, want CANCELLED", err)
+	}
+	if f := c.Last(); f != nil {
 		t.Fatalf("sent %v to a caller that left", f)
 	}
 }
@@ -303,17 +165,17 @@ func TestDeadlineAndCancel(t *testing.T) {
 // TestWorkerDies: a worker whose session dies mid-request yields
 // WORKER_FAILED promptly.
 func TestWorkerDies(t *testing.T) {
-	var w *testWorker
-	w = newWorker(t, "dying", mux.HandlerFunc(func(ctx context.Context, req *dbe.Frame, rw *mux.ResponseWriter) {
+	var w *routertest.Worker
+	w = routertest.NewWorker(t, "dying", mux.HandlerFunc(func(ctx context.Context, req *dbe.Frame, rw *mux.ResponseWriter) {
 		_ = rw.Send(&dbe.Frame{Type: dbe.MsgChatChunk, Payload: []byte("part")})
 		time.Sleep(50 * time.Millisecond)
-		w.client.Close(errors.New("connection reset"))
+		w.Client.Close(errors.New("connection reset"))
 	}))
-	r := newRouter(t, registry{"d": {w}}, Config{})
-	var c collector
+	r := routertest.NewRouter(t, routertest.Registry{"d": {w}}, router.Config{})
+	var c routertest.Collector
 	start := time.Now()
-	err := r.Route(context.Background(), chatReq("d"), c.out)
-	if mux.CodeOf(err) != dbe.CodeWorkerFailed || errCode(t, &c).Code != dbe.CodeWorkerFailed || time.Since(start) > time.Second {
+	err := r.Route(context.Background(), routertest.ChatReq("d"), c.Out)
+	if mux.CodeOf(err) != dbe.CodeWorkerFailed || routertest.ErrCode(t, &c).Code != dbe.CodeWorkerFailed || time.Since(start) > time.Second {
 		t.Fatalf("err %v after %v", err, time.Since(start))
 	}
 }
@@ -325,77 +187,40 @@ func (denyAll) Decide(context.Context, *dbe.Frame) error {
 }
 
 func TestPolicyHook(t *testing.T) {
-	w := newWorker(t, "echo", echoHandler)
-	r := newRouter(t, registry{"echo": {w}}, Config{Policy: denyAll{}})
-	var c collector
-	_ = r.Route(context.Background(), chatReq("echo"), c.out)
-	if e := errCode(t, &c); e.Code != dbe.CodePolicyDenied || e.Rule != "test.deny" || w.calls.Load() != 0 {
+	w := routertest.NewWorker(t, "echo", routertest.EchoHandler)
+	r := routertest.NewRouter(t, routertest.Registry{"echo": {w}}, router.Config{Policy: denyAll{}})
+	var c routertest.Collector
+	_ = r.Route(context.Background(), routertest.ChatReq("echo"), c.Out)
+	if e := routertest.ErrCode(t, &c); e.Code != dbe.CodePolicyDenied || e.Rule != "test.deny" || w.Calls.Load() != 0 {
 		t.Fatalf("%v", e)
 	}
-}
-
-type obsRecord struct {
-	profile            string
-	device             uint8
-	code               dbe.Code
-	prompt, completion int64
-}
-
-type recObserver struct {
-	mu      sync.Mutex
-	started int
-	done    []obsRecord
-}
-
-func (o *recObserver) Started() { o.mu.Lock(); o.started++; o.mu.Unlock() }
-func (o *recObserver) Finished(p string, d uint8, c dbe.Code, _ time.Duration, pt, ct int64) {
-	o.mu.Lock()
-	o.done = append(o.done, obsRecord{p, d, c, pt, ct})
-	o.mu.Unlock()
-}
-
-type recLimiter struct {
-	mu       sync.Mutex
-	admitted int
-	released []int64
-	refuse   bool
-}
-
-func (l *recLimiter) Admit(ctx context.Context, f *dbe.Frame) (func(int64), error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.refuse {
-		return nil, &mux.Error{Code: dbe.CodeRateLimited, RetryAfterMS: 1500, Message: "requests per minute"}
-	}
-	l.admitted++
-	return func(n int64) { l.mu.Lock(); l.released = append(l.released, n); l.mu.Unlock() }, nil
 }
 
 // TestObserverAndLimiter: the router reports device, code and usage to its
 // observer and reconciles the limiter with the real usage.
 func TestObserverAndLimiter(t *testing.T) {
-	w := newWorker(t, "u", mux.HandlerFunc(func(ctx context.Context, req *dbe.Frame, rw *mux.ResponseWriter) {
+	w := routertest.NewWorker(t, "u", mux.HandlerFunc(func(ctx context.Context, req *dbe.Frame, rw *mux.ResponseWriter) {
 		b, _ := proto.Marshal(&l7v1.L7ChatResponse{Usage: &l7v1.Usage{PromptTokens: 7, CompletionTokens: 5, TotalTokens: 12}})
 		_ = rw.Send(&dbe.Frame{Type: dbe.MsgChatResp, Flags: dbe.FlagEndStream, Payload: b})
 	}))
-	obs, lim := &recObserver{}, &recLimiter{}
-	r := newRouter(t, registry{"u": {w}}, Config{Observer: obs, Limiter: lim})
-	var c collector
-	if err := r.Route(context.Background(), chatReq("u"), c.out); err != nil {
+	obs, lim := &routertest.Observer{}, &routertest.Limiter{}
+	r := routertest.NewRouter(t, routertest.Registry{"u": {w}}, router.Config{Observer: obs, Limiter: lim})
+	var c routertest.Collector
+	if err := r.Route(context.Background(), routertest.ChatReq("u"), c.Out); err != nil {
 		t.Fatal(err)
 	}
-	lim.refuse = true
-	var c2 collector
-	err := r.Route(context.Background(), chatReq("u"), c2.out)
-	if e := errCode(t, &c2); e.Code != dbe.CodeRateLimited || e.RetryAfterMS != 1500 || mux.CodeOf(err) != dbe.CodeRateLimited {
+	lim.Refuse.Store(true)
+	var c2 routertest.Collector
+	err := r.Route(context.Background(), routertest.ChatReq("u"), c2.Out)
+	if e := routertest.ErrCode(t, &c2); e.Code != dbe.CodeRateLimited || e.RetryAfterMS != 1500 || mux.CodeOf(err) != dbe.CodeRateLimited {
 		t.Fatalf("refusal: %v", e)
 	}
-	want := []obsRecord{{"u", 47, dbe.CodeUnspecified, 7, 5}, {"u", 0, dbe.CodeRateLimited, 0, 0}}
-	if obs.started != 2 || len(obs.done) != 2 || obs.done[0] != want[0] || obs.done[1] != want[1] {
-		t.Fatalf("observer %d %+v", obs.started, obs.done)
+	want := []routertest.Finished{{Profile: "u", Device: 47, Prompt: 7, Completion: 5}, {Profile: "u", Code: dbe.CodeRateLimited}}
+	if started, done := obs.Seen(); started != 2 || !slices.Equal(done, want) {
+		t.Fatalf("observer %d %+v", started, done)
 	}
-	if lim.admitted != 1 || len(lim.released) != 1 || lim.released[0] != 12 {
-		t.Fatalf("limiter %d %v", lim.admitted, lim.released)
+	if admitted, released := lim.Seen(); admitted != 1 || !slices.Equal(released, []int64{12}) {
+		t.Fatalf("limiter %d %v", admitted, released)
 	}
 }
 
@@ -403,23 +228,98 @@ func TestObserverAndLimiter(t *testing.T) {
 // RATE_LIMITED is reported as failed; only the router gives those.
 func TestWorkerCannotClaimRouterCodes(t *testing.T) {
 	for _, code := range []dbe.Code{dbe.CodePolicyDenied, dbe.CodeRateLimited, dbe.CodeClaimTokenInvalid, dbe.CodeUnauthenticated} {
-		w := newWorker(t, "liar", mux.HandlerFunc(func(ctx context.Context, req *dbe.Frame, rw *mux.ResponseWriter) {
+		w := routertest.NewWorker(t, "liar", mux.HandlerFunc(func(ctx context.Context, req *dbe.Frame, rw *mux.ResponseWriter) {
 			_ = rw.Fail(&mux.Error{Code: code, Message: "says the worker", RetryAfterMS: 99999})
 		}))
-		r := newRouter(t, registry{"liar": {w}}, Config{})
-		var c collector
-		_ = r.Route(context.Background(), chatReq("liar"), c.out)
-		if e := errCode(t, &c); e.Code != dbe.CodeWorkerFailed || e.RetryAfterMS != 0 {
+		r := routertest.NewRouter(t, routertest.Registry{"liar": {w}}, router.Config{})
+		var c routertest.Collector
+		_ = r.Route(context.Background(), routertest.ChatReq("liar"), c.Out)
+		if e := routertest.ErrCode(t, &c); e.Code != dbe.CodeWorkerFailed || e.RetryAfterMS != 0 {
 			t.Fatalf("worker's %s came out as %v", code, e)
 		}
 	}
-	w := newWorker(t, "busy", mux.HandlerFunc(func(ctx context.Context, req *dbe.Frame, rw *mux.ResponseWriter) {
+	w := routertest.NewWorker(t, "busy", mux.HandlerFunc(func(ctx context.Context, req *dbe.Frame, rw *mux.ResponseWriter) {
 		_ = rw.Fail(&mux.Error{Code: dbe.CodeOverloaded, RetryAfterMS: 500})
 	}))
-	r := newRouter(t, registry{"busy": {w}}, Config{})
-	var c collector
-	_ = r.Route(context.Background(), chatReq("busy"), c.out)
-	if e := errCode(t, &c); e.Code != dbe.CodeOverloaded || e.RetryAfterMS != 500 {
+	r := routertest.NewRouter(t, routertest.Registry{"busy": {w}}, router.Config{})
+	var c routertest.Collector
+	_ = r.Route(context.Background(), routertest.ChatReq("busy"), c.Out)
+	if e := routertest.ErrCode(t, &c); e.Code != dbe.CodeOverloaded || e.RetryAfterMS != 500 {
 		t.Fatalf("OVERLOADED not passed on: %v", e)
+	}
+}
+
+// blockingWorker hides testWorker's Go: the router serves it through its
+// blocking Call on a goroutine.
+type blockingWorker struct{ router.Worker }
+
+// noFinal is a worker whose Call returns without a final frame.
+type noFinal struct{ router.Worker }
+
+func (noFinal) Call(_ context.Context, _ *dbe.Frame, on func(*dbe.Frame) error) error {
+	return on(&dbe.Frame{Type: dbe.MsgChatChunk, Payload: []byte("part")})
+}
+
+// TestBlockingWorker: a Worker that is not an AsyncWorker goes through the
+// same lifecycle: its frames, a call that ends without a final frame as
+// WORKER_FAILED, cancellation that reaches the worker, the observer.
+func TestBlockingWorker(t *testing.T) {
+	cancelled := make(chan time.Duration, 1)
+	slow := routertest.NewWorker(t, "slow", routertest.Hang(cancelled))
+	w := routertest.NewWorker(t, "echo#0", routertest.EchoHandler)
+	obs := &routertest.Observer{}
+	r := routertest.NewRouter(t, routertest.Registry{"echo": {blockingWorker{w}}, "cut": {noFinal{w}}, "slow": {blockingWorker{slow}}},
+		router.Config{Observer: obs})
+
+	var c routertest.Collector
+	if err := r.Route(context.Background(), routertest.ChatReq("echo"), c.Out); err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Frames) != 2 || string(c.Frames[0].Payload) != "hello" || c.Last().Flags&dbe.FlagEndStream == 0 {
+		t.Fatalf("frames %v", c.Frames)
+	}
+
+	var c2 routertest.Collector
+	err := r.Route(context.Background(), routertest.ChatReq("cut"), c2.Out)
+	if e := routertest.ErrCode(t, &c2); e.Code != dbe.CodeWorkerFailed || mux.CodeOf(err) != dbe.CodeWorkerFailed ||
+		!strings.Contains(e.Message, router.ErrNoResponse.Error()) || len(c2.Frames) != 2 {
+		t.Fatalf("a call without a final frame: %v, frames %v", e, c2.Frames)
+	}
+
+	leave(t, r, "slow", cancelled)
+	want := []routertest.Finished{{Profile: "echo", Device: 47}, {Profile: "cut", Device: 47, Code: dbe.CodeWorkerFailed},
+		{Profile: "slow", Device: 47, Code: dbe.CodeCancelled}}
+	if started, done := obs.Seen(); started != 3 || !slices.Equal(done, want) {
+		t.Fatalf("observer %d %+v", started, done)
+	}
+}
+
+// TestCallerDeadline: the caller's deadline is the request's budget: the
+// worker gets it as TIMEOUT_MS, is cancelled when it passes, and the caller
+// gets DEADLINE_EXCEEDED as an ERROR frame.
+func TestCallerDeadline(t *testing.T) {
+	cancelled := make(chan time.Duration, 1)
+	w := routertest.NewWorker(t, "slow", routertest.Hang(cancelled))
+	r := routertest.NewRouter(t, routertest.Registry{"slow": {w}}, router.Config{RequestTimeout: time.Hour})
+	ctx, cancel := context.WithTimeout(context.Background(), 80*time.Millisecond)
+	defer cancel()
+	var c routertest.Collector
+	err := r.Route(ctx, routertest.ChatReq("slow"), c.Out)
+	if mux.CodeOf(err) != dbe.CodeDeadlineExceeded || routertest.ErrCode(t, &c).Code != dbe.CodeDeadlineExceeded {
+		t.Fatalf("err %v", err)
+	}
+	select {
+	case d := <-cancelled:
+		if d <= 0 || d > 80*time.Millisecond {
+			t.Fatalf("TIMEOUT_MS %v, want the caller's 80ms at most", d)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("worker not cancelled at the caller's deadline")
+	}
+	// A deadline already gone reaches no worker.
+	var c2 routertest.Collector
+	err = r.Route(ctx, routertest.ChatReq("slow"), c2.Out)
+	if mux.CodeOf(err) != dbe.CodeDeadlineExceeded || routertest.ErrCode(t, &c2).Code != dbe.CodeDeadlineExceeded || w.Calls.Load() != 1 {
+		t.Fatalf("err %v, %d calls", err, w.Calls.Load())
 	}
 }

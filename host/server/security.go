@@ -7,8 +7,10 @@ import (
 	"github.com/dsmil/l7/host/config"
 	"github.com/dsmil/l7/host/pluginmgr"
 	"github.com/dsmil/l7/host/router"
+	"github.com/dsmil/l7/host/routersock"
 	"github.com/dsmil/l7/sdk/identity"
 	"github.com/dsmil/l7/sdk/session"
+	"github.com/hashicorp/go-hclog"
 )
 
 // ClaimAudience is the audience of the claim tokens the router accepts.
@@ -102,7 +104,7 @@ func (s *security) routerHandshaker() session.Handshaker {
 // crossNodeEndpoint is the router's cross-node listener: DBE over TCP in
 // TLS 1.3 restricted to SecP384r1MLKEM1024, each peer proving an ML-DSA-87
 // identity (role "node" or "client") signed by one of the roots.
-func (s *security) crossNodeEndpoint(r *router.Router, addr string, maxFrame, maxInFlight int) (*router.Endpoint, error) {
+func (s *security) crossNodeEndpoint(r *router.Router, log hclog.Logger, addr string, maxFrame, maxInFlight int) (*routersock.Endpoint, error) {
 	if s.ephemeral {
 		return nil, fmt.Errorf("security: cross_node_listen needs a configured identity and roots")
 	}
@@ -114,7 +116,7 @@ func (s *security) crossNodeEndpoint(r *router.Router, addr string, maxFrame, ma
 	if err != nil {
 		return nil, fmt.Errorf("security: cross-node listener: %w", err)
 	}
-	ep := &router.Endpoint{Router: r, Listener: ln, MaxFrame: maxFrame, MaxInFlight: maxInFlight, Handshaker: &session.TLS{
+	ep := &routersock.Endpoint{Router: r, Logger: log, Listener: ln, MaxFrame: maxFrame, MaxInFlight: maxInFlight, Handshaker: &session.TLS{
 		Auth:     session.Auth{Identity: s.id, Roots: s.roots, PeerRoles: []string{"node", "client"}},
 		Config:   session.TLSConfig(cert, nil),
 		MaxFrame: maxFrame,

@@ -20,6 +20,7 @@ import (
 	"github.com/dsmil/l7/host/policy"
 	"github.com/dsmil/l7/host/ratelimit"
 	"github.com/dsmil/l7/host/router"
+	"github.com/dsmil/l7/host/routersock"
 	"github.com/dsmil/l7/host/shim"
 	"github.com/dsmil/l7/sdk/identity"
 	"github.com/hashicorp/go-hclog"
@@ -44,9 +45,9 @@ type Host struct {
 	started  time.Time
 	Manager  *pluginmgr.Manager
 	Router   *router.Router
-	endpoint *router.Endpoint
+	endpoint *routersock.Endpoint
 	// crossNode is the optional cross-node TLS endpoint.
-	crossNode *router.Endpoint
+	crossNode *routersock.Endpoint
 	admin     *admin.Server
 	shim      *shim.Server
 	shimLn    net.Listener
@@ -115,7 +116,7 @@ func Start(ctx context.Context, cfg *config.Config, log hclog.Logger, opts Optio
 	}
 	h.Router = r
 	if cfg.Security.CrossNodeListen != "" {
-		if h.crossNode, err = sec.crossNodeEndpoint(r, cfg.Security.CrossNodeListen, int(cfg.Router.MaxFrameBytes), cfg.Router.MaxInFlightPerConnection); err != nil {
+		if h.crossNode, err = sec.crossNodeEndpoint(r, log.Named("router"), cfg.Security.CrossNodeListen, int(cfg.Router.MaxFrameBytes), cfg.Router.MaxInFlightPerConnection); err != nil {
 			return nil, err
 		}
 		log.Info("cross-node DBE listener (TLS 1.3, SecP384r1MLKEM1024, ML-DSA-87 identities)", "listen", cfg.Security.CrossNodeListen)
@@ -124,7 +125,7 @@ func Start(ctx context.Context, cfg *config.Config, log hclog.Logger, opts Optio
 	if err := h.admin.Listen(); err != nil {
 		return nil, err
 	}
-	h.endpoint = &router.Endpoint{Router: r, Path: cfg.Router.Socket, Mode: cfg.Router.SocketMode,
+	h.endpoint = &routersock.Endpoint{Router: r, Logger: log.Named("router"), Path: cfg.Router.Socket, Mode: cfg.Router.SocketMode,
 		MaxFrame: int(cfg.Router.MaxFrameBytes), MaxInFlight: cfg.Router.MaxInFlightPerConnection, Handshaker: sec.routerHandshaker()}
 	if err := h.endpoint.Listen(); err != nil {
 		h.admin.Close()

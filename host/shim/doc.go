@@ -14,7 +14,8 @@
 // Files: shim.go (Server, lifecycle, routing), middleware.go (request id,
 // Host allowlist, CORS, authentication), translate_request.go (OpenAI JSON
 // → validated L7ChatRequest → DBE frame), translate_response.go (DBE reply
-// → OpenAI JSON), sse.go (streaming), handlers.go (endpoints), errors.go
-// (error bodies and the DBE → HTTP mapping). docs/clients.md is the user's
-// guide.
+// → OpenAI JSON), sse.go (streaming), handlers.go (endpoints, and the reply
+// that takes the router's frames from its callback, router.Router.Forward,
+// to the request's goroutine), errors.go (error bodies and the DBE → HTTP
+// mapping). docs/clients.md is the user's guide.
 package shim

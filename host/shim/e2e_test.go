@@ -9,8 +9,11 @@ import (
 	"reflect"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/dsmil/l7/host/pluginmgr"
 )
 
 // These tests run through the real router to real echo plugin processes.
@@ -419,4 +422,59 @@ func TestProbes(t *testing.T) {
 	if resp, body = call(t, "GET", base+"/readyz", "", ""); resp.StatusCode != 200 || string(body) != `{"status":"ready"}`+"\n" {
 		t.Fatalf("readyz: %d %s", resp.StatusCode, body)
 	}
+}
+
+// TestStreamPluginKilled: kill -9 of the plugin in the middle of a stream
+// gives the client an error event at once, then [DONE]; the plugin manager
+// then restarts the plugin for the other tests.
+func TestStreamPluginKilled(t *testing.T) {
+	p := getPlane(t)
+	_, base := startShim(t, nil)
+	slow := func() pluginmgr.Snapshot {
+		for _, s := range p.manager.Snapshots() {
+			if s.Name == "slow" {
+				return s
+			}
+		}
+		t.Fatal("no slow plugin")
+		return pluginmgr.Snapshot{}
+	}
+	pid := slow().PID
+	t.Cleanup(func() {
+		waitFor(t, 10*time.Second, "the slow plugin to be restarted", func() bool { s := slow(); return s.Healthy && s.PID != pid })
+	})
+
+	prompt := strings.TrimSpace(strings.Repeat("word ", 50)) // 5 s of generation
+	req, _ := http.NewRequest("POST", base+"/v1/chat/completions",
+		strings.NewReader(`{"model":"dsmil-slow","stream":true,"messages":[{"role":"user","content":"`+prompt+`"}]}`))
+	req.Header.Set("Authorization", "Bearer "+keyT)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	br := bufio.NewReader(resp.Body)
+	if line, err := br.ReadString('\n'); err != nil || !strings.HasPrefix(line, "data: ") {
+		t.Fatalf("first event %q: %v", line, err)
+	}
+	br.ReadString('\n') // the blank line that ends it
+	killed := time.Now()
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	rest, err := io.ReadAll(br)
+	took := time.Since(killed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := sseEvents(t, rest)
+	if len(data) < 2 || data[len(data)-1] != "[DONE]" {
+		t.Fatalf("after the kill: %s", rest)
+	}
+	var last streamChunk
+	json.Unmarshal([]byte(data[len(data)-2]), &last)
+	if last.Error == nil || str(last.Error.Code) != "worker_failed" || took > time.Second {
+		t.Fatalf("after %v: %s", took, rest)
+	}
+	t.Logf("the error event came %v after the kill", took.Round(time.Millisecond))
 }

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sync"
+	"time"
 
 	"github.com/dsmil/l7/sdk/dbe"
 	"github.com/dsmil/l7/sdk/mux"
@@ -88,40 +90,105 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request, rq *request, e
 		s.fail(w, rq, &mux.Error{Code: dbe.CodeInternal, Message: err.Error()})
 		return
 	}
-	// The request's context ends when the client goes away: the router
-	// then cancels the generation in the plugin.
+	// The request's context ends when the client goes away: the shim then
+	// cancels the generation in the plugin. Its deadline is the request's
+	// budget in the router.
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.Shim.RequestTimeout)
 	defer cancel()
 	if call.stream {
-		s.stream(ctx, cancel, w, rq, call, f)
+		s.stream(ctx, w, rq, call, f)
 		return
 	}
+	rp := s.forward(ctx, f)
+	defer rp.cancel()
 	var (
 		resp *l7v1.L7ChatResponse
 		derr *mux.Error
 	)
-	err = s.cfg.Router.Route(ctx, f, func(fr *dbe.Frame) error {
-		switch ev := decodeFrame(fr); {
-		case ev.err != nil:
-			derr = ev.err
-		case ev.resp != nil:
-			resp = ev.resp
-		default:
-			derr = &mux.Error{Code: dbe.CodeWorkerFailed, Message: "the worker streamed an answer to a request that did not ask for a stream"}
+	for ended := false; !ended; {
+		evs, _, gone := rp.wait(nil)
+		if gone {
+			derr = asDBEError(ctx.Err())
+			break
 		}
-		return nil
-	})
-	if derr == nil && resp == nil {
-		if err == nil {
-			err = &mux.Error{Code: dbe.CodeWorkerFailed, Message: "the worker ended the request without an answer"}
+		for _, ev := range evs {
+			switch {
+			case ev.err != nil:
+				derr = ev.err
+			case ev.resp != nil:
+				resp = ev.resp
+			default:
+				derr = &mux.Error{Code: dbe.CodeWorkerFailed, Message: "the worker streamed an answer to a request that did not ask for a stream"}
+			}
+			ended = ended || ev.end
 		}
-		derr = asDBEError(err)
 	}
 	if derr != nil {
 		s.fail(w, rq, derr)
 		return
 	}
 	writeJSON(w, http.StatusOK, wholeResponse(call, rq.id, rq.start.Unix(), resp))
+}
+
+// reply carries one request's response from the router to the request's
+// goroutine, which alone writes the HTTP response: the router delivers
+// each frame on its worker session's read loop (router.Router.Forward),
+// where put decodes it (or takes the payload the router already decoded)
+// and queues it without blocking.
+type reply struct {
+	ctx    context.Context
+	done   <-chan struct{} // ctx.Done() until the deadline passes
+	cancel func()          // ends the request in the router and the plugin
+	ready  chan struct{}   // events arrived
+	mu     sync.Mutex
+	events []event
+}
+
+// forward hands f to the router.
+func (s *Server) forward(ctx context.Context, f *dbe.Frame) *reply {
+	rp := &reply{ctx: ctx, done: ctx.Done(), ready: make(chan struct{}, 1)}
+	rp.cancel = s.cfg.Router.Forward(ctx, f, rp.put)
+	return rp
+}
+
+func (rp *reply) put(f *dbe.Frame, payload proto.Message) {
+	ev := decodeFrame(f, payload)
+	rp.mu.Lock()
+	rp.events = append(rp.events, ev)
+	rp.mu.Unlock()
+	select {
+	case rp.ready <- struct{}{}:
+	default:
+	}
+}
+
+// wait returns the events that arrived, in order, the last of the
+// response with end set (the router always ends a response with a final
+// frame). It also returns when tick fires, and when the client goes away
+// (gone: the request is then cancelled). The request's deadline is not
+// waited for: the router made it the request's budget, so the router ends
+// the request with DEADLINE_EXCEEDED when it passes.
+func (rp *reply) wait(tick <-chan time.Time) (evs []event, ticked, gone bool) {
+	for {
+		select {
+		case <-rp.ready:
+			rp.mu.Lock()
+			evs, rp.events = rp.events, nil
+			rp.mu.Unlock()
+			if len(evs) > 0 {
+				return evs, false, false
+			}
+		case <-tick:
+			return nil, true, false
+		case <-rp.done:
+			if errors.Is(rp.ctx.Err(), context.DeadlineExceeded) {
+				rp.done = nil
+				continue
+			}
+			rp.cancel()
+			return nil, false, true
+		}
+	}
 }
 
 // readBody reads the request body up to ShimConfig.MaxBodyBytes: a larger
@@ -185,28 +252,40 @@ type event struct {
 	end   bool // END_STREAM: the last frame of the response
 }
 
-// decodeFrame decodes a response frame. The result shares nothing with the
-// frame, so it may outlive the router's callback.
-func decodeFrame(f *dbe.Frame) event {
+// decodeFrame decodes a response frame; payload, when the router already
+// decoded it, is used instead of decoding it again. The result shares
+// nothing with the frame, so it may outlive the router's callback.
+func decodeFrame(f *dbe.Frame, payload proto.Message) event {
 	ev := event{end: f.Flags&dbe.FlagEndStream != 0}
-	var m proto.Message
+	var err error
 	switch f.Type {
 	case dbe.MsgError:
 		ev.err, ev.end = mux.ParseError(f), true
 		return ev
 	case dbe.MsgChatResp:
-		ev.resp = new(l7v1.L7ChatResponse)
-		m = ev.resp
+		ev.resp, err = payloadOf[l7v1.L7ChatResponse](f, payload)
 	case dbe.MsgChatChunk:
-		ev.chunk = new(l7v1.L7ChatChunk)
-		m = ev.chunk
+		ev.chunk, err = payloadOf[l7v1.L7ChatChunk](f, payload)
 	default:
 		return event{err: &mux.Error{Code: dbe.CodeWorkerFailed, Message: fmt.Sprintf("unexpected %s frame in a chat response", f.Type)}, end: true}
 	}
-	if err := proto.Unmarshal(f.Payload, m); err != nil {
+	if err != nil {
 		return event{err: &mux.Error{Code: dbe.CodeWorkerFailed, Message: fmt.Sprintf("unparseable %s payload: %v", f.Type, err)}, end: true}
 	}
 	return ev
+}
+
+// payloadOf is f's payload as a *T: decoded, the one the router already
+// decoded, when it is one; else decoded here.
+func payloadOf[T any, P interface {
+	*T
+	proto.Message
+}](f *dbe.Frame, decoded proto.Message) (P, error) {
+	if p, ok := decoded.(P); ok {
+		return p, nil
+	}
+	p := P(new(T))
+	return p, proto.Unmarshal(f.Payload, p)
 }
 
 // writeJSON sends v as a JSON response.

@@ -23,6 +23,7 @@ import (
 	"github.com/dsmil/l7/sdk/dbe"
 	"github.com/dsmil/l7/sdk/mux"
 	"github.com/hashicorp/go-hclog"
+	"google.golang.org/protobuf/proto"
 )
 
 // The end-to-end tests run the real echo plugin binary under a real plugin
@@ -263,19 +264,20 @@ func startShim(t testing.TB, edit func(*Config)) (*Server, string) {
 	return s, "http://" + ln.Addr().String()
 }
 
-// fakeRouter is a Router made of a function.
-type fakeRouter func(ctx context.Context, req *dbe.Frame, out func(*dbe.Frame) error) error
+// fakeRouter is a Router made of a function that answers at once, on the
+// caller's goroutine (as the router answers a refusal).
+type fakeRouter func(req *dbe.Frame, out func(*dbe.Frame))
 
-func (f fakeRouter) Route(ctx context.Context, req *dbe.Frame, out func(*dbe.Frame) error) error {
-	return f(ctx, req, out)
+func (f fakeRouter) Forward(_ context.Context, req *dbe.Frame, out func(*dbe.Frame, proto.Message)) func() {
+	f(req, func(fr *dbe.Frame) { out(fr, nil) })
+	return func() {}
 }
 
 // failWith is a router that answers every request with err.
 func failWith(err *mux.Error) fakeRouter {
-	return func(ctx context.Context, req *dbe.Frame, out func(*dbe.Frame) error) error {
+	return func(req *dbe.Frame, out func(*dbe.Frame)) {
 		id, _ := req.Get(dbe.TLVRequestID)
-		_ = out(mux.ErrorFrame(0, id, err))
-		return err
+		out(mux.ErrorFrame(0, id, err))
 	}
 }
 

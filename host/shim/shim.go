@@ -12,15 +12,18 @@ import (
 	"github.com/dsmil/l7/host/config"
 	"github.com/dsmil/l7/sdk/dbe"
 	"github.com/hashicorp/go-hclog"
+	"google.golang.org/protobuf/proto"
 )
 
-// Router routes one request frame; *router.Router implements it. out
-// receives every response frame, the last with END_STREAM or an ERROR
-// frame; when ctx ends the router cancels the work in the plugin. Route
-// may take ownership of the frame: the shim builds a new one per request
-// and never touches it again.
+// Router routes one request frame; *router.Router implements it (see
+// router.Router.Forward). out receives every response frame without
+// blocking, the last one final (END_STREAM, or an ERROR frame), with the
+// final frame's payload when the router decoded it; ctx's deadline bounds
+// the request; cancel, for a client that went away, cancels the work in the
+// plugin and sends nothing more. Forward takes ownership of the frame: the
+// shim builds a new one per request and never touches it again.
 type Router interface {
-	Route(ctx context.Context, req *dbe.Frame, out func(*dbe.Frame) error) error
+	Forward(ctx context.Context, req *dbe.Frame, out func(f *dbe.Frame, payload proto.Message)) (cancel func())
 }
 
 // DefaultKey is the API key `make run` puts in DSMIL_OPENAI_API_KEY when it

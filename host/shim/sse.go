@@ -3,7 +3,6 @@ package shim
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"time"
 
@@ -12,47 +11,14 @@ import (
 	l7v1 "github.com/dsmil/l7/sdk/proto/dsmil/l7/v1"
 )
 
-// errStreamClosed tells the router that the shim stopped reading a stream
-// (its client went away); the router then cancels the generation.
-var errStreamClosed = errors.New("shim: stream closed")
-
 // stream serves a request with "stream": true as server-sent events. The
-// router runs in its own goroutine and hands decoded frames over a
-// channel, so that this goroutine alone writes the response and can send
-// keep-alive comments while it waits. Response headers go out with the
+// router hands the response frames, decoded, to this goroutine through a
+// reply (see Server.forward), so that it alone writes the response and can
+// send keep-alive comments while it waits. Response headers go out with the
 // first event: an error before it is still a plain HTTP error.
-func (s *Server) stream(ctx context.Context, cancel context.CancelFunc, w http.ResponseWriter, rq *request, call *chatCall, f *dbe.Frame) {
-	events := make(chan event, 16)
-	quit := make(chan struct{})
-	go func() {
-		defer close(events)
-		ended := false
-		err := s.cfg.Router.Route(ctx, f, func(fr *dbe.Frame) error {
-			ev := decodeFrame(fr)
-			ended = ev.end
-			select {
-			case events <- ev:
-				return nil
-			case <-quit:
-				return errStreamClosed
-			}
-		})
-		if !ended {
-			if err == nil {
-				err = &mux.Error{Code: dbe.CodeWorkerFailed, Message: "the worker ended the stream without a final frame"}
-			}
-			select {
-			case events <- event{err: asDBEError(err), end: true}:
-			case <-quit:
-			}
-		}
-	}()
-	defer func() {
-		cancel() // a generation still running is cancelled in the plugin
-		close(quit)
-		for range events { // wait for the router to let go
-		}
-	}()
+func (s *Server) stream(ctx context.Context, w http.ResponseWriter, rq *request, call *chatCall, f *dbe.Frame) {
+	rp := s.forward(ctx, f)
+	defer rp.cancel() // a generation still running is cancelled in the plugin
 
 	out := &sseWriter{w: w, rc: http.NewResponseController(w)}
 	st := &streamer{call: call, id: responseID(call.endpoint, rq.id), created: rq.start.Unix(), roleSent: map[int32]bool{}, finished: map[int32]bool{}}
@@ -60,16 +26,19 @@ func (s *Server) stream(ctx context.Context, cancel context.CancelFunc, w http.R
 	keepalive := time.NewTimer(interval)
 	defer keepalive.Stop()
 	for {
-		select {
-		case <-keepalive.C:
+		evs, tick, gone := rp.wait(keepalive.C)
+		switch {
+		case gone:
+			s.streamError(out, rq, asDBEError(ctx.Err()))
+			return
+		case tick:
 			if !out.comment("keep-alive") {
 				return
 			}
 			keepalive.Reset(interval)
-		case ev, ok := <-events:
-			if !ok {
-				return
-			}
+			continue
+		}
+		for _, ev := range evs {
 			if ev.resp != nil {
 				ev.err = &mux.Error{Code: dbe.CodeWorkerFailed, Message: "the worker sent a whole answer to a stream request"}
 			}
@@ -91,8 +60,8 @@ func (s *Server) stream(ctx context.Context, cancel context.CancelFunc, w http.R
 				out.done()
 				return
 			}
-			keepalive.Reset(interval)
 		}
+		keepalive.Reset(interval)
 	}
 }
 

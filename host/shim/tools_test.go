@@ -1,7 +1,6 @@
 package shim
 
 import (
-	"context"
 	"encoding/json"
 	"testing"
 
@@ -50,13 +49,13 @@ func TestStructuredRequest(t *testing.T) {
 // with content null and finish_reason "tool_calls".
 func TestToolCallResponse(t *testing.T) {
 	_, base := startShim(t, func(c *Config) {
-		c.Router = fakeRouter(func(ctx context.Context, req *dbe.Frame, out func(*dbe.Frame) error) error {
+		c.Router = fakeRouter(func(req *dbe.Frame, out func(*dbe.Frame)) {
 			b, _ := proto.Marshal(&l7v1.L7ChatResponse{Choices: []*l7v1.Choice{{
 				FinishReason: l7v1.FinishReason_FINISH_REASON_TOOL_CALLS,
 				Message: &l7v1.Message{Role: "assistant", ToolCalls: []*l7v1.ToolCall{
 					{Id: "call_1", Type: "function", Name: "get_weather", ArgumentsJson: `{"city":"Paris"}`}}},
 			}}})
-			return out(&dbe.Frame{Type: dbe.MsgChatResp, Flags: dbe.FlagEndStream, Payload: b})
+			out(&dbe.Frame{Type: dbe.MsgChatResp, Flags: dbe.FlagEndStream, Payload: b})
 		})
 	})
 	resp, body := call(t, "POST", base+"/v1/chat/completions", keyT,

@@ -23,12 +23,13 @@ type capture struct {
 	frame *dbe.Frame
 }
 
-func (c *capture) Route(_ context.Context, req *dbe.Frame, out func(*dbe.Frame) error) error {
+func (c *capture) Forward(_ context.Context, req *dbe.Frame, out func(*dbe.Frame, proto.Message)) func() {
 	c.mu.Lock()
 	c.frame = req
 	c.mu.Unlock()
 	b, _ := proto.Marshal(&l7v1.L7ChatResponse{Choices: []*l7v1.Choice{{Message: &l7v1.Message{Role: "assistant", Content: "ok"}, Text: "ok"}}})
-	return out(&dbe.Frame{Type: dbe.MsgChatResp, Flags: dbe.FlagEndStream, Payload: b})
+	out(&dbe.Frame{Type: dbe.MsgChatResp, Flags: dbe.FlagEndStream, Payload: b}, nil)
+	return func() {}
 }
 
 func (c *capture) last() *dbe.Frame {

@@ -275,7 +275,7 @@ func TestWriteEncoded(t *testing.T) {
 // TestWriterBigBatches: concurrent writers of 40 KiB frames through a slow
 // reader (batches past the 1 MiB spare limit) get every frame intact. The
 // buffer-sharing race it guards against was caught by the race detector in
-// host/router's TestEndpointSlowReader.
+// host/routersock's TestEndpointSlowReader.
 func TestWriterBigBatches(t *testing.T) {
 	pr, pw := io.Pipe()
 	w := NewWriter(pw)

@@ -1,4 +1,4 @@
-package router
+package routersock
 
 import (
 	"context"
@@ -11,12 +11,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dsmil/l7/host/router"
+	"github.com/dsmil/l7/host/router/routertest"
 	"github.com/dsmil/l7/sdk/dbe"
 	"github.com/dsmil/l7/sdk/mux"
 	"github.com/dsmil/l7/sdk/session"
 )
 
-func startEndpoint(t testing.TB, r *Router) string {
+func startEndpoint(t testing.TB, r *router.Router) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "router.sock")
 	ep := &Endpoint{Router: r, Path: path}
@@ -45,15 +47,15 @@ func dialClient(t testing.TB, path string) (*mux.Client, *session.Session) {
 }
 
 func TestEndpoint(t *testing.T) {
-	w := newWorker(t, "echo", echoHandler)
-	r := newRouter(t, registry{"echo": {w}}, Config{})
+	w := routertest.NewWorker(t, "echo", routertest.EchoHandler)
+	r := routertest.NewRouter(t, routertest.Registry{"echo": {w}}, router.Config{})
 	path := startEndpoint(t, r)
 	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o660 {
 		t.Fatalf("socket mode %v %v", fi.Mode(), err)
 	}
 	cl, _ := dialClient(t, path)
 	var got []byte
-	err := cl.Call(context.Background(), chatReq("echo"), func(f *dbe.Frame) error {
+	err := cl.Call(context.Background(), routertest.ChatReq("echo"), func(f *dbe.Frame) error {
 		got = append(got, f.Payload...)
 		return nil
 	})
@@ -66,7 +68,7 @@ func TestEndpoint(t *testing.T) {
 		t.Fatalf("health: %v %v", st, err)
 	}
 	// A policy denial arrives as an ERROR.
-	req := chatReq("echo")
+	req := routertest.ChatReq("echo")
 	req.SetClassification(dbe.Exec)
 	err = cl.Call(context.Background(), req, func(*dbe.Frame) error { return nil })
 	if mux.CodeOf(err) != dbe.CodePolicyDenied {
@@ -77,8 +79,8 @@ func TestEndpoint(t *testing.T) {
 // TestEndpointMalformed: a frame with a bad body gets an ERROR and the
 // connection goes on; garbage closes that connection only.
 func TestEndpointMalformed(t *testing.T) {
-	w := newWorker(t, "echo", echoHandler)
-	r := newRouter(t, registry{"echo": {w}}, Config{})
+	w := routertest.NewWorker(t, "echo", routertest.EchoHandler)
+	r := routertest.NewRouter(t, routertest.Registry{"echo": {w}}, router.Config{})
 	path := startEndpoint(t, r)
 	good, _ := dialClient(t, path)
 
@@ -99,7 +101,7 @@ func TestEndpointMalformed(t *testing.T) {
 		t.Fatalf("reply to a malformed frame: %v %v", f, err)
 	}
 	// The same connection still serves.
-	req := chatReq("echo")
+	req := routertest.ChatReq("echo")
 	req.CorrelationID = 10
 	b, _ := req.MarshalBinary()
 	raw.Write(b)
@@ -121,13 +123,13 @@ func TestEndpointMalformed(t *testing.T) {
 		t.Fatalf("read to close: %v", err)
 	}
 	// ...and keeps serving everyone else.
-	if err := good.Call(context.Background(), chatReq("echo"), func(*dbe.Frame) error { return nil }); err != nil {
+	if err := good.Call(context.Background(), routertest.ChatReq("echo"), func(*dbe.Frame) error { return nil }); err != nil {
 		t.Fatalf("other client after garbage: %v", err)
 	}
 }
 
 func TestEndpointRefusesLiveSocket(t *testing.T) {
-	r := newRouter(t, registry{}, Config{})
+	r := routertest.NewRouter(t, routertest.Registry{}, router.Config{})
 	path := startEndpoint(t, r)
 	if err := (&Endpoint{Router: r, Path: path}).Listen(); err == nil {
 		t.Fatal("took over a live socket")
@@ -144,7 +146,7 @@ func TestEndpointRefusesLiveSocket(t *testing.T) {
 // never waits for one client).
 func TestEndpointSlowReader(t *testing.T) {
 	big := make([]byte, 32<<10)
-	w := newWorker(t, "echo", mux.HandlerFunc(func(ctx context.Context, req *dbe.Frame, rw *mux.ResponseWriter) {
+	w := routertest.NewWorker(t, "echo", mux.HandlerFunc(func(ctx context.Context, req *dbe.Frame, rw *mux.ResponseWriter) {
 		if string(req.Payload) == "flood" {
 			for range 400 { // 12.5 MiB: more than a writer's pending limit
 				if ctx.Err() != nil {
@@ -155,7 +157,7 @@ func TestEndpointSlowReader(t *testing.T) {
 		}
 		_ = rw.Send(&dbe.Frame{Type: dbe.MsgChatChunk, Flags: dbe.FlagEndStream})
 	}))
-	r := newRouter(t, registry{"echo": {w}}, Config{RequestTimeout: 5 * time.Second})
+	r := routertest.NewRouter(t, routertest.Registry{"echo": {w}}, router.Config{RequestTimeout: 5 * time.Second})
 	path := startEndpoint(t, r)
 	good, _ := dialClient(t, path)
 
@@ -164,7 +166,7 @@ func TestEndpointSlowReader(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer slow.Close()
-	flood := chatReq("echo")
+	flood := routertest.ChatReq("echo")
 	flood.Payload = []byte("flood")
 	flood.CorrelationID = 1
 	b, _ := flood.MarshalBinary()
@@ -174,7 +176,7 @@ func TestEndpointSlowReader(t *testing.T) {
 	time.Sleep(300 * time.Millisecond) // let the flood fill the buffers
 	for i := range 20 {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-		err := good.Call(ctx, chatReq("echo"), func(*dbe.Frame) error { return nil })
+		err := good.Call(ctx, routertest.ChatReq("echo"), func(*dbe.Frame) error { return nil })
 		cancel()
 		if err != nil {
 			t.Fatalf("call %d while another client is not reading: %v", i, err)
@@ -190,17 +192,15 @@ func TestEndpointSlowReader(t *testing.T) {
 // TestEndpointCancelAnswered: a CANCEL ends the request with ERROR
 // CANCELLED, as docs/dbe.md §8 promises.
 func TestEndpointCancelAnswered(t *testing.T) {
-	w := newWorker(t, "slow", mux.HandlerFunc(func(ctx context.Context, req *dbe.Frame, rw *mux.ResponseWriter) {
-		<-ctx.Done()
-	}))
-	r := newRouter(t, registry{"slow": {w}}, Config{})
+	w := routertest.NewWorker(t, "slow", routertest.Hang(nil))
+	r := routertest.NewRouter(t, routertest.Registry{"slow": {w}}, router.Config{})
 	path := startEndpoint(t, r)
 	c, err := net.Dial("unix", path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	req := chatReq("slow")
+	req := routertest.ChatReq("slow")
 	req.CorrelationID = 5
 	b, _ := req.MarshalBinary()
 	c.Write(b)
@@ -214,7 +214,7 @@ func TestEndpointCancelAnswered(t *testing.T) {
 		t.Fatalf("after CANCEL: %v %v", f, err)
 	}
 	// Correlation id 0 is the connection's, never a request's.
-	req0 := chatReq("slow")
+	req0 := routertest.ChatReq("slow")
 	b0, _ := req0.MarshalBinary()
 	c.Write(b0)
 	f, err = dbe.NewReader(c, 0).ReadFrame()
@@ -229,7 +229,7 @@ func TestEndpointCancelAnswered(t *testing.T) {
 // served again once a request ends.
 func TestEndpointMaxInFlight(t *testing.T) {
 	release := make(chan struct{})
-	w := newWorker(t, "slow", mux.HandlerFunc(func(ctx context.Context, req *dbe.Frame, rw *mux.ResponseWriter) {
+	w := routertest.NewWorker(t, "slow", mux.HandlerFunc(func(ctx context.Context, req *dbe.Frame, rw *mux.ResponseWriter) {
 		select {
 		case <-release:
 		case <-ctx.Done():
@@ -237,8 +237,8 @@ func TestEndpointMaxInFlight(t *testing.T) {
 		}
 		_ = rw.Send(&dbe.Frame{Type: dbe.MsgChatResp, Flags: dbe.FlagEndStream, Payload: []byte("done")})
 	}))
-	obs := &recObserver{}
-	r := newRouter(t, registry{"slow": {w}}, Config{Observer: obs})
+	obs := &routertest.Observer{}
+	r := routertest.NewRouter(t, routertest.Registry{"slow": {w}}, router.Config{Observer: obs})
 	path := filepath.Join(t.TempDir(), "router.sock")
 	ep := &Endpoint{Router: r, Path: path, MaxInFlight: 2}
 	if err := ep.Listen(); err != nil {
@@ -251,34 +251,33 @@ func TestEndpointMaxInFlight(t *testing.T) {
 	cl, _ := dialClient(t, path)
 	done := make(chan error, 2)
 	for range 2 {
-		go func() { done <- cl.Call(context.Background(), chatReq("slow"), func(*dbe.Frame) error { return nil }) }()
+		go func() {
+			done <- cl.Call(context.Background(), routertest.ChatReq("slow"), func(*dbe.Frame) error { return nil })
+		}()
 	}
-	for deadline := time.Now().Add(5 * time.Second); w.calls.Load() < 2; time.Sleep(time.Millisecond) {
+	for deadline := time.Now().Add(5 * time.Second); w.Calls.Load() < 2; time.Sleep(time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("the worker got %d requests, want 2", w.calls.Load())
+			t.Fatalf("the worker got %d requests, want 2", w.Calls.Load())
 		}
 	}
-	err := cl.Call(context.Background(), chatReq("slow"), func(*dbe.Frame) error { return nil })
+	err := cl.Call(context.Background(), routertest.ChatReq("slow"), func(*dbe.Frame) error { return nil })
 	var e *mux.Error
 	if !errors.As(err, &e) || e.Code != dbe.CodeOverloaded || e.RetryAfterMS <= 0 || !strings.Contains(e.Message, "max_in_flight_per_connection") {
 		t.Fatalf("third request on a connection capped at 2: %v", err)
 	}
-	if n := w.calls.Load(); n != 2 {
+	if n := w.Calls.Load(); n != 2 {
 		t.Fatalf("the refused request reached the worker (%d calls)", n)
 	}
 	// The refusal is counted as a request that ended OVERLOADED.
-	obs.mu.Lock()
-	refused := len(obs.done) == 1 && obs.done[0].code == dbe.CodeOverloaded && obs.done[0].profile == "slow" && obs.done[0].device == 0
-	obs.mu.Unlock()
-	if !refused {
-		t.Fatalf("observer records %+v, want one OVERLOADED request for profile slow", obs.done)
+	if _, done := obs.Seen(); len(done) != 1 || done[0] != (routertest.Finished{Profile: "slow", Code: dbe.CodeOverloaded}) {
+		t.Fatalf("observer records %+v, want one OVERLOADED request for profile slow", done)
 	}
 	// Another connection has its own allowance.
 	other, _ := dialClient(t, path)
 	go func() {
-		done <- other.Call(context.Background(), chatReq("slow"), func(*dbe.Frame) error { return nil })
+		done <- other.Call(context.Background(), routertest.ChatReq("slow"), func(*dbe.Frame) error { return nil })
 	}()
-	for deadline := time.Now().Add(5 * time.Second); w.calls.Load() < 3; time.Sleep(time.Millisecond) {
+	for deadline := time.Now().Add(5 * time.Second); w.Calls.Load() < 3; time.Sleep(time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("a second connection was refused by the first one's cap")
 		}
@@ -290,7 +289,7 @@ func TestEndpointMaxInFlight(t *testing.T) {
 		}
 	}
 	// Once its requests ended, the first connection is served again.
-	if err := cl.Call(context.Background(), chatReq("slow"), func(*dbe.Frame) error { return nil }); err != nil {
+	if err := cl.Call(context.Background(), routertest.ChatReq("slow"), func(*dbe.Frame) error { return nil }); err != nil {
 		t.Fatalf("after the requests ended: %v", err)
 	}
 }

@@ -1,4 +1,4 @@
-package router
+package routersock
 
 import (
 	"cmp"
@@ -11,18 +11,20 @@ import (
 	"sync"
 	"time"
 
+	"github.com/dsmil/l7/host/router"
 	"github.com/dsmil/l7/sdk/dbe"
 	"github.com/dsmil/l7/sdk/identity"
 	"github.com/dsmil/l7/sdk/mux"
 	l7v1 "github.com/dsmil/l7/sdk/proto/dsmil/l7/v1"
 	"github.com/dsmil/l7/sdk/session"
+	"github.com/hashicorp/go-hclog"
 	"google.golang.org/protobuf/proto"
 )
 
 // Endpoint serves the router to local DBE clients on a Unix socket.
 type Endpoint struct {
 	// Router routes the requests. Required.
-	Router *Router
+	Router *router.Router
 	// Path of the Unix socket. A stale socket file is replaced.
 	Path string
 	// Mode of the socket file; default 0660.
@@ -40,6 +42,9 @@ type Endpoint struct {
 	// request beyond it is answered OVERLOADED at once and routed nowhere.
 	// Default DefaultMaxInFlight.
 	MaxInFlight int
+	// Logger receives refused handshakes and clients cut off for not
+	// reading. Default: no logging.
+	Logger hclog.Logger
 
 	mu       sync.Mutex
 	ln       net.Listener
@@ -121,12 +126,12 @@ func (e *Endpoint) serveConn(ctx context.Context, c net.Conn) {
 	} else {
 		var err error
 		if ch, err = e.Handshaker.Server(ctx, c); err != nil {
-			e.Router.cfg.Logger.Warn("router endpoint: handshake refused", "error", err)
+			e.logger().Warn("router endpoint: handshake refused", "error", err)
 			return
 		}
 	}
 	s := session.NewIdle(ch)
-	ec := &epConn{r: e.Router, s: s, active: make(map[uint64]func()), ctx: context.Background(), max: e.MaxInFlight}
+	ec := &epConn{r: e.Router, log: e.logger(), s: s, active: make(map[uint64]func()), ctx: context.Background(), max: e.MaxInFlight}
 	if sc, ok := ch.(interface{ PeerKeyID() identity.KeyID }); ok {
 		// Claim tokens on this connection must belong to its peer.
 		ec.ctx = identity.WithPresenter(ec.ctx, sc.PeerKeyID())
@@ -147,14 +152,15 @@ func (e *Endpoint) serveConn(ctx context.Context, c net.Conn) {
 	e.mu.Unlock()
 }
 
-// epConn serves one client connection without a goroutine per request:
-// requests are forwarded from the session's read loop (Router.Forward) and
-// responses are written from the worker sessions' read loops.
 // DefaultMaxInFlight is an Endpoint's default per-connection cap.
 const DefaultMaxInFlight = 1024
 
+// epConn serves one client connection without a goroutine per request:
+// requests are forwarded from the session's read loop (Router.Forward) and
+// responses are written from the worker sessions' read loops.
 type epConn struct {
-	r   *Router
+	r   *router.Router
+	log hclog.Logger
 	s   *session.Session
 	ctx context.Context // for the admission hooks
 	max int             // requests in flight allowed; <= 0 means DefaultMaxInFlight
@@ -187,7 +193,7 @@ func (c *epConn) handle(f *dbe.Frame, malformed error) {
 	case dbe.MsgClose, dbe.MsgHandshake, dbe.MsgTunnelData:
 		return
 	case dbe.MsgHealth:
-		st := c.r.statusFrame()
+		st := statusFrame(c.r)
 		st.CorrelationID = corr
 		_ = c.s.Send(st)
 		return
@@ -204,11 +210,7 @@ func (c *epConn) handle(f *dbe.Frame, malformed error) {
 	}
 	if max := cmp.Or(c.max, DefaultMaxInFlight); len(c.active) >= max {
 		c.mu.Unlock()
-		if obs := c.r.cfg.Observer; obs != nil { // counted like any refused request
-			profile, _ := f.Profile()
-			obs.Started()
-			obs.Finished(profile, 0, dbe.CodeOverloaded, 0, 0, 0)
-		}
+		c.r.Refused(f, dbe.CodeOverloaded) // counted like any refused request
 		reqID, _ := f.Get(dbe.TLVRequestID)
 		_ = c.s.Send(mux.ErrorFrame(corr, reqID, &mux.Error{Code: dbe.CodeOverloaded, RetryAfterMS: 100,
 			Message: fmt.Sprintf("this connection has %d requests in flight, the most the router allows one connection (router.max_in_flight_per_connection)", max)}))
@@ -218,7 +220,7 @@ func (c *epConn) handle(f *dbe.Frame, malformed error) {
 	c.mu.Unlock()
 	reqID, _ := f.Get(dbe.TLVRequestID)
 	reqID = append([]byte(nil), reqID...) // the request frame is handed over
-	cancel := c.r.Forward(c.ctx, f, func(rf *dbe.Frame) {
+	cancel := c.r.Forward(c.ctx, f, func(rf *dbe.Frame, _ proto.Message) {
 		rf.CorrelationID = corr
 		if len(reqID) == 16 {
 			if _, ok := rf.Get(dbe.TLVRequestID); !ok {
@@ -237,7 +239,7 @@ func (c *epConn) handle(f *dbe.Frame, malformed error) {
 		// This runs on the worker session's read loop, which serves every
 		// client of that worker: it must never wait for this client.
 		if err := c.s.TrySend(rf); errors.Is(err, dbe.ErrWouldBlock) {
-			c.r.cfg.Logger.Warn("router endpoint: a client is not reading its responses; closing its connection",
+			c.log.Warn("router endpoint: a client is not reading its responses; closing its connection",
 				"peer", c.s.Peer().Name)
 			_ = c.s.Close()
 		}
@@ -293,10 +295,17 @@ func (e *Endpoint) Close() error {
 	return nil
 }
 
+func (e *Endpoint) logger() hclog.Logger {
+	if e.Logger == nil {
+		return hclog.NewNullLogger()
+	}
+	return e.Logger
+}
+
 // statusFrame is the router's own L7_MODEL_STATUS.
-func (r *Router) statusFrame() *dbe.Frame {
+func statusFrame(r *router.Router) *dbe.Frame {
 	st := r.Stats()
-	b, _ := proto.Marshal(&l7v1.L7ModelStatus{Plugin: "router", DeviceId: DeviceID, Healthy: true,
+	b, _ := proto.Marshal(&l7v1.L7ModelStatus{Plugin: "router", DeviceId: router.DeviceID, Healthy: true,
 		InFlight: uint32(st.InFlight)})
 	return &dbe.Frame{Type: dbe.MsgModelStatus, Flags: dbe.FlagEndStream, Payload: b}
 }

@@ -1,4 +1,4 @@
-package router
+package routersock
 
 import (
 	"context"
@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/dsmil/l7/host/claims"
+	"github.com/dsmil/l7/host/router"
+	"github.com/dsmil/l7/host/router/routertest"
 	"github.com/dsmil/l7/sdk/dbe"
 	"github.com/dsmil/l7/sdk/identity"
 	"github.com/dsmil/l7/sdk/mux"
@@ -69,13 +71,13 @@ func BenchmarkRoutedSecurity(b *testing.B) {
 			name = "on"
 		}
 		b.Run(name, func(b *testing.B) {
-			var w *testWorker
+			var w *routertest.Worker
 			var cl *mux.Client
-			cfg := Config{}
+			cfg := router.Config{}
 			var token []byte
 			if !secure {
-				w = newWorker(b, "echo", replyHandler)
-				r := newRouter(b, registry{"echo": {w}}, cfg)
+				w = routertest.NewWorker(b, "echo", routertest.ReplyHandler)
+				r := routertest.NewRouter(b, routertest.Registry{"echo": {w}}, cfg)
 				cl, _ = dialClient(b, startEndpoint(b, r))
 			} else {
 				root, err := identity.GenerateKey()
@@ -88,12 +90,10 @@ func BenchmarkRoutedSecurity(b *testing.B) {
 				wcl := mux.NewClient(cs)
 				cs.SetHandler(func(f *dbe.Frame, _ error) { wcl.Dispatch(f) })
 				ss := session.New(ws, nil)
-				srv := mux.NewServer(ss, replyHandler)
+				srv := mux.NewServer(ss, routertest.ReplyHandler)
 				ss.SetHandler(srv.Dispatch)
 				b.Cleanup(func() { cs.Close(); ss.Close(); srv.Close(time.Second) })
-				w = &testWorker{id: "echo", dev: 47, client: wcl}
-				w.healthy.Store(true)
-				w.load.Store(0.0)
+				w = &routertest.Worker{Name: "echo", Device: 47, Client: wcl}
 				// Claims.
 				minterKey, _ := identity.GenerateKey()
 				v, err := claims.NewVerifier(claims.VerifierConfig{Issuers: []*identity.PublicKey{minterKey.Public()}, Audience: "dsmil-router"})
@@ -103,7 +103,7 @@ func BenchmarkRoutedSecurity(b *testing.B) {
 				m, _ := identity.NewMinter(identity.MinterConfig{Key: minterKey, Audience: "dsmil-router"})
 				token, _ = m.Token("T", "bench", []string{"ANALYSIS_ONLY"})
 				cfg.Claims = v
-				r := newRouter(b, registry{"echo": {w}}, cfg)
+				r := routertest.NewRouter(b, routertest.Registry{"echo": {w}}, cfg)
 				// Client hop: a sealed session straight into the endpoint's
 				// connection handler.
 				ec, es := pqPair(b, root, "client", "host")
@@ -117,7 +117,7 @@ func BenchmarkRoutedSecurity(b *testing.B) {
 			}
 			if token != nil {
 				// The full token once; a 68-byte reference afterwards.
-				req := chatReq("echo")
+				req := routertest.ChatReq("echo")
 				req.SetClaimToken(token)
 				if err := cl.Call(context.Background(), req, func(*dbe.Frame) error { return nil }); err != nil {
 					b.Fatal(err)
@@ -128,7 +128,7 @@ func BenchmarkRoutedSecurity(b *testing.B) {
 			b.ReportAllocs()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
-					req := chatReq("echo")
+					req := routertest.ChatReq("echo")
 					if token != nil {
 						req.SetClaimToken(token)
 					}
