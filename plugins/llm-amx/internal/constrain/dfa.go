@@ -1,0 +1,505 @@
+package constrain
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// byteSet is a set of bytes.
+type byteSet [4]uint64
+
+func (s *byteSet) add(b byte)      { s[b>>6] |= 1 << (b & 63) }
+func (s *byteSet) has(b byte) bool { return s[b>>6]&(1<<(b&63)) != 0 }
+func (s *byteSet) addRange(lo, hi byte) {
+	for c := int(lo); c <= int(hi); c++ {
+		s.add(byte(c))
+	}
+}
+func (s *byteSet) empty() bool { return s[0]|s[1]|s[2]|s[3] == 0 }
+
+// rx is a regular expression over bytes, the terminals' source form.
+type rx struct {
+	op       rxOp
+	set      byteSet // rxSet
+	subs     []*rx   // rxSeq, rxAlt, rxRep (one)
+	min, max int     // rxRep; max < 0: unbounded
+}
+
+type rxOp uint8
+
+const (
+	rxEmpty rxOp = iota // the empty string
+	rxSet               // one byte of set
+	rxSeq
+	rxAlt
+	rxRep
+)
+
+func rxBytes(lo, hi byte) *rx {
+	r := &rx{op: rxSet}
+	r.set.addRange(lo, hi)
+	return r
+}
+
+func rxByteSet(s byteSet) *rx { return &rx{op: rxSet, set: s} }
+
+func rxLit(s string) *rx {
+	subs := make([]*rx, len(s))
+	for i := range len(s) {
+		subs[i] = rxBytes(s[i], s[i])
+	}
+	return rxSeqOf(subs...)
+}
+
+func rxSeqOf(subs ...*rx) *rx {
+	if len(subs) == 1 {
+		return subs[0]
+	}
+	return &rx{op: rxSeq, subs: subs}
+}
+
+func rxAltOf(subs ...*rx) *rx {
+	if len(subs) == 1 {
+		return subs[0]
+	}
+	return &rx{op: rxAlt, subs: subs}
+}
+
+func rxRepOf(r *rx, min, max int) *rx { return &rx{op: rxRep, subs: []*rx{r}, min: min, max: max} }
+func rxOpt(r *rx) *rx                 { return rxRepOf(r, 0, 1) }
+
+// Limits that keep compiling bounded for any input (FuzzCompileSchema).
+const (
+	maxNFAStates = 400_000
+	maxDFAStates = 60_000
+)
+
+var errTooBig = errors.New("automaton too large")
+
+// nfa is a Thompson automaton: each state has ε-edges and at most one byte
+// edge.
+type nfa struct {
+	eps  [][]int32
+	set  []byteSet
+	out  []int32 // byte edge target, -1 none
+	size int
+}
+
+func (n *nfa) state() (int32, error) {
+	if len(n.out) >= maxNFAStates {
+		return 0, errTooBig
+	}
+	n.eps = append(n.eps, nil)
+	n.set = append(n.set, byteSet{})
+	n.out = append(n.out, -1)
+	return int32(len(n.out) - 1), nil
+}
+
+// build adds r between from and a new state it returns.
+func (n *nfa) build(r *rx, from int32) (int32, error) {
+	switch r.op {
+	case rxEmpty:
+		return from, nil
+	case rxSet:
+		from, err := n.fresh(from)
+		if err != nil {
+			return 0, err
+		}
+		to, err := n.state()
+		if err != nil {
+			return 0, err
+		}
+		n.set[from], n.out[from] = r.set, to
+		return to, nil
+	case rxSeq:
+		cur := from
+		for _, s := range r.subs {
+			var err error
+			if cur, err = n.build(s, cur); err != nil {
+				return 0, err
+			}
+		}
+		return cur, nil
+	case rxAlt:
+		to, err := n.state()
+		if err != nil {
+			return 0, err
+		}
+		for _, s := range r.subs {
+			start, err := n.state()
+			if err != nil {
+				return 0, err
+			}
+			n.eps[from] = append(n.eps[from], start)
+			end, err := n.build(s, start)
+			if err != nil {
+				return 0, err
+			}
+			n.eps[end] = append(n.eps[end], to)
+		}
+		return to, nil
+	case rxRep:
+		cur := from
+		var err error
+		for range r.min {
+			if cur, err = n.build(r.subs[0], cur); err != nil {
+				return 0, err
+			}
+		}
+		if r.max < 0 { // loop: cur -ε-> start -sub-> end -ε-> cur
+			start, err := n.state()
+			if err != nil {
+				return 0, err
+			}
+			end, err := n.build(r.subs[0], start)
+			if err != nil {
+				return 0, err
+			}
+			to, err := n.state()
+			if err != nil {
+				return 0, err
+			}
+			n.eps[cur] = append(n.eps[cur], start, to)
+			n.eps[end] = append(n.eps[end], start, to)
+			return to, nil
+		}
+		to, err := n.state()
+		if err != nil {
+			return 0, err
+		}
+		for range r.max - r.min {
+			n.eps[cur] = append(n.eps[cur], to)
+			if cur, err = n.build(r.subs[0], cur); err != nil {
+				return 0, err
+			}
+		}
+		n.eps[cur] = append(n.eps[cur], to)
+		return to, err
+	}
+	panic("unreachable")
+}
+
+// fresh returns a state reachable from cur by ε that has no byte edge yet.
+func (n *nfa) fresh(cur int32) (int32, error) {
+	if n.out[cur] < 0 {
+		return cur, nil
+	}
+	s, err := n.state()
+	if err != nil {
+		return 0, err
+	}
+	n.eps[cur] = append(n.eps[cur], s)
+	return s, nil
+}
+
+// dfa is a trimmed deterministic automaton over bytes: every state can reach
+// an accepting one, and a missing transition is -1. Bytes are mapped to
+// classes that no transition distinguishes.
+type dfa struct {
+	class  [256]uint8
+	nclass int
+	next   []int32 // state*nclass + class
+	accept []bool
+	key    string // identity of the language's automaton, for shared caches
+}
+
+func (d *dfa) step(s int32, b byte) int32 { return d.next[int(s)*d.nclass+int(d.class[b])] }
+func (d *dfa) states() int                { return len(d.accept) }
+
+// compileRx builds the automaton of r; start state 0.
+func compileRx(r *rx) (*dfa, error) {
+	var n nfa
+	start, err := n.state()
+	if err != nil {
+		return nil, err
+	}
+	end, err := n.build(r, start)
+	if err != nil {
+		return nil, err
+	}
+	// Byte classes: bytes with the same membership in every edge set.
+	var sets []byteSet
+	seen := map[byteSet]bool{}
+	for i, o := range n.out {
+		if o >= 0 && !seen[n.set[i]] {
+			seen[n.set[i]] = true
+			sets = append(sets, n.set[i])
+		}
+	}
+	var class [256]uint8
+	sig := map[string]uint8{}
+	var rep []byte // a byte of each class
+	buf := make([]byte, (len(sets)+7)/8)
+	for b := range 256 {
+		clear(buf)
+		for j, s := range sets {
+			if s.has(byte(b)) {
+				buf[j/8] |= 1 << (j % 8)
+			}
+		}
+		c, ok := sig[string(buf)]
+		if !ok {
+			c = uint8(len(rep))
+			sig[string(buf)] = c
+			rep = append(rep, byte(b))
+		}
+		class[b] = c
+	}
+	nclass := len(rep)
+	if len(rep) > 256 {
+		panic("unreachable")
+	}
+
+	closure := func(states []int32) []int32 {
+		mark := map[int32]bool{}
+		stack := append([]int32(nil), states...)
+		var out []int32
+		for len(stack) > 0 {
+			s := stack[len(stack)-1]
+			stack = stack[:len(stack)-1]
+			if mark[s] {
+				continue
+			}
+			mark[s] = true
+			out = append(out, s)
+			stack = append(stack, n.eps[s]...)
+		}
+		slices.Sort(out)
+		return out
+	}
+	keyOf := func(ss []int32) string {
+		var sb strings.Builder
+		for _, s := range ss {
+			sb.WriteString(string(binary.LittleEndian.AppendUint32(nil, uint32(s))))
+		}
+		return sb.String()
+	}
+	d := &dfa{class: class, nclass: nclass}
+	ids := map[string]int32{}
+	var todo [][]int32
+	add := func(ss []int32) (int32, error) {
+		k := keyOf(ss)
+		if id, ok := ids[k]; ok {
+			return id, nil
+		}
+		if len(d.accept) >= maxDFAStates {
+			return 0, errTooBig
+		}
+		id := int32(len(d.accept))
+		ids[k] = id
+		d.accept = append(d.accept, slices.Contains(ss, end))
+		d.next = append(d.next, make([]int32, nclass)...)
+		todo = append(todo, ss)
+		return id, nil
+	}
+	if _, err := add(closure([]int32{start})); err != nil {
+		return nil, err
+	}
+	for i := 0; i < len(todo); i++ {
+		ss := todo[i]
+		for c := range nclass {
+			b := rep[c]
+			var tgt []int32
+			for _, s := range ss {
+				if n.out[s] >= 0 && n.set[s].has(b) {
+					tgt = append(tgt, n.out[s])
+				}
+			}
+			t := int32(-1)
+			if len(tgt) > 0 {
+				var err error
+				if t, err = add(closure(tgt)); err != nil {
+					return nil, err
+				}
+			}
+			d.next[i*nclass+c] = t
+		}
+	}
+	return d.trim(), nil
+}
+
+// trim removes the states that cannot reach an accepting one and renumbers
+// the rest (start stays 0; an empty language gives nil), then sets key.
+func (d *dfa) trim() *dfa {
+	n := d.states()
+	live := make([]bool, n)
+	copy(live, d.accept)
+	for changed := true; changed; {
+		changed = false
+		for s := range n {
+			if live[s] {
+				continue
+			}
+			for c := range d.nclass {
+				if t := d.next[s*d.nclass+c]; t >= 0 && live[t] {
+					live[s], changed = true, true
+					break
+				}
+			}
+		}
+	}
+	if !live[0] {
+		return nil
+	}
+	// Renumber in breadth-first order from the start, so equal languages
+	// built the same way get equal keys.
+	id := make([]int32, n)
+	for i := range id {
+		id[i] = -1
+	}
+	order := []int32{0}
+	id[0] = 0
+	for i := 0; i < len(order); i++ {
+		s := int(order[i])
+		for c := range d.nclass {
+			if t := d.next[s*d.nclass+c]; t >= 0 && live[t] && id[t] < 0 {
+				id[t] = int32(len(order))
+				order = append(order, t)
+			}
+		}
+	}
+	out := &dfa{class: d.class, nclass: d.nclass, next: make([]int32, len(order)*d.nclass), accept: make([]bool, len(order))}
+	for i, s := range order {
+		out.accept[i] = d.accept[s]
+		for c := range d.nclass {
+			t := d.next[int(s)*d.nclass+c]
+			if t >= 0 {
+				t = id[t]
+			}
+			out.next[i*d.nclass+c] = t
+		}
+	}
+	out.setKey()
+	return out
+}
+
+func (d *dfa) setKey() {
+	h := sha256.New()
+	h.Write(d.class[:])
+	var buf []byte
+	for _, t := range d.next {
+		buf = binary.LittleEndian.AppendUint32(buf, uint32(t))
+	}
+	for _, a := range d.accept {
+		if a {
+			buf = append(buf, 1)
+		} else {
+			buf = append(buf, 0)
+		}
+	}
+	h.Write(buf)
+	d.key = string(h.Sum(nil))
+}
+
+// product runs a and b side by side; keep decides which pairs accept. b may
+// be left (state -1) when keep allows it (difference).
+func product(a, b *dfa, keep func(accA, accB bool) bool) (*dfa, error) {
+	var class [256]uint8
+	sig := map[[2]uint8]uint8{}
+	var rep []byte
+	for x := range 256 {
+		k := [2]uint8{a.class[x], b.class[x]}
+		c, ok := sig[k]
+		if !ok {
+			c = uint8(len(rep))
+			sig[k] = c
+			rep = append(rep, byte(x))
+		}
+		class[x] = c
+	}
+	d := &dfa{class: class, nclass: len(rep)}
+	leaveB := keep(true, false)
+	ids := map[[2]int32]int32{}
+	var todo [][2]int32
+	add := func(p [2]int32) (int32, error) {
+		if id, ok := ids[p]; ok {
+			return id, nil
+		}
+		if len(d.accept) >= maxDFAStates {
+			return 0, errTooBig
+		}
+		id := int32(len(d.accept))
+		ids[p] = id
+		d.accept = append(d.accept, keep(a.accept[p[0]], p[1] >= 0 && b.accept[p[1]]))
+		d.next = append(d.next, make([]int32, d.nclass)...)
+		todo = append(todo, p)
+		return id, nil
+	}
+	if _, err := add([2]int32{0, 0}); err != nil {
+		return nil, err
+	}
+	for i := 0; i < len(todo); i++ {
+		p := todo[i]
+		for c, x := range rep {
+			ta := a.step(p[0], x)
+			tb := int32(-1)
+			if p[1] >= 0 {
+				tb = b.step(p[1], x)
+			}
+			t := int32(-1)
+			if ta >= 0 && (tb >= 0 || leaveB) {
+				var err error
+				if t, err = add([2]int32{ta, tb}); err != nil {
+					return nil, err
+				}
+			}
+			d.next[i*d.nclass+c] = t
+		}
+	}
+	return d.trim(), nil
+}
+
+func intersect(a, b *dfa) (*dfa, error) {
+	return product(a, b, func(x, y bool) bool { return x && y })
+}
+
+func minus(a, b *dfa) (*dfa, error) {
+	return product(a, b, func(x, y bool) bool { return x && !y })
+}
+
+// nonEmpty is d without the empty string (nil if that leaves nothing).
+func (d *dfa) nonEmpty() *dfa {
+	if !d.accept[0] {
+		return d
+	}
+	n := d.states()
+	out := &dfa{class: d.class, nclass: d.nclass, accept: make([]bool, n+1), next: make([]int32, (n+1)*d.nclass)}
+	// New start n+... is placed at 0; old states shift by one.
+	for c := range d.nclass {
+		t := d.next[c]
+		if t >= 0 {
+			t++
+		}
+		out.next[c] = t
+	}
+	for s := range n {
+		out.accept[s+1] = d.accept[s]
+		for c := range d.nclass {
+			t := d.next[s*d.nclass+c]
+			if t >= 0 {
+				t++
+			}
+			out.next[(s+1)*d.nclass+c] = t
+		}
+	}
+	return out.trim()
+}
+
+// matches reports whether d accepts s (tests and enum checks).
+func (d *dfa) matches(s []byte) bool {
+	st := int32(0)
+	for _, b := range s {
+		if st = d.step(st, b); st < 0 {
+			return false
+		}
+	}
+	return d.accept[st]
+}
+
+func (d *dfa) String() string {
+	return fmt.Sprintf("dfa(%d states, %d classes)", d.states(), d.nclass)
+}
