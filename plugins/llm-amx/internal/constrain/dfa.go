@@ -503,3 +503,13 @@ func (d *dfa) matches(s []byte) bool {
 func (d *dfa) String() string {
 	return fmt.Sprintf("dfa(%d states, %d classes)", d.states(), d.nclass)
 }
+
+// canStep reports whether state s has any transition.
+func (d *dfa) canStep(s int32) bool {
+	for _, t := range d.next[int(s)*d.nclass : int(s+1)*d.nclass] {
+		if t >= 0 {
+			return true
+		}
+	}
+	return false
+}

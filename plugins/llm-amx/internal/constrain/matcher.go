@@ -146,8 +146,17 @@ func (m *Matcher) Done() bool {
 		return true
 	}
 	for _, h := range m.heads {
-		if h.pos >= 0 {
+		if h.pos < 0 {
+			continue
+		}
+		d := m.p.dfas[m.p.elems[h.pos].arg]
+		if !d.accept[h.state] || d.canStep(h.state) {
 			return false
+		}
+		for _, x := range m.next(h) {
+			if x.pos >= 0 {
+				return false
+			}
 		}
 	}
 	return true
