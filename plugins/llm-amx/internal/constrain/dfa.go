@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 )
 
 // byteSet is a set of bytes.
@@ -76,6 +75,7 @@ func rxOpt(r *rx) *rx                 { return rxRepOf(r, 0, 1) }
 const (
 	maxNFAStates = 400_000
 	maxDFAStates = 60_000
+	maxWork      = 20_000_000 // NFA states visited by one subset construction
 )
 
 var errTooBig = errors.New("automaton too large")
@@ -254,29 +254,37 @@ func compileRx(r *rx) (*dfa, error) {
 		panic("unreachable")
 	}
 
+	// Subset construction; work counts NFA states visited, so any input
+	// finishes in bounded time.
+	stamp := make([]uint32, len(n.out))
+	gen := uint32(0)
+	work := 0
+	var stack []int32
 	closure := func(states []int32) []int32 {
-		mark := map[int32]bool{}
-		stack := append([]int32(nil), states...)
+		gen++
+		stack = append(stack[:0], states...)
 		var out []int32
 		for len(stack) > 0 {
 			s := stack[len(stack)-1]
 			stack = stack[:len(stack)-1]
-			if mark[s] {
+			if stamp[s] == gen {
 				continue
 			}
-			mark[s] = true
+			stamp[s] = gen
 			out = append(out, s)
 			stack = append(stack, n.eps[s]...)
 		}
+		work += len(out)
 		slices.Sort(out)
 		return out
 	}
+	var keyBuf []byte
 	keyOf := func(ss []int32) string {
-		var sb strings.Builder
+		keyBuf = keyBuf[:0]
 		for _, s := range ss {
-			sb.WriteString(string(binary.LittleEndian.AppendUint32(nil, uint32(s))))
+			keyBuf = binary.LittleEndian.AppendUint32(keyBuf, uint32(s))
 		}
-		return sb.String()
+		return string(keyBuf)
 	}
 	d := &dfa{class: class, nclass: nclass}
 	ids := map[string]int32{}
@@ -299,15 +307,20 @@ func compileRx(r *rx) (*dfa, error) {
 	if _, err := add(closure([]int32{start})); err != nil {
 		return nil, err
 	}
+	var tgt []int32
 	for i := 0; i < len(todo); i++ {
 		ss := todo[i]
 		for c := range nclass {
 			b := rep[c]
-			var tgt []int32
+			tgt = tgt[:0]
 			for _, s := range ss {
 				if n.out[s] >= 0 && n.set[s].has(b) {
 					tgt = append(tgt, n.out[s])
 				}
+			}
+			work += len(ss)
+			if work > maxWork {
+				return nil, errTooBig
 			}
 			t := int32(-1)
 			if len(tgt) > 0 {
@@ -319,26 +332,40 @@ func compileRx(r *rx) (*dfa, error) {
 			d.next[i*nclass+c] = t
 		}
 	}
-	return d.trim(), nil
+	if t := d.trim(); t != nil {
+		return t.minimize(), nil
+	}
+	return nil, nil
 }
 
 // trim removes the states that cannot reach an accepting one and renumbers
 // the rest (start stays 0; an empty language gives nil), then sets key.
 func (d *dfa) trim() *dfa {
 	n := d.states()
-	live := make([]bool, n)
-	copy(live, d.accept)
-	for changed := true; changed; {
-		changed = false
-		for s := range n {
-			if live[s] {
-				continue
+	// Backward reachability from the accepting states.
+	rev := make([][]int32, n)
+	for s := range n {
+		for c := range d.nclass {
+			if t := d.next[s*d.nclass+c]; t >= 0 {
+				rev[t] = append(rev[t], int32(s))
 			}
-			for c := range d.nclass {
-				if t := d.next[s*d.nclass+c]; t >= 0 && live[t] {
-					live[s], changed = true, true
-					break
-				}
+		}
+	}
+	live := make([]bool, n)
+	var queue []int32
+	for s := range n {
+		if d.accept[s] {
+			live[s] = true
+			queue = append(queue, int32(s))
+		}
+	}
+	for len(queue) > 0 {
+		t := queue[len(queue)-1]
+		queue = queue[:len(queue)-1]
+		for _, s := range rev[t] {
+			if !live[s] {
+				live[s] = true
+				queue = append(queue, s)
 			}
 		}
 	}
@@ -450,7 +477,10 @@ func product(a, b *dfa, keep func(accA, accB bool) bool) (*dfa, error) {
 			d.next[i*d.nclass+c] = t
 		}
 	}
-	return d.trim(), nil
+	if t := d.trim(); t != nil {
+		return t.minimize(), nil
+	}
+	return nil, nil
 }
 
 func intersect(a, b *dfa) (*dfa, error) {
@@ -512,4 +542,134 @@ func (d *dfa) canStep(s int32) bool {
 		}
 	}
 	return false
+}
+
+// maxMinimize bounds the automata minimize works on (Moore's refinement
+// costs states × classes per round).
+const maxMinimize = 512
+
+// minimize merges equivalent states of a small automaton.
+func (d *dfa) minimize() *dfa {
+	n := d.states()
+	if n > maxMinimize || n < 2 {
+		return d
+	}
+	part := make([]int32, n)
+	for s := range n {
+		if d.accept[s] != d.accept[0] {
+			part[s] = 1
+		}
+	}
+	blocks := 0
+	var buf []byte
+	for {
+		sig := map[string]int32{}
+		next := make([]int32, n)
+		for s := range n {
+			buf = binary.LittleEndian.AppendUint32(buf[:0], uint32(part[s]))
+			for c := range d.nclass {
+				t := d.next[s*d.nclass+c]
+				if t >= 0 {
+					t = part[t]
+				}
+				buf = binary.LittleEndian.AppendUint32(buf, uint32(t))
+			}
+			id, ok := sig[string(buf)]
+			if !ok {
+				id = int32(len(sig))
+				sig[string(buf)] = id
+			}
+			next[s] = id
+		}
+		part = next
+		if len(sig) == blocks {
+			break
+		}
+		blocks = len(sig)
+	}
+	out := &dfa{class: d.class, nclass: d.nclass, next: make([]int32, blocks*d.nclass), accept: make([]bool, blocks)}
+	for s := range n {
+		b := int(part[s])
+		out.accept[b] = d.accept[s]
+		for c := range d.nclass {
+			t := d.next[s*d.nclass+c]
+			if t >= 0 {
+				t = part[t]
+			}
+			out.next[b*d.nclass+c] = t
+		}
+	}
+	return out.trim() // part[0] is 0: the start stays 0
+}
+
+// quotedRepeat is the automaton of '"' char{min,max} '"' (max < 0: no
+// bound) for the automaton of one character, built by counting: one copy of
+// the character's states per count, so maxLength costs copies × states
+// instead of a subset construction. The character's language must be a
+// prefix code (accepting states have no transitions) that does not start
+// with '"'.
+func quotedRepeat(char *dfa, min, max int) (*dfa, error) {
+	nc := char.nclass
+	if nc >= 255 || char.step(0, '"') >= 0 {
+		return nil, errTooBig
+	}
+	var mids []int32 // the character's non-accepting states
+	midIdx := make([]int32, char.states())
+	for q := range char.states() {
+		midIdx[q] = -1
+		if char.accept[q] {
+			if char.canStep(int32(q)) {
+				return nil, fmt.Errorf("character automaton is not a prefix code")
+			}
+			continue
+		}
+		midIdx[q] = int32(len(mids))
+		mids = append(mids, int32(q))
+	}
+	copies := max
+	if max < 0 {
+		copies = min
+	}
+	total := 2 + (copies+1)*len(mids)
+	if total > maxDFAStates {
+		return nil, errTooBig
+	}
+	d := &dfa{class: char.class, nclass: nc + 1, accept: make([]bool, total), next: make([]int32, total*(nc+1))}
+	d.class['"'] = uint8(nc)
+	for i := range d.next {
+		d.next[i] = -1
+	}
+	const final = 1
+	d.accept[final] = true
+	id := func(c int, q int32) int32 { return int32(2 + c*len(mids) + int(midIdx[q])) }
+	d.next[0*(nc+1)+nc] = id(0, 0)
+	for c := 0; c <= copies; c++ {
+		for _, q := range mids {
+			from := int(id(c, q))
+			for k := 0; k <= nc; k++ {
+				var t int32
+				if k == nc { // the quote byte
+					if q == 0 {
+						if c >= min {
+							d.next[from*(nc+1)+k] = final
+						}
+						continue
+					}
+					t = char.step(q, '"')
+				} else {
+					t = char.next[int(q)*nc+k]
+				}
+				switch {
+				case t < 0:
+				case !char.accept[t]:
+					d.next[from*(nc+1)+k] = id(c, t)
+				case c < copies:
+					d.next[from*(nc+1)+k] = id(c+1, 0)
+				case max < 0:
+					d.next[from*(nc+1)+k] = id(c, 0)
+				}
+			}
+		}
+	}
+	return d.trim(), nil
 }

@@ -185,7 +185,7 @@ func (c *compiler) schema(s any, ptr string, depth int) (*gexpr, error) {
 		if s {
 			return anyValue(), nil
 		}
-		return nil, errAt(ptr, "", "the schema false admits no value")
+		return nil, errAt(ptr, "", unsatisfiable)
 	case *obj:
 		return c.object(s, ptr, depth)
 	}
@@ -277,7 +277,7 @@ func (c *compiler) object(s *obj, ptr string, depth int) (*gexpr, error) {
 	return c.typed(s, ptr, depth)
 }
 
-const unsatisfiable = "unsatisfiable: the schema admits no value"
+const unsatisfiable = "unsatisfiable: the schema false admits no value"
 
 func has(s *obj, k string) bool { _, ok := s.vals[k]; return ok }
 
@@ -861,10 +861,13 @@ func (c *compiler) str(s *obj, ptr string) (*gexpr, error) {
 		return nil, errAt(ptr+"/minLength", "minLength", "minLength %d > maxLength %d", minL, maxL)
 	}
 	quoted := func(body *rx) *rx { return rxSeqOf(rxLit(`"`), body, rxLit(`"`)) }
-	var parts []*rx
+	var d *dfa
 	if minL > 0 || hasMax || (!has(s, "pattern") && !has(s, "format")) {
-		parts = append(parts, quoted(rxRepOf(jsonCharsRx(anyRune), minL, maxL)))
+		if d, err = stringDFA(minL, maxL); err != nil {
+			return nil, errAt(ptr, "maxLength", "string length bounds: %v", err)
+		}
 	}
+	var parts []*rx
 	if v, ok := s.get("pattern"); ok {
 		p, isStr := v.(string)
 		if !isStr {
@@ -887,7 +890,6 @@ func (c *compiler) str(s *obj, ptr string) (*gexpr, error) {
 		}
 		parts = append(parts, quoted(r))
 	}
-	var d *dfa
 	for _, p := range parts {
 		pd, err := compileRx(p)
 		if err != nil {
@@ -906,6 +908,19 @@ func (c *compiler) str(s *obj, ptr string) (*gexpr, error) {
 		}
 	}
 	return eDFA(d), nil
+}
+
+// jsonChar is the automaton of one character of a JSON string.
+var jsonChar = sync.OnceValues(func() (*dfa, error) { return compileRx(jsonCharsRx(anyRune)) })
+
+// stringDFA is the automaton of the JSON strings of min to max (< 0: any
+// number of) characters.
+func stringDFA(min, max int) (*dfa, error) {
+	char, err := jsonChar()
+	if err != nil {
+		return nil, err
+	}
+	return quotedRepeat(char, min, max)
 }
 
 // Separators: compact JSON, except that one optional space may follow a
@@ -1072,7 +1087,7 @@ func (c *compiler) obj(s *obj, ptr string, depth int) (*gexpr, error) {
 	// declared names.
 	restEnd, firstEnd := eEmpty, eEmpty
 	if additional != nil {
-		key, err := compileRx(rxSeqOf(rxLit(`"`), rxRepOf(jsonCharsRx(anyRune), 0, -1), rxLit(`"`)))
+		key, err := stringDFA(0, -1)
 		if err != nil {
 			return nil, errAt(ptr, "additionalProperties", "%v", err)
 		}
@@ -1112,7 +1127,11 @@ func (c *compiler) obj(s *obj, ptr string, depth int) (*gexpr, error) {
 var anyValue = sync.OnceValue(func() *gexpr {
 	value := &gRule{}
 	ref := &gexpr{kind: gRef, rule: value}
-	str := mustTerm(rxSeqOf(rxLit(`"`), rxRepOf(jsonCharsRx(anyRune), 0, -1), rxLit(`"`)))
+	plain, err := stringDFA(0, -1)
+	if err != nil {
+		panic(err)
+	}
+	str := eDFA(plain)
 	comma := eComma()
 	colon := mustTerm(rxColon)
 	pair := eSeq(str, colon, ref)
