@@ -262,3 +262,42 @@ func TestGrammarErrors(t *testing.T) {
 		t.Errorf("empty literal: %v", err)
 	}
 }
+
+// Past its memory budget a Vocab forgets its analyses; matchers go on with
+// the ones they hold, and new ones recompute.
+func TestAnalysisBudget(t *testing.T) {
+	v0 := qwenVocab(t)
+	toks := make([][]byte, v0.Size())
+	for id := range toks {
+		toks[id] = v0.Bytes(id)
+	}
+	v, err := NewVocab(toks, v0.eos)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.maxHeld = 100 << 10 // a few string states
+	g := mustSchema(t, `{"type":"object","properties":{"a":{"type":"string","maxLength":8},"b":{"type":"string"}},"required":["a","b"]}`)
+	text := `{"a":"héllo","b":"wörld and more"}`
+	for range 2 {
+		m, err := NewMatcher(g, v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mask := make([]uint64, v.words())
+		for _, id := range qwenTok.Encode(text, false) {
+			m.FillMask(mask)
+			if mask[id>>6]&(1<<(id&63)) == 0 {
+				t.Fatalf("%q not allowed", v.Bytes(id))
+			}
+			if err := m.Advance(id); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if !m.CanEnd() {
+			t.Fatal("cannot end")
+		}
+	}
+	if held := v.held.Load(); held > v.maxHeld {
+		t.Errorf("holds %d bytes of analyses, budget %d", held, v.maxHeld)
+	}
+}

@@ -32,13 +32,20 @@ type Vocab struct {
 
 	mu       sync.Mutex
 	analyses map[string]*termInfo // by dfa key
+	held     atomic.Int64         // bytes of analyses in the map
+	maxHeld  int64
 }
+
+// maxAnalysisBytes bounds the memory of the shared analyses: past it the
+// map starts afresh (matchers keep the analyses they already use), so a
+// server that sees many different schemas does not grow without bound.
+const maxAnalysisBytes = 256 << 20
 
 // NewVocab builds a vocabulary from each id's bytes (nil or empty for an id
 // that must never be generated, such as special tokens) and the ids that end
 // generation (allowed only where the grammar accepts).
 func NewVocab(tokens [][]byte, eos []int) (*Vocab, error) {
-	v := &Vocab{size: len(tokens), toks: tokens, analyses: map[string]*termInfo{}}
+	v := &Vocab{size: len(tokens), toks: tokens, analyses: map[string]*termInfo{}, maxHeld: maxAnalysisBytes}
 	for _, id := range eos {
 		if id < 0 || id >= len(tokens) {
 			return nil, fmt.Errorf("constrain: EOS id %d outside the vocabulary of %d", id, len(tokens))
@@ -152,7 +159,17 @@ func (v *Vocab) state(ti *termInfo, q int32) *stateInfo {
 	}
 	si := v.analyze(ti.d, q)
 	ti.states[q].Store(si)
+	if v.held.Add(si.bytes()) > v.maxHeld {
+		v.mu.Lock()
+		v.analyses = map[string]*termInfo{}
+		v.held.Store(0)
+		v.mu.Unlock()
+	}
 	return si
+}
+
+func (si *stateInfo) bytes() int64 {
+	return int64(64 + 8*len(si.inside) + 4*len(si.insideID) + 4*len(si.exits))
 }
 
 // analyze walks the whole trie from state q of d.
