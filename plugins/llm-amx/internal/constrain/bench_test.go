@@ -45,13 +45,7 @@ func walkTokens(b *testing.B, g *Grammar, v *Vocab, walks int) [][]int {
 				break
 			}
 			m.FillMask(mask)
-			id := -1
-			if rng.IntN(2) == 0 {
-				id = pickBit(rng, mask, closingTokens())
-			}
-			if id < 0 {
-				id = pickBit(rng, mask, nil)
-			}
+			id := drawToken(rng, mask)
 			if v.isEOS(id) {
 				break
 			}

@@ -103,6 +103,19 @@ func pickBit(rng *rand.Rand, mask, and []uint64) int {
 	panic("unreachable")
 }
 
+// drawToken draws an allowed id: half the time among those that hold a
+// closing byte, if any, else uniformly.
+func drawToken(rng *rand.Rand, mask []uint64) int {
+	id := -1
+	if rng.IntN(2) == 0 {
+		id = pickBit(rng, mask, closingTokens())
+	}
+	if id < 0 {
+		id = pickBit(rng, mask, nil)
+	}
+	return id
+}
+
 // randomWalk generates from g by drawing allowed tokens at random: half the
 // time uniformly from the mask, half the time among the allowed tokens that
 // hold a closing byte (so unbounded strings and containers end in a
@@ -121,13 +134,7 @@ func randomWalk(t testing.TB, g *Grammar, v *Vocab, rng *rand.Rand, budget int) 
 			return out, true
 		}
 		m.FillMask(mask)
-		id := -1
-		if rng.IntN(2) == 0 {
-			id = pickBit(rng, mask, closingTokens())
-		}
-		if id < 0 {
-			id = pickBit(rng, mask, nil)
-		}
+		id := drawToken(rng, mask)
 		if id < 0 {
 			t.Fatalf("empty mask after %q", out)
 		}

@@ -287,22 +287,14 @@ func compileRx(r *rx) (*dfa, error) {
 		return string(keyBuf)
 	}
 	d := &dfa{class: class, nclass: nclass}
-	ids := map[string]int32{}
+	states := newStateTable[string](d)
 	var todo [][]int32
 	add := func(ss []int32) (int32, error) {
-		k := keyOf(ss)
-		if id, ok := ids[k]; ok {
-			return id, nil
+		id, isNew, err := states.add(keyOf(ss), func() bool { return slices.Contains(ss, end) })
+		if isNew {
+			todo = append(todo, ss)
 		}
-		if len(d.accept) >= maxDFAStates {
-			return 0, errTooBig
-		}
-		id := int32(len(d.accept))
-		ids[k] = id
-		d.accept = append(d.accept, slices.Contains(ss, end))
-		d.next = append(d.next, make([]int32, nclass)...)
-		todo = append(todo, ss)
-		return id, nil
+		return id, err
 	}
 	if _, err := add(closure([]int32{start})); err != nil {
 		return nil, err
@@ -336,6 +328,31 @@ func compileRx(r *rx) (*dfa, error) {
 		return t.minimize(), nil
 	}
 	return nil, nil
+}
+
+// stateTable numbers the states of an automaton under construction by key.
+type stateTable[K comparable] struct {
+	d   *dfa
+	ids map[K]int32
+}
+
+func newStateTable[K comparable](d *dfa) *stateTable[K] {
+	return &stateTable[K]{d: d, ids: map[K]int32{}}
+}
+
+// add returns the state of k, adding it (with no transitions yet) if new.
+func (t *stateTable[K]) add(k K, accept func() bool) (id int32, isNew bool, err error) {
+	if id, ok := t.ids[k]; ok {
+		return id, false, nil
+	}
+	if len(t.d.accept) >= maxDFAStates {
+		return 0, false, errTooBig
+	}
+	id = int32(len(t.d.accept))
+	t.ids[k] = id
+	t.d.accept = append(t.d.accept, accept())
+	t.d.next = append(t.d.next, make([]int32, t.d.nclass)...)
+	return id, true, nil
 }
 
 // trim removes the states that cannot reach an accepting one and renumbers
@@ -440,21 +457,14 @@ func product(a, b *dfa, keep func(accA, accB bool) bool) (*dfa, error) {
 	}
 	d := &dfa{class: class, nclass: len(rep)}
 	leaveB := keep(true, false)
-	ids := map[[2]int32]int32{}
+	states := newStateTable[[2]int32](d)
 	var todo [][2]int32
 	add := func(p [2]int32) (int32, error) {
-		if id, ok := ids[p]; ok {
-			return id, nil
+		id, isNew, err := states.add(p, func() bool { return keep(a.accept[p[0]], p[1] >= 0 && b.accept[p[1]]) })
+		if isNew {
+			todo = append(todo, p)
 		}
-		if len(d.accept) >= maxDFAStates {
-			return 0, errTooBig
-		}
-		id := int32(len(d.accept))
-		ids[p] = id
-		d.accept = append(d.accept, keep(a.accept[p[0]], p[1] >= 0 && b.accept[p[1]]))
-		d.next = append(d.next, make([]int32, d.nclass)...)
-		todo = append(todo, p)
-		return id, nil
+		return id, err
 	}
 	if _, err := add([2]int32{0, 0}); err != nil {
 		return nil, err

@@ -289,66 +289,79 @@ func (l *lowerer) selfRule(e *gexpr, r int32) *gRule {
 	return g
 }
 
+// closeRules marks the rules that derive a string (terms) or the empty
+// string (!terms): a rule is marked once one of its alternatives holds
+// only marked rules (and, with terms, terminals). A worklist keeps it
+// linear in the program's size.
+func (p *program) closeRules(terms bool) []bool {
+	n := len(p.rules)
+	mark := make([]bool, n)
+	users := make([][]int32, n) // rule → the alternatives that reference it
+	var altRule, need []int32   // per alternative: its rule, unmarked references left
+	var queue []int32
+	for r, alts := range p.rules {
+		for _, a := range alts {
+			id := int32(len(need))
+			altRule = append(altRule, int32(r))
+			cnt, dead := int32(0), false
+			for i := a; p.elems[i].kind != elEnd; i++ {
+				dead = dead || p.elems[i].kind == elTerm && !terms
+			}
+			for i := a; !dead && p.elems[i].kind != elEnd; i++ {
+				if e := p.elems[i]; e.kind == elRef {
+					users[e.arg] = append(users[e.arg], id)
+					cnt++
+				}
+			}
+			if dead {
+				cnt = -1
+			}
+			need = append(need, cnt)
+			if cnt == 0 && !mark[r] {
+				mark[r] = true
+				queue = append(queue, int32(r))
+			}
+		}
+	}
+	for len(queue) > 0 {
+		s := queue[len(queue)-1]
+		queue = queue[:len(queue)-1]
+		for _, id := range users[s] {
+			if need[id]--; need[id] == 0 && !mark[altRule[id]] {
+				mark[altRule[id]] = true
+				queue = append(queue, altRule[id])
+			}
+		}
+	}
+	return mark
+}
+
 // check removes alternatives that derive no string, refuses a grammar whose
 // root derives none, and refuses left recursion (a rule reaching itself
 // without consuming a byte), which the matcher's expansion could not
 // finish.
 func (p *program) check() error {
 	n := len(p.rules)
-	productive := make([]bool, n)
-	altOK := func(start int32) bool {
-		for i := start; p.elems[i].kind != elEnd; i++ {
-			if e := p.elems[i]; e.kind == elRef && !productive[e.arg] {
-				return false
-			}
-		}
-		return true
-	}
-	for changed := true; changed; {
-		changed = false
-		for r := range n {
-			if productive[r] {
-				continue
-			}
-			for _, a := range p.rules[r] {
-				if altOK(a) {
-					productive[r], changed = true, true
-					break
-				}
-			}
-		}
-	}
+	productive := p.closeRules(true)
 	if !productive[p.root] {
 		return fmt.Errorf("%w: the grammar derives no string", ErrGrammar)
 	}
 	for r := range n {
 		alts := p.rules[r][:0]
 		for _, a := range p.rules[r] {
-			if altOK(a) {
+			ok := true
+			for i := a; p.elems[i].kind != elEnd; i++ {
+				if e := p.elems[i]; e.kind == elRef && !productive[e.arg] {
+					ok = false
+				}
+			}
+			if ok {
 				alts = append(alts, a)
 			}
 		}
 		p.rules[r] = alts
 	}
-	nullable := make([]bool, n)
-	for changed := true; changed; {
-		changed = false
-		for r := range n {
-			if nullable[r] {
-				continue
-			}
-			for _, a := range p.rules[r] {
-				i := a
-				for p.elems[i].kind == elRef && nullable[p.elems[i].arg] {
-					i++
-				}
-				if p.elems[i].kind == elEnd {
-					nullable[r], changed = true, true
-					break
-				}
-			}
-		}
-	}
+	nullable := p.closeRules(false)
 	// Left-corner graph: r → s when s can start r.
 	const (
 		unseen = iota

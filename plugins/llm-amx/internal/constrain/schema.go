@@ -842,23 +842,30 @@ func count(s *obj, ptr, kw string) (int, bool, error) {
 	return int(f), true, nil
 }
 
+// countRange reads a pair of count bounds (max -1 when absent).
+func countRange(s *obj, ptr, minKw, maxKw string) (lo, hi int, hasMax bool, err error) {
+	if lo, _, err = count(s, ptr, minKw); err != nil {
+		return 0, 0, false, err
+	}
+	if hi, hasMax, err = count(s, ptr, maxKw); err != nil {
+		return 0, 0, false, err
+	}
+	if !hasMax {
+		hi = -1
+	}
+	if hasMax && lo > hi {
+		return 0, 0, false, errAt(ptr+"/"+minKw, minKw, "%s %d > %s %d", minKw, lo, maxKw, hi)
+	}
+	return lo, hi, hasMax, nil
+}
+
 // str compiles a string schema: the quoted JSON string whose decoded
 // contents satisfy the length bounds (in code points), the pattern and the
 // format.
 func (c *compiler) str(s *obj, ptr string) (*gexpr, error) {
-	minL, _, err := count(s, ptr, "minLength")
+	minL, maxL, hasMax, err := countRange(s, ptr, "minLength", "maxLength")
 	if err != nil {
 		return nil, err
-	}
-	maxL, hasMax, err := count(s, ptr, "maxLength")
-	if err != nil {
-		return nil, err
-	}
-	if !hasMax {
-		maxL = -1
-	}
-	if hasMax && minL > maxL {
-		return nil, errAt(ptr+"/minLength", "minLength", "minLength %d > maxLength %d", minL, maxL)
 	}
 	quoted := func(body *rx) *rx { return rxSeqOf(rxLit(`"`), body, rxLit(`"`)) }
 	var d *dfa
@@ -936,19 +943,9 @@ func eComma() *gexpr {
 }
 
 func (c *compiler) array(s *obj, ptr string, depth int) (*gexpr, error) {
-	minI, _, err := count(s, ptr, "minItems")
+	minI, maxI, hasMax, err := countRange(s, ptr, "minItems", "maxItems")
 	if err != nil {
 		return nil, err
-	}
-	maxI, hasMax, err := count(s, ptr, "maxItems")
-	if err != nil {
-		return nil, err
-	}
-	if !hasMax {
-		maxI = -1
-	}
-	if hasMax && minI > maxI {
-		return nil, errAt(ptr+"/minItems", "minItems", "minItems %d > maxItems %d", minI, maxI)
 	}
 	var prefix []*gexpr
 	if v, ok := s.get("prefixItems"); ok {
