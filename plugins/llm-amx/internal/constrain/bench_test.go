@@ -45,7 +45,7 @@ func walkTokens(b *testing.B, g *Grammar, v *Vocab, walks int) [][]int {
 				break
 			}
 			m.FillMask(mask)
-			id := drawToken(rng, mask)
+			id := drawToken(rng, v, mask)
 			if v.isEOS(id) {
 				break
 			}

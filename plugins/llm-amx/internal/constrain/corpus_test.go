@@ -56,21 +56,23 @@ func validator(t *testing.T, name string, schema []byte) *jsonschema.Schema {
 	return s
 }
 
-// closingTokens marks the tokens that hold a byte that closes a string or
-// a container, or separates values.
-var closingTokens = sync.OnceValue(func() []uint64 {
-	v, err := qwen()
-	if err != nil {
-		panic(err)
+// closingSets caches, per vocabulary, the tokens that hold a byte that
+// closes a string or a container, or separates values.
+var closingSets sync.Map // *Vocab → []uint64
+
+func closingTokens(v *Vocab) []uint64 {
+	if set, ok := closingSets.Load(v); ok {
+		return set.([]uint64)
 	}
-	set := make([]uint64, (v.Size()+63)/64)
+	set := make([]uint64, v.words())
 	for id := range v.Size() {
 		if bytes.ContainsAny(v.Bytes(id), `"]},`) {
 			set[id>>6] |= 1 << (id & 63)
 		}
 	}
+	closingSets.Store(v, set)
 	return set
-})
+}
 
 // pickBit returns a uniformly random set bit of mask (-1 if none), where
 // and, if not nil, is ANDed with mask first.
@@ -105,10 +107,10 @@ func pickBit(rng *rand.Rand, mask, and []uint64) int {
 
 // drawToken draws an allowed id: half the time among those that hold a
 // closing byte, if any, else uniformly.
-func drawToken(rng *rand.Rand, mask []uint64) int {
+func drawToken(rng *rand.Rand, v *Vocab, mask []uint64) int {
 	id := -1
 	if rng.IntN(2) == 0 {
-		id = pickBit(rng, mask, closingTokens())
+		id = pickBit(rng, mask, closingTokens(v))
 	}
 	if id < 0 {
 		id = pickBit(rng, mask, nil)
@@ -134,7 +136,7 @@ func randomWalk(t testing.TB, g *Grammar, v *Vocab, rng *rand.Rand, budget int) 
 			return out, true
 		}
 		m.FillMask(mask)
-		id := drawToken(rng, mask)
+		id := drawToken(rng, v, mask)
 		if id < 0 {
 			t.Fatalf("empty mask after %q", out)
 		}
@@ -203,5 +205,38 @@ func TestCorpusGeneration(t *testing.T) {
 				t.Errorf("no generation ended")
 			}
 		})
+	}
+}
+
+// The Llama-2 vocabulary (SentencePiece with byte fallback: ▁ for spaces,
+// <0xNN> byte tokens that split characters) generates valid JSON too.
+func TestLlama2Generation(t *testing.T) {
+	v, err := llama2()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"person", "unicode-pattern", "unconstrained-strings", "formats"} {
+		schema, err := os.ReadFile(filepath.Join("testdata", "schemas", name+".json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		g, err := CompileSchema(schema)
+		if err != nil {
+			t.Fatal(err)
+		}
+		val := validator(t, name, schema)
+		for seed := range 5 {
+			out, ok := randomWalk(t, g, v, rand.New(rand.NewPCG(uint64(seed), 7)), corpusBudget)
+			if !ok {
+				continue
+			}
+			inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(out))
+			if err != nil {
+				t.Fatalf("%s seed %d: not JSON: %v: %q", name, seed, err, out)
+			}
+			if err := val.Validate(inst); err != nil {
+				t.Errorf("%s seed %d: %q does not validate: %v", name, seed, out, err)
+			}
+		}
 	}
 }

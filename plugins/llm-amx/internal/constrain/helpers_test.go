@@ -12,35 +12,48 @@ import (
 )
 
 var qwen = sync.OnceValues(func() (*Vocab, error) {
-	dir := filepath.Join("..", "tokenizer", "testdata", "qwen3")
+	v, tk, err := loadFamily("qwen3")
+	qwenTok = tk
+	return v, err
+})
+
+var llama2 = sync.OnceValues(func() (*Vocab, error) {
+	v, _, err := loadFamily("llama2")
+	return v, err
+})
+
+// loadFamily loads a tokenizer of the tokenizer package's testdata and its
+// vocabulary (EOS from tokenizer_config.json).
+func loadFamily(name string) (*Vocab, *tokenizer.Tokenizer, error) {
+	dir := filepath.Join("..", "tokenizer", "testdata", name)
 	f, err := os.Open(filepath.Join(dir, "tokenizer.json.gz"))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer f.Close()
 	zr, err := gzip.NewReader(f)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	tj, err := io.ReadAll(zr)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	cfg, err := os.ReadFile(filepath.Join(dir, "tokenizer_config.json"))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	tk, err := tokenizer.FromFiles(tj, cfg)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	qwenTok = tk
 	var eos []int
 	if e, ok := tk.EOS(); ok {
 		eos = append(eos, e.ID)
 	}
-	return VocabFromTokenizer(tk, eos)
-})
+	v, err := VocabFromTokenizer(tk, eos)
+	return v, tk, err
+}
 
 var qwenTok *tokenizer.Tokenizer
 
