@@ -60,11 +60,19 @@
 // still reach acceptance and every rule derives a string), and the trie
 // nodes where the terminal accepts while the token goes on. Only below
 // those nodes does FillMask walk the trie, with what the grammar allows
-// after the terminal; that is a few hundred small subtrees inside a JSON
-// string (tokens with a closing quote) and a handful elsewhere. The
-// analysis of one state is one trie walk with the automaton (a few
-// milliseconds for 151k tokens); a request's steps then cost a copy of a
-// 19 KB bitset plus the walks under the exits.
+// after the terminal; that is about 90 small subtrees inside a JSON string
+// (tokens that close it and go on, such as `",`) and a handful elsewhere.
+// The analysis of one state is one trie walk with the automaton (≈ 3 ms
+// for Qwen's 151k tokens); a step then costs the copy of a 19 KB bitset
+// plus the walks under the exits, a few microseconds
+// (docs/performance.md). The analyses a Vocab holds are bounded (256 MiB):
+// past that it starts afresh, and matchers keep the ones they use.
+//
+// Automata are built by subset construction from regular expressions over
+// bytes, trimmed and (when small) minimized; a string's length bounds are
+// a counted automaton (one copy of the one-character automaton per count),
+// so maxLength 1000 is ≈ 12k states built in milliseconds; patterns and
+// formats are intersected with it (product construction).
 //
 // # JSON Schema subset
 //
@@ -121,7 +129,9 @@
 //     $schema, $id, $comment, deprecated, readOnly, writeOnly.
 //
 // Strings never use \u escapes except for control characters, and '/' is
-// never escaped.
+// never escaped. As in JSON Schema, the string keywords (pattern, format,
+// lengths) do not constrain values of other types: "format": "int64" on an
+// integer is ignored.
 //
 // Whitespace: the output is compact JSON except that one space may follow a
 // comma or a colon (json.dumps' default ", " and ": "), so a model may write

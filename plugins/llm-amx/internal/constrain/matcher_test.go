@@ -69,6 +69,8 @@ func TestAcceptsTexts(t *testing.T) {
 		{mustSchema(t, `{"type":"integer","exclusiveMinimum":-3,"maximum":12}`), `-3`, false, false},
 		{mustSchema(t, `{"type":"integer","exclusiveMinimum":-3,"maximum":12}`), `1`, true, true}, // 1 may become 12
 		{mustSchema(t, `{"type":"string","nullable":true}`), `null`, true, true},
+		{mustSchema(t, `{"maxLength":3,"nullable":true}`), `null`, true, true},
+		{mustSchema(t, `{"type":["integer","number"]}`), `1.5`, true, true},
 		{mustSchema(t, `{"type":"string","format":"date"}`), `"2024-02-29"`, false, false},
 		{mustSchema(t, `{"type":"string","format":"date"}`), `"2024-02-28"`, true, true},
 		{mustSchema(t, `{"type":"string","pattern":"^a+$","maxLength":3}`), `"aaa"`, true, true},

@@ -650,14 +650,16 @@ func (c *compiler) typed(s *obj, ptr string, depth int) (*gexpr, error) {
 			return nil, err
 		}
 	}
+	nullable := false
 	if n, ok := s.get("nullable"); ok {
 		b, isBool := n.(bool)
 		if !isBool {
 			return nil, errAt(ptr+"/nullable", "nullable", "nullable must be a boolean")
 		}
-		if b && types != nil && !slices.Contains(types, "null") {
-			types = append(types, "null")
-		}
+		nullable = b
+	}
+	if nullable && types != nil && !slices.Contains(types, "null") {
+		types = append(types, "null")
 	}
 	for _, kw := range []string{"enum", "const"} {
 		v, ok := s.get(kw)
@@ -695,10 +697,13 @@ func (c *compiler) typed(s *obj, ptr string, depth int) (*gexpr, error) {
 	}
 	if types == nil {
 		types = inferTypes(s)
+		if nullable && !slices.Contains(types, "any") {
+			types = append(types, "null")
+		}
 	}
 	var alts []*gexpr
 	for _, t := range types {
-		if t == "number" && slices.Contains(types, "integer") {
+		if t == "integer" && slices.Contains(types, "number") {
 			continue // integers are numbers
 		}
 		e, err := c.ofType(t, s, ptr, depth)
