@@ -175,3 +175,18 @@ func BenchmarkVocab(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkAnalyze: one terminal state's analysis, the cost a process pays
+// the first time it meets the state (inside an unconstrained string: the
+// whole trie is live).
+func BenchmarkAnalyze(b *testing.B) {
+	v := qwenVocab(b)
+	d, err := stringDFA(0, -1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	body := d.step(0, '"')
+	for b.Loop() {
+		v.analyze(d, body)
+	}
+}

@@ -62,7 +62,7 @@
 // those nodes does FillMask walk the trie, with what the grammar allows
 // after the terminal; that is about 90 small subtrees inside a JSON string
 // (tokens that close it and go on, such as `",`) and a handful elsewhere.
-// The analysis of one state is one trie walk with the automaton (≈ 3 ms
+// The analysis of one state is one trie walk with the automaton (≈ 2 ms
 // for Qwen's 151k tokens); a step then costs the copy of a 19 KB bitset
 // plus the walks under the exits, a few microseconds
 // (docs/performance.md). The analyses a Vocab holds are bounded (256 MiB):

@@ -3,6 +3,7 @@ package constrain
 import (
 	"bytes"
 	"fmt"
+	"math/bits"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -34,6 +35,7 @@ type Vocab struct {
 	analyses map[string]*termInfo // by dfa key
 	held     atomic.Int64         // bytes of analyses in the map
 	maxHeld  int64
+	scratch  sync.Pool // zeroed bitsets for analyze
 }
 
 // maxAnalysisBytes bounds the memory of the shared analyses: past it the
@@ -177,7 +179,11 @@ func (v *Vocab) analyze(d *dfa, q int32) *stateInfo {
 	si := &stateInfo{exitRoot: d.accept[q]}
 	st := make([]int32, v.maxDepth+1)
 	st[0] = q
-	var ids []int32
+	set, _ := v.scratch.Get().([]uint64)
+	if set == nil {
+		set = make([]uint64, v.words())
+	}
+	count := 0
 	n := int32(len(v.tByte))
 	for i := int32(1); i < n; {
 		dep := v.tDepth[i]
@@ -187,19 +193,28 @@ func (v *Vocab) analyze(d *dfa, q int32) *stateInfo {
 			continue
 		}
 		st[dep] = s
-		ids = append(ids, v.toksAt[v.tokS[i]:v.tokS[i+1]]...)
+		for _, id := range v.toksAt[v.tokS[i]:v.tokS[i+1]] {
+			set[id>>6] |= 1 << (id & 63)
+			count++
+		}
 		if d.accept[s] && v.tSkip[i] > i+1 {
 			si.exits = append(si.exits, i)
 		}
 		i++
 	}
-	if len(ids) < v.size/32 {
-		si.insideID = slices.Clip(ids)
-	} else {
-		si.inside = make([]uint64, v.words())
-		for _, id := range ids {
-			si.inside[id>>6] |= 1 << (id & 63)
+	if count >= v.size/32 {
+		si.inside = set
+		return si
+	}
+	si.insideID = make([]int32, 0, count)
+	for w, word := range set {
+		for ; word != 0; word &= word - 1 {
+			si.insideID = append(si.insideID, int32(w*64+bits.TrailingZeros64(word)))
 		}
 	}
+	for _, id := range si.insideID {
+		set[id>>6] = 0
+	}
+	v.scratch.Put(set) // all zero again
 	return si
 }
