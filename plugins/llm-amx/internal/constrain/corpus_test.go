@@ -3,6 +3,7 @@ package constrain
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"math/bits"
 	"math/rand/v2"
 	"os"
@@ -125,33 +126,42 @@ func drawToken(rng *rand.Rand, v *Vocab, mask []uint64) int {
 // probability 1/2. It returns the bytes and whether the walk ended.
 func randomWalk(t testing.TB, g *Grammar, v *Vocab, rng *rand.Rand, budget int) ([]byte, bool) {
 	t.Helper()
-	m, err := NewMatcher(g, v)
+	out, ended, err := walk(g, v, rng, budget)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return out, ended
+}
+
+// walk is randomWalk for any goroutine: a broken invariant is an error.
+func walk(g *Grammar, v *Vocab, rng *rand.Rand, budget int) ([]byte, bool, error) {
+	m, err := NewMatcher(g, v)
+	if err != nil {
+		return nil, false, err
 	}
 	mask := make([]uint64, (v.Size()+63)/64)
 	var out []byte
 	for range budget {
 		if m.CanEnd() && (m.Done() || rng.IntN(2) == 0) {
-			return out, true
+			return out, true, nil
 		}
 		m.FillMask(mask)
 		id := drawToken(rng, v, mask)
 		if id < 0 {
-			t.Fatalf("empty mask after %q", out)
+			return out, false, fmt.Errorf("empty mask after %q", out)
 		}
 		if v.isEOS(id) {
 			if !m.CanEnd() {
-				t.Fatalf("EOS in the mask but not CanEnd after %q", out)
+				return out, false, fmt.Errorf("EOS in the mask but not CanEnd after %q", out)
 			}
-			return out, true
+			return out, true, nil
 		}
 		if err := m.Advance(id); err != nil {
-			t.Fatalf("token %d (%q) in the mask but Advance: %v (after %q)", id, v.Bytes(id), err, out)
+			return out, false, fmt.Errorf("token %d (%q) in the mask but Advance: %v (after %q)", id, v.Bytes(id), err, out)
 		}
 		out = append(out, v.Bytes(id)...)
 	}
-	return out, m.CanEnd()
+	return out, m.CanEnd(), nil
 }
 
 // Every schema of the corpus × 10 seeds: random generations that end are

@@ -308,3 +308,33 @@ func TestAnalysisBudget(t *testing.T) {
 		t.Errorf("holds %d bytes of analyses, budget %d", held, v.maxHeld)
 	}
 }
+
+// Requests share a Vocab and a Grammar: analyses computed concurrently on
+// first use (run with -race).
+func TestConcurrentMatchers(t *testing.T) {
+	v0 := qwenVocab(t)
+	toks := make([][]byte, v0.Size())
+	for id := range toks {
+		toks[id] = v0.Bytes(id)
+	}
+	v, err := NewVocab(toks, v0.eos)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := mustSchema(t, `{"type":"object","properties":{"a":{"type":"string","maxLength":5},"b":{"type":"array","items":{"type":"integer"},"maxItems":3}},"required":["a","b"]}`)
+	errs := make(chan error)
+	for seed := range 4 {
+		go func() {
+			out, _, err := walk(g, v, rand.New(rand.NewPCG(uint64(seed), 5)), 100)
+			if err == nil && len(out) == 0 {
+				err = errors.New("empty generation")
+			}
+			errs <- err
+		}()
+	}
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}
