@@ -18,7 +18,6 @@ func (s *byteSet) addRange(lo, hi byte) {
 		s.add(byte(c))
 	}
 }
-func (s *byteSet) empty() bool { return s[0]|s[1]|s[2]|s[3] == 0 }
 
 // rx is a regular expression over bytes, the terminals' source form.
 type rx struct {
@@ -83,10 +82,9 @@ var errTooBig = errors.New("automaton too large")
 // nfa is a Thompson automaton: each state has ε-edges and at most one byte
 // edge.
 type nfa struct {
-	eps  [][]int32
-	set  []byteSet
-	out  []int32 // byte edge target, -1 none
-	size int
+	eps [][]int32
+	set []byteSet
+	out []int32 // byte edge target, -1 none
 }
 
 func (n *nfa) state() (int32, error) {
@@ -538,10 +536,6 @@ func (d *dfa) matches(s []byte) bool {
 		}
 	}
 	return d.accept[st]
-}
-
-func (d *dfa) String() string {
-	return fmt.Sprintf("dfa(%d states, %d classes)", d.states(), d.nclass)
 }
 
 // canStep reports whether state s has any transition.
