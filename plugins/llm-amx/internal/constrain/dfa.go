@@ -25,6 +25,7 @@ type rx struct {
 	set      byteSet // rxSet
 	subs     []*rx   // rxSeq, rxAlt, rxRep (one)
 	min, max int     // rxRep; max < 0: unbounded
+	dfa      *dfa    // rxDFA
 }
 
 type rxOp uint8
@@ -35,6 +36,7 @@ const (
 	rxSeq
 	rxAlt
 	rxRep
+	rxDFA // an automaton built already (one character of a class)
 )
 
 func rxBytes(lo, hi byte) *rx {
@@ -140,6 +142,8 @@ func (n *nfa) build(r *rx, from int32) (int32, error) {
 			n.eps[end] = append(n.eps[end], to)
 		}
 		return to, nil
+	case rxDFA:
+		return n.embed(r.dfa, from)
 	case rxRep:
 		cur := from
 		var err error
@@ -179,6 +183,66 @@ func (n *nfa) build(r *rx, from int32) (int32, error) {
 		return to, err
 	}
 	panic("unreachable")
+}
+
+// embed adds automaton d after from: one state per state of d, reaching
+// through ε one state per transition, so subsets stay as small as d's
+// states (Thompson alternatives of overlapping UTF-8 ranges would not).
+func (n *nfa) embed(d *dfa, from int32) (int32, error) {
+	var sets []byteSet
+	for c := range d.nclass {
+		var set byteSet
+		for b := range 256 {
+			if int(d.class[b]) == c {
+				set.add(byte(b))
+			}
+		}
+		sets = append(sets, set)
+	}
+	ids := make([]int32, d.states())
+	for q := range ids {
+		id, err := n.state()
+		if err != nil {
+			return 0, err
+		}
+		ids[q] = id
+	}
+	end, err := n.state()
+	if err != nil {
+		return 0, err
+	}
+	n.eps[from] = append(n.eps[from], ids[0])
+	for q := range ids {
+		if d.accept[q] {
+			n.eps[ids[q]] = append(n.eps[ids[q]], end)
+		}
+		// one byte edge per target: the union of the classes leading there
+		var targets []int32
+		edge := map[int32]byteSet{}
+		for c := range d.nclass {
+			t := d.next[q*d.nclass+c]
+			if t < 0 {
+				continue
+			}
+			set, seen := edge[t]
+			if !seen {
+				targets = append(targets, t)
+			}
+			for w := range set {
+				set[w] |= sets[c][w]
+			}
+			edge[t] = set
+		}
+		for _, t := range targets {
+			f, err := n.state()
+			if err != nil {
+				return 0, err
+			}
+			n.eps[ids[q]] = append(n.eps[ids[q]], f)
+			n.set[f], n.out[f] = edge[t], ids[t]
+		}
+	}
+	return end, nil
 }
 
 // fresh returns a state reachable from cur by ε that has no byte edge yet.
@@ -548,16 +612,18 @@ func (d *dfa) canStep(s int32) bool {
 	return false
 }
 
-// maxMinimize bounds the automata minimize works on (Moore's refinement
-// costs states × classes per round).
-const maxMinimize = 512
+// maxMinimizeWork bounds minimize: Moore's refinement costs states ×
+// classes per round, and long chains (counted repetitions) need many
+// rounds; past the budget the automaton stays as it is.
+const maxMinimizeWork = 5_000_000
 
-// minimize merges equivalent states of a small automaton.
+// minimize merges equivalent states.
 func (d *dfa) minimize() *dfa {
 	n := d.states()
-	if n > maxMinimize || n < 2 {
+	if n < 2 {
 		return d
 	}
+	work := 0
 	part := make([]int32, n)
 	for s := range n {
 		if d.accept[s] != d.accept[0] {
@@ -567,6 +633,9 @@ func (d *dfa) minimize() *dfa {
 	blocks := 0
 	var buf []byte
 	for {
+		if work += n * d.nclass; work > maxMinimizeWork {
+			return d
+		}
 		sig := map[string]int32{}
 		next := make([]int32, n)
 		for s := range n {

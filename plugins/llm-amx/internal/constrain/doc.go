@@ -72,7 +72,11 @@
 // bytes, trimmed and (when small) minimized; a string's length bounds are
 // a counted automaton (one copy of the one-character automaton per count),
 // so maxLength 1000 is ≈ 12k states built in milliseconds; patterns and
-// formats are intersected with it (product construction).
+// formats are intersected with it (product construction). Each character
+// class of a pattern is first its own automaton, embedded so that subsets
+// stay as small as its states: ^.{1000}$ compiles in ≈ 60 ms,
+// ^\p{L}{1,30}$ in ≈ 240 ms. Minimization and subset construction have
+// work budgets; a pattern past them is refused (errTooBig → SchemaError).
 //
 // # JSON Schema subset
 //

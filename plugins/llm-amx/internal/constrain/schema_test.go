@@ -112,3 +112,40 @@ func TestNumberBounds(t *testing.T) {
 		}
 	}
 }
+
+// Large counted repetitions compile (each character class is its own
+// automaton inside the pattern's, and lengths are counted automata) and
+// mean what they say.
+func TestLargeRepetitions(t *testing.T) {
+	long := strings.Repeat("ab", 500)
+	for _, c := range []struct {
+		schema, text string
+		ok, canEnd   bool
+	}{
+		{`{"type":"string","pattern":"^.{1000}$"}`, `"` + long + `"`, true, true},
+		{`{"type":"string","pattern":"^.{1000}$"}`, `"` + long + `a"`, false, false},
+		{`{"type":"string","pattern":"^.{0,200}$"}`, `"` + long[:200] + `"`, true, true},
+		{`{"type":"string","pattern":"^\\p{L}{1,30}$"}`, `"Zoëπα"`, true, true},
+		{`{"type":"string","pattern":"^\\p{L}{1,30}$"}`, `"Zoë1"`, false, false},
+		{`{"type":"string","maxLength":1000,"minLength":1000}`, `"` + long + `"`, true, true},
+		{`{"type":"string","pattern":"^[^@]+@[^@]+$","maxLength":100}`, `"a@b"`, true, true},
+	} {
+		// Advance only: masks for a thousand counted states would each
+		// need their own analysis (mask = Advance is tested elsewhere).
+		m, err := NewMatcher(mustSchema(t, c.schema), qwenVocab(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ok := true
+		for _, id := range qwenTok.Encode(c.text, false) {
+			if m.Advance(id) != nil {
+				ok = false
+				break
+			}
+		}
+		canEnd := ok && m.CanEnd()
+		if ok != c.ok || canEnd != c.canEnd {
+			t.Errorf("%s on %.40q: ok %v canEnd %v, want %v %v", c.schema, c.text, ok, canEnd, c.ok, c.canEnd)
+		}
+	}
+}

@@ -180,14 +180,32 @@ func patternRx(pattern string) (*rx, error) {
 	return rxAltOf(alts...), nil
 }
 
-func regexpRx(re *syntax.Regexp) (*rx, error) {
+func regexpRx(re *syntax.Regexp) (out *rx, err error) {
 	none := &rx{op: rxAlt} // matches nothing
+	var charsErr error
 	chars := func(ranges []rune) *rx {
-		if r := jsonCharsRx(ranges); r != nil {
-			return r
+		r := jsonCharsRx(ranges)
+		if r == nil {
+			return none
 		}
-		return none
+		// One character as its own (minimized) automaton, so that
+		// repeating it does not multiply states.
+		d, err := compileRx(r)
+		if err != nil {
+			charsErr = err
+			return none
+		}
+		if d == nil {
+			return none
+		}
+		return &rx{op: rxDFA, dfa: d}
 	}
+	defer func() {
+		if charsErr != nil {
+			err = fmt.Errorf("character class: %w", charsErr)
+			out = nil
+		}
+	}()
 	if re.Flags&syntax.FoldCase != 0 && (re.Op == syntax.OpLiteral || re.Op == syntax.OpCharClass) {
 		return nil, fmt.Errorf("case-insensitive matching is not supported")
 	}
