@@ -109,9 +109,10 @@
 //     definitions, or anywhere), recursion included;
 //   - minLength, maxLength (code points, at most 1000), pattern and format,
 //     intersected as automata;
-//   - pattern: literals, classes (\d \w \s, [...], [^...], \p{...}), ., ?,
-//     *, +, {m,n} (m, n ≤ 1000), groups, alternation, and ^ $ only at the
-//     start and end of the pattern or of a top-level alternative.
+//   - pattern (up to 4096 bytes): literals, classes (\d \w \s, [...],
+//     [^...], \p{...}), ., ?, *, +, {m,n} (m, n ≤ 1000), groups,
+//     alternation, and ^ $ only at the start and end of the pattern or of
+//     a top-level alternative.
 //     Unanchored patterns match anywhere, as JSON Schema says. . matches
 //     any character but \n, \r, U+2028, U+2029. No case-insensitive flag,
 //     backreferences, lookaround or word boundaries. The pattern applies

@@ -43,6 +43,7 @@ func TestSchemaErrors(t *testing.T) {
 		{`{"a":`, "", "", "not JSON"},
 		{`{"type":"object","type":"string"}`, "", "", "duplicate key"},
 		{`{"type":"integer","minimum":"1"}`, "/minimum", "minimum", "must be a number"},
+		{`{"type":"string","pattern":"` + strings.Repeat("a", 5000) + `"}`, "/pattern", "pattern", "longer than 4096 bytes"},
 	} {
 		_, err := CompileSchema([]byte(c.schema))
 		var se *SchemaError

@@ -129,6 +129,8 @@ func controlEscape(c rune) *rx {
 
 var anyRune = []rune{0, utf8.MaxRune}
 
+const maxPatternBytes = 4096
+
 // patternRx compiles a JSON Schema pattern (matched anywhere in the string,
 // unless anchored with ^ and $) to the JSON string contents whose decoded
 // text it matches. The subset: literals, classes (\d \w \s, [...], [^...],
@@ -137,6 +139,9 @@ var anyRune = []rune{0, utf8.MaxRune}
 // flags), which for this subset agrees with ECMA-262; . excludes \n, \r,
 // U+2028 and U+2029 as in ECMA-262.
 func patternRx(pattern string) (*rx, error) {
+	if len(pattern) > maxPatternBytes {
+		return nil, fmt.Errorf("pattern longer than %d bytes", maxPatternBytes)
+	}
 	re, err := syntax.Parse(pattern, syntax.Perl)
 	if err != nil {
 		return nil, fmt.Errorf("pattern %q: %w", pattern, err)
@@ -147,7 +152,12 @@ func patternRx(pattern string) (*rx, error) {
 	} else {
 		branches = []*syntax.Regexp{re}
 	}
-	anyChars := rxRepOf(jsonCharsRx(anyRune), 0, -1)
+	cs := classes{}
+	anyChar, err := cs.chars(anyRune)
+	if err != nil {
+		return nil, err
+	}
+	anyChars := rxRepOf(anyChar, 0, -1)
 	var alts []*rx
 	for _, b := range branches {
 		subs := []*syntax.Regexp{b}
@@ -166,7 +176,7 @@ func patternRx(pattern string) (*rx, error) {
 			seq = append(seq, anyChars)
 		}
 		for _, s := range subs {
-			r, err := regexpRx(s)
+			r, err := cs.regexpRx(s)
 			if err != nil {
 				return nil, fmt.Errorf("pattern %q: %w", pattern, err)
 			}
@@ -180,32 +190,31 @@ func patternRx(pattern string) (*rx, error) {
 	return rxAltOf(alts...), nil
 }
 
-func regexpRx(re *syntax.Regexp) (out *rx, err error) {
-	none := &rx{op: rxAlt} // matches nothing
-	var charsErr error
-	chars := func(ranges []rune) *rx {
-		r := jsonCharsRx(ranges)
-		if r == nil {
-			return none
-		}
-		// One character as its own (minimized) automaton, so that
-		// repeating it does not multiply states.
-		d, err := compileRx(r)
-		if err != nil {
-			charsErr = err
-			return none
-		}
-		if d == nil {
-			return none
-		}
-		return &rx{op: rxDFA, dfa: d}
+// classes converts a pattern's character classes, each once: one
+// character as its own (minimized) automaton, so that repeating it does not
+// multiply states.
+type classes map[string]*rx
+
+func (cs classes) chars(ranges []rune) (*rx, error) {
+	key := fmt.Sprint(ranges)
+	if r, ok := cs[key]; ok {
+		return r, nil
 	}
-	defer func() {
-		if charsErr != nil {
-			err = fmt.Errorf("character class: %w", charsErr)
-			out = nil
+	r := &rx{op: rxAlt} // matches nothing
+	if jr := jsonCharsRx(ranges); jr != nil {
+		d, err := compileRx(jr)
+		if err != nil {
+			return nil, fmt.Errorf("character class: %w", err)
 		}
-	}()
+		if d != nil {
+			r = &rx{op: rxDFA, dfa: d}
+		}
+	}
+	cs[key] = r
+	return r, nil
+}
+
+func (cs classes) regexpRx(re *syntax.Regexp) (*rx, error) {
 	if re.Flags&syntax.FoldCase != 0 && (re.Op == syntax.OpLiteral || re.Op == syntax.OpCharClass) {
 		return nil, fmt.Errorf("case-insensitive matching is not supported")
 	}
@@ -215,19 +224,23 @@ func regexpRx(re *syntax.Regexp) (out *rx, err error) {
 	case syntax.OpLiteral:
 		seq := make([]*rx, len(re.Rune))
 		for i, r := range re.Rune {
-			seq[i] = chars([]rune{r, r})
+			c, err := cs.chars([]rune{r, r})
+			if err != nil {
+				return nil, err
+			}
+			seq[i] = c
 		}
 		return &rx{op: rxSeq, subs: seq}, nil
 	case syntax.OpCharClass:
-		return chars(re.Rune), nil
+		return cs.chars(re.Rune)
 	case syntax.OpAnyCharNotNL:
-		return chars([]rune{0, '\n' - 1, '\n' + 1, '\r' - 1, '\r' + 1, 0x2027, 0x202A, utf8.MaxRune}), nil
+		return cs.chars([]rune{0, '\n' - 1, '\n' + 1, '\r' - 1, '\r' + 1, 0x2027, 0x202A, utf8.MaxRune})
 	case syntax.OpAnyChar:
-		return chars(anyRune), nil
+		return cs.chars(anyRune)
 	case syntax.OpCapture:
-		return regexpRx(re.Sub[0])
+		return cs.regexpRx(re.Sub[0])
 	case syntax.OpStar, syntax.OpPlus, syntax.OpQuest, syntax.OpRepeat:
-		sub, err := regexpRx(re.Sub[0])
+		sub, err := cs.regexpRx(re.Sub[0])
 		if err != nil {
 			return nil, err
 		}
@@ -246,7 +259,7 @@ func regexpRx(re *syntax.Regexp) (out *rx, err error) {
 	case syntax.OpConcat, syntax.OpAlternate:
 		subs := make([]*rx, len(re.Sub))
 		for i, s := range re.Sub {
-			r, err := regexpRx(s)
+			r, err := cs.regexpRx(s)
 			if err != nil {
 				return nil, err
 			}
