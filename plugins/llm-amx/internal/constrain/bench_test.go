@@ -17,14 +17,7 @@ var benchSchemas = []string{
 
 func benchGrammar(b *testing.B, name string) *Grammar {
 	b.Helper()
-	data, err := os.ReadFile(filepath.Join("testdata", "schemas", name+".json"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	g, err := CompileSchema(data)
-	if err != nil {
-		b.Fatal(err)
-	}
+	_, g := corpusSchema(b, name)
 	return g
 }
 
@@ -104,10 +97,6 @@ func BenchmarkMaskAdvance(b *testing.B) {
 // answer.
 func BenchmarkMaskCold(b *testing.B) {
 	v := qwenVocab(b)
-	toks := make([][]byte, v.Size())
-	for id := range toks {
-		toks[id] = v.Bytes(id)
-	}
 	for name, text := range map[string]string{
 		"tool-call-weather":     `{"name": "get_weather", "arguments": {"location": "Paris, France", "unit": "celsius", "days": 3}}`,
 		"unconstrained-strings": `{"title": "Hello", "body": "The quick brown fox jumps over the lazy dog."}`,
@@ -119,10 +108,7 @@ func BenchmarkMaskCold(b *testing.B) {
 			var times []time.Duration
 			for b.Loop() {
 				b.StopTimer()
-				fresh, err := NewVocab(toks, v.eos)
-				if err != nil {
-					b.Fatal(err)
-				}
+				fresh := freshVocab(b)
 				b.StartTimer()
 				m, err := NewMatcher(g, fresh)
 				if err != nil {
@@ -164,13 +150,9 @@ func BenchmarkCompileSchema(b *testing.B) {
 
 // BenchmarkVocab: building the Qwen3 vocabulary's trie (once per tokenizer).
 func BenchmarkVocab(b *testing.B) {
-	v := qwenVocab(b)
-	toks := make([][]byte, v.Size())
-	for id := range toks {
-		toks[id] = v.Bytes(id)
-	}
+	toks, eos := qwenTokens(b), qwenVocab(b).eos
 	for b.Loop() {
-		if _, err := NewVocab(toks, v.eos); err != nil {
+		if _, err := NewVocab(toks, eos); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math/bits"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -172,14 +171,7 @@ func TestCorpusGeneration(t *testing.T) {
 		name := strings.TrimSuffix(filepath.Base(f), ".json")
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			schema, err := os.ReadFile(f)
-			if err != nil {
-				t.Fatal(err)
-			}
-			g, err := CompileSchema(schema)
-			if err != nil {
-				t.Fatal(err)
-			}
+			schema, g := corpusSchema(t, name)
 			val := validator(t, name, schema)
 			ended := 0
 			for seed := range corpusSeeds {
@@ -226,14 +218,7 @@ func TestLlama2Generation(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, name := range []string{"person", "unicode-pattern", "unconstrained-strings", "formats"} {
-		schema, err := os.ReadFile(filepath.Join("testdata", "schemas", name+".json"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		g, err := CompileSchema(schema)
-		if err != nil {
-			t.Fatal(err)
-		}
+		schema, g := corpusSchema(t, name)
 		val := validator(t, name, schema)
 		for seed := range 5 {
 			out, ok := randomWalk(t, g, v, rand.New(rand.NewPCG(uint64(seed), 7)), corpusBudget)

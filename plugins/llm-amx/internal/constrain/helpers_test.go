@@ -66,3 +66,37 @@ func qwenVocab(t testing.TB) *Vocab {
 	}
 	return v
 }
+
+// qwenTokens are the bytes of every Qwen3 id (nil for special ones).
+func qwenTokens(t testing.TB) [][]byte {
+	v := qwenVocab(t)
+	toks := make([][]byte, v.Size())
+	for id := range toks {
+		toks[id] = v.Bytes(id)
+	}
+	return toks
+}
+
+// freshVocab is a new Vocab of the Qwen3 tokens: its analyses start empty.
+func freshVocab(t testing.TB) *Vocab {
+	t.Helper()
+	v, err := NewVocab(qwenTokens(t), qwenVocab(t).eos)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// corpusSchema reads and compiles testdata/schemas/name.json.
+func corpusSchema(t testing.TB, name string) ([]byte, *Grammar) {
+	t.Helper()
+	schema, err := os.ReadFile(filepath.Join("testdata", "schemas", name+".json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := CompileSchema(schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return schema, g
+}

@@ -273,15 +273,7 @@ func TestGrammarErrors(t *testing.T) {
 // Past its memory budget a Vocab forgets its analyses; matchers go on with
 // the ones they hold, and new ones recompute.
 func TestAnalysisBudget(t *testing.T) {
-	v0 := qwenVocab(t)
-	toks := make([][]byte, v0.Size())
-	for id := range toks {
-		toks[id] = v0.Bytes(id)
-	}
-	v, err := NewVocab(toks, v0.eos)
-	if err != nil {
-		t.Fatal(err)
-	}
+	v := freshVocab(t)
 	v.maxHeld = 100 << 10 // a few string states
 	g := mustSchema(t, `{"type":"object","properties":{"a":{"type":"string","maxLength":8},"b":{"type":"string"}},"required":["a","b"]}`)
 	text := `{"a":"héllo","b":"wörld and more"}`
@@ -312,15 +304,7 @@ func TestAnalysisBudget(t *testing.T) {
 // Requests share a Vocab and a Grammar: analyses computed concurrently on
 // first use (run with -race).
 func TestConcurrentMatchers(t *testing.T) {
-	v0 := qwenVocab(t)
-	toks := make([][]byte, v0.Size())
-	for id := range toks {
-		toks[id] = v0.Bytes(id)
-	}
-	v, err := NewVocab(toks, v0.eos)
-	if err != nil {
-		t.Fatal(err)
-	}
+	v := freshVocab(t)
 	g := mustSchema(t, `{"type":"object","properties":{"a":{"type":"string","maxLength":5},"b":{"type":"array","items":{"type":"integer"},"maxItems":3}},"required":["a","b"]}`)
 	errs := make(chan error)
 	for seed := range 4 {
