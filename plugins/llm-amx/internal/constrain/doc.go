@@ -45,7 +45,18 @@
 // whatever the grammar allows next. A token no head can read is an error
 // wrapping ErrRejected and leaves the state unchanged. CanEnd reports
 // whether the grammar accepts the bytes so far; EOS ids are allowed only
-// then. Special tokens are never allowed.
+// then. Done reports that nothing but EOS may follow (the engine can stop
+// without drawing). Special tokens are never allowed. Clone copies the
+// state cheaply (the stacks are shared and immutable). FillMask, Advance,
+// CanEnd and Done are the engine's constraint hook.
+//
+// This is a pushdown automaton over a set of stacks rather than an Earley
+// parser: schema grammars are nearly deterministic once the regular parts
+// are automata (a JSON string is one terminal, not a rule per character),
+// so the set holds one head almost always, a few where optional properties
+// or alternatives share a prefix (capped at 4096), and Advance costs a few
+// automaton steps per byte. An Earley chart would pay per byte for every
+// item of every rule in play.
 //
 // # Masks
 //
@@ -69,7 +80,7 @@
 // past that it starts afresh, and matchers keep the ones they use.
 //
 // Automata are built by subset construction from regular expressions over
-// bytes, trimmed and (when small) minimized; a string's length bounds are
+// bytes, trimmed and minimized (within a work budget); a string's length bounds are
 // a counted automaton (one copy of the one-character automaton per count),
 // so maxLength 1000 is ≈ 12k states built in milliseconds; patterns and
 // formats are intersected with it (product construction). Each character
