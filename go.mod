@@ -6,6 +6,7 @@ require (
 	github.com/hashicorp/go-hclog v1.6.3
 	github.com/hashicorp/go-plugin v1.8.0
 	github.com/hashicorp/hcl/v2 v2.25.0
+	github.com/santhosh-tekuri/jsonschema/v6 v6.0.2
 	github.com/yalue/onnxruntime_go v1.27.0
 	github.com/zclconf/go-cty v1.20.0
 	golang.org/x/sys v0.48.0
