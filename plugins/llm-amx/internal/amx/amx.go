@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/dsmil/l7/plugins/llm-amx/internal/admission"
+	"github.com/dsmil/l7/plugins/llm-amx/internal/constrain"
 	"github.com/dsmil/l7/plugins/llm-amx/internal/engine"
 	"github.com/dsmil/l7/plugins/llm-amx/internal/model"
 	"github.com/dsmil/l7/plugins/llm-amx/internal/ort"
@@ -66,7 +67,10 @@ type state struct {
 	// toolFormat is the chat template's tool-call syntax (None: it cannot
 	// render tools).
 	toolFormat toolcall.Format
-	closed     atomic.Bool
+	// vocab is the tokenizer's vocabulary for constrained decoding, shared
+	// by every request (its mask analyses are cached in it).
+	vocab  *constrain.Vocab
+	closed atomic.Bool
 }
 
 // accelerator names where the plugin computes.
@@ -157,6 +161,10 @@ func (w *Workload) Configure(_ context.Context, cfg *sdk.Config) error {
 	}
 	if budget > 0 {
 		st.memory = uint64(budget)
+	}
+	if st.vocab, err = constrain.VocabFromTokenizer(eng.Tokenizer, eng.Model.Config.EOS); err != nil {
+		eng.Close()
+		return sdk.InvalidParam("model", "constrained decoding vocabulary: %v", err)
 	}
 	perTok := eng.Model.KVBytesPerToken()
 	maxTok := min(int64(eng.MaxContext()), kv/(2*perTok))

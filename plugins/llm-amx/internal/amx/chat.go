@@ -61,6 +61,9 @@ func (w *Workload) Chat(ctx context.Context, req *sdk.ChatRequest, out sdk.Strea
 		return nil, err
 	}
 	gen := &engine.Request{Prompt: prompt, Stop: p.GetStop(), Sampling: sp, IgnoreEOS: st.set.IgnoreEOS}
+	if gen.Constraint, err = st.constraint(p, tools); err != nil {
+		return nil, err
+	}
 	if gen.MaxTokens, err = st.completionLimit(len(prompt), int(p.GetMaxTokens()), promptParam); err != nil {
 		return nil, err
 	}
@@ -192,12 +195,6 @@ func unsupported(p *l7v1.L7ChatRequest) error {
 	switch {
 	case p.GetLogprobs() || p.GetTopLogprobs() > 0:
 		return sdk.InvalidParam("logprobs", "llm-amx does not return log probabilities")
-	case p.GetResponseFormat().GetType() != "" && p.GetResponseFormat().GetType() != "text":
-		return sdk.InvalidParam("response_format", "model %q cannot constrain its output yet: response_format %s is not supported",
-			p.GetModel(), p.GetResponseFormat().GetType())
-	case p.GetToolChoice().GetMode() == l7v1.ToolChoiceMode_TOOL_CHOICE_MODE_REQUIRED ||
-		p.GetToolChoice().GetMode() == l7v1.ToolChoiceMode_TOOL_CHOICE_MODE_FUNCTION:
-		return sdk.InvalidParam("tool_choice", "model %q cannot force a tool call yet (that needs constrained decoding): send tool_choice \"auto\"", p.GetModel())
 	}
 	return nil
 }

@@ -1,0 +1,102 @@
+package amx
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/dsmil/l7/plugins/llm-amx/internal/constrain"
+	"github.com/dsmil/l7/plugins/llm-amx/internal/engine"
+	"github.com/dsmil/l7/plugins/llm-amx/internal/toolcall"
+	"github.com/dsmil/l7/sdk"
+	l7v1 "github.com/dsmil/l7/sdk/proto/dsmil/l7/v1"
+)
+
+// maxParallelCalls bounds the tool calls one reply may make when
+// parallel_tool_calls allows several.
+const maxParallelCalls = 8
+
+// constraint is the grammar a request's output must follow, as an engine
+// constraint for one generation; nil for free text. response_format
+// json_object or json_schema constrains the whole reply; tool_choice
+// "required" or a named function constrains it to tool-call envelopes in
+// the template's format, each call's arguments by its tool's parameters.
+func (st *state) constraint(p *l7v1.L7ChatRequest, tools toolUse) (engine.Constraint, error) {
+	g, err := st.grammar(p, tools)
+	if g == nil || err != nil {
+		return nil, err
+	}
+	m, err := constrain.NewMatcher(g, st.vocab)
+	if err != nil {
+		return nil, sdk.InvalidParam("response_format", "the output grammar cannot be matched: %v", err)
+	}
+	return m, nil
+}
+
+func (st *state) grammar(p *l7v1.L7ChatRequest, tools toolUse) (*constrain.Grammar, error) {
+	switch rf := p.GetResponseFormat(); rf.GetType() {
+	case "json_object":
+		return constrain.JSONObject(), nil
+	case "json_schema":
+		g, err := constrain.CompileSchema([]byte(rf.GetSchemaJson()))
+		if err != nil {
+			return nil, schemaParam("response_format", "response_format.json_schema.schema", err)
+		}
+		return g, nil
+	case "", "text":
+	default:
+		return nil, sdk.InvalidParam("response_format", "response_format %q is not supported", rf.GetType())
+	}
+	mode := p.GetToolChoice().GetMode()
+	if !tools.call || (mode != l7v1.ToolChoiceMode_TOOL_CHOICE_MODE_REQUIRED && mode != l7v1.ToolChoiceMode_TOOL_CHOICE_MODE_FUNCTION) {
+		return nil, nil // free text (tool_choice auto is parsed, not constrained)
+	}
+	var calls []*constrain.Grammar
+	for i, t := range p.GetTools() {
+		fn := t.GetFunction()
+		if mode == l7v1.ToolChoiceMode_TOOL_CHOICE_MODE_FUNCTION && fn.GetName() != p.GetToolChoice().GetFunctionName() {
+			continue
+		}
+		args := constrain.JSONObject()
+		if s := fn.GetParametersJson(); s != "" {
+			var err error
+			if args, err = constrain.CompileSchema([]byte(s)); err != nil {
+				return nil, schemaParam("tools", fmt.Sprintf("tools[%d].function.parameters", i), err)
+			}
+		}
+		calls = append(calls, envelope(tools.format, fn.GetName(), args))
+	}
+	if len(calls) == 0 {
+		return nil, sdk.InvalidParam("tool_choice", "tool_choice names function %q, which is not in tools", p.GetToolChoice().GetFunctionName())
+	}
+	call := constrain.Alt(calls...)
+	if tools.format == toolcall.Hermes && (p.ParallelToolCalls == nil || p.GetParallelToolCalls()) {
+		return constrain.Seq(call, constrain.Repeat(constrain.Seq(constrain.Literal("\n"), call), 0, maxParallelCalls-1)), nil
+	}
+	return call, nil
+}
+
+// envelope is one call of function name in format f, its arguments
+// following args: the text toolcall.Parser reads back.
+func envelope(f toolcall.Format, name string, args *constrain.Grammar) *constrain.Grammar {
+	n, _ := json.Marshal(name)
+	if f == toolcall.Llama3JSON {
+		return constrain.Seq(constrain.Literal(`{"name": `+string(n)+`, "parameters": `), args, constrain.Literal("}"))
+	}
+	return constrain.Seq(constrain.Literal(toolcall.HermesOpen+"\n"+`{"name": `+string(n)+`, "arguments": `), args,
+		constrain.Literal("}\n"+toolcall.HermesClose))
+}
+
+// schemaParam is the 400 for a schema the compiler refused, naming the
+// keyword and its JSON pointer under the request field at.
+func schemaParam(param, at string, err error) error {
+	var se *constrain.SchemaError
+	if errors.As(err, &se) {
+		kw := ""
+		if se.Keyword != "" {
+			kw = fmt.Sprintf(" (keyword %q)", se.Keyword)
+		}
+		return sdk.InvalidParam(param, "%s%s at JSON pointer %q: %s", at, kw, se.Pointer, se.Reason)
+	}
+	return sdk.InvalidParam(param, "%s: %v", at, err)
+}

@@ -1,0 +1,153 @@
+package amx
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/dsmil/l7/sdk"
+	l7v1 "github.com/dsmil/l7/sdk/proto/dsmil/l7/v1"
+	"github.com/santhosh-tekuri/jsonschema/v6"
+)
+
+// corpusDir is the constrain package's schema corpus.
+const corpusDir = "../constrain/testdata/schemas"
+
+// unboundedSchemas may grow without bound: a random model may run out of
+// max_tokens before the value can end, and then says so with "length".
+var unboundedSchemas = map[string]bool{
+	"unconstrained-strings": true, "any-value": true, "json-object": true, "additional-true": true,
+	"additional-schema": true, "true-schema-items": true, "recursive-tree": true, "recursive-root": true,
+	"definitions-linked-list": true, "number-unbounded": true,
+}
+
+// validate checks out against schema with an independent validator.
+func validate(t *testing.T, name string, schema []byte, out string) error {
+	t.Helper()
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(schema))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := jsonschema.NewCompiler()
+	c.AssertFormat()
+	if err := c.AddResource(name, doc); err != nil {
+		t.Fatal(err)
+	}
+	s, err := c.Compile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inst, err := jsonschema.UnmarshalJSON(strings.NewReader(out))
+	if err != nil {
+		return err
+	}
+	return s.Validate(inst)
+}
+
+// TestStructuredCorpus: the random-weight model, sampling at temperature 1
+// with 10 seeds, answers every schema of the corpus with JSON that an
+// independent validator accepts, ending with "stop" whenever the schema
+// bounds its output; where nothing bounds it, a "length" finish is honest.
+func TestStructuredCorpus(t *testing.T) {
+	w, _ := configured(t, nil)
+	files, err := filepath.Glob(filepath.Join(corpusDir, "*.json"))
+	if err != nil || len(files) < 30 {
+		t.Fatalf("corpus: %d schemas, %v", len(files), err)
+	}
+	stops, lengths := 0, 0
+	for _, f := range files {
+		name := strings.TrimSuffix(filepath.Base(f), ".json")
+		schema, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for seed := range int64(10) {
+			p := &l7v1.L7ChatRequest{Model: "tiny-test", Messages: []*l7v1.Message{{Role: "user", Content: "Answer in JSON."}},
+				ResponseFormat: &l7v1.ResponseFormat{Type: "json_schema", Name: "x", SchemaJson: string(schema)},
+				Temperature:    f32(1), Seed: &seed, MaxTokens: 400}
+			text, res, err := chat(t, w, p)
+			if err != nil {
+				t.Fatalf("%s seed %d: %v", name, seed, err)
+			}
+			switch res.FinishReason {
+			case l7v1.FinishReason_FINISH_REASON_STOP:
+				stops++
+				if err := validate(t, name, schema, text); err != nil {
+					t.Fatalf("%s seed %d: %q does not validate: %v", name, seed, text, err)
+				}
+			case l7v1.FinishReason_FINISH_REASON_LENGTH:
+				lengths++
+				if !unboundedSchemas[name] {
+					t.Fatalf("%s seed %d: bounded schema ended with length after %d tokens: %q", name, seed, res.Usage.CompletionTokens, text)
+				}
+			default:
+				t.Fatalf("%s seed %d: finish %v", name, seed, res.FinishReason)
+			}
+		}
+	}
+	t.Logf("%d schemas × 10 seeds: %d stop (all valid), %d length (unbounded schemas)", len(files), stops, lengths)
+
+	// json_object: any JSON object.
+	for seed := range int64(5) {
+		text, res, err := chat(t, w, &l7v1.L7ChatRequest{Model: "tiny-test", Messages: []*l7v1.Message{{Role: "user", Content: "JSON!"}},
+			ResponseFormat: &l7v1.ResponseFormat{Type: "json_object"}, Temperature: f32(1), Seed: &seed, MaxTokens: 200})
+		var obj map[string]any
+		if err != nil || (res.FinishReason == l7v1.FinishReason_FINISH_REASON_STOP && json.Unmarshal([]byte(text), &obj) != nil) {
+			t.Fatalf("json_object seed %d: %q (%v), %v", seed, text, res.FinishReason, err)
+		}
+	}
+}
+
+// TestForcedToolCalls: tool_choice "required" and a named function make
+// the random model call tools in the template's envelope, parsed back into
+// tool-call deltas whose arguments validate against the tool's parameters;
+// parallel_tool_calls false allows one call.
+func TestForcedToolCalls(t *testing.T) {
+	w, _ := configured(t, nil)
+	weather := `{"type":"object","properties":{"city":{"type":"string","maxLength":12},"unit":{"enum":["c","f"]}},"required":["city","unit"],"additionalProperties":false}`
+	tools := []*l7v1.Tool{
+		{Type: "function", Function: &l7v1.FunctionDef{Name: "get_weather", ParametersJson: weather}},
+		{Type: "function", Function: &l7v1.FunctionDef{Name: "get_time", ParametersJson: `{"type":"object","properties":{"tz":{"enum":["UTC","CET"]}},"required":["tz"]}`}},
+	}
+	schemas := map[string]string{"get_weather": weather, "get_time": `{"type":"object","properties":{"tz":{"enum":["UTC","CET"]}},"required":["tz"]}`}
+	no := false
+	for seed := range int64(10) {
+		choice := &l7v1.ToolChoice{Mode: l7v1.ToolChoiceMode_TOOL_CHOICE_MODE_REQUIRED}
+		var parallel *bool
+		if seed%2 == 1 {
+			choice = &l7v1.ToolChoice{Mode: l7v1.ToolChoiceMode_TOOL_CHOICE_MODE_FUNCTION, FunctionName: "get_weather"}
+			parallel = &no
+		}
+		s := &stream{}
+		res, err := w.Chat(t.Context(), &sdk.ChatRequest{Profile: "llm-test", Params: &l7v1.L7ChatRequest{Model: "tiny-test",
+			Messages: []*l7v1.Message{{Role: "user", Content: "Weather in Paris?"}}, Tools: tools, ToolChoice: choice,
+			ParallelToolCalls: parallel, Temperature: f32(1), Seed: &seed, MaxTokens: 400}}, s)
+		if err != nil {
+			t.Fatalf("seed %d: %v", seed, err)
+		}
+		if res.FinishReason != l7v1.FinishReason_FINISH_REASON_TOOL_CALLS || strings.TrimSpace(s.text()) != "" {
+			t.Fatalf("seed %d: finish %v, content %q, calls %v", seed, res.FinishReason, s.text(), s.calls)
+		}
+		var names, args []string
+		for _, d := range s.calls {
+			if d.GetId() != "" {
+				names, args = append(names, d.GetName()), append(args, "")
+			}
+			args[d.GetIndex()] += d.GetArgumentsJson()
+		}
+		if len(names) == 0 || (parallel != nil && len(names) != 1) {
+			t.Fatalf("seed %d: calls %v", seed, names)
+		}
+		for i, n := range names {
+			if seed%2 == 1 && n != "get_weather" {
+				t.Fatalf("seed %d: called %s, not the named function", seed, n)
+			}
+			if err := validate(t, n, []byte(schemas[n]), args[i]); err != nil {
+				t.Fatalf("seed %d: %s(%s): %v", seed, n, args[i], err)
+			}
+		}
+	}
+}
