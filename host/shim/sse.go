@@ -158,7 +158,16 @@ func (st *streamer) chunks(c *l7v1.L7ChatChunk) []*completion {
 	idx := c.GetIndex()
 	delta := c.GetDelta()
 	if st.call.endpoint == chatEndpoint {
-		if !st.roleSent[idx] || delta != "" {
+		if calls := c.GetToolCalls(); len(calls) > 0 {
+			d := &deltaJSON{ToolCalls: toolCallDeltas(calls)}
+			if delta != "" {
+				d.Content = &delta
+			}
+			if !st.roleSent[idx] {
+				d.Role, st.roleSent[idx] = "assistant", true
+			}
+			out = append(out, st.chunk(choiceJSON{Index: idx, Delta: d}))
+		} else if !st.roleSent[idx] || delta != "" {
 			d := &deltaJSON{Content: &delta}
 			if !st.roleSent[idx] {
 				d.Role, st.roleSent[idx] = "assistant", true

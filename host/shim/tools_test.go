@@ -1,7 +1,9 @@
 package shim
 
 import (
+	"bytes"
 	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/dsmil/l7/sdk/dbe"
@@ -76,5 +78,67 @@ func TestToolCallResponse(t *testing.T) {
 	want := `[{"id":"call_1","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Paris\"}"}}]`
 	if string(m["content"]) != "null" || compactJSON(t, string(m["tool_calls"])) != want || c.Choices[0].FinishReason != "tool_calls" {
 		t.Fatalf("response %s", body)
+	}
+}
+
+// TestToolCallStream: streamed tool-call pieces become OpenAI deltas —
+// role on the first chunk, index on every piece, id, type and name on a
+// call's first piece only, arguments pieces after — and the last chunk
+// says "tool_calls".
+func TestToolCallStream(t *testing.T) {
+	_, base := startShim(t, func(c *Config) {
+		c.Router = fakeRouter(func(req *dbe.Frame, out func(*dbe.Frame)) {
+			for i, ch := range []*l7v1.L7ChatChunk{
+				{Role: "assistant", ToolCalls: []*l7v1.ToolCallDelta{{Index: 0, Id: "call_1", Type: "function", Name: "get_weather"}}},
+				{ToolCalls: []*l7v1.ToolCallDelta{{Index: 0, ArgumentsJson: `{"city": `}}},
+				{ToolCalls: []*l7v1.ToolCallDelta{{Index: 0, ArgumentsJson: `"Paris"}`}}},
+				{FinishReason: l7v1.FinishReason_FINISH_REASON_TOOL_CALLS, Usage: &l7v1.Usage{PromptTokens: 3, CompletionTokens: 5}},
+			} {
+				b, _ := proto.Marshal(ch)
+				f := &dbe.Frame{Type: dbe.MsgChatChunk, Payload: b}
+				if i == 3 {
+					f.Flags = dbe.FlagEndStream
+				}
+				out(f)
+			}
+		})
+	})
+	resp, body := call(t, "POST", base+"/v1/chat/completions", keyT,
+		`{"model":"dsmil-echo","stream":true,"messages":[{"role":"user","content":"x"}],"tools":[{"type":"function","function":{"name":"get_weather"}}]}`)
+	if resp.StatusCode != 200 {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+	data, _ := sseEvents(t, body)
+	var deltas []string
+	for _, d := range data {
+		if d == "[DONE]" {
+			continue
+		}
+		var c struct {
+			Choices []struct {
+				Delta        json.RawMessage `json:"delta"`
+				FinishReason *string         `json:"finish_reason"`
+			} `json:"choices"`
+		}
+		if err := json.Unmarshal([]byte(d), &c); err != nil || len(c.Choices) != 1 {
+			t.Fatalf("%s: %v", d, err)
+		}
+		var b bytes.Buffer
+		if err := json.Compact(&b, c.Choices[0].Delta); err != nil {
+			t.Fatal(err)
+		}
+		deltas = append(deltas, b.String())
+		if f := c.Choices[0].FinishReason; f != nil && *f != "tool_calls" {
+			t.Fatalf("finish %s", *f)
+		}
+	}
+	want := []string{
+		`{"role":"assistant","tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"get_weather","arguments":""}}]}`,
+		`{"tool_calls":[{"index":0,"function":{"arguments":"{\"city\": "}}]}`,
+		`{"tool_calls":[{"index":0,"function":{"arguments":"\"Paris\"}"}}]}`,
+		`{}`,
+	}
+	if strings.Join(deltas, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("deltas\n%s\nwant\n%s", strings.Join(deltas, "\n"), strings.Join(want, "\n"))
 	}
 }

@@ -98,8 +98,24 @@ func toMessage(m *l7v1.Message) *messageJSON {
 }
 
 type deltaJSON struct {
-	Role    string  `json:"role,omitempty"`
-	Content *string `json:"content,omitempty"`
+	Role      string         `json:"role,omitempty"`
+	Content   *string        `json:"content,omitempty"`
+	ToolCalls []toolCallJSON `json:"tool_calls,omitempty"`
+}
+
+// toolCallDeltas are a chunk's tool-call pieces in OpenAI's shape: index
+// always, id, type and name on a call's first piece, arguments text.
+func toolCallDeltas(ds []*l7v1.ToolCallDelta) []toolCallJSON {
+	out := make([]toolCallJSON, len(ds))
+	for i, d := range ds {
+		idx := d.GetIndex()
+		out[i] = toolCallJSON{Index: &idx, ID: d.GetId(), Type: d.GetType(),
+			Function: &functionJSON{Name: d.GetName(), Arguments: d.GetArgumentsJson()}}
+		if out[i].ID != "" && out[i].Type == "" {
+			out[i].Type = "function"
+		}
+	}
+	return out
 }
 
 // Objects and id prefixes of the two APIs.
