@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/bits"
 	"time"
 
 	"github.com/dsmil/l7/plugins/llm-amx/internal/chattmpl"
@@ -35,8 +36,10 @@ type Engine struct {
 	// Template is the model's chat template.
 	Template *chattmpl.Template
 
-	eos   map[int]bool
-	vocab int // ids the sampler may draw: those both the model and the tokenizer know
+	eos map[int]bool
+	// eosIDs are eos's keys that index the logits, for constrain.
+	eosIDs []int
+	vocab  int // ids the sampler may draw: those both the model and the tokenizer know
 }
 
 // Load opens the model in dir (see model.Open; ort.Init must have been
@@ -69,6 +72,9 @@ func newEngine(m *model.Model) (*Engine, error) {
 	}
 	e := &Engine{Model: m, Tokenizer: tok, Template: tmpl, eos: map[int]bool{}, vocab: tok.VocabSize()}
 	for _, id := range m.Config.EOS {
+		if !e.eos[id] && id >= 0 && id < m.Vocab() {
+			e.eosIDs = append(e.eosIDs, id)
+		}
 		e.eos[id] = true
 	}
 	return e, nil
@@ -296,23 +302,47 @@ func (e *Engine) Generate(ctx context.Context, req *Request, emit func(string) e
 }
 
 // constrain removes from row every id the constraint does not allow, and
-// the EOS ids unless it can end here.
+// the EOS ids unless it can end here. It works a mask word at a time: a
+// word of allowed ids costs nothing, a forbidden id one store.
 func (e *Engine) constrain(c Constraint, row []float32, mask []uint64) error {
 	c.FillMask(mask)
 	end := c.CanEnd()
-	allowed := 0
-	for i := range row {
-		switch {
-		case e.eos[i]:
-			if end {
-				allowed++
-				continue
-			}
-		case i < e.vocab && mask[i>>6]&(1<<(i&63)) != 0:
-			allowed++
-			continue
+	var eosVals [8]float32
+	if end {
+		for k, id := range e.eosIDs[:min(len(e.eosIDs), len(eosVals))] {
+			eosVals[k] = row[id]
 		}
-		row[i] = float32(math.Inf(-1))
+	}
+	inf := float32(math.Inf(-1))
+	n := min(len(row), e.vocab)
+	allowed := 0
+	for w := 0; w*64 < n; w++ {
+		base := w * 64
+		m := mask[w]
+		if base+64 > n {
+			m &= 1<<(n-base) - 1
+		}
+		allowed += bits.OnesCount64(m)
+		z := ^m
+		if base+64 > n {
+			z &= 1<<(n-base) - 1
+		}
+		for z != 0 {
+			row[base+bits.TrailingZeros64(z)] = inf
+			z &= z - 1
+		}
+	}
+	for i := n; i < len(row); i++ {
+		row[i] = inf
+	}
+	for k, id := range e.eosIDs {
+		switch {
+		case end && k < len(eosVals):
+			row[id] = eosVals[k]
+			allowed++
+		default:
+			row[id] = inf
+		}
 	}
 	if allowed == 0 {
 		return fmt.Errorf("%w: no token is allowed and the output is not complete", ErrConstraint)
