@@ -4,9 +4,10 @@ import (
 	"context"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/dsmil/l7/internal/testutil"
 )
 
 // nodeTestDir holds the openai npm client test: package.json, the
@@ -20,21 +21,7 @@ const nodeTestDir = "testdata/openai-node"
 // installed client is missing, except in CI (CI or DSMIL_REQUIRE_NODE set),
 // where that is a failure.
 func TestOpenAINodeClient(t *testing.T) {
-	required := os.Getenv("CI") != "" || os.Getenv("DSMIL_REQUIRE_NODE") != ""
-	missing := func(format string, args ...any) {
-		t.Helper()
-		if required {
-			t.Fatalf(format, args...)
-		}
-		t.Skipf(format, args...)
-	}
-	node, err := exec.LookPath("node")
-	if err != nil {
-		missing("node is not installed: %v", err)
-	}
-	if _, err := os.Stat(filepath.Join(nodeTestDir, "node_modules", "openai", "package.json")); err != nil {
-		missing("the openai npm client is not installed: run `npm ci` in host/shim/%s (make deps does): %v", nodeTestDir, err)
-	}
+	node := testutil.Node(t, nodeTestDir, "openai")
 	_, base := startShim(t, func(c *Config) {
 		c.Shim.RequestTimeout = 2 * time.Second // dsmil-slow needs 4 s for the 504 case
 		c.Shim.MaxBodyBytes = 64 << 10          // the 413 case sends 100 kB

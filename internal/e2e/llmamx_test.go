@@ -2,29 +2,21 @@ package e2e
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/dsmil/l7/host/config"
-	"github.com/dsmil/l7/host/pluginmgr"
-	"github.com/dsmil/l7/host/router"
-	"github.com/dsmil/l7/host/shim"
 	"github.com/dsmil/l7/internal/mkmodel"
 	"github.com/dsmil/l7/internal/testutil"
 	"github.com/dsmil/l7/sdk/dbe"
 	"github.com/dsmil/l7/sdk/mux"
 	l7v1 "github.com/dsmil/l7/sdk/proto/dsmil/l7/v1"
-	"github.com/hashicorp/go-hclog"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -37,32 +29,22 @@ const ortLibEnv = "DSMIL_ORT_LIB"
 
 // testLogitBias sends /v1/completions through the shim with logit_bias
 // +100 on the token "a" and expects greedy decoding to produce only it.
-func testLogitBias(t *testing.T, cfg *config.Config, r *router.Router, modelDir string) {
+func testLogitBias(t *testing.T, base string) {
 	t.Helper()
-	// mkmodel's tokenizer is deterministic: the one it wrote into modelDir.
+	// mkmodel's tokenizer is deterministic: the one it wrote into the model.
 	tok := mkmodel.NewTokenizer()
 	id, ok := tok.Vocab["a"]
 	if !ok {
 		t.Fatal(`the tiny tokenizer has no token "a"`)
 	}
-	srv := httptest.NewUnstartedServer(nil)
-	shimCfg := cfg.Shim
-	shimCfg.AllowedHosts = []string{srv.Listener.Addr().String()}
-	sh, err := shim.New(shim.Config{Shim: shimCfg, Tenants: cfg.Tenants, Models: cfg.Models, Router: r})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Config.Handler = sh
-	srv.Start()
-	defer srv.Close()
 	// complete posts a /v1/completions body with the given max_tokens and
 	// logit_bias and returns the status and body.
 	complete := func(maxTokens int, bias string) (int, []byte) {
-		body := fmt.Sprintf(`{"model": "dsmil-demo-random-tiny-int4", "prompt": "Hello", "max_tokens": %d, "temperature": 0, "logit_bias": %s}`, maxTokens, bias)
-		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/v1/completions", strings.NewReader(body))
+		body := fmt.Sprintf(`{"model": %q, "prompt": "Hello", "max_tokens": %d, "temperature": 0, "logit_bias": %s}`, tinyModelID, maxTokens, bias)
+		req, _ := http.NewRequest(http.MethodPost, base+"/v1/completions", strings.NewReader(body))
 		req.Header.Set("Authorization", "Bearer "+testAPIKey)
 		req.Header.Set("Content-Type", "application/json")
-		resp, err := srv.Client().Do(req)
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -124,7 +106,7 @@ func chatFrame(p *l7v1.L7ChatRequest) *dbe.Frame {
 	f.SetCompartmentMask(dbe.CompartmentSOC)
 	f.SetClassification(dbe.Unclas)
 	f.SetROELevel(dbe.AnalysisOnly)
-	f.SetProfile("llm-7b-amx")
+	f.SetProfile(tinyProfile)
 	f.SetRequestID([16]byte{4, 7})
 	f.Payload, _ = proto.Marshal(p)
 	return f
@@ -138,77 +120,21 @@ func TestLLMAMX(t *testing.T) {
 	if testing.Short() {
 		t.Skip("spawns the plugin")
 	}
-	if os.Getenv(ortLibEnv) == "" {
-		t.Skip(ortLibEnv + " is not set: make test sets it to the `make ort` cache")
-	}
-	dir := t.TempDir()
-	spec, err := mkmodel.Preset("tiny")
-	if err != nil {
-		t.Fatal(err)
-	}
-	spec.DType, spec.MaxPositions = mkmodel.Int4, 1024
-	if _, err := mkmodel.Write(filepath.Join(dir, "tiny"), spec); err != nil {
-		t.Fatal(err)
-	}
-	cfg, diags := config.Parse(filepath.Join(dir, "dsmil.hcl"), []byte(fmt.Sprintf(`
-plugin "llm-amx" {
-  path            = %q
-  device_id       = 47
-  profiles        = ["llm-7b-amx"]
+	p := startPlane(t, 1024, `
   health_interval = "200ms"
-  max_restarts    = 0
-  pass_env        = ["DSMIL_ORT_LIB"]
-
-  model       = %q
-  model_name  = "dsmil-demo-random-tiny-int4"
-  threads     = 1
-  parallelism = 2
-  queue       = 4
-  kv_budget   = "256KiB" # 256 tokens of the tiny model
-}
-model "dsmil-demo-random-tiny-int4" { profile = "llm-7b-amx" }
-tenant "T" {
-  api_key_sha256 = ["%x"]
-  compartments   = ["SOC"]
-  models         = ["*"]
-}
-`, pluginBin, filepath.Join(dir, "tiny"), sha256.Sum256([]byte(testAPIKey)))))
-	if diags.HasErrors() {
-		t.Fatalf("config: %v", diags)
-	}
-	var logs testutil.SyncBuffer
-	m := pluginmgr.New(pluginmgr.Config{Plugins: cfg.Plugins, Files: cfg.Files(),
-		Logger: hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Info})})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	m.Start(ctx)
-	defer func() {
-		sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer scancel()
-		m.Shutdown(sctx)
-	}()
-	wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
-	defer wcancel()
-	if err := m.WaitReady(wctx); err != nil {
-		t.Fatalf("not ready: %v\n%s", err, logs.String())
-	}
-	snap := m.Snapshots()[0]
-	if snap.State != pluginmgr.StateRunning || snap.Version == "" {
-		t.Fatalf("snapshot %+v\n%s", snap, logs.String())
-	}
-	r, err := router.New(router.Config{Registry: m})
-	if err != nil {
-		t.Fatal(err)
-	}
+  parallelism     = 2
+  queue           = 4
+  kv_budget       = "256KiB" # 256 tokens of the tiny model`)
+	r, logs, ctx := p.r, p.logs, context.Background()
 
 	// A streamed, greedy chat.
 	var text strings.Builder
 	var last l7v1.L7ChatChunk
 	chunks := 0
-	p := &l7v1.L7ChatRequest{Model: "dsmil-demo-random-tiny-int4", Stream: true, IncludeUsage: true, MaxTokens: 12,
+	q := &l7v1.L7ChatRequest{Model: tinyModelID, Stream: true, IncludeUsage: true, MaxTokens: 12,
 		Temperature: proto.Float32(0),
 		Messages:    []*l7v1.Message{{Role: "user", Content: "Hello, plane."}}}
-	err = r.Route(ctx, chatFrame(p), func(f *dbe.Frame) error {
+	err := r.Route(ctx, chatFrame(q), func(f *dbe.Frame) error {
 		if f.Type != dbe.MsgChatChunk {
 			return fmt.Errorf("frame %s", f.Type)
 		}
@@ -232,12 +158,12 @@ tenant "T" {
 
 	// logit_bias from an OpenAI request reaches the sampler: through the
 	// shim over real HTTP, +100 on one token forces it at every step.
-	testLogitBias(t, cfg, r, filepath.Join(dir, "tiny"))
+	testLogitBias(t, p.serveShim(t))
 
 	// A request over the KV budget is refused across the process
 	// boundary with the field to change.
-	p.MaxTokens = 1000
-	err = r.Route(ctx, chatFrame(p), func(*dbe.Frame) error { return nil })
+	q.MaxTokens = 1000
+	err = r.Route(ctx, chatFrame(q), func(*dbe.Frame) error { return nil })
 	var e *mux.Error
 	if !errors.As(err, &e) || e.Code != dbe.CodeInvalidRequest || e.Param != "max_tokens" {
 		t.Fatalf("over budget: %v", err)

@@ -7,9 +7,11 @@ package testutil
 import (
 	"bytes"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"sync"
+	"testing"
 )
 
 // Build compiles the Go package pkg (an import path of this module) into
@@ -41,4 +43,29 @@ func (s *SyncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// Node returns the node binary for a test that drives npm clients
+// installed in dir (`npm ci` there installs them), after checking that
+// each of pkgs is installed. Missing node or packages skip the test, except
+// in CI (CI or DSMIL_REQUIRE_NODE set), where they fail it.
+func Node(t testing.TB, dir string, pkgs ...string) string {
+	t.Helper()
+	missing := func(format string, args ...any) {
+		t.Helper()
+		if os.Getenv("CI") != "" || os.Getenv("DSMIL_REQUIRE_NODE") != "" {
+			t.Fatalf(format, args...)
+		}
+		t.Skipf(format, args...)
+	}
+	node, err := exec.LookPath("node")
+	if err != nil {
+		missing("node is not installed: %v", err)
+	}
+	for _, pkg := range pkgs {
+		if _, err := os.Stat(filepath.Join(dir, "node_modules", pkg, "package.json")); err != nil {
+			missing("the npm package %s is not installed: run `npm ci` in %s (make deps does): %v", pkg, dir, err)
+		}
+	}
+	return node
 }

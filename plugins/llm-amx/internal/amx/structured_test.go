@@ -1,16 +1,15 @@
 package amx
 
 import (
-	"bytes"
 	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/dsmil/l7/plugins/llm-amx/internal/schematest"
 	"github.com/dsmil/l7/sdk"
 	l7v1 "github.com/dsmil/l7/sdk/proto/dsmil/l7/v1"
-	"github.com/santhosh-tekuri/jsonschema/v6"
 )
 
 // corpusDir is the constrain package's schema corpus.
@@ -26,25 +25,7 @@ var unboundedSchemas = map[string]bool{
 
 // validate checks out against schema with an independent validator.
 func validate(t *testing.T, name string, schema []byte, out string) error {
-	t.Helper()
-	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(schema))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := jsonschema.NewCompiler()
-	c.AssertFormat()
-	if err := c.AddResource(name, doc); err != nil {
-		t.Fatal(err)
-	}
-	s, err := c.Compile(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	inst, err := jsonschema.UnmarshalJSON(strings.NewReader(out))
-	if err != nil {
-		return err
-	}
-	return s.Validate(inst)
+	return schematest.Validate(t, name, schema, out)
 }
 
 // TestStructuredCorpus: the random-weight model, sampling at temperature 1
