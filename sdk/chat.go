@@ -191,13 +191,8 @@ var ErrToolCallOrder = errors.New("sdk: tool-call delta out of order")
 func (c *chatStream) SendToolCall(d *l7v1.ToolCallDelta) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.ended {
-		return ErrStreamDone
-	}
-	select {
-	case <-c.done:
-		return c.ctx.Err()
-	default:
+	if err := c.usable(); err != nil {
+		return err
 	}
 	n := int32(len(c.calls))
 	switch {
@@ -223,28 +218,16 @@ func (c *chatStream) SendToolCall(d *l7v1.ToolCallDelta) error {
 	}
 	c.chunk.Delta = ""
 	c.chunk.ToolCalls = []*l7v1.ToolCallDelta{td}
-	if c.sent == 0 {
-		c.firstFields(true)
-	}
-	err := c.send(0)
-	if c.sent == 0 {
-		c.firstFields(false)
-	}
+	err := c.sendNext()
 	c.chunk.ToolCalls = nil
-	c.sent++
 	return err
 }
 
 func (c *chatStream) Send(delta string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.ended {
-		return ErrStreamDone
-	}
-	select {
-	case <-c.done:
-		return c.ctx.Err()
-	default:
+	if err := c.usable(); err != nil {
+		return err
 	}
 	if !c.stream {
 		c.text.WriteString(delta)
@@ -254,6 +237,26 @@ func (c *chatStream) Send(delta string) error {
 		return nil
 	}
 	c.chunk.Delta = delta
+	return c.sendNext()
+}
+
+// usable reports why the stream takes no more deltas (after Chat returned,
+// or the request was cancelled), or nil. c.mu is held.
+func (c *chatStream) usable() error {
+	if c.ended {
+		return ErrStreamDone
+	}
+	select {
+	case <-c.done:
+		return c.ctx.Err()
+	default:
+		return nil
+	}
+}
+
+// sendNext writes the current chunk as the stream's next, with the
+// first-chunk fields when it is the first. c.mu is held.
+func (c *chatStream) sendNext() error {
 	if c.sent == 0 {
 		c.firstFields(true)
 	}
