@@ -88,9 +88,8 @@ type Config struct {
 	// LoadThreshold: a worker above this load is passed over for a less
 	// loaded one. Default 0.9.
 	LoadThreshold float64
-	// Claims verifies claim tokens. Nil passes every frame through: the
-	// security issue fills this hook; until then the router does not check
-	// L7_CLAIM_TOKEN.
+	// Claims verifies claim tokens. Nil passes every frame through
+	// unchecked; dsmil-host sets a *claims.Verifier.
 	Claims ClaimVerifier
 	// Policy decides each request. Nil allows everything except what the
 	// built-in hard rules deny (KINETIC, EXEC): the policy engine fills this.

@@ -30,8 +30,8 @@ type Endpoint struct {
 	// Mode of the socket file; default 0660.
 	Mode fs.FileMode
 	// Handshaker authenticates each connection; nil means plain frames,
-	// access controlled by the socket file's mode (the security issue sets
-	// the post-quantum handshake here).
+	// access controlled by the socket file's mode. dsmil-host sets the
+	// DSMIL-PQ1 handshake when dsmil.hcl has a security block.
 	Handshaker session.Handshaker
 	// MaxFrame is the frame size limit; default dbe.DefaultMaxFrameSize.
 	MaxFrame int

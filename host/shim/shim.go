@@ -45,8 +45,8 @@ type Config struct {
 	// and why not; /readyz answers 503 until it says true. Nil means ready.
 	Ready func() (ok bool, reason string)
 	// ClaimSource, when set, returns the L7_CLAIM_TOKEN for a request of
-	// the tenant (nil or empty: the frame carries none). The security
-	// work fills this hook; until then frames go without a claim token.
+	// the tenant (nil or empty: the frame carries none). dsmil-host sets it
+	// to the Minter's token for the tenant's session.
 	ClaimSource func(t *config.Tenant) []byte
 	// RateLimitHeaders, when set, adds the x-ratelimit-* headers that
 	// describe the tenant's quotas to a 429 (the host wires the limiter's
