@@ -35,6 +35,10 @@ type process struct {
 // plugin block's start_timeout. It is retried like a crash.
 var ErrStartTimeout = errors.New("pluginmgr: plugin start timed out")
 
+// lateSlack is how close to its start_timeout a failed start step counts
+// as ended by the timeout.
+const lateSlack = 50 * time.Millisecond
+
 // ErrChecksum reports a plugin binary whose SHA-256 does not match its pin.
 // It is never retried.
 var ErrChecksum = errors.New("pluginmgr: plugin checksum mismatch")
@@ -56,8 +60,12 @@ func (i *Instance) spawn(ctx context.Context) (_ *process, err error) {
 	cctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	// late names the start timeout when it, not the step, ended the start.
+	// A step may fail a moment before cctx reports its deadline (the
+	// plugin's side of a gRPC call carries the same deadline and can expire
+	// first), so a failure within lateSlack of the deadline counts too.
+	deadline, _ := cctx.Deadline()
 	late := func(err error) error {
-		if !errors.Is(cctx.Err(), context.DeadlineExceeded) || ctx.Err() != nil {
+		if ctx.Err() != nil || (cctx.Err() == nil && time.Until(deadline) > lateSlack) {
 			return err
 		}
 		return fmt.Errorf("%w: %s did not finish starting within start_timeout = %s (raise it in plugin %q of dsmil.hcl if it needs longer): %v",
