@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -13,6 +11,7 @@ import (
 
 	"github.com/dsmil/l7/sdk/dbe"
 	"github.com/dsmil/l7/sdk/mux"
+	"github.com/dsmil/l7/sdk/sdktest"
 	"github.com/dsmil/l7/sdk/session"
 )
 
@@ -20,36 +19,7 @@ import (
 // plain frames (what is tested here is multiplexing, not authentication).
 func pair(t testing.TB, h mux.Handler) (*mux.Client, *mux.Server, *session.Session, *session.Session) {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "m.sock")
-	ln, err := net.Listen("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	srvCh := make(chan session.Channel, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			srvCh <- nil
-			return
-		}
-		srvCh <- session.NewPlainChannel(c, 0, session.Peer{Name: "cli"})
-	}()
-	c, err := net.Dial("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cch := session.NewPlainChannel(c, 0, session.Peer{Name: "srv"})
-	sch := <-srvCh
-	cs := session.New(cch, nil)
-	client := mux.NewClient(cs)
-	cs.SetHandler(func(f *dbe.Frame, _ error) { client.Dispatch(f) })
-	ss := session.New(sch, nil)
-	server := mux.NewServer(ss, h)
-	ss.SetHandler(server.Dispatch)
-	go func() { <-cs.Done(); client.Close(cs.Err()) }()
-	t.Cleanup(func() { cs.Close(); ss.Close(); server.Close(time.Second) })
-	return client, server, cs, ss
+	return sdktest.PlainPair(t, h, "cli", "srv")
 }
 
 func reqFrame() *dbe.Frame {

@@ -7,8 +7,6 @@ package routertest
 
 import (
 	"context"
-	"net"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -20,7 +18,7 @@ import (
 	"github.com/dsmil/l7/sdk/dbe"
 	"github.com/dsmil/l7/sdk/mux"
 	l7v1 "github.com/dsmil/l7/sdk/proto/dsmil/l7/v1"
-	"github.com/dsmil/l7/sdk/session"
+	"github.com/dsmil/l7/sdk/sdktest"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -72,33 +70,7 @@ func (w *Worker) Go(req *dbe.Frame, timeout time.Duration, fn func(*dbe.Frame, e
 // NewWorker starts a worker whose far end runs h, over a plain Unix socket.
 func NewWorker(t testing.TB, id string, h mux.Handler) *Worker {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "w.sock")
-	ln, err := net.Listen("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	srvCh := make(chan session.Channel, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			srvCh <- nil
-			return
-		}
-		srvCh <- session.NewPlainChannel(c, 0, session.Peer{Name: "router"})
-	}()
-	c, err := net.Dial("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cs := session.New(session.NewPlainChannel(c, 0, session.Peer{Name: id}), nil)
-	cl := mux.NewClient(cs)
-	cs.SetHandler(func(f *dbe.Frame, _ error) { cl.Dispatch(f) })
-	go func() { <-cs.Done(); cl.Close(cs.Err()) }()
-	ss := session.New(<-srvCh, nil)
-	srv := mux.NewServer(ss, h)
-	ss.SetHandler(srv.Dispatch)
-	t.Cleanup(func() { cs.Close(); ss.Close(); srv.Close(time.Second) })
+	cl, _, _, _ := sdktest.PlainPair(t, h, "router", id)
 	return &Worker{Name: id, Device: 47, Client: cl}
 }
 
