@@ -12,15 +12,9 @@ type argsScan struct {
 	sent  string // the arguments text released so far
 }
 
-// name returns the function name once its string is complete.
-func (a *argsScan) name(body []byte) (string, bool) {
-	r := scanTop(body, a.key)
-	return r.name, r.named
-}
-
-// args returns the arguments text that arrived since the last call.
-func (a *argsScan) args(body []byte) string {
-	r := scanTop(body, a.key)
+// newArgs returns the arguments text of r (a scan of body) that arrived
+// since the last call.
+func (a *argsScan) newArgs(body []byte, r topScan) string {
 	if r.argStart < 0 {
 		return ""
 	}

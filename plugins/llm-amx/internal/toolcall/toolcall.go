@@ -200,15 +200,14 @@ func (p *Parser) beginCall() {
 func (p *Parser) feed(out []Delta, chunk string) []Delta {
 	p.body = append(p.body, chunk...)
 	idx := len(p.calls)
-	if !p.scan.named {
-		if name, ok := p.scan.name(p.body); ok {
-			p.scan.named = true
-			p.scan.id = p.newID()
-			out = append(out, Delta{Call: true, Index: idx, ID: p.scan.id, Name: name})
-		}
+	r := scanTop(p.body, p.scan.key)
+	if !p.scan.named && r.named {
+		p.scan.named = true
+		p.scan.id = p.newID()
+		out = append(out, Delta{Call: true, Index: idx, ID: p.scan.id, Name: r.name})
 	}
 	if p.scan.named {
-		if a := p.scan.args(p.body); a != "" {
+		if a := p.scan.newArgs(p.body, r); a != "" {
 			out = append(out, Delta{Call: true, Index: idx, Arguments: a})
 		}
 	}
@@ -230,11 +229,13 @@ func (p *Parser) endCall(out []Delta) []Delta {
 	}
 	// Whatever the streaming scan did not release (arguments before the
 	// name, or its tail) goes out now, so the pieces add up to Arguments.
-	if rest := strings.TrimPrefix(c.Arguments, p.scan.sent); rest != "" && strings.HasPrefix(c.Arguments, p.scan.sent) {
-		out = append(out, Delta{Call: true, Index: idx, Arguments: rest})
-	} else if !strings.HasPrefix(c.Arguments, p.scan.sent) {
+	rest, ok := strings.CutPrefix(c.Arguments, p.scan.sent)
+	if !ok {
 		p.err = fmt.Errorf("%w: streamed arguments %q are not a prefix of %q", ErrMalformed, p.scan.sent, c.Arguments)
 		return out
+	}
+	if rest != "" {
+		out = append(out, Delta{Call: true, Index: idx, Arguments: rest})
 	}
 	c.ID = p.scan.id
 	p.calls = append(p.calls, c)
