@@ -20,6 +20,18 @@ const maxTools = 128
 // functionName is OpenAI's rule for function and schema names.
 var functionName = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,64}$`)
 
+// checkName checks a function or schema name against OpenAI's rule.
+func checkName(name *string, param, what string) *apiError {
+	if name != nil && functionName.MatchString(*name) {
+		return nil
+	}
+	n := "<missing>"
+	if name != nil {
+		n = *name
+	}
+	return invalidRequest(param, "invalid_value", "Invalid %s name %s: 1 to 64 letters, digits, underscores or dashes.", what, quoteClip(n))
+}
+
 // decodeResponseFormat reads response_format: {"type": "text"},
 // {"type": "json_object"} or {"type": "json_schema", "json_schema":
 // {"name", "schema", "strict", "description"}}. Text is nil.
@@ -56,13 +68,8 @@ func decodeResponseFormat(raw json.RawMessage) (*l7v1.ResponseFormat, *apiError)
 	if js == nil {
 		return nil, invalidRequest("response_format.json_schema", "missing_required_parameter", "response_format of type json_schema needs json_schema")
 	}
-	if js.Name == nil || !functionName.MatchString(*js.Name) {
-		name := "<missing>"
-		if js.Name != nil {
-			name = *js.Name
-		}
-		return nil, invalidRequest("response_format.json_schema.name", "invalid_value",
-			"Invalid json_schema name %s: 1 to 64 letters, digits, underscores or dashes.", quoteClip(name))
+	if e := checkName(js.Name, "response_format.json_schema.name", "json_schema"); e != nil {
+		return nil, e
 	}
 	schema, e := schemaObject(js.Schema, "response_format.json_schema.schema", true)
 	if e != nil {
@@ -128,13 +135,8 @@ func decodeTools(raw json.RawMessage) ([]*l7v1.Tool, *apiError) {
 		if f == nil {
 			return nil, invalidRequest(at+".function", "missing_required_parameter", "%s.function is required", at)
 		}
-		if f.Name == nil || !functionName.MatchString(*f.Name) {
-			name := "<missing>"
-			if f.Name != nil {
-				name = *f.Name
-			}
-			return nil, invalidRequest(at+".function.name", "invalid_value",
-				"Invalid function name %s: 1 to 64 letters, digits, underscores or dashes.", quoteClip(name))
+		if e := checkName(f.Name, at+".function.name", "function"); e != nil {
+			return nil, e
 		}
 		if j, dup := seen[*f.Name]; dup {
 			return nil, invalidRequest(at+".function.name", "invalid_value", "Function %s is already defined by tools[%d].", quoteClip(*f.Name), j)
