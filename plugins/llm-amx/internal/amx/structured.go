@@ -28,7 +28,11 @@ func (st *state) constraint(p *l7v1.L7ChatRequest, tools toolUse) (engine.Constr
 	}
 	m, err := constrain.NewMatcher(g, st.vocab)
 	if err != nil {
-		return nil, sdk.InvalidParam("response_format", "the output grammar cannot be matched: %v", err)
+		param := "tools" // the grammar is the tool-call envelopes unless a JSON format was asked for
+		if t := p.GetResponseFormat().GetType(); t != "" && t != "text" {
+			param = "response_format"
+		}
+		return nil, sdk.InvalidParam(param, "the output grammar cannot be matched: %v", err)
 	}
 	return m, nil
 }
