@@ -6,12 +6,19 @@ import (
 	"strconv"
 )
 
-// Special tokens of the generated tokenizer, after the byte tokens and the
-// merges.
+// Special tokens of the generated tokenizer, after the byte tokens, the
+// merges and the added tokens.
 const (
 	EndOfText = "<|endoftext|>"
 	IMStart   = "<|im_start|>"
 	IMEnd     = "<|im_end|>"
+)
+
+// Added (non-special) tokens, as in Qwen2.5's tokenizer: the tool-call
+// envelope's tags are one token each, and decode as text.
+const (
+	ToolCallOpen  = "<tool_call>"
+	ToolCallClose = "</tool_call>"
 )
 
 // ChatMLTemplate is the chat_template written to tokenizer_config.json:
@@ -41,8 +48,9 @@ const ChatMLTemplate = `{%- if tools %}{{ '<|im_start|>system\n' }}` +
 	`{%- else %}{{ '<|im_start|>' + message.role + '\n' + message.content + '<|im_end|>\n' }}{% endif %}` +
 	`{%- endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}`
 
-// numMerges makes the vocabulary 256 bytes + 253 merges + 3 specials = 512.
-const numMerges = 253
+// numMerges makes the vocabulary 256 bytes + 251 merges + 2 added tokens +
+// 3 specials = 512.
+const numMerges = 251
 
 // preTokenizerRegex is Qwen2's pre-tokenizer pattern, written into
 // tokenizer.json.
@@ -123,17 +131,20 @@ type Tokenizer struct {
 	Vocab map[string]int
 	// Merges are the BPE merges, in priority order, as "left right".
 	Merges []string
+	// Added are the added non-special tokens' ids (ToolCallOpen,
+	// ToolCallClose).
+	Added map[string]int
 	// Specials are the special tokens' ids.
 	Specials map[string]int
 }
 
 // Size is the number of tokens.
-func (t *Tokenizer) Size() int { return len(t.Vocab) + len(t.Specials) }
+func (t *Tokenizer) Size() int { return len(t.Vocab) + len(t.Added) + len(t.Specials) }
 
 // NewTokenizer trains the deterministic BPE tokenizer on trainingText.
 func NewTokenizer() *Tokenizer {
 	order, char := bytesToUnicode()
-	t := &Tokenizer{Vocab: map[string]int{}, Specials: map[string]int{}}
+	t := &Tokenizer{Vocab: map[string]int{}, Added: map[string]int{}, Specials: map[string]int{}}
 	for i, b := range order {
 		t.Vocab[string(char[b])] = i
 	}
@@ -195,10 +206,21 @@ func NewTokenizer() *Tokenizer {
 			words[wi].syms = out
 		}
 	}
+	for _, s := range []string{ToolCallOpen, ToolCallClose} {
+		t.Added[s] = len(t.Vocab) + len(t.Added)
+	}
 	for _, s := range []string{EndOfText, IMStart, IMEnd} {
-		t.Specials[s] = len(t.Vocab) + len(t.Specials)
+		t.Specials[s] = len(t.Vocab) + len(t.Added) + len(t.Specials)
 	}
 	return t
+}
+
+// id is an added or special token's id, and whether it is special.
+func (t *Tokenizer) id(s string) (int, bool) {
+	if id, ok := t.Added[s]; ok {
+		return id, false
+	}
+	return t.Specials[s], true
 }
 
 // tokenizerJSON is tokenizer.json in the Hugging Face tokenizers format
@@ -206,9 +228,10 @@ func NewTokenizer() *Tokenizer {
 func (t *Tokenizer) tokenizerJSON() map[string]any {
 	byteLevel := map[string]any{"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": false, "use_regex": false}
 	var added []map[string]any
-	for _, s := range []string{EndOfText, IMStart, IMEnd} {
-		added = append(added, map[string]any{"id": t.Specials[s], "content": s, "single_word": false,
-			"lstrip": false, "rstrip": false, "normalized": false, "special": true})
+	for _, s := range []string{ToolCallOpen, ToolCallClose, EndOfText, IMStart, IMEnd} {
+		id, special := t.id(s)
+		added = append(added, map[string]any{"id": id, "content": s, "single_word": false,
+			"lstrip": false, "rstrip": false, "normalized": false, "special": special})
 	}
 	return map[string]any{
 		"version":      "1.0",
@@ -232,9 +255,10 @@ func (t *Tokenizer) tokenizerJSON() map[string]any {
 // tokenizerConfigJSON is tokenizer_config.json, with the ChatML template.
 func (t *Tokenizer) tokenizerConfigJSON(maxLen int) map[string]any {
 	decoder := map[string]any{}
-	for _, s := range []string{EndOfText, IMStart, IMEnd} {
-		decoder[strconv.Itoa(t.Specials[s])] = map[string]any{"content": s, "lstrip": false, "normalized": false,
-			"rstrip": false, "single_word": false, "special": true}
+	for _, s := range []string{ToolCallOpen, ToolCallClose, EndOfText, IMStart, IMEnd} {
+		id, special := t.id(s)
+		decoder[strconv.Itoa(id)] = map[string]any{"content": s, "lstrip": false, "normalized": false,
+			"rstrip": false, "single_word": false, "special": special}
 	}
 	return map[string]any{
 		"add_bos_token":                false,

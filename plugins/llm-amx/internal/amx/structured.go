@@ -20,13 +20,25 @@ const maxParallelCalls = 8
 // constraint for one generation; nil for free text. response_format
 // json_object or json_schema constrains the whole reply; tool_choice
 // "required" or a named function constrains it to tool-call envelopes in
-// the template's format, each call's arguments by its tool's parameters.
+// the template's format, each call's arguments by its tool's parameters;
+// tool_choice "auto" (the default with tools) leaves the reply free until
+// the model opens an envelope and constrains it from there (a lazy
+// grammar).
 func (st *state) constraint(p *l7v1.L7ChatRequest, tools toolUse) (engine.Constraint, error) {
-	g, err := st.grammar(p, tools)
+	g, lazy, err := st.grammar(p, tools)
 	if g == nil || err != nil {
 		return nil, err
 	}
-	m, err := constrain.NewMatcher(g, st.vocab)
+	var c engine.Constraint
+	if lazy {
+		trigger, atStart := toolcall.HermesOpen, false
+		if tools.format == toolcall.Llama3JSON {
+			trigger, atStart = "{", true // the call is the whole reply
+		}
+		c, err = constrain.NewLazy(g, st.vocab, trigger, atStart)
+	} else {
+		c, err = constrain.NewMatcher(g, st.vocab)
+	}
 	if err != nil {
 		param := "tools" // the grammar is the tool-call envelopes unless a JSON format was asked for
 		if t := p.GetResponseFormat().GetType(); t != "" && t != "text" {
@@ -34,27 +46,30 @@ func (st *state) constraint(p *l7v1.L7ChatRequest, tools toolUse) (engine.Constr
 		}
 		return nil, sdk.InvalidParam(param, "the output grammar cannot be matched: %v", err)
 	}
-	return m, nil
+	return c, nil
 }
 
-func (st *state) grammar(p *l7v1.L7ChatRequest, tools toolUse) (*constrain.Grammar, error) {
+// grammar is the request's output grammar (nil: free text) and whether it
+// applies lazily, from the first tool-call envelope on.
+func (st *state) grammar(p *l7v1.L7ChatRequest, tools toolUse) (g *constrain.Grammar, lazy bool, err error) {
 	switch rf := p.GetResponseFormat(); rf.GetType() {
 	case "json_object":
-		return constrain.JSONObject(), nil
+		return constrain.JSONObject(), false, nil
 	case "json_schema":
 		g, err := constrain.CompileSchema([]byte(rf.GetSchemaJson()))
 		if err != nil {
-			return nil, schemaParam("response_format", "response_format.json_schema.schema", err)
+			return nil, false, schemaParam("response_format", "response_format.json_schema.schema", err)
 		}
-		return g, nil
+		return g, false, nil
 	case "", "text":
 	default:
-		return nil, sdk.InvalidParam("response_format", "response_format %q is not supported", rf.GetType())
+		return nil, false, sdk.InvalidParam("response_format", "response_format %q is not supported", rf.GetType())
+	}
+	if !tools.call {
+		return nil, false, nil
 	}
 	mode := p.GetToolChoice().GetMode()
-	if !tools.call || (mode != l7v1.ToolChoiceMode_TOOL_CHOICE_MODE_REQUIRED && mode != l7v1.ToolChoiceMode_TOOL_CHOICE_MODE_FUNCTION) {
-		return nil, nil // free text (tool_choice auto is parsed, not constrained)
-	}
+	lazy = mode != l7v1.ToolChoiceMode_TOOL_CHOICE_MODE_REQUIRED && mode != l7v1.ToolChoiceMode_TOOL_CHOICE_MODE_FUNCTION
 	var calls []*constrain.Grammar
 	for i, t := range p.GetTools() {
 		fn := t.GetFunction()
@@ -65,19 +80,19 @@ func (st *state) grammar(p *l7v1.L7ChatRequest, tools toolUse) (*constrain.Gramm
 		if s := fn.GetParametersJson(); s != "" {
 			var err error
 			if args, err = constrain.CompileSchema([]byte(s)); err != nil {
-				return nil, schemaParam("tools", fmt.Sprintf("tools[%d].function.parameters", i), err)
+				return nil, false, schemaParam("tools", fmt.Sprintf("tools[%d].function.parameters", i), err)
 			}
 		}
 		calls = append(calls, envelope(tools.format, fn.GetName(), args))
 	}
 	if len(calls) == 0 {
-		return nil, sdk.InvalidParam("tool_choice", "tool_choice names function %q, which is not in tools", p.GetToolChoice().GetFunctionName())
+		return nil, false, sdk.InvalidParam("tool_choice", "tool_choice names function %q, which is not in tools", p.GetToolChoice().GetFunctionName())
 	}
 	call := constrain.Alt(calls...)
 	if tools.format == toolcall.Hermes && (p.ParallelToolCalls == nil || p.GetParallelToolCalls()) {
-		return constrain.Seq(call, constrain.Repeat(constrain.Seq(constrain.Literal("\n"), call), 0, maxParallelCalls-1)), nil
+		return constrain.Seq(call, constrain.Repeat(constrain.Seq(constrain.Literal("\n"), call), 0, maxParallelCalls-1)), lazy, nil
 	}
-	return call, nil
+	return call, lazy, nil
 }
 
 // envelope is one call of function name in format f, its arguments

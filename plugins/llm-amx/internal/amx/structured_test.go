@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/dsmil/l7/internal/mkmodel"
 	"github.com/dsmil/l7/plugins/llm-amx/internal/schematest"
 	"github.com/dsmil/l7/sdk"
 	l7v1 "github.com/dsmil/l7/sdk/proto/dsmil/l7/v1"
@@ -130,5 +131,64 @@ func TestForcedToolCalls(t *testing.T) {
 				t.Fatalf("seed %d: %s(%s): %v", seed, n, args[i], err)
 			}
 		}
+	}
+}
+
+// TestAutoToolCalls: with tool_choice "auto" the reply is free text until
+// the model opens a call, and from there a valid call. The random model
+// left alone mostly answers in prose (its 512-token vocabulary has
+// <tool_call> as one token, which it draws now and then); pushed by
+// logit_bias towards <tool_call> it opens a call at once, which the lazy
+// grammar completes into valid arguments, parsed back into tool-call deltas
+// with finish "tool_calls".
+func TestAutoToolCalls(t *testing.T) {
+	w, _ := configured(t, nil)
+	weather := `{"type":"object","properties":{"city":{"type":"string","maxLength":12}},"required":["city"],"additionalProperties":false}`
+	tools := []*l7v1.Tool{{Type: "function", Function: &l7v1.FunctionDef{Name: "get_weather", ParametersJson: weather}}}
+	open := int32(tiny(t).Tokenizer.Added[mkmodel.ToolCallOpen])
+	run := func(p *l7v1.L7ChatRequest) (*sdk.ChatResult, *stream) {
+		t.Helper()
+		s := &stream{}
+		res, err := w.Chat(t.Context(), &sdk.ChatRequest{Profile: "llm-test", Params: p}, s)
+		if err != nil {
+			t.Fatalf("seed %d, bias %v: %v", p.GetSeed(), p.LogitBias, err)
+		}
+		var args []string
+		for _, d := range s.calls {
+			if d.GetId() != "" {
+				if d.GetName() != "get_weather" {
+					t.Fatalf("seed %d: called %q", p.GetSeed(), d.GetName())
+				}
+				args = append(args, "")
+			}
+			args[d.GetIndex()] += d.GetArgumentsJson()
+		}
+		for _, a := range args {
+			if err := validate(t, "get_weather", []byte(weather), a); err != nil {
+				t.Fatalf("seed %d: get_weather(%s): %v", p.GetSeed(), a, err)
+			}
+		}
+		return res, s
+	}
+	prose := 0
+	for seed := range int64(8) {
+		p := &l7v1.L7ChatRequest{Model: "tiny-test", Messages: []*l7v1.Message{{Role: "user", Content: "Weather in Paris?"}},
+			Tools: tools, Temperature: f32(1), Seed: &seed, MaxTokens: 60}
+		if res, s := run(p); len(s.calls) == 0 {
+			if s.text() == "" || res.FinishReason == l7v1.FinishReason_FINISH_REASON_TOOL_CALLS {
+				t.Fatalf("free, seed %d: finish %v, content %q", seed, res.FinishReason, s.text())
+			}
+			prose++
+		}
+
+		p.LogitBias = map[int32]float32{open: 100}
+		p.MaxTokens = 300
+		res, s := run(p)
+		if res.FinishReason != l7v1.FinishReason_FINISH_REASON_TOOL_CALLS || strings.TrimSpace(s.text()) != "" || len(s.calls) == 0 {
+			t.Fatalf("biased, seed %d: finish %v, content %q, calls %v", seed, res.FinishReason, s.text(), s.calls)
+		}
+	}
+	if prose == 0 {
+		t.Error("no free reply was prose: the grammar constrains before the model opens a call")
 	}
 }

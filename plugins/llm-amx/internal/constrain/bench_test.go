@@ -172,3 +172,41 @@ func BenchmarkAnalyze(b *testing.B) {
 		v.analyze(d, body)
 	}
 }
+
+// BenchmarkLazyTrigger: finding the tokens that complete `<tool_call>` from
+// each state of its automaton over the Qwen3 vocabulary (once per
+// tokenizer and trigger, on the first tool_choice "auto" request).
+func BenchmarkLazyTrigger(b *testing.B) {
+	v := qwenVocab(b)
+	for b.Loop() {
+		newTrigger(v, []byte("<tool_call>"), false)
+	}
+}
+
+// BenchmarkLazyFreeToken: FillMask + Advance per token of free text under a
+// lazy grammar (tool_choice "auto" before the model opens a call), trigger
+// states included; NewLazy (per request) is timed apart as ns/start.
+func BenchmarkLazyFreeToken(b *testing.B) {
+	v := qwenVocab(b)
+	g := Seq(Literal("<tool_call>\n{\"name\": \"f\", \"arguments\": "), JSONObject(), Literal("}\n</tool_call>"))
+	text := qwenTok.Encode("Let me think about <this> <tool and the <tool_call weather in Oslo, then answer.", false)
+	mask := make([]uint64, v.words())
+	var start, steps time.Duration
+	for b.Loop() {
+		t0 := time.Now()
+		l, err := NewLazy(g, v, "<tool_call>", false)
+		if err != nil {
+			b.Fatal(err)
+		}
+		t1 := time.Now()
+		for _, id := range text {
+			l.FillMask(mask)
+			if err := l.Advance(id); err != nil {
+				b.Fatal(err)
+			}
+		}
+		start, steps = start+t1.Sub(t0), steps+time.Since(t1)
+	}
+	b.ReportMetric(float64(steps.Nanoseconds())/float64(b.N*len(text)), "ns/token")
+	b.ReportMetric(float64(start.Nanoseconds())/float64(b.N), "ns/start")
+}

@@ -193,21 +193,37 @@ func (m *Matcher) Advance(id int) error {
 	if len(b) == 0 {
 		return fmt.Errorf("%w: token %d is special or unknown", ErrRejected, id)
 	}
+	if err := m.feed(b); err != nil {
+		return fmt.Errorf("token %d: %w", id, err)
+	}
+	return nil
+}
+
+// feed reads bytes b; on an error the state is unchanged.
+func (m *Matcher) feed(b []byte) error {
+	out := m.step(b)
+	if len(out) == 0 {
+		return fmt.Errorf("%w: %q", ErrRejected, b)
+	}
+	if len(out) > maxHeads {
+		return fmt.Errorf("%w: more than %d parses at once (ambiguous grammar)", ErrRejected, maxHeads)
+	}
+	m.heads = out
+	return nil
+}
+
+// viable reports whether bytes b can be read here.
+func (m *Matcher) viable(b []byte) bool { return len(m.step(b)) > 0 }
+
+// step is the set of heads after reading b (empty if none can).
+func (m *Matcher) step(b []byte) []head {
 	var out []head
 	for _, h := range m.heads {
 		if h.pos >= 0 {
 			out = m.run(h, b, out)
 		}
 	}
-	if len(out) == 0 {
-		return fmt.Errorf("%w: token %d (%q)", ErrRejected, id, b)
-	}
-	out = dedup(out)
-	if len(out) > maxHeads {
-		return fmt.Errorf("%w: token %d: more than %d parses at once (ambiguous grammar)", ErrRejected, id, maxHeads)
-	}
-	m.heads = out
-	return nil
+	return dedup(out)
 }
 
 // run feeds b to head h, adding the heads that result.

@@ -33,6 +33,7 @@ type Vocab struct {
 
 	mu       sync.Mutex
 	analyses map[string]*termInfo // by dfa key
+	triggers map[string]*trigger  // lazy-grammar triggers, by text
 	held     atomic.Int64         // bytes of analyses in the map
 	maxHeld  int64
 	scratch  sync.Pool // zeroed bitsets for analyze
