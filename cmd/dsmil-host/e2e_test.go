@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dsmil/l7/host/config/configtest"
 	"github.com/dsmil/l7/internal/testutil"
 	"github.com/dsmil/l7/sdk/dbe"
 	"github.com/dsmil/l7/sdk/identity"
@@ -373,18 +374,7 @@ shim    { listen = "`+freePort(t)+`" }
 metrics { listen = "`+freePort(t)+`" }
 router  { socket = "run/router.sock" }
 admin   { socket = "run/admin.sock" }
-plugin "echo" {
-  path      = "dsmil-echo"
-  device_id = 47
-  profiles  = ["echo"]
-}
-model "dsmil-echo" { profile = "echo" }
-tenant "T" {
-  api_key_sha256 = ["`+strings.Repeat("ef", 32)+`"]
-  compartments   = ["SOC"]
-  models         = ["*"]
-}
-`), 0o600)
+`+configtest.EchoPlane("dsmil-echo", configtest.Tenant{KeySHA256: strings.Repeat("ef", 32)})), 0o600)
 	host := filepath.Join(dir, "dsmil-host")
 	cmd := exec.Command(host, "serve", "-config", cfg)
 	var logs bytes.Buffer

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dsmil/l7/host/config/configtest"
 	"github.com/dsmil/l7/sdk/dbe"
 	"github.com/hashicorp/hcl/v2"
 )
@@ -255,19 +256,7 @@ func TestDefaults(t *testing.T) {
 	}
 
 	// Block-level defaults.
-	src := `
-plugin "p" {
-  path      = "/opt/p"
-  device_id = 0
-  profiles  = ["x"]
-}
-model "m" { profile = "x" }
-tenant "T" {
-  api_key_sha256 = ["` + HashKey("k") + `"]
-  compartments   = ["LAB"]
-  models         = ["m"]
-}
-`
+	src := configtest.EchoPlane("/opt/p", configtest.Tenant{KeySHA256: HashKey("k"), Compartments: []string{"LAB"}})
 	cfg, diags = Parse("/etc/dsmil/dsmil.hcl", []byte(src))
 	if diags.HasErrors() {
 		t.Fatalf("diagnostics: %v", diags)
@@ -277,7 +266,7 @@ tenant "T" {
 		p.RestartBackoff != 250*time.Millisecond || p.StartTimeout != 30*time.Second || p.MemoryBudget != 0 || p.SHA256 != "" || p.Path != "/opt/p" {
 		t.Errorf("plugin defaults: %+v", p)
 	}
-	if m := cfg.ModelByID("m"); m == nil || m.OwnedBy != "dsmil" {
+	if m := cfg.ModelByID("dsmil-echo"); m == nil || m.OwnedBy != "dsmil" {
 		t.Errorf("model defaults: %+v", m)
 	}
 	tn := cfg.TenantByName("T")
