@@ -7,7 +7,6 @@ package routertest
 
 import (
 	"context"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -240,9 +239,9 @@ func (l *Limiter) Seen() (admitted int, released []int64) {
 // from: tenants T (SOC, CRYPTO; SECRET; SOC_ASSIST) and OTHER, and a custom
 // rule crypto-requires-secret.
 var PolicyHCL = configtest.EchoPlane("bin/dsmil-echo",
-	configtest.Tenant{KeySHA256: strings.Repeat("0", 63) + "1",
+	configtest.Tenant{KeySHA256: "0000000000000000000000000000000000000000000000000000000000000001",
 		Compartments: []string{"SOC", "CRYPTO"}, Classification: "SECRET", ROE: "SOC_ASSIST"},
-	configtest.Tenant{Name: "OTHER", KeySHA256: strings.Repeat("0", 63) + "2",
+	configtest.Tenant{Name: "OTHER", KeySHA256: "0000000000000000000000000000000000000000000000000000000000000002",
 		Classification: "UNCLAS", ROE: "ANALYSIS_ONLY"},
 ) + `
 policy "crypto-requires-secret" {
