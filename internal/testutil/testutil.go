@@ -69,3 +69,23 @@ func Node(t testing.TB, dir string, pkgs ...string) string {
 	}
 	return node
 }
+
+// Golden compares got with the file at path, or writes got there when
+// update is set (a test package's -update flag). A missing or different
+// file fails the test with a hint to run go test -update.
+func Golden(t testing.TB, path, got string, update bool) {
+	t.Helper()
+	if update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if got != string(want) {
+		t.Errorf("%s differs (run go test -update to accept):\n--- got\n%s\n--- want\n%s", path, got, want)
+	}
+}
