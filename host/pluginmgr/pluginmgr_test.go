@@ -29,16 +29,10 @@ import (
 var echoBin string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "pluginmgr-test")
-	if err != nil {
-		panic(err)
-	}
-	if echoBin, err = testutil.Build(dir, "dsmil-echo", "github.com/dsmil/l7/plugins/echo"); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
+	var remove func()
+	echoBin, remove = testutil.BuildForMain("dsmil-echo", "github.com/dsmil/l7/plugins/echo")
 	code := m.Run()
-	os.RemoveAll(dir)
+	remove()
 	os.Exit(code)
 }
 

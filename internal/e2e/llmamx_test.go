@@ -87,16 +87,10 @@ func testLogitBias(t *testing.T, base string) {
 var pluginBin string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "llm-amx-e2e")
-	if err != nil {
-		panic(err)
-	}
-	if pluginBin, err = testutil.Build(dir, "dsmil-llm-amx", "github.com/dsmil/l7/plugins/llm-amx"); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
+	var remove func()
+	pluginBin, remove = testutil.BuildForMain("dsmil-llm-amx", "github.com/dsmil/l7/plugins/llm-amx")
 	code := m.Run()
-	os.RemoveAll(dir)
+	remove()
 	os.Exit(code)
 }
 

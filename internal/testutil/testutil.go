@@ -25,6 +25,23 @@ func Build(dir, name, pkg string) (string, error) {
 	return bin, nil
 }
 
+// BuildForMain builds the Go package pkg as name into a new temporary
+// directory, for a TestMain whose tests share one binary. It returns the
+// binary's path and a function that removes the directory. A failed build
+// prints the compiler's output and exits the test binary with status 1.
+func BuildForMain(name, pkg string) (bin string, remove func()) {
+	dir, err := os.MkdirTemp("", name+"-test")
+	if err != nil {
+		panic(err)
+	}
+	if bin, err = Build(dir, name, pkg); err != nil {
+		os.RemoveAll(dir)
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	return bin, func() { os.RemoveAll(dir) }
+}
+
 // SyncBuffer is a bytes.Buffer safe for concurrent writers: a log output
 // shared by a plugin manager, a plugin's re-emitted lines and a test.
 type SyncBuffer struct {
