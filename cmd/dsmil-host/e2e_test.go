@@ -31,22 +31,13 @@ import (
 // talks DBE to its router socket, kills the plugin mid-request, and checks
 // `plugins list` before and after.
 func TestEndToEnd(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds binaries")
-	}
-	dir := t.TempDir()
-	for _, b := range [][2]string{{"dsmil-host", "github.com/dsmil/l7/cmd/dsmil-host"}, {"dsmil-echo", "github.com/dsmil/l7/plugins/echo"}} {
-		if _, err := testutil.Build(dir, b[0], b[1]); err != nil {
-			t.Fatal(err)
-		}
-	}
+	dir, host := buildHostAndEcho(t)
 	cfg := filepath.Join(dir, "dsmil.hcl")
 	shimAddr := freePort(t)
 	nodeAddr := freePort(t)
 	// Identities, made with the CLI as an operator would: a root, the
 	// host's identity, and a local tool allowed on the router socket that
 	// mints its own claim tokens.
-	host := filepath.Join(dir, "dsmil-host")
 	keys := filepath.Join(dir, "keys")
 	for _, args := range [][]string{
 		{"keys", "gen", "-out", keys, "-name", "root"},
@@ -298,6 +289,23 @@ tenant "U" {
 	}
 }
 
+// buildHostAndEcho builds dsmil-host and dsmil-echo into a new directory
+// (skipping the test under -short) and returns the directory and the
+// host's path.
+func buildHostAndEcho(t *testing.T) (dir, host string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds binaries")
+	}
+	dir = t.TempDir()
+	for _, b := range [][2]string{{"dsmil-host", "github.com/dsmil/l7/cmd/dsmil-host"}, {"dsmil-echo", "github.com/dsmil/l7/plugins/echo"}} {
+		if _, err := testutil.Build(dir, b[0], b[1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir, filepath.Join(dir, "dsmil-host")
+}
+
 // freePort returns a loopback address nothing listens on.
 func freePort(t *testing.T) string {
 	t.Helper()
@@ -359,15 +367,7 @@ func mustCert(t *testing.T, name string) tls.Certificate {
 // TestHostCrashTakesPluginsAlong: kill -9 the host and its plugins die
 // with it instead of lingering with their memory.
 func TestHostCrashTakesPluginsAlong(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds binaries")
-	}
-	dir := t.TempDir()
-	for _, b := range [][2]string{{"dsmil-host", "github.com/dsmil/l7/cmd/dsmil-host"}, {"dsmil-echo", "github.com/dsmil/l7/plugins/echo"}} {
-		if _, err := testutil.Build(dir, b[0], b[1]); err != nil {
-			t.Fatal(err)
-		}
-	}
+	dir, host := buildHostAndEcho(t)
 	cfg := filepath.Join(dir, "dsmil.hcl")
 	os.WriteFile(cfg, []byte(`
 shim    { listen = "`+freePort(t)+`" }
@@ -375,7 +375,6 @@ metrics { listen = "`+freePort(t)+`" }
 router  { socket = "run/router.sock" }
 admin   { socket = "run/admin.sock" }
 `+configtest.EchoPlane("dsmil-echo", configtest.Tenant{KeySHA256: strings.Repeat("ef", 32)})), 0o600)
-	host := filepath.Join(dir, "dsmil-host")
 	cmd := exec.Command(host, "serve", "-config", cfg)
 	var logs bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
