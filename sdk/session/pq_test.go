@@ -78,28 +78,9 @@ func pqHandshake(t *testing.T, ch, sh Handshaker, wrapC, wrapS func(net.Conn) ne
 	if wrapS != nil {
 		s = wrapS(s)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	type res struct {
-		ch  Channel
-		err error
-	}
-	srv := make(chan res, 1)
-	go func() {
-		ch, err := sh.Server(ctx, s)
-		srv <- res{ch, err}
-	}()
-	cch, cerr := ch.Client(ctx, c)
-	r := <-srv
-	t.Cleanup(func() {
-		if cch != nil {
-			cch.Close()
-		}
-		if r.ch != nil {
-			r.ch.Close()
-		}
-	})
-	return cch, r.ch, cerr, r.err
+	return bothEnds(t,
+		func(ctx context.Context) (Channel, error) { return sh.Server(ctx, s) },
+		func(ctx context.Context) (Channel, error) { return ch.Client(ctx, c) })
 }
 
 func TestPQHandshake(t *testing.T) {

@@ -42,12 +42,12 @@ func unixPair(t *testing.T) (client, server net.Conn) {
 	return client, server
 }
 
-// handshake connects a PQ client and server over a Unix socket.
-func handshake(t *testing.T) (Channel, Channel, error, error) {
+// bothEnds runs a server's and a client's handshake at once, 10 seconds
+// at most, and returns the client's and the server's channel and error.
+// The channels close when the test ends.
+func bothEnds(t *testing.T, server, client func(context.Context) (Channel, error)) (Channel, Channel, error, error) {
 	t.Helper()
-	p := newPKI(t)
-	c, s := unixPair(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	type res struct {
 		ch  Channel
@@ -55,12 +55,27 @@ func handshake(t *testing.T) (Channel, Channel, error, error) {
 	}
 	srv := make(chan res, 1)
 	go func() {
-		ch, err := p.server().Server(ctx, s)
+		ch, err := server(ctx)
 		srv <- res{ch, err}
 	}()
-	cch, cerr := p.client().Client(ctx, c)
+	cch, cerr := client(ctx)
 	r := <-srv
+	t.Cleanup(func() {
+		if cch != nil {
+			cch.Close()
+		}
+		if r.ch != nil {
+			r.ch.Close()
+		}
+	})
 	return cch, r.ch, cerr, r.err
+}
+
+// handshake connects a PQ client and server over a Unix socket.
+func handshake(t *testing.T) (Channel, Channel, error, error) {
+	t.Helper()
+	p := newPKI(t)
+	return pqHandshake(t, p.client(), p.server(), nil, nil)
 }
 
 // TestSessionTunnelAndFrames: tunnel bytes and request frames share one
