@@ -531,24 +531,7 @@ func TestPQSession(t *testing.T) {
 	}
 	got := make(chan *dbe.Frame, 1)
 	cs, ss := New(cch, nil), New(sch, func(f *dbe.Frame, _ error) { got <- f })
-	payload := bytes.Repeat([]byte("0123456789"), 50000)
-	go func() {
-		_, _ = cs.Tunnel().Write(payload)
-		_ = cs.Send(&dbe.Frame{Type: dbe.MsgHealth, CorrelationID: 77})
-	}()
-	buf := make([]byte, len(payload))
-	if _, err := io.ReadFull(ss.Tunnel(), buf); err != nil || !bytes.Equal(buf, payload) {
-		t.Fatalf("tunnel: %v", err)
-	}
-	if f := <-got; f.CorrelationID != 77 {
-		t.Fatalf("frame %v", f)
-	}
-	cs.Close()
-	select {
-	case <-ss.Done():
-	case <-time.After(5 * time.Second):
-		t.Fatal("server session did not see the close")
-	}
+	tunnelThenFrame(t, cs, ss, got, 500000)
 	if err := ss.Err(); err != io.EOF {
 		t.Fatalf("server session ended with %v, want io.EOF", err)
 	}

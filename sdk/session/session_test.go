@@ -90,7 +90,19 @@ func TestSessionTunnelAndFrames(t *testing.T) {
 	ss := New(sch, func(f *dbe.Frame, bad error) { got <- f })
 	defer cs.Close()
 	defer ss.Close()
-	payload := bytes.Repeat([]byte("0123456789"), 100000) // 1 MB, several tunnel frames
+	tunnelThenFrame(t, cs, ss, got, 1000000) // 1 MB, several tunnel frames
+	if _, err := ss.Tunnel().Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("tunnel read after close: %v", err)
+	}
+}
+
+// tunnelThenFrame writes n bytes into cs's tunnel and then sends a HEALTH
+// frame; it checks that ss's tunnel reads those bytes whole and that got,
+// which ss's handler feeds, receives the frame. Then it closes cs and waits
+// for ss to see the close.
+func tunnelThenFrame(t *testing.T, cs, ss *Session, got <-chan *dbe.Frame, n int) {
+	t.Helper()
+	payload := bytes.Repeat([]byte("0123456789"), n/10)
 	go func() {
 		_, _ = cs.Tunnel().Write(payload)
 		_ = cs.Send(&dbe.Frame{Type: dbe.MsgHealth, CorrelationID: 77})
@@ -112,9 +124,6 @@ func TestSessionTunnelAndFrames(t *testing.T) {
 	case <-ss.Done():
 	case <-time.After(5 * time.Second):
 		t.Fatal("server session did not see the close")
-	}
-	if _, err := ss.Tunnel().Read(buf); err != io.EOF {
-		t.Fatalf("tunnel read after close: %v", err)
 	}
 }
 
