@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -87,11 +86,7 @@ func testLogitBias(t *testing.T, base string) {
 var pluginBin string
 
 func TestMain(m *testing.M) {
-	var remove func()
-	pluginBin, remove = testutil.BuildForMain("dsmil-llm-amx", "github.com/dsmil/l7/plugins/llm-amx")
-	code := m.Run()
-	remove()
-	os.Exit(code)
+	testutil.RunWithBinary(m, &pluginBin, "dsmil-llm-amx", "github.com/dsmil/l7/plugins/llm-amx")
 }
 
 func chatFrame(p *l7v1.L7ChatRequest) *dbe.Frame {

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 )
 
 // Build compiles the Go package pkg (an import path of this module) into
@@ -25,21 +26,40 @@ func Build(dir, name, pkg string) (string, error) {
 	return bin, nil
 }
 
-// BuildForMain builds the Go package pkg as name into a new temporary
-// directory, for a TestMain whose tests share one binary. It returns the
-// binary's path and a function that removes the directory. A failed build
-// prints the compiler's output and exits the test binary with status 1.
-func BuildForMain(name, pkg string) (bin string, remove func()) {
+// RunWithBinary is a TestMain whose tests share one binary: it builds the
+// Go package pkg as name into a new temporary directory, sets *bin to its
+// path, runs the tests, calls each of after, removes the directory and
+// exits with the tests' status. A failed build prints the compiler's
+// output and exits with status 1.
+func RunWithBinary(m *testing.M, bin *string, name, pkg string, after ...func()) {
 	dir, err := os.MkdirTemp("", name+"-test")
 	if err != nil {
 		panic(err)
 	}
-	if bin, err = Build(dir, name, pkg); err != nil {
+	if *bin, err = Build(dir, name, pkg); err != nil {
 		os.RemoveAll(dir)
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	return bin, func() { os.RemoveAll(dir) }
+	code := m.Run()
+	for _, f := range after {
+		f()
+	}
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// WaitFor polls cond every 5 ms until it holds, and fails the test when d
+// passes first, saying it was waiting for what.
+func WaitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // SyncBuffer is a bytes.Buffer safe for concurrent writers: a log output
