@@ -195,15 +195,8 @@ tenant "U" {
 	if err := cl.Call(context.Background(), scoped, func(*dbe.Frame) error { return nil }); mux.CodeOf(err) != dbe.CodeClaimTokenInvalid || !strings.Contains(err.Error(), "may not mint") {
 		t.Fatalf("request with a claim minted outside the issuer's tenants: %v", err)
 	}
-	var text strings.Builder
-	err = cl.Call(context.Background(), req("over the socket"), func(f *dbe.Frame) error {
-		var ch l7v1.L7ChatChunk
-		proto.Unmarshal(f.Payload, &ch)
-		text.WriteString(ch.GetDelta())
-		return nil
-	})
-	if err != nil || text.String() != "echo: over the socket" {
-		t.Fatalf("%v %q", err, text.String())
+	if text, err := chatText(cl, req("over the socket")); err != nil || text != "echo: over the socket" {
+		t.Fatalf("%v %q", err, text)
 	}
 
 	// The same over the cross-node listener: DBE in TLS 1.3 with
@@ -219,15 +212,8 @@ tenant "U" {
 	ncl := mux.NewClient(ns)
 	ns.SetHandler(func(f *dbe.Frame, _ error) { ncl.Dispatch(f) })
 	defer ns.Close()
-	text.Reset()
-	err = ncl.Call(context.Background(), req("across nodes"), func(f *dbe.Frame) error {
-		var ch l7v1.L7ChatChunk
-		proto.Unmarshal(f.Payload, &ch)
-		text.WriteString(ch.GetDelta())
-		return nil
-	})
-	if err != nil || text.String() != "echo: across nodes" {
-		t.Fatalf("cross-node chat: %v %q", err, text.String())
+	if text, err := chatText(ncl, req("across nodes")); err != nil || text != "echo: across nodes" {
+		t.Fatalf("cross-node chat: %v %q", err, text)
 	}
 
 	// kill -9 the plugin in the middle of a request.
@@ -304,6 +290,19 @@ func buildHostAndEcho(t *testing.T) (dir, host string) {
 		}
 	}
 	return dir, filepath.Join(dir, "dsmil-host")
+}
+
+// chatText sends the chat request req on cl and returns the text its
+// chunks stream.
+func chatText(cl *mux.Client, req *dbe.Frame) (string, error) {
+	var text strings.Builder
+	err := cl.Call(context.Background(), req, func(f *dbe.Frame) error {
+		var ch l7v1.L7ChatChunk
+		proto.Unmarshal(f.Payload, &ch)
+		text.WriteString(ch.GetDelta())
+		return nil
+	})
+	return text.String(), err
 }
 
 // freePort returns a loopback address nothing listens on.
