@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dsmil/l7/host/config/configtest"
 	"github.com/dsmil/l7/internal/testutil"
 	"github.com/dsmil/l7/sdk/dbe"
 	"github.com/dsmil/l7/sdk/identity"
@@ -30,22 +31,13 @@ import (
 // talks DBE to its router socket, kills the plugin mid-request, and checks
 // `plugins list` before and after.
 func TestEndToEnd(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds binaries")
-	}
-	dir := t.TempDir()
-	for _, b := range [][2]string{{"dsmil-host", "github.com/dsmil/l7/cmd/dsmil-host"}, {"dsmil-echo", "github.com/dsmil/l7/plugins/echo"}} {
-		if _, err := testutil.Build(dir, b[0], b[1]); err != nil {
-			t.Fatal(err)
-		}
-	}
+	dir, host := buildHostAndEcho(t)
 	cfg := filepath.Join(dir, "dsmil.hcl")
 	shimAddr := freePort(t)
 	nodeAddr := freePort(t)
 	// Identities, made with the CLI as an operator would: a root, the
 	// host's identity, and a local tool allowed on the router socket that
 	// mints its own claim tokens.
-	host := filepath.Join(dir, "dsmil-host")
 	keys := filepath.Join(dir, "keys")
 	for _, args := range [][]string{
 		{"keys", "gen", "-out", keys, "-name", "root"},
@@ -203,15 +195,8 @@ tenant "U" {
 	if err := cl.Call(context.Background(), scoped, func(*dbe.Frame) error { return nil }); mux.CodeOf(err) != dbe.CodeClaimTokenInvalid || !strings.Contains(err.Error(), "may not mint") {
 		t.Fatalf("request with a claim minted outside the issuer's tenants: %v", err)
 	}
-	var text strings.Builder
-	err = cl.Call(context.Background(), req("over the socket"), func(f *dbe.Frame) error {
-		var ch l7v1.L7ChatChunk
-		proto.Unmarshal(f.Payload, &ch)
-		text.WriteString(ch.GetDelta())
-		return nil
-	})
-	if err != nil || text.String() != "echo: over the socket" {
-		t.Fatalf("%v %q", err, text.String())
+	if text, err := chatText(cl, req("over the socket")); err != nil || text != "echo: over the socket" {
+		t.Fatalf("%v %q", err, text)
 	}
 
 	// The same over the cross-node listener: DBE in TLS 1.3 with
@@ -227,15 +212,8 @@ tenant "U" {
 	ncl := mux.NewClient(ns)
 	ns.SetHandler(func(f *dbe.Frame, _ error) { ncl.Dispatch(f) })
 	defer ns.Close()
-	text.Reset()
-	err = ncl.Call(context.Background(), req("across nodes"), func(f *dbe.Frame) error {
-		var ch l7v1.L7ChatChunk
-		proto.Unmarshal(f.Payload, &ch)
-		text.WriteString(ch.GetDelta())
-		return nil
-	})
-	if err != nil || text.String() != "echo: across nodes" {
-		t.Fatalf("cross-node chat: %v %q", err, text.String())
+	if text, err := chatText(ncl, req("across nodes")); err != nil || text != "echo: across nodes" {
+		t.Fatalf("cross-node chat: %v %q", err, text)
 	}
 
 	// kill -9 the plugin in the middle of a request.
@@ -295,6 +273,36 @@ tenant "U" {
 	if err := syscall.Kill(int(snaps[0]["pid"].(float64)), 0); err == nil {
 		t.Fatal("plugin process outlived the host")
 	}
+}
+
+// buildHostAndEcho builds dsmil-host and dsmil-echo into a new directory
+// (skipping the test under -short) and returns the directory and the
+// host's path.
+func buildHostAndEcho(t *testing.T) (dir, host string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds binaries")
+	}
+	dir = t.TempDir()
+	for _, b := range [][2]string{{"dsmil-host", "github.com/dsmil/l7/cmd/dsmil-host"}, {"dsmil-echo", "github.com/dsmil/l7/plugins/echo"}} {
+		if _, err := testutil.Build(dir, b[0], b[1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir, filepath.Join(dir, "dsmil-host")
+}
+
+// chatText sends the chat request req on cl and returns the text its
+// chunks stream.
+func chatText(cl *mux.Client, req *dbe.Frame) (string, error) {
+	var text strings.Builder
+	err := cl.Call(context.Background(), req, func(f *dbe.Frame) error {
+		var ch l7v1.L7ChatChunk
+		proto.Unmarshal(f.Payload, &ch)
+		text.WriteString(ch.GetDelta())
+		return nil
+	})
+	return text.String(), err
 }
 
 // freePort returns a loopback address nothing listens on.
@@ -358,34 +366,14 @@ func mustCert(t *testing.T, name string) tls.Certificate {
 // TestHostCrashTakesPluginsAlong: kill -9 the host and its plugins die
 // with it instead of lingering with their memory.
 func TestHostCrashTakesPluginsAlong(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds binaries")
-	}
-	dir := t.TempDir()
-	for _, b := range [][2]string{{"dsmil-host", "github.com/dsmil/l7/cmd/dsmil-host"}, {"dsmil-echo", "github.com/dsmil/l7/plugins/echo"}} {
-		if _, err := testutil.Build(dir, b[0], b[1]); err != nil {
-			t.Fatal(err)
-		}
-	}
+	dir, host := buildHostAndEcho(t)
 	cfg := filepath.Join(dir, "dsmil.hcl")
 	os.WriteFile(cfg, []byte(`
 shim    { listen = "`+freePort(t)+`" }
 metrics { listen = "`+freePort(t)+`" }
 router  { socket = "run/router.sock" }
 admin   { socket = "run/admin.sock" }
-plugin "echo" {
-  path      = "dsmil-echo"
-  device_id = 47
-  profiles  = ["echo"]
-}
-model "dsmil-echo" { profile = "echo" }
-tenant "T" {
-  api_key_sha256 = ["`+strings.Repeat("ef", 32)+`"]
-  compartments   = ["SOC"]
-  models         = ["*"]
-}
-`), 0o600)
-	host := filepath.Join(dir, "dsmil-host")
+`+configtest.EchoPlane("dsmil-echo", configtest.Tenant{KeySHA256: strings.Repeat("ef", 32)})), 0o600)
 	cmd := exec.Command(host, "serve", "-config", cfg)
 	var logs bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs

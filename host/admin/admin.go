@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/dsmil/l7/host/internal/httpserver"
 	"github.com/dsmil/l7/host/pluginmgr"
 	"github.com/dsmil/l7/host/router"
 )
@@ -49,8 +50,7 @@ type Server struct {
 	Path   string
 	Source Source
 
-	ln  net.Listener
-	srv *http.Server
+	http *httpserver.Server
 }
 
 // Listen creates the socket (replacing a stale one, refusing a live one).
@@ -75,7 +75,6 @@ func (s *Server) Listen() error {
 		ln.Close()
 		return err
 	}
-	s.ln = ln
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/plugins", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, s.Source.Snapshots())
@@ -83,7 +82,7 @@ func (s *Server) Listen() error {
 	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, s.Source.Status())
 	})
-	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	s.http = httpserver.New(ln, mux)
 	return nil
 }
 
@@ -93,18 +92,11 @@ func writeJSON(w http.ResponseWriter, v any) {
 }
 
 // Serve serves until Close.
-func (s *Server) Serve() error {
-	if err := s.srv.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
-}
+func (s *Server) Serve() error { return s.http.Serve() }
 
 // Close stops the server and removes the socket.
 func (s *Server) Close() error {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	err := s.srv.Shutdown(ctx)
+	err := s.http.Close()
 	_ = os.Remove(s.Path)
 	return err
 }

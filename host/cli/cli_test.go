@@ -6,6 +6,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/dsmil/l7/host/config/configtest"
 )
 
 func run(args ...string) (int, string, string) {
@@ -46,19 +48,7 @@ func TestConfigValidate(t *testing.T) {
 	dir := t.TempDir()
 	good := dir + "/good.hcl"
 	bad := dir + "/bad.hcl"
-	os.WriteFile(good, []byte(`
-plugin "echo" {
-  path      = "bin/dsmil-echo"
-  device_id = 47
-  profiles  = ["echo"]
-}
-model "dsmil-echo" { profile = "echo" }
-tenant "T" {
-  api_key_sha256 = ["`+strings.Repeat("ab", 32)+`"]
-  compartments   = ["SOC"]
-  models         = ["*"]
-}
-`), 0o600)
+	os.WriteFile(good, []byte(configtest.EchoPlane("bin/dsmil-echo", configtest.Tenant{KeySHA256: strings.Repeat("ab", 32)})), 0o600)
 	os.WriteFile(bad, []byte("plugin \"echo\" {\n  device_id = 300\n}\n"), 0o600)
 	if code, out, errs := run("config", "validate", "-config", good); code != 0 || !strings.Contains(out, "valid (1 plugins, 1 models, 1 tenants") {
 		t.Fatalf("good: %d %q %q", code, out, errs)

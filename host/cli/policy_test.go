@@ -5,27 +5,17 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/dsmil/l7/host/config/configtest"
 )
 
 func TestPolicyTest(t *testing.T) {
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "dsmil.hcl")
-	os.WriteFile(cfg, []byte(`
-include = ["policies/*.hcl"]
-plugin "echo" {
-  path      = "bin/dsmil-echo"
-  device_id = 47
-  profiles  = ["echo"]
-}
-model "dsmil-echo" { profile = "echo" }
-tenant "SOC_TEAM_ALPHA" {
-  api_key_sha256 = ["`+strings.Repeat("ab", 32)+`"]
-  compartments   = ["SOC", "CRYPTO"]
-  classification = "SECRET"
-  roe            = "SOC_ASSIST"
-  models         = ["*"]
-}
-`), 0o600)
+	os.WriteFile(cfg, []byte(`include = ["policies/*.hcl"]`+configtest.EchoPlane("bin/dsmil-echo", configtest.Tenant{
+		Name: "SOC_TEAM_ALPHA", KeySHA256: strings.Repeat("ab", 32),
+		Compartments: []string{"SOC", "CRYPTO"}, Classification: "SECRET", ROE: "SOC_ASSIST",
+	})), 0o600)
 	os.Mkdir(filepath.Join(dir, "policies"), 0o700)
 	pol := filepath.Join(dir, "policies", "p.hcl")
 	os.WriteFile(pol, []byte(`

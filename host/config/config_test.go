@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"reflect"
 	"sort"
@@ -15,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dsmil/l7/host/config/configtest"
+	"github.com/dsmil/l7/internal/testutil"
 	"github.com/dsmil/l7/sdk/dbe"
 	"github.com/hashicorp/hcl/v2"
 )
@@ -81,19 +82,7 @@ func TestInvalid(t *testing.T) {
 
 func checkGolden(t *testing.T, path, got string) {
 	t.Helper()
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if got != string(want) {
-		t.Errorf("%s differs (run go test -update to accept):\n--- got\n%s\n--- want\n%s", path, got, want)
-	}
+	testutil.Golden(t, path, got, *update)
 }
 
 // dumpConfig renders cfg as stable, machine-independent JSON: fields in
@@ -255,19 +244,7 @@ func TestDefaults(t *testing.T) {
 	}
 
 	// Block-level defaults.
-	src := `
-plugin "p" {
-  path      = "/opt/p"
-  device_id = 0
-  profiles  = ["x"]
-}
-model "m" { profile = "x" }
-tenant "T" {
-  api_key_sha256 = ["` + HashKey("k") + `"]
-  compartments   = ["LAB"]
-  models         = ["m"]
-}
-`
+	src := configtest.EchoPlane("/opt/p", configtest.Tenant{KeySHA256: HashKey("k"), Compartments: []string{"LAB"}})
 	cfg, diags = Parse("/etc/dsmil/dsmil.hcl", []byte(src))
 	if diags.HasErrors() {
 		t.Fatalf("diagnostics: %v", diags)
@@ -277,7 +254,7 @@ tenant "T" {
 		p.RestartBackoff != 250*time.Millisecond || p.StartTimeout != 30*time.Second || p.MemoryBudget != 0 || p.SHA256 != "" || p.Path != "/opt/p" {
 		t.Errorf("plugin defaults: %+v", p)
 	}
-	if m := cfg.ModelByID("m"); m == nil || m.OwnedBy != "dsmil" {
+	if m := cfg.ModelByID("dsmil-echo"); m == nil || m.OwnedBy != "dsmil" {
 		t.Errorf("model defaults: %+v", m)
 	}
 	tn := cfg.TenantByName("T")

@@ -1,14 +1,13 @@
 package metrics
 
 import (
-	"context"
-	"errors"
 	"net"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/dsmil/l7/host/internal/httpserver"
 	"github.com/dsmil/l7/host/pluginmgr"
 	"github.com/dsmil/l7/host/router"
 	"github.com/dsmil/l7/sdk/dbe"
@@ -140,10 +139,7 @@ func (c *pluginCollector) Collect(ch chan<- prometheus.Metric) {
 }
 
 // Server serves /metrics.
-type Server struct {
-	srv *http.Server
-	ln  net.Listener
-}
+type Server = httpserver.Server
 
 // Listen binds addr (the caller has checked it is loopback or allowed).
 func (m *Metrics) Listen(addr string) (*Server, error) {
@@ -153,23 +149,5 @@ func (m *Metrics) Listen(addr string) (*Server, error) {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}))
-	return &Server{ln: ln, srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}}, nil
-}
-
-// Addr is the bound address.
-func (s *Server) Addr() string { return s.ln.Addr().String() }
-
-// Serve serves until Close.
-func (s *Server) Serve() error {
-	if err := s.srv.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
-}
-
-// Close stops the server.
-func (s *Server) Close() error {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	return s.srv.Shutdown(ctx)
+	return httpserver.New(ln, mux), nil
 }

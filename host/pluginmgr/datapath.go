@@ -28,23 +28,20 @@ func (d *dataPath) attach(id string, s *session.Session) {
 	mc := mux.NewClient(s)
 	s.SetHandler(func(f *dbe.Frame, _ error) { mc.Dispatch(f) })
 	go func() { <-s.Done(); mc.Close(fmt.Errorf("%w: %s: %v", mux.ErrSessionClosed, id, s.Err())) }()
+	d.swap(s, mc)
+}
+
+// detach closes and forgets the session.
+func (d *dataPath) detach() { d.swap(nil, nil) }
+
+// swap makes s and mc the data path and closes the session they replace.
+func (d *dataPath) swap(s *session.Session, mc *mux.Client) {
 	d.mu.Lock()
 	old := d.sess
 	d.sess, d.mc = s, mc
 	d.mu.Unlock()
 	if old != nil {
 		old.Close()
-	}
-}
-
-// detach closes and forgets the session.
-func (d *dataPath) detach() {
-	d.mu.Lock()
-	s := d.sess
-	d.sess, d.mc = nil, nil
-	d.mu.Unlock()
-	if s != nil {
-		s.Close()
 	}
 }
 

@@ -29,17 +29,7 @@ import (
 var echoBin string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "pluginmgr-test")
-	if err != nil {
-		panic(err)
-	}
-	if echoBin, err = testutil.Build(dir, "dsmil-echo", "github.com/dsmil/l7/plugins/echo"); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	testutil.RunWithBinary(m, &echoBin, "dsmil-echo", "github.com/dsmil/l7/plugins/echo")
 }
 
 // settingsBody parses plugin-specific settings the way dsmil.hcl holds them.
@@ -103,17 +93,6 @@ func chat(profile, text string, stream bool) *dbe.Frame {
 	return f
 }
 
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func TestStartRouteAndList(t *testing.T) {
 	var logs testutil.SyncBuffer
 	m := startManager(t, &logs, echoPlugin(t, "echo", 2, ""))
@@ -145,7 +124,7 @@ func TestStartRouteAndList(t *testing.T) {
 		t.Fatalf("%v %q", err, text.String())
 	}
 	// The plugin's own log lines are re-emitted under its name.
-	waitFor(t, 5*time.Second, "plugin logs", func() bool { return strings.Contains(logs.String(), "plugin.echo#0") })
+	testutil.WaitFor(t, 5*time.Second, "plugin logs", func() bool { return strings.Contains(logs.String(), "plugin.echo#0") })
 }
 
 // TestKillMidRequest: kill -9 a plugin during a request: the caller gets an
@@ -177,7 +156,7 @@ func TestKillMidRequest(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("request hangs after its plugin was killed")
 	}
-	waitFor(t, 5*time.Second, "restart", func() bool {
+	testutil.WaitFor(t, 5*time.Second, "restart", func() bool {
 		s := m.Snapshots()[0]
 		return s.State == StateRunning && s.Healthy && s.PID != pid && s.PID != 0
 	})
@@ -197,7 +176,7 @@ func TestFrozenPluginRestarted(t *testing.T) {
 	pid := m.Snapshots()[0].PID
 	syscall.Kill(pid, syscall.SIGSTOP)
 	defer syscall.Kill(pid, syscall.SIGKILL)
-	waitFor(t, 10*time.Second, "restart of a frozen plugin", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "restart of a frozen plugin", func() bool {
 		s := m.Snapshots()[0]
 		return s.State == StateRunning && s.PID != pid && s.PID != 0
 	})

@@ -13,6 +13,7 @@ import (
 
 	"github.com/dsmil/l7/host/config"
 	"github.com/dsmil/l7/host/policy"
+	"github.com/dsmil/l7/internal/testutil"
 	"github.com/dsmil/l7/sdk/dbe"
 	"github.com/dsmil/l7/sdk/mux"
 	l7v1 "github.com/dsmil/l7/sdk/proto/dsmil/l7/v1"
@@ -22,6 +23,18 @@ import (
 )
 
 var update = flag.Bool("update", false, "rewrite the *.golden files under testdata/")
+
+// loadLogged is load with include, failing the test on errors, and a
+// buffer the engine logs into at level.
+func loadLogged(t testing.TB, level hclog.Level, include string) (*policy.Engine, *bytes.Buffer) {
+	t.Helper()
+	var logBuf bytes.Buffer
+	_, eng, diags := load(t, hclog.New(&hclog.LoggerOptions{Output: &logBuf, Level: level}), include)
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	return eng, &logBuf
+}
 
 // load parses testdata/golden.hcl plus the policy files named (paths
 // relative to testdata/) and compiles the engine.
@@ -73,12 +86,7 @@ func chat(model string) *l7v1.L7ChatRequest {
 }
 
 func TestDecideFrames(t *testing.T) {
-	var logBuf bytes.Buffer
-	log := hclog.New(&hclog.LoggerOptions{Output: &logBuf, Level: hclog.Debug})
-	_, eng, diags := load(t, log, "../../../policies/default.hcl")
-	if diags.HasErrors() {
-		t.Fatal(diags)
-	}
+	eng, logBuf := loadLogged(t, hclog.Debug, "../../../policies/default.hcl")
 	const (
 		soc    = dbe.CompartmentSOC
 		crypto = dbe.CompartmentCRYPTO
@@ -143,9 +151,7 @@ func TestDecideFrames(t *testing.T) {
 // TestTrainingLogging: every decision is one Info line; TRAINING lines also
 // carry the security attributes and the trail, ordinary ones do not.
 func TestTrainingLogging(t *testing.T) {
-	var logBuf bytes.Buffer
-	log := hclog.New(&hclog.LoggerOptions{Output: &logBuf, Level: hclog.Info})
-	_, eng, _ := load(t, log, "table.hcl")
+	eng, logBuf := loadLogged(t, hclog.Info, "table.hcl")
 	ok := frame(dbe.MsgChatReq, "LOCAL_TOOL_USER", "echo", soc, dbe.Unclas, dbe.AnalysisOnly, chat(""))
 	if err := eng.Decide(context.Background(), ok); err != nil || strings.Count(logBuf.String(), "\n") != 1 ||
 		!strings.Contains(logBuf.String(), "decision=allow") || strings.Contains(logBuf.String(), "trail=") {
@@ -213,12 +219,7 @@ func TestRequestFromFrame(t *testing.T) {
 // its trail as an L7_POLICY_RESULT payload, denials included, and keeps it
 // out of the decision log.
 func TestCheck(t *testing.T) {
-	var logBuf bytes.Buffer
-	log := hclog.New(&hclog.LoggerOptions{Output: &logBuf, Level: hclog.Info})
-	_, eng, diags := load(t, log, "../../../policies/default.hcl")
-	if diags.HasErrors() {
-		t.Fatal(diags)
-	}
+	eng, logBuf := loadLogged(t, hclog.Info, "../../../policies/default.hcl")
 	for _, c := range []struct {
 		f     *dbe.Frame
 		allow bool
@@ -252,12 +253,7 @@ func TestCheck(t *testing.T) {
 // TestFailClosed: a rule whose condition fails at run time denies, names
 // itself, and is logged.
 func TestFailClosed(t *testing.T) {
-	var logBuf bytes.Buffer
-	log := hclog.New(&hclog.LoggerOptions{Output: &logBuf, Level: hclog.Info})
-	_, eng, diags := load(t, log, "runtime_error.hcl")
-	if diags.HasErrors() {
-		t.Fatal(diags)
-	}
+	eng, logBuf := loadLogged(t, hclog.Info, "runtime_error.hcl")
 	f := frame(dbe.MsgChatReq, "LOCAL_TOOL_USER", "echo", 0, dbe.Unclas, dbe.AnalysisOnly, chat(""))
 	err := eng.Decide(context.Background(), f)
 	var me *mux.Error
@@ -373,17 +369,5 @@ var goldenCases = []struct {
 
 func checkGolden(t *testing.T, path, got string) {
 	t.Helper()
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if got != string(want) {
-		t.Errorf("%s differs (run go test -update to accept):\n--- got\n%s\n--- want\n%s", path, got, want)
-	}
+	testutil.Golden(t, path, got, *update)
 }

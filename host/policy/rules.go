@@ -316,15 +316,7 @@ func compartmentNames(mask dbe.Compartment) []string {
 }
 
 func compartmentList(mask dbe.Compartment) cty.Value {
-	names := compartmentNames(mask)
-	if len(names) == 0 {
-		return cty.ListValEmpty(cty.String)
-	}
-	vals := make([]cty.Value, len(names))
-	for i, n := range names {
-		vals[i] = cty.StringVal(n)
-	}
-	return cty.ListVal(vals)
+	return stringList(compartmentNames(mask))
 }
 
 func stringList(ss []string) cty.Value {

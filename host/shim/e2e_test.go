@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/dsmil/l7/host/pluginmgr"
+	"github.com/dsmil/l7/internal/testutil"
 )
 
 // These tests run through the real router to real echo plugin processes.
@@ -274,7 +275,7 @@ func TestDisconnectCancels(t *testing.T) {
 	// 50 words at 100 ms each: 5 s of generation.
 	prompt := strings.TrimSpace(strings.Repeat("word ", 50))
 	for _, stream := range []bool{true, false} {
-		waitFor(t, 2*time.Second, "an idle slow plugin", func() bool { return slowLoad() == 0 && p.router.Stats().InFlight == 0 })
+		testutil.WaitFor(t, 2*time.Second, "an idle slow plugin", func() bool { return slowLoad() == 0 && p.router.Stats().InFlight == 0 })
 		ctx, cancel := context.WithCancel(context.Background())
 		body := `{"model":"dsmil-slow","stream":` + map[bool]string{true: "true", false: "false"}[stream] +
 			`,"messages":[{"role":"user","content":"` + prompt + `"}]}`
@@ -294,7 +295,7 @@ func TestDisconnectCancels(t *testing.T) {
 			io.Copy(io.Discard, br) // until the hang-up
 		}()
 		// The plugin's own health report shows the request in flight ...
-		waitFor(t, 2*time.Second, "the plugin to report the request", func() bool { return slowLoad() >= 0.5 })
+		testutil.WaitFor(t, 2*time.Second, "the plugin to report the request", func() bool { return slowLoad() >= 0.5 })
 		if stream {
 			select {
 			case <-first:
@@ -307,8 +308,8 @@ func TestDisconnectCancels(t *testing.T) {
 		start := time.Now()
 		// ... and, once the client hangs up, nothing: well before the 5 s the
 		// generation would take (health reports come every 200 ms).
-		waitFor(t, 2*time.Second, "the router to let go", func() bool { return p.router.Stats().InFlight == 0 })
-		waitFor(t, 2*time.Second, "the plugin to stop generating", func() bool { return slowLoad() == 0 })
+		testutil.WaitFor(t, 2*time.Second, "the router to let go", func() bool { return p.router.Stats().InFlight == 0 })
+		testutil.WaitFor(t, 2*time.Second, "the plugin to stop generating", func() bool { return slowLoad() == 0 })
 		t.Logf("stream=%v: the plugin was idle %v after the client left", stream, time.Since(start).Round(time.Millisecond))
 	}
 }
@@ -441,7 +442,7 @@ func TestStreamPluginKilled(t *testing.T) {
 	}
 	pid := slow().PID
 	t.Cleanup(func() {
-		waitFor(t, 10*time.Second, "the slow plugin to be restarted", func() bool { s := slow(); return s.Healthy && s.PID != pid })
+		testutil.WaitFor(t, 10*time.Second, "the slow plugin to be restarted", func() bool { s := slow(); return s.Healthy && s.PID != pid })
 	})
 
 	prompt := strings.TrimSpace(strings.Repeat("word ", 50)) // 5 s of generation

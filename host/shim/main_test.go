@@ -9,7 +9,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -135,20 +134,11 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "shim-test")
-	if err != nil {
-		panic(err)
-	}
-	if echoBin, err = testutil.Build(dir, "dsmil-echo", "github.com/dsmil/l7/plugins/echo"); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	if thePlane != nil {
-		thePlane.stop()
-	}
-	os.RemoveAll(dir)
-	os.Exit(code)
+	testutil.RunWithBinary(m, &echoBin, "dsmil-echo", "github.com/dsmil/l7/plugins/echo", func() {
+		if thePlane != nil {
+			thePlane.stop()
+		}
+	})
 }
 
 // testConfig parses planeHCL.
@@ -382,18 +372,6 @@ func sseEvents(t testing.TB, body []byte) (data []string, keepalives int) {
 		t.Fatalf("stream does not end with [DONE]:\n%s", body)
 	}
 	return data, keepalives
-}
-
-// waitFor polls cond until it holds or d passes.
-func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // pluginInFlight sums the in-flight requests the plugin instances report.

@@ -7,24 +7,13 @@ import (
 	"time"
 
 	"github.com/dsmil/l7/host/config"
+	"github.com/dsmil/l7/host/config/configtest"
 	"github.com/dsmil/l7/sdk/dbe"
 	l7v1 "github.com/dsmil/l7/sdk/proto/dsmil/l7/v1"
 	"google.golang.org/protobuf/proto"
 )
 
-const fuzzHCL = `
-plugin "echo" {
-  path      = "/bin/true"
-  device_id = 47
-  profiles  = ["echo"]
-}
-model "dsmil-echo" { profile = "echo" }
-tenant "T" {
-  api_key_sha256 = ["9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"]
-  compartments   = ["SOC"]
-  models         = ["*"]
-}
-`
+var fuzzHCL = configtest.EchoPlane("/bin/true", configtest.Tenant{KeySHA256: config.HashKey("test")})
 
 // FuzzDecodeRequest feeds arbitrary bodies to both completion endpoints'
 // parser. Whatever the bytes, it must not panic; a refusal is a 4xx with a

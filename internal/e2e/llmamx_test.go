@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -87,17 +86,7 @@ func testLogitBias(t *testing.T, base string) {
 var pluginBin string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "llm-amx-e2e")
-	if err != nil {
-		panic(err)
-	}
-	if pluginBin, err = testutil.Build(dir, "dsmil-llm-amx", "github.com/dsmil/l7/plugins/llm-amx"); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	testutil.RunWithBinary(m, &pluginBin, "dsmil-llm-amx", "github.com/dsmil/l7/plugins/llm-amx")
 }
 
 func chatFrame(p *l7v1.L7ChatRequest) *dbe.Frame {

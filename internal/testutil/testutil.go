@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 )
 
 // Build compiles the Go package pkg (an import path of this module) into
@@ -23,6 +24,42 @@ func Build(dir, name, pkg string) (string, error) {
 		return "", fmt.Errorf("building %s: %v\n%s", pkg, err, out)
 	}
 	return bin, nil
+}
+
+// RunWithBinary is a TestMain whose tests share one binary: it builds the
+// Go package pkg as name into a new temporary directory, sets *bin to its
+// path, runs the tests, calls each of after, removes the directory and
+// exits with the tests' status. A failed build prints the compiler's
+// output and exits with status 1.
+func RunWithBinary(m *testing.M, bin *string, name, pkg string, after ...func()) {
+	dir, err := os.MkdirTemp("", name+"-test")
+	if err != nil {
+		panic(err)
+	}
+	if *bin, err = Build(dir, name, pkg); err != nil {
+		os.RemoveAll(dir)
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	for _, f := range after {
+		f()
+	}
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// WaitFor polls cond every 5 ms until it holds, and fails the test when d
+// passes first, saying it was waiting for what.
+func WaitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // SyncBuffer is a bytes.Buffer safe for concurrent writers: a log output
@@ -68,4 +105,24 @@ func Node(t testing.TB, dir string, pkgs ...string) string {
 		}
 	}
 	return node
+}
+
+// Golden compares got with the file at path, or writes got there when
+// update is set (a test package's -update flag). A missing or different
+// file fails the test with a hint to run go test -update.
+func Golden(t testing.TB, path, got string, update bool) {
+	t.Helper()
+	if update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if got != string(want) {
+		t.Errorf("%s differs (run go test -update to accept):\n--- got\n%s\n--- want\n%s", path, got, want)
+	}
 }

@@ -157,18 +157,7 @@ var ErrWriterFailed = errors.New("dbe: writer failed")
 // WriteFrame encodes f into the pending buffer and returns; f may be reused
 // at once. Encoding errors are returned and write nothing.
 func (w *Writer) WriteFrame(f *Frame) error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if err := w.waitRoom(); err != nil {
-		return err
-	}
-	buf, err := f.AppendBinary(w.buf)
-	if err != nil {
-		return err
-	}
-	w.buf = buf
-	w.kick()
-	return nil
+	return w.writeWith(f.AppendBinary, true)
 }
 
 // ErrWouldBlock is returned by TryWriteFrame when MaxPending bytes already
@@ -179,21 +168,7 @@ var ErrWouldBlock = errors.New("dbe: writer full")
 // loop relaying another connection's frames): when the pending buffer is
 // full it returns ErrWouldBlock at once and writes nothing.
 func (w *Writer) TryWriteFrame(f *Frame) error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.err != nil {
-		return w.err
-	}
-	if len(w.buf) >= w.maxPending {
-		return ErrWouldBlock
-	}
-	buf, err := f.AppendBinary(w.buf)
-	if err != nil {
-		return err
-	}
-	w.buf = buf
-	w.kick()
-	return nil
+	return w.writeWith(f.AppendBinary, false)
 }
 
 // WriteWith appends whatever fn appends to the pending buffer, with the
@@ -242,14 +217,7 @@ func (w *Writer) WriteEncoded(b []byte) error {
 	if h.FrameSize() != uint64(len(b)) {
 		return fmt.Errorf("%w: header declares %d bytes, have %d", ErrTruncated, h.FrameSize(), len(b))
 	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if err := w.waitRoom(); err != nil {
-		return err
-	}
-	w.buf = append(w.buf, b...)
-	w.kick()
-	return nil
+	return w.writeWith(func(dst []byte) ([]byte, error) { return append(dst, b...), nil }, true)
 }
 
 // waitRoom blocks while the pending buffer is full. Called with mu held.

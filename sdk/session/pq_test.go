@@ -78,28 +78,9 @@ func pqHandshake(t *testing.T, ch, sh Handshaker, wrapC, wrapS func(net.Conn) ne
 	if wrapS != nil {
 		s = wrapS(s)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	type res struct {
-		ch  Channel
-		err error
-	}
-	srv := make(chan res, 1)
-	go func() {
-		ch, err := sh.Server(ctx, s)
-		srv <- res{ch, err}
-	}()
-	cch, cerr := ch.Client(ctx, c)
-	r := <-srv
-	t.Cleanup(func() {
-		if cch != nil {
-			cch.Close()
-		}
-		if r.ch != nil {
-			r.ch.Close()
-		}
-	})
-	return cch, r.ch, cerr, r.err
+	return bothEnds(t,
+		func(ctx context.Context) (Channel, error) { return sh.Server(ctx, s) },
+		func(ctx context.Context) (Channel, error) { return ch.Client(ctx, c) })
 }
 
 func TestPQHandshake(t *testing.T) {
@@ -550,24 +531,7 @@ func TestPQSession(t *testing.T) {
 	}
 	got := make(chan *dbe.Frame, 1)
 	cs, ss := New(cch, nil), New(sch, func(f *dbe.Frame, _ error) { got <- f })
-	payload := bytes.Repeat([]byte("0123456789"), 50000)
-	go func() {
-		_, _ = cs.Tunnel().Write(payload)
-		_ = cs.Send(&dbe.Frame{Type: dbe.MsgHealth, CorrelationID: 77})
-	}()
-	buf := make([]byte, len(payload))
-	if _, err := io.ReadFull(ss.Tunnel(), buf); err != nil || !bytes.Equal(buf, payload) {
-		t.Fatalf("tunnel: %v", err)
-	}
-	if f := <-got; f.CorrelationID != 77 {
-		t.Fatalf("frame %v", f)
-	}
-	cs.Close()
-	select {
-	case <-ss.Done():
-	case <-time.After(5 * time.Second):
-		t.Fatal("server session did not see the close")
-	}
+	tunnelThenFrame(t, cs, ss, got, 500000)
 	if err := ss.Err(); err != io.EOF {
 		t.Fatalf("server session ended with %v, want io.EOF", err)
 	}

@@ -42,12 +42,12 @@ func unixPair(t *testing.T) (client, server net.Conn) {
 	return client, server
 }
 
-// handshake connects a PQ client and server over a Unix socket.
-func handshake(t *testing.T) (Channel, Channel, error, error) {
+// bothEnds runs a server's and a client's handshake at once, 10 seconds
+// at most, and returns the client's and the server's channel and error.
+// The channels close when the test ends.
+func bothEnds(t *testing.T, server, client func(context.Context) (Channel, error)) (Channel, Channel, error, error) {
 	t.Helper()
-	p := newPKI(t)
-	c, s := unixPair(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	type res struct {
 		ch  Channel
@@ -55,12 +55,27 @@ func handshake(t *testing.T) (Channel, Channel, error, error) {
 	}
 	srv := make(chan res, 1)
 	go func() {
-		ch, err := p.server().Server(ctx, s)
+		ch, err := server(ctx)
 		srv <- res{ch, err}
 	}()
-	cch, cerr := p.client().Client(ctx, c)
+	cch, cerr := client(ctx)
 	r := <-srv
+	t.Cleanup(func() {
+		if cch != nil {
+			cch.Close()
+		}
+		if r.ch != nil {
+			r.ch.Close()
+		}
+	})
 	return cch, r.ch, cerr, r.err
+}
+
+// handshake connects a PQ client and server over a Unix socket.
+func handshake(t *testing.T) (Channel, Channel, error, error) {
+	t.Helper()
+	p := newPKI(t)
+	return pqHandshake(t, p.client(), p.server(), nil, nil)
 }
 
 // TestSessionTunnelAndFrames: tunnel bytes and request frames share one
@@ -75,7 +90,19 @@ func TestSessionTunnelAndFrames(t *testing.T) {
 	ss := New(sch, func(f *dbe.Frame, bad error) { got <- f })
 	defer cs.Close()
 	defer ss.Close()
-	payload := bytes.Repeat([]byte("0123456789"), 100000) // 1 MB, several tunnel frames
+	tunnelThenFrame(t, cs, ss, got, 1000000) // 1 MB, several tunnel frames
+	if _, err := ss.Tunnel().Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("tunnel read after close: %v", err)
+	}
+}
+
+// tunnelThenFrame writes n bytes into cs's tunnel and then sends a HEALTH
+// frame; it checks that ss's tunnel reads those bytes whole and that got,
+// which ss's handler feeds, receives the frame. Then it closes cs and waits
+// for ss to see the close.
+func tunnelThenFrame(t *testing.T, cs, ss *Session, got <-chan *dbe.Frame, n int) {
+	t.Helper()
+	payload := bytes.Repeat([]byte("0123456789"), n/10)
 	go func() {
 		_, _ = cs.Tunnel().Write(payload)
 		_ = cs.Send(&dbe.Frame{Type: dbe.MsgHealth, CorrelationID: 77})
@@ -97,9 +124,6 @@ func TestSessionTunnelAndFrames(t *testing.T) {
 	case <-ss.Done():
 	case <-time.After(5 * time.Second):
 		t.Fatal("server session did not see the close")
-	}
-	if _, err := ss.Tunnel().Read(buf); err != io.EOF {
-		t.Fatalf("tunnel read after close: %v", err)
 	}
 }
 

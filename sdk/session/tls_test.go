@@ -39,33 +39,15 @@ func tlsRun(t *testing.T, server *TLS, dial func(ctx context.Context, addr strin
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	type res struct {
-		ch  Channel
-		err error
-	}
-	srv := make(chan res, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			srv <- res{nil, err}
-			return
-		}
-		ch, err := server.Server(ctx, c)
-		srv <- res{ch, err}
-	}()
-	cch, cerr := dial(ctx, ln.Addr().String())
-	r := <-srv
-	t.Cleanup(func() {
-		if cch != nil {
-			cch.Close()
-		}
-		if r.ch != nil {
-			r.ch.Close()
-		}
-	})
-	return cch, r.ch, cerr, r.err
+	return bothEnds(t,
+		func(ctx context.Context) (Channel, error) {
+			c, err := ln.Accept()
+			if err != nil {
+				return nil, err
+			}
+			return server.Server(ctx, c)
+		},
+		func(ctx context.Context) (Channel, error) { return dial(ctx, ln.Addr().String()) })
 }
 
 func TestTLSCrossNode(t *testing.T) {

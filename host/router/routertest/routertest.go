@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/dsmil/l7/host/config"
+	"github.com/dsmil/l7/host/config/configtest"
 	"github.com/dsmil/l7/host/policy"
 	"github.com/dsmil/l7/host/router"
 	"github.com/dsmil/l7/sdk/dbe"
@@ -237,31 +238,12 @@ func (l *Limiter) Seen() (admitted int, released []int64) {
 // PolicyHCL is the configuration LoadEngine loads the real policy engine
 // from: tenants T (SOC, CRYPTO; SECRET; SOC_ASSIST) and OTHER, and a custom
 // rule crypto-requires-secret.
-const PolicyHCL = `
-plugin "echo" {
-  path      = "bin/dsmil-echo"
-  device_id = 47
-  profiles  = ["echo"]
-}
-
-model "dsmil-echo" { profile = "echo" }
-
-tenant "T" {
-  api_key_sha256 = ["0000000000000000000000000000000000000000000000000000000000000001"]
-  compartments   = ["SOC", "CRYPTO"]
-  classification = "SECRET"
-  roe            = "SOC_ASSIST"
-  models         = ["*"]
-}
-
-tenant "OTHER" {
-  api_key_sha256 = ["0000000000000000000000000000000000000000000000000000000000000002"]
-  compartments   = ["SOC"]
-  classification = "UNCLAS"
-  roe            = "ANALYSIS_ONLY"
-  models         = ["*"]
-}
-
+var PolicyHCL = configtest.EchoPlane("bin/dsmil-echo",
+	configtest.Tenant{KeySHA256: "0000000000000000000000000000000000000000000000000000000000000001",
+		Compartments: []string{"SOC", "CRYPTO"}, Classification: "SECRET", ROE: "SOC_ASSIST"},
+	configtest.Tenant{Name: "OTHER", KeySHA256: "0000000000000000000000000000000000000000000000000000000000000002",
+		Classification: "UNCLAS", ROE: "ANALYSIS_ONLY"},
+) + `
 policy "crypto-requires-secret" {
   effect   = "deny"
   priority = 100
