@@ -50,6 +50,7 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -126,10 +127,18 @@ func cpuTime() time.Duration {
 }
 
 func run(dir string, which []string, rounds, promptLen, tokens, threads int, spin bool, procs int, streams string) error {
+	// Check every flag before measuring anything: a bad -streams found
+	// after the rounds would throw them away.
+	conc, err := parseStreams(streams)
+	if err != nil {
+		return err
+	}
 	for _, d := range which {
 		if _, ok := dtypes[d]; !ok {
 			return fmt.Errorf("unknown dtype %q (int4, int8, fp32)", d)
 		}
+	}
+	for _, d := range which {
 		if err := ensureModel(dir, d); err != nil {
 			return err
 		}
@@ -225,9 +234,9 @@ func run(dir string, which []string, rounds, promptLen, tokens, threads int, spi
 				got[p.name] = append(got[p.name], s)
 			}
 		}
-		var conc []string
-		if streams != "" && d == which[0] {
-			if conc, err = concurrency(insts[0], d, prompt, tokens, streams); err != nil {
+		var concRes []string
+		if len(conc) > 0 && d == which[0] {
+			if concRes, err = concurrency(insts[0], d, prompt, tokens, conc); err != nil {
 				stop()
 				return err
 			}
@@ -249,7 +258,7 @@ func run(dir string, which []string, rounds, promptLen, tokens, threads int, spi
 			}
 			return median(tt), median(tp)
 		}
-		row := row{dtype: d, conc: conc}
+		row := row{dtype: d, conc: concRes}
 		row.ttftRatio, row.tpsRatio = ratio("stack")
 		row.pluginTTFT, row.pluginTPS = ratio("plugin")
 		rows = append(rows, row)
@@ -424,17 +433,30 @@ func stackRun(addr, modelID, prompt string, tokens int) (sample, error) {
 // -streams may ask for.
 const maxStreams = 4
 
+// parseStreams reads -streams: a comma-separated list of stream counts
+// from 1 to maxStreams ("" is none).
+func parseStreams(list string) ([]int, error) {
+	if list == "" {
+		return nil, nil
+	}
+	var out []int
+	for _, f := range strings.Split(list, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 || n > maxStreams {
+			return nil, fmt.Errorf("-streams: %q is not a number from 1 to %d", f, maxStreams)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
 // concurrency starts n streamed requests at once on one plugin process for
 // each n in list and reports the aggregate and per-stream decode rates
 // (from the first token of the first stream to the last token of the
 // last: prefills overlap decodes).
-func concurrency(inst *pluginmgr.Instance, dtype, prompt string, tokens int, list string) ([]string, error) {
+func concurrency(inst *pluginmgr.Instance, dtype, prompt string, tokens int, list []int) ([]string, error) {
 	var out []string
-	for _, f := range strings.Split(list, ",") {
-		var n int
-		if _, err := fmt.Sscan(f, &n); err != nil || n < 1 || n > maxStreams {
-			return nil, fmt.Errorf("-streams: %q is not a number from 1 to %d", f, maxStreams)
-		}
+	for _, n := range list {
 		type result struct {
 			s   sample
 			err error
