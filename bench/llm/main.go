@@ -30,7 +30,19 @@
 // in turn. Models are generated into -models (default the user cache)
 // when absent.
 //
+// -constrained adds three chat paths to the rounds (issue 11: constrained
+// decode ≥ 0.95× free decode through the whole stack): the prompt as one
+// user message to /v1/chat/completions, free ("chat") and with
+// response_format json_schema (-schema; by default an array that cannot
+// end before max_tokens) and json_object, and prints constrained/free
+// ratios of decode and TTFT, chat against chat. A constrained reply whose
+// grammar completes ends early with "stop": decode rates are over the
+// tokens each reply generated, printed beside them. -vocab qwen swaps the
+// generated 512-id tokenizer for the real Qwen vocabulary (151k tokens),
+// so that the grammar's masks cover what a Qwen2.5 model's would.
+//
 //	go run ./bench/llm [-dtypes int4,int8,fp32] [-rounds 8] [-procs 2] [-tokens 128] [-threads 0]
+//	go run ./bench/llm -dtypes int4 -constrained -vocab qwen [-schema file.json]
 package main
 
 import (
