@@ -30,12 +30,25 @@
 // in turn. Models are generated into -models (default the user cache)
 // when absent.
 //
+// -constrained adds three chat paths to the rounds (issue 11: constrained
+// decode ≥ 0.95× free decode through the whole stack): the prompt as one
+// user message to /v1/chat/completions, free ("chat") and with
+// response_format json_schema (-schema; by default an array that cannot
+// end before max_tokens) and json_object, and prints constrained/free
+// ratios of decode and TTFT, chat against chat. A constrained reply whose
+// grammar completes ends early with "stop": decode rates are over the
+// tokens each reply generated, printed beside them. -vocab qwen swaps the
+// generated 512-id tokenizer for the real Qwen vocabulary (151k tokens),
+// so that the grammar's masks cover what a Qwen2.5 model's would.
+//
 //	go run ./bench/llm [-dtypes int4,int8,fp32] [-rounds 8] [-procs 2] [-tokens 128] [-threads 0]
+//	go run ./bench/llm -dtypes int4 -constrained -vocab qwen [-schema file.json]
 package main
 
 import (
 	"bufio"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
@@ -50,6 +63,7 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -88,6 +102,9 @@ func main() {
 	procs := flag.Int("procs", 2, "raw and plugin processes per dtype, used in turn")
 	streams := flag.String("streams", "", `also measure concurrent streams on one plugin process, e.g. "1,2,4" (first dtype only)`)
 	cpuprofile := flag.String("cpuprofile", "", "write this process's CPU profile (host, shim and client) to the file")
+	constrained := flag.Bool("constrained", false, "also measure chat completions free and with response_format json_schema and json_object (constrained decoding)")
+	schemaFile := flag.String("schema", "", "-constrained's JSON Schema (default: an array of at least 1000 bounded records, which cannot end before max_tokens)")
+	vocab := flag.String("vocab", "generated", `the models' tokenizer: "generated" (dsmil-mkmodel's 512 ids) or "qwen" (the real Qwen2.5/Qwen3 vocabulary, 151k tokens, from the tokenizer package's testdata)`)
 	flag.Parse()
 	server.TuneGC() // as dsmil-host serve does
 	if *cpuprofile != "" {
@@ -102,18 +119,56 @@ func main() {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	if err := run(*models, strings.Split(*which, ","), *rounds, *promptLen, *tokens, *threads, *spin, max(*procs, 1), *streams); err != nil {
+	o := options{dir: *models, dtypes: strings.Split(*which, ","), rounds: *rounds, promptLen: *promptLen, tokens: *tokens,
+		threads: *threads, spin: *spin, procs: max(*procs, 1), streams: *streams, constrained: *constrained, vocab: *vocab}
+	if *schemaFile != "" {
+		b, err := os.ReadFile(*schemaFile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench/llm:", err)
+			os.Exit(1)
+		}
+		o.schema = json.RawMessage(b)
+	}
+	if err := run(o); err != nil {
 		pprof.StopCPUProfile()
 		fmt.Fprintln(os.Stderr, "bench/llm:", err)
 		os.Exit(1)
 	}
 }
 
+// options are the flags.
+type options struct {
+	dir                                       string
+	dtypes                                    []string
+	rounds, promptLen, tokens, threads, procs int
+	spin                                      bool
+	streams                                   string
+	constrained                               bool
+	schema                                    json.RawMessage // -constrained's schema; nil: benchSchema
+	vocab                                     string
+}
+
+// benchSchema is -constrained's default JSON Schema: an array of records
+// whose every field is bounded, so that a random-weight model walks
+// through all of a record's states (keys, integers, bounded string, enum,
+// boolean) instead of staying in one unbounded string or number, and whose
+// 1000 required items (≈ 10 tokens each at the least) cannot be finished
+// within any -tokens the model's context allows, so that
+// every request generates max_tokens tokens like the free ones. (Items
+// are unrolled up to minItems: the compiler takes ≈ 2–3 ms on it.)
+const benchSchema = `{"type": "array", "minItems": 1000, "items": {"type": "object",
+  "properties": {"id": {"type": "integer", "minimum": 0, "maximum": 999999}, "name": {"type": "string", "maxLength": 16},
+    "kind": {"enum": ["user", "group", "service"]}, "score": {"type": "integer", "minimum": 0, "maximum": 100},
+    "active": {"type": "boolean"}},
+  "required": ["id", "name", "kind", "score", "active"], "additionalProperties": false}}`
+
 // sample is one measurement: time to first token and decode rate.
 type sample struct {
-	ttft time.Duration
-	tps  float64
-	cpu  time.Duration // this process's CPU time per generated token (host and client, for "stack")
+	ttft   time.Duration
+	tps    float64
+	cpu    time.Duration // this process's CPU time per generated token (host and client, for "stack")
+	tokens int           // tokens generated
+	text   string        // the reply (chat paths)
 }
 
 // cpuTime is this process's user + system CPU time so far.
@@ -125,12 +180,31 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-func run(dir string, which []string, rounds, promptLen, tokens, threads int, spin bool, procs int, streams string) error {
+func run(o options) error {
+	which, rounds, promptLen, tokens, procs := o.dtypes, o.rounds, o.promptLen, o.tokens, o.procs
+	// Check every flag before measuring anything: a bad -streams found
+	// after the rounds would throw them away.
+	conc, err := parseStreams(o.streams)
+	if err != nil {
+		return err
+	}
 	for _, d := range which {
 		if _, ok := dtypes[d]; !ok {
 			return fmt.Errorf("unknown dtype %q (int4, int8, fp32)", d)
 		}
-		if err := ensureModel(dir, d); err != nil {
+	}
+	if o.vocab != "generated" && o.vocab != "qwen" {
+		return fmt.Errorf("-vocab %q: generated or qwen", o.vocab)
+	}
+	schema := o.schema
+	if schema == nil {
+		schema = json.RawMessage(benchSchema)
+	}
+	if !json.Valid(schema) {
+		return errors.New("-schema: not JSON")
+	}
+	for _, d := range which {
+		if err := ensureModel(o.dir, d); err != nil {
 			return err
 		}
 	}
@@ -139,6 +213,12 @@ func run(dir string, which []string, rounds, promptLen, tokens, threads int, spi
 		return err
 	}
 	defer os.RemoveAll(tmp)
+	dir := o.dir
+	if o.vocab == "qwen" {
+		if dir, err = qwenVocabDir(tmp, o.dir); err != nil {
+			return err
+		}
+	}
 	bins := map[string]string{}
 	for name, pkg := range map[string]string{
 		"dsmil-llm-amx": "github.com/dsmil/l7/plugins/llm-amx",
@@ -149,15 +229,21 @@ func run(dir string, which []string, rounds, promptLen, tokens, threads int, spi
 			return fmt.Errorf("build %s: %v\n%s", name, err, out)
 		}
 	}
-	fmt.Printf("llm benchmark: %s, %d CPUs; qwen2.5-0.5b shape (random weights) in %s\n", runtime.Version(), runtime.NumCPU(), dir)
+	fmt.Printf("llm benchmark: %s, %d CPUs; qwen2.5-0.5b shape (random weights) in %s, %s tokenizer\n", runtime.Version(), runtime.NumCPU(), o.dir, o.vocab)
 	fmt.Printf("prompt %d tokens, %d generated per request (greedy, EOS ignored), %d interleaved rounds over %d raw and %d plugin processes\n",
 		promptLen, tokens, rounds, procs, procs)
+	if o.constrained {
+		fmt.Printf("chat paths: the prompt as one user message to /v1/chat/completions, free and with response_format; json_schema:\n%s\n", schema)
+	}
 	header := false
 	type row struct {
 		dtype                 string
 		ttftRatio, tpsRatio   float64
 		pluginTTFT, pluginTPS float64
 		conc                  []string // concurrency results
+		// -constrained: decode and TTFT of json_schema and json_object
+		// against free chat, and free chat against raw.
+		schemaTPS, schemaTTFT, objectTPS, objectTTFT, chatTPS float64
 	}
 	var rows []row
 	for _, d := range which {
@@ -167,7 +253,7 @@ func run(dir string, which []string, rounds, promptLen, tokens, threads int, spi
 		if err != nil {
 			return err
 		}
-		host, err := startHost(tmp, bins["dsmil-llm-amx"], dir, addr, d, threads, spin, procs)
+		host, err := startHost(tmp, bins["dsmil-llm-amx"], dir, addr, d, o.threads, o.spin, procs)
 		if err != nil {
 			return err
 		}
@@ -179,7 +265,7 @@ func run(dir string, which []string, rounds, promptLen, tokens, threads int, spi
 			host.Shutdown()
 		}
 		for range procs {
-			r, err := startRaw(bins["rawdecode"], dir, dtypes[d].variant, threads, spin, promptLen)
+			r, err := startRaw(bins["rawdecode"], dir, dtypes[d].variant, o.threads, o.spin, promptLen)
 			if err != nil {
 				stop()
 				return err
@@ -187,26 +273,53 @@ func run(dir string, which []string, rounds, promptLen, tokens, threads int, spi
 			raws = append(raws, r)
 		}
 		if !header {
-			fmt.Printf("%s\n\n%-5s %-6s %12s %14s %24s\n", raws[0].runtime, "dtype", "path", "TTFT (ms)", "decode tok/s", "bench CPU/token (µs)")
+			fmt.Printf("%s\n\n%-5s %-11s %12s %14s %8s %24s\n", raws[0].runtime, "dtype", "path", "TTFT (ms)", "decode tok/s", "tokens", "bench CPU/token (µs)")
 			header = true
 		}
 		insts := host.Manager.Instances()
 		prompt := raws[0].prompt
 		round := 0 // spreads the rounds over the processes
-		paths := []struct {
+		type path struct {
 			name string
 			run  func(tokens int) (sample, error)
-		}{
+		}
+		paths := []path{
 			{"raw", func(n int) (sample, error) { return raws[round%procs].run(n) }},
-			{"stack", func(n int) (sample, error) { return stackRun(addr, modelID(d), prompt, n) }},
+			{"stack", func(n int) (sample, error) { return completionRun(addr, modelID(d), prompt, n) }},
 			{"plugin", func(n int) (sample, error) { return pluginRun(insts[round%procs], d, prompt, n) }},
 		}
-		// Warm up every process (first runs allocate and pre-pack).
-		for round = range procs {
-			for _, p := range paths {
-				if _, err := p.run(8); err != nil {
+		if o.constrained {
+			paths = append(paths,
+				path{"chat", func(n int) (sample, error) { return chatRun(addr, modelID(d), prompt, n, nil) }},
+				path{"json_schema", func(n int) (sample, error) {
+					return chatRun(addr, modelID(d), prompt, n, map[string]any{"type": "json_schema",
+						"json_schema": map[string]any{"name": "bench", "schema": schema, "strict": true}})
+				}},
+				path{"json_object", func(n int) (sample, error) {
+					return chatRun(addr, modelID(d), prompt, n, map[string]any{"type": "json_object"})
+				}})
+		}
+		// Warm up every process (first runs allocate and pre-pack). Each
+		// path runs procs times in a row: the router takes idle replicas
+		// in turn, so every plugin process sees each path once. The chat
+		// paths generate the full length: a constrained reply's first
+		// pass through a grammar state analyses it over the vocabulary
+		// (cached per process); the rounds measure the warm rate, and
+		// the first requests are reported apart.
+		cold := map[string][]sample{}
+		for _, p := range paths {
+			n := 8
+			if o.constrained && (p.name == "chat" || p.name == "json_schema" || p.name == "json_object") {
+				n = tokens
+			}
+			for round = range procs {
+				s, err := p.run(n)
+				if err != nil {
 					stop()
 					return fmt.Errorf("%s: %w", p.name, err)
+				}
+				if n == tokens {
+					cold[p.name] = append(cold[p.name], s)
 				}
 			}
 		}
@@ -217,7 +330,7 @@ func run(dir string, which []string, rounds, promptLen, tokens, threads int, spi
 				p := paths[(round+k)%len(paths)]
 				c0 := cpuTime()
 				s, err := p.run(tokens)
-				s.cpu = (cpuTime() - c0) / time.Duration(tokens)
+				s.cpu = (cpuTime() - c0) / time.Duration(max(s.tokens, 1))
 				if err != nil {
 					stop()
 					return fmt.Errorf("%s: %w", p.name, err)
@@ -225,9 +338,9 @@ func run(dir string, which []string, rounds, promptLen, tokens, threads int, spi
 				got[p.name] = append(got[p.name], s)
 			}
 		}
-		var conc []string
-		if streams != "" && d == which[0] {
-			if conc, err = concurrency(insts[0], d, prompt, tokens, streams); err != nil {
+		var concRes []string
+		if len(conc) > 0 && d == which[0] {
+			if concRes, err = concurrency(insts[0], d, prompt, tokens, conc); err != nil {
 				stop()
 				return err
 			}
@@ -235,23 +348,40 @@ func run(dir string, which []string, rounds, promptLen, tokens, threads int, spi
 		stop()
 		for _, p := range paths {
 			m := medians(got[p.name])
-			fmt.Printf("%-5s %-6s %12.1f %14.1f %24.0f\n", d, p.name, ms(m.ttft), m.tps, float64(m.cpu.Nanoseconds())/1e3)
+			fmt.Printf("%-5s %-11s %12.1f %14.1f %8d %24.0f\n", d, p.name, ms(m.ttft), m.tps, m.tokens, float64(m.cpu.Nanoseconds())/1e3)
+		}
+		for _, p := range []string{"chat", "json_schema", "json_object"} {
+			if s := cold[p]; len(s) > 0 {
+				m := medians(s)
+				fmt.Printf("%-5s %-11s %12.1f %14.1f %8d   first request per plugin process (cold)\n", d, p, ms(m.ttft), m.tps, m.tokens)
+			}
+		}
+		for _, p := range []string{"json_schema", "json_object"} {
+			if s := got[p]; len(s) > 0 {
+				t := s[len(s)-1].text
+				fmt.Printf("%18s %q\n", p+" reply:", t[:min(len(t), 100)])
+			}
 		}
 		// Ratios per round (the paths of one round ran within seconds of
 		// each other), then their median: this cancels the slow swings of
 		// a shared machine better than a ratio of medians.
-		ratio := func(path string) (ttft, tps float64) {
+		ratio := func(path, base string) (ttft, tps float64) {
 			var tt, tp []float64
 			for i, s := range got[path] {
-				r := got["raw"][i]
+				r := got[base][i]
 				tt = append(tt, float64(s.ttft)/float64(r.ttft))
 				tp = append(tp, s.tps/r.tps)
 			}
 			return median(tt), median(tp)
 		}
-		row := row{dtype: d, conc: conc}
-		row.ttftRatio, row.tpsRatio = ratio("stack")
-		row.pluginTTFT, row.pluginTPS = ratio("plugin")
+		row := row{dtype: d, conc: concRes}
+		row.ttftRatio, row.tpsRatio = ratio("stack", "raw")
+		row.pluginTTFT, row.pluginTPS = ratio("plugin", "raw")
+		if o.constrained {
+			row.schemaTTFT, row.schemaTPS = ratio("json_schema", "chat")
+			row.objectTTFT, row.objectTPS = ratio("json_object", "chat")
+			_, row.chatTPS = ratio("chat", "raw")
+		}
 		rows = append(rows, row)
 	}
 	fmt.Printf("\n%-5s %20s %20s %22s %22s\n", "dtype", "decode stack/raw", "TTFT stack/raw", "decode plugin/raw", "TTFT plugin/raw")
@@ -260,6 +390,16 @@ func run(dir string, which []string, rounds, promptLen, tokens, threads int, spi
 			r.ttftRatio, mark(r.ttftRatio <= 1.05), r.pluginTPS, r.pluginTTFT)
 	}
 	fmt.Println("\nratios: medians of the per-round ratios; goals: decode ≥ 0.97× raw, TTFT ≤ 1.05× raw")
+	if o.constrained {
+		fmt.Printf("\n%-5s %24s %24s %22s %22s %16s\n", "dtype", "decode json_schema/chat", "decode json_object/chat",
+			"TTFT json_schema/chat", "TTFT json_object/chat", "decode chat/raw")
+		for _, r := range rows {
+			fmt.Printf("%-5s %22.3f× %s %22.3f× %s %21.3f× %21.3f× %15.3f×\n", r.dtype, r.schemaTPS, mark(r.schemaTPS >= 0.95),
+				r.objectTPS, mark(r.objectTPS >= 0.95), r.schemaTTFT, r.objectTTFT, r.chatTPS)
+		}
+		fmt.Println("\nconstrained: decode tok/s over the tokens each request generated (the tokens column: a grammar that completes" +
+			"\nends the reply early with \"stop\"); TTFT includes compiling the schema; goal: constrained ≥ 0.95× free chat decode")
+	}
 	for _, r := range rows {
 		if len(r.conc) > 0 {
 			fmt.Printf("\nconcurrent streams on one %s plugin process (parallelism %d, DBE requests started together):\n", r.dtype, maxStreams)
@@ -345,7 +485,7 @@ func (r *rawProc) run(tokens int) (sample, error) {
 	if err := r.out.Decode(&res); err != nil {
 		return sample{}, fmt.Errorf("rawdecode: %w", err)
 	}
-	return sample{ttft: time.Duration(res.TTFT), tps: res.TPS}, nil
+	return sample{ttft: time.Duration(res.TTFT), tps: res.TPS, tokens: tokens}, nil
 }
 
 func (r *rawProc) close() {
@@ -355,13 +495,35 @@ func (r *rawProc) close() {
 	}
 }
 
-// stackRun streams one completion through the shim.
-func stackRun(addr, modelID, prompt string, tokens int) (sample, error) {
-	body, _ := json.Marshal(map[string]any{
-		"model": modelID, "prompt": prompt, "max_tokens": tokens, "temperature": 0,
-		"stream": true, "stream_options": map[string]any{"include_usage": true},
-	})
-	req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/v1/completions", bytes.NewReader(body))
+// completionRun streams one completion through the shim.
+func completionRun(addr, modelID, prompt string, tokens int) (sample, error) {
+	return streamRun(addr, "/v1/completions", map[string]any{"model": modelID, "prompt": prompt}, tokens, true)
+}
+
+// chatRun streams one chat completion through the shim, the prompt as one
+// user message, with response_format rf (nil: free text). A free reply
+// generates exactly tokens tokens (the plugin ignores EOS); a constrained
+// one ends early, with "stop", if its grammar completes.
+func chatRun(addr, modelID, prompt string, tokens int, rf map[string]any) (sample, error) {
+	body := map[string]any{"model": modelID, "messages": []map[string]any{{"role": "user", "content": prompt}}}
+	if rf != nil {
+		body["response_format"] = rf
+	}
+	return streamRun(addr, "/v1/chat/completions", body, tokens, rf == nil)
+}
+
+// streamRun sends body (plus max_tokens, greedy sampling and streaming) to
+// the shim's endpoint and times the stream: TTFT to the first chunk with
+// text, decode rate over the tokens after the first. exact: the reply must
+// have tokens tokens, else at least two.
+func streamRun(addr, endpoint string, body map[string]any, tokens int, exact bool) (sample, error) {
+	body["max_tokens"], body["temperature"], body["stream"] = tokens, 0, true
+	body["stream_options"] = map[string]any{"include_usage": true}
+	b, err := json.Marshal(body)
+	if err != nil {
+		return sample{}, err
+	}
+	req, _ := http.NewRequest(http.MethodPost, "http://"+addr+endpoint, bytes.NewReader(b))
 	req.Header.Set("Authorization", "Bearer "+apiKey)
 	req.Header.Set("Content-Type", "application/json")
 	start := time.Now()
@@ -376,6 +538,7 @@ func stackRun(addr, modelID, prompt string, tokens int) (sample, error) {
 	}
 	var first, end time.Time
 	completion := 0
+	var text strings.Builder
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 1<<16), 1<<20)
 	for sc.Scan() {
@@ -388,21 +551,29 @@ func stackRun(addr, modelID, prompt string, tokens int) (sample, error) {
 		}
 		var chunk struct {
 			Choices []struct {
-				Text         string  `json:"text"`
+				Text  string `json:"text"` // completions
+				Delta struct {
+					Content string `json:"content"` // chat
+				} `json:"delta"`
 				FinishReason *string `json:"finish_reason"`
 			} `json:"choices"`
 			Usage *struct {
 				CompletionTokens int `json:"completion_tokens"`
 			} `json:"usage"`
+			Error *json.RawMessage `json:"error"`
 		}
 		if err := json.Unmarshal([]byte(line), &chunk); err != nil {
 			return sample{}, fmt.Errorf("SSE chunk %q: %w", line, err)
 		}
+		if chunk.Error != nil {
+			return sample{}, fmt.Errorf("stream error: %s", *chunk.Error)
+		}
 		now := time.Now()
 		for _, c := range chunk.Choices {
-			if c.Text != "" && first.IsZero() {
+			if (c.Text != "" || c.Delta.Content != "") && first.IsZero() {
 				first = now
 			}
+			text.WriteString(c.Delta.Content)
 			if c.FinishReason != nil {
 				end = now
 			}
@@ -414,27 +585,44 @@ func stackRun(addr, modelID, prompt string, tokens int) (sample, error) {
 	if err := sc.Err(); err != nil {
 		return sample{}, err
 	}
-	if first.IsZero() || end.IsZero() || completion != tokens {
-		return sample{}, fmt.Errorf("stream: first chunk %v, end %v, %d completion tokens (want %d)", first, end, completion, tokens)
+	if first.IsZero() || end.IsZero() || exact && completion != tokens || completion < 2 {
+		want := fmt.Sprint(tokens)
+		if !exact {
+			want = "2 or more"
+		}
+		return sample{}, fmt.Errorf("stream: first chunk %v, end %v, %d completion tokens (want %s)", first, end, completion, want)
 	}
-	return sample{ttft: first.Sub(start), tps: float64(tokens-1) / end.Sub(first).Seconds()}, nil
+	return sample{ttft: first.Sub(start), tps: float64(completion-1) / end.Sub(first).Seconds(), tokens: completion, text: text.String()}, nil
 }
 
 // maxStreams is the plugin's parallelism: the most concurrent streams
 // -streams may ask for.
 const maxStreams = 4
 
+// parseStreams reads -streams: a comma-separated list of stream counts
+// from 1 to maxStreams ("" is none).
+func parseStreams(list string) ([]int, error) {
+	if list == "" {
+		return nil, nil
+	}
+	var out []int
+	for _, f := range strings.Split(list, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 || n > maxStreams {
+			return nil, fmt.Errorf("-streams: %q is not a number from 1 to %d", f, maxStreams)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
 // concurrency starts n streamed requests at once on one plugin process for
 // each n in list and reports the aggregate and per-stream decode rates
 // (from the first token of the first stream to the last token of the
 // last: prefills overlap decodes).
-func concurrency(inst *pluginmgr.Instance, dtype, prompt string, tokens int, list string) ([]string, error) {
+func concurrency(inst *pluginmgr.Instance, dtype, prompt string, tokens int, list []int) ([]string, error) {
 	var out []string
-	for _, f := range strings.Split(list, ",") {
-		var n int
-		if _, err := fmt.Sscan(f, &n); err != nil || n < 1 || n > maxStreams {
-			return nil, fmt.Errorf("-streams: %q is not a number from 1 to %d", f, maxStreams)
-		}
+	for _, n := range list {
 		type result struct {
 			s   sample
 			err error
@@ -506,20 +694,22 @@ func pluginRun(inst *pluginmgr.Instance, dtype, prompt string, tokens int) (samp
 	if first.IsZero() || end.IsZero() || completion != tokens {
 		return sample{}, fmt.Errorf("stream: first chunk %v, end %v, %d completion tokens (want %d)", first, end, completion, tokens)
 	}
-	return sample{ttft: first.Sub(start), tps: float64(tokens-1) / end.Sub(first).Seconds()}, nil
+	return sample{ttft: first.Sub(start), tps: float64(tokens-1) / end.Sub(first).Seconds(), tokens: tokens}, nil
 }
 
 func medians(s []sample) sample {
 	t := make([]time.Duration, len(s))
 	r := make([]float64, len(s))
 	c := make([]time.Duration, len(s))
+	n := make([]int, len(s))
 	for i, x := range s {
-		t[i], r[i], c[i] = x.ttft, x.tps, x.cpu
+		t[i], r[i], c[i], n[i] = x.ttft, x.tps, x.cpu, x.tokens
 	}
 	slices.Sort(t)
 	slices.Sort(r)
 	slices.Sort(c)
-	return sample{ttft: t[len(t)/2], tps: r[len(r)/2], cpu: c[len(c)/2]}
+	slices.Sort(n)
+	return sample{ttft: t[len(t)/2], tps: r[len(r)/2], cpu: c[len(c)/2], tokens: n[len(n)/2]}
 }
 
 func median(x []float64) float64 {
@@ -596,4 +786,98 @@ model %[8]q { profile = "bench-%[4]s" }
 		}
 	}
 	return h, nil
+}
+
+// qwenVocabDir makes, in tmp, a model directory that is dir's models
+// (symbolic links to their ONNX files) with the Qwen3 tokenizer of the
+// tokenizer package's testdata in place of the generated one: the
+// byte-level BPE vocabulary Qwen2.5 also uses (151,643 tokens, then special
+// tokens; Qwen3 has four more of those), which the models' 151,936 rows
+// cover. config.json and generation_config.json get its special ids.
+func qwenVocabDir(tmp, dir string) (string, error) {
+	root, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}").Output()
+	if err != nil {
+		return "", fmt.Errorf("go list -m: %w", err)
+	}
+	src := filepath.Join(strings.TrimSpace(string(root)), "plugins", "llm-amx", "internal", "tokenizer", "testdata", "qwen3")
+	f, err := os.Open(filepath.Join(src, "tokenizer.json.gz"))
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		return "", err
+	}
+	tj, err := io.ReadAll(zr)
+	if err != nil {
+		return "", err
+	}
+	cfg, err := os.ReadFile(filepath.Join(src, "tokenizer_config.json"))
+	if err != nil {
+		return "", err
+	}
+	var tok struct {
+		Added []struct {
+			ID      int    `json:"id"`
+			Content string `json:"content"`
+		} `json:"added_tokens"`
+	}
+	if err := json.Unmarshal(tj, &tok); err != nil {
+		return "", err
+	}
+	special := map[string]int{}
+	for _, t := range tok.Added {
+		special[t.Content] = t.ID
+	}
+	eot, okEOT := special["<|endoftext|>"]
+	imEnd, okIMEnd := special["<|im_end|>"]
+	if !okEOT || !okIMEnd {
+		return "", errors.New("qwen tokenizer: no <|endoftext|> or <|im_end|>")
+	}
+	out := filepath.Join(tmp, "model-qwen-vocab")
+	if err := os.Mkdir(out, 0o755); err != nil {
+		return "", err
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return "", err
+	}
+	for _, e := range entries {
+		name := e.Name()
+		switch name {
+		case "tokenizer.json", "tokenizer_config.json":
+			continue
+		case "config.json", "generation_config.json":
+			var c map[string]any
+			b, err := os.ReadFile(filepath.Join(dir, name))
+			if err == nil {
+				err = json.Unmarshal(b, &c)
+			}
+			if err != nil {
+				return "", fmt.Errorf("%s: %w", name, err)
+			}
+			c["bos_token_id"], c["eos_token_id"] = eot, imEnd
+			if name == "generation_config.json" {
+				c["eos_token_id"] = []int{imEnd, eot}
+			}
+			if _, ok := c["pad_token_id"]; ok {
+				c["pad_token_id"] = eot
+			}
+			if b, err = json.MarshalIndent(c, "", "  "); err == nil {
+				err = os.WriteFile(filepath.Join(out, name), b, 0o644)
+			}
+			if err != nil {
+				return "", err
+			}
+		default:
+			if err := os.Symlink(filepath.Join(dir, name), filepath.Join(out, name)); err != nil {
+				return "", err
+			}
+		}
+	}
+	if err := os.WriteFile(filepath.Join(out, "tokenizer.json"), tj, 0o644); err != nil {
+		return "", err
+	}
+	return out, os.WriteFile(filepath.Join(out, "tokenizer_config.json"), cfg, 0o644)
 }
