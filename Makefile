@@ -5,8 +5,10 @@ FUZZTIME ?= 20s
 CONFIG   ?= dsmil.hcl
 # the openai npm client test of the shim (host/shim, TestOpenAINodeClient)
 NODETEST := host/shim/testdata/openai-node
+# the Python used for python/ (dsmil_dbe): Debian's, where apt installs pytest
+PYTHON   ?= $(shell [ -x /usr/bin/python3 ] && echo /usr/bin/python3 || echo python3)
 
-.PHONY: all build run test unit lint imports generate check-generate fuzz bench deps clean ort demo-model
+.PHONY: all build libdbe run test unit python lint imports generate check-generate fuzz bench deps clean ort demo-model
 
 all: build
 
@@ -24,6 +26,10 @@ deps:
 	elif [ ! $(NODETEST)/node_modules/.package-lock.json -nt $(NODETEST)/package-lock.json ]; then \
 		echo "cd $(NODETEST) && npm ci"; \
 		cd $(NODETEST) && npm ci --no-audit --no-fund --loglevel=error; fi
+	@$(PYTHON) -c 'import pytest' 2>/dev/null || { \
+		echo "installing python3-pytest (the dsmil_dbe tests)"; \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq python3 python3-pytest >/dev/null; }
 
 ## ort: fetch (npm pack onnxruntime-node), verify (pinned SHA-512 and
 ## SHA-256) and cache the ONNX Runtime library the llm-amx plugin loads, and
@@ -43,14 +49,20 @@ demo-model:
 	@[ -f $(DEMO_MODEL)/config.json ] || $(GO) run ./cmd/dsmil-mkmodel -preset $(DEMO_PRESET) \
 		-dtype $(DEMO_DTYPE) -block 128 -out $(DEMO_MODEL)
 
-## build: the host and every plugin binary into ./bin
-build: ort
+## build: the host, every plugin binary and libdbe.so (with libdbe.h) into ./bin
+build: ort libdbe
 	@mkdir -p bin
-	$(GO) build -o bin/ ./cmd/...
+	$(GO) build -o bin/ $$($(GO) list ./cmd/... | grep -v /cmd/libdbe)
 	@for p in plugins/*/; do \
 		[ -f "$$p/main.go" ] || continue; \
 		n=$$(basename $$p); echo "$(GO) build -o bin/dsmil-$$n ./$$p"; \
 		$(GO) build -o bin/dsmil-$$n ./$$p || exit 1; done
+
+## libdbe: the DBE codec, session and router client as a C shared library
+## (bin/libdbe.so, bin/libdbe.h), for the Python package in python/
+libdbe:
+	@mkdir -p bin
+	$(GO) build -buildmode=c-shared -o bin/libdbe.so ./cmd/libdbe
 
 ## run: build, write the demo model on first run, and start the plane on
 ## $(CONFIG) (Ctrl-C stops it). The default tenant's key is
@@ -63,7 +75,12 @@ run: deps build demo-model
 		./bin/dsmil-host serve -config $(CONFIG)
 
 ## test: everything CI runs
-test: deps lint imports check-generate unit
+test: deps lint imports check-generate unit python
+
+## python: the dsmil_dbe tests (pytest) against bin/libdbe.so and a live
+## dsmil-host with the echo plugin
+python: build
+	$(PYTHON) -m pytest -q python/tests
 
 unit: ort
 	DSMIL_ORT_LIB="$${DSMIL_ORT_LIB:-$$(sh $(ORT_FETCH))}" $(GO) test -race -timeout 15m ./...
