@@ -69,8 +69,10 @@ type state struct {
 	toolFormat toolcall.Format
 	// vocab is the tokenizer's vocabulary for constrained decoding, shared
 	// by every request (its mask analyses are cached in it).
-	vocab  *constrain.Vocab
-	closed atomic.Bool
+	vocab *constrain.Vocab
+	// grammars are the compiled output grammars of recent requests.
+	grammars grammarCache
+	closed   atomic.Bool
 }
 
 // accelerator names where the plugin computes.

@@ -1,9 +1,12 @@
 package amx
 
 import (
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"sync"
 
 	"github.com/dsmil/l7/plugins/llm-amx/internal/constrain"
 	"github.com/dsmil/l7/plugins/llm-amx/internal/engine"
@@ -25,7 +28,7 @@ const maxParallelCalls = 8
 // the model opens an envelope and constrains it from there (a lazy
 // grammar).
 func (st *state) constraint(p *l7v1.L7ChatRequest, tools toolUse) (engine.Constraint, error) {
-	g, lazy, err := st.grammar(p, tools)
+	g, lazy, err := st.cachedGrammar(p, tools)
 	if g == nil || err != nil {
 		return nil, err
 	}
@@ -47,6 +50,88 @@ func (st *state) constraint(p *l7v1.L7ChatRequest, tools toolUse) (engine.Constr
 		return nil, sdk.InvalidParam(param, "the output grammar cannot be matched: %v", err)
 	}
 	return c, nil
+}
+
+// cachedGrammar is grammar, from st.grammars when a recent request asked
+// for the same output (the same schema, or the same tools and choice): a
+// compiled grammar is immutable and shared, so a client that sends its
+// schema or its tools with every request compiles them once.
+func (st *state) cachedGrammar(p *l7v1.L7ChatRequest, tools toolUse) (*constrain.Grammar, bool, error) {
+	key := grammarKey(p, tools)
+	if e, ok := st.grammars.get(key); ok {
+		return e.g, e.lazy, nil
+	}
+	g, lazy, err := st.grammar(p, tools)
+	if err == nil && g != nil {
+		st.grammars.put(key, cachedGrammar{g, lazy})
+	}
+	return g, lazy, err
+}
+
+// grammarKey is a digest of everything grammar reads from a request.
+func grammarKey(p *l7v1.L7ChatRequest, tools toolUse) [32]byte {
+	h := sha256.New()
+	field := func(s string) { fmt.Fprintf(h, "%d:%s", len(s), s) }
+	rf := p.GetResponseFormat()
+	field(rf.GetType())
+	field(rf.GetSchemaJson())
+	field(fmt.Sprint(tools.call, tools.format, p.GetToolChoice().GetMode(), p.ParallelToolCalls == nil || p.GetParallelToolCalls()))
+	field(p.GetToolChoice().GetFunctionName())
+	for _, t := range p.GetTools() {
+		field(t.GetFunction().GetName())
+		field(t.GetFunction().GetParametersJson())
+	}
+	var k [32]byte
+	h.Sum(k[:0])
+	return k
+}
+
+type cachedGrammar struct {
+	g    *constrain.Grammar
+	lazy bool
+}
+
+// grammarCacheSize bounds the grammars a plugin keeps (least recently used
+// out first).
+const grammarCacheSize = 64
+
+// grammarCache is a small LRU of compiled grammars; the zero value is ready.
+type grammarCache struct {
+	mu    sync.Mutex
+	order [][32]byte // least recently used first
+	m     map[[32]byte]cachedGrammar
+}
+
+func (c *grammarCache) get(k [32]byte) (cachedGrammar, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.m[k]
+	if ok {
+		c.touch(k)
+	}
+	return e, ok
+}
+
+func (c *grammarCache) put(k [32]byte, e cachedGrammar) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[[32]byte]cachedGrammar{}
+	}
+	if _, ok := c.m[k]; !ok && len(c.m) >= grammarCacheSize {
+		delete(c.m, c.order[0])
+		c.order = c.order[1:]
+	}
+	c.m[k] = e
+	c.touch(k)
+}
+
+// touch makes k the most recently used. Called with mu held.
+func (c *grammarCache) touch(k [32]byte) {
+	if i := slices.Index(c.order, k); i >= 0 {
+		c.order = slices.Delete(c.order, i, i+1)
+	}
+	c.order = append(c.order, k)
 }
 
 // grammar is the request's output grammar (nil: free text) and whether it

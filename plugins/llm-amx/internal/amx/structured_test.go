@@ -4,11 +4,13 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/dsmil/l7/internal/mkmodel"
 	"github.com/dsmil/l7/plugins/llm-amx/internal/schematest"
+	"github.com/dsmil/l7/plugins/llm-amx/internal/toolcall"
 	"github.com/dsmil/l7/sdk"
 	l7v1 "github.com/dsmil/l7/sdk/proto/dsmil/l7/v1"
 )
@@ -192,3 +194,46 @@ func TestAutoToolCalls(t *testing.T) {
 		t.Error("no free reply was prose: the grammar constrains before the model opens a call")
 	}
 }
+
+// TestGrammarCache: a request with the same schema (or the same tools)
+// reuses the compiled grammar; anything grammar reads makes another key;
+// the cache keeps the most recently used grammarCacheSize.
+func TestGrammarCache(t *testing.T) {
+	st := &state{}
+	rf := func(schema string) *l7v1.L7ChatRequest {
+		return &l7v1.L7ChatRequest{ResponseFormat: &l7v1.ResponseFormat{Type: "json_schema", SchemaJson: schema}}
+	}
+	a, _, err := st.cachedGrammar(rf(`{"type":"integer"}`), toolUse{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _, _ := st.cachedGrammar(rf(`{"type":"integer"}`), toolUse{})
+	c, _, _ := st.cachedGrammar(rf(`{"type":"string"}`), toolUse{})
+	if a != b || a == c {
+		t.Fatalf("same schema: same grammar %v; other schema: other grammar %v", a == b, a != c)
+	}
+	if _, _, err := st.cachedGrammar(rf(`{"type":"nope"}`), toolUse{}); err == nil {
+		t.Fatal("bad schema accepted")
+	}
+	weather := &l7v1.Tool{Type: "function", Function: &l7v1.FunctionDef{Name: "w", ParametersJson: `{"type":"object"}`}}
+	tools := func(mode l7v1.ToolChoiceMode) *l7v1.L7ChatRequest {
+		return &l7v1.L7ChatRequest{Tools: []*l7v1.Tool{weather}, ToolChoice: &l7v1.ToolChoice{Mode: mode}}
+	}
+	use := toolUse{call: true, format: toolcall.Hermes}
+	req, lazyReq, _ := st.cachedGrammar(tools(l7v1.ToolChoiceMode_TOOL_CHOICE_MODE_REQUIRED), use)
+	auto, lazyAuto, _ := st.cachedGrammar(tools(l7v1.ToolChoiceMode_TOOL_CHOICE_MODE_AUTO), use)
+	if req == auto || lazyReq || !lazyAuto {
+		t.Fatalf("required and auto: distinct %v, lazy %v/%v", req != auto, lazyReq, lazyAuto)
+	}
+	for i := range grammarCacheSize + 5 {
+		st.cachedGrammar(rf(`{"type":"integer","maximum":`+itoa(i)+`}`), toolUse{})
+	}
+	if len(st.grammars.m) != grammarCacheSize || len(st.grammars.order) != grammarCacheSize {
+		t.Fatalf("cache holds %d (%d in order), want %d", len(st.grammars.m), len(st.grammars.order), grammarCacheSize)
+	}
+	if again, _, _ := st.cachedGrammar(rf(`{"type":"integer"}`), toolUse{}); again == a {
+		t.Fatal("the least recently used grammar was not evicted")
+	}
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }
