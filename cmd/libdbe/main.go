@@ -218,13 +218,45 @@ func dbe_claim_mint(js *C.char, out **C.uint8_t, n *C.size_t, errOut **C.char) C
 	return C.DBE_OK
 }
 
-// Handles: clients and streams live in Go; C holds their numbers.
-var handles = struct {
-	sync.Mutex
-	next    uint64
-	clients map[uint64]*client.Client
-	streams map[uint64]*client.Stream
-}{clients: map[uint64]*client.Client{}, streams: map[uint64]*client.Stream{}}
+// table maps the handles C holds to the Go values behind them (clients,
+// streams). Handles start at 1 and are never reused.
+type table[T any] struct {
+	mu   sync.Mutex
+	next uint64
+	m    map[uint64]T
+}
+
+func (t *table[T]) add(v T) C.uint64_t {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.m == nil {
+		t.m = map[uint64]T{}
+	}
+	t.next++
+	t.m[t.next] = v
+	return C.uint64_t(t.next)
+}
+
+func (t *table[T]) get(h C.uint64_t) (T, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	v, ok := t.m[uint64(h)]
+	return v, ok
+}
+
+// remove forgets h and returns what it held.
+func (t *table[T]) remove(h C.uint64_t) (T, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	v, ok := t.m[uint64(h)]
+	delete(t.m, uint64(h))
+	return v, ok
+}
+
+var (
+	clients table[*client.Client]
+	streams table[*client.Stream]
+)
 
 // dialOptions is dbe_client_open's options argument.
 type dialOptions struct {
@@ -267,21 +299,13 @@ func dbe_client_open(path *C.char, js *C.char, handle *C.uint64_t, errOut **C.ch
 		*errOut = C.CString(string(b))
 		return C.DBE_ERR
 	}
-	handles.Lock()
-	handles.next++
-	handles.clients[handles.next] = c
-	*handle = C.uint64_t(handles.next)
-	handles.Unlock()
+	*handle = clients.add(c)
 	return C.DBE_OK
 }
 
 //export dbe_client_close
 func dbe_client_close(h C.uint64_t) C.int32_t {
-	handles.Lock()
-	c := handles.clients[uint64(h)]
-	delete(handles.clients, uint64(h))
-	handles.Unlock()
-	if c != nil {
+	if c, ok := clients.remove(h); ok {
 		c.Close()
 	}
 	return C.DBE_OK
@@ -289,35 +313,22 @@ func dbe_client_close(h C.uint64_t) C.int32_t {
 
 //export dbe_client_start
 func dbe_client_start(h C.uint64_t, buf *C.uint8_t, n C.size_t, timeoutMS C.int64_t, stream *C.uint64_t, errOut **C.char) C.int32_t {
-	handles.Lock()
-	c := handles.clients[uint64(h)]
-	handles.Unlock()
-	if c == nil {
+	c, ok := clients.get(h)
+	if !ok {
 		return fail(invalid("no open client %d", uint64(h)), errOut)
 	}
 	var f dbe.Frame
 	if err := dbe.DecodeInto(&f, goBytes(buf, n), dbe.DefaultMaxFrameSize); err != nil {
 		return fail(err, errOut)
 	}
-	s := c.Start(&f, time.Duration(timeoutMS)*time.Millisecond)
-	handles.Lock()
-	handles.next++
-	handles.streams[handles.next] = s
-	*stream = C.uint64_t(handles.next)
-	handles.Unlock()
+	*stream = streams.add(c.Start(&f, time.Duration(timeoutMS)*time.Millisecond))
 	return C.DBE_OK
-}
-
-func lookupStream(h C.uint64_t) *client.Stream {
-	handles.Lock()
-	defer handles.Unlock()
-	return handles.streams[uint64(h)]
 }
 
 //export dbe_stream_next
 func dbe_stream_next(h C.uint64_t, waitMS C.int64_t, out **C.uint8_t, n *C.size_t, errOut **C.char) C.int32_t {
-	s := lookupStream(h)
-	if s == nil {
+	s, ok := streams.get(h)
+	if !ok {
 		return fail(invalid("no open stream %d", uint64(h)), errOut)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(waitMS)*time.Millisecond)
@@ -341,7 +352,7 @@ func dbe_stream_next(h C.uint64_t, waitMS C.int64_t, out **C.uint8_t, n *C.size_
 
 //export dbe_stream_cancel
 func dbe_stream_cancel(h C.uint64_t) C.int32_t {
-	if s := lookupStream(h); s != nil {
+	if s, ok := streams.get(h); ok {
 		s.Cancel()
 	}
 	return C.DBE_OK
@@ -349,11 +360,7 @@ func dbe_stream_cancel(h C.uint64_t) C.int32_t {
 
 //export dbe_stream_free
 func dbe_stream_free(h C.uint64_t) C.int32_t {
-	handles.Lock()
-	s := handles.streams[uint64(h)]
-	delete(handles.streams, uint64(h))
-	handles.Unlock()
-	if s != nil {
+	if s, ok := streams.remove(h); ok {
 		s.Cancel()
 	}
 	return C.DBE_OK

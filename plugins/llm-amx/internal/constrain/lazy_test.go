@@ -30,13 +30,7 @@ func (l *Lazy) clone() *Lazy {
 // bruteLazyMask is the mask by definition: the ids whose Advance succeeds
 // on a copy.
 func bruteLazyMask(l *Lazy) []uint64 {
-	mask := make([]uint64, l.v.words())
-	for id := range l.v.Size() {
-		if l.clone().Advance(id) == nil {
-			mask[id>>6] |= 1 << (id & 63)
-		}
-	}
-	return mask
+	return bruteMaskOf(l.v, func(id int) error { return l.clone().Advance(id) })
 }
 
 func feedText(t *testing.T, l *Lazy, text string) {

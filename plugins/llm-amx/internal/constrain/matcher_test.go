@@ -127,9 +127,14 @@ func TestToolCallComposition(t *testing.T) {
 // bruteMask is the mask by definition: the ids whose Advance succeeds on a
 // clone.
 func bruteMask(m *Matcher) []uint64 {
-	mask := make([]uint64, m.v.words())
-	for id := range m.v.Size() {
-		if m.Clone().Advance(id) == nil {
+	return bruteMaskOf(m.v, func(id int) error { return m.Clone().Advance(id) })
+}
+
+// bruteMaskOf sets the bit of every id of v that try accepts.
+func bruteMaskOf(v *Vocab, try func(id int) error) []uint64 {
+	mask := make([]uint64, v.words())
+	for id := range v.Size() {
+		if try(id) == nil {
 			mask[id>>6] |= 1 << (id & 63)
 		}
 	}
