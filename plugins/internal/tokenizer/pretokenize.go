@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/dsmil/l7/plugins/llm-amx/internal/tokenizer/regex"
+	"github.com/dsmil/l7/plugins/internal/tokenizer/regex"
 )
 
 // piece is one pre-token. atStart is true when it begins at offset 0 of the

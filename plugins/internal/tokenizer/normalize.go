@@ -5,7 +5,7 @@ import (
 	"strings"
 	"unicode"
 
-	"github.com/dsmil/l7/plugins/llm-amx/internal/tokenizer/regex"
+	"github.com/dsmil/l7/plugins/internal/tokenizer/regex"
 	"golang.org/x/text/unicode/norm"
 )
 

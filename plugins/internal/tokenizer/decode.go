@@ -6,7 +6,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/dsmil/l7/plugins/llm-amx/internal/tokenizer/regex"
+	"github.com/dsmil/l7/plugins/internal/tokenizer/regex"
 )
 
 // decoder turns token strings back into text, one step of a chain: each step
