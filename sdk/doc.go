@@ -1,6 +1,6 @@
 // Package sdk is what a DSMIL L7 plugin author imports: the Workload
 // interface a plugin implements, the optional capabilities the SDK discovers
-// by type assertion (Chatter, StatusReporter, Closer), and Serve, which
+// by type assertion (Chatter, Embedder, StatusReporter, Closer), and Serve, which
 // makes a plugin's main one call:
 //
 //	func main() { sdk.Serve(&sdk.ServeConfig{Workload: echo.New()}) }

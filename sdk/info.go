@@ -29,7 +29,7 @@ const (
 	CapStream Capability = "stream"
 	// CapAgent: the plugin runs L7_AGENT_TASK work.
 	CapAgent Capability = "agent"
-	// CapEmbed: the plugin computes embeddings.
+	// CapEmbed: the plugin answers L7_EMBED_REQ (it implements Embedder).
 	CapEmbed Capability = "embed"
 )
 

@@ -29,6 +29,7 @@ const sessionGrace = 5 * time.Second
 type Server struct {
 	w      Workload
 	chat   Chatter        // nil unless w is a Chatter
+	embed  Embedder       // nil unless w is an Embedder
 	status StatusReporter // nil unless w is a StatusReporter
 	logger hclog.Logger
 	start  time.Time
@@ -56,6 +57,7 @@ func NewServer(w Workload, logger hclog.Logger) *Server {
 	}
 	s := &Server{w: w, logger: logger, start: time.Now(), sessions: map[*mux.Server]struct{}{}}
 	s.chat, _ = w.(Chatter)
+	s.embed, _ = w.(Embedder)
 	s.status, _ = w.(StatusReporter)
 	return s
 }
@@ -124,11 +126,12 @@ func (s *Server) Close(ctx context.Context) error {
 	return s.closeErr
 }
 
-// InFlight is the number of chat requests the workload is working on.
+// InFlight is the number of chat and embeddings requests the workload is
+// working on.
 func (s *Server) InFlight() int { return int(s.inFlight.Load()) }
 
 // ServeDBE serves one request frame of the data path: L7_CHAT_REQ runs the
-// workload's Chat, HEALTH answers L7_MODEL_STATUS, response types are
+// workload's Chat, L7_EMBED_REQ its Embed, HEALTH answers L7_MODEL_STATUS, response types are
 // refused with INVALID_REQUEST and anything else with UNKNOWN_MSG_TYPE
 // (docs/dbe.md §8). A panic in the workload fails the request with
 // WORKER_FAILED.
@@ -142,6 +145,8 @@ func (s *Server) ServeDBE(ctx context.Context, req *dbe.Frame, w *mux.ResponseWr
 	switch req.Type {
 	case dbe.MsgChatReq:
 		s.serveChat(ctx, req, w)
+	case dbe.MsgEmbedReq:
+		s.serveEmbed(ctx, req, w)
 	case dbe.MsgHealth:
 		b, err := proto.Marshal(s.modelStatus(ctx))
 		if err != nil {
@@ -149,7 +154,7 @@ func (s *Server) ServeDBE(ctx context.Context, req *dbe.Frame, w *mux.ResponseWr
 			return
 		}
 		_ = w.Send(&dbe.Frame{Type: dbe.MsgModelStatus, Flags: dbe.FlagEndStream, Payload: b})
-	case dbe.MsgChatResp, dbe.MsgChatChunk, dbe.MsgAgentResult, dbe.MsgModelStatus, dbe.MsgPolicyResult:
+	case dbe.MsgChatResp, dbe.MsgChatChunk, dbe.MsgAgentResult, dbe.MsgModelStatus, dbe.MsgPolicyResult, dbe.MsgEmbedResp:
 		_ = w.Fail(Errorf(dbe.CodeInvalidRequest, "%s is only sent by a worker", req.Type))
 	default:
 		_ = w.Fail(Errorf(dbe.CodeUnknownMsgType, "plugin does not serve %s", req.Type))

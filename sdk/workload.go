@@ -7,7 +7,8 @@ import (
 )
 
 // Workload is what every plugin implements. What else it can do it says by
-// implementing the optional interfaces Chatter, StatusReporter and Closer,
+// implementing the optional interfaces Chatter, Embedder, StatusReporter and
+// Closer,
 // which the SDK discovers by type assertion; a plugin never stubs out a
 // capability it does not have.
 //

@@ -159,7 +159,7 @@ func New(cfg *config.Config, logger hclog.Logger) (*Engine, hcl.Diagnostics) {
 		models:      map[string]string{},
 		devProfiles: map[string]bool{},
 		strs:        map[string]cty.Value{},
-		names:       map[string]string{OpChat: OpChat, OpCompletion: OpCompletion, OpAgent: OpAgent},
+		names:       map[string]string{OpChat: OpChat, OpCompletion: OpCompletion, OpAgent: OpAgent, OpEmbed: OpEmbed},
 	}
 	served := map[string]bool{}
 	e.served = served
@@ -471,6 +471,7 @@ const (
 	opChat uint8 = 1 << iota
 	opCompletion
 	opAgent
+	opEmbed
 )
 
 func opBit(op string) uint8 {
@@ -481,20 +482,23 @@ func opBit(op string) uint8 {
 		return opCompletion
 	case OpAgent:
 		return opAgent
+	case OpEmbed:
+		return opEmbed
 	}
 	return 0
 }
 
 // roeOps is what each ROE level allows (spec §4.2): ANALYSIS_ONLY chat and
 // completions; SOC_ASSIST chat and agent tasks; TRAINING everything, but
-// only on development profiles (builtin.training).
+// only on development profiles (builtin.training). Embeddings, which
+// generate nothing and only read their input, are allowed at every level.
 var roeOps = [...]uint8{
-	dbe.AnalysisOnly: opChat | opCompletion,
-	dbe.SOCAssist:    opChat | opAgent,
-	dbe.Training:     opChat | opCompletion | opAgent,
+	dbe.AnalysisOnly: opChat | opCompletion | opEmbed,
+	dbe.SOCAssist:    opChat | opAgent | opEmbed,
+	dbe.Training:     opChat | opCompletion | opAgent | opEmbed,
 }
 
-var opNames = map[string]string{OpChat: "chat", OpCompletion: "completions", OpAgent: "agent tasks"}
+var opNames = map[string]string{OpChat: "chat", OpCompletion: "completions", OpAgent: "agent tasks", OpEmbed: "embeddings"}
 
 // Dominates reports whether a tenant cleared to max may handle a request
 // classified c. UNCLAS < SECRET < TS < EXEC is a chain; TS_SIM (simulated

@@ -364,7 +364,9 @@ var goldenCases = []struct {
 	{"analyst TS_SIM", req("TS_ANALYST", "llm-1b-npu", "llm-1b", "chat", lab, dbe.TSSim, dbe.AnalysisOnly)},
 	{"analyst model on the wrong profile", req("TS_ANALYST", "llm-7b-amx", "llm-1b", "chat", soc, dbe.TS, dbe.AnalysisOnly)},
 	{"no compartment at all", req("TS_ANALYST", "llm-7b-amx", "", "chat", 0, dbe.Unclas, dbe.AnalysisOnly)},
-	{"unknown operation", req("TS_ANALYST", "llm-7b-amx", "", "embeddings", soc, dbe.Unclas, dbe.AnalysisOnly)},
+	{"unknown operation", req("TS_ANALYST", "llm-7b-amx", "", "transcriptions", soc, dbe.Unclas, dbe.AnalysisOnly)},
+	{"local tool embeddings (ANALYSIS_ONLY)", req("LOCAL_TOOL_USER", "echo", "dsmil-echo", "embeddings", soc, dbe.Unclas, dbe.AnalysisOnly)},
+	{"alpha embeddings (SOC_ASSIST)", req("SOC_TEAM_ALPHA", "llm-7b-amx", "llm-7b", "embeddings", soc, dbe.Secret, dbe.SOCAssist)},
 }
 
 func checkGolden(t *testing.T, path, got string) {

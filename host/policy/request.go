@@ -13,6 +13,7 @@ const (
 	OpChat       = "chat"       // L7_CHAT_REQ with messages
 	OpCompletion = "completion" // L7_CHAT_REQ with a raw prompt (legacy /v1/completions)
 	OpAgent      = "agent"      // L7_AGENT_TASK
+	OpEmbed      = "embeddings" // L7_EMBED_REQ
 )
 
 // Request is what a decision is made on: the security TLVs of a frame plus
@@ -62,7 +63,7 @@ func RequestFromFrame(f *dbe.Frame) (Request, error) {
 func requestFromFrame(f *dbe.Frame, str func([]byte) string) (Request, error) {
 	r := Request{DeviceDst: -1}
 	switch f.Type {
-	case dbe.MsgChatReq, dbe.MsgAgentTask, dbe.MsgPolicyCheck:
+	case dbe.MsgChatReq, dbe.MsgAgentTask, dbe.MsgPolicyCheck, dbe.MsgEmbedReq:
 	default:
 		return r, fmt.Errorf("%w: message type %s", ErrBadRequest, f.Type)
 	}
@@ -92,6 +93,13 @@ func requestFromFrame(f *dbe.Frame, str func([]byte) string) (Request, error) {
 	switch f.Type {
 	case dbe.MsgAgentTask:
 		r.Operation = OpAgent
+	case dbe.MsgEmbedReq:
+		r.Operation = OpEmbed
+		err = scan(f.Payload, func(num protowire.Number, v []byte) {
+			if num == 1 {
+				r.Model = str(v)
+			}
+		})
 	case dbe.MsgChatReq:
 		r.Operation = OpChat
 		err = scan(f.Payload, func(num protowire.Number, v []byte) {

@@ -282,10 +282,14 @@ func (i Info) SetHeaders(h http.Header) {
 // EstimateTokens estimates the tokens a request frame will use before it
 // runs: for L7_CHAT_REQ, a quarter of the bytes of its messages, prompt and
 // tools (rounded up) plus max_tokens × n (defaultCompletion × n when
-// max_tokens is 0); for any other frame, a quarter of its payload plus
+// max_tokens is 0); for L7_EMBED_REQ, which generates nothing, a quarter of
+// its payload; for any other frame, a quarter of its payload plus
 // defaultCompletion. A payload that does not parse is estimated by its
 // size.
 func EstimateTokens(f *dbe.Frame, defaultCompletion int64) int64 {
+	if f.Type == dbe.MsgEmbedReq {
+		return (int64(len(f.Payload)) + 3) / 4
+	}
 	if f.Type != dbe.MsgChatReq {
 		return (int64(len(f.Payload))+3)/4 + defaultCompletion
 	}

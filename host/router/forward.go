@@ -40,7 +40,8 @@ type AsyncWorker interface {
 // final frame is reported as WORKER_FAILED; that is detected here, once,
 // and callers need not check for it. For a response's final frame, payload
 // is its payload as the router decoded it to learn the usage
-// (*l7v1.L7ChatResponse, *l7v1.L7ChatChunk or *l7v1.L7AgentResult), so
+// (*l7v1.L7ChatResponse, *l7v1.L7ChatChunk, *l7v1.L7AgentResult or
+// *l7v1.L7EmbedResponse), so
 // that the caller need not decode it again; it is nil for every other
 // frame, and when the router had no use for the usage (no Limiter, no
 // Observer) or could not decode it.
@@ -210,6 +211,8 @@ func decodePayload(f *dbe.Frame) proto.Message {
 		m = new(l7v1.L7ChatChunk)
 	case dbe.MsgAgentResult:
 		m = new(l7v1.L7AgentResult)
+	case dbe.MsgEmbedResp:
+		m = new(l7v1.L7EmbedResponse)
 	default:
 		return nil
 	}

@@ -242,8 +242,8 @@ func (in *inbox) take() (frames []*dbe.Frame, ended bool, err error) {
 // not nil, must be called with the tokens used once the request ends.
 func (r *Router) admit(ctx context.Context, req *dbe.Frame) (release func(int64), err error) {
 	switch req.Type {
-	case dbe.MsgChatReq, dbe.MsgAgentTask:
-	case dbe.MsgChatResp, dbe.MsgChatChunk, dbe.MsgAgentResult, dbe.MsgModelStatus, dbe.MsgPolicyResult, dbe.MsgError:
+	case dbe.MsgChatReq, dbe.MsgAgentTask, dbe.MsgEmbedReq:
+	case dbe.MsgChatResp, dbe.MsgChatChunk, dbe.MsgAgentResult, dbe.MsgModelStatus, dbe.MsgPolicyResult, dbe.MsgEmbedResp, dbe.MsgError:
 		// Known, but only valid in the other direction (docs/dbe.md §8).
 		return nil, mux.Errorf(dbe.CodeInvalidRequest, "%s is a response, not a request", req.Type)
 	default:

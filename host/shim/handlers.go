@@ -101,33 +101,15 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request, rq *request, e
 	}
 	rp := s.forward(ctx, f)
 	defer rp.cancel()
-	var (
-		resp *l7v1.L7ChatResponse
-		derr *mux.Error
-	)
-	for ended := false; !ended; {
-		evs, _, gone := rp.wait(nil)
-		if gone {
-			derr = asDBEError(ctx.Err())
-			break
-		}
-		for _, ev := range evs {
-			switch {
-			case ev.err != nil:
-				derr = ev.err
-			case ev.resp != nil:
-				resp = ev.resp
-			default:
-				derr = &mux.Error{Code: dbe.CodeWorkerFailed, Message: "the worker streamed an answer to a request that did not ask for a stream"}
-			}
-			ended = ended || ev.end
-		}
+	ev, derr := rp.final(ctx)
+	if derr == nil && ev.resp == nil {
+		derr = &mux.Error{Code: dbe.CodeWorkerFailed, Message: "the worker streamed an answer to a request that did not ask for a stream"}
 	}
 	if derr != nil {
 		s.fail(w, rq, derr)
 		return
 	}
-	writeJSON(w, http.StatusOK, wholeResponse(call, rq.id, rq.start.Unix(), resp))
+	writeJSON(w, http.StatusOK, wholeResponse(call, rq.id, rq.start.Unix(), ev.resp))
 }
 
 // reply carries one request's response from the router to the request's
@@ -191,6 +173,32 @@ func (rp *reply) wait(tick <-chan time.Time) (evs []event, ticked, gone bool) {
 	}
 }
 
+// final waits for the end of a response that is one frame (not a stream)
+// and returns that frame's event: an ERROR frame, the client going away,
+// or more than one frame is an error.
+func (rp *reply) final(ctx context.Context) (last event, derr *mux.Error) {
+	frames := 0
+	for ended := false; !ended; {
+		evs, _, gone := rp.wait(nil)
+		if gone {
+			return event{}, asDBEError(ctx.Err())
+		}
+		for _, ev := range evs {
+			if ev.err != nil {
+				derr = ev.err
+			} else {
+				frames++
+				last = ev
+			}
+			ended = ended || ev.end
+		}
+	}
+	if derr == nil && frames > 1 {
+		derr = &mux.Error{Code: dbe.CodeWorkerFailed, Message: "the worker streamed an answer to a request that did not ask for a stream"}
+	}
+	return last, derr
+}
+
 // readBody reads the request body up to ShimConfig.MaxBodyBytes: a larger
 // declared length is refused before reading, and a body that grows past
 // the limit while it is read (chunked encoding) is cut off there.
@@ -248,6 +256,7 @@ func (s *Server) logFailure(rq *request, derr *mux.Error, e *apiError) {
 type event struct {
 	chunk *l7v1.L7ChatChunk
 	resp  *l7v1.L7ChatResponse
+	embed *l7v1.L7EmbedResponse
 	err   *mux.Error
 	end   bool // END_STREAM: the last frame of the response
 }
@@ -266,8 +275,10 @@ func decodeFrame(f *dbe.Frame, payload proto.Message) event {
 		ev.resp, err = payloadOf[l7v1.L7ChatResponse](f, payload)
 	case dbe.MsgChatChunk:
 		ev.chunk, err = payloadOf[l7v1.L7ChatChunk](f, payload)
+	case dbe.MsgEmbedResp:
+		ev.embed, err = payloadOf[l7v1.L7EmbedResponse](f, payload)
 	default:
-		return event{err: &mux.Error{Code: dbe.CodeWorkerFailed, Message: fmt.Sprintf("unexpected %s frame in a chat response", f.Type)}, end: true}
+		return event{err: &mux.Error{Code: dbe.CodeWorkerFailed, Message: fmt.Sprintf("unexpected %s frame in a response", f.Type)}, end: true}
 	}
 	if err != nil {
 		return event{err: &mux.Error{Code: dbe.CodeWorkerFailed, Message: fmt.Sprintf("unparseable %s payload: %v", f.Type, err)}, end: true}

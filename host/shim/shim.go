@@ -254,6 +254,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, rq *request) {
 		if allow(w, r, http.MethodPost) {
 			s.complete(w, r, rq, textEndpoint)
 		}
+	case path == "/v1/embeddings":
+		if allow(w, r, http.MethodPost) {
+			s.embeddings(w, r, rq)
+		}
 	default:
 		writeError(w, &apiError{status: http.StatusNotFound, typ: typeInvalidRequest, code: "unknown_url",
 			message: fmt.Sprintf("Invalid URL (%s %s).", r.Method, quoteClip(path))})

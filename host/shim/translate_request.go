@@ -567,21 +567,26 @@ const (
 	routerDevice = 43
 )
 
-// frame builds the L7_CHAT_REQ for call on behalf of t: the TLVs in
-// registry order, then the payload.
+// frame builds the L7_CHAT_REQ for call on behalf of t.
 func (s *Server) frame(call *chatCall, t *config.Tenant, reqID [16]byte, now time.Time) (*dbe.Frame, error) {
-	payload, err := proto.Marshal(call.params)
+	return s.requestFrame(dbe.MsgChatReq, call.params, call.model, t, reqID, now)
+}
+
+// requestFrame builds a request frame of type typ for model on behalf of
+// t: the TLVs in registry order, then params as the payload.
+func (s *Server) requestFrame(typ dbe.MsgType, params proto.Message, model *config.Model, t *config.Tenant, reqID [16]byte, now time.Time) (*dbe.Frame, error) {
+	payload, err := proto.Marshal(params)
 	if err != nil {
-		return nil, fmt.Errorf("shim: marshal L7ChatRequest: %w", err)
+		return nil, fmt.Errorf("shim: marshal %s payload: %w", typ, err)
 	}
-	f := &dbe.Frame{Type: dbe.MsgChatReq, TLVs: make([]dbe.TLV, 0, 11), Payload: payload}
+	f := &dbe.Frame{Type: typ, TLVs: make([]dbe.TLV, 0, 11), Payload: payload}
 	f.SetTenantID(t.Name)
 	f.SetCompartmentMask(t.CompartmentMask())
 	f.SetClassification(t.Classification)
 	f.SetROELevel(t.ROE)
 	f.SetDeviceIDSrc(shimDevice)
 	f.SetDeviceIDDst(routerDevice)
-	f.SetProfile(call.model.Profile)
+	f.SetProfile(model.Profile)
 	if s.cfg.ClaimSource != nil {
 		if tok := s.cfg.ClaimSource(t); len(tok) > 0 {
 			f.SetClaimToken(tok)

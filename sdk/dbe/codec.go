@@ -209,6 +209,8 @@ var requiredTLVs = map[MsgType][]TLVType{
 	MsgChatResp:    {TLVRequestID},
 	MsgChatChunk:   {TLVRequestID},
 	MsgAgentResult: {TLVRequestID},
+	MsgEmbedReq:    {TLVTenantID, TLVCompartmentMask, TLVClassification, TLVROELevel, TLVProfile, TLVRequestID},
+	MsgEmbedResp:   {TLVRequestID},
 }
 
 // RequiredTLVs returns the TLVs a frame of type t must carry.

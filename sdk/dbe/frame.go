@@ -43,6 +43,8 @@ const (
 	MsgPolicyCheck  MsgType = 0x46 // L7_POLICY_CHECK
 	MsgChatChunk    MsgType = 0x47 // L7_CHAT_CHUNK: one streamed delta
 	MsgPolicyResult MsgType = 0x48 // L7_POLICY_RESULT
+	MsgEmbedReq     MsgType = 0x49 // L7_EMBED_REQ
+	MsgEmbedResp    MsgType = 0x4A // L7_EMBED_RESP
 )
 
 var msgNames = map[MsgType]string{
@@ -60,6 +62,8 @@ var msgNames = map[MsgType]string{
 	MsgPolicyCheck:  "L7_POLICY_CHECK",
 	MsgChatChunk:    "L7_CHAT_CHUNK",
 	MsgPolicyResult: "L7_POLICY_RESULT",
+	MsgEmbedReq:     "L7_EMBED_REQ",
+	MsgEmbedResp:    "L7_EMBED_RESP",
 }
 
 // Known reports whether t is a message type registered in DBE v1.

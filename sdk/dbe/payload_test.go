@@ -28,6 +28,10 @@ func payloadFor(t MsgType) proto.Message {
 		return &l7v1.L7PolicyCheck{}
 	case MsgPolicyResult:
 		return &l7v1.L7PolicyResult{}
+	case MsgEmbedReq:
+		return &l7v1.L7EmbedRequest{}
+	case MsgEmbedResp:
+		return &l7v1.L7EmbedResponse{}
 	case MsgError:
 		return &l7v1.L7Error{}
 	case MsgClose:

@@ -110,6 +110,7 @@ var msgNamesGen = map[byte]string{
 	0x01: "HANDSHAKE", 0x02: "TUNNEL_DATA", 0x03: "CLOSE", 0x04: "ERROR", 0x05: "CANCEL", 0x06: "HEALTH",
 	0x41: "L7_CHAT_REQ", 0x42: "L7_CHAT_RESP", 0x43: "L7_AGENT_TASK", 0x44: "L7_AGENT_RESULT",
 	0x45: "L7_MODEL_STATUS", 0x46: "L7_POLICY_CHECK", 0x47: "L7_CHAT_CHUNK", 0x48: "L7_POLICY_RESULT",
+	0x49: "L7_EMBED_REQ", 0x4A: "L7_EMBED_RESP",
 }
 
 func (r *raw) describe(name, desc string) vector {
@@ -348,5 +349,17 @@ func generateVectors() []vector {
 	for _, b := range bad {
 		add(frame(0x06, 1, b.t).invalid(b.name, b.desc, "INVALID_TLV"))
 	}
+
+	// Added with the embeddings messages, after the others so that no
+	// earlier vector is renumbered.
+	embed := frame(0x49, 11, tTenant("SOC_TEAM_ALPHA"), tCompartment(0x01, "SOC"), tClass(0x01, "UNCLAS"),
+		tROE(0x02, "SOC_ASSIST"), tProfile("embed"), tReqID(reqID), tDst(49))
+	embed.payload = []byte("\x0a\x0bdsmil-embed\x12\x07\x0a\x05hello")
+	add(embed.describe("embed_req", "L7_EMBED_REQ: one text input for the embeddings worker (device 49)"))
+	add(with(frame(0x4A, 11, tReqID(reqID), tSrc(49)), func(r *raw) {
+		r.flags = 1
+		// data: {index 0, values [1, 0]}; usage: {prompt_tokens 3, total_tokens 3}
+		r.payload = []byte{0x12, 0x0a, 0x12, 0x08, 0, 0, 0x80, 0x3f, 0, 0, 0, 0, 0x1a, 0x04, 0x08, 0x03, 0x18, 0x03}
+	}).describe("embed_resp", "L7_EMBED_RESP: one two-dimensional vector, END_STREAM set"))
 	return vs
 }

@@ -149,11 +149,21 @@ func Connect(t testing.TB, w sdk.Workload) *Conn {
 // request requires (tenant "SDKTEST", compartment SOC, UNCLAS,
 // ANALYSIS_ONLY, profile) and a fresh random REQUEST_ID, which it returns.
 func ChatFrame(profile string, p *l7v1.L7ChatRequest) (*dbe.Frame, [16]byte) {
+	return requestFrame(dbe.MsgChatReq, profile, p)
+}
+
+// EmbedFrame builds an L7_EMBED_REQ frame for p with the TLVs of ChatFrame
+// and a fresh random REQUEST_ID, which it returns.
+func EmbedFrame(profile string, p *l7v1.L7EmbedRequest) (*dbe.Frame, [16]byte) {
+	return requestFrame(dbe.MsgEmbedReq, profile, p)
+}
+
+func requestFrame(typ dbe.MsgType, profile string, p proto.Message) (*dbe.Frame, [16]byte) {
 	b, err := proto.Marshal(p)
 	if err != nil {
-		panic("sdktest: marshal L7ChatRequest: " + err.Error())
+		panic("sdktest: marshal " + typ.String() + ": " + err.Error())
 	}
-	f := &dbe.Frame{Type: dbe.MsgChatReq, Payload: b}
+	f := &dbe.Frame{Type: typ, Payload: b}
 	f.SetTenantID("SDKTEST")
 	f.SetCompartmentMask(dbe.CompartmentSOC)
 	f.SetClassification(dbe.Unclas)

@@ -14,7 +14,7 @@
 # A second run finds the cached library, re-checks its SHA-256 and touches
 # no network. The plugin finds the library through DSMIL_ORT_LIB, then
 # dsmil.hcl's onnxruntime { library = ... }, then this cache path
-# (plugins/llm-amx/internal/ort).
+# (plugins/internal/ort).
 #
 # Usage: sh plugins/llm-amx/ort/fetch.sh      (make ort)
 set -eu

@@ -70,7 +70,7 @@ func (w *Workload) Info(context.Context) (*sdk.PluginInfo, error) {
 		Version:      Version,
 		APIVersions:  []uint32{sdk.APIVersion},
 		DeviceID:     DefaultDeviceID,
-		Capabilities: []sdk.Capability{sdk.CapChat, sdk.CapStream},
+		Capabilities: []sdk.Capability{sdk.CapChat, sdk.CapStream, sdk.CapEmbed},
 		Accelerator:  "cpu",
 		Models:       []string{Model},
 		Settings:     settings,

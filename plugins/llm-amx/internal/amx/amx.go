@@ -9,11 +9,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/dsmil/l7/plugins/internal/ort"
 	"github.com/dsmil/l7/plugins/llm-amx/internal/admission"
 	"github.com/dsmil/l7/plugins/llm-amx/internal/constrain"
 	"github.com/dsmil/l7/plugins/llm-amx/internal/engine"
 	"github.com/dsmil/l7/plugins/llm-amx/internal/model"
-	"github.com/dsmil/l7/plugins/llm-amx/internal/ort"
 	"github.com/dsmil/l7/plugins/llm-amx/internal/toolcall"
 	"github.com/dsmil/l7/sdk"
 	"github.com/dsmil/l7/sdk/dbe"

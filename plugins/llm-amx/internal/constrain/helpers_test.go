@@ -8,7 +8,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/dsmil/l7/plugins/llm-amx/internal/tokenizer"
+	"github.com/dsmil/l7/plugins/internal/tokenizer"
 )
 
 var qwen = sync.OnceValues(func() (*Vocab, error) {
@@ -25,7 +25,7 @@ var llama2 = sync.OnceValues(func() (*Vocab, error) {
 // loadFamily loads a tokenizer of the tokenizer package's testdata and its
 // vocabulary (EOS from tokenizer_config.json).
 func loadFamily(name string) (*Vocab, *tokenizer.Tokenizer, error) {
-	dir := filepath.Join("..", "tokenizer", "testdata", name)
+	dir := filepath.Join("..", "..", "..", "internal", "tokenizer", "testdata", name)
 	f, err := os.Open(filepath.Join(dir, "tokenizer.json.gz"))
 	if err != nil {
 		return nil, nil, err

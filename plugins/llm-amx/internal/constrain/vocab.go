@@ -8,7 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/dsmil/l7/plugins/llm-amx/internal/tokenizer"
+	"github.com/dsmil/l7/plugins/internal/tokenizer"
 )
 
 // Vocab is a tokenizer's vocabulary as constrained decoding sees it: the raw

@@ -10,10 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dsmil/l7/plugins/internal/tokenizer"
 	"github.com/dsmil/l7/plugins/llm-amx/internal/chattmpl"
 	"github.com/dsmil/l7/plugins/llm-amx/internal/model"
 	"github.com/dsmil/l7/plugins/llm-amx/internal/sampler"
-	"github.com/dsmil/l7/plugins/llm-amx/internal/tokenizer"
 )
 
 // run generates req and returns the emitted pieces.

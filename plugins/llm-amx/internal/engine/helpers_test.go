@@ -6,9 +6,9 @@ import (
 	"testing"
 
 	"github.com/dsmil/l7/internal/mkmodel"
+	"github.com/dsmil/l7/plugins/internal/ort"
 	"github.com/dsmil/l7/plugins/llm-amx/internal/llmtest"
 	"github.com/dsmil/l7/plugins/llm-amx/internal/model"
-	"github.com/dsmil/l7/plugins/llm-amx/internal/ort"
 )
 
 func initORT(t testing.TB) { llmtest.InitORT(t) }

@@ -11,7 +11,7 @@ import (
 	"testing"
 
 	"github.com/dsmil/l7/internal/mkmodel"
-	"github.com/dsmil/l7/plugins/llm-amx/internal/ort"
+	"github.com/dsmil/l7/plugins/internal/ort"
 )
 
 // Library returns the ONNX Runtime library to use, or skips t when none is

@@ -9,7 +9,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/dsmil/l7/plugins/llm-amx/internal/ort"
+	"github.com/dsmil/l7/plugins/internal/ort"
 	ortgo "github.com/yalue/onnxruntime_go"
 )
 

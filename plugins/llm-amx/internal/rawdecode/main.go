@@ -25,9 +25,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dsmil/l7/plugins/internal/ort"
+	"github.com/dsmil/l7/plugins/internal/tokenizer"
 	"github.com/dsmil/l7/plugins/llm-amx/internal/model"
-	"github.com/dsmil/l7/plugins/llm-amx/internal/ort"
-	"github.com/dsmil/l7/plugins/llm-amx/internal/tokenizer"
 )
 
 func main() {

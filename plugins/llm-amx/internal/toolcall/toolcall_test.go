@@ -13,7 +13,7 @@ import (
 
 func templateOf(t *testing.T, family string) string {
 	t.Helper()
-	b, err := os.ReadFile("../tokenizer/testdata/" + family + "/tokenizer_config.json")
+	b, err := os.ReadFile("../../../internal/tokenizer/testdata/" + family + "/tokenizer_config.json")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,8 @@
 //   L7_POLICY_CHECK  (0x46)  L7PolicyCheck
 //   L7_CHAT_CHUNK    (0x47)  L7ChatChunk
 //   L7_POLICY_RESULT (0x48)  L7PolicyResult
+//   L7_EMBED_REQ     (0x49)  L7EmbedRequest
+//   L7_EMBED_RESP    (0x4A)  L7EmbedResponse
 //   ERROR            (0x04)  L7Error
 //   CLOSE            (0x03)  Close
 //
@@ -1930,6 +1932,367 @@ func (x *L7ChatChunk) GetL7Profile() string {
 	return ""
 }
 
+// L7EmbedRequest is the payload of L7_EMBED_REQ: one OpenAI /v1/embeddings
+// request. The shim has already split OpenAI's input (a string, an array of
+// strings, an array of token ids or an array of those) into inputs, and
+// keeps encoding_format to itself: the vectors always travel as floats.
+type L7EmbedRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Model the client asked for (the OpenAI "model" field).
+	Model string `protobuf:"bytes,1,opt,name=model,proto3" json:"model,omitempty"`
+	// The texts or token sequences to embed, in the order of the answer's
+	// data; at least one.
+	Inputs []*EmbedInput `protobuf:"bytes,2,rep,name=inputs,proto3" json:"inputs,omitempty"`
+	// Number of dimensions to return (OpenAI "dimensions"): the model's
+	// vector truncated to its first dimensions values and re-normalised, for
+	// models trained for it (Matryoshka). 0 means the model's full size.
+	Dimensions uint32 `protobuf:"varint,3,opt,name=dimensions,proto3" json:"dimensions,omitempty"`
+	// Opaque end-user identifier supplied by the client (OpenAI "user").
+	User          string `protobuf:"bytes,4,opt,name=user,proto3" json:"user,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *L7EmbedRequest) Reset() {
+	*x = L7EmbedRequest{}
+	mi := &file_dsmil_l7_v1_l7_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *L7EmbedRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*L7EmbedRequest) ProtoMessage() {}
+
+func (x *L7EmbedRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dsmil_l7_v1_l7_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use L7EmbedRequest.ProtoReflect.Descriptor instead.
+func (*L7EmbedRequest) Descriptor() ([]byte, []int) {
+	return file_dsmil_l7_v1_l7_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *L7EmbedRequest) GetModel() string {
+	if x != nil {
+		return x.Model
+	}
+	return ""
+}
+
+func (x *L7EmbedRequest) GetInputs() []*EmbedInput {
+	if x != nil {
+		return x.Inputs
+	}
+	return nil
+}
+
+func (x *L7EmbedRequest) GetDimensions() uint32 {
+	if x != nil {
+		return x.Dimensions
+	}
+	return 0
+}
+
+func (x *L7EmbedRequest) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+// EmbedInput is one input to embed.
+type EmbedInput struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Exactly one is set.
+	//
+	// Types that are valid to be assigned to Input:
+	//
+	//	*EmbedInput_Text
+	//	*EmbedInput_Tokens
+	Input         isEmbedInput_Input `protobuf_oneof:"input"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EmbedInput) Reset() {
+	*x = EmbedInput{}
+	mi := &file_dsmil_l7_v1_l7_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EmbedInput) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EmbedInput) ProtoMessage() {}
+
+func (x *EmbedInput) ProtoReflect() protoreflect.Message {
+	mi := &file_dsmil_l7_v1_l7_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EmbedInput.ProtoReflect.Descriptor instead.
+func (*EmbedInput) Descriptor() ([]byte, []int) {
+	return file_dsmil_l7_v1_l7_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *EmbedInput) GetInput() isEmbedInput_Input {
+	if x != nil {
+		return x.Input
+	}
+	return nil
+}
+
+func (x *EmbedInput) GetText() string {
+	if x != nil {
+		if x, ok := x.Input.(*EmbedInput_Text); ok {
+			return x.Text
+		}
+	}
+	return ""
+}
+
+func (x *EmbedInput) GetTokens() *TokenIDs {
+	if x != nil {
+		if x, ok := x.Input.(*EmbedInput_Tokens); ok {
+			return x.Tokens
+		}
+	}
+	return nil
+}
+
+type isEmbedInput_Input interface {
+	isEmbedInput_Input()
+}
+
+type EmbedInput_Text struct {
+	// Text, tokenised by the model's tokenizer (special tokens added).
+	Text string `protobuf:"bytes,1,opt,name=text,proto3,oneof"`
+}
+
+type EmbedInput_Tokens struct {
+	// Token ids of the model's vocabulary, used as they are (no special
+	// tokens added).
+	Tokens *TokenIDs `protobuf:"bytes,2,opt,name=tokens,proto3,oneof"`
+}
+
+func (*EmbedInput_Text) isEmbedInput_Input() {}
+
+func (*EmbedInput_Tokens) isEmbedInput_Input() {}
+
+// TokenIDs is a sequence of token ids.
+type TokenIDs struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ids           []int32                `protobuf:"varint,1,rep,packed,name=ids,proto3" json:"ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TokenIDs) Reset() {
+	*x = TokenIDs{}
+	mi := &file_dsmil_l7_v1_l7_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TokenIDs) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TokenIDs) ProtoMessage() {}
+
+func (x *TokenIDs) ProtoReflect() protoreflect.Message {
+	mi := &file_dsmil_l7_v1_l7_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TokenIDs.ProtoReflect.Descriptor instead.
+func (*TokenIDs) Descriptor() ([]byte, []int) {
+	return file_dsmil_l7_v1_l7_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *TokenIDs) GetIds() []int32 {
+	if x != nil {
+		return x.Ids
+	}
+	return nil
+}
+
+// Embedding is the vector of one input.
+type Embedding struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Position of the input in L7EmbedRequest.inputs.
+	Index uint32 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	// The vector, dimensions values long (or the model's size).
+	Values        []float32 `protobuf:"fixed32,2,rep,packed,name=values,proto3" json:"values,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Embedding) Reset() {
+	*x = Embedding{}
+	mi := &file_dsmil_l7_v1_l7_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Embedding) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Embedding) ProtoMessage() {}
+
+func (x *Embedding) ProtoReflect() protoreflect.Message {
+	mi := &file_dsmil_l7_v1_l7_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Embedding.ProtoReflect.Descriptor instead.
+func (*Embedding) Descriptor() ([]byte, []int) {
+	return file_dsmil_l7_v1_l7_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *Embedding) GetIndex() uint32 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *Embedding) GetValues() []float32 {
+	if x != nil {
+		return x.Values
+	}
+	return nil
+}
+
+// L7EmbedResponse is the payload of L7_EMBED_RESP: the answer to an
+// L7EmbedRequest, one embedding per input in input order.
+type L7EmbedResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The model that produced the vectors.
+	Model string `protobuf:"bytes,1,opt,name=model,proto3" json:"model,omitempty"`
+	// One embedding per input, ordered by index.
+	Data []*Embedding `protobuf:"bytes,2,rep,name=data,proto3" json:"data,omitempty"`
+	// Tokens read: prompt_tokens and total_tokens are the input tokens
+	// (special tokens included); completion_tokens is 0.
+	Usage *Usage `protobuf:"bytes,3,opt,name=usage,proto3" json:"usage,omitempty"`
+	// Id of the device that served the request.
+	DeviceId uint32 `protobuf:"varint,4,opt,name=device_id,json=deviceId,proto3" json:"device_id,omitempty"`
+	// Time from accepting the request to producing the response, in
+	// milliseconds.
+	LatencyMs float32 `protobuf:"fixed32,5,opt,name=latency_ms,json=latencyMs,proto3" json:"latency_ms,omitempty"`
+	// The L7 profile the request ran under.
+	L7Profile     string `protobuf:"bytes,6,opt,name=l7_profile,json=l7Profile,proto3" json:"l7_profile,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *L7EmbedResponse) Reset() {
+	*x = L7EmbedResponse{}
+	mi := &file_dsmil_l7_v1_l7_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *L7EmbedResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*L7EmbedResponse) ProtoMessage() {}
+
+func (x *L7EmbedResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dsmil_l7_v1_l7_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use L7EmbedResponse.ProtoReflect.Descriptor instead.
+func (*L7EmbedResponse) Descriptor() ([]byte, []int) {
+	return file_dsmil_l7_v1_l7_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *L7EmbedResponse) GetModel() string {
+	if x != nil {
+		return x.Model
+	}
+	return ""
+}
+
+func (x *L7EmbedResponse) GetData() []*Embedding {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+func (x *L7EmbedResponse) GetUsage() *Usage {
+	if x != nil {
+		return x.Usage
+	}
+	return nil
+}
+
+func (x *L7EmbedResponse) GetDeviceId() uint32 {
+	if x != nil {
+		return x.DeviceId
+	}
+	return 0
+}
+
+func (x *L7EmbedResponse) GetLatencyMs() float32 {
+	if x != nil {
+		return x.LatencyMs
+	}
+	return 0
+}
+
+func (x *L7EmbedResponse) GetL7Profile() string {
+	if x != nil {
+		return x.L7Profile
+	}
+	return ""
+}
+
 // L7AgentTask is the payload of L7_AGENT_TASK: a unit of agentic work for
 // an agent plugin.
 type L7AgentTask struct {
@@ -1950,7 +2313,7 @@ type L7AgentTask struct {
 
 func (x *L7AgentTask) Reset() {
 	*x = L7AgentTask{}
-	mi := &file_dsmil_l7_v1_l7_proto_msgTypes[17]
+	mi := &file_dsmil_l7_v1_l7_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1962,7 +2325,7 @@ func (x *L7AgentTask) String() string {
 func (*L7AgentTask) ProtoMessage() {}
 
 func (x *L7AgentTask) ProtoReflect() protoreflect.Message {
-	mi := &file_dsmil_l7_v1_l7_proto_msgTypes[17]
+	mi := &file_dsmil_l7_v1_l7_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1975,7 +2338,7 @@ func (x *L7AgentTask) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use L7AgentTask.ProtoReflect.Descriptor instead.
 func (*L7AgentTask) Descriptor() ([]byte, []int) {
-	return file_dsmil_l7_v1_l7_proto_rawDescGZIP(), []int{17}
+	return file_dsmil_l7_v1_l7_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *L7AgentTask) GetTaskType() string {
@@ -2035,7 +2398,7 @@ type L7AgentResult struct {
 
 func (x *L7AgentResult) Reset() {
 	*x = L7AgentResult{}
-	mi := &file_dsmil_l7_v1_l7_proto_msgTypes[18]
+	mi := &file_dsmil_l7_v1_l7_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2047,7 +2410,7 @@ func (x *L7AgentResult) String() string {
 func (*L7AgentResult) ProtoMessage() {}
 
 func (x *L7AgentResult) ProtoReflect() protoreflect.Message {
-	mi := &file_dsmil_l7_v1_l7_proto_msgTypes[18]
+	mi := &file_dsmil_l7_v1_l7_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2060,7 +2423,7 @@ func (x *L7AgentResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use L7AgentResult.ProtoReflect.Descriptor instead.
 func (*L7AgentResult) Descriptor() ([]byte, []int) {
-	return file_dsmil_l7_v1_l7_proto_rawDescGZIP(), []int{18}
+	return file_dsmil_l7_v1_l7_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *L7AgentResult) GetStatus() AgentTaskStatus {
@@ -2145,7 +2508,7 @@ type L7ModelStatus struct {
 
 func (x *L7ModelStatus) Reset() {
 	*x = L7ModelStatus{}
-	mi := &file_dsmil_l7_v1_l7_proto_msgTypes[19]
+	mi := &file_dsmil_l7_v1_l7_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2157,7 +2520,7 @@ func (x *L7ModelStatus) String() string {
 func (*L7ModelStatus) ProtoMessage() {}
 
 func (x *L7ModelStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_dsmil_l7_v1_l7_proto_msgTypes[19]
+	mi := &file_dsmil_l7_v1_l7_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2170,7 +2533,7 @@ func (x *L7ModelStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use L7ModelStatus.ProtoReflect.Descriptor instead.
 func (*L7ModelStatus) Descriptor() ([]byte, []int) {
-	return file_dsmil_l7_v1_l7_proto_rawDescGZIP(), []int{19}
+	return file_dsmil_l7_v1_l7_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *L7ModelStatus) GetPlugin() string {
@@ -2309,7 +2672,7 @@ type L7PolicyCheck struct {
 
 func (x *L7PolicyCheck) Reset() {
 	*x = L7PolicyCheck{}
-	mi := &file_dsmil_l7_v1_l7_proto_msgTypes[20]
+	mi := &file_dsmil_l7_v1_l7_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2321,7 +2684,7 @@ func (x *L7PolicyCheck) String() string {
 func (*L7PolicyCheck) ProtoMessage() {}
 
 func (x *L7PolicyCheck) ProtoReflect() protoreflect.Message {
-	mi := &file_dsmil_l7_v1_l7_proto_msgTypes[20]
+	mi := &file_dsmil_l7_v1_l7_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2334,7 +2697,7 @@ func (x *L7PolicyCheck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use L7PolicyCheck.ProtoReflect.Descriptor instead.
 func (*L7PolicyCheck) Descriptor() ([]byte, []int) {
-	return file_dsmil_l7_v1_l7_proto_rawDescGZIP(), []int{20}
+	return file_dsmil_l7_v1_l7_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *L7PolicyCheck) GetTenantId() string {
@@ -2418,7 +2781,7 @@ type L7PolicyResult struct {
 
 func (x *L7PolicyResult) Reset() {
 	*x = L7PolicyResult{}
-	mi := &file_dsmil_l7_v1_l7_proto_msgTypes[21]
+	mi := &file_dsmil_l7_v1_l7_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2430,7 +2793,7 @@ func (x *L7PolicyResult) String() string {
 func (*L7PolicyResult) ProtoMessage() {}
 
 func (x *L7PolicyResult) ProtoReflect() protoreflect.Message {
-	mi := &file_dsmil_l7_v1_l7_proto_msgTypes[21]
+	mi := &file_dsmil_l7_v1_l7_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2443,7 +2806,7 @@ func (x *L7PolicyResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use L7PolicyResult.ProtoReflect.Descriptor instead.
 func (*L7PolicyResult) Descriptor() ([]byte, []int) {
-	return file_dsmil_l7_v1_l7_proto_rawDescGZIP(), []int{21}
+	return file_dsmil_l7_v1_l7_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *L7PolicyResult) GetAllow() bool {
@@ -2494,7 +2857,7 @@ type L7Error struct {
 
 func (x *L7Error) Reset() {
 	*x = L7Error{}
-	mi := &file_dsmil_l7_v1_l7_proto_msgTypes[22]
+	mi := &file_dsmil_l7_v1_l7_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2506,7 +2869,7 @@ func (x *L7Error) String() string {
 func (*L7Error) ProtoMessage() {}
 
 func (x *L7Error) ProtoReflect() protoreflect.Message {
-	mi := &file_dsmil_l7_v1_l7_proto_msgTypes[22]
+	mi := &file_dsmil_l7_v1_l7_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2519,7 +2882,7 @@ func (x *L7Error) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use L7Error.ProtoReflect.Descriptor instead.
 func (*L7Error) Descriptor() ([]byte, []int) {
-	return file_dsmil_l7_v1_l7_proto_rawDescGZIP(), []int{22}
+	return file_dsmil_l7_v1_l7_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *L7Error) GetCode() ErrorCode {
@@ -2572,7 +2935,7 @@ type Close struct {
 
 func (x *Close) Reset() {
 	*x = Close{}
-	mi := &file_dsmil_l7_v1_l7_proto_msgTypes[23]
+	mi := &file_dsmil_l7_v1_l7_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2584,7 +2947,7 @@ func (x *Close) String() string {
 func (*Close) ProtoMessage() {}
 
 func (x *Close) ProtoReflect() protoreflect.Message {
-	mi := &file_dsmil_l7_v1_l7_proto_msgTypes[23]
+	mi := &file_dsmil_l7_v1_l7_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2597,7 +2960,7 @@ func (x *Close) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Close.ProtoReflect.Descriptor instead.
 func (*Close) Descriptor() ([]byte, []int) {
-	return file_dsmil_l7_v1_l7_proto_rawDescGZIP(), []int{23}
+	return file_dsmil_l7_v1_l7_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *Close) GetCode() ErrorCode {
@@ -2759,7 +3122,33 @@ const file_dsmil_l7_v1_l7_proto_rawDesc = "" +
 	"\fcreated_unix\x18\v \x01(\x03R\vcreatedUnix\x125\n" +
 	"\blogprobs\x18\f \x03(\v2\x19.dsmil.l7.v1.TokenLogprobR\blogprobs\x12\x1d\n" +
 	"\n" +
-	"l7_profile\x18\r \x01(\tR\tl7Profile\"\xa6\x02\n" +
+	"l7_profile\x18\r \x01(\tR\tl7Profile\"\x8b\x01\n" +
+	"\x0eL7EmbedRequest\x12\x14\n" +
+	"\x05model\x18\x01 \x01(\tR\x05model\x12/\n" +
+	"\x06inputs\x18\x02 \x03(\v2\x17.dsmil.l7.v1.EmbedInputR\x06inputs\x12\x1e\n" +
+	"\n" +
+	"dimensions\x18\x03 \x01(\rR\n" +
+	"dimensions\x12\x12\n" +
+	"\x04user\x18\x04 \x01(\tR\x04user\"\\\n" +
+	"\n" +
+	"EmbedInput\x12\x14\n" +
+	"\x04text\x18\x01 \x01(\tH\x00R\x04text\x12/\n" +
+	"\x06tokens\x18\x02 \x01(\v2\x15.dsmil.l7.v1.TokenIDsH\x00R\x06tokensB\a\n" +
+	"\x05input\"\x1c\n" +
+	"\bTokenIDs\x12\x10\n" +
+	"\x03ids\x18\x01 \x03(\x05R\x03ids\"9\n" +
+	"\tEmbedding\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\rR\x05index\x12\x16\n" +
+	"\x06values\x18\x02 \x03(\x02R\x06values\"\xd8\x01\n" +
+	"\x0fL7EmbedResponse\x12\x14\n" +
+	"\x05model\x18\x01 \x01(\tR\x05model\x12*\n" +
+	"\x04data\x18\x02 \x03(\v2\x16.dsmil.l7.v1.EmbeddingR\x04data\x12(\n" +
+	"\x05usage\x18\x03 \x01(\v2\x12.dsmil.l7.v1.UsageR\x05usage\x12\x1b\n" +
+	"\tdevice_id\x18\x04 \x01(\rR\bdeviceId\x12\x1d\n" +
+	"\n" +
+	"latency_ms\x18\x05 \x01(\x02R\tlatencyMs\x12\x1d\n" +
+	"\n" +
+	"l7_profile\x18\x06 \x01(\tR\tl7Profile\"\xa6\x02\n" +
 	"\vL7AgentTask\x12\x1b\n" +
 	"\ttask_type\x18\x01 \x01(\tR\btaskType\x12H\n" +
 	"\n" +
@@ -2876,45 +3265,50 @@ func file_dsmil_l7_v1_l7_proto_rawDescGZIP() []byte {
 }
 
 var file_dsmil_l7_v1_l7_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_dsmil_l7_v1_l7_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_dsmil_l7_v1_l7_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_dsmil_l7_v1_l7_proto_goTypes = []any{
-	(ToolChoiceMode)(0),    // 0: dsmil.l7.v1.ToolChoiceMode
-	(FinishReason)(0),      // 1: dsmil.l7.v1.FinishReason
-	(AgentTaskStatus)(0),   // 2: dsmil.l7.v1.AgentTaskStatus
-	(ErrorCode)(0),         // 3: dsmil.l7.v1.ErrorCode
-	(*L7ChatRequest)(nil),  // 4: dsmil.l7.v1.L7ChatRequest
-	(*Message)(nil),        // 5: dsmil.l7.v1.Message
-	(*ContentPart)(nil),    // 6: dsmil.l7.v1.ContentPart
-	(*ImageURL)(nil),       // 7: dsmil.l7.v1.ImageURL
-	(*ImageData)(nil),      // 8: dsmil.l7.v1.ImageData
-	(*Tool)(nil),           // 9: dsmil.l7.v1.Tool
-	(*FunctionDef)(nil),    // 10: dsmil.l7.v1.FunctionDef
-	(*ToolChoice)(nil),     // 11: dsmil.l7.v1.ToolChoice
-	(*ToolCall)(nil),       // 12: dsmil.l7.v1.ToolCall
-	(*ToolCallDelta)(nil),  // 13: dsmil.l7.v1.ToolCallDelta
-	(*ResponseFormat)(nil), // 14: dsmil.l7.v1.ResponseFormat
-	(*Usage)(nil),          // 15: dsmil.l7.v1.Usage
-	(*TopLogprob)(nil),     // 16: dsmil.l7.v1.TopLogprob
-	(*TokenLogprob)(nil),   // 17: dsmil.l7.v1.TokenLogprob
-	(*Choice)(nil),         // 18: dsmil.l7.v1.Choice
-	(*L7ChatResponse)(nil), // 19: dsmil.l7.v1.L7ChatResponse
-	(*L7ChatChunk)(nil),    // 20: dsmil.l7.v1.L7ChatChunk
-	(*L7AgentTask)(nil),    // 21: dsmil.l7.v1.L7AgentTask
-	(*L7AgentResult)(nil),  // 22: dsmil.l7.v1.L7AgentResult
-	(*L7ModelStatus)(nil),  // 23: dsmil.l7.v1.L7ModelStatus
-	(*L7PolicyCheck)(nil),  // 24: dsmil.l7.v1.L7PolicyCheck
-	(*L7PolicyResult)(nil), // 25: dsmil.l7.v1.L7PolicyResult
-	(*L7Error)(nil),        // 26: dsmil.l7.v1.L7Error
-	(*Close)(nil),          // 27: dsmil.l7.v1.Close
-	nil,                    // 28: dsmil.l7.v1.L7ChatRequest.LogitBiasEntry
-	nil,                    // 29: dsmil.l7.v1.L7AgentTask.ParametersEntry
+	(ToolChoiceMode)(0),     // 0: dsmil.l7.v1.ToolChoiceMode
+	(FinishReason)(0),       // 1: dsmil.l7.v1.FinishReason
+	(AgentTaskStatus)(0),    // 2: dsmil.l7.v1.AgentTaskStatus
+	(ErrorCode)(0),          // 3: dsmil.l7.v1.ErrorCode
+	(*L7ChatRequest)(nil),   // 4: dsmil.l7.v1.L7ChatRequest
+	(*Message)(nil),         // 5: dsmil.l7.v1.Message
+	(*ContentPart)(nil),     // 6: dsmil.l7.v1.ContentPart
+	(*ImageURL)(nil),        // 7: dsmil.l7.v1.ImageURL
+	(*ImageData)(nil),       // 8: dsmil.l7.v1.ImageData
+	(*Tool)(nil),            // 9: dsmil.l7.v1.Tool
+	(*FunctionDef)(nil),     // 10: dsmil.l7.v1.FunctionDef
+	(*ToolChoice)(nil),      // 11: dsmil.l7.v1.ToolChoice
+	(*ToolCall)(nil),        // 12: dsmil.l7.v1.ToolCall
+	(*ToolCallDelta)(nil),   // 13: dsmil.l7.v1.ToolCallDelta
+	(*ResponseFormat)(nil),  // 14: dsmil.l7.v1.ResponseFormat
+	(*Usage)(nil),           // 15: dsmil.l7.v1.Usage
+	(*TopLogprob)(nil),      // 16: dsmil.l7.v1.TopLogprob
+	(*TokenLogprob)(nil),    // 17: dsmil.l7.v1.TokenLogprob
+	(*Choice)(nil),          // 18: dsmil.l7.v1.Choice
+	(*L7ChatResponse)(nil),  // 19: dsmil.l7.v1.L7ChatResponse
+	(*L7ChatChunk)(nil),     // 20: dsmil.l7.v1.L7ChatChunk
+	(*L7EmbedRequest)(nil),  // 21: dsmil.l7.v1.L7EmbedRequest
+	(*EmbedInput)(nil),      // 22: dsmil.l7.v1.EmbedInput
+	(*TokenIDs)(nil),        // 23: dsmil.l7.v1.TokenIDs
+	(*Embedding)(nil),       // 24: dsmil.l7.v1.Embedding
+	(*L7EmbedResponse)(nil), // 25: dsmil.l7.v1.L7EmbedResponse
+	(*L7AgentTask)(nil),     // 26: dsmil.l7.v1.L7AgentTask
+	(*L7AgentResult)(nil),   // 27: dsmil.l7.v1.L7AgentResult
+	(*L7ModelStatus)(nil),   // 28: dsmil.l7.v1.L7ModelStatus
+	(*L7PolicyCheck)(nil),   // 29: dsmil.l7.v1.L7PolicyCheck
+	(*L7PolicyResult)(nil),  // 30: dsmil.l7.v1.L7PolicyResult
+	(*L7Error)(nil),         // 31: dsmil.l7.v1.L7Error
+	(*Close)(nil),           // 32: dsmil.l7.v1.Close
+	nil,                     // 33: dsmil.l7.v1.L7ChatRequest.LogitBiasEntry
+	nil,                     // 34: dsmil.l7.v1.L7AgentTask.ParametersEntry
 }
 var file_dsmil_l7_v1_l7_proto_depIdxs = []int32{
 	5,  // 0: dsmil.l7.v1.L7ChatRequest.messages:type_name -> dsmil.l7.v1.Message
 	14, // 1: dsmil.l7.v1.L7ChatRequest.response_format:type_name -> dsmil.l7.v1.ResponseFormat
 	9,  // 2: dsmil.l7.v1.L7ChatRequest.tools:type_name -> dsmil.l7.v1.Tool
 	11, // 3: dsmil.l7.v1.L7ChatRequest.tool_choice:type_name -> dsmil.l7.v1.ToolChoice
-	28, // 4: dsmil.l7.v1.L7ChatRequest.logit_bias:type_name -> dsmil.l7.v1.L7ChatRequest.LogitBiasEntry
+	33, // 4: dsmil.l7.v1.L7ChatRequest.logit_bias:type_name -> dsmil.l7.v1.L7ChatRequest.LogitBiasEntry
 	6,  // 5: dsmil.l7.v1.Message.parts:type_name -> dsmil.l7.v1.ContentPart
 	12, // 6: dsmil.l7.v1.Message.tool_calls:type_name -> dsmil.l7.v1.ToolCall
 	7,  // 7: dsmil.l7.v1.ContentPart.image_url:type_name -> dsmil.l7.v1.ImageURL
@@ -2931,18 +3325,22 @@ var file_dsmil_l7_v1_l7_proto_depIdxs = []int32{
 	1,  // 18: dsmil.l7.v1.L7ChatChunk.finish_reason:type_name -> dsmil.l7.v1.FinishReason
 	15, // 19: dsmil.l7.v1.L7ChatChunk.usage:type_name -> dsmil.l7.v1.Usage
 	17, // 20: dsmil.l7.v1.L7ChatChunk.logprobs:type_name -> dsmil.l7.v1.TokenLogprob
-	29, // 21: dsmil.l7.v1.L7AgentTask.parameters:type_name -> dsmil.l7.v1.L7AgentTask.ParametersEntry
-	5,  // 22: dsmil.l7.v1.L7AgentTask.context:type_name -> dsmil.l7.v1.Message
-	2,  // 23: dsmil.l7.v1.L7AgentResult.status:type_name -> dsmil.l7.v1.AgentTaskStatus
-	15, // 24: dsmil.l7.v1.L7AgentResult.usage:type_name -> dsmil.l7.v1.Usage
-	3,  // 25: dsmil.l7.v1.L7AgentResult.error_code:type_name -> dsmil.l7.v1.ErrorCode
-	3,  // 26: dsmil.l7.v1.L7Error.code:type_name -> dsmil.l7.v1.ErrorCode
-	3,  // 27: dsmil.l7.v1.Close.code:type_name -> dsmil.l7.v1.ErrorCode
-	28, // [28:28] is the sub-list for method output_type
-	28, // [28:28] is the sub-list for method input_type
-	28, // [28:28] is the sub-list for extension type_name
-	28, // [28:28] is the sub-list for extension extendee
-	0,  // [0:28] is the sub-list for field type_name
+	22, // 21: dsmil.l7.v1.L7EmbedRequest.inputs:type_name -> dsmil.l7.v1.EmbedInput
+	23, // 22: dsmil.l7.v1.EmbedInput.tokens:type_name -> dsmil.l7.v1.TokenIDs
+	24, // 23: dsmil.l7.v1.L7EmbedResponse.data:type_name -> dsmil.l7.v1.Embedding
+	15, // 24: dsmil.l7.v1.L7EmbedResponse.usage:type_name -> dsmil.l7.v1.Usage
+	34, // 25: dsmil.l7.v1.L7AgentTask.parameters:type_name -> dsmil.l7.v1.L7AgentTask.ParametersEntry
+	5,  // 26: dsmil.l7.v1.L7AgentTask.context:type_name -> dsmil.l7.v1.Message
+	2,  // 27: dsmil.l7.v1.L7AgentResult.status:type_name -> dsmil.l7.v1.AgentTaskStatus
+	15, // 28: dsmil.l7.v1.L7AgentResult.usage:type_name -> dsmil.l7.v1.Usage
+	3,  // 29: dsmil.l7.v1.L7AgentResult.error_code:type_name -> dsmil.l7.v1.ErrorCode
+	3,  // 30: dsmil.l7.v1.L7Error.code:type_name -> dsmil.l7.v1.ErrorCode
+	3,  // 31: dsmil.l7.v1.Close.code:type_name -> dsmil.l7.v1.ErrorCode
+	32, // [32:32] is the sub-list for method output_type
+	32, // [32:32] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_dsmil_l7_v1_l7_proto_init() }
@@ -2956,13 +3354,17 @@ func file_dsmil_l7_v1_l7_proto_init() {
 		(*ContentPart_ImageUrl)(nil),
 		(*ContentPart_ImageData)(nil),
 	}
+	file_dsmil_l7_v1_l7_proto_msgTypes[18].OneofWrappers = []any{
+		(*EmbedInput_Text)(nil),
+		(*EmbedInput_Tokens)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_dsmil_l7_v1_l7_proto_rawDesc), len(file_dsmil_l7_v1_l7_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   26,
+			NumMessages:   31,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

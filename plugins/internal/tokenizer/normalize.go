@@ -5,7 +5,7 @@ import (
 	"strings"
 	"unicode"
 
-	"github.com/dsmil/l7/plugins/llm-amx/internal/tokenizer/regex"
+	"github.com/dsmil/l7/plugins/internal/tokenizer/regex"
 	"golang.org/x/text/unicode/norm"
 )
 
@@ -125,6 +125,8 @@ func buildNormalizer(c *componentJSON) (normalizer, error) {
 		return lowercaseNorm{}, nil
 	case "Strip":
 		return stripNorm{c.StripLeft, c.StripRight}, nil
+	case "BertNormalizer":
+		return newBertNorm(c), nil
 	}
-	return nil, fmt.Errorf("%w: normalizer %q (supported: Sequence, NFC, NFD, NFKC, NFKD, Prepend, Replace, Lowercase, Strip)", ErrUnsupported, c.Type)
+	return nil, fmt.Errorf("%w: normalizer %q (supported: Sequence, NFC, NFD, NFKC, NFKD, Prepend, Replace, Lowercase, Strip, BertNormalizer)", ErrUnsupported, c.Type)
 }

@@ -50,6 +50,8 @@ func planStream(d decoder) streamPlan {
 			p.steps = append(p.steps, func(t string, _ bool) string { return d.apply(t) })
 		case metaspaceDec:
 			p.steps = append(p.steps, d.token)
+		case wordPieceDec:
+			p.steps = append(p.steps, d.token)
 		case stripDec:
 			p.strip, p.stripStart, p.stripStop = d.content, d.start, d.stop
 		case fuseDec:

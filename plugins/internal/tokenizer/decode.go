@@ -6,7 +6,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/dsmil/l7/plugins/llm-amx/internal/tokenizer/regex"
+	"github.com/dsmil/l7/plugins/internal/tokenizer/regex"
 )
 
 // decoder turns token strings back into text, one step of a chain: each step
@@ -234,8 +234,14 @@ func buildDecoder(c *componentJSON, added map[string]bool) (decoder, error) {
 		}
 		d.scheme = scheme
 		return d, nil
+	case "WordPiece":
+		d := wordPieceDec{prefix: "##", cleanup: boolOr(c.Cleanup, true)}
+		if c.Prefix != nil {
+			d.prefix = *c.Prefix
+		}
+		return d, nil
 	}
-	return nil, fmt.Errorf("%w: decoder %q (supported: Sequence, ByteLevel, Replace, ByteFallback, Fuse, Strip, Metaspace)", ErrUnsupported, c.Type)
+	return nil, fmt.Errorf("%w: decoder %q (supported: Sequence, ByteLevel, Replace, ByteFallback, Fuse, Strip, Metaspace, WordPiece)", ErrUnsupported, c.Type)
 }
 
 // lossyUTF8 decodes b as UTF-8, replacing each maximal invalid subpart with

@@ -1,7 +1,9 @@
 // Package tokenizer implements Hugging Face tokenizer.json tokenizers in pure
-// Go: byte-level BPE (GPT-2, Qwen2/Qwen3, Llama-3) and SentencePiece-style BPE
-// with byte fallback (Llama-2, TinyLlama, Mistral), with added and special
-// tokens, the normalizers, pre-tokenizers, post-processors and decoders those
+// Go: byte-level BPE (GPT-2, Qwen2/Qwen3, Llama-3), SentencePiece-style BPE
+// with byte fallback (Llama-2, TinyLlama, Mistral) and WordPiece (BERT and
+// the sentence-transformers encoders built on it: BertNormalizer,
+// BertPreTokenizer, [CLS]/[SEP] templates with token type ids through
+// EncodeTyped), with added and special tokens, the normalizers, pre-tokenizers, post-processors and decoders those
 // models use, and a streaming decoder that never emits a broken UTF-8
 // sequence.
 //

@@ -13,9 +13,11 @@ import (
 // Tokenizer encodes text to token ids and decodes them back. It is immutable
 // after loading and safe for concurrent use.
 type Tokenizer struct {
-	model     *bpe
-	normalize normalizer   // nil: none
-	pre       preTokenizer // nil: none
+	model     tokenModel
+	vocab     map[string]int // the model's vocabulary
+	vocabR    []string       // id -> token ("" for gaps)
+	normalize normalizer     // nil: none
+	pre       preTokenizer   // nil: none
 	post      postProcessor
 	dec       decoder // nil: tokens joined with spaces
 
@@ -95,7 +97,7 @@ func FromFiles(tokenizerJSON, configJSONData []byte) (*Tokenizer, error) {
 	}
 	t := &Tokenizer{addedByID: map[int]*AddedToken{}, addedByContent: map[string]*AddedToken{}, specialIDs: map[int]bool{}}
 	var err error
-	if t.model, err = buildBPE(&f.Model); err != nil {
+	if t.model, t.vocab, t.vocabR, err = buildModel(&f.Model); err != nil {
 		return nil, err
 	}
 	if t.normalize, err = buildNormalizer(f.Normalizer); err != nil {
@@ -104,7 +106,7 @@ func FromFiles(tokenizerJSON, configJSONData []byte) (*Tokenizer, error) {
 	if t.pre, err = buildPreTokenizer(f.PreTokenizer); err != nil {
 		return nil, err
 	}
-	t.vocabSize = len(t.model.vocabR)
+	t.vocabSize = len(t.vocabR)
 
 	var rawTokens, normTokens []*AddedToken
 	for _, a := range f.AddedTokens {
@@ -215,7 +217,7 @@ func (t *Tokenizer) TokenID(token string) (int, bool) {
 	if a, ok := t.addedByContent[token]; ok {
 		return a.ID, true
 	}
-	id, ok := t.model.vocab[token]
+	id, ok := t.vocab[token]
 	return id, ok
 }
 
@@ -224,8 +226,8 @@ func (t *Tokenizer) Token(id int) (string, bool) {
 	if a, ok := t.addedByID[id]; ok {
 		return a.Content, true
 	}
-	if id >= 0 && id < len(t.model.vocabR) && t.model.vocabR[id] != "" {
-		return t.model.vocabR[id], true
+	if id >= 0 && id < len(t.vocabR) && t.vocabR[id] != "" {
+		return t.vocabR[id], true
 	}
 	return "", false
 }
@@ -287,6 +289,17 @@ func (t *Tokenizer) Encode(text string, addSpecial bool) []int {
 		ids = t.post.process(ids)
 	}
 	return ids
+}
+
+// EncodeTyped encodes text for an encoder model: the ids with the special
+// tokens of the post-processor (BERT's [CLS] … [SEP]) and the token type id
+// (segment id, BERT's token_type_ids) of each.
+func (t *Tokenizer) EncodeTyped(text string) (ids, typeIDs []int) {
+	ids = t.Encode(text, true)
+	if t.post == nil {
+		return ids, zeroTypes(len(ids), make([]int, 0, len(ids)))
+	}
+	return ids, t.post.typeIDs(len(ids), make([]int, 0, len(ids)))
 }
 
 func (t *Tokenizer) encodeSection(text string, atStart bool, ids []int) []int {

@@ -40,6 +40,7 @@ type modelJSON struct {
 	FuseUnk                 bool            `json:"fuse_unk"`
 	ByteFallback            bool            `json:"byte_fallback"`
 	IgnoreMerges            bool            `json:"ignore_merges"`
+	MaxInputCharsPerWord    *int            `json:"max_input_chars_per_word"`
 	Vocab                   json.RawMessage `json:"vocab"`
 	Merges                  json.RawMessage `json:"merges"`
 }
@@ -104,6 +105,14 @@ type componentJSON struct {
 	Single        []templateItemJSON          `json:"single"`
 	Pair          []templateItemJSON          `json:"pair"`
 	SpecialTokens map[string]specialTokenJSON `json:"special_tokens"`
+	// BertNormalizer.
+	CleanText          *bool `json:"clean_text"`
+	HandleChineseChars *bool `json:"handle_chinese_chars"`
+	StripAccents       *bool `json:"strip_accents"`
+	Lowercase          *bool `json:"lowercase"`
+	// WordPiece decoder.
+	Prefix  *string `json:"prefix"`
+	Cleanup *bool   `json:"cleanup"`
 	// BertProcessing, RobertaProcessing: [token, id].
 	Sep []any `json:"sep"`
 	Cls []any `json:"cls"`

@@ -20,6 +20,10 @@ const (
 "decoder":{"type":"Sequence","decoders":[{"type":"Replace","pattern":{"String":"▁"},"content":" "},{"type":"ByteFallback"},{"type":"Fuse"},{"type":"Strip","content":" ","start":1,"stop":0}]},
 "model":{"type":"BPE","dropout":null,"unk_token":"<unk>","continuing_subword_prefix":null,"end_of_word_suffix":null,"fuse_unk":true,"byte_fallback":true,
 "vocab":{"<unk>":0,"<s>":1,"</s>":2,"<0x41>":3,"<0xF0>":4,"▁":5,"h":6,"i":7,"▁h":8,"▁hi":9},"merges":["▁ h","▁h i"]}}`
+	fuzzWordPiece = `{"version":"1.0","added_tokens":[{"id":0,"content":"[UNK]","normalized":false,"special":true},{"id":1,"content":"[CLS]","normalized":false,"special":true},{"id":2,"content":"[SEP]","normalized":false,"special":true}],
+"normalizer":{"type":"BertNormalizer","clean_text":true,"handle_chinese_chars":true,"strip_accents":null,"lowercase":true},"pre_tokenizer":{"type":"BertPreTokenizer"},
+"post_processor":{"type":"BertProcessing","sep":["[SEP]",2],"cls":["[CLS]",1]},"decoder":{"type":"WordPiece","prefix":"##","cleanup":true},
+"model":{"type":"WordPiece","unk_token":"[UNK]","continuing_subword_prefix":"##","max_input_chars_per_word":8,"vocab":{"[UNK]":0,"[CLS]":1,"[SEP]":2,"h":3,"##i":4,"hi":5,",":6,"##ll":7,"he":8,"##o":9}}}`
 	fuzzConfig = `{"bos_token":"<s>","eos_token":"</s>","add_bos_token":true,"clean_up_tokenization_spaces":false,"model_max_length":2048,
 "added_tokens_decoder":{"2":{"content":"</s>","special":true}},"chat_template":"{{ messages }}"}`
 )
@@ -29,12 +33,12 @@ const (
 // a file it accepts must encode and decode without panicking, give ids
 // inside the vocabulary, and stream only whole UTF-8 sequences.
 func FuzzLoad(f *testing.F) {
-	for _, tok := range []string{fuzzByteLevel, fuzzSentencePiece, `{}`, `{"model":{"type":"WordPiece"}}`, ``} {
+	for _, tok := range []string{fuzzByteLevel, fuzzSentencePiece, fuzzWordPiece, `{}`, `{"model":{"type":"WordPiece"}}`, ``} {
 		f.Add([]byte(tok), []byte(nil))
 		f.Add([]byte(tok), []byte(fuzzConfig))
 	}
 	// The seeds must load, or the fuzzer would start from nothing valid.
-	for _, seed := range [][2]string{{fuzzByteLevel, ""}, {fuzzSentencePiece, fuzzConfig}} {
+	for _, seed := range [][2]string{{fuzzByteLevel, ""}, {fuzzSentencePiece, fuzzConfig}, {fuzzWordPiece, ""}} {
 		var cfg []byte
 		if seed[1] != "" {
 			cfg = []byte(seed[1])
@@ -62,6 +66,10 @@ func FuzzLoad(f *testing.F) {
 				if id < 0 || id >= size {
 					t.Fatalf("Encode(%q) gave id %d outside a vocabulary of %d", s, id, size)
 				}
+			}
+			typed, types := tk.EncodeTyped(s)
+			if len(typed) != len(types) {
+				t.Fatalf("EncodeTyped(%q): %d ids, %d type ids", s, len(typed), len(types))
 			}
 			_ = tk.Decode(ids, false)
 			sd := tk.NewStreamDecoder()

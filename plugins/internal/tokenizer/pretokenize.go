@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/dsmil/l7/plugins/llm-amx/internal/tokenizer/regex"
+	"github.com/dsmil/l7/plugins/internal/tokenizer/regex"
 )
 
 // piece is one pre-token. atStart is true when it begins at offset 0 of the
@@ -371,8 +371,10 @@ func buildPreTokenizer(c *componentJSON) (preTokenizer, error) {
 		return m, nil
 	case "Digits":
 		return digitsPre{individual: c.IndividualDigits}, nil
+	case "BertPreTokenizer":
+		return bertPre{}, nil
 	}
-	return nil, fmt.Errorf("%w: pre-tokenizer %q (supported: Sequence, Split, ByteLevel, Metaspace, Digits)", ErrUnsupported, c.Type)
+	return nil, fmt.Errorf("%w: pre-tokenizer %q (supported: Sequence, Split, ByteLevel, Metaspace, Digits, BertPreTokenizer)", ErrUnsupported, c.Type)
 }
 
 func parsePrependScheme(c *componentJSON) (prependScheme, error) {

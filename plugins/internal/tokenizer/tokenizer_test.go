@@ -122,8 +122,17 @@ func TestLoadErrors(t *testing.T) {
 	}{
 		{"model", func(m map[string]any) { m["model"].(map[string]any)["type"] = "Unigram" }, ErrUnsupported, "Unigram"},
 		{"normalizer", func(m map[string]any) { m["normalizer"] = map[string]any{"type": "Precompiled"} }, ErrUnsupported, "Precompiled"},
-		{"pre-tokenizer", func(m map[string]any) { m["pre_tokenizer"] = map[string]any{"type": "BertPreTokenizer"} }, ErrUnsupported, "BertPreTokenizer"},
-		{"decoder", func(m map[string]any) { m["decoder"] = map[string]any{"type": "WordPiece"} }, ErrUnsupported, "WordPiece"},
+		{"pre-tokenizer", func(m map[string]any) { m["pre_tokenizer"] = map[string]any{"type": "UnicodeScripts"} }, ErrUnsupported, "UnicodeScripts"},
+		{"decoder", func(m map[string]any) { m["decoder"] = map[string]any{"type": "CTC"} }, ErrUnsupported, "CTC"},
+		{"wordpiece without unk", func(m map[string]any) {
+			m["model"] = map[string]any{"type": "WordPiece", "vocab": map[string]int{"a": 0}}
+		}, ErrInvalid, "unk_token"},
+		{"wordpiece unk not in vocab", func(m map[string]any) {
+			m["model"] = map[string]any{"type": "WordPiece", "unk_token": "[UNK]", "vocab": map[string]int{"a": 0}}
+		}, ErrInvalid, "[UNK]"},
+		{"wordpiece max chars", func(m map[string]any) {
+			m["model"] = map[string]any{"type": "WordPiece", "unk_token": "a", "max_input_chars_per_word": 0, "vocab": map[string]int{"a": 0}}
+		}, ErrInvalid, "max_input_chars_per_word"},
 		{"post-processor", func(m map[string]any) { m["post_processor"] = map[string]any{"type": "Custom"} }, ErrUnsupported, "Custom"},
 		{"regex", func(m map[string]any) {
 			m["pre_tokenizer"] = map[string]any{"type": "Split", "behavior": "Isolated", "pattern": map[string]any{"Regex": `(?<=x)y`}}
@@ -310,4 +319,39 @@ func FuzzByteLevelRoundTrip(f *testing.F) {
 			t.Fatalf("stream(%q) = %q", s, sb.String())
 		}
 	})
+}
+
+// TestWordPiece checks the WordPiece model on a tiny vocabulary: greedy
+// longest match with the "##" prefix, a word with an unmatched part or over
+// max_input_chars_per_word as one [UNK], and the BertProcessing template
+// with its token type ids.
+func TestWordPiece(t *testing.T) {
+	tk, err := FromJSON([]byte(fuzzWordPiece))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		text string
+		want []string
+	}{
+		{"hi", []string{"hi"}},
+		{"Hello", []string{"he", "##ll", "##o"}},
+		{"hi,hell", []string{"hi", ",", "he", "##ll"}},
+		{"hex", []string{"[UNK]"}},        // "##x" is not in the vocabulary
+		{"hellohello", []string{"[UNK]"}}, // 10 characters > 8
+		{"hellohel", []string{"[UNK]"}},   // 8 characters, but "##h" is missing: the whole word
+		{"[CLS]hi", []string{"[CLS]", "hi"}},
+	} {
+		got := tokStrs(tk, tk.Encode(tc.text, false))
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("Encode(%q) = %q, want %q", tc.text, got, tc.want)
+		}
+	}
+	ids, types := tk.EncodeTyped("hi hello")
+	if want := []int{1, 5, 8, 7, 9, 2}; !slices.Equal(ids, want) || !slices.Equal(types, make([]int, len(want))) {
+		t.Errorf("EncodeTyped = %v %v, want %v and zeros", ids, types, want)
+	}
+	if got := tk.Decode(ids, true); got != "hi hello" {
+		t.Errorf("Decode = %q", got)
+	}
 }

@@ -1,0 +1,283 @@
+package shim
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"math"
+	"net/http"
+	"strconv"
+
+	"github.com/dsmil/l7/host/config"
+	"github.com/dsmil/l7/sdk/dbe"
+	"github.com/dsmil/l7/sdk/mux"
+	l7v1 "github.com/dsmil/l7/sdk/proto/dsmil/l7/v1"
+)
+
+// Limits of /v1/embeddings (documented in docs/clients.md). The body as a
+// whole is bounded by shim.max_body_bytes; how many tokens one input may
+// have is the model's (the plugin answers a 400 naming the input).
+const (
+	// maxEmbedInputs is how many inputs one request may carry (OpenAI's
+	// 2048).
+	maxEmbedInputs = 2048
+	// maxEmbedTokenIDs bounds one token-id input (OpenAI's 8192 tokens per
+	// input, the longest of its models).
+	maxEmbedTokenIDs = 8192
+)
+
+// embeddingsRequest is the body of POST /v1/embeddings. input is kept raw
+// and decoded by decodeEmbedInput.
+type embeddingsRequest struct {
+	Model          *string         `json:"model"`
+	Input          json.RawMessage `json:"input"`
+	EncodingFormat *string         `json:"encoding_format"`
+	Dimensions     *int64          `json:"dimensions"`
+	User           *string         `json:"user"`
+}
+
+// embedCall is a validated embeddings request, ready to become a frame.
+type embedCall struct {
+	model  *config.Model
+	params *l7v1.L7EmbedRequest
+	base64 bool // encoding_format "base64"
+}
+
+// embeddings serves POST /v1/embeddings.
+func (s *Server) embeddings(w http.ResponseWriter, r *http.Request, rq *request) {
+	body, e := s.readBody(w, r)
+	if e != nil {
+		writeError(w, e)
+		return
+	}
+	call, e := s.decodeEmbeddings(body, rq.tenant)
+	if e != nil {
+		writeError(w, e)
+		return
+	}
+	f, err := s.requestFrame(dbe.MsgEmbedReq, call.params, call.model, rq.tenant, rq.id, rq.start)
+	if err != nil {
+		s.fail(w, rq, &mux.Error{Code: dbe.CodeInternal, Message: err.Error()})
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.Shim.RequestTimeout)
+	defer cancel()
+	rp := s.forward(ctx, f)
+	defer rp.cancel()
+	ev, derr := rp.final(ctx)
+	if derr == nil && ev.embed == nil {
+		derr = &mux.Error{Code: dbe.CodeWorkerFailed, Message: "the worker did not answer an embeddings request with L7_EMBED_RESP"}
+	}
+	if derr == nil && len(ev.embed.GetData()) != len(call.params.GetInputs()) {
+		derr = &mux.Error{Code: dbe.CodeWorkerFailed, Message: "the worker returned a different number of embeddings than inputs"}
+	}
+	if derr != nil {
+		s.fail(w, rq, derr)
+		return
+	}
+	writeJSON(w, http.StatusOK, embeddingsResponse(call, ev.embed))
+}
+
+// decodeEmbeddings parses and validates an embeddings request body for t.
+func (s *Server) decodeEmbeddings(body []byte, t *config.Tenant) (*embedCall, *apiError) {
+	var req embeddingsRequest
+	if e := decodeJSON(body, &req); e != nil {
+		return nil, e
+	}
+	if req.Model == nil || *req.Model == "" {
+		return nil, invalidRequest("model", "missing_required_parameter", "you must provide a model parameter")
+	}
+	call := &embedCall{model: s.models[*req.Model], params: &l7v1.L7EmbedRequest{}}
+	if call.model == nil || !t.AllowsModel(call.model.ID) {
+		return nil, modelNotFound(*req.Model)
+	}
+	call.params.Model = call.model.ID
+	inputs, e := decodeEmbedInput(req.Input)
+	if e != nil {
+		return nil, e
+	}
+	call.params.Inputs = inputs
+	if req.EncodingFormat != nil {
+		switch *req.EncodingFormat {
+		case "float":
+		case "base64":
+			call.base64 = true
+		default:
+			return nil, invalidRequest("encoding_format", "invalid_value",
+				"Invalid value for 'encoding_format': %s. Supported values are: 'float' and 'base64'.", quoteClip(*req.EncodingFormat))
+		}
+	}
+	if req.Dimensions != nil {
+		if *req.Dimensions < 1 || *req.Dimensions > math.MaxInt32 {
+			return nil, invalidRequest("dimensions", "invalid_value", "Invalid 'dimensions': %d; it must be a positive integer.", *req.Dimensions)
+		}
+		call.params.Dimensions = uint32(*req.Dimensions)
+	}
+	if req.User != nil {
+		call.params.User = *req.User
+	}
+	return call, nil
+}
+
+// decodeEmbedInput reads OpenAI's input: a string, an array of strings, an
+// array of token ids, or an array of arrays of token ids. Every string and
+// token sequence must be non-empty, token ids non-negative 32-bit integers.
+func decodeEmbedInput(raw json.RawMessage) ([]*l7v1.EmbedInput, *apiError) {
+	raw = bytes.TrimSpace(raw)
+	if isNull(raw) {
+		return nil, invalidRequest("input", "missing_required_parameter", "you must provide an input parameter")
+	}
+	bad := func(format string, args ...any) *apiError {
+		return invalidRequest("input", "invalid_value", "Invalid 'input': "+format, args...)
+	}
+	switch raw[0] {
+	case '"':
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return nil, bad("%v.", err)
+		}
+		if s == "" {
+			return nil, bad("the string is empty.")
+		}
+		return []*l7v1.EmbedInput{textInput(s)}, nil
+	case '[':
+	default:
+		return nil, bad("expected a string, an array of strings, an array of token ids or an array of arrays of token ids.")
+	}
+	var items []json.RawMessage
+	if err := json.Unmarshal(raw, &items); err != nil {
+		return nil, bad("%v.", err)
+	}
+	if len(items) == 0 {
+		return nil, bad("the array is empty.")
+	}
+	// An array of numbers is one token sequence.
+	if first := bytes.TrimSpace(items[0]); len(first) > 0 && (first[0] == '-' || first[0] >= '0' && first[0] <= '9') {
+		ids, e := tokenIDs(raw, "")
+		if e != nil {
+			return nil, e
+		}
+		return []*l7v1.EmbedInput{tokensInput(ids)}, nil
+	}
+	if len(items) > maxEmbedInputs {
+		return nil, bad("%d inputs; at most %d are allowed per request.", len(items), maxEmbedInputs)
+	}
+	out := make([]*l7v1.EmbedInput, len(items))
+	for i, it := range items {
+		it = bytes.TrimSpace(it)
+		switch {
+		case len(it) > 0 && it[0] == '"':
+			var s string
+			if err := json.Unmarshal(it, &s); err != nil {
+				return nil, bad("input[%d]: %v.", i, err)
+			}
+			if s == "" {
+				return nil, bad("input[%d] is an empty string.", i)
+			}
+			out[i] = textInput(s)
+		case len(it) > 0 && it[0] == '[':
+			ids, e := tokenIDs(it, "["+strconv.Itoa(i)+"]")
+			if e != nil {
+				return nil, e
+			}
+			out[i] = tokensInput(ids)
+		default:
+			return nil, bad("input[%d] is neither a string nor an array of token ids; the elements of an array must all be strings or all be arrays of token ids.", i)
+		}
+	}
+	if kind := out[0].GetInput(); kind != nil {
+		_, text := kind.(*l7v1.EmbedInput_Text)
+		for i, in := range out {
+			if _, ti := in.GetInput().(*l7v1.EmbedInput_Text); ti != text {
+				return nil, bad("input[%d]: the elements of an array must all be strings or all be arrays of token ids.", i)
+			}
+		}
+	}
+	return out, nil
+}
+
+// tokenIDs reads one token sequence; where names it in errors ("" or
+// "[3]").
+func tokenIDs(raw json.RawMessage, where string) ([]int32, *apiError) {
+	var nums []json.Number
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	if err := dec.Decode(&nums); err != nil {
+		return nil, invalidRequest("input", "invalid_value", "Invalid 'input%s': token ids must be integers: %v.", where, err)
+	}
+	switch {
+	case len(nums) == 0:
+		return nil, invalidRequest("input", "invalid_value", "Invalid 'input%s': the token array is empty.", where)
+	case len(nums) > maxEmbedTokenIDs:
+		return nil, invalidRequest("input", "invalid_value", "Invalid 'input%s': %d token ids; at most %d are allowed per input.", where, len(nums), maxEmbedTokenIDs)
+	}
+	ids := make([]int32, len(nums))
+	for i, n := range nums {
+		v, err := n.Int64()
+		if err != nil || v < 0 || v > math.MaxInt32 {
+			return nil, invalidRequest("input", "invalid_value", "Invalid 'input%s[%d]': %s is not a token id (an integer from 0 to %d).", where, i, quoteClip(n.String()), math.MaxInt32)
+		}
+		ids[i] = int32(v)
+	}
+	return ids, nil
+}
+
+func textInput(s string) *l7v1.EmbedInput {
+	return &l7v1.EmbedInput{Input: &l7v1.EmbedInput_Text{Text: s}}
+}
+
+func tokensInput(ids []int32) *l7v1.EmbedInput {
+	return &l7v1.EmbedInput{Input: &l7v1.EmbedInput_Tokens{Tokens: &l7v1.TokenIDs{Ids: ids}}}
+}
+
+// Responses, in OpenAI's shape.
+
+type embeddingList struct {
+	Object string          `json:"object"`
+	Data   []embeddingJSON `json:"data"`
+	Model  string          `json:"model"`
+	Usage  embedUsage      `json:"usage"`
+	Meta   *metadata       `json:"dsmil_metadata,omitempty"`
+}
+
+type embeddingJSON struct {
+	Object    string `json:"object"`
+	Index     uint32 `json:"index"`
+	Embedding any    `json:"embedding"` // []float32, or a base64 string of little-endian float32s
+}
+
+type embedUsage struct {
+	PromptTokens uint32 `json:"prompt_tokens"`
+	TotalTokens  uint32 `json:"total_tokens"`
+}
+
+func embeddingsResponse(call *embedCall, resp *l7v1.L7EmbedResponse) embeddingList {
+	out := embeddingList{
+		Object: "list",
+		Data:   make([]embeddingJSON, len(resp.GetData())),
+		Model:  call.model.ID,
+		Usage:  embedUsage{PromptTokens: resp.GetUsage().GetPromptTokens(), TotalTokens: resp.GetUsage().GetPromptTokens()},
+		Meta:   toMetadata(resp.GetDeviceId(), resp.GetLatencyMs(), resp.GetL7Profile(), call.model.Profile),
+	}
+	for i, d := range resp.GetData() {
+		var v any = d.GetValues()
+		if call.base64 {
+			v = float32Base64(d.GetValues())
+		}
+		out.Data[i] = embeddingJSON{Object: "embedding", Index: d.GetIndex(), Embedding: v}
+	}
+	return out
+}
+
+// float32Base64 is what the openai clients decode for encoding_format
+// "base64": the little-endian IEEE 754 float32 bytes, base64 (standard
+// alphabet, padded).
+func float32Base64(v []float32) string {
+	b := make([]byte, 4*len(v))
+	for i, x := range v {
+		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(x))
+	}
+	return base64.StdEncoding.EncodeToString(b)
+}

@@ -1,0 +1,253 @@
+package shim
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"math"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dsmil/l7/host/config"
+	"github.com/dsmil/l7/sdk/dbe"
+	l7v1 "github.com/dsmil/l7/sdk/proto/dsmil/l7/v1"
+	"google.golang.org/protobuf/proto"
+)
+
+type embeddingsJSON struct {
+	Object string `json:"object"`
+	Data   []struct {
+		Object    string          `json:"object"`
+		Index     int             `json:"index"`
+		Embedding json.RawMessage `json:"embedding"`
+	} `json:"data"`
+	Model string         `json:"model"`
+	Usage map[string]int `json:"usage"`
+}
+
+// vectors decodes every embedding of an answer, float arrays or base64.
+func (e *embeddingsJSON) vectors(t *testing.T) [][]float32 {
+	t.Helper()
+	out := make([][]float32, len(e.Data))
+	for i, d := range e.Data {
+		if d.Object != "embedding" || d.Index != i {
+			t.Fatalf("data[%d]: object %q index %d", i, d.Object, d.Index)
+		}
+		var s string
+		if json.Unmarshal(d.Embedding, &s) == nil {
+			b, err := base64.StdEncoding.DecodeString(s)
+			if err != nil || len(b)%4 != 0 {
+				t.Fatalf("data[%d]: base64 %q: %v", i, s, err)
+			}
+			for j := 0; j < len(b); j += 4 {
+				out[i] = append(out[i], math.Float32frombits(binary.LittleEndian.Uint32(b[j:])))
+			}
+			continue
+		}
+		if err := json.Unmarshal(d.Embedding, &out[i]); err != nil {
+			t.Fatalf("data[%d]: %s: %v", i, d.Embedding, err)
+		}
+	}
+	return out
+}
+
+func postEmbeddings(t *testing.T, base, key, body string) (int, *embeddingsJSON, []byte) {
+	t.Helper()
+	resp, b := call(t, "POST", base+"/v1/embeddings", key, body)
+	var e embeddingsJSON
+	if resp.StatusCode == 200 {
+		if err := json.Unmarshal(b, &e); err != nil {
+			t.Fatalf("%s: %v", b, err)
+		}
+	}
+	return resp.StatusCode, &e, b
+}
+
+// TestEmbeddings sends /v1/embeddings through the real shim, router and
+// echo plugin process: every input shape, float and base64 answers that
+// decode to the same vectors, usage, dimensions, and the plugin's 400.
+func TestEmbeddings(t *testing.T) {
+	_, base := startShim(t, nil)
+	status, one, body := postEmbeddings(t, base, keyT, `{"model":"dsmil-echo","input":"the quick brown fox"}`)
+	if status != 200 || one.Object != "list" || one.Model != "dsmil-echo" || len(one.Data) != 1 {
+		t.Fatalf("%d %s", status, body)
+	}
+	if one.Usage["prompt_tokens"] != 4 || one.Usage["total_tokens"] != 4 || len(one.Usage) != 2 {
+		t.Fatalf("usage: %s", body)
+	}
+	v := one.vectors(t)[0]
+	if len(v) != 8 {
+		t.Fatalf("echo vectors have 8 dimensions: %s", body)
+	}
+
+	status, many, body := postEmbeddings(t, base, keyT,
+		`{"model":"dsmil-echo","input":["a b","the quick brown fox","a b"],"encoding_format":"base64","user":"u1"}`)
+	if status != 200 || len(many.Data) != 3 || many.Usage["prompt_tokens"] != 2+4+2 {
+		t.Fatalf("%d %s", status, body)
+	}
+	if !strings.Contains(string(many.Data[0].Embedding), `"`) {
+		t.Fatalf("base64 answer is not a string: %s", body)
+	}
+	mv := many.vectors(t)
+	if !equalVec(mv[1], v) || !equalVec(mv[0], mv[2]) || equalVec(mv[0], mv[1]) {
+		t.Fatalf("same text must give the same vector in float and base64: %v vs %v", mv, v)
+	}
+
+	status, toks, body := postEmbeddings(t, base, keyT, `{"model":"dsmil-echo","input":[[1,2,3],[4]],"encoding_format":"float"}`)
+	if status != 200 || len(toks.Data) != 2 || toks.Usage["prompt_tokens"] != 4 {
+		t.Fatalf("%d %s", status, body)
+	}
+	status, flat, body := postEmbeddings(t, base, keyT, `{"model":"dsmil-echo","input":[1,2,3]}`)
+	if status != 200 || len(flat.Data) != 1 || !equalVec(flat.vectors(t)[0], toks.vectors(t)[0]) {
+		t.Fatalf("an array of ids is one input, as [[ids]]: %d %s", status, body)
+	}
+
+	status, short, body := postEmbeddings(t, base, keyT, `{"model":"dsmil-echo","input":"the quick brown fox","dimensions":3}`)
+	if status != 200 || len(short.vectors(t)[0]) != 3 {
+		t.Fatalf("%d %s", status, body)
+	}
+	resp, body := call(t, "POST", base+"/v1/embeddings", keyT, `{"model":"dsmil-echo","input":"x","dimensions":9}`)
+	if e := apiErr(t, resp, body); resp.StatusCode != 400 || str(e.Param) != "dimensions" || !strings.Contains(e.Message, "8 dimensions") {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+}
+
+func equalVec(a, b []float32) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if math.Abs(float64(a[i])-float64(b[i])) > 1e-6 {
+			return false
+		}
+	}
+	return true
+}
+
+// TestEmbeddingsErrors: precise 400s for bad input, and the router's
+// policy, claim and quota answers as for chat.
+func TestEmbeddingsErrors(t *testing.T) {
+	_, base := startShim(t, nil)
+	many := `"x"` + strings.Repeat(`,"x"`, maxEmbedInputs)
+	for _, tc := range []struct {
+		name, key, body string
+		status          int
+		param, msg      string
+	}{
+		{"no model", keyT, `{"input":"x"}`, 400, "model", "you must provide a model parameter"},
+		{"unknown model", keyT, `{"model":"nope","input":"x"}`, 404, "model", "does not exist"},
+		{"no input", keyT, `{"model":"dsmil-echo"}`, 400, "input", "you must provide an input parameter"},
+		{"empty string", keyT, `{"model":"dsmil-echo","input":""}`, 400, "input", "the string is empty"},
+		{"empty array", keyT, `{"model":"dsmil-echo","input":[]}`, 400, "input", "the array is empty"},
+		{"empty element", keyT, `{"model":"dsmil-echo","input":["a",""]}`, 400, "input", "input[1] is an empty string"},
+		{"mixed", keyT, `{"model":"dsmil-echo","input":["a",[1]]}`, 400, "input", "input[1]: the elements of an array must all be"},
+		{"object", keyT, `{"model":"dsmil-echo","input":{"text":"a"}}`, 400, "input", "expected a string"},
+		{"number", keyT, `{"model":"dsmil-echo","input":5}`, 400, "input", "expected a string"},
+		{"negative id", keyT, `{"model":"dsmil-echo","input":[1,-2]}`, 400, "input", "Invalid 'input[1]': \"-2\" is not a token id"},
+		{"fractional id", keyT, `{"model":"dsmil-echo","input":[[1],[2.5]]}`, 400, "input", "Invalid 'input[1][0]'"},
+		{"huge id", keyT, `{"model":"dsmil-echo","input":[4294967296]}`, 400, "input", "is not a token id"},
+		{"empty ids", keyT, `{"model":"dsmil-echo","input":[[1],[]]}`, 400, "input", "Invalid 'input[1]': the token array is empty"},
+		{"too many inputs", keyT, `{"model":"dsmil-echo","input":[` + many + `]}`, 400, "input", "2049 inputs; at most 2048"},
+		{"too many ids", keyT, `{"model":"dsmil-echo","input":[0` + strings.Repeat(",0", maxEmbedTokenIDs) + `]}`, 400, "input", "8193 token ids; at most 8192"},
+		{"format", keyT, `{"model":"dsmil-echo","input":"x","encoding_format":"int8"}`, 400, "encoding_format", "Supported values are: 'float' and 'base64'"},
+		{"dimensions zero", keyT, `{"model":"dsmil-echo","input":"x","dimensions":0}`, 400, "dimensions", "positive integer"},
+		{"dimensions type", keyT, `{"model":"dsmil-echo","input":"x","dimensions":"8"}`, 400, "dimensions", "expected an integer"},
+		{"policy", keyDenied, `{"model":"dsmil-echo","input":"x"}`, 403, "", "DENIED: tenant DENIED may not use Layer 7"},
+		{"kinetic", keyKinetic, `{"model":"dsmil-echo","input":"x"}`, 403, "", "builtin.kinetic"},
+		{"claim", keyNoClaim, `{"model":"dsmil-echo","input":"x"}`, 401, "", "claim token missing"},
+		{"rate limited", keyRated, `{"model":"dsmil-echo","input":"x"}`, 429, "", ""},
+		{"no worker", keyT, `{"model":"dsmil-down","input":"x"}`, 503, "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, body := call(t, "POST", base+"/v1/embeddings", tc.key, tc.body)
+			e := apiErr(t, resp, body)
+			if resp.StatusCode != tc.status || (e.Param == nil) != (tc.param == "") || (e.Param != nil && *e.Param != tc.param) || !strings.Contains(e.Message, tc.msg) {
+				t.Fatalf("%d %s", resp.StatusCode, body)
+			}
+		})
+	}
+	resp, body := call(t, "GET", base+"/v1/embeddings", keyT, "")
+	if resp.StatusCode != 405 || resp.Header.Get("Allow") != "POST" {
+		t.Fatalf("GET: %d %s", resp.StatusCode, body)
+	}
+}
+
+// FuzzDecodeEmbeddings feeds arbitrary bodies to the embeddings parser: no
+// panic, refusals are 4xx with a message, and an accepted body becomes an
+// L7_EMBED_REQ whose payload is exactly the parsed request, with every
+// input a non-empty text or a non-empty sequence of non-negative ids.
+func FuzzDecodeEmbeddings(f *testing.F) {
+	cfg, diags := config.Parse(filepath.Join(f.TempDir(), "dsmil.hcl"), []byte(fuzzHCL))
+	if diags.HasErrors() {
+		f.Fatal(diags)
+	}
+	s, err := New(Config{Shim: cfg.Shim, Tenants: cfg.Tenants, Models: cfg.Models, Router: &capture{}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	tenant := cfg.Tenants[0]
+	for _, seed := range []string{
+		`{"model":"dsmil-echo","input":"hi"}`,
+		`{"model":"dsmil-echo","input":["a","b"],"encoding_format":"base64","dimensions":4,"user":"u"}`,
+		`{"model":"dsmil-echo","input":[1,2,3]}`, `{"model":"dsmil-echo","input":[[1],[2,3]]}`,
+		`{"model":"dsmil-echo","input":[-1]}`, `{"model":"dsmil-echo","input":[1e3]}`, `{"model":"dsmil-echo","input":[[]]}`,
+		`{"model":"dsmil-echo","input":null}`, `{"model":1}`, `[]`, `{`, ``,
+	} {
+		f.Add([]byte(seed))
+	}
+	now := time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, body []byte) {
+		call, e := s.decodeEmbeddings(body, tenant)
+		if e != nil {
+			if e.status < 400 || e.status > 499 || e.message == "" || e.typ == "" {
+				t.Fatalf("refusal %d %q %q for %q", e.status, e.typ, e.message, body)
+			}
+			return
+		}
+		ins := call.params.GetInputs()
+		if len(ins) == 0 || len(ins) > maxEmbedInputs {
+			t.Fatalf("%q accepted with %d inputs", body, len(ins))
+		}
+		for i, in := range ins {
+			switch x := in.GetInput().(type) {
+			case *l7v1.EmbedInput_Text:
+				if x.Text == "" {
+					t.Fatalf("%q: input %d is an empty text", body, i)
+				}
+			case *l7v1.EmbedInput_Tokens:
+				if len(x.Tokens.GetIds()) == 0 || len(x.Tokens.GetIds()) > maxEmbedTokenIDs {
+					t.Fatalf("%q: input %d has %d ids", body, i, len(x.Tokens.GetIds()))
+				}
+				for _, id := range x.Tokens.GetIds() {
+					if id < 0 {
+						t.Fatalf("%q: negative id", body)
+					}
+				}
+			default:
+				t.Fatalf("%q: input %d is empty", body, i)
+			}
+		}
+		fr, err := s.requestFrame(dbe.MsgEmbedReq, call.params, call.model, tenant, [16]byte{1}, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := dbe.CheckRequired(fr); err != nil {
+			t.Fatal(err)
+		}
+		wire, err := fr.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		back, err := dbe.Decode(wire)
+		if err != nil || !bytes.Equal(back.Payload, fr.Payload) {
+			t.Fatalf("frame for %q does not decode: %v", body, err)
+		}
+		var p l7v1.L7EmbedRequest
+		if err := proto.Unmarshal(back.Payload, &p); err != nil || !proto.Equal(&p, call.params) {
+			t.Fatalf("payload for %q: %v", body, err)
+		}
+	})
+}
