@@ -173,6 +173,7 @@ func TestMethodsAndPaths(t *testing.T) {
 		{"PUT", "/v1/completions", "POST"},
 		{"POST", "/healthz", "GET, HEAD"},
 		{"PATCH", "/readyz", "GET, HEAD"},
+		{"GET", "/v1/embeddings", "POST"},
 	} {
 		resp, body := call(t, tc.method, base+tc.path, keyT, "")
 		if e := apiErr(t, resp, body); resp.StatusCode != 405 || resp.Header.Get("Allow") != tc.allow || str(e.Code) != "method_not_allowed" {
@@ -182,8 +183,8 @@ func TestMethodsAndPaths(t *testing.T) {
 	if resp, body := call(t, "HEAD", base+"/v1/models", keyT, ""); resp.StatusCode != 200 || len(body) != 0 {
 		t.Errorf("HEAD: %d %q", resp.StatusCode, body)
 	}
-	resp, body := call(t, "GET", base+"/v1/embeddings", keyT, "")
-	if e := apiErr(t, resp, body); resp.StatusCode != 404 || e.Message != `Invalid URL (GET "/v1/embeddings").` {
+	resp, body := call(t, "GET", base+"/v1/audio/speech", keyT, "")
+	if e := apiErr(t, resp, body); resp.StatusCode != 404 || e.Message != `Invalid URL (GET "/v1/audio/speech").` {
 		t.Errorf("unknown path: %d %s", resp.StatusCode, body)
 	}
 }
