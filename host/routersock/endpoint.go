@@ -203,16 +203,20 @@ func (c *epConn) handle(f *dbe.Frame, malformed error) {
 			_ = c.s.Close()
 		}
 		return
-	case dbe.MsgClose, dbe.MsgTunnelData:
-		return
-	case dbe.MsgHealth:
-		st := statusFrame(c.r)
-		st.CorrelationID = corr
-		_ = c.s.Send(st)
+	case dbe.MsgClose, dbe.MsgTunnelData, dbe.MsgError:
+		// An ERROR is never answered (docs/dbe.md §8): no request of the
+		// router's is in flight on a client's connection.
 		return
 	}
 	if corr == 0 {
+		// HEALTH included: a status on id 0 would read as unsolicited.
 		_ = c.s.Send(mux.ErrorFrame(0, nil, mux.Errorf(dbe.CodeInvalidRequest, "a request needs a non-zero correlation id")))
+		return
+	}
+	if f.Type == dbe.MsgHealth {
+		st := statusFrame(c.r)
+		st.CorrelationID = corr
+		_ = c.s.Send(st)
 		return
 	}
 	c.mu.Lock()
