@@ -131,6 +131,7 @@ func (e *Endpoint) serveConn(ctx context.Context, c net.Conn) {
 		}
 	}
 	s := session.NewIdle(ch)
+	s.DropTunnel() // clients have no tunnel here: their TUNNEL_DATA must not pile up
 	ec := &epConn{r: e.Router, log: e.logger(), s: s, active: make(map[uint64]func()), ctx: context.Background(), max: e.MaxInFlight,
 		plain: e.Handshaker == nil}
 	if sc, ok := ch.(interface{ PeerKeyID() identity.KeyID }); ok {
