@@ -76,3 +76,27 @@ func mustEncode(t *testing.T, f *Frame) []byte {
 	}
 	return b
 }
+
+// TestTLVValueLimit (docs/dbe.md §3): the length field allows 65535, but a
+// value is at most 65532 bytes, what fits the 65536-byte TLV block with its
+// TLV header; the encoder refuses anything longer.
+func TestTLVValueLimit(t *testing.T) {
+	for _, n := range []int{65532, 65533, 65535, 65536} {
+		f := &Frame{Type: MsgHealth, CorrelationID: 1, TLVs: []TLV{{Type: 0x4001, Value: make([]byte, n)}}}
+		b, err := f.MarshalBinary()
+		switch {
+		case n == 65532:
+			if err != nil || len(b) != HeaderSize+MaxTLVBlock {
+				t.Fatalf("%d-byte value: %v", n, err)
+			}
+		case n <= 0xFFFF:
+			if ErrorName(err) != "FRAME_TOO_LARGE" {
+				t.Fatalf("%d-byte value: %v, want FRAME_TOO_LARGE (the block would exceed 65536)", n, err)
+			}
+		default:
+			if ErrorName(err) != "INVALID_TLV" {
+				t.Fatalf("%d-byte value: %v, want INVALID_TLV (the length field cannot say it)", n, err)
+			}
+		}
+	}
+}
