@@ -2,7 +2,14 @@ package dbe
 
 import (
 	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -96,6 +103,97 @@ func TestTLVValueLimit(t *testing.T) {
 		default:
 			if ErrorName(err) != "INVALID_TLV" {
 				t.Fatalf("%d-byte value: %v, want INVALID_TLV (the length field cannot say it)", n, err)
+			}
+		}
+	}
+}
+
+// TestVectorJSONRules holds every vector file to the rendering rules of
+// docs/dbe.md §10: which keys appear, how codes, names and values are
+// spelled. (That the codec renders values the same way is checked by
+// TestVectors.)
+func TestVectorJSONRules(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join(vectorDir, "*.json"))
+	if err != nil || len(files) < 100 {
+		t.Fatalf("%d vector files (%v)", len(files), err)
+	}
+	lowerHex := regexp.MustCompile(`^([0-9a-f]{2})*$`)
+	valueRule := map[string]*regexp.Regexp{
+		"COMPARTMENT_MASK": regexp.MustCompile(`^(NONE|(SOC|DEV|LAB|CRYPTO|KINETIC)(\|(DEV|LAB|CRYPTO|KINETIC))*)$`),
+		"CLASSIFICATION":   regexp.MustCompile(`^(UNCLAS|SECRET|TS|TS_SIM|EXEC)$`),
+		"ROE_LEVEL":        regexp.MustCompile(`^(ANALYSIS_ONLY|SOC_ASSIST|TRAINING)$`),
+		"LAYER_PATH":       regexp.MustCompile(`^[1-9](→[1-9])*$`),
+		"DEVICE_ID_SRC":    regexp.MustCompile(`^(0|[1-9][0-9]*)$`),
+		"DEVICE_ID_DST":    regexp.MustCompile(`^(0|[1-9][0-9]*)$`),
+		"TIMESTAMP":        regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z$`),
+		"REQUEST_ID":       regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`),
+		"TIMEOUT_MS":       regexp.MustCompile(`^[1-9][0-9]*$`),
+	}
+	for _, file := range files {
+		b, _ := os.ReadFile(file)
+		var v map[string]any
+		if err := json.Unmarshal(b, &v); err != nil {
+			t.Fatal(err)
+		}
+		name := filepath.Base(file)
+		has := func(m map[string]any, k string) bool { _, ok := m[k]; return ok }
+		for _, k := range []string{"name", "description", "valid"} {
+			if !has(v, k) {
+				t.Errorf("%s: no %q", name, k)
+			}
+		}
+		if v["valid"] == false {
+			for _, k := range []string{"header", "tlvs", "payload_hex", "required_error"} {
+				if has(v, k) {
+					t.Errorf("%s: an invalid vector has %q", name, k)
+				}
+			}
+			if s, _ := v["error"].(string); s == "" {
+				t.Errorf("%s: an invalid vector without its error", name)
+			}
+			continue
+		}
+		if has(v, "error") {
+			t.Errorf("%s: a valid vector has \"error\"", name)
+		}
+		if r, ok := v["required_error"]; ok && r != "MISSING_TLV" {
+			t.Errorf("%s: required_error %v", name, r)
+		}
+		h, _ := v["header"].(map[string]any)
+		if h == nil {
+			t.Fatalf("%s: no header", name)
+		}
+		mt, mn := h["msg_type"].(string), h["msg_name"].(string)
+		code, err := strconv.ParseUint(strings.TrimPrefix(mt, "0x"), 16, 8)
+		if !regexp.MustCompile(`^0x[0-9A-F]{2}$`).MatchString(mt) || err != nil || mn != MsgType(code).String() ||
+			!regexp.MustCompile(`^0x[0-9A-F]{4}$`).MatchString(h["flags"].(string)) {
+			t.Errorf("%s: header %v", name, h)
+		}
+		if !MsgType(code).Known() && mn != fmt.Sprintf("MSG_0x%02X", code) {
+			t.Errorf("%s: unknown type named %s", name, mn)
+		}
+		if has(v, "tlvs") != (h["tlv_len"].(float64) > 0) || has(v, "payload_hex") != (h["payload_len"].(float64) > 0) {
+			t.Errorf("%s: \"tlvs\" and \"payload_hex\" must appear exactly when not empty", name)
+		}
+		if p, ok := v["payload_hex"].(string); ok && !lowerHex.MatchString(p) {
+			t.Errorf("%s: payload_hex not lowercase hex", name)
+		}
+		tlvs, _ := v["tlvs"].([]any)
+		for _, x := range tlvs {
+			tl := x.(map[string]any)
+			ty, tn := tl["type"].(string), tl["name"].(string)
+			code, err := strconv.ParseUint(strings.TrimPrefix(ty, "0x"), 16, 16)
+			if !regexp.MustCompile(`^0x[0-9A-F]{4}$`).MatchString(ty) || err != nil || tn != TLVType(code).String() ||
+				tl["critical"] != TLVType(code).Critical() || !lowerHex.MatchString(tl["value_hex"].(string)) {
+				t.Errorf("%s: TLV %v", name, tl)
+			}
+			wantValue := TLVType(code).Known() && TLVType(code) != TLVClaimToken
+			val, hasValue := tl["value"].(string)
+			if hasValue != wantValue {
+				t.Errorf("%s: TLV %s has a value: %v, want %v", name, tn, hasValue, wantValue)
+			}
+			if re := valueRule[tn]; hasValue && re != nil && !re.MatchString(val) {
+				t.Errorf("%s: %s rendered %q", name, tn, val)
 			}
 		}
 	}
