@@ -131,7 +131,9 @@ func (e *Endpoint) serveConn(ctx context.Context, c net.Conn) {
 		}
 	}
 	s := session.NewIdle(ch)
-	ec := &epConn{r: e.Router, log: e.logger(), s: s, active: make(map[uint64]func()), ctx: context.Background(), max: e.MaxInFlight}
+	s.DropTunnel() // clients have no tunnel here: their TUNNEL_DATA must not pile up
+	ec := &epConn{r: e.Router, log: e.logger(), s: s, active: make(map[uint64]func()), ctx: context.Background(), max: e.MaxInFlight,
+		plain: e.Handshaker == nil}
 	if sc, ok := ch.(interface{ PeerKeyID() identity.KeyID }); ok {
 		// Claim tokens on this connection must belong to its peer.
 		ec.ctx = identity.WithPresenter(ec.ctx, sc.PeerKeyID())
@@ -164,6 +166,9 @@ type epConn struct {
 	s   *session.Session
 	ctx context.Context // for the admission hooks
 	max int             // requests in flight allowed; <= 0 means DefaultMaxInFlight
+	// plain: the connection has no channel handshake, so a HANDSHAKE frame
+	// comes from a client that expected one (docs/dbe.md §8).
+	plain bool
 
 	mu     sync.Mutex
 	active map[uint64]func() // correlation id → cancel (nil while being forwarded)
@@ -190,16 +195,29 @@ func (c *epConn) handle(f *dbe.Frame, malformed error) {
 			_ = c.s.Send(mux.ErrorFrame(corr, nil, mux.Errorf(dbe.CodeCancelled, "cancelled by the client")))
 		}
 		return
-	case dbe.MsgClose, dbe.MsgHandshake, dbe.MsgTunnelData:
+	case dbe.MsgHandshake:
+		if c.plain {
+			// A client that opens with a channel handshake expects security
+			// this socket does not have: tell it at once (its handshake
+			// fails on this CLOSE instead of timing out) and hang up.
+			_ = c.s.Send(closeFrame(dbe.CodeUnauthenticated, "this endpoint has no channel security (no security block): send DBE frames without a handshake"))
+			_ = c.s.Close()
+		}
 		return
-	case dbe.MsgHealth:
-		st := statusFrame(c.r)
-		st.CorrelationID = corr
-		_ = c.s.Send(st)
+	case dbe.MsgClose, dbe.MsgTunnelData, dbe.MsgError:
+		// An ERROR is never answered (docs/dbe.md §8): no request of the
+		// router's is in flight on a client's connection.
 		return
 	}
 	if corr == 0 {
+		// HEALTH included: a status on id 0 would read as unsolicited.
 		_ = c.s.Send(mux.ErrorFrame(0, nil, mux.Errorf(dbe.CodeInvalidRequest, "a request needs a non-zero correlation id")))
+		return
+	}
+	if f.Type == dbe.MsgHealth {
+		st := statusFrame(c.r)
+		st.CorrelationID = corr
+		_ = c.s.Send(st)
 		return
 	}
 	c.mu.Lock()
@@ -308,4 +326,10 @@ func statusFrame(r *router.Router) *dbe.Frame {
 	b, _ := proto.Marshal(&l7v1.L7ModelStatus{Plugin: "router", DeviceId: router.DeviceID, Healthy: true,
 		InFlight: uint32(st.InFlight)})
 	return &dbe.Frame{Type: dbe.MsgModelStatus, Flags: dbe.FlagEndStream, Payload: b}
+}
+
+// closeFrame is a CLOSE with code and reason.
+func closeFrame(code dbe.Code, reason string) *dbe.Frame {
+	b, _ := proto.Marshal(&l7v1.Close{Code: l7v1.ErrorCode(code), Reason: reason})
+	return &dbe.Frame{Type: dbe.MsgClose, Payload: b}
 }

@@ -19,7 +19,7 @@ func typicalChatFrame() *Frame {
 	f.SetDeviceIDSrc(0)
 	f.SetDeviceIDDst(43)
 	f.SetProfile("llm-7b-amx")
-	f.SetClaimToken(bytes.Repeat([]byte{0xAB}, 64)) // a session token reference
+	f.SetClaimToken(append([]byte("DCR1"), bytes.Repeat([]byte{0xAB}, 64)...)) // a claim reference (docs/dbe.md §12.3)
 	f.SetTimestamp(time.Unix(1763856000, 0))
 	f.SetRequestID([16]byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16})
 	f.Payload = bytes.Repeat([]byte("x"), 1024)

@@ -22,6 +22,7 @@ type vector struct {
 	TLVs        []vecTLV   `json:"tlvs,omitempty"`
 	PayloadHex  string     `json:"payload_hex,omitempty"`
 	Hex         string     `json:"-"` // written to NAME.hex
+	Num         int        `json:"-"` // the NNN of its file names
 }
 
 type vecHeader struct {
@@ -192,7 +193,14 @@ func typicalChatTLVs() []rawTLV {
 
 func generateVectors() []vector {
 	var vs []vector
-	add := func(v vector) { vs = append(vs, v) }
+	// Vectors are numbered in the order they are added, from next: a gap
+	// (next set ahead) keeps numbers that another branch has taken free.
+	next := 1
+	add := func(v vector) {
+		v.Num = next
+		next++
+		vs = append(vs, v)
+	}
 	with := func(r *raw, f func(*raw)) *raw { f(r); return r }
 
 	// Valid frames.
@@ -361,5 +369,14 @@ func generateVectors() []vector {
 		// data: {index 0, values [1, 0]}; usage: {prompt_tokens 3, total_tokens 3}
 		r.payload = []byte{0x12, 0x0a, 0x12, 0x08, 0, 0, 0x80, 0x3f, 0, 0, 0, 0, 0x1a, 0x04, 0x08, 0x03, 0x18, 0x03}
 	}).describe("embed_resp", "L7_EMBED_RESP: one two-dimensional vector, END_STREAM set"))
+
+	// Limits (docs/dbe.md §3, §11). Numbered from 105: 103 and 104 are
+	// L7_EMBED_REQ and L7_EMBED_RESP, added on another branch; when the two
+	// meet, those come first and next = 105 changes nothing.
+	next = max(next, 105)
+	add(frame(0x06, 51, tRaw(0x4001, make([]byte, 65532))).describe("tlv_value_max",
+		"the largest TLV value: 65532 bytes, which with its 4-byte TLV header fills the 65536-byte TLV block (the length field could say 65535)"))
+	add(with(frame(0x06, 1, rawTLV{typ: 0x4001, value: make([]byte, 65532), lenOver: iv(65533)}), func(*raw) {}).
+		invalid("tlv_value_over_block", "a 65536-byte TLV block whose one TLV declares 65533 bytes: no value longer than 65532 fits", "TLV_OVERRUN"))
 	return vs
 }

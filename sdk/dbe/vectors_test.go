@@ -27,12 +27,12 @@ func writeVectors(t *testing.T) {
 		t.Fatal(err)
 	}
 	names := map[string]bool{}
-	for i, v := range generateVectors() {
+	for _, v := range generateVectors() {
 		if names[v.Name] {
 			t.Fatalf("duplicate vector name %s", v.Name)
 		}
 		names[v.Name] = true
-		base := filepath.Join(vectorDir, fmt.Sprintf("%03d-%s", i+1, v.Name))
+		base := filepath.Join(vectorDir, fmt.Sprintf("%03d-%s", v.Num, v.Name))
 		j, err := json.MarshalIndent(v, "", "  ")
 		if err != nil {
 			t.Fatal(err)

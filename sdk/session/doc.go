@@ -8,6 +8,8 @@
 // The Handshaker is the seam for channel security: PQ (ML-KEM-1024 +
 // X25519 or P-384, ML-DSA-87 identities, AES-256-GCM sealed frames) is what
 // the host and the SDK use; TLS is the cross-node option. (The interim
-// pre-shared-key handshake of the first version is gone: every DBE socket
-// of the plane authenticates with ML-DSA-87 identities.)
+// pre-shared-key handshake of the first version is gone: a secured DBE
+// socket authenticates with ML-DSA-87 identities. Plugin sockets always
+// are; the router socket is plain, PlainChannel, when the host has no
+// security block: docs/dbe.md §8.)
 package session

@@ -32,6 +32,8 @@ type Session struct {
 	err    error
 	closed chan struct{}
 	once   sync.Once
+
+	noTunnel bool // DropTunnel: TUNNEL_DATA on id 0 is dropped, not queued
 }
 
 // New starts a session over ch. handler may be set later with SetHandler,
@@ -60,6 +62,12 @@ func newSession(ch Channel) *Session {
 	s.tun = newTunnelConn(s)
 	return s
 }
+
+// DropTunnel makes a session made with NewIdle carry no tunnel: TUNNEL_DATA
+// on correlation id 0 is dropped instead of queued for Tunnel(), for a
+// connection nobody reads a tunnel from (the router socket), where queued
+// data would only grow (docs/dbe.md §8). Call it before Start.
+func (s *Session) DropTunnel() { s.noTunnel = true }
 
 // SetHandler installs the frame handler.
 func (s *Session) SetHandler(h FrameHandler) {
@@ -153,7 +161,9 @@ func (s *Session) readLoop() {
 			return
 		}
 		if f.Type == dbe.MsgTunnelData && f.CorrelationID == 0 {
-			s.tun.push(f.Payload)
+			if !s.noTunnel {
+				s.tun.push(f.Payload)
+			}
 			continue
 		}
 		if f.Type == dbe.MsgClose {
