@@ -83,8 +83,9 @@ func testLogitBias(t *testing.T, base string) {
 	}
 }
 
-// pluginBin is the real dsmil-llm-amx, built once for these tests.
-var pluginBin string
+// pluginBin and embedBin are the real dsmil-llm-amx and dsmil-embed, built
+// once for these tests.
+var pluginBin, embedBin string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "llm-amx-e2e")
@@ -92,6 +93,10 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	if pluginBin, err = testutil.Build(dir, "dsmil-llm-amx", "github.com/dsmil/l7/plugins/llm-amx"); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	if embedBin, err = testutil.Build(dir, "dsmil-embed", "github.com/dsmil/l7/plugins/embed"); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
