@@ -182,8 +182,8 @@ func TestMethodsAndPaths(t *testing.T) {
 	if resp, body := call(t, "HEAD", base+"/v1/models", keyT, ""); resp.StatusCode != 200 || len(body) != 0 {
 		t.Errorf("HEAD: %d %q", resp.StatusCode, body)
 	}
-	resp, body := call(t, "GET", base+"/v1/embeddings", keyT, "")
-	if e := apiErr(t, resp, body); resp.StatusCode != 404 || e.Message != `Invalid URL (GET "/v1/embeddings").` {
+	resp, body := call(t, "GET", base+"/v1/images/generations", keyT, "")
+	if e := apiErr(t, resp, body); resp.StatusCode != 404 || e.Message != `Invalid URL (GET "/v1/images/generations").` {
 		t.Errorf("unknown path: %d %s", resp.StatusCode, body)
 	}
 }
