@@ -67,6 +67,29 @@ model "dsmil-demo-random-qwen2.5-0.5b-int4" {
   description = "Random-weight demo decoder (Qwen2.5-0.5B shape, int4): gibberish at a real model's speed."
 }
 
+# The embed plugin (Device 49) serves /v1/embeddings with a
+# sentence-transformers text encoder on ONNX Runtime
+# (plugins/embed/README.md). Out of the box: a random-weight encoder of
+# all-MiniLM-L6-v2's shape that `make run` writes on first run (make
+# demo-model): real 384-dimensional unit vectors at a real model's speed,
+# meaningless as semantics. To serve a real model, point `model` at its
+# sentence-transformers directory and name it truthfully (docs/models.md).
+plugin "embed" {
+  path          = "bin/dsmil-embed"
+  device_id     = 49
+  profiles      = ["embed-demo"]
+  pass_env      = ["DSMIL_ORT_LIB"]
+
+  model      = "run/models/dsmil-random-minilm-l6"
+  model_name = "dsmil-demo-random-minilm-l6"
+  # max_batch = 32, threads = 0, matryoshka = false: the defaults.
+}
+
+model "dsmil-demo-random-minilm-l6" {
+  profile     = "embed-demo"
+  description = "Random-weight demo text encoder (all-MiniLM-L6-v2 shape, 384 dimensions): vectors without meaning, at a real model's speed."
+}
+
 # Local tools authenticate with the key in $DSMIL_OPENAI_API_KEY.
 tenant "LOCAL_TOOL_USER" {
   api_key_env    = "DSMIL_OPENAI_API_KEY"

@@ -9,7 +9,12 @@
 //	dsmil-mkmodel -preset qwen2.5-0.5b -dtype int4 -block 128 -out /tmp/q05
 //
 // Presets: tiny, qwen2.5-0.5b, tinyllama-1.1b, llama-7b; flags override
-// their fields. Writing a second dtype into the same directory adds its
+// their fields. The encoder presets minilm-l6 and tiny-encoder write a
+// sentence-transformers BERT encoder (onnx/model.onnx, modules.json,
+// 1_Pooling) for the embed plugin instead:
+//
+//	dsmil-mkmodel -preset minilm-l6 -out run/models/dsmil-random-minilm-l6 Writing a second dtype into the same directory adds its
+//
 // ONNX file (onnx/model.onnx, model_int8.onnx, model_q4.onnx).
 package main
 
@@ -58,6 +63,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fs.PrintDefaults()
 		return 2
 	}
+	if mkmodel.IsEncoderPreset(*preset) {
+		return writeEncoder(*preset, *out, *seed, *layers, *maxPos, stdout, stderr)
+	}
 	s, err := mkmodel.Preset(*preset)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
@@ -105,5 +113,33 @@ func run(args []string, stdout, stderr io.Writer) int {
 		r.ONNX, sp.Name, sp.DType, float64(sp.Params())/1e6, sp.Layers, sp.Hidden, sp.Heads, sp.KVHeads, sp.Vocab,
 		time.Since(start).Round(time.Millisecond))
 	fmt.Fprintln(stdout, "random weights: the model produces gibberish; for tests, demos and benchmarks only")
+	return 0
+}
+
+// writeEncoder writes a sentence-transformers encoder preset (fp32; the
+// decoder flags other than -seed, -layers and -max-positions do not apply).
+func writeEncoder(preset, out string, seed uint64, layers, maxPos int, stdout, stderr io.Writer) int {
+	s, err := mkmodel.EncoderPreset(preset)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 2
+	}
+	s.Seed = seed
+	if layers != 0 {
+		s.Layers = layers
+	}
+	if maxPos != 0 {
+		s.MaxPositions, s.MaxSeqLength = maxPos, min(s.MaxSeqLength, maxPos)
+	}
+	start := time.Now()
+	r, err := mkmodel.WriteEncoder(out, s)
+	if err != nil {
+		fmt.Fprintln(stderr, "dsmil-mkmodel:", err)
+		return 1
+	}
+	sp := r.Spec
+	fmt.Fprintf(stdout, "wrote %s (%s encoder, fp32, %d layers, hidden %d, heads %d, %s pooling, normalize %v, max_seq_length %d) in %s\n",
+		r.ONNX, sp.Name, sp.Layers, sp.Hidden, sp.Heads, sp.Pooling, sp.Normalize, sp.MaxSeqLength, time.Since(start).Round(time.Millisecond))
+	fmt.Fprintln(stdout, "random weights: the vectors mean nothing; for tests, demos and benchmarks only")
 	return 0
 }

@@ -319,3 +319,30 @@ func TestTenantIsolation(t *testing.T) {
 		t.Errorf("B's Admit p99 %v during A's flood", p99)
 	}
 }
+
+// TestEmbedTokens: an L7_EMBED_REQ is estimated by its input alone (it
+// generates nothing: no default completion) and charged the input tokens
+// its response reports, against tokens_per_minute.
+func TestEmbedTokens(t *testing.T) {
+	clk := newClock()
+	l := ratelimit.New(cfgWith(map[string]config.RateLimit{"A": {TokensPerMinute: 100}}), ratelimit.WithClock(clk.Now))
+	f := &dbe.Frame{Type: dbe.MsgEmbedReq}
+	f.SetTenantID("A")
+	f.Payload, _ = proto.Marshal(&l7v1.L7EmbedRequest{Inputs: []*l7v1.EmbedInput{{Input: &l7v1.EmbedInput_Text{Text: strings.Repeat("z", 76)}}}})
+	// inputs (2) + EmbedInput (2) + text (76) = 80 bytes → 20 tokens, no completion.
+	if est := ratelimit.EstimateTokens(f, 512); est != 20 {
+		t.Fatalf("estimate %d, want 20", est)
+	}
+	rel, err := l.Admit(context.Background(), f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel(90) // the plugin read 90 input tokens
+	if s := l.State("A"); s.Tokens.Remaining != 10 {
+		t.Fatalf("after an embedding of 90 tokens: %+v", s.Tokens)
+	}
+	_, err = l.Admit(context.Background(), f)
+	if me := refusal(t, err); !strings.Contains(me.Message, "tokens_per_minute (100)") {
+		t.Fatalf("%+v", me)
+	}
+}

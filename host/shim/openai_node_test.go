@@ -17,7 +17,8 @@ const nodeTestDir = "testdata/openai-node"
 
 // TestOpenAINodeClient runs the official openai npm client against a shim
 // in front of the real router and echo plugins: list, chat, streaming with
-// usage, completions and every error class. It skips when node or the
+// usage, completions, embeddings (base64 by default and float) and every
+// error class. It skips when node or the
 // installed client is missing, except in CI (CI or DSMIL_REQUIRE_NODE set),
 // where that is a failure.
 func TestOpenAINodeClient(t *testing.T) {

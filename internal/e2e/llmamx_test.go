@@ -82,11 +82,15 @@ func testLogitBias(t *testing.T, base string) {
 	}
 }
 
-// pluginBin is the real dsmil-llm-amx, built once for these tests.
-var pluginBin string
+// pluginBin and embedBin are the real dsmil-llm-amx and dsmil-embed, built
+// once for these tests.
+var pluginBin, embedBin string
 
 func TestMain(m *testing.M) {
-	testutil.RunWithBinary(m, &pluginBin, "dsmil-llm-amx", "github.com/dsmil/l7/plugins/llm-amx")
+	testutil.RunWithBinaries(m, []testutil.Binary{
+		{Path: &pluginBin, Name: "dsmil-llm-amx", Pkg: "github.com/dsmil/l7/plugins/llm-amx"},
+		{Path: &embedBin, Name: "dsmil-embed", Pkg: "github.com/dsmil/l7/plugins/embed"},
+	})
 }
 
 func chatFrame(p *l7v1.L7ChatRequest) *dbe.Frame {

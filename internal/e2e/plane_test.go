@@ -48,11 +48,11 @@ func startPlane(t *testing.T, maxPositions int, extra string) *plane {
 		t.Fatal(err)
 	}
 	spec.DType, spec.MaxPositions = mkmodel.Int4, maxPositions
-	p := &plane{logs: &testutil.SyncBuffer{}, modelDir: filepath.Join(dir, "tiny")}
-	if _, err := mkmodel.Write(p.modelDir, spec); err != nil {
+	modelDir := filepath.Join(dir, "tiny")
+	if _, err := mkmodel.Write(modelDir, spec); err != nil {
 		t.Fatal(err)
 	}
-	cfg, diags := config.Parse(filepath.Join(dir, "dsmil.hcl"), []byte(fmt.Sprintf(`
+	p := startHCL(t, dir, fmt.Sprintf(`
 plugin "llm-amx" {
   path         = %q
   device_id    = 47
@@ -70,7 +70,18 @@ tenant "T" {
   compartments   = ["SOC"]
   models         = ["*"]
 }
-`, pluginBin, tinyProfile, p.modelDir, tinyModelID, extra, tinyModelID, tinyProfile, sha256.Sum256([]byte(testAPIKey)))))
+`, pluginBin, tinyProfile, modelDir, tinyModelID, extra, tinyModelID, tinyProfile, sha256.Sum256([]byte(testAPIKey))))
+	p.modelDir = modelDir
+	return p
+}
+
+// startHCL starts the plugins of the dsmil.hcl text hcl (written in dir)
+// under a plugin manager, waits until the first runs and puts a router over
+// them.
+func startHCL(t *testing.T, dir, hcl string) *plane {
+	t.Helper()
+	p := &plane{logs: &testutil.SyncBuffer{}}
+	cfg, diags := config.Parse(filepath.Join(dir, "dsmil.hcl"), []byte(hcl))
 	if diags.HasErrors() {
 		t.Fatalf("config: %v", diags)
 	}
@@ -93,6 +104,7 @@ tenant "T" {
 	if snap := p.m.Snapshots()[0]; snap.State != pluginmgr.StateRunning || snap.Version == "" {
 		t.Fatalf("snapshot %+v\n%s", snap, p.logs.String())
 	}
+	var err error
 	if p.r, err = router.New(router.Config{Registry: p.m}); err != nil {
 		t.Fatal(err)
 	}

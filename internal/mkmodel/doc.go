@@ -14,6 +14,13 @@
 // quantized ones dequantized exactly as MatMulNBits does) that tests
 // compare ONNX Runtime's logits with.
 //
+// WriteEncoder writes a BERT-architecture sentence encoder instead (the
+// all-MiniLM-L6-v2 shape or a tiny one) in the sentence-transformers
+// layout plugins/embed loads: onnx/model.onnx with standard ONNX operators
+// (input_ids, attention_mask, token_type_ids → last_hidden_state),
+// modules.json, 1_Pooling/config.json, sentence_bert_config.json and a
+// WordPiece tokenizer.json; EncoderReference is its plain-Go forward pass.
+//
 // The weights are random: the models produce gibberish, at the speed of a
 // real model of the same shape. They are for tests, demos and benchmarks.
 package mkmodel

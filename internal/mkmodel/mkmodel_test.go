@@ -145,3 +145,47 @@ func TestReferenceNeedsValidatedSpec(t *testing.T) {
 		t.Errorf("NewReference(unvalidated) = %v", err)
 	}
 }
+
+// TestWriteEncoder writes the tiny encoder twice: identical files, the
+// sentence-transformers layout, and a vocabulary with BERT's specials first.
+func TestWriteEncoder(t *testing.T) {
+	s, err := EncoderPreset("tiny-encoder")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := WriteEncoder(t.TempDir(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := WriteEncoder(t.TempDir(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"config.json", "modules.json", "1_Pooling/config.json", "sentence_bert_config.json", "tokenizer.json", "tokenizer_config.json", "onnx/model.onnx"} {
+		x, errA := os.ReadFile(filepath.Join(a.Dir, f))
+		y, errB := os.ReadFile(filepath.Join(b.Dir, f))
+		if errA != nil || errB != nil || !bytes.Equal(x, y) {
+			t.Errorf("%s: missing (%v, %v) or different between runs", f, errA, errB)
+		}
+	}
+	if a.Vocab[0] != "[PAD]" || a.Vocab[2] != "[CLS]" || a.Vocab[3] != "[SEP]" || a.Spec.Vocab != len(a.Vocab) || a.Spec.MaxSeqLength != 64 {
+		t.Errorf("vocab starts %q, spec %+v", a.Vocab[:5], a.Spec)
+	}
+	m, err := EncoderPreset("minilm-l6")
+	if err != nil || m.Validate(len(a.Vocab)) != nil || m.Hidden != 384 || m.Layers != 6 || m.Vocab != 30522 {
+		t.Errorf("minilm-l6: %+v %v", m, err)
+	}
+	if _, err := EncoderPreset("bert-large"); !errors.Is(err, ErrSpec) {
+		t.Errorf("unknown preset: %v", err)
+	}
+	bad := EncoderSpec{Layers: 1, Hidden: 30, Heads: 4, Intermediate: 8, MaxPositions: 8, TypeVocab: 1, MaxSeqLength: 9, Pooling: "max", Vocab: 10}
+	err = bad.Validate(100)
+	for _, want := range []string{"heads (4) must divide hidden (30)", "vocab (10) is smaller", "max_seq_length (9) exceeds", `pooling "max"`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate = %v, want it to mention %q", err, want)
+		}
+	}
+	if _, err := NewEncoderReference(s); !errors.Is(err, ErrSpec) {
+		t.Errorf("NewEncoderReference(unvalidated) = %v", err)
+	}
+}

@@ -26,20 +26,34 @@ func Build(dir, name, pkg string) (string, error) {
 	return bin, nil
 }
 
+// Binary is a Go package a TestMain builds for its tests: Pkg (an import
+// path of this module) built as Name, its path stored in *Path.
+type Binary struct {
+	Path      *string
+	Name, Pkg string
+}
+
 // RunWithBinary is a TestMain whose tests share one binary: it builds the
 // Go package pkg as name into a new temporary directory, sets *bin to its
 // path, runs the tests, calls each of after, removes the directory and
 // exits with the tests' status. A failed build prints the compiler's
 // output and exits with status 1.
 func RunWithBinary(m *testing.M, bin *string, name, pkg string, after ...func()) {
-	dir, err := os.MkdirTemp("", name+"-test")
+	RunWithBinaries(m, []Binary{{bin, name, pkg}}, after...)
+}
+
+// RunWithBinaries is RunWithBinary for several binaries.
+func RunWithBinaries(m *testing.M, bins []Binary, after ...func()) {
+	dir, err := os.MkdirTemp("", bins[0].Name+"-test")
 	if err != nil {
 		panic(err)
 	}
-	if *bin, err = Build(dir, name, pkg); err != nil {
-		os.RemoveAll(dir)
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
+	for _, b := range bins {
+		if *b.Path, err = Build(dir, b.Name, b.Pkg); err != nil {
+			os.RemoveAll(dir)
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
 	}
 	code := m.Run()
 	for _, f := range after {

@@ -151,3 +151,40 @@ test('errors: mid-stream', async () => {
   );
   assert.equal(text, 'echo: one'); // two deltas, then the failure
 });
+
+test('embeddings: string, array, base64 default vs float, dimensions, errors', async () => {
+  const norm = (v) => Math.sqrt(v.reduce((s, x) => s + x * x, 0));
+  // The client asks for base64 by default and decodes it to floats.
+  const one = await client.embeddings.create({ model: 'dsmil-echo', input: 'the quick brown fox' });
+  assert.equal(one.object, 'list');
+  assert.equal(one.model, 'dsmil-echo');
+  assert.equal(one.data.length, 1);
+  assert.equal(one.data[0].object, 'embedding');
+  assert.equal(one.data[0].index, 0);
+  assert.ok(Array.isArray(one.data[0].embedding), 'decoded to an array');
+  assert.equal(one.data[0].embedding.length, 8); // echo's hash vectors
+  assert.ok(Math.abs(norm(one.data[0].embedding) - 1) < 1e-6);
+  assert.deepEqual(one.usage, { prompt_tokens: 4, total_tokens: 4 });
+
+  const asFloat = await client.embeddings.create({ model: 'dsmil-echo', input: 'the quick brown fox', encoding_format: 'float' });
+  asFloat.data[0].embedding.forEach((x, i) => assert.ok(Math.abs(x - one.data[0].embedding[i]) <= 1e-6, `value ${i}: ${x} vs ${one.data[0].embedding[i]}`));
+
+  const many = await client.embeddings.create({ model: 'dsmil-echo', input: ['a b', 'the quick brown fox', 'a b'] });
+  assert.deepEqual(many.data.map((d) => d.index), [0, 1, 2]);
+  assert.deepEqual(many.data[0].embedding, many.data[2].embedding);
+  assert.deepEqual(many.data[1].embedding, one.data[0].embedding);
+  assert.notDeepEqual(many.data[0].embedding, many.data[1].embedding);
+  assert.equal(many.usage.prompt_tokens, 2 + 4 + 2);
+
+  const ids = await client.embeddings.create({ model: 'dsmil-echo', input: [[1, 2, 3], [4]], encoding_format: 'float' });
+  assert.equal(ids.data.length, 2);
+  assert.equal(ids.usage.prompt_tokens, 4);
+
+  const short = await client.embeddings.create({ model: 'dsmil-echo', input: 'x', dimensions: 3 });
+  assert.equal(short.data[0].embedding.length, 3);
+  assert.ok(Math.abs(norm(short.data[0].embedding) - 1) < 1e-6);
+
+  await rejects(client.embeddings.create({ model: 'dsmil-echo', input: '' }), OpenAI.BadRequestError, 400, { param: 'input', code: 'invalid_value' });
+  await rejects(client.embeddings.create({ model: 'dsmil-echo', input: 'x', dimensions: 9 }), OpenAI.BadRequestError, 400, { param: 'dimensions' });
+  await rejects(client.embeddings.create({ model: 'llama-7b-int8-amx', input: 'x' }), OpenAI.NotFoundError, 404, { code: 'model_not_found' });
+});

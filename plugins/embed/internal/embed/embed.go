@@ -1,0 +1,201 @@
+package embed
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"math"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/dsmil/l7/plugins/embed/internal/encoder"
+	"github.com/dsmil/l7/plugins/internal/ort"
+	"github.com/dsmil/l7/sdk"
+	"github.com/dsmil/l7/sdk/dbe"
+)
+
+// Plugin identity.
+const (
+	// Name is the plugin's name.
+	Name = "embed"
+	// Version is the plugin's version.
+	Version = "0.1.0"
+	// DefaultDeviceID is the device embed reports before Configure: 49,
+	// the one Layer 7 device (Global Intelligence) the spec gives no
+	// service; see the README.
+	DefaultDeviceID = 49
+)
+
+// ErrConfigured reports a second Configure.
+var ErrConfigured = errors.New("embed: already configured")
+
+// Workload is the embed workload. Create it with New.
+type Workload struct {
+	getenv func(string) string
+	mu     sync.Mutex // serialises Configure and Close
+	st     atomic.Pointer[state]
+}
+
+// state is what Configure loaded.
+type state struct {
+	cfg   *sdk.Config
+	set   *settings
+	model *encoder.Model
+}
+
+var (
+	_ sdk.Workload = (*Workload)(nil)
+	_ sdk.Embedder = (*Workload)(nil)
+	_ sdk.Closer   = (*Workload)(nil)
+)
+
+// New returns an unconfigured embed workload that reads DSMIL_ORT_LIB from
+// the process environment.
+func New() *Workload { return &Workload{getenv: os.Getenv} }
+
+// Info implements sdk.Workload.
+func (w *Workload) Info(context.Context) (*sdk.PluginInfo, error) {
+	info := &sdk.PluginInfo{
+		Name:         Name,
+		Version:      Version,
+		APIVersions:  []uint32{sdk.APIVersion},
+		DeviceID:     DefaultDeviceID,
+		Capabilities: []sdk.Capability{sdk.CapEmbed},
+		Accelerator:  "cpu",
+		Settings:     settingSpecs,
+	}
+	if st := w.st.Load(); st != nil {
+		info.DeviceID, info.Profiles, info.MemoryBudget = st.cfg.DeviceID, st.cfg.Profiles, st.cfg.MemoryBudget
+		info.Models = []string{st.set.ModelName}
+	}
+	return info, nil
+}
+
+// Configure implements sdk.Workload: it loads ONNX Runtime and the model.
+func (w *Workload) Configure(_ context.Context, cfg *sdk.Config) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.st.Load() != nil {
+		return ErrConfigured
+	}
+	set, err := parseSettings(cfg.Settings, w.getenv)
+	if err != nil {
+		return err
+	}
+	if _, err := ort.Init(set.ORTLibrary); err != nil {
+		return sdk.InvalidParam("ort_library", "%v", err)
+	}
+	m, err := encoder.Load(set.Model, set.Session.WithDefaults())
+	if err != nil {
+		return sdk.InvalidParam("model", "%v", err)
+	}
+	w.st.Store(&state{cfg: cfg, set: set, model: m})
+	return nil
+}
+
+// Health implements sdk.Workload.
+func (w *Workload) Health(context.Context) error {
+	if w.st.Load() == nil {
+		return sdk.ErrNotConfigured
+	}
+	return nil
+}
+
+// Close implements sdk.Closer.
+func (w *Workload) Close(context.Context) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if st := w.st.Swap(nil); st != nil {
+		return st.model.Close()
+	}
+	return nil
+}
+
+// Embed implements sdk.Embedder.
+func (w *Workload) Embed(ctx context.Context, req *sdk.EmbedRequest) (*sdk.EmbedResult, error) {
+	st := w.st.Load()
+	if st == nil {
+		return nil, sdk.ErrNotConfigured
+	}
+	m, p := st.model, req.Params
+	if model := p.GetModel(); model != "" && model != st.set.ModelName {
+		return nil, sdk.Errorf(dbe.CodeNotFound, "plugin %s serves model %s, not %s", Name, st.set.ModelName, model)
+	}
+	hidden, dims := m.Config.Hidden, int(p.GetDimensions())
+	switch {
+	case dims == 0 || dims == hidden:
+		dims = hidden
+	case !st.set.Matryoshka:
+		return nil, sdk.InvalidParam("dimensions", "model %s gives %d dimensions and was not trained for fewer (the plugin's matryoshka setting); dimensions=%d is not supported",
+			st.set.ModelName, hidden, dims)
+	case dims > hidden:
+		return nil, sdk.InvalidParam("dimensions", "model %s gives %d dimensions; dimensions=%d is more", st.set.ModelName, hidden, dims)
+	}
+
+	seqs := make([]encoder.Sequence, len(p.GetInputs()))
+	var tokens uint32
+	for i, in := range p.GetInputs() {
+		if ids := in.GetTokens(); ids != nil {
+			s := encoder.Sequence{IDs: make([]int64, len(ids.GetIds()))}
+			for j, id := range ids.GetIds() {
+				s.IDs[j] = int64(id)
+			}
+			seqs[i] = s
+		} else {
+			seqs[i] = m.Encode(in.GetText())
+		}
+		if err := m.CheckSequence(seqs[i]); err != nil {
+			return nil, sdk.InvalidParam("input", "input %d: %v", i, err)
+		}
+		tokens += uint32(len(seqs[i].IDs))
+	}
+
+	// Batches of similar lengths waste less on padding: run the inputs in
+	// order of length and put the vectors back in input order.
+	order := make([]int, len(seqs))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(len(seqs[a].IDs), len(seqs[b].IDs)) })
+	vecs := make([][]float32, len(seqs))
+	batch := make([]encoder.Sequence, 0, st.set.MaxBatch)
+	for lo := 0; lo < len(order); lo += st.set.MaxBatch {
+		idx := order[lo:min(lo+st.set.MaxBatch, len(order))]
+		batch = batch[:0]
+		for _, i := range idx {
+			batch = append(batch, seqs[i])
+		}
+		out, err := m.Embed(ctx, batch)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			return nil, sdk.Errorf(dbe.CodeWorkerFailed, "%v", err)
+		}
+		for k, i := range idx {
+			vecs[i] = truncate(out[k], dims)
+		}
+	}
+	return &sdk.EmbedResult{Vectors: vecs, PromptTokens: tokens, Model: st.set.ModelName}, nil
+}
+
+// truncate keeps the first dims values of v, re-normalised to unit length
+// when it was cut (Matryoshka). An uncut vector is returned as it is.
+func truncate(v []float32, dims int) []float32 {
+	if dims >= len(v) {
+		return v
+	}
+	v = v[:dims]
+	var sum float64
+	for _, x := range v {
+		sum += float64(x) * float64(x)
+	}
+	if n := math.Sqrt(sum); n > 0 {
+		for i := range v {
+			v[i] = float32(float64(v[i]) / n)
+		}
+	}
+	return v
+}
