@@ -175,7 +175,8 @@ func (r *run) loop() (status, msg string, code dbe.Code) {
 		if i == tt.MaxSteps || len(r.tools) == 0 {
 			step.ToolChoice = "none" // the last step answers
 		}
-		resp, err := r.llm(step, min(tt.StepMaxTokens, tt.MaxTokens-used))
+		stepMax := min(tt.StepMaxTokens, tt.MaxTokens-used)
+		resp, err := r.llm(step, stepMax)
 		if err != nil {
 			status, msg, code := r.classify(err)
 			step.Ended = status
@@ -191,6 +192,15 @@ func (r *run) loop() (status, msg string, code dbe.Code) {
 		m := ch[0].GetMessage()
 		step.AnswerBytes = int32(len(m.GetContent()))
 		r.transcript = append(r.transcript, &l7v1.Message{Role: "assistant", Content: m.GetContent(), ToolCalls: m.GetToolCalls()})
+		if len(m.GetToolCalls()) == 0 && ch[0].GetFinishReason() == l7v1.FinishReason_FINISH_REASON_LENGTH && step.ToolChoice != "none" {
+			// Cut before a tool call was complete: not an answer.
+			step.Ended = statusFailed
+			r.finishStep(step)
+			if stepMax < tt.StepMaxTokens {
+				return statusFailed, fmt.Sprintf("token budget exhausted: step %d was cut at the %d tokens left of %d", i, stepMax, tt.MaxTokens), dbe.CodeUnspecified
+			}
+			return statusFailed, fmt.Sprintf("LLM step %d was cut at step_max_tokens (%d) before it finished a tool call", i, stepMax), dbe.CodeUnspecified
+		}
 		if len(m.GetToolCalls()) == 0 {
 			r.res.Result = m.GetContent()
 			step.Ended = "answered"

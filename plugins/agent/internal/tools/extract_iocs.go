@@ -21,7 +21,7 @@ func (extractIOCs) Description() string {
 	return "Extract indicators of compromise (IPv4/IPv6 addresses, domains, URLs, email addresses, MD5/SHA-1/SHA-256 hashes, CVE ids) from text or from a file of the read-only workspace. Give exactly one of text and path."
 }
 func (extractIOCs) Parameters() string {
-	return `{"type":"object","properties":{"text":{"type":"string"},"path":{"type":"string"}},"additionalProperties":false}`
+	return `{"type":"object","properties":{"text":{"type":"string"},"path":{"type":"string","maxLength":1000}},"additionalProperties":false}`
 }
 func (extractIOCs) MinROE() dbe.ROELevel          { return dbe.AnalysisOnly }
 func (extractIOCs) Compartments() dbe.Compartment { return 0 }

@@ -23,7 +23,7 @@ func (grepTool) Description() string {
 	return "Search a file, or every file under a directory, of the read-only workspace for a regular expression (RE2 syntax); returns matching lines with their file and line number."
 }
 func (grepTool) Parameters() string {
-	return `{"type":"object","properties":{"pattern":{"type":"string"},"path":{"type":"string"},"ignore_case":{"type":"boolean"}},"required":["pattern","path"],"additionalProperties":false}`
+	return `{"type":"object","properties":{"pattern":{"type":"string","maxLength":1000},"path":{"type":"string","maxLength":1000},"ignore_case":{"type":"boolean"}},"required":["pattern","path"],"additionalProperties":false}`
 }
 func (grepTool) MinROE() dbe.ROELevel          { return dbe.AnalysisOnly }
 func (grepTool) Compartments() dbe.Compartment { return 0 }
@@ -49,8 +49,8 @@ func (grepTool) Run(ctx context.Context, env *Env, args []byte) (string, error) 
 	switch {
 	case a.Pattern == "":
 		return "", argsErr("the pattern is empty")
-	case len(a.Pattern) > 1024:
-		return "", argsErr("the pattern is longer than 1024 bytes")
+	case len(a.Pattern) > 1000:
+		return "", argsErr("the pattern is longer than 1000 bytes")
 	}
 	expr := a.Pattern
 	if a.IgnoreCase {

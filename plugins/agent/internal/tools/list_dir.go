@@ -18,7 +18,7 @@ func (listDir) Description() string {
 	return "List a directory of the read-only workspace: names, kinds and sizes. An empty path lists the workspace roots."
 }
 func (listDir) Parameters() string {
-	return `{"type":"object","properties":{"path":{"type":"string","description":"ROOT/dir, or empty for the roots"}},"required":["path"],"additionalProperties":false}`
+	return `{"type":"object","properties":{"path":{"type":"string","maxLength":1000,"description":"ROOT/dir, or empty for the roots"}},"required":["path"],"additionalProperties":false}`
 }
 func (listDir) MinROE() dbe.ROELevel          { return dbe.AnalysisOnly }
 func (listDir) Compartments() dbe.Compartment { return 0 }

@@ -18,7 +18,7 @@ func (readFile) Description() string {
 	return "Read a text file of the read-only workspace (ROOT/path), from an optional byte offset, up to a size limit."
 }
 func (readFile) Parameters() string {
-	return `{"type":"object","properties":{"path":{"type":"string"},"offset":{"type":"integer","minimum":0}},"required":["path"],"additionalProperties":false}`
+	return `{"type":"object","properties":{"path":{"type":"string","maxLength":1000},"offset":{"type":"integer","minimum":0}},"required":["path"],"additionalProperties":false}`
 }
 func (readFile) MinROE() dbe.ROELevel          { return dbe.AnalysisOnly }
 func (readFile) Compartments() dbe.Compartment { return 0 }

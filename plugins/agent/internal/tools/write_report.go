@@ -26,7 +26,7 @@ func (writeReport) Description() string {
 	return "Write a Markdown report (a title and a body) as an artifact of this task; returns the artifact's path."
 }
 func (writeReport) Parameters() string {
-	return `{"type":"object","properties":{"title":{"type":"string"},"body":{"type":"string"}},"required":["title","body"],"additionalProperties":false}`
+	return `{"type":"object","properties":{"title":{"type":"string","maxLength":200},"body":{"type":"string"}},"required":["title","body"],"additionalProperties":false}`
 }
 func (writeReport) MinROE() dbe.ROELevel          { return dbe.SOCAssist }
 func (writeReport) Compartments() dbe.Compartment { return dbe.CompartmentSOC }
