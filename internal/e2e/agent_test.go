@@ -454,3 +454,43 @@ func asMuxError(err error, target **mux.Error) bool {
 func hclogTo(buf *testutil.SyncBuffer) hclog.Logger {
 	return hclog.New(&hclog.LoggerOptions{Output: buf, Level: hclog.Info})
 }
+
+// TestAgentShippedConfig starts the agent plugin with the block of the
+// shipped dsmil.hcl: its task types (summarize-logs, triage-alert) and
+// workspace roots configure, and the plugin reports them.
+func TestAgentShippedConfig(t *testing.T) {
+	if testing.Short() {
+		t.Skip("spawns the agent plugin")
+	}
+	cfg, diags := config.Load("../../dsmil.hcl")
+	if diags.HasErrors() {
+		t.Fatalf("dsmil.hcl: %v", diags)
+	}
+	var agent *config.Plugin
+	for _, p := range cfg.Plugins {
+		if p.Name == "agent" {
+			agent = p
+		}
+	}
+	if agent == nil {
+		t.Fatal(`dsmil.hcl has no plugin "agent"`)
+	}
+	agent.Path = buildAgent(t)
+	logs := &testutil.SyncBuffer{}
+	m := pluginmgr.New(pluginmgr.Config{Plugins: []*config.Plugin{agent}, Files: cfg.Files(), Dir: cfg.Dir, Logger: hclogTo(logs)})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	m.Start(ctx)
+	defer func() {
+		sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer scancel()
+		m.Shutdown(sctx)
+	}()
+	if err := m.WaitReady(ctx); err != nil {
+		t.Fatalf("not ready: %v\n%s", err, logs.String())
+	}
+	snap := m.Snapshots()[0]
+	if snap.State != pluginmgr.StateRunning || snap.DeviceID != 48 || !slices.Equal(snap.Profiles, []string{"agent"}) {
+		t.Fatalf("snapshot %+v\n%s", snap, logs.String())
+	}
+}
