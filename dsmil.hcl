@@ -90,6 +90,50 @@ model "dsmil-demo-random-minilm-l6" {
   description = "Random-weight demo text encoder (all-MiniLM-L6-v2 shape, 384 dimensions): vectors without meaning, at a real model's speed."
 }
 
+# The agent plugin (Device 48) runs L7_AGENT_TASKs (plugins/agent/README.md):
+# tools over read-only workspace roots, every LLM step through the router
+# with the task's tenant and attributes. Agent tasks need a SOC_ASSIST (or
+# TRAINING) tenant; LOCAL_TOOL_USER below is ANALYSIS_ONLY, so the router
+# refuses its tasks (builtin.operation).
+plugin "agent" {
+  path      = "bin/dsmil-agent"
+  device_id = 48
+  profiles  = ["agent"]
+
+  workspaces    = { alerts = "deploy/agent/workspace/alerts", logs = "deploy/agent/workspace/logs" }
+  artifacts_dir = "run/agent/artifacts"
+
+  tasks = {
+    "summarize-logs" = {
+      instructions = <<-EOT
+        Summarize the logs under {{.path}}. List the directory, grep or read the files that matter,
+        and run extract_iocs on what looks suspicious. Answer with a short summary: the time span,
+        notable events and errors, and the indicators you found.
+      EOT
+      parameters = ["path"]
+      profile    = "llm-amx-demo"
+      tools      = ["list_dir", "read_file", "grep", "extract_iocs"]
+      max_steps  = 6
+      max_tokens = 24000
+      wall_time  = "120s"
+    }
+    "triage-alert" = {
+      instructions = <<-EOT
+        Triage the alert in {{.alert}}. Read it, extract its indicators with extract_iocs, grep the
+        logs under {{.logs}} for each indicator, then write a triage report with write_report
+        (verdict, evidence with file and line, indicators, recommended next steps) and answer with
+        the verdict in one sentence.
+      EOT
+      parameters = ["alert", "logs"]
+      profile    = "llm-amx-demo"
+      tools      = ["list_dir", "read_file", "grep", "extract_iocs", "write_report"]
+      max_steps  = 10
+      max_tokens = 32000
+      wall_time  = "180s"
+    }
+  }
+}
+
 # Local tools authenticate with the key in $DSMIL_OPENAI_API_KEY.
 tenant "LOCAL_TOOL_USER" {
   api_key_env    = "DSMIL_OPENAI_API_KEY"

@@ -49,8 +49,11 @@ type SettingSpec struct {
 	// Name is the attribute name inside the plugin block.
 	Name string
 
-	// Type is one of "string", "number", "bool", "list(string)" and
-	// "map(string)".
+	// Type is one of "string", "number", "bool", "list(string)",
+	// "map(string)" and "any". An "any" setting takes any HCL value
+	// (objects, lists of objects: structured configuration such as the
+	// agent plugin's task types) and reaches Configure as encoding/json
+	// decodes its JSON form; the plugin checks its shape.
 	Type string
 
 	// Required makes the setting mandatory.
@@ -61,7 +64,7 @@ type SettingSpec struct {
 }
 
 // settingTypes are the valid SettingSpec.Type spellings.
-var settingTypes = []string{"string", "number", "bool", "list(string)", "map(string)"}
+var settingTypes = []string{"string", "number", "bool", "list(string)", "map(string)", "any"}
 
 // PluginInfo describes a plugin. It feeds `dsmil-host plugins list` and the
 // host's routing table.
@@ -86,7 +89,8 @@ type PluginInfo struct {
 	Profiles []string
 
 	// Capabilities say what the plugin can do. A plugin that implements
-	// Chatter lists CapChat, and CapChat only then.
+	// Chatter lists CapChat, and CapChat only then; one that implements
+	// AgentRunner lists CapAgent.
 	Capabilities []Capability
 
 	// MemoryBudget is the memory the plugin needs or was given, in bytes;

@@ -30,6 +30,7 @@ type Server struct {
 	w      Workload
 	chat   Chatter        // nil unless w is a Chatter
 	embed  Embedder       // nil unless w is an Embedder
+	agent  AgentRunner    // nil unless w is an AgentRunner
 	status StatusReporter // nil unless w is a StatusReporter
 	logger hclog.Logger
 	start  time.Time
@@ -58,6 +59,7 @@ func NewServer(w Workload, logger hclog.Logger) *Server {
 	s := &Server{w: w, logger: logger, start: time.Now(), sessions: map[*mux.Server]struct{}{}}
 	s.chat, _ = w.(Chatter)
 	s.embed, _ = w.(Embedder)
+	s.agent, _ = w.(AgentRunner)
 	s.status, _ = w.(StatusReporter)
 	return s
 }
@@ -71,8 +73,15 @@ func (s *Server) Register(g grpc.ServiceRegistrar) {
 // ServeDBE, each in its own goroutine, and CANCEL cancels them. It is meant
 // for session.Credentials.OnSession on the plugin's gRPC server. After Close,
 // Attach closes sess instead.
+//
+// The session also carries the plugin's own requests to the host (an agent
+// task's LLM steps, AgentTask.Router): their responses and ERROR frames go
+// to the session's mux.Client, everything else to the server. Correlation
+// ids are per direction of request (docs/dbe.md §8), and the message type
+// says which direction a frame belongs to.
 func (s *Server) Attach(sess *session.Session) {
-	ms := mux.NewServer(sess, s)
+	mc := mux.NewClient(sess)
+	ms := mux.NewServer(sess, &sessionHandler{s: s, mc: mc})
 	ms.IsRequest = isRequest
 	s.mu.Lock()
 	if s.closed {
@@ -82,14 +91,40 @@ func (s *Server) Attach(sess *session.Session) {
 	}
 	s.sessions[ms] = struct{}{}
 	s.mu.Unlock()
-	sess.SetHandler(ms.Dispatch)
+	sess.SetHandler(func(f *dbe.Frame, malformed error) {
+		if malformed == nil && isResponse(f.Type) && mc.Dispatch(f) {
+			return
+		}
+		ms.Dispatch(f, malformed)
+	})
 	go func() {
 		<-sess.Done()
+		mc.Close(fmt.Errorf("%w: %v", mux.ErrSessionClosed, sess.Err()))
 		ms.Close(sessionGrace)
 		s.mu.Lock()
 		delete(s.sessions, ms)
 		s.mu.Unlock()
 	}()
+}
+
+// isResponse says which message types answer a request.
+func isResponse(t dbe.MsgType) bool {
+	switch t {
+	case dbe.MsgChatResp, dbe.MsgChatChunk, dbe.MsgAgentResult, dbe.MsgModelStatus, dbe.MsgPolicyResult, dbe.MsgError:
+		return true
+	}
+	return false
+}
+
+// sessionHandler serves the requests of one session, whose client the
+// agent tasks it starts send their own requests with.
+type sessionHandler struct {
+	s  *Server
+	mc *mux.Client
+}
+
+func (h *sessionHandler) ServeDBE(ctx context.Context, req *dbe.Frame, w *mux.ResponseWriter) {
+	h.s.serve(ctx, req, w, h.mc)
 }
 
 // isRequest says which frames start a request: not ERROR (never answered,
@@ -131,11 +166,17 @@ func (s *Server) Close(ctx context.Context) error {
 func (s *Server) InFlight() int { return int(s.inFlight.Load()) }
 
 // ServeDBE serves one request frame of the data path: L7_CHAT_REQ runs the
-// workload's Chat, L7_EMBED_REQ its Embed, HEALTH answers L7_MODEL_STATUS, response types are
-// refused with INVALID_REQUEST and anything else with UNKNOWN_MSG_TYPE
-// (docs/dbe.md §8). A panic in the workload fails the request with
-// WORKER_FAILED.
+// workload's Chat, L7_EMBED_REQ its Embed, L7_AGENT_TASK its RunTask,
+// HEALTH answers L7_MODEL_STATUS, response types are refused with
+// INVALID_REQUEST and anything else with UNKNOWN_MSG_TYPE (docs/dbe.md §8).
+// A panic in the workload fails the request with WORKER_FAILED. Agent
+// tasks served here, not over a session (Attach), have no router to call.
 func (s *Server) ServeDBE(ctx context.Context, req *dbe.Frame, w *mux.ResponseWriter) {
+	s.serve(ctx, req, w, nil)
+}
+
+// serve is ServeDBE for a frame of the session whose client is mc.
+func (s *Server) serve(ctx context.Context, req *dbe.Frame, w *mux.ResponseWriter, mc *mux.Client) {
 	defer func() {
 		if r := recover(); r != nil {
 			s.logger.Error("workload panicked", "msg_type", req.Type.String(), "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
@@ -147,6 +188,8 @@ func (s *Server) ServeDBE(ctx context.Context, req *dbe.Frame, w *mux.ResponseWr
 		s.serveChat(ctx, req, w)
 	case dbe.MsgEmbedReq:
 		s.serveEmbed(ctx, req, w)
+	case dbe.MsgAgentTask:
+		s.serveAgent(ctx, req, w, mc)
 	case dbe.MsgHealth:
 		b, err := proto.Marshal(s.modelStatus(ctx))
 		if err != nil {

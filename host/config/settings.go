@@ -16,6 +16,9 @@ var settingTypes = map[string]cty.Type{
 	"bool":         cty.Bool,
 	"list(string)": cty.List(cty.String),
 	"map(string)":  cty.Map(cty.String),
+	// any: structured settings (objects, lists of objects), passed on as
+	// their JSON form for the plugin to check.
+	"any": cty.DynamicPseudoType,
 }
 
 // DecodePluginSettings decodes a plugin's settings (Plugin.Settings) against
@@ -43,7 +46,7 @@ func DecodePluginSettings(body hcl.Body, schema []sdk.SettingSpec) (map[string]c
 		case !ok:
 			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid plugin settings schema",
 				Detail: fmt.Sprintf("The plugin reported setting %q with type %q; valid types are %s.", s.Name, s.Type,
-					quoteList([]string{"string", "number", "bool", "list(string)", "map(string)"}))})
+					quoteList([]string{"string", "number", "bool", "list(string)", "map(string)", "any"}))})
 			continue
 		case types[s.Name] != cty.NilType:
 			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid plugin settings schema",

@@ -128,6 +128,16 @@ func TestDecodePluginSettings(t *testing.T) {
 			wantErr: []string{`reported setting "x" twice`},
 		},
 		{
+			name: "any takes structured values",
+			body: `  tasks = { triage = { tools = ["grep"], max_steps = 4 } }
+`,
+			schema: []sdk.SettingSpec{{Name: "tasks", Type: "any"}},
+			want: map[string]cty.Value{
+				"tasks": cty.ObjectVal(map[string]cty.Value{"triage": cty.ObjectVal(map[string]cty.Value{
+					"tools": cty.TupleVal([]cty.Value{cty.StringVal("grep")}), "max_steps": cty.NumberIntVal(4)})}),
+			},
+		},
+		{
 			name:   "empty schema, empty settings",
 			body:   "",
 			schema: nil,

@@ -24,10 +24,18 @@ type dataPath struct {
 
 // attach makes s the data path. A session that replaces another (gRPC
 // reconnected) closes the old one: there is one data session per process.
-func (d *dataPath) attach(id string, s *session.Session) {
+// The plugin's own requests on the session (an agent task's LLM steps) go
+// to the manager's PluginRequests, if any (delegate.go).
+func (d *dataPath) attach(i *Instance, s *session.Session) {
 	mc := mux.NewClient(s)
-	s.SetHandler(func(f *dbe.Frame, _ error) { mc.Dispatch(f) })
-	go func() { <-s.Done(); mc.Close(fmt.Errorf("%w: %s: %v", mux.ErrSessionClosed, id, s.Err())) }()
+	ms := i.serveRequests(s, mc)
+	go func() {
+		<-s.Done()
+		mc.Close(fmt.Errorf("%w: %s: %v", mux.ErrSessionClosed, i.ID(), s.Err()))
+		if ms != nil {
+			ms.Close(time.Second)
+		}
+	}()
 	d.swap(s, mc)
 }
 
@@ -83,6 +91,17 @@ func (i *Instance) Call(ctx context.Context, req *dbe.Frame, onFrame func(*dbe.F
 	if mc == nil {
 		return i.notRunning()
 	}
+	if req.Type == dbe.MsgAgentTask {
+		timeout := 24 * time.Hour
+		if d, ok := req.Timeout(); ok {
+			timeout = d
+		}
+		end, err := i.delegs.begin(i, req, timeout)
+		if err != nil {
+			return err
+		}
+		defer end()
+	}
 	if d, ok := req.Timeout(); ok {
 		return mc.CallWithin(ctx, d, req, onFrame)
 	}
@@ -96,6 +115,21 @@ func (i *Instance) Go(req *dbe.Frame, timeout time.Duration, fn func(*dbe.Frame,
 	if mc == nil {
 		fn(nil, i.notRunning())
 		return func() {}
+	}
+	if req.Type == dbe.MsgAgentTask {
+		// The task's delegation lives until its final delivery.
+		end, err := i.delegs.begin(i, req, timeout)
+		if err != nil {
+			fn(nil, err)
+			return func() {}
+		}
+		inner := fn
+		fn = func(f *dbe.Frame, err error) {
+			if err != nil || f.Flags&dbe.FlagEndStream != 0 {
+				end()
+			}
+			inner(f, err)
+		}
 	}
 	return mc.Go(req, timeout, fn)
 }

@@ -37,6 +37,7 @@ type Instance struct {
 	healthy atomic.Bool
 	load    atomic.Uint64 // math.Float64bits of the last reported load
 	data    dataPath
+	delegs  delegations // agent tasks in flight (delegate.go)
 
 	mu       sync.Mutex
 	state    State

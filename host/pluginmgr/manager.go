@@ -55,6 +55,10 @@ type Config struct {
 	// PluginIdentityTTL is the lifetime of a plugin's identity. Default
 	// config.DefaultPluginIdentityTTL.
 	PluginIdentityTTL time.Duration
+	// PluginRequests serves the requests plugins send on their data path
+	// on behalf of an agent task in flight on them (delegate.go). Nil:
+	// such requests are dropped.
+	PluginRequests PluginRequests
 	// WrapConn, when set, wraps each raw connection to a plugin socket
 	// before the handshake, for capturing or measuring the bytes on it.
 	WrapConn func(id string, c net.Conn) net.Conn

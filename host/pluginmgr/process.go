@@ -86,7 +86,7 @@ func (i *Instance) spawn(ctx context.Context) (_ *process, err error) {
 				s.Close()
 				return
 			}
-			i.data.attach(i.ID(), s)
+			i.data.attach(i, s)
 			select {
 			case sessCh <- struct{}{}:
 			default:

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/dsmil/l7/host/admin"
+	"github.com/dsmil/l7/host/agentcall"
 	"github.com/dsmil/l7/host/claims"
 	"github.com/dsmil/l7/host/config"
 	"github.com/dsmil/l7/host/metrics"
@@ -79,17 +80,22 @@ func Start(ctx context.Context, cfg *config.Config, log hclog.Logger, opts Optio
 			"plugin sessions are authenticated and sealed, but the router socket accepts plain frames from any " +
 			"local process its file mode (0660) lets in, and only the shim can mint claim tokens (docs/security.md)")
 	}
+	minter, err := identity.NewMinter(identity.MinterConfig{Key: sec.id.Key, Audience: ClaimAudience, TTL: cfg.Security.ClaimTTL})
+	if err != nil {
+		return nil, err
+	}
+	// Agent plugins' LLM steps come back on their data path, bound to the
+	// task in flight, and go through the router with a claim minted by the
+	// host's key for the task's tenant (docs/security.md §5.8).
+	agentSteps := &agentcall.Server{Minter: minter, Logger: log.Named("agent")}
 	h.Manager = pluginmgr.New(pluginmgr.Config{
 		Plugins: cfg.Plugins, Files: cfg.Files(), Logger: log, Dir: cfg.Dir,
 		MaxFrame: int(cfg.Router.MaxFrameBytes),
 		Identity: sec.id, Roots: sec.roots, Groups: sec.groups,
 		PluginIdentityTTL: cfg.Security.PluginIdentityTTL,
+		PluginRequests:    agentSteps,
 	})
 	verifier, err := claims.NewVerifier(claims.VerifierConfig{Issuers: sec.issuers, IssuerTenants: sec.issuerTenants, Audience: ClaimAudience})
-	if err != nil {
-		return nil, err
-	}
-	minter, err := identity.NewMinter(identity.MinterConfig{Key: sec.id.Key, Audience: ClaimAudience, TTL: cfg.Security.ClaimTTL})
 	if err != nil {
 		return nil, err
 	}
@@ -115,6 +121,7 @@ func Start(ctx context.Context, cfg *config.Config, log hclog.Logger, opts Optio
 		return nil, err
 	}
 	h.Router = r
+	agentSteps.Router = r
 	if cfg.Security.CrossNodeListen != "" {
 		if h.crossNode, err = sec.crossNodeEndpoint(r, log.Named("router"), cfg.Security.CrossNodeListen, int(cfg.Router.MaxFrameBytes), cfg.Router.MaxInFlightPerConnection); err != nil {
 			return nil, err

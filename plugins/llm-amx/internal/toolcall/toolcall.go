@@ -88,6 +88,8 @@ type Parser struct {
 	scan    argsScan // streams the arguments out of body
 	calls   []Call
 	started bool // the reply has begun (Llama3JSON decides on its first non-space byte)
+	str     bool // body ends inside a JSON string
+	esc     bool // ... just after a backslash
 	err     error
 }
 
@@ -139,8 +141,10 @@ func (p *Parser) pushHermes(text string) []Delta {
 			s = s[i+len(p.open):]
 			continue
 		}
-		// Inside: look for the closer, holding back a partial one.
-		i := strings.Index(s, p.close)
+		// Inside: look for the closer outside the call's JSON strings (an
+		// argument may contain the closer's text), holding back a partial
+		// one.
+		i := p.closerIndex(s)
 		chunk := s
 		if i >= 0 {
 			chunk = s[:i]
@@ -194,11 +198,42 @@ func (p *Parser) beginCall() {
 	p.in = true
 	p.body = p.body[:0]
 	p.scan = argsScan{key: p.argKey}
+	p.str, p.esc = false, false
+}
+
+// closerIndex is the index in s, the text after the envelope's body so
+// far, of the first closer outside a JSON string, or -1.
+func (p *Parser) closerIndex(s string) int {
+	str, esc := p.str, p.esc
+	for i := 0; i < len(s); i++ {
+		if !str && strings.HasPrefix(s[i:], p.close) {
+			return i
+		}
+		str, esc = jsonStringState(str, esc, s[i])
+	}
+	return -1
+}
+
+// jsonStringState advances whether JSON text is inside a string (and just
+// after a backslash in it) by one byte.
+func jsonStringState(str, esc bool, c byte) (bool, bool) {
+	switch {
+	case esc:
+		return true, false
+	case str && c == '\\':
+		return true, true
+	case c == '"':
+		return !str, false
+	}
+	return str, false
 }
 
 // feed adds envelope text and streams what the scanner can tell.
 func (p *Parser) feed(out []Delta, chunk string) []Delta {
 	p.body = append(p.body, chunk...)
+	for i := 0; i < len(chunk); i++ {
+		p.str, p.esc = jsonStringState(p.str, p.esc, chunk[i])
+	}
 	idx := len(p.calls)
 	r := scanTop(p.body, p.scan.key)
 	if !p.scan.named && r.named {

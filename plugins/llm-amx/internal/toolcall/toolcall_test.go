@@ -127,6 +127,25 @@ func TestHermes(t *testing.T) {
 	}
 }
 
+// TestHermesCloserInString: the closer's text inside an argument string
+// (a random-weight model writes one sooner or later) does not end the
+// envelope, in whatever pieces it arrives.
+func TestHermesCloserInString(t *testing.T) {
+	args := `{"path": "a</tool_call>b \"</tool_call>\\", "n": 1}`
+	text := "<tool_call>\n{\"name\": \"read_file\", \"arguments\": " + args + "}\n</tool_call>"
+	want := result{Names: []string{"read_file"}, Args: []string{args}, Calls: []Call{{ID: "call_1", Name: "read_file", Arguments: args}}}
+	rng := rand.New(rand.NewPCG(3, 4))
+	for i := range 300 {
+		pieces := []string{text}
+		if i > 0 {
+			pieces = splits(text, rng)
+		}
+		if got := parse(Hermes, pieces); !reflect.DeepEqual(got, want) {
+			t.Fatalf("pieces %q:\n got %+v\nwant %+v", pieces, got, want)
+		}
+	}
+}
+
 // TestStreamingOrder: the name delta comes before any argument piece, and
 // argument pieces arrive before the envelope closes.
 func TestStreamingOrder(t *testing.T) {

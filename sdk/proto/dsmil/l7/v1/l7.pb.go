@@ -198,6 +198,12 @@ const (
 	AgentTaskStatus_AGENT_TASK_STATUS_TIMED_OUT AgentTaskStatus = 3
 	// The task was cancelled before it completed.
 	AgentTaskStatus_AGENT_TASK_STATUS_CANCELLED AgentTaskStatus = 4
+	// The task, or one of its steps, was refused by policy (an LLM step the
+	// router denied, a step outside the task's delegation).
+	AgentTaskStatus_AGENT_TASK_STATUS_DENIED AgentTaskStatus = 5
+	// The task is still running: the status of progress frames (an
+	// L7_AGENT_RESULT without END_STREAM carrying the step just finished).
+	AgentTaskStatus_AGENT_TASK_STATUS_RUNNING AgentTaskStatus = 6
 )
 
 // Enum value maps for AgentTaskStatus.
@@ -208,6 +214,8 @@ var (
 		2: "AGENT_TASK_STATUS_FAILED",
 		3: "AGENT_TASK_STATUS_TIMED_OUT",
 		4: "AGENT_TASK_STATUS_CANCELLED",
+		5: "AGENT_TASK_STATUS_DENIED",
+		6: "AGENT_TASK_STATUS_RUNNING",
 	}
 	AgentTaskStatus_value = map[string]int32{
 		"AGENT_TASK_STATUS_UNSPECIFIED": 0,
@@ -215,6 +223,8 @@ var (
 		"AGENT_TASK_STATUS_FAILED":      2,
 		"AGENT_TASK_STATUS_TIMED_OUT":   3,
 		"AGENT_TASK_STATUS_CANCELLED":   4,
+		"AGENT_TASK_STATUS_DENIED":      5,
+		"AGENT_TASK_STATUS_RUNNING":     6,
 	}
 )
 
@@ -2391,7 +2401,15 @@ type L7AgentResult struct {
 	// Human-readable failure description; empty on success.
 	ErrorMessage string `protobuf:"bytes,5,opt,name=error_message,json=errorMessage,proto3" json:"error_message,omitempty"`
 	// Machine-readable failure class; ERROR_CODE_UNSPECIFIED on success.
-	ErrorCode     ErrorCode `protobuf:"varint,6,opt,name=error_code,json=errorCode,proto3,enum=dsmil.l7.v1.ErrorCode" json:"error_code,omitempty"`
+	ErrorCode ErrorCode `protobuf:"varint,6,opt,name=error_code,json=errorCode,proto3,enum=dsmil.l7.v1.ErrorCode" json:"error_code,omitempty"`
+	// On a progress frame (status RUNNING): the step just finished.
+	Step *AgentStep `protobuf:"bytes,7,opt,name=step,proto3" json:"step,omitempty"`
+	// On the final result: every step of the task, in order (agent.proto).
+	Steps []*AgentStep `protobuf:"bytes,8,rep,name=steps,proto3" json:"steps,omitempty"`
+	// On the final result: the task's conversation with the model, oldest
+	// first (system instructions, user parameters, the model's turns and the
+	// tool results), as far as it went.
+	Transcript    []*Message `protobuf:"bytes,9,rep,name=transcript,proto3" json:"transcript,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2466,6 +2484,27 @@ func (x *L7AgentResult) GetErrorCode() ErrorCode {
 		return x.ErrorCode
 	}
 	return ErrorCode_ERROR_CODE_UNSPECIFIED
+}
+
+func (x *L7AgentResult) GetStep() *AgentStep {
+	if x != nil {
+		return x.Step
+	}
+	return nil
+}
+
+func (x *L7AgentResult) GetSteps() []*AgentStep {
+	if x != nil {
+		return x.Steps
+	}
+	return nil
+}
+
+func (x *L7AgentResult) GetTranscript() []*Message {
+	if x != nil {
+		return x.Transcript
+	}
+	return nil
 }
 
 // L7ModelStatus is the payload of L7_MODEL_STATUS: a model plugin's health
@@ -2981,7 +3020,7 @@ var File_dsmil_l7_v1_l7_proto protoreflect.FileDescriptor
 
 const file_dsmil_l7_v1_l7_proto_rawDesc = "" +
 	"\n" +
-	"\x14dsmil/l7/v1/l7.proto\x12\vdsmil.l7.v1\"\xdb\b\n" +
+	"\x14dsmil/l7/v1/l7.proto\x12\vdsmil.l7.v1\x1a\x17dsmil/l7/v1/agent.proto\"\xdb\b\n" +
 	"\rL7ChatRequest\x12\x14\n" +
 	"\x05model\x18\x01 \x01(\tR\x05model\x120\n" +
 	"\bmessages\x18\x02 \x03(\v2\x14.dsmil.l7.v1.MessageR\bmessages\x12\x16\n" +
@@ -3159,7 +3198,7 @@ const file_dsmil_l7_v1_l7_proto_rawDesc = "" +
 	"\acontext\x18\x05 \x03(\v2\x14.dsmil.l7.v1.MessageR\acontext\x1a=\n" +
 	"\x0fParametersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x81\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x91\x03\n" +
 	"\rL7AgentResult\x124\n" +
 	"\x06status\x18\x01 \x01(\x0e2\x1c.dsmil.l7.v1.AgentTaskStatusR\x06status\x12\x16\n" +
 	"\x06result\x18\x02 \x01(\tR\x06result\x12\x1c\n" +
@@ -3167,7 +3206,12 @@ const file_dsmil_l7_v1_l7_proto_rawDesc = "" +
 	"\x05usage\x18\x04 \x01(\v2\x12.dsmil.l7.v1.UsageR\x05usage\x12#\n" +
 	"\rerror_message\x18\x05 \x01(\tR\ferrorMessage\x125\n" +
 	"\n" +
-	"error_code\x18\x06 \x01(\x0e2\x16.dsmil.l7.v1.ErrorCodeR\terrorCode\"\x8a\x04\n" +
+	"error_code\x18\x06 \x01(\x0e2\x16.dsmil.l7.v1.ErrorCodeR\terrorCode\x12*\n" +
+	"\x04step\x18\a \x01(\v2\x16.dsmil.l7.v1.AgentStepR\x04step\x12,\n" +
+	"\x05steps\x18\b \x03(\v2\x16.dsmil.l7.v1.AgentStepR\x05steps\x124\n" +
+	"\n" +
+	"transcript\x18\t \x03(\v2\x14.dsmil.l7.v1.MessageR\n" +
+	"transcript\"\x8a\x04\n" +
 	"\rL7ModelStatus\x12\x16\n" +
 	"\x06plugin\x18\x01 \x01(\tR\x06plugin\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x12\x1b\n" +
@@ -3225,13 +3269,15 @@ const file_dsmil_l7_v1_l7_proto_rawDesc = "" +
 	"\x18FINISH_REASON_TOOL_CALLS\x10\x03\x12 \n" +
 	"\x1cFINISH_REASON_CONTENT_FILTER\x10\x04\x12\x1b\n" +
 	"\x17FINISH_REASON_CANCELLED\x10\x05\x12\x17\n" +
-	"\x13FINISH_REASON_ERROR\x10\x06*\xb5\x01\n" +
+	"\x13FINISH_REASON_ERROR\x10\x06*\xf2\x01\n" +
 	"\x0fAgentTaskStatus\x12!\n" +
 	"\x1dAGENT_TASK_STATUS_UNSPECIFIED\x10\x00\x12\x1f\n" +
 	"\x1bAGENT_TASK_STATUS_SUCCEEDED\x10\x01\x12\x1c\n" +
 	"\x18AGENT_TASK_STATUS_FAILED\x10\x02\x12\x1f\n" +
 	"\x1bAGENT_TASK_STATUS_TIMED_OUT\x10\x03\x12\x1f\n" +
-	"\x1bAGENT_TASK_STATUS_CANCELLED\x10\x04*\x97\x04\n" +
+	"\x1bAGENT_TASK_STATUS_CANCELLED\x10\x04\x12\x1c\n" +
+	"\x18AGENT_TASK_STATUS_DENIED\x10\x05\x12\x1d\n" +
+	"\x19AGENT_TASK_STATUS_RUNNING\x10\x06*\x97\x04\n" +
 	"\tErrorCode\x12\x1a\n" +
 	"\x16ERROR_CODE_UNSPECIFIED\x10\x00\x12\x1e\n" +
 	"\x1aERROR_CODE_MALFORMED_FRAME\x10\x01\x12\"\n" +
@@ -3302,6 +3348,7 @@ var file_dsmil_l7_v1_l7_proto_goTypes = []any{
 	(*Close)(nil),           // 32: dsmil.l7.v1.Close
 	nil,                     // 33: dsmil.l7.v1.L7ChatRequest.LogitBiasEntry
 	nil,                     // 34: dsmil.l7.v1.L7AgentTask.ParametersEntry
+	(*AgentStep)(nil),       // 35: dsmil.l7.v1.AgentStep
 }
 var file_dsmil_l7_v1_l7_proto_depIdxs = []int32{
 	5,  // 0: dsmil.l7.v1.L7ChatRequest.messages:type_name -> dsmil.l7.v1.Message
@@ -3334,13 +3381,16 @@ var file_dsmil_l7_v1_l7_proto_depIdxs = []int32{
 	2,  // 27: dsmil.l7.v1.L7AgentResult.status:type_name -> dsmil.l7.v1.AgentTaskStatus
 	15, // 28: dsmil.l7.v1.L7AgentResult.usage:type_name -> dsmil.l7.v1.Usage
 	3,  // 29: dsmil.l7.v1.L7AgentResult.error_code:type_name -> dsmil.l7.v1.ErrorCode
-	3,  // 30: dsmil.l7.v1.L7Error.code:type_name -> dsmil.l7.v1.ErrorCode
-	3,  // 31: dsmil.l7.v1.Close.code:type_name -> dsmil.l7.v1.ErrorCode
-	32, // [32:32] is the sub-list for method output_type
-	32, // [32:32] is the sub-list for method input_type
-	32, // [32:32] is the sub-list for extension type_name
-	32, // [32:32] is the sub-list for extension extendee
-	0,  // [0:32] is the sub-list for field type_name
+	35, // 30: dsmil.l7.v1.L7AgentResult.step:type_name -> dsmil.l7.v1.AgentStep
+	35, // 31: dsmil.l7.v1.L7AgentResult.steps:type_name -> dsmil.l7.v1.AgentStep
+	5,  // 32: dsmil.l7.v1.L7AgentResult.transcript:type_name -> dsmil.l7.v1.Message
+	3,  // 33: dsmil.l7.v1.L7Error.code:type_name -> dsmil.l7.v1.ErrorCode
+	3,  // 34: dsmil.l7.v1.Close.code:type_name -> dsmil.l7.v1.ErrorCode
+	35, // [35:35] is the sub-list for method output_type
+	35, // [35:35] is the sub-list for method input_type
+	35, // [35:35] is the sub-list for extension type_name
+	35, // [35:35] is the sub-list for extension extendee
+	0,  // [0:35] is the sub-list for field type_name
 }
 
 func init() { file_dsmil_l7_v1_l7_proto_init() }
@@ -3348,6 +3398,7 @@ func file_dsmil_l7_v1_l7_proto_init() {
 	if File_dsmil_l7_v1_l7_proto != nil {
 		return
 	}
+	file_dsmil_l7_v1_agent_proto_init()
 	file_dsmil_l7_v1_l7_proto_msgTypes[0].OneofWrappers = []any{}
 	file_dsmil_l7_v1_l7_proto_msgTypes[2].OneofWrappers = []any{
 		(*ContentPart_Text)(nil),

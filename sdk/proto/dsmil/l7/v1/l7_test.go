@@ -166,6 +166,26 @@ func fullAgentResult() *l7v1.L7AgentResult {
 		Usage:        fullUsage(),
 		ErrorMessage: "timed out after 30s",
 		ErrorCode:    l7v1.ErrorCode_ERROR_CODE_DEADLINE_EXCEEDED,
+		Step:         fullAgentStep(),
+		Steps:        []*l7v1.AgentStep{fullAgentStep()},
+		Transcript:   []*l7v1.Message{fullMessage()},
+	}
+}
+
+func fullAgentStep() *l7v1.AgentStep {
+	return &l7v1.AgentStep{
+		Index:            2,
+		ToolsOffered:     []string{"read_file", "grep"},
+		ToolChoice:       "required",
+		LlmMs:            12.5,
+		PromptTokens:     100,
+		CompletionTokens: 20,
+		Calls: []*l7v1.AgentToolCall{{
+			Id: "call_1", Tool: "grep", ArgumentBytes: 30, Outcome: "error",
+			Detail: "path escapes the workspace", ResultBytes: 40, ToolMs: 0.5,
+		}},
+		AnswerBytes: 7,
+		Ended:       "budget",
 	}
 }
 

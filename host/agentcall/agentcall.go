@@ -1,0 +1,127 @@
+// Package agentcall serves agent plugins' requests to the host: the LLM
+// steps an agent task makes, which arrive on the plugin's own data-path
+// session bound to a task in flight (pluginmgr.Delegation). It checks that
+// a step stays within its task — an L7_CHAT_REQ with the task's tenant,
+// ROE and classification and no compartment the task lacks — stamps it
+// with a claim token minted for the task's tenant and the agent's device,
+// caps its deadline at the task's, and routes it through the router like
+// any request, so claims, policy, quotas and the decision log apply to
+// every step (docs/security.md §5.8).
+package agentcall
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/dsmil/l7/host/pluginmgr"
+	"github.com/dsmil/l7/sdk/dbe"
+	"github.com/dsmil/l7/sdk/mux"
+	"github.com/hashicorp/go-hclog"
+)
+
+// Router routes a request and streams its response frames to out (as
+// *router.Router does).
+type Router interface {
+	Route(ctx context.Context, req *dbe.Frame, out func(*dbe.Frame) error) error
+}
+
+// Minter mints claim tokens for the router's verifier (as
+// *identity.Minter does).
+type Minter interface {
+	Token(tenant, client string, roles []string) ([]byte, error)
+}
+
+// Server serves agent steps. It implements pluginmgr.PluginRequests.
+type Server struct {
+	Router Router
+	// Minter mints each step's claim token; nil sends steps without one
+	// (a router without a claim verifier).
+	Minter Minter
+	// Logger gets one line per step. Default: none.
+	Logger hclog.Logger
+}
+
+var _ pluginmgr.PluginRequests = (*Server)(nil)
+
+// ClientPrefix starts the client id of the claim tokens minted for agent
+// steps: "agent:" and the worker ("agent:agent#0").
+const ClientPrefix = "agent:"
+
+// ServePluginRequest checks, stamps and routes one step of the task d.
+func (s *Server) ServePluginRequest(ctx context.Context, d *pluginmgr.Delegation, req *dbe.Frame, w *mux.ResponseWriter) {
+	start := time.Now()
+	log := s.Logger
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
+	profile, _ := req.Profile()
+	err := s.serve(ctx, d, req, w)
+	code := mux.CodeOf(err)
+	log.Info("agent step", "task_id", dbe.FormatUUID(d.RequestID), "tenant", d.TenantID, "worker", d.Worker,
+		"msg_type", req.Type.String(), "profile", profile, "payload_bytes", len(req.Payload),
+		"outcome", outcome(code), "duration_ms", time.Since(start).Milliseconds())
+}
+
+func outcome(c dbe.Code) string {
+	if c == dbe.CodeUnspecified {
+		return "ok"
+	}
+	return c.String()
+}
+
+func (s *Server) serve(ctx context.Context, d *pluginmgr.Delegation, req *dbe.Frame, w *mux.ResponseWriter) error {
+	if err := check(d, req); err != nil {
+		_ = w.Fail(err)
+		return err
+	}
+	req.Del(dbe.TLVClaimToken)
+	if s.Minter != nil {
+		tok, err := s.Minter.Token(d.TenantID, ClientPrefix+d.Worker, []string{d.ROE.String()})
+		if err != nil {
+			err = mux.Errorf(dbe.CodeInternal, "minting the step's claim token: %v", err)
+			_ = w.Fail(err)
+			return err
+		}
+		req.SetClaimToken(tok)
+	}
+	req.SetDeviceIDSrc(d.Device)
+	left := time.Until(d.Deadline)
+	if left <= 0 {
+		err := mux.Errorf(dbe.CodeDeadlineExceeded, "the agent task's deadline has passed")
+		_ = w.Fail(err)
+		return err
+	}
+	if t, ok := req.Timeout(); !ok || t > left {
+		req.SetTimeout(left)
+	}
+	return s.Router.Route(ctx, req, w.Send)
+}
+
+// check refuses a step that is not an L7_CHAT_REQ within its task.
+func check(d *pluginmgr.Delegation, req *dbe.Frame) error {
+	deny := func(format string, args ...any) error {
+		return &mux.Error{Code: dbe.CodePolicyDenied, Rule: pluginmgr.RuleDelegation, Message: "DENIED: " + fmt.Sprintf(format, args...)}
+	}
+	if req.Type != dbe.MsgChatReq {
+		return deny("an agent task's steps are L7_CHAT_REQ, not %s", req.Type)
+	}
+	if err := dbe.CheckRequired(req); err != nil {
+		return &mux.Error{Code: dbe.CodeInvalidRequest, Message: err.Error()}
+	}
+	tenant, _ := req.TenantID()
+	roe, _ := req.ROELevel()
+	class, _ := req.Classification()
+	comp, _ := req.CompartmentMask()
+	switch {
+	case tenant != d.TenantID:
+		return deny("the step's tenant %q is not its task's", tenant)
+	case roe != d.ROE:
+		return deny("the step's ROE %s is not its task's %s", roe, d.ROE)
+	case class != d.Classification:
+		return deny("the step's classification %s is not its task's %s", class, d.Classification)
+	case comp&^d.Compartments != 0:
+		return deny("the step's compartments %s exceed its task's %s", comp, d.Compartments)
+	}
+	return nil
+}
