@@ -92,7 +92,7 @@ func (s *Server) Attach(sess *session.Session) {
 	s.sessions[ms] = struct{}{}
 	s.mu.Unlock()
 	sess.SetHandler(func(f *dbe.Frame, malformed error) {
-		if malformed == nil && isResponse(f.Type) && mc.Dispatch(f) {
+		if malformed == nil && f.Type.IsResponse() && mc.Dispatch(f) {
 			return
 		}
 		ms.Dispatch(f, malformed)
@@ -107,14 +107,6 @@ func (s *Server) Attach(sess *session.Session) {
 	}()
 }
 
-// isResponse says which message types answer a request.
-func isResponse(t dbe.MsgType) bool {
-	switch t {
-	case dbe.MsgChatResp, dbe.MsgChatChunk, dbe.MsgAgentResult, dbe.MsgModelStatus, dbe.MsgPolicyResult, dbe.MsgError:
-		return true
-	}
-	return false
-}
 
 // sessionHandler serves the requests of one session, whose client the
 // agent tasks it starts send their own requests with.
@@ -197,9 +189,11 @@ func (s *Server) serve(ctx context.Context, req *dbe.Frame, w *mux.ResponseWrite
 			return
 		}
 		_ = w.Send(&dbe.Frame{Type: dbe.MsgModelStatus, Flags: dbe.FlagEndStream, Payload: b})
-	case dbe.MsgChatResp, dbe.MsgChatChunk, dbe.MsgAgentResult, dbe.MsgModelStatus, dbe.MsgPolicyResult, dbe.MsgEmbedResp:
-		_ = w.Fail(Errorf(dbe.CodeInvalidRequest, "%s is only sent by a worker", req.Type))
 	default:
+		if req.Type.IsResponse() {
+			_ = w.Fail(Errorf(dbe.CodeInvalidRequest, "%s is only sent by a worker", req.Type))
+			return
+		}
 		_ = w.Fail(Errorf(dbe.CodeUnknownMsgType, "plugin does not serve %s", req.Type))
 	}
 }

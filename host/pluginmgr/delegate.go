@@ -117,16 +117,6 @@ func (ds *delegations) lookup(id [16]byte) *Delegation {
 	return nil
 }
 
-// isResponse says which message types answer a request: on a data path
-// they go to the host's client, everything else is a plugin's request.
-func isResponse(t dbe.MsgType) bool {
-	switch t {
-	case dbe.MsgChatResp, dbe.MsgChatChunk, dbe.MsgAgentResult, dbe.MsgModelStatus, dbe.MsgPolicyResult, dbe.MsgError:
-		return true
-	}
-	return false
-}
-
 // pluginRequests is the mux.Handler of one instance's requests to the host.
 type pluginRequests struct {
 	i *Instance
@@ -163,9 +153,9 @@ func (i *Instance) serveRequests(s *session.Session, mc *mux.Client) *mux.Server
 		return nil
 	}
 	ms := mux.NewServer(s, &pluginRequests{i: i, h: h})
-	ms.IsRequest = func(f *dbe.Frame) bool { return f.CorrelationID != 0 && !isResponse(f.Type) }
+	ms.IsRequest = func(f *dbe.Frame) bool { return f.CorrelationID != 0 && !f.Type.IsResponse() }
 	s.SetHandler(func(f *dbe.Frame, malformed error) {
-		if isResponse(f.Type) || f.CorrelationID == 0 {
+		if f.Type.IsResponse() || f.CorrelationID == 0 {
 			mc.Dispatch(f)
 			return
 		}

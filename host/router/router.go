@@ -243,10 +243,10 @@ func (in *inbox) take() (frames []*dbe.Frame, ended bool, err error) {
 func (r *Router) admit(ctx context.Context, req *dbe.Frame) (release func(int64), err error) {
 	switch req.Type {
 	case dbe.MsgChatReq, dbe.MsgAgentTask, dbe.MsgEmbedReq:
-	case dbe.MsgChatResp, dbe.MsgChatChunk, dbe.MsgAgentResult, dbe.MsgModelStatus, dbe.MsgPolicyResult, dbe.MsgEmbedResp, dbe.MsgError:
-		// Known, but only valid in the other direction (docs/dbe.md §8).
-		return nil, mux.Errorf(dbe.CodeInvalidRequest, "%s is a response, not a request", req.Type)
 	default:
+		if req.Type.IsResponse() { // known, but only valid in the other direction (docs/dbe.md §8)
+			return nil, mux.Errorf(dbe.CodeInvalidRequest, "%s is a response, not a request", req.Type)
+		}
 		return nil, mux.Errorf(dbe.CodeUnknownMsgType, "the router does not route %s", req.Type)
 	}
 	if err := dbe.CheckRequired(req); err != nil {

@@ -196,6 +196,32 @@ class Client:
             pass
         return last.payload_dict() if last is not None else {}
 
+    def agent_task(self, task_type: str, parameters: dict[str, str] | None = None, *, profile: str = "agent",
+                   timeout_seconds: int = 0, timeout: float | None = None, tenant: str | None = None,
+                   compartments: Any = None, classification: Any = None, roe: Any = None,
+                   claim_token: bytes | None = None) -> Iterator[dict]:
+        """An L7_AGENT_TASK for the agent plugin (Device 48): an iterator of
+        its L7_AGENT_RESULT payloads as dicts, one progress frame per step
+        (``status`` AGENT_TASK_STATUS_RUNNING) and the final result last.
+        Agent tasks need ROE SOC_ASSIST or above (the router answers
+        ``PolicyDenied`` otherwise)."""
+        body = {"task_type": task_type, "parameters": parameters or {}, "timeout_seconds": timeout_seconds}
+        f = self._attributes(Frame(MsgType.L7_AGENT_TASK, payload=body), tenant=tenant, compartments=compartments,
+                             classification=classification, roe=roe, profile=profile, claim_token=claim_token)
+        if timeout is None and timeout_seconds:
+            timeout = timeout_seconds + 5
+        return (fr.payload_dict() for fr in self.request(f, timeout) if fr.msg_type == MsgType.L7_AGENT_RESULT)
+
+    def embed(self, inputs: list[str], *, profile: str, model: str = "", dimensions: int = 0,
+              timeout: float | None = None, tenant: str | None = None, compartments: Any = None,
+              classification: Any = None, roe: Any = None, claim_token: bytes | None = None) -> dict:
+        """An L7_EMBED_REQ for ``inputs`` (texts): the L7_EMBED_RESP as a dict
+        (``data`` [{``index``, ``values``}], ``usage``)."""
+        body = {"model": model, "inputs": [{"text": t} for t in inputs], "dimensions": dimensions}
+        f = self._attributes(Frame(MsgType.L7_EMBED_REQ, payload=body), tenant=tenant, compartments=compartments,
+                             classification=classification, roe=roe, profile=profile, claim_token=claim_token)
+        return self.send_and_receive(f, timeout).payload_dict()
+
     def policy_check(self, *, profile: str, operation: str = "chat", model: str = "", tenant: str | None = None,
                      compartments: Any = None, classification: Any = None, roe: Any = None,
                      claim_token: bytes | None = None, timeout: float | None = None) -> dict:

@@ -45,7 +45,7 @@ security {{
   roots           = ["keys/root.pub"]
   claim_issuer "soc-tool" {{
     key     = "keys/tool.pub"
-    tenants = ["T"]
+    tenants = ["T", "ASSIST"]
   }}
 }}
 shim    {{ listen = "{_free_port()}" }}
@@ -58,6 +58,12 @@ plugin "echo" {{
   profiles  = ["echo"]
 }}
 model "dsmil-echo" {{ profile = "echo" }}
+tenant "ASSIST" {{
+  api_key_sha256 = ["{'ce' * 32}"]
+  compartments   = ["SOC"]
+  roe            = "SOC_ASSIST"
+  models         = ["*"]
+}}
 tenant "T" {{
   api_key_sha256 = ["{'cd' * 32}"]
   compartments   = ["SOC"]
@@ -83,10 +89,10 @@ tenant "T" {{
     proc.wait(10)
 
 
-def _client(dir_, name="tool", **kw):
+def _client(dir_, name="tool", tenant="T", **kw):
     keys = dir_ / "keys"
     return d.Client(dir_ / "run" / "router.sock", identity=keys / f"{name}.key", bundle=keys / f"{name}.bundle",
-                    roots=[keys / "root.pub"], host_name="dsmil-host", tenant="T", compartments=d.Compartment.SOC, **kw)
+                    roots=[keys / "root.pub"], host_name="dsmil-host", tenant=tenant, compartments=d.Compartment.SOC, **kw)
 
 
 def _token(dir_, key="tool", tenant="T"):
@@ -189,3 +195,23 @@ def test_spec_sketch(plane):
     result = response.payload_dict()
     assert "What is DSMIL?" in str(result["choices"]), result
     assert str(response.request_id) == request_id
+
+
+def test_agent_task_gated_by_roe(plane):
+    # ANALYSIS_ONLY may not run agent tasks (spec §4.2): refused by the router before any worker.
+    with _client(plane, claim_token=_token(plane)) as c:
+        with pytest.raises(d.PolicyDenied) as e:
+            list(c.agent_task("summarize-logs", {"path": "logs"}))
+    assert e.value.rule == "builtin.operation", e.value
+    # SOC_ASSIST passes the policy; this plane has no agent plugin, so no worker serves the profile.
+    with _client(plane, claim_token=_token(plane, tenant="ASSIST"), tenant="ASSIST", roe="SOC_ASSIST") as c:
+        with pytest.raises((d.NoWorkerAvailable, d.NotFound)):
+            list(c.agent_task("summarize-logs", {"path": "logs"}))
+
+
+def test_embed_payloads(plane):
+    # The echo plugin embeds with hash vectors: the L7_EMBED_REQ/RESP pair through the router.
+    with _client(plane, claim_token=_token(plane)) as c:
+        res = c.embed(["alpha", "beta"], profile="echo", model="dsmil-echo")
+    assert [e.get("index", 0) for e in res["data"]] == [0, 1], res
+    assert len(res["data"][0]["values"]) > 0 and res["data"][0]["values"] != res["data"][1]["values"], res

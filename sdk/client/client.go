@@ -181,6 +181,10 @@ func Payload(t dbe.MsgType) proto.Message {
 		return &l7v1.L7PolicyCheck{}
 	case dbe.MsgPolicyResult:
 		return &l7v1.L7PolicyResult{}
+	case dbe.MsgEmbedReq:
+		return &l7v1.L7EmbedRequest{}
+	case dbe.MsgEmbedResp:
+		return &l7v1.L7EmbedResponse{}
 	case dbe.MsgError:
 		return &l7v1.L7Error{}
 	case dbe.MsgClose:

@@ -304,3 +304,17 @@ func TestPeekTLV(t *testing.T) {
 		t.Fatalf("truncated: %v", err)
 	}
 }
+
+// IsResponse: every registered type is a request, a response or a
+// connection message, and the response payloads are exactly those §5 says
+// a worker sends.
+func TestIsResponse(t *testing.T) {
+	want := map[MsgType]bool{MsgChatResp: true, MsgChatChunk: true, MsgAgentResult: true, MsgModelStatus: true,
+		MsgPolicyResult: true, MsgEmbedResp: true, MsgError: true}
+	for ty := range 256 {
+		mt := MsgType(ty)
+		if mt.IsResponse() != want[mt] {
+			t.Errorf("%s: IsResponse %v", mt, mt.IsResponse())
+		}
+	}
+}

@@ -69,6 +69,17 @@ var msgNames = map[MsgType]string{
 // Known reports whether t is a message type registered in DBE v1.
 func (t MsgType) Known() bool { _, ok := msgNames[t]; return ok }
 
+// IsResponse reports whether t answers a request (docs/dbe.md §5): the
+// response payload types and ERROR. Frames of these types are only ever
+// sent by the side that serves the request.
+func (t MsgType) IsResponse() bool {
+	switch t {
+	case MsgChatResp, MsgChatChunk, MsgAgentResult, MsgModelStatus, MsgPolicyResult, MsgEmbedResp, MsgError:
+		return true
+	}
+	return false
+}
+
 // String returns the registry name, or "MSG_0xNN" for an unknown type.
 func (t MsgType) String() string {
 	if s, ok := msgNames[t]; ok {
