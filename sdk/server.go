@@ -107,7 +107,6 @@ func (s *Server) Attach(sess *session.Session) {
 	}()
 }
 
-
 // sessionHandler serves the requests of one session, whose client the
 // agent tasks it starts send their own requests with.
 type sessionHandler struct {
