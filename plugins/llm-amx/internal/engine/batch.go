@@ -38,6 +38,14 @@ type scheduler struct {
 	wake    chan struct{}
 	closed  bool
 
+	// ctx is cancelled by close, which stops a step in flight; wg waits
+	// for the goroutine.
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	// stopped is closed by close: members waiting for logits give up.
+	stopped chan struct{}
+
 	// steps counts batch steps, stepped the rows they fed.
 	steps, stepped atomic.Int64
 }
@@ -61,7 +69,9 @@ func newScheduler(m *model.Model) (*scheduler, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &scheduler{m: m, batch: b, wake: make(chan struct{}, 1)}, nil
+	s := &scheduler{m: m, batch: b, wake: make(chan struct{}, 1), stopped: make(chan struct{})}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	return s, nil
 }
 
 func (s *scheduler) signal() {
@@ -85,6 +95,7 @@ func (s *scheduler) join(seq *model.Sequence, next int64) (*member, error) {
 	s.joining = append(s.joining, mb)
 	if !s.running {
 		s.running = true
+		s.wg.Add(1)
 		go s.loop()
 	}
 	s.signal()
@@ -121,6 +132,8 @@ func (s *scheduler) wait(ctx context.Context, mb *member) ([]float32, error) {
 		return mb.logits, nil
 	case <-ctx.Done():
 		return nil, ctx.Err()
+	case <-s.stopped:
+		return nil, fmt.Errorf("engine: the batch stopped: %w", model.ErrClosed)
 	}
 }
 
@@ -137,10 +150,20 @@ func (s *scheduler) fits(rows, maxLen int) bool {
 
 // loop is the scheduler's goroutine.
 func (s *scheduler) loop() {
+	defer s.wg.Done()
 	v := s.m.Vocab()
 	tokens := []int64{}
 	for {
 		s.mu.Lock()
+		if s.closed {
+			for _, mb := range s.joining {
+				mb.seq.Close()
+				mb.reply <- model.ErrClosed
+			}
+			s.joining, s.rows, s.running = nil, nil, false
+			s.mu.Unlock()
+			return
+		}
 		// Leavers first: their rows are free for the joiners.
 		for r := len(s.rows) - 1; r >= 0; r-- {
 			if !s.rows[r].left {
@@ -178,9 +201,6 @@ func (s *scheduler) loop() {
 		}
 		if len(s.rows) == 0 && len(s.joining) == 0 {
 			s.running = false
-			if s.closed {
-				s.batch.Close()
-			}
 			s.mu.Unlock()
 			return
 		}
@@ -202,9 +222,9 @@ func (s *scheduler) loop() {
 		s.mu.Unlock()
 
 		// The step runs outside mu: members post, leave and join
-		// meanwhile. It is not cancelled: a member that leaves during
+		// meanwhile. Only close cancels it: a member that leaves during
 		// it just does not read its row.
-		logits, err := s.batch.Step(context.Background(), tokens)
+		logits, err := s.batch.Step(s.ctx, tokens)
 		s.steps.Add(1)
 		s.stepped.Add(int64(len(rows)))
 		share := s.batch.KVBytes() / int64(len(rows))
@@ -227,14 +247,21 @@ func (s *scheduler) loop() {
 	}
 }
 
-// close releases the batch once it is idle.
+// close stops the goroutine (a step in flight is cancelled; its members
+// and the joiners get an error) and releases the batch.
 func (s *scheduler) close() {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.closed = true
-	if !s.running {
-		s.batch.Close()
+	if s.closed {
+		s.mu.Unlock()
+		return
 	}
+	s.closed = true
+	close(s.stopped)
+	s.mu.Unlock()
+	s.cancel()
+	s.signal()
+	s.wg.Wait()
+	s.batch.Close()
 }
 
 // BatchStats are the continuous batch's counters.

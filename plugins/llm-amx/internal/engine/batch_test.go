@@ -8,6 +8,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/dsmil/l7/plugins/llm-amx/internal/model"
 	"github.com/dsmil/l7/plugins/llm-amx/internal/sampler"
 )
 
@@ -280,5 +281,45 @@ func TestBatchBudget(t *testing.T) {
 	}
 	if s := e.BatchStats(); s.Rows != s.Steps {
 		t.Errorf("%+v: the two rows shared a step beyond the budget", s)
+	}
+}
+
+// TestBatchClose: closing the engine while streams decode in the batch
+// stops them with an error (it does not wait for them to finish, and
+// never runs a step on the closed model); Generate afterwards fails.
+func TestBatchClose(t *testing.T) {
+	initORT(t)
+	e, err := Load(tiny(t).Dir, testOptions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 3
+	decoding := make(chan struct{}, n)
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			k := 0
+			_, err := e.Generate(context.Background(), greedy(strings.Repeat("Long ", i+1), 3000)(e), func(string) error {
+				if k++; k == 2 {
+					decoding <- struct{}{}
+				}
+				return nil
+			})
+			errs <- err
+		}()
+	}
+	for range n {
+		<-decoding
+	}
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for range n {
+		if err := <-errs; err == nil {
+			t.Error("a Generate decoding in the batch finished without error after Close")
+		}
+	}
+	if _, err := e.Generate(context.Background(), greedy("after", 5)(e), func(string) error { return nil }); !errors.Is(err, model.ErrClosed) {
+		t.Fatalf("Generate after Close: %v", err)
 	}
 }

@@ -22,7 +22,7 @@ import (
 // aggregate = all tokens after each stream's first / (last token of the
 // last stream − first token of the first: prefills overlap decodes), and
 // the per-stream decode rate. Threads: $DSMIL_BENCH_THREADS or one per
-// core.
+// core. $DSMIL_BENCH_STREAMS (e.g. "1,8") picks the stream counts.
 //
 //	DSMIL_BENCH_MODEL=~/.cache/dsmil/models/qwen2.5-0.5b go test -run '^$' -bench Streams -benchtime 1x ./plugins/llm-amx/internal/engine/
 func BenchmarkStreams(b *testing.B) {
@@ -56,6 +56,16 @@ func BenchmarkStreams(b *testing.B) {
 	}
 	const promptLen, tokens = 128, 128
 	streams := []int{1, 2, 4, 8}
+	if list := os.Getenv("DSMIL_BENCH_STREAMS"); list != "" {
+		streams = nil
+		for _, f := range strings.Split(list, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || n < 1 {
+				b.Fatalf("DSMIL_BENCH_STREAMS: %q", list)
+			}
+			streams = append(streams, n)
+		}
+	}
 	type key struct {
 		batched bool
 		n       int

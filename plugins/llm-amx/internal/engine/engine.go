@@ -98,8 +98,11 @@ func newEngine(m *model.Model) (*Engine, error) {
 	return e, nil
 }
 
-// Close releases the model. No Generate may be running.
+// Close releases the model. It stops the continuous batch first (the
+// Generates decoding in it end with an error); a Generate prefilling or
+// decoding unbatched must have returned.
 func (e *Engine) Close() error {
+	e.schedOnce.Do(func() {}) // no scheduler after this
 	if e.sched != nil {
 		e.sched.close()
 	}
