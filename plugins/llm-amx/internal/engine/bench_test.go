@@ -20,8 +20,10 @@ import (
 // started together (128-token prompts, 128 greedy tokens, EOS ignored), in
 // $DSMIL_BENCH_ROUNDS (default 3) interleaved rounds, it logs the medians:
 // aggregate = all tokens after each stream's first / (last token of the
-// last stream − first token of the first: prefills overlap decodes), and
-// the per-stream decode rate. Threads: $DSMIL_BENCH_THREADS or one per
+// last stream − first token of the first: prefills overlap decodes), the
+// per-stream decode rate, and the median of the per-round ratios batched /
+// unbatched (the two runs of a round follow each other, so the ratio
+// suffers less from a shared machine's drift than the rates). Threads: $DSMIL_BENCH_THREADS or one per
 // core. $DSMIL_BENCH_STREAMS (e.g. "1,8") picks the stream counts.
 //
 //	DSMIL_BENCH_MODEL=~/.cache/dsmil/models/qwen2.5-0.5b go test -run '^$' -bench Streams -benchtime 1x ./plugins/llm-amx/internal/engine/
@@ -106,11 +108,14 @@ func BenchmarkStreams(b *testing.B) {
 		}
 		agg[key{batched, n}] = append(agg[key{batched, n}], float64(decoded)/last.Sub(first).Seconds())
 	}
+	ratios := map[int][]float64{}
 	for b.Loop() {
 		for range rounds {
 			for _, n := range streams {
 				run(false, n)
 				run(true, n)
+				u, bt := agg[key{false, n}], agg[key{true, n}]
+				ratios[n] = append(ratios[n], bt[len(bt)-1]/u[len(u)-1])
 			}
 		}
 	}
@@ -125,7 +130,7 @@ func BenchmarkStreams(b *testing.B) {
 	for _, n := range streams {
 		u, bt := med(agg[key{false, n}]), med(agg[key{true, n}])
 		fmt.Fprintf(&tab, "%-8d %10.1f (%5.1f each) %10.1f (%5.1f each) %7.2fx\n", n,
-			u, med(per[key{false, n}]), bt, med(per[key{true, n}]), bt/u)
+			u, med(per[key{false, n}]), bt, med(per[key{true, n}]), med(ratios[n]))
 		b.ReportMetric(u, fmt.Sprintf("unbatched-%d-tok/s", n))
 		b.ReportMetric(bt, fmt.Sprintf("batched-%d-tok/s", n))
 	}
