@@ -58,7 +58,7 @@ plugin "llm-amx" {
   model      = "run/models/dsmil-random-qwen2.5-0.5b-int4"
   model_name = "dsmil-demo-random-qwen2.5-0.5b-int4"
   max_tokens = 512 # for requests that set none
-  # threads = 0, parallelism = 2, queue = 16, max_context = 32768,
+  # threads = 0, parallelism = 8, batching = true, queue = 16, max_context = 32768,
   # kv_budget = memory_budget - weights: the defaults.
 }
 

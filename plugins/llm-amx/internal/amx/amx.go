@@ -155,6 +155,7 @@ func (w *Workload) Configure(_ context.Context, cfg *sdk.Config) error {
 	if err != nil {
 		return sdk.InvalidParam("model", "%v", err)
 	}
+	eng.Unbatched, eng.BatchKVBudget = !set.Batching, kv
 	st := &state{
 		cfg: cfg, set: set, eng: eng, log: log, kvBudget: kv,
 		adm:        admission.New(set.Parallelism, kv, set.Queue),
@@ -182,7 +183,11 @@ func (w *Workload) Configure(_ context.Context, cfg *sdk.Config) error {
 		"onnxruntime", info.Version, "library", info.Library, "cpu_features", w.cpu.String(), "accelerator", w.accelerator(),
 		"threads", opts.Session.IntraOpThreads, "graph_optimization", opts.Session.GraphOptimization,
 		"max_context", eng.MaxContext(), "kv_bytes_per_token", perTok, "kv_budget", size(kv),
-		"parallelism", set.Parallelism, "queue", set.Queue, "ignore_eos", set.IgnoreEOS)
+		"parallelism", set.Parallelism, "batching", eng.Batching(), "queue", set.Queue, "ignore_eos", set.IgnoreEOS)
+	if set.Batching && !eng.Batching() {
+		log.Warn("batching is on but the model's graph cannot batch (it needs attention_mask, position_ids and "+
+			"com.microsoft GroupQueryAttention): every request decodes on its own", "file", eng.Model.Files.ONNX)
+	}
 	w.st.Store(st)
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -65,7 +66,7 @@ func TestInfo(t *testing.T) {
 		t.Fatalf("before Configure: %+v", info)
 	}
 	for _, name := range []string{"model", "variant", "model_name", "threads", "graph_optimization", "max_context",
-		"max_tokens", "kv_budget", "parallelism", "queue", "ort_library", "ignore_eos"} {
+		"max_tokens", "kv_budget", "parallelism", "batching", "queue", "ort_library", "ignore_eos"} {
 		if !slices.ContainsFunc(info.Settings, func(s sdk.SettingSpec) bool { return s.Name == name }) {
 			t.Errorf("setting %q not reported", name)
 		}
@@ -484,5 +485,40 @@ func TestTools(t *testing.T) {
 	var e *mux.Error
 	if !errors.As(err, &e) || e.Code != dbe.CodeInvalidRequest || e.Param != "tools" || !strings.Contains(e.Message, `"tiny-test"`) {
 		t.Fatalf("tools with a template that cannot render them: %v", err)
+	}
+}
+
+// TestBatchingSetting: greedy requests running together give the same
+// answers with batching on (the default) and off, and the start-up log
+// says which.
+func TestBatchingSetting(t *testing.T) {
+	texts := map[bool][]string{}
+	for _, batching := range []bool{true, false} {
+		w, logs := configured(t, map[string]any{"batching": batching, "ignore_eos": true})
+		out := make([]string, 3)
+		var wg sync.WaitGroup
+		for i := range out {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				p := user(strings.Repeat("Tell me more. ", i+1))
+				p.Temperature, p.MaxTokens = f32(0), int32(20+10*i)
+				text, _, err := chat(t, w, p)
+				if err != nil {
+					t.Error(err)
+				}
+				out[i] = text
+			}()
+		}
+		wg.Wait()
+		texts[batching] = out
+		if want := fmt.Sprintf(`"batching":%v`, batching); !strings.Contains(logs.String(), want) {
+			t.Errorf("start-up log lacks %s:\n%s", want, logs)
+		}
+	}
+	for i := range texts[true] {
+		if texts[true][i] == "" || texts[true][i] != texts[false][i] {
+			t.Errorf("request %d: batched %q, unbatched %q", i, texts[true][i], texts[false][i])
+		}
 	}
 }

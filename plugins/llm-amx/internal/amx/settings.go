@@ -11,8 +11,9 @@ import (
 
 // Defaults of the settings.
 const (
-	// DefaultParallelism is how many requests generate at once.
-	DefaultParallelism = 2
+	// DefaultParallelism is how many requests generate at once: with
+	// batching, the most rows of the continuous batch.
+	DefaultParallelism = 8
 	// DefaultQueue is how many requests may wait for a turn.
 	DefaultQueue = 16
 )
@@ -38,7 +39,9 @@ var settingSpecs = []sdk.SettingSpec{
 	{Name: "kv_budget", Type: "string",
 		Description: `KV cache memory all running requests may reserve, e.g. "2GiB". Default: memory_budget minus the model's weights when memory_budget is set, else enough for every parallel request at max_context.`},
 	{Name: "parallelism", Type: "number",
-		Description: "Requests generating at once, each with its own KV cache. Default 2."},
+		Description: "Requests generating at once: with batching, the most sequences decoded together in one ONNX Runtime run per step. Default 8."},
+	{Name: "batching", Type: "bool",
+		Description: "Continuous batching: the running requests decode together, one ONNX Runtime run per token for all of them (models whose graph uses GroupQueryAttention). false: each request runs its own. Default true."},
 	{Name: "queue", Type: "number",
 		Description: "Requests that may wait for a turn; more are refused with OVERLOADED (HTTP 503 + Retry-After). Default 16."},
 	{Name: "ort_library", Type: "string",
@@ -72,12 +75,14 @@ type settings struct {
 	ORTLibrary string
 	// IgnoreEOS generates past EOS tokens.
 	IgnoreEOS bool
+	// Batching decodes the running requests in one batch.
+	Batching bool
 }
 
 // parseSettings decodes and checks cfg.Settings, filling in defaults. A
 // bad or unknown setting is an INVALID_REQUEST naming it.
 func parseSettings(raw map[string]any, getenv func(string) string) (*settings, error) {
-	s := &settings{Parallelism: DefaultParallelism, Queue: DefaultQueue}
+	s := &settings{Parallelism: DefaultParallelism, Queue: DefaultQueue, Batching: true}
 	for name, v := range raw {
 		var err error
 		switch name {
@@ -111,6 +116,8 @@ func parseSettings(raw map[string]any, getenv func(string) string) (*settings, e
 			s.ORTLibrary, err = str(v)
 		case "ignore_eos":
 			s.IgnoreEOS, err = boolean(v)
+		case "batching":
+			s.Batching, err = boolean(v)
 		case "allow_spinning":
 			var spin bool
 			spin, err = boolean(v)

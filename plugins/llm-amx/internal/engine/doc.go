@@ -5,7 +5,14 @@
 //
 // Generate prefills the whole prompt in one model.Sequence step, then
 // decodes one token per step, feeding each step only the new token: the
-// KV cache stays in the Sequence, nothing is recomputed. Each token is
+// KV cache stays with the sequence, nothing is recomputed. With continuous
+// batching (the default for models whose graph can batch, see
+// model.Model.CanBatch), the sequence then joins the engine's
+// model.Batch: one scheduler goroutine steps every running Generate's
+// sequence in one ONNX Runtime run per token, rows joining and leaving at
+// step boundaries, while each Generate keeps its own sampling, constraint,
+// stop sequences, streaming and cancellation (see batch.go). Unbatched,
+// each Generate steps its own Sequence. Each token is
 // drawn by a sampler (internal/sampler), decoded incrementally by the
 // tokenizer's StreamDecoder (so no broken UTF-8 ever leaves), and passed
 // through a stop-sequence matcher that holds back any text that could be

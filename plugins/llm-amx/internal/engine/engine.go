@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/bits"
+	"sync"
 	"time"
 
 	"github.com/dsmil/l7/plugins/internal/tokenizer"
@@ -27,7 +28,9 @@ var (
 )
 
 // Engine is a loaded model with its tokenizer and chat template. It is
-// safe for concurrent use: every Generate has its own Sequence.
+// safe for concurrent use: every Generate prefills in its own Sequence,
+// then decodes in the engine's continuous batch (or, unbatched, in its
+// own Sequence).
 type Engine struct {
 	// Model is the ONNX model.
 	Model *model.Model
@@ -35,6 +38,21 @@ type Engine struct {
 	Tokenizer *tokenizer.Tokenizer
 	// Template is the model's chat template.
 	Template *chattmpl.Template
+
+	// Unbatched, set before the first Generate, makes every Generate
+	// decode in its own model.Sequence, one ONNX Runtime run per sequence
+	// per token, instead of in the continuous batch. A model whose graph
+	// cannot batch (model.Model.CanBatch) always runs unbatched.
+	Unbatched bool
+	// BatchKVBudget, set before the first Generate, bounds the batch's
+	// padded KV cache: a sequence waits to join while rows (rounded up to
+	// a power of two) × the longest row's limit × KV bytes per token would
+	// exceed it. 0: no bound (the caller's admission bounds the rows).
+	BatchKVBudget int64
+
+	schedOnce sync.Once
+	sched     *scheduler
+	schedErr  error
 
 	eos map[int]bool
 	// eosIDs are eos's keys that index the logits, for constrain.
@@ -80,8 +98,33 @@ func newEngine(m *model.Model) (*Engine, error) {
 	return e, nil
 }
 
-// Close releases the model.
-func (e *Engine) Close() error { return e.Model.Close() }
+// Close releases the model. It stops the continuous batch first (the
+// Generates decoding in it end with an error); a Generate prefilling or
+// decoding unbatched must have returned.
+func (e *Engine) Close() error {
+	e.schedOnce.Do(func() {}) // no scheduler after this
+	if e.sched != nil {
+		e.sched.close()
+	}
+	return e.Model.Close()
+}
+
+// Batching reports whether Generate decodes in the continuous batch.
+func (e *Engine) Batching() bool { return !e.Unbatched && e.Model.CanBatch() }
+
+// scheduler returns the continuous batch's scheduler, nil when unbatched.
+func (e *Engine) scheduler() (*scheduler, error) {
+	if !e.Batching() {
+		return nil, nil
+	}
+	e.schedOnce.Do(func() {
+		e.sched, e.schedErr = newScheduler(e.Model)
+		if e.sched != nil {
+			e.sched.budget = e.BatchKVBudget
+		}
+	})
+	return e.sched, e.schedErr
+}
 
 // MaxContext is the longest sequence (prompt + completion) a request may
 // use.
@@ -218,12 +261,50 @@ func (e *Engine) Generate(ctx context.Context, req *Request, emit func(string) e
 	if req.MaxTokens < 1 || total > e.MaxContext() {
 		return res, fmt.Errorf("%w: %d prompt tokens + max_tokens %d > %d", ErrTooLong, len(req.Prompt), req.MaxTokens, e.MaxContext())
 	}
+	sched, err := e.scheduler()
+	if err != nil {
+		return res, err
+	}
 	seq, err := e.Model.NewSequence(total)
 	if err != nil {
 		return res, err
 	}
-	defer seq.Close()
-	defer func() { res.KVBytes = seq.KVBytes() }()
+	// The sequence prefills the prompt; batched, it then joins the batch,
+	// which takes it over (and closes it).
+	var mb *member
+	defer func() {
+		if mb != nil {
+			sched.leave(mb)
+			res.KVBytes = mb.kvBytes.Load()
+			return
+		}
+		res.KVBytes = seq.KVBytes()
+		seq.Close()
+	}()
+	// post starts the step that feeds id; next waits for its logits.
+	var posted int64
+	post := func(id int) error {
+		if sched == nil {
+			posted = int64(id)
+			return nil
+		}
+		if mb != nil {
+			sched.post(mb, int64(id))
+			return nil
+		}
+		m, err := sched.join(seq, int64(id))
+		if err != nil {
+			return err
+		}
+		mb = m
+		return nil
+	}
+	next := func() ([]float32, error) {
+		if sched == nil {
+			return seq.Step(ctx, []int64{posted})
+		}
+		return sched.wait(ctx, mb)
+	}
 
 	smp := sampler.New(req.Sampling, e.vocab)
 	smp.AddPrompt(req.Prompt)
@@ -275,6 +356,14 @@ func (e *Engine) Generate(ctx context.Context, req *Request, emit func(string) e
 			break
 		}
 		text, stopped := stop.push(dec.Add(id))
+		more := !stopped && res.CompletionTokens < req.MaxTokens
+		// The next step starts before the text goes out: the client's
+		// stream and the model run side by side.
+		if more {
+			if err := post(id); err != nil {
+				return res, err
+			}
+		}
 		if err := send(text); err != nil {
 			return res, err
 		}
@@ -282,11 +371,11 @@ func (e *Engine) Generate(ctx context.Context, req *Request, emit func(string) e
 			res.Finish = FinishStop
 			return res, nil
 		}
-		if res.CompletionTokens == req.MaxTokens {
+		if !more {
 			res.Finish = FinishLength
 			break
 		}
-		if row, err = seq.Step(ctx, []int64{int64(id)}); err != nil {
+		if row, err = next(); err != nil {
 			return res, err
 		}
 	}

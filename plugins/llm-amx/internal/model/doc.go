@@ -25,4 +25,13 @@
 // are the very ORT values fed as past_key_values.N to the next (two
 // buffers per cache tensor, alternating, grown by doubling), so nothing is
 // recomputed or copied by this package, and every output is pre-allocated.
+//
+// A Batch holds the caches of several sequences in one buffer per cache
+// tensor, [rows, kv_heads, capacity, head_dim], right-padded, and
+// Batch.Step feeds one token to every row in one run. The past input and
+// the present output are the same memory, which GroupQueryAttention
+// updates in place at each row's own length (seqlens_k, from the
+// attention mask's row sums). A prefilled Sequence joins as a new row
+// (Batch.Join copies its cache); Batch.Leave moves the last row into the
+// leaver's place.
 package model

@@ -89,6 +89,10 @@ type GraphInfo struct {
 	Opsets map[string]int64
 	// Metadata is the model's metadata_props.
 	Metadata map[string]string
+	// Ops counts the main graph's nodes by operator, "op_type" for the
+	// default domain and "domain:op_type" for others
+	// ("com.microsoft:GroupQueryAttention").
+	Ops map[string]int
 }
 
 // ReadGraphInfo reads the inputs, outputs, opsets, metadata and external
@@ -145,7 +149,7 @@ func fields(b []byte, fn func(num protowire.Number, typ protowire.Type, v []byte
 }
 
 func parseModel(data []byte) (*GraphInfo, error) {
-	gi := &GraphInfo{Opsets: map[string]int64{}, Metadata: map[string]string{}}
+	gi := &GraphInfo{Opsets: map[string]int64{}, Metadata: map[string]string{}, Ops: map[string]int{}}
 	var graph []byte
 	err := fields(data, func(num protowire.Number, typ protowire.Type, v []byte) error {
 		if typ != protowire.BytesType {
@@ -183,6 +187,12 @@ func parseModel(data []byte) (*GraphInfo, error) {
 			return nil
 		}
 		switch num {
+		case 1: // node
+			op, err := nodeOp(v)
+			if err != nil {
+				return err
+			}
+			gi.Ops[op]++
 		case 5: // initializer: read its name and external data, skip the data
 			name, loc, err := initializerRef(v)
 			if err != nil {
@@ -239,6 +249,25 @@ func initializerRef(b []byte) (name, location string, err error) {
 		return nil
 	})
 	return name, location, err
+}
+
+// nodeOp returns a NodeProto's operator: "op_type", or "domain:op_type"
+// outside the default domain.
+func nodeOp(b []byte) (string, error) {
+	var op, domain string
+	err := fields(b, func(num protowire.Number, typ protowire.Type, v []byte) error {
+		switch {
+		case num == 4 && typ == protowire.BytesType:
+			op = string(v)
+		case num == 7 && typ == protowire.BytesType:
+			domain = string(v)
+		}
+		return nil
+	})
+	if domain != "" && domain != "ai.onnx" {
+		op = domain + ":" + op
+	}
+	return op, err
 }
 
 func tensorInfo(vi *onnx.ValueInfoProto) TensorInfo {

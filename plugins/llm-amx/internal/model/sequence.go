@@ -238,15 +238,21 @@ func (s *Sequence) Step(ctx context.Context, tokens []int64) ([]float32, error) 
 
 // run runs the session, terminating it if ctx is cancelled meanwhile.
 func (s *Sequence) run(ctx context.Context) error {
+	return runSession(ctx, s.m.session, s.ro, s.ins, s.outs)
+}
+
+// runSession runs session with ro, terminating it if ctx is cancelled
+// meanwhile.
+func runSession(ctx context.Context, session *ortgo.DynamicAdvancedSession, ro *ortgo.RunOptions, ins, outs []ortgo.Value) error {
 	done := make(chan struct{})
 	stop := context.AfterFunc(ctx, func() {
 		defer close(done)
-		_ = s.ro.Terminate()
+		_ = ro.Terminate()
 	})
-	err := s.m.session.RunWithOptions(s.ins, s.outs, s.ro)
+	err := session.RunWithOptions(ins, outs, ro)
 	if !stop() {
 		<-done
-		_ = s.ro.UnsetTerminate()
+		_ = ro.UnsetTerminate()
 	}
 	if err != nil {
 		if cerr := ctx.Err(); cerr != nil {
