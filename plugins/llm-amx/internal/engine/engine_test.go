@@ -196,35 +196,19 @@ func TestCancel(t *testing.T) {
 		t.Fatalf("cancelled after 3 tokens: err %v, %d tokens generated", err, res.CompletionTokens)
 	}
 
-	// A long prefill, cancelled 20 ms in: it returns long before the
-	// prefill would have finished. Timing on a shared machine is noisy:
-	// one attempt of three must show it.
+	// A long prefill, cancelled 20 ms in: ONNX Runtime stops inside the
+	// run (the step reports model.ErrTerminated), rather than the engine
+	// noticing the cancellation after the prefill has finished.
 	long := make([]int, 3000)
 	for i := range long {
 		long[i] = (i*31 + 7) % 500
 	}
-	req := &Request{Prompt: long, MaxTokens: 1}
-	var full, took time.Duration
-	for attempt := 0; attempt < 3; attempt++ {
-		start := time.Now()
-		if _, err := e.Generate(context.Background(), req, func(string) error { return nil }); err != nil {
-			t.Fatal(err)
-		}
-		full = time.Since(start)
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
-		start = time.Now()
-		_, err := e.Generate(ctx, req, func(string) error { return nil })
-		took = time.Since(start)
-		cancel()
-		t.Logf("3000-token prefill: %v; cancelled after 20 ms: returned after %v", full, took)
-		if !errors.Is(err, context.DeadlineExceeded) {
-			t.Fatalf("cancelled prefill: err %v", err)
-		}
-		if full < 100*time.Millisecond || took < full/2 {
-			return
-		}
+	ctx, cancel = context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	_, err = e.Generate(ctx, &Request{Prompt: long, MaxTokens: 1}, func(string) error { return nil })
+	if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, model.ErrTerminated) {
+		t.Fatalf("prefill cancelled 20 ms in: %v (want the run terminated, model.ErrTerminated)", err)
 	}
-	t.Errorf("cancelled prefill returned after %v; the whole prefill takes %v", took, full)
 }
 
 func TestEmitError(t *testing.T) {

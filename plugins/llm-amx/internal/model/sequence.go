@@ -236,6 +236,11 @@ func (s *Sequence) Step(ctx context.Context, tokens []int64) ([]float32, error) 
 	return s.logits[:k*vocab], nil
 }
 
+// ErrTerminated is wrapped (with the context's error) by a step that ONNX
+// Runtime stopped part-way because its context was cancelled; a step that
+// completed before it noticed returns the context's error alone.
+var ErrTerminated = errors.New("model: run terminated")
+
 // run runs the session, terminating it if ctx is cancelled meanwhile.
 func (s *Sequence) run(ctx context.Context) error {
 	return runSession(ctx, s.m.session, s.ro, s.ins, s.outs)
@@ -256,7 +261,7 @@ func runSession(ctx context.Context, session *ortgo.DynamicAdvancedSession, ro *
 	}
 	if err != nil {
 		if cerr := ctx.Err(); cerr != nil {
-			return fmt.Errorf("model: step cancelled: %w", cerr)
+			return fmt.Errorf("model: step cancelled: %w: %w", ErrTerminated, cerr)
 		}
 		return fmt.Errorf("model: step: %w", err)
 	}
