@@ -90,13 +90,8 @@ const agentMaxMargin = 2 * time.Second
 // which the task's own requests go; nil when the frame did not come from a
 // session (then the task's Router fails every call).
 func (s *Server) serveAgent(ctx context.Context, f *dbe.Frame, w *mux.ResponseWriter, mc *mux.Client) {
-	if s.agent == nil {
-		_ = w.Fail(Errorf(dbe.CodeUnknownMsgType, "plugin does not run agent tasks (%s)", f.Type))
-		return
-	}
-	cfg := s.configured()
+	cfg := s.ready(w, f, s.agent != nil, "agent tasks")
 	if cfg == nil {
-		_ = w.Fail(&mux.Error{Code: dbe.CodeNoWorkerAvailable, Message: ErrNotConfigured.Error()})
 		return
 	}
 	task, err := agentTask(f, cfg)
@@ -113,11 +108,7 @@ func (s *Server) serveAgent(ctx context.Context, f *dbe.Frame, w *mux.ResponseWr
 	res, err := s.agent.RunTask(ctx, task, &agentProgress{w: w})
 	s.inFlight.Add(-1)
 	if err != nil {
-		e := AsError(err)
-		if e.Code == dbe.CodeWorkerFailed {
-			s.logger.Warn("agent task failed", "request_id", dbe.FormatUUID(task.RequestID), "error", err)
-		}
-		_ = w.Fail(e)
+		s.failRequest(ctx, w, "agent task", task.RequestID, err)
 		return
 	}
 	if res == nil {

@@ -22,13 +22,8 @@ const roleAssistant = "assistant"
 // serveChat answers one L7_CHAT_REQ.
 func (s *Server) serveChat(ctx context.Context, f *dbe.Frame, w *mux.ResponseWriter) {
 	start := time.Now()
-	if s.chat == nil {
-		_ = w.Fail(Errorf(dbe.CodeUnknownMsgType, "plugin does not serve chat (%s)", f.Type))
-		return
-	}
-	cfg := s.configured()
+	cfg := s.ready(w, f, s.chat != nil, "chat")
 	if cfg == nil {
-		_ = w.Fail(&mux.Error{Code: dbe.CodeNoWorkerAvailable, Message: ErrNotConfigured.Error()})
 		return
 	}
 	req, err := chatRequest(f, cfg)
@@ -51,14 +46,7 @@ func (s *Server) serveChat(ctx context.Context, f *dbe.Frame, w *mux.ResponseWri
 	res, err := s.runChat(ctx, req, out)
 	out.finish()
 	if err != nil {
-		if ctx.Err() != nil {
-			err = ctx.Err()
-		}
-		e := AsError(err)
-		if e.Code == dbe.CodeWorkerFailed {
-			s.logger.Warn("chat failed", "request_id", dbe.FormatUUID(req.RequestID), "error", err)
-		}
-		_ = w.Fail(e)
+		s.failRequest(ctx, w, "chat", req.RequestID, err)
 		return
 	}
 
@@ -111,14 +99,46 @@ func (s *Server) serveChat(ctx context.Context, f *dbe.Frame, w *mux.ResponseWri
 
 // defaultModel is the model a response names unless the workload says
 // otherwise: the one asked for, else the plugin's first.
-func (s *Server) defaultModel(req *ChatRequest) string {
-	if m := req.Params.GetModel(); m != "" {
-		return m
+func (s *Server) defaultModel(req *ChatRequest) string { return s.modelName(req.Params.GetModel()) }
+
+// modelName is model, or the plugin's first model when model is empty.
+func (s *Server) modelName(model string) string {
+	if model != "" {
+		return model
 	}
 	if info := s.info.Load(); info != nil && len(info.Models) > 0 {
 		return info.Models[0]
 	}
 	return ""
+}
+
+// ready returns the plugin's configuration for serving request f, or nil
+// after failing it: UNKNOWN_MSG_TYPE when the workload does not serve what
+// (serves is false), NO_WORKER_AVAILABLE before Configure.
+func (s *Server) ready(w *mux.ResponseWriter, f *dbe.Frame, serves bool, what string) *Config {
+	if !serves {
+		_ = w.Fail(Errorf(dbe.CodeUnknownMsgType, "plugin does not serve %s (%s)", what, f.Type))
+		return nil
+	}
+	cfg := s.configured()
+	if cfg == nil {
+		_ = w.Fail(&mux.Error{Code: dbe.CodeNoWorkerAvailable, Message: ErrNotConfigured.Error()})
+	}
+	return cfg
+}
+
+// failRequest fails a request the workload could not serve: with the
+// context's error when the request ended first, logged when the workload
+// itself failed (WORKER_FAILED).
+func (s *Server) failRequest(ctx context.Context, w *mux.ResponseWriter, what string, id [16]byte, err error) {
+	if ctx.Err() != nil {
+		err = ctx.Err()
+	}
+	e := AsError(err)
+	if e.Code == dbe.CodeWorkerFailed {
+		s.logger.Warn(what+" failed", "request_id", dbe.FormatUUID(id), "error", err)
+	}
+	_ = w.Fail(e)
 }
 
 // runChat calls the workload, counting it as in flight.

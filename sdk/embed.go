@@ -53,13 +53,8 @@ type EmbedResult struct {
 // serveEmbed answers one L7_EMBED_REQ.
 func (s *Server) serveEmbed(ctx context.Context, f *dbe.Frame, w *mux.ResponseWriter) {
 	start := time.Now()
-	if s.embed == nil {
-		_ = w.Fail(Errorf(dbe.CodeUnknownMsgType, "plugin does not serve embeddings (%s)", f.Type))
-		return
-	}
-	cfg := s.configured()
+	cfg := s.ready(w, f, s.embed != nil, "embeddings")
 	if cfg == nil {
-		_ = w.Fail(&mux.Error{Code: dbe.CodeNoWorkerAvailable, Message: ErrNotConfigured.Error()})
 		return
 	}
 	req, err := embedRequest(f, cfg)
@@ -78,23 +73,12 @@ func (s *Server) serveEmbed(ctx context.Context, f *dbe.Frame, w *mux.ResponseWr
 		err = Errorf(dbe.CodeWorkerFailed, "plugin returned %d vectors for %d inputs", n, len(req.Params.GetInputs()))
 	}
 	if err != nil {
-		if ctx.Err() != nil {
-			err = ctx.Err()
-		}
-		e := AsError(err)
-		if e.Code == dbe.CodeWorkerFailed {
-			s.logger.Warn("embeddings failed", "request_id", dbe.FormatUUID(req.RequestID), "error", err)
-		}
-		_ = w.Fail(e)
+		s.failRequest(ctx, w, "embeddings", req.RequestID, err)
 		return
 	}
-	model := req.Params.GetModel()
-	if res.Model != "" {
-		model = res.Model
-	} else if model == "" {
-		if info := s.info.Load(); info != nil && len(info.Models) > 0 {
-			model = info.Models[0]
-		}
+	model := res.Model
+	if model == "" {
+		model = s.modelName(req.Params.GetModel())
 	}
 	resp := &l7v1.L7EmbedResponse{
 		Model:     model,
