@@ -71,6 +71,23 @@ func goBytes(p *C.uint8_t, n C.size_t) []byte {
 	return C.GoBytes(unsafe.Pointer(p), C.int(n))
 }
 
+// retBytes returns b to the caller, or fails with err.
+func retBytes(b []byte, err error, out **C.uint8_t, n *C.size_t, errOut **C.char) C.int32_t {
+	if err != nil {
+		return fail(err, errOut)
+	}
+	cBytes(b, out, n)
+	return C.DBE_OK
+}
+
+// retJSON returns v as JSON to the caller, or fails with err.
+func retJSON(v any, err error, out **C.char, errOut **C.char) C.int32_t {
+	if err != nil {
+		return fail(err, errOut)
+	}
+	return cJSON(v, out)
+}
+
 func cJSON(v any, out **C.char) C.int32_t {
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -131,33 +148,22 @@ func dbe_frame_encode(js *C.char, out **C.uint8_t, n *C.size_t, errOut **C.char)
 		return fail(err, errOut)
 	}
 	b, err := f.MarshalBinary()
-	if err != nil {
-		return fail(err, errOut)
-	}
-	cBytes(b, out, n)
-	return C.DBE_OK
+	return retBytes(b, err, out, n, errOut)
 }
 
 //export dbe_tlv_encode
 func dbe_tlv_encode(name *C.char, js *C.char, out **C.uint8_t, n *C.size_t, errOut **C.char) C.int32_t {
 	t, v, err := tlvValueFromJSON(C.GoString(name), []byte(C.GoString(js)))
-	if err != nil {
-		return fail(err, errOut)
+	if err == nil {
+		err = dbe.ValidateTLV(t, v)
 	}
-	if err := dbe.ValidateTLV(t, v); err != nil {
-		return fail(err, errOut)
-	}
-	cBytes(v, out, n)
-	return C.DBE_OK
+	return retBytes(v, err, out, n, errOut)
 }
 
 //export dbe_tlv_decode
 func dbe_tlv_decode(typ C.uint16_t, buf *C.uint8_t, n C.size_t, out **C.char, errOut **C.char) C.int32_t {
 	v, err := tlvValueToJSON(dbe.TLVType(typ), goBytes(buf, n))
-	if err != nil {
-		return fail(err, errOut)
-	}
-	return cJSON(v, out)
+	return retJSON(v, err, out, errOut)
 }
 
 //export dbe_registry
@@ -166,21 +172,13 @@ func dbe_registry(out **C.char) C.int32_t { return cJSON(registryJSON(), out) }
 //export dbe_payload_encode
 func dbe_payload_encode(msgType C.uint8_t, js *C.char, out **C.uint8_t, n *C.size_t, errOut **C.char) C.int32_t {
 	b, err := payloadFromJSON(dbe.MsgType(msgType), []byte(C.GoString(js)))
-	if err != nil {
-		return fail(err, errOut)
-	}
-	cBytes(b, out, n)
-	return C.DBE_OK
+	return retBytes(b, err, out, n, errOut)
 }
 
 //export dbe_payload_decode
 func dbe_payload_decode(msgType C.uint8_t, buf *C.uint8_t, n C.size_t, out **C.char, errOut **C.char) C.int32_t {
 	js, err := payloadToJSON(dbe.MsgType(msgType), goBytes(buf, n))
-	if err != nil {
-		return fail(err, errOut)
-	}
-	*out = C.CString(string(js))
-	return C.DBE_OK
+	return retJSON(json.RawMessage(js), err, out, errOut)
 }
 
 // mintConfig is dbe_claim_mint's argument.
