@@ -81,7 +81,9 @@ func (w *Workload) Chat(ctx context.Context, req *sdk.ChatRequest, out sdk.Strea
 	emit := out.Send
 	var calls *toolEmitter
 	if tools.call {
-		if calls, err = newToolEmitter(out, tools.format); err != nil {
+		mode := p.GetToolChoice().GetMode()
+		forced := mode == l7v1.ToolChoiceMode_TOOL_CHOICE_MODE_REQUIRED || mode == l7v1.ToolChoiceMode_TOOL_CHOICE_MODE_FUNCTION
+		if calls, err = newToolEmitter(out, tools.format, forced); err != nil {
 			release()
 			return nil, err
 		}

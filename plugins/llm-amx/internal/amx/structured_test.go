@@ -237,3 +237,26 @@ func TestGrammarCache(t *testing.T) {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// TestForcedToolCallCutShort: tool_choice "required" cut off by max_tokens
+// inside the first call answers finish "length" with neither content nor
+// a call: the start of an unfinished envelope is not content.
+func TestForcedToolCallCutShort(t *testing.T) {
+	w, _ := configured(t, nil)
+	tools := []*l7v1.Tool{{Type: "function", Function: &l7v1.FunctionDef{Name: "get_time", ParametersJson: `{"type":"object","properties":{"tz":{"enum":["UTC","CET"]}},"required":["tz"]}`}}}
+	for seed := range int64(12) {
+		for _, max := range []int32{1, 2, 4} {
+			s := &stream{}
+			res, err := w.Chat(t.Context(), &sdk.ChatRequest{Profile: "llm-test", Params: &l7v1.L7ChatRequest{Model: "tiny-test",
+				Messages: []*l7v1.Message{{Role: "user", Content: "Time?"}}, Tools: tools,
+				ToolChoice: &l7v1.ToolChoice{Mode: l7v1.ToolChoiceMode_TOOL_CHOICE_MODE_REQUIRED},
+				Temperature: f32(1), Seed: &seed, MaxTokens: max}}, s)
+			if err != nil {
+				t.Fatalf("seed %d max %d: %v", seed, max, err)
+			}
+			if res.FinishReason != l7v1.FinishReason_FINISH_REASON_LENGTH || s.text() != "" || len(s.calls) != 0 {
+				t.Fatalf("seed %d max %d: finish %v, content %q, calls %v", seed, max, res.FinishReason, s.text(), s.calls)
+			}
+		}
+	}
+}

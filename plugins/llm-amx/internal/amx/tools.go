@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
+	"slices"
 
 	"github.com/dsmil/l7/plugins/llm-amx/internal/toolcall"
 	"github.com/dsmil/l7/sdk"
@@ -65,14 +66,15 @@ func callID() string {
 type toolEmitter struct {
 	out    sdk.ToolCallStream
 	parser *toolcall.Parser
+	forced bool // the grammar allows nothing but calls (tool_choice required or a named function)
 }
 
-func newToolEmitter(out sdk.Stream, f toolcall.Format) (*toolEmitter, error) {
+func newToolEmitter(out sdk.Stream, f toolcall.Format, forced bool) (*toolEmitter, error) {
 	tc, ok := out.(sdk.ToolCallStream)
 	if !ok {
 		return nil, sdk.Errorf(dbe.CodeInternal, "the SDK's stream cannot carry tool calls")
 	}
-	return &toolEmitter{out: tc, parser: toolcall.NewParser(f, callID)}, nil
+	return &toolEmitter{out: tc, parser: toolcall.NewParser(f, callID), forced: forced}, nil
 }
 
 func (e *toolEmitter) emit(text string) error { return e.send(e.parser.Push(text)) }
@@ -97,6 +99,11 @@ func (e *toolEmitter) send(ds []toolcall.Delta) error {
 // finish says why); a malformed one is the model's failure.
 func (e *toolEmitter) close(finish l7v1.FinishReason) (l7v1.FinishReason, error) {
 	ds, calls, err := e.parser.Close()
+	if e.forced && finish == l7v1.FinishReason_FINISH_REASON_LENGTH {
+		// Cut off inside a call the grammar forced: what the parser still
+		// held is the start of that call (an unfinished opener), not content.
+		ds = slices.DeleteFunc(ds, func(d toolcall.Delta) bool { return !d.Call })
+	}
 	if serr := e.send(ds); serr != nil {
 		return finish, serr
 	}
