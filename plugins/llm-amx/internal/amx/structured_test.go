@@ -249,7 +249,7 @@ func TestForcedToolCallCutShort(t *testing.T) {
 			s := &stream{}
 			res, err := w.Chat(t.Context(), &sdk.ChatRequest{Profile: "llm-test", Params: &l7v1.L7ChatRequest{Model: "tiny-test",
 				Messages: []*l7v1.Message{{Role: "user", Content: "Time?"}}, Tools: tools,
-				ToolChoice: &l7v1.ToolChoice{Mode: l7v1.ToolChoiceMode_TOOL_CHOICE_MODE_REQUIRED},
+				ToolChoice:  &l7v1.ToolChoice{Mode: l7v1.ToolChoiceMode_TOOL_CHOICE_MODE_REQUIRED},
 				Temperature: f32(1), Seed: &seed, MaxTokens: max}}, s)
 			if err != nil {
 				t.Fatalf("seed %d max %d: %v", seed, max, err)
