@@ -47,7 +47,9 @@ type AsyncWorker interface {
 // Observer) or could not decode it.
 //
 // cancel, for a caller that went away, tells the worker and sends nothing
-// more to out; the request ends as CANCELLED. An L7_POLICY_CHECK is
+// more to out; the request ends as CANCELLED. An L7_AGENT_TASK is the
+// exception: cancel tells the worker, and out still gets the task's final
+// frame (its L7_AGENT_RESULT with status CANCELLED, or an ERROR). An L7_POLICY_CHECK is
 // answered before Forward returns (see PolicyChecker); it reaches no
 // worker.
 func (r *Router) Forward(ctx context.Context, req *dbe.Frame, out func(f *dbe.Frame, payload proto.Message)) (cancel func()) {
@@ -93,11 +95,19 @@ func (r *Router) forward(ctx context.Context, req *dbe.Frame, out func(*dbe.Fram
 	// The deadline travels as TIMEOUT_MS and the worker enforces it (see
 	// Worker and AsyncWorker): no timer or context per request here.
 	fwd := forwardFrame(req, fl.device, fl.timeout)
+	agent := fwd.Type == dbe.MsgAgentTask
 	var stop func()
 	if aw, ok := w.(AsyncWorker); ok {
 		stop = aw.Go(fwd, fl.timeout, fl.deliver)
 	} else {
 		stop = goCall(w, fwd, fl.timeout, fl.deliver)
+	}
+	if agent {
+		// A cancelled agent task still ends with its final frame: the
+		// L7_AGENT_RESULT with status CANCELLED and the partial
+		// transcript, or ERROR CANCELLED from a worker that does not
+		// answer in time (pluginmgr.AgentCancelGrace).
+		return stop
 	}
 	return func() {
 		fl.gone.Store(true)

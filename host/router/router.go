@@ -163,11 +163,13 @@ var ErrNoResponse = errors.New("router: worker sent no final frame")
 // on Route's goroutine (so it may block), the caller setting its own
 // correlation id; the last is final (END_STREAM, or an ERROR frame). When
 // ctx is cancelled (the caller went away) the worker is told to cancel and
-// nothing more is sent to out; when ctx's deadline passes the request ends
+// nothing more is sent to out (but an agent task's final frame, see
+// Forward); when ctx's deadline passes the request ends
 // with DEADLINE_EXCEEDED (Forward made it the request's budget). An out that
 // returns an error is taken for a caller that went away.
 func (r *Router) Route(ctx context.Context, req *dbe.Frame, out func(*dbe.Frame) error) error {
 	in := &inbox{ready: make(chan struct{}, 1)}
+	agent := req.Type == dbe.MsgAgentTask
 	cancel := r.forward(ctx, req, in.put, in.end)
 	gone := false
 	cancelled := ctx.Done()
@@ -176,7 +178,9 @@ func (r *Router) Route(ctx context.Context, req *dbe.Frame, out func(*dbe.Frame)
 		case <-cancelled:
 			cancelled = nil
 			if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				gone = true
+				// An agent task's final frame (status CANCELLED, the
+				// partial transcript) still goes to out (Forward).
+				gone = !agent
 				cancel()
 			}
 		case <-in.ready:

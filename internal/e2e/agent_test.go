@@ -55,6 +55,7 @@ const agentAudience = "dsmil-router"
 // decides with the policy engine over the test's tenants.
 type agentPlane struct {
 	r         *router.Router
+	m         *pluginmgr.Manager
 	minter    *identity.Minter
 	logs      *testutil.SyncBuffer // plugin manager, plugins, agent steps
 	decisions *testutil.SyncBuffer // the policy engine's decision log
@@ -103,7 +104,8 @@ func startAgentPlane(t *testing.T) *agentPlane {
 	p := &agentPlane{logs: &testutil.SyncBuffer{}, decisions: &testutil.SyncBuffer{}, artifacts: filepath.Join(dir, "artifacts")}
 	// Task types: "triage" (every tool, the model's choice forced), "report"
 	// (write_report only), "slow" (a wall time no step fits in), "tokens"
-	// (a token budget one step exhausts).
+	// (a token budget one step exhausts), "long" (a tool call, then an
+	// answer of up to 8000 tokens: random weights rarely stop early).
 	src := fmt.Sprintf(`
 plugin "llm-amx" {
   path         = %[1]q
@@ -151,6 +153,14 @@ plugin "agent" {
       tool_choice  = "required"
       max_steps    = 50
       wall_time    = "30ms"
+    }
+    long = {
+      instructions    = "Work."
+      profile         = %[2]q
+      tools           = ["list_dir"]
+      tool_choice     = "required"
+      max_steps       = 2
+      step_max_tokens = 8000
     }
     tokens = {
       instructions    = "Work."
@@ -210,6 +220,7 @@ tenant %[11]q {
 		t.Fatal(err)
 	}
 	steps.Router = p.r
+	p.m = m
 	ctx, cancel := context.WithCancel(context.Background())
 	m.Start(ctx)
 	t.Cleanup(func() {
@@ -231,24 +242,12 @@ tenant %[11]q {
 // progress frames' steps and the final result, or the router's error.
 func (p *agentPlane) task(t *testing.T, tenant string, roe dbe.ROELevel, comp dbe.Compartment, id [16]byte, task *l7v1.L7AgentTask) ([]*l7v1.AgentStep, *l7v1.L7AgentResult, error) {
 	t.Helper()
-	f := &dbe.Frame{Type: dbe.MsgAgentTask}
-	f.SetTenantID(tenant)
-	f.SetCompartmentMask(comp)
-	f.SetClassification(dbe.Unclas)
-	f.SetROELevel(roe)
-	f.SetProfile(agentProfile)
-	f.SetRequestID(id)
-	tok, err := p.minter.Token(tenant, "e2e", []string{roe.String()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.SetClaimToken(tok)
-	f.Payload, _ = proto.Marshal(task)
+	f := p.taskFrame(t, tenant, roe, comp, id, task)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	var progress []*l7v1.AgentStep
 	var final *l7v1.L7AgentResult
-	err = p.r.Route(ctx, f, func(fr *dbe.Frame) error {
+	err := p.r.Route(ctx, f, func(fr *dbe.Frame) error {
 		if fr.Type == dbe.MsgError {
 			return nil // Route returns it
 		}
@@ -271,6 +270,26 @@ func (p *agentPlane) task(t *testing.T, tenant string, roe dbe.ROELevel, comp db
 		return nil
 	})
 	return progress, final, err
+}
+
+// taskFrame is an L7_AGENT_TASK of tenant with the given attributes and a
+// claim token minted for it.
+func (p *agentPlane) taskFrame(t *testing.T, tenant string, roe dbe.ROELevel, comp dbe.Compartment, id [16]byte, task *l7v1.L7AgentTask) *dbe.Frame {
+	t.Helper()
+	f := &dbe.Frame{Type: dbe.MsgAgentTask}
+	f.SetTenantID(tenant)
+	f.SetCompartmentMask(comp)
+	f.SetClassification(dbe.Unclas)
+	f.SetROELevel(roe)
+	f.SetProfile(agentProfile)
+	f.SetRequestID(id)
+	tok, err := p.minter.Token(tenant, "e2e", []string{roe.String()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.SetClaimToken(tok)
+	f.Payload, _ = proto.Marshal(task)
+	return f
 }
 
 // checkSteps: one progress frame per step, the same steps in the result.
