@@ -74,6 +74,9 @@ func (r *Router) forward(ctx context.Context, req *dbe.Frame, out func(*dbe.Fram
 	}
 	fl.reqID, _ = req.Get(dbe.TLVRequestID)
 	fl.profile, _ = req.Profile()
+	if req.Type == dbe.MsgAgentTask && len(r.cfg.Agents) > 0 {
+		fl.agent = agentTask(req)
+	}
 
 	release, err := r.admit(ctx, req)
 	if err != nil {
@@ -129,6 +132,8 @@ type flight struct {
 	device  uint8
 	timeout time.Duration
 	gone    atomic.Bool // the caller cancelled: nothing more goes to out
+	agent   *AgentTask  // an agent task, when Config.Agents observe it
+	final   proto.Message
 
 	prompt, completion int64 // the usage the final frame reported
 }
@@ -140,19 +145,23 @@ func (fl *flight) deliver(f *dbe.Frame, err error) {
 		return
 	}
 	if f.Flags&dbe.FlagEndStream == 0 {
+		if fl.agent != nil {
+			fl.observeStep(f)
+		}
 		if !fl.gone.Load() {
 			fl.out(f, nil)
 		}
 		return
 	}
 	var payload proto.Message
-	if fl.release != nil || fl.r.cfg.Observer != nil {
+	if fl.release != nil || fl.r.cfg.Observer != nil || fl.agent != nil {
 		payload = decodePayload(f)
 		if u, ok := payload.(interface{ GetUsage() *l7v1.Usage }); ok {
 			u := u.GetUsage()
 			fl.prompt, fl.completion = int64(u.GetPromptTokens()), int64(u.GetCompletionTokens())
 		}
 	}
+	fl.final = payload
 	if !fl.gone.Load() {
 		fl.out(f, payload)
 	}
@@ -177,6 +186,9 @@ func (fl *flight) finish(err error) {
 	}
 	if obs := r.cfg.Observer; obs != nil {
 		obs.Finished(fl.profile, fl.device, mux.CodeOf(err), time.Since(fl.start), fl.prompt, fl.completion)
+	}
+	if fl.agent != nil {
+		fl.observeEnd(err)
 	}
 	r.inFlight.Add(-1)
 	if fl.done != nil {

@@ -100,6 +100,9 @@ type Config struct {
 	Limiter Limiter
 	// Observer sees every finished request. Nil means none.
 	Observer Observer
+	// Agents see every agent task's steps and end (metrics, the audit
+	// lines of the decision log). None by default.
+	Agents []AgentObserver
 	// Logger receives one line per failed request. Default: no logging.
 	Logger hclog.Logger
 }

@@ -115,7 +115,9 @@ func Start(ctx context.Context, cfg *config.Config, log hclog.Logger, opts Optio
 		Policy:         eng,
 		Limiter:        h.limiter,
 		Observer:       h.Metrics,
-		Logger:         log.Named("router"),
+		// The agent tasks' steps: counters, and lines in the decision log.
+		Agents: []router.AgentObserver{h.Metrics, &agentcall.Audit{Logger: log.Named("policy")}},
+		Logger: log.Named("router"),
 	})
 	if err != nil {
 		return nil, err

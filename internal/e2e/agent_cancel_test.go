@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/dsmil/l7/host/routersock"
+	"github.com/dsmil/l7/internal/testutil"
 	"github.com/dsmil/l7/sdk/client"
 	"github.com/dsmil/l7/sdk/dbe"
 	l7v1 "github.com/dsmil/l7/sdk/proto/dsmil/l7/v1"
@@ -124,7 +125,7 @@ func TestAgentCancel(t *testing.T) {
 		return &res, true
 	}
 	// Step 1 is the forced tool call; step 2, the answer, is generating.
-	if _, final := next(); final || len(progress) != 1 || len(progress[0].GetCalls()) != 1 {
+	if _, final := next(); final || len(progress) != 1 || len(progress[0].GetCalls()) == 0 {
 		t.Fatalf("first frame: final %v, progress %v", final, progress)
 	}
 	p.waitGenerating(t)
@@ -151,8 +152,11 @@ func TestAgentCancel(t *testing.T) {
 	if len(steps) != 2 || steps[0].GetCalls()[0].GetTool() != "list_dir" || steps[1].GetEnded() != "cancelled" || steps[1].GetToolChoice() != "none" {
 		t.Errorf("steps %v", steps)
 	}
+	// system, user, the assistant's calls and a tool message per call: the
+	// cancelled answer left nothing.
 	tr := res.GetTranscript()
-	if len(tr) != 4 || tr[2].GetRole() != "assistant" || len(tr[2].GetToolCalls()) != 1 || tr[3].GetRole() != "tool" {
+	n := len(steps[0].GetCalls())
+	if len(tr) != 3+n || tr[2].GetRole() != "assistant" || len(tr[2].GetToolCalls()) != n || tr[len(tr)-1].GetRole() != "tool" {
 		t.Errorf("partial transcript %v", tr)
 	}
 	if _, err := st.Next(ctx); !errors.Is(err, io.EOF) {
@@ -188,5 +192,16 @@ func TestAgentCancel(t *testing.T) {
 	}
 	if !strings.Contains(line, "status=cancelled") || !strings.Contains(line, "steps=2") {
 		t.Errorf("the agent's task line for the dropped task: %q", line)
+	}
+	// Both ended as cancelled through the router, with their steps: the
+	// dropped task's final frame still reached it.
+	testutil.WaitFor(t, 10*time.Second, "the dropped task's end in the metrics", func() bool {
+		return p.counter(t, "dsmil_l7_agent_tasks_total", "task_type", "long", "status", "cancelled") == 2
+	})
+	if v := p.counter(t, "dsmil_l7_agent_steps_total", "tool", "none", "outcome", "cancelled"); v != 2 {
+		t.Errorf("dsmil_l7_agent_steps_total{none,cancelled} = %v, want 2", v)
+	}
+	if tl := p.auditLines("agent task", id2); len(tl) != 1 || !strings.Contains(tl[0], "status=cancelled") {
+		t.Errorf("decision log for the dropped task: %q", tl)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/dsmil/l7/host/agentcall"
 	"github.com/dsmil/l7/host/claims"
 	"github.com/dsmil/l7/host/config"
+	"github.com/dsmil/l7/host/metrics"
 	"github.com/dsmil/l7/host/pluginmgr"
 	"github.com/dsmil/l7/host/policy"
 	"github.com/dsmil/l7/host/router"
@@ -56,9 +57,10 @@ const agentAudience = "dsmil-router"
 type agentPlane struct {
 	r         *router.Router
 	m         *pluginmgr.Manager
+	metrics   *metrics.Metrics
 	minter    *identity.Minter
 	logs      *testutil.SyncBuffer // plugin manager, plugins, agent steps
-	decisions *testutil.SyncBuffer // the policy engine's decision log
+	decisions *testutil.SyncBuffer // the decision log: the policy engine's and agentcall.Audit's lines
 	artifacts string
 }
 
@@ -216,7 +218,9 @@ tenant %[11]q {
 	}
 	steps := &agentcall.Server{Minter: p.minter, Logger: hclogTo(p.logs).Named("agent")}
 	m := pluginmgr.New(pluginmgr.Config{Plugins: cfg.Plugins, Files: cfg.Files(), Logger: hclogTo(p.logs), PluginRequests: steps})
-	if p.r, err = router.New(router.Config{Registry: m, Claims: verifier, Policy: eng, RequestTimeout: 2 * time.Minute}); err != nil {
+	p.metrics = metrics.New(m)
+	if p.r, err = router.New(router.Config{Registry: m, Claims: verifier, Policy: eng, RequestTimeout: 2 * time.Minute,
+		Observer: p.metrics, Agents: []router.AgentObserver{p.metrics, &agentcall.Audit{Logger: hclogTo(p.decisions).Named("policy")}}}); err != nil {
 		t.Fatal(err)
 	}
 	steps.Router = p.r
@@ -372,6 +376,45 @@ func TestAgentTriage(t *testing.T) {
 	if n := strings.Count(p.logs.String(), "agent step"); n < 3 {
 		t.Errorf("%d agent step lines in the host and plugin logs", n)
 	}
+	// The decision log has a line per tool call and per answering step,
+	// with names, sizes, outcomes and times but no contents, and one for
+	// the task; the metrics count the same.
+	nCalls := 0
+	for _, s := range res.GetSteps() {
+		nCalls += len(s.GetCalls())
+	}
+	steps := p.auditLines("agent step", id)
+	if len(steps) != nCalls+1 {
+		t.Errorf("%d agent step lines in the decision log for %d calls and an answer:\n%s", len(steps), nCalls, p.decisions.String())
+	}
+	for _, l := range steps {
+		for _, k := range []string{"tenant=" + socTenant, "task_type=triage", "tool=", "argument_bytes=", "outcome=", "duration_ms="} {
+			if !strings.Contains(l, k) {
+				t.Errorf("audit line without %s: %s", k, l)
+			}
+		}
+	}
+	if tl := p.auditLines("agent task", id); len(tl) != 1 || !strings.Contains(tl[0], "status=completed") || !strings.Contains(tl[0], "steps=3") {
+		t.Errorf("agent task lines %q", tl)
+	}
+	for _, secret := range []string{"203.0.113.7", "brute force", "Triage the alert", "Failed password"} {
+		if strings.Contains(p.decisions.String(), secret) {
+			t.Errorf("the decision log holds content %q", secret)
+		}
+	}
+	if v := p.counter(t, "dsmil_l7_agent_tasks_total", "task_type", "triage", "status", "completed"); v != 1 {
+		t.Errorf("dsmil_l7_agent_tasks_total{triage,completed} = %v", v)
+	}
+	var counted float64
+	for _, tool := range allTools {
+		for _, o := range []string{"ok", "error", "refused"} {
+			counted += p.counter(t, "dsmil_l7_agent_steps_total", "tool", tool, "outcome", o)
+		}
+	}
+	if counted != float64(nCalls) || p.counter(t, "dsmil_l7_agent_steps_total", "tool", "none", "outcome", "answered") != 1 {
+		t.Errorf("dsmil_l7_agent_steps_total: %v tool calls counted for %d, answered %v", counted, nCalls,
+			p.counter(t, "dsmil_l7_agent_steps_total", "tool", "none", "outcome", "answered"))
+	}
 
 	// write_report alone, forced: the SOC tenant's task writes the report.
 	id2 := [16]byte{0x01, 0x92, 2}
@@ -423,6 +466,13 @@ func TestAgentDenied(t *testing.T) {
 	if strings.Contains(p.logs.String(), dbe.FormatUUID([16]byte{0x02, 1})) {
 		t.Errorf("the agent saw a denied task:\n%s", p.logs.String())
 	}
+	// Refused before the agent ran them: their task type is not a label.
+	if v := p.counter(t, "dsmil_l7_agent_tasks_total", "task_type", "unknown", "status", "denied"); v != 2 {
+		t.Errorf("dsmil_l7_agent_tasks_total{unknown,denied} = %v, want 2", v)
+	}
+	if tl := p.auditLines("agent task", [16]byte{0x02, 1}); len(tl) != 1 || !strings.Contains(tl[0], "status=denied") || !strings.Contains(tl[0], "code=POLICY_DENIED") {
+		t.Errorf("agent task lines %q", tl)
+	}
 	_, _, err = p.task(t, socTenant, dbe.SOCAssist, dbe.CompartmentSOC, [16]byte{0x02, 3}, &l7v1.L7AgentTask{TaskType: "nope"})
 	if !asMuxError(err, &me) || me.Code != dbe.CodeInvalidRequest || me.Param != "task_type" || !strings.Contains(me.Message, `unknown task type "nope"`) {
 		t.Errorf("unknown task type: %v", err)
@@ -459,6 +509,46 @@ func TestAgentBudgets(t *testing.T) {
 	if res.GetStatus() != l7v1.AgentTaskStatus_AGENT_TASK_STATUS_FAILED || !strings.Contains(res.GetErrorMessage(), "token budget exhausted") || len(res.GetSteps()) != 1 {
 		t.Errorf("tokens: status %s, %q, %d steps", res.GetStatus(), res.GetErrorMessage(), len(res.GetSteps()))
 	}
+}
+
+// counter is the value of the counter name with labels in the plane's
+// metrics (0 when it has no such series).
+func (p *agentPlane) counter(t *testing.T, name string, labels ...string) float64 {
+	t.Helper()
+	mfs, err := p.metrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	series:
+		for _, m := range mf.GetMetric() {
+			got := map[string]string{}
+			for _, l := range m.GetLabel() {
+				got[l.GetName()] = l.GetValue()
+			}
+			for i := 0; i+1 < len(labels); i += 2 {
+				if got[labels[i]] != labels[i+1] {
+					continue series
+				}
+			}
+			return m.GetCounter().GetValue()
+		}
+	}
+	return 0
+}
+
+// auditLines are the decision log's lines with msg about the task id.
+func (p *agentPlane) auditLines(msg string, id [16]byte) []string {
+	var out []string
+	for _, l := range strings.Split(p.decisions.String(), "\n") {
+		if strings.Contains(l, " "+msg+":") && strings.Contains(l, "task_id="+dbe.FormatUUID(id)) {
+			out = append(out, l)
+		}
+	}
+	return out
 }
 
 func asMuxError(err error, target **mux.Error) bool {
