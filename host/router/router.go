@@ -85,6 +85,9 @@ type Config struct {
 	// RequestTimeout bounds every request; a frame's TIMEOUT_MS may shorten
 	// it. Default 60 s.
 	RequestTimeout time.Duration
+	// AgentTimeout bounds an agent task (L7_AGENT_TASK) instead of
+	// RequestTimeout; its TIMEOUT_MS may shorten it. Default 10 min.
+	AgentTimeout time.Duration
 	// LoadThreshold: a worker above this load is passed over for a less
 	// loaded one. Default 0.9.
 	LoadThreshold float64
@@ -123,6 +126,9 @@ func New(cfg Config) (*Router, error) {
 	}
 	if cfg.RequestTimeout <= 0 {
 		cfg.RequestTimeout = 60 * time.Second
+	}
+	if cfg.AgentTimeout <= 0 {
+		cfg.AgentTimeout = 10 * time.Minute
 	}
 	if cfg.LoadThreshold <= 0 {
 		cfg.LoadThreshold = 0.9
@@ -282,6 +288,11 @@ func (r *Router) admit(ctx context.Context, req *dbe.Frame) (release func(int64)
 // frame's TIMEOUT_MS or the caller's deadline says so.
 func (r *Router) timeout(ctx context.Context, req *dbe.Frame) time.Duration {
 	timeout := r.cfg.RequestTimeout
+	if req.Type == dbe.MsgAgentTask {
+		// A task runs for its own budget (its task type's wall_time,
+		// its timeout_seconds), not a chat's.
+		timeout = r.cfg.AgentTimeout
+	}
 	if d, ok := req.Timeout(); ok && d < timeout {
 		timeout = d
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/dsmil/l7/host/metrics"
 	"github.com/dsmil/l7/host/pluginmgr"
 	"github.com/dsmil/l7/host/policy"
+	"github.com/dsmil/l7/host/ratelimit"
 	"github.com/dsmil/l7/host/router"
 	"github.com/dsmil/l7/internal/mkmodel"
 	"github.com/dsmil/l7/internal/testutil"
@@ -57,6 +58,7 @@ const agentAudience = "dsmil-router"
 type agentPlane struct {
 	r         *router.Router
 	m         *pluginmgr.Manager
+	cfg       *config.Config
 	metrics   *metrics.Metrics
 	minter    *identity.Minter
 	logs      *testutil.SyncBuffer // plugin manager, plugins, agent steps
@@ -181,6 +183,7 @@ tenant %[9]q {
   compartments   = ["SOC"]
   roe            = "SOC_ASSIST"
   models         = ["*"]
+  rate_limit { max_concurrent = 1 } # a task holds the slot; its steps take none
 }
 tenant %[10]q {
   api_key_sha256 = ["%[13]x"]
@@ -219,7 +222,8 @@ tenant %[11]q {
 	steps := &agentcall.Server{Minter: p.minter, Logger: hclogTo(p.logs).Named("agent")}
 	m := pluginmgr.New(pluginmgr.Config{Plugins: cfg.Plugins, Files: cfg.Files(), Logger: hclogTo(p.logs), PluginRequests: steps})
 	p.metrics = metrics.New(m)
-	if p.r, err = router.New(router.Config{Registry: m, Claims: verifier, Policy: eng, RequestTimeout: 2 * time.Minute,
+	p.cfg = cfg
+	if p.r, err = router.New(router.Config{Registry: m, Claims: verifier, Policy: eng, RequestTimeout: 2 * time.Minute, Limiter: ratelimit.New(cfg),
 		Observer: p.metrics, Agents: []router.AgentObserver{p.metrics, &agentcall.Audit{Logger: hclogTo(p.decisions).Named("policy")}}}); err != nil {
 		t.Fatal(err)
 	}
