@@ -59,6 +59,7 @@ type agentPlane struct {
 	r         *router.Router
 	m         *pluginmgr.Manager
 	cfg       *config.Config
+	claimKey  string // the minter's key file: a claim issuer of the plane
 	metrics   *metrics.Metrics
 	minter    *identity.Minter
 	logs      *testutil.SyncBuffer // plugin manager, plugins, agent steps
@@ -206,6 +207,10 @@ tenant %[11]q {
 
 	key, err := identity.GenerateKey()
 	if err != nil {
+		t.Fatal(err)
+	}
+	p.claimKey = filepath.Join(dir, "claim.key")
+	if err := identity.WritePrivateKeyFile(p.claimKey, key); err != nil {
 		t.Fatal(err)
 	}
 	if p.minter, err = identity.NewMinter(identity.MinterConfig{Key: key, Audience: agentAudience}); err != nil {
