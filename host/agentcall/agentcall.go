@@ -82,13 +82,17 @@ func (s *Server) serve(ctx context.Context, d *pluginmgr.Delegation, req *dbe.Fr
 		_ = w.Fail(err)
 		return err
 	}
-	if _, dup := s.busy.LoadOrStore(d, true); dup {
+	step := new(byte) // this step's claim on its task
+	if _, dup := s.busy.LoadOrStore(d, step); dup {
 		err := &mux.Error{Code: dbe.CodeRateLimited, RetryAfterMS: 1000,
 			Message: "an agent task makes one LLM step at a time; this task has one in flight"}
 		_ = w.Fail(err)
 		return err
 	}
-	defer s.busy.Delete(d)
+	// The task is free for its next step before the plugin can see this
+	// one's final frame (and send the next step).
+	free := func() { s.busy.CompareAndDelete(d, step) }
+	defer free()
 	req.Del(dbe.TLVClaimToken)
 	if s.Minter != nil {
 		tok, err := s.Minter.Token(d.TenantID, ClientPrefix+d.Worker, []string{d.ROE.String()})
@@ -110,7 +114,12 @@ func (s *Server) serve(ctx context.Context, d *pluginmgr.Delegation, req *dbe.Fr
 		req.SetTimeout(left)
 	}
 	// The task holds its tenant's concurrency slot; the step takes none.
-	return s.Router.Route(ratelimit.AgentStep(ctx), req, w.Send)
+	return s.Router.Route(ratelimit.AgentStep(ctx), req, func(f *dbe.Frame) error {
+		if f.Flags&dbe.FlagEndStream != 0 || f.Type == dbe.MsgError {
+			free()
+		}
+		return w.Send(f)
+	})
 }
 
 // check refuses a step that is not an L7_CHAT_REQ within its task.
