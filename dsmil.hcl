@@ -11,6 +11,8 @@ shim {
 
 router {
   socket = "run/router.sock"
+  # request_timeout = "60s" # one request (an agent task's LLM step included)
+  # agent_timeout   = "10m" # one agent task: its TIMEOUT_MS or timeout_seconds, at most this
 }
 
 admin {

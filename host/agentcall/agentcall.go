@@ -12,9 +12,11 @@ package agentcall
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/dsmil/l7/host/pluginmgr"
+	"github.com/dsmil/l7/host/ratelimit"
 	"github.com/dsmil/l7/sdk/dbe"
 	"github.com/dsmil/l7/sdk/mux"
 	"github.com/hashicorp/go-hclog"
@@ -40,6 +42,11 @@ type Server struct {
 	Minter Minter
 	// Logger gets one line per step. Default: none.
 	Logger hclog.Logger
+
+	// busy holds the tasks (*pluginmgr.Delegation) with a step in flight:
+	// a task makes one step at a time, which is what lets its steps skip
+	// the tenant's max_concurrent (ratelimit.AgentStep) and stay bounded.
+	busy sync.Map
 }
 
 var _ pluginmgr.PluginRequests = (*Server)(nil)
@@ -75,6 +82,17 @@ func (s *Server) serve(ctx context.Context, d *pluginmgr.Delegation, req *dbe.Fr
 		_ = w.Fail(err)
 		return err
 	}
+	step := new(byte) // this step's claim on its task
+	if _, dup := s.busy.LoadOrStore(d, step); dup {
+		err := &mux.Error{Code: dbe.CodeRateLimited, RetryAfterMS: 1000,
+			Message: "an agent task makes one LLM step at a time; this task has one in flight"}
+		_ = w.Fail(err)
+		return err
+	}
+	// The task is free for its next step before the plugin can see this
+	// one's final frame (and send the next step).
+	free := func() { s.busy.CompareAndDelete(d, step) }
+	defer free()
 	req.Del(dbe.TLVClaimToken)
 	if s.Minter != nil {
 		tok, err := s.Minter.Token(d.TenantID, ClientPrefix+d.Worker, []string{d.ROE.String()})
@@ -95,7 +113,13 @@ func (s *Server) serve(ctx context.Context, d *pluginmgr.Delegation, req *dbe.Fr
 	if t, ok := req.Timeout(); !ok || t > left {
 		req.SetTimeout(left)
 	}
-	return s.Router.Route(ctx, req, w.Send)
+	// The task holds its tenant's concurrency slot; the step takes none.
+	return s.Router.Route(ratelimit.AgentStep(ctx), req, func(f *dbe.Frame) error {
+		if f.Flags&dbe.FlagEndStream != 0 || f.Type == dbe.MsgError {
+			free()
+		}
+		return w.Send(f)
+	})
 }
 
 // check refuses a step that is not an L7_CHAT_REQ within its task.

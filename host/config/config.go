@@ -105,6 +105,13 @@ type RouterConfig struct {
 	// RequestTimeout bounds one routed request. Default 60s.
 	RequestTimeout time.Duration
 
+	// AgentTimeout bounds an agent task (L7_AGENT_TASK) in place of
+	// RequestTimeout: a task's budget is its TIMEOUT_MS (the shim and the
+	// CLI send its timeout_seconds), at most this, and this when it gives
+	// none; its LLM steps stay bounded by RequestTimeout and by the task's
+	// deadline. Default 10m.
+	AgentTimeout time.Duration
+
 	// MaxFrameBytes caps the size of one DBE frame. Default 16 MiB.
 	MaxFrameBytes int64
 

@@ -225,6 +225,7 @@ func TestDefaults(t *testing.T) {
 			Socket:                   "/etc/dsmil/run/router.sock",
 			SocketMode:               0o660,
 			RequestTimeout:           60 * time.Second,
+			AgentTimeout:             10 * time.Minute,
 			MaxFrameBytes:            16 << 20,
 			LoadThreshold:            0.9,
 			MaxInFlightPerConnection: 1024,

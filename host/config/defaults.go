@@ -19,6 +19,7 @@ const (
 	DefaultRouterSocket         = "run/router.sock"
 	DefaultRouterSocketMode     = fs.FileMode(0o660)
 	DefaultRouterRequestTimeout = 60 * time.Second
+	DefaultAgentTimeout         = 10 * time.Minute
 	DefaultRouterMaxFrameBytes  = 16 << 20
 	DefaultRouterLoadThreshold  = 0.9
 	// DefaultRouterMaxInFlight is the default max_in_flight_per_connection,
@@ -85,6 +86,7 @@ func defaultConfig(dir string) *Config {
 			Socket:                   resolvePath(dir, DefaultRouterSocket),
 			SocketMode:               DefaultRouterSocketMode,
 			RequestTimeout:           DefaultRouterRequestTimeout,
+			AgentTimeout:             DefaultAgentTimeout,
 			MaxFrameBytes:            DefaultRouterMaxFrameBytes,
 			LoadThreshold:            DefaultRouterLoadThreshold,
 			MaxInFlightPerConnection: DefaultRouterMaxInFlight,

@@ -309,6 +309,7 @@ type rawRouter struct {
 	Socket         string   `hcl:"socket,optional"`
 	SocketMode     string   `hcl:"socket_mode,optional"`
 	RequestTimeout string   `hcl:"request_timeout,optional"`
+	AgentTimeout   string   `hcl:"agent_timeout,optional"`
 	MaxFrameBytes  string   `hcl:"max_frame_bytes,optional"`
 	LoadThreshold  float64  `hcl:"load_threshold,optional"`
 	MaxInFlight    int      `hcl:"max_in_flight_per_connection,optional"`

@@ -241,6 +241,7 @@ func (r *resolver) router(raw *rawRouter) {
 		}
 	}
 	r.duration(at["request_timeout"], raw.RequestTimeout, 0, &s.RequestTimeout)
+	r.duration(at["agent_timeout"], raw.AgentTimeout, 0, &s.AgentTimeout)
 	r.size(at["max_frame_bytes"], raw.MaxFrameBytes, &s.MaxFrameBytes)
 	if a := at["load_threshold"]; r.ok(a) {
 		if v := raw.LoadThreshold; !(v > 0 && v <= 1) {

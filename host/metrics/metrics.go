@@ -25,6 +25,7 @@ type Metrics struct {
 	tokens       *prometheus.CounterVec
 	promptTokens *prometheus.CounterVec
 	inFlight     prometheus.Gauge
+	agent        *agentMetrics
 }
 
 // Metrics is the router's Observer.
@@ -61,7 +62,8 @@ func New(plugins Plugins) *Metrics {
 			Help: "Requests being routed now.",
 		}),
 	}
-	m.Registry.MustRegister(m.requests, m.latency, m.tokens, m.promptTokens, m.inFlight,
+	m.agent = newAgentMetrics()
+	m.Registry.MustRegister(m.requests, m.latency, m.tokens, m.promptTokens, m.inFlight, m.agent.tasks, m.agent.steps,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if plugins != nil {
 		m.Registry.MustRegister(&pluginCollector{p: plugins})

@@ -6,12 +6,15 @@ import (
 	"net/http"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/dsmil/l7/host/pluginmgr"
+	"github.com/dsmil/l7/host/router"
 	"github.com/dsmil/l7/sdk/dbe"
+	l7v1 "github.com/dsmil/l7/sdk/proto/dsmil/l7/v1"
 )
 
 type snaps []pluginmgr.Snapshot
@@ -80,6 +83,9 @@ func TestDashboardMetricsExist(t *testing.T) {
 	}
 	m := New(snaps{{Name: "x", DeviceID: 1}})
 	m.Finished("p", 1, dbe.CodeUnspecified, time.Millisecond, 1, 1)
+	task := &router.AgentTask{TaskType: "t"}
+	m.AgentStep(task, &l7v1.AgentStep{Calls: []*l7v1.AgentToolCall{{Tool: "grep", Outcome: "ok"}}})
+	m.AgentFinished(task, &l7v1.L7AgentResult{}, dbe.CodeUnspecified)
 	families, err := m.Registry.Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -105,5 +111,50 @@ func TestDashboardMetricsExist(t *testing.T) {
 	}
 	if n < 8 {
 		t.Fatalf("only %d metric references found", n)
+	}
+}
+
+// TestAgentLabels: a task refused before the agent ran it is counted under
+// task_type "unknown" (its name is the client's), statuses follow the
+// result or the error, and the tool label is bounded (odd names and names
+// past the first 64 are "other").
+func TestAgentLabels(t *testing.T) {
+	m := New(nil)
+	task := &router.AgentTask{TaskType: "made-up-by-the-client"}
+	m.AgentFinished(task, nil, dbe.CodePolicyDenied)
+	m.AgentFinished(&router.AgentTask{TaskType: "triage-alert"}, &l7v1.L7AgentResult{Status: l7v1.AgentTaskStatus_AGENT_TASK_STATUS_CANCELLED}, dbe.CodeUnspecified)
+	m.AgentStep(task, &l7v1.AgentStep{Ended: "answered"})
+	m.AgentStep(task, &l7v1.AgentStep{Calls: []*l7v1.AgentToolCall{{Tool: "rm -rf /", Outcome: "refused"}}})
+	for i := range 70 {
+		m.AgentStep(task, &l7v1.AgentStep{Calls: []*l7v1.AgentToolCall{{Tool: "t" + strconv.Itoa(i), Outcome: "refused"}}})
+	}
+	var b strings.Builder
+	mfs, err := m.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		for _, mt := range mf.GetMetric() {
+			b.WriteString(mf.GetName())
+			for _, l := range mt.GetLabel() {
+				b.WriteString(" " + l.GetName() + "=" + l.GetValue())
+			}
+			b.WriteString(" " + strconv.FormatFloat(mt.GetCounter().GetValue(), 'g', -1, 64) + "\n")
+		}
+	}
+	got := b.String()
+	for _, want := range []string{
+		"dsmil_l7_agent_tasks_total status=denied task_type=unknown 1\n",
+		"dsmil_l7_agent_tasks_total status=cancelled task_type=triage-alert 1\n",
+		"dsmil_l7_agent_steps_total outcome=answered tool=none 1\n",
+		"dsmil_l7_agent_steps_total outcome=refused tool=t63 1\n",
+		"dsmil_l7_agent_steps_total outcome=refused tool=other 7\n", // "rm -rf /" and t64..t69
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("missing %q in\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "made-up") || strings.Contains(got, "tool=t64") {
+		t.Errorf("unbounded label values:\n%s", got)
 	}
 }

@@ -131,8 +131,29 @@ func (i *Instance) Go(req *dbe.Frame, timeout time.Duration, fn func(*dbe.Frame,
 			inner(f, err)
 		}
 	}
-	return mc.Go(req, timeout, fn)
+	cancel = mc.Go(req, timeout, fn)
+	if req.Type != dbe.MsgAgentTask {
+		return cancel
+	}
+	// A cancelled agent task ends with its partial result (status
+	// CANCELLED): the plugin is sent CANCEL and given AgentCancelGrace to
+	// answer before the call is dropped.
+	id := req.CorrelationID
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			mc.Interrupt(id)
+			time.AfterFunc(AgentCancelGrace, cancel)
+		})
+	}
 }
+
+// AgentCancelGrace is how long a cancelled agent task has to send its final
+// L7_AGENT_RESULT (status CANCELLED, with its steps and transcript so far)
+// before the host drops it and the task ends with ERROR CANCELLED. The
+// agent plugin stops its current LLM step and tool at once; this is the
+// bound on a plugin that does not.
+const AgentCancelGrace = 2 * time.Second
 
 func (i *Instance) notRunning() error {
 	return &mux.Error{Code: dbe.CodeNoWorkerAvailable, Message: i.ID() + " is not running"}

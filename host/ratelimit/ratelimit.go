@@ -127,7 +127,8 @@ const (
 // really used (0 when unknown: the estimate stands); it frees the
 // concurrency slot and refunds or charges the difference. Calls after the
 // first do nothing.
-func (l *Limiter) Admit(_ context.Context, f *dbe.Frame) (func(usedTokens int64), error) {
+func (l *Limiter) Admit(ctx context.Context, f *dbe.Frame) (func(usedTokens int64), error) {
+	step := IsAgentStep(ctx)
 	tv, _ := f.Get(dbe.TLVTenantID)
 	b := l.tenants[string(tv)]
 	if b == nil {
@@ -143,7 +144,7 @@ func (l *Limiter) Admit(_ context.Context, f *dbe.Frame) (func(usedTokens int64)
 	b.refill(now)
 	var over int
 	var wait time.Duration
-	if n := b.limits.MaxConcurrent; n > 0 && b.inFlight >= n {
+	if n := b.limits.MaxConcurrent; n > 0 && b.inFlight >= n && !step {
 		over |= overConcurrent
 		wait = ConcurrencyRetryAfter
 	}
@@ -166,7 +167,9 @@ func (l *Limiter) Admit(_ context.Context, f *dbe.Frame) (func(usedTokens int64)
 		b.mu.Unlock()
 		return nil, b.refusal(over, wait)
 	}
-	b.inFlight++
+	if !step {
+		b.inFlight++
+	}
 	if b.limits.RequestsPerMinute > 0 {
 		b.req--
 	}
@@ -186,7 +189,9 @@ func (l *Limiter) Admit(_ context.Context, f *dbe.Frame) (func(usedTokens int64)
 		now := l.now()
 		b.mu.Lock()
 		b.refill(now)
-		b.inFlight--
+		if !step {
+			b.inFlight--
+		}
 		if n := b.limits.TokensPerMinute; n > 0 && used > 0 {
 			// Reconcile; a debt is capped at one minute's quota.
 			b.tok = math.Max(-float64(n), math.Min(float64(n), b.tok+float64(est-used)))
@@ -334,4 +339,21 @@ func EstimateTokens(f *dbe.Frame, defaultCompletion int64) int64 {
 	}
 	n = min(max(n, 1), 128)
 	return (promptBytes+3)/4 + maxTokens*n
+}
+
+type agentStepKey struct{}
+
+// AgentStep marks ctx as an agent task's LLM step's (host/agentcall sets
+// it): the task already holds one of its tenant's max_concurrent slots, so
+// its steps take none (otherwise a tenant with max_concurrent = 1 could
+// start a task that can never make a step). They still count against
+// requests_per_minute and tokens_per_minute.
+func AgentStep(ctx context.Context) context.Context {
+	return context.WithValue(ctx, agentStepKey{}, true)
+}
+
+// IsAgentStep reports whether ctx is an agent step's (AgentStep).
+func IsAgentStep(ctx context.Context) bool {
+	v, _ := ctx.Value(agentStepKey{}).(bool)
+	return v
 }

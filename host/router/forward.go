@@ -47,7 +47,9 @@ type AsyncWorker interface {
 // Observer) or could not decode it.
 //
 // cancel, for a caller that went away, tells the worker and sends nothing
-// more to out; the request ends as CANCELLED. An L7_POLICY_CHECK is
+// more to out; the request ends as CANCELLED. An L7_AGENT_TASK is the
+// exception: cancel tells the worker, and out still gets the task's final
+// frame (its L7_AGENT_RESULT with status CANCELLED, or an ERROR). An L7_POLICY_CHECK is
 // answered before Forward returns (see PolicyChecker); it reaches no
 // worker.
 func (r *Router) Forward(ctx context.Context, req *dbe.Frame, out func(f *dbe.Frame, payload proto.Message)) (cancel func()) {
@@ -72,6 +74,9 @@ func (r *Router) forward(ctx context.Context, req *dbe.Frame, out func(*dbe.Fram
 	}
 	fl.reqID, _ = req.Get(dbe.TLVRequestID)
 	fl.profile, _ = req.Profile()
+	if req.Type == dbe.MsgAgentTask && len(r.cfg.Agents) > 0 {
+		fl.agent = agentTask(req)
+	}
 
 	release, err := r.admit(ctx, req)
 	if err != nil {
@@ -93,11 +98,19 @@ func (r *Router) forward(ctx context.Context, req *dbe.Frame, out func(*dbe.Fram
 	// The deadline travels as TIMEOUT_MS and the worker enforces it (see
 	// Worker and AsyncWorker): no timer or context per request here.
 	fwd := forwardFrame(req, fl.device, fl.timeout)
+	agent := fwd.Type == dbe.MsgAgentTask
 	var stop func()
 	if aw, ok := w.(AsyncWorker); ok {
 		stop = aw.Go(fwd, fl.timeout, fl.deliver)
 	} else {
 		stop = goCall(w, fwd, fl.timeout, fl.deliver)
+	}
+	if agent {
+		// A cancelled agent task still ends with its final frame: the
+		// L7_AGENT_RESULT with status CANCELLED and the partial
+		// transcript, or ERROR CANCELLED from a worker that does not
+		// answer in time (pluginmgr.AgentCancelGrace).
+		return stop
 	}
 	return func() {
 		fl.gone.Store(true)
@@ -119,6 +132,8 @@ type flight struct {
 	device  uint8
 	timeout time.Duration
 	gone    atomic.Bool // the caller cancelled: nothing more goes to out
+	agent   *AgentTask  // an agent task, when Config.Agents observe it
+	final   proto.Message
 
 	prompt, completion int64 // the usage the final frame reported
 }
@@ -130,19 +145,23 @@ func (fl *flight) deliver(f *dbe.Frame, err error) {
 		return
 	}
 	if f.Flags&dbe.FlagEndStream == 0 {
+		if fl.agent != nil {
+			fl.observeStep(f)
+		}
 		if !fl.gone.Load() {
 			fl.out(f, nil)
 		}
 		return
 	}
 	var payload proto.Message
-	if fl.release != nil || fl.r.cfg.Observer != nil {
+	if fl.release != nil || fl.r.cfg.Observer != nil || fl.agent != nil {
 		payload = decodePayload(f)
 		if u, ok := payload.(interface{ GetUsage() *l7v1.Usage }); ok {
 			u := u.GetUsage()
 			fl.prompt, fl.completion = int64(u.GetPromptTokens()), int64(u.GetCompletionTokens())
 		}
 	}
+	fl.final = payload
 	if !fl.gone.Load() {
 		fl.out(f, payload)
 	}
@@ -167,6 +186,9 @@ func (fl *flight) finish(err error) {
 	}
 	if obs := r.cfg.Observer; obs != nil {
 		obs.Finished(fl.profile, fl.device, mux.CodeOf(err), time.Since(fl.start), fl.prompt, fl.completion)
+	}
+	if fl.agent != nil {
+		fl.observeEnd(err)
 	}
 	r.inFlight.Add(-1)
 	if fl.done != nil {

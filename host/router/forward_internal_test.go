@@ -21,3 +21,30 @@ func TestForwardFrameTimeout(t *testing.T) {
 		}
 	}
 }
+
+// TestAgentTimeout: an agent task's budget is router.agent_timeout, not
+// request_timeout (which a task type's wall_time may exceed), shortened by
+// its TIMEOUT_MS; a chat keeps request_timeout.
+func TestAgentTimeout(t *testing.T) {
+	r := &Router{cfg: Config{RequestTimeout: time.Minute, AgentTimeout: 10 * time.Minute}}
+	ctx := t.Context()
+	for _, tc := range []struct {
+		typ     dbe.MsgType
+		timeout time.Duration // TIMEOUT_MS; 0 = none
+		want    time.Duration
+	}{
+		{dbe.MsgAgentTask, 0, 10 * time.Minute},
+		{dbe.MsgAgentTask, 180 * time.Second, 180 * time.Second},
+		{dbe.MsgAgentTask, time.Hour, 10 * time.Minute},
+		{dbe.MsgChatReq, 0, time.Minute},
+		{dbe.MsgChatReq, 180 * time.Second, time.Minute},
+	} {
+		f := &dbe.Frame{Type: tc.typ}
+		if tc.timeout > 0 {
+			f.SetTimeout(tc.timeout)
+		}
+		if got := r.timeout(ctx, f); got != tc.want {
+			t.Errorf("%s with TIMEOUT_MS %v: budget %v, want %v", tc.typ, tc.timeout, got, tc.want)
+		}
+	}
+}

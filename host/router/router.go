@@ -85,6 +85,9 @@ type Config struct {
 	// RequestTimeout bounds every request; a frame's TIMEOUT_MS may shorten
 	// it. Default 60 s.
 	RequestTimeout time.Duration
+	// AgentTimeout bounds an agent task (L7_AGENT_TASK) instead of
+	// RequestTimeout; its TIMEOUT_MS may shorten it. Default 10 min.
+	AgentTimeout time.Duration
 	// LoadThreshold: a worker above this load is passed over for a less
 	// loaded one. Default 0.9.
 	LoadThreshold float64
@@ -100,6 +103,9 @@ type Config struct {
 	Limiter Limiter
 	// Observer sees every finished request. Nil means none.
 	Observer Observer
+	// Agents see every agent task's steps and end (metrics, the audit
+	// lines of the decision log). None by default.
+	Agents []AgentObserver
 	// Logger receives one line per failed request. Default: no logging.
 	Logger hclog.Logger
 }
@@ -120,6 +126,9 @@ func New(cfg Config) (*Router, error) {
 	}
 	if cfg.RequestTimeout <= 0 {
 		cfg.RequestTimeout = 60 * time.Second
+	}
+	if cfg.AgentTimeout <= 0 {
+		cfg.AgentTimeout = 10 * time.Minute
 	}
 	if cfg.LoadThreshold <= 0 {
 		cfg.LoadThreshold = 0.9
@@ -163,11 +172,13 @@ var ErrNoResponse = errors.New("router: worker sent no final frame")
 // on Route's goroutine (so it may block), the caller setting its own
 // correlation id; the last is final (END_STREAM, or an ERROR frame). When
 // ctx is cancelled (the caller went away) the worker is told to cancel and
-// nothing more is sent to out; when ctx's deadline passes the request ends
+// nothing more is sent to out (but an agent task's final frame, see
+// Forward); when ctx's deadline passes the request ends
 // with DEADLINE_EXCEEDED (Forward made it the request's budget). An out that
 // returns an error is taken for a caller that went away.
 func (r *Router) Route(ctx context.Context, req *dbe.Frame, out func(*dbe.Frame) error) error {
 	in := &inbox{ready: make(chan struct{}, 1)}
+	agent := req.Type == dbe.MsgAgentTask
 	cancel := r.forward(ctx, req, in.put, in.end)
 	gone := false
 	cancelled := ctx.Done()
@@ -176,7 +187,9 @@ func (r *Router) Route(ctx context.Context, req *dbe.Frame, out func(*dbe.Frame)
 		case <-cancelled:
 			cancelled = nil
 			if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				gone = true
+				// An agent task's final frame (status CANCELLED, the
+				// partial transcript) still goes to out (Forward).
+				gone = !agent
 				cancel()
 			}
 		case <-in.ready:
@@ -275,6 +288,11 @@ func (r *Router) admit(ctx context.Context, req *dbe.Frame) (release func(int64)
 // frame's TIMEOUT_MS or the caller's deadline says so.
 func (r *Router) timeout(ctx context.Context, req *dbe.Frame) time.Duration {
 	timeout := r.cfg.RequestTimeout
+	if req.Type == dbe.MsgAgentTask {
+		// A task runs for its own budget (its task type's wall_time,
+		// its timeout_seconds), not a chat's.
+		timeout = r.cfg.AgentTimeout
+	}
 	if d, ok := req.Timeout(); ok && d < timeout {
 		timeout = d
 	}

@@ -172,6 +172,7 @@ type epConn struct {
 
 	mu     sync.Mutex
 	active map[uint64]func() // correlation id → cancel (nil while being forwarded)
+	agents map[uint64]bool   // the active requests that are agent tasks
 }
 
 func (c *epConn) handle(f *dbe.Frame, malformed error) {
@@ -184,7 +185,17 @@ func (c *epConn) handle(f *dbe.Frame, malformed error) {
 	case dbe.MsgCancel:
 		c.mu.Lock()
 		cancel, live := c.active[corr]
+		if live && cancel != nil && c.agents[corr] {
+			// An agent task ends with its own final frame, the
+			// L7_AGENT_RESULT with status CANCELLED and the partial
+			// transcript (or ERROR CANCELLED if the agent does not
+			// answer in time): it stays active until then.
+			c.mu.Unlock()
+			cancel()
+			return
+		}
 		delete(c.active, corr)
+		delete(c.agents, corr)
 		c.mu.Unlock()
 		if live {
 			if cancel != nil {
@@ -235,6 +246,12 @@ func (c *epConn) handle(f *dbe.Frame, malformed error) {
 		return
 	}
 	c.active[corr] = nil
+	if f.Type == dbe.MsgAgentTask {
+		if c.agents == nil {
+			c.agents = map[uint64]bool{}
+		}
+		c.agents[corr] = true
+	}
 	c.mu.Unlock()
 	reqID, _ := f.Get(dbe.TLVRequestID)
 	reqID = append([]byte(nil), reqID...) // the request frame is handed over
@@ -249,6 +266,7 @@ func (c *epConn) handle(f *dbe.Frame, malformed error) {
 		_, live := c.active[corr]
 		if live && rf.Flags&dbe.FlagEndStream != 0 {
 			delete(c.active, corr)
+			delete(c.agents, corr)
 		}
 		c.mu.Unlock()
 		if !live {
@@ -278,6 +296,7 @@ func (c *epConn) cancelAll() {
 			cancels = append(cancels, cancel)
 		}
 		delete(c.active, id)
+		delete(c.agents, id)
 	}
 	c.mu.Unlock()
 	for _, cancel := range cancels {

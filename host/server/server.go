@@ -110,12 +110,15 @@ func Start(ctx context.Context, cfg *config.Config, log hclog.Logger, opts Optio
 	r, err := router.New(router.Config{
 		Registry:       h.Manager,
 		RequestTimeout: cfg.Router.RequestTimeout,
+		AgentTimeout:   cfg.Router.AgentTimeout,
 		LoadThreshold:  cfg.Router.LoadThreshold,
 		Claims:         verifier,
 		Policy:         eng,
 		Limiter:        h.limiter,
 		Observer:       h.Metrics,
-		Logger:         log.Named("router"),
+		// The agent tasks' steps: counters, and lines in the decision log.
+		Agents: []router.AgentObserver{h.Metrics, &agentcall.Audit{Logger: log.Named("policy")}},
+		Logger: log.Named("router"),
 	})
 	if err != nil {
 		return nil, err
@@ -138,7 +141,7 @@ func Start(ctx context.Context, cfg *config.Config, log hclog.Logger, opts Optio
 		h.admin.Close()
 		return nil, err
 	}
-	h.shim, err = shim.New(shim.Config{Shim: cfg.Shim, Tenants: cfg.Tenants, Models: cfg.Models,
+	h.shim, err = shim.New(shim.Config{Shim: cfg.Shim, Tenants: cfg.Tenants, Models: cfg.Models, AgentTimeout: cfg.Router.AgentTimeout,
 		Router: r, Ready: h.ready, Logger: log.Named("shim"),
 		RateLimitHeaders: func(tenant string, hd http.Header) { h.limiter.State(tenant).SetHeaders(hd) },
 		// One claim token per tenant session, reused until it nears expiry.

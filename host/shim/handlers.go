@@ -257,6 +257,7 @@ type event struct {
 	chunk *l7v1.L7ChatChunk
 	resp  *l7v1.L7ChatResponse
 	embed *l7v1.L7EmbedResponse
+	agent *l7v1.L7AgentResult // a progress frame's (end false) or the task's result
 	err   *mux.Error
 	end   bool // END_STREAM: the last frame of the response
 }
@@ -277,6 +278,8 @@ func decodeFrame(f *dbe.Frame, payload proto.Message) event {
 		ev.chunk, err = payloadOf[l7v1.L7ChatChunk](f, payload)
 	case dbe.MsgEmbedResp:
 		ev.embed, err = payloadOf[l7v1.L7EmbedResponse](f, payload)
+	case dbe.MsgAgentResult:
+		ev.agent, err = payloadOf[l7v1.L7AgentResult](f, payload)
 	default:
 		return event{err: &mux.Error{Code: dbe.CodeWorkerFailed, Message: fmt.Sprintf("unexpected %s frame in a response", f.Type)}, end: true}
 	}

@@ -58,6 +58,10 @@ type Config struct {
 	Logger hclog.Logger
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
+	// AgentTimeout bounds an agent task (POST /v1/dsmil/agent/tasks): the
+	// most its timeout_seconds may ask, and its budget when it asks none
+	// (dsmil.hcl router.agent_timeout). Default config.DefaultAgentTimeout.
+	AgentTimeout time.Duration
 	// ModelsCreated is the "created" time /v1/models reports for every
 	// model. Default: when New was called, so it is stable for the life of
 	// the process.
@@ -89,6 +93,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if sh.RequestTimeout <= 0 {
 		sh.RequestTimeout = config.DefaultShimRequestTimeout
+	}
+	if cfg.AgentTimeout <= 0 {
+		cfg.AgentTimeout = config.DefaultAgentTimeout
 	}
 	if sh.KeepaliveInterval <= 0 {
 		sh.KeepaliveInterval = config.DefaultShimKeepaliveInterval
@@ -257,6 +264,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, rq *request) {
 	case path == "/v1/embeddings":
 		if allow(w, r, http.MethodPost) {
 			s.embeddings(w, r, rq)
+		}
+	case path == "/v1/dsmil/agent/tasks":
+		if allow(w, r, http.MethodPost) {
+			s.agentTask(w, r, rq)
 		}
 	default:
 		writeError(w, &apiError{status: http.StatusNotFound, typ: typeInvalidRequest, code: "unknown_url",

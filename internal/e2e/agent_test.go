@@ -15,8 +15,10 @@ import (
 	"github.com/dsmil/l7/host/agentcall"
 	"github.com/dsmil/l7/host/claims"
 	"github.com/dsmil/l7/host/config"
+	"github.com/dsmil/l7/host/metrics"
 	"github.com/dsmil/l7/host/pluginmgr"
 	"github.com/dsmil/l7/host/policy"
+	"github.com/dsmil/l7/host/ratelimit"
 	"github.com/dsmil/l7/host/router"
 	"github.com/dsmil/l7/internal/mkmodel"
 	"github.com/dsmil/l7/internal/testutil"
@@ -55,9 +57,13 @@ const agentAudience = "dsmil-router"
 // decides with the policy engine over the test's tenants.
 type agentPlane struct {
 	r         *router.Router
+	m         *pluginmgr.Manager
+	cfg       *config.Config
+	claimKey  string // the minter's key file: a claim issuer of the plane
+	metrics   *metrics.Metrics
 	minter    *identity.Minter
 	logs      *testutil.SyncBuffer // plugin manager, plugins, agent steps
-	decisions *testutil.SyncBuffer // the policy engine's decision log
+	decisions *testutil.SyncBuffer // the decision log: the policy engine's and agentcall.Audit's lines
 	artifacts string
 }
 
@@ -103,7 +109,8 @@ func startAgentPlane(t *testing.T) *agentPlane {
 	p := &agentPlane{logs: &testutil.SyncBuffer{}, decisions: &testutil.SyncBuffer{}, artifacts: filepath.Join(dir, "artifacts")}
 	// Task types: "triage" (every tool, the model's choice forced), "report"
 	// (write_report only), "slow" (a wall time no step fits in), "tokens"
-	// (a token budget one step exhausts).
+	// (a token budget one step exhausts), "long" (a tool call, then an
+	// answer of up to 8000 tokens: random weights rarely stop early).
 	src := fmt.Sprintf(`
 plugin "llm-amx" {
   path         = %[1]q
@@ -152,6 +159,14 @@ plugin "agent" {
       max_steps    = 50
       wall_time    = "30ms"
     }
+    long = {
+      instructions    = "Work."
+      profile         = %[2]q
+      tools           = ["list_dir"]
+      tool_choice     = "required"
+      max_steps       = 2
+      step_max_tokens = 8000
+    }
     tokens = {
       instructions    = "Work."
       profile         = %[2]q
@@ -169,6 +184,7 @@ tenant %[9]q {
   compartments   = ["SOC"]
   roe            = "SOC_ASSIST"
   models         = ["*"]
+  rate_limit { max_concurrent = 1 } # a task holds the slot; its steps take none
 }
 tenant %[10]q {
   api_key_sha256 = ["%[13]x"]
@@ -193,6 +209,10 @@ tenant %[11]q {
 	if err != nil {
 		t.Fatal(err)
 	}
+	p.claimKey = filepath.Join(dir, "claim.key")
+	if err := identity.WritePrivateKeyFile(p.claimKey, key); err != nil {
+		t.Fatal(err)
+	}
 	if p.minter, err = identity.NewMinter(identity.MinterConfig{Key: key, Audience: agentAudience}); err != nil {
 		t.Fatal(err)
 	}
@@ -206,10 +226,14 @@ tenant %[11]q {
 	}
 	steps := &agentcall.Server{Minter: p.minter, Logger: hclogTo(p.logs).Named("agent")}
 	m := pluginmgr.New(pluginmgr.Config{Plugins: cfg.Plugins, Files: cfg.Files(), Logger: hclogTo(p.logs), PluginRequests: steps})
-	if p.r, err = router.New(router.Config{Registry: m, Claims: verifier, Policy: eng, RequestTimeout: 2 * time.Minute}); err != nil {
+	p.metrics = metrics.New(m)
+	p.cfg = cfg
+	if p.r, err = router.New(router.Config{Registry: m, Claims: verifier, Policy: eng, RequestTimeout: 2 * time.Minute, Limiter: ratelimit.New(cfg),
+		Observer: p.metrics, Agents: []router.AgentObserver{p.metrics, &agentcall.Audit{Logger: hclogTo(p.decisions).Named("policy")}}}); err != nil {
 		t.Fatal(err)
 	}
 	steps.Router = p.r
+	p.m = m
 	ctx, cancel := context.WithCancel(context.Background())
 	m.Start(ctx)
 	t.Cleanup(func() {
@@ -231,24 +255,12 @@ tenant %[11]q {
 // progress frames' steps and the final result, or the router's error.
 func (p *agentPlane) task(t *testing.T, tenant string, roe dbe.ROELevel, comp dbe.Compartment, id [16]byte, task *l7v1.L7AgentTask) ([]*l7v1.AgentStep, *l7v1.L7AgentResult, error) {
 	t.Helper()
-	f := &dbe.Frame{Type: dbe.MsgAgentTask}
-	f.SetTenantID(tenant)
-	f.SetCompartmentMask(comp)
-	f.SetClassification(dbe.Unclas)
-	f.SetROELevel(roe)
-	f.SetProfile(agentProfile)
-	f.SetRequestID(id)
-	tok, err := p.minter.Token(tenant, "e2e", []string{roe.String()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.SetClaimToken(tok)
-	f.Payload, _ = proto.Marshal(task)
+	f := p.taskFrame(t, tenant, roe, comp, id, task)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	var progress []*l7v1.AgentStep
 	var final *l7v1.L7AgentResult
-	err = p.r.Route(ctx, f, func(fr *dbe.Frame) error {
+	err := p.r.Route(ctx, f, func(fr *dbe.Frame) error {
 		if fr.Type == dbe.MsgError {
 			return nil // Route returns it
 		}
@@ -271,6 +283,26 @@ func (p *agentPlane) task(t *testing.T, tenant string, roe dbe.ROELevel, comp db
 		return nil
 	})
 	return progress, final, err
+}
+
+// taskFrame is an L7_AGENT_TASK of tenant with the given attributes and a
+// claim token minted for it.
+func (p *agentPlane) taskFrame(t *testing.T, tenant string, roe dbe.ROELevel, comp dbe.Compartment, id [16]byte, task *l7v1.L7AgentTask) *dbe.Frame {
+	t.Helper()
+	f := &dbe.Frame{Type: dbe.MsgAgentTask}
+	f.SetTenantID(tenant)
+	f.SetCompartmentMask(comp)
+	f.SetClassification(dbe.Unclas)
+	f.SetROELevel(roe)
+	f.SetProfile(agentProfile)
+	f.SetRequestID(id)
+	tok, err := p.minter.Token(tenant, "e2e", []string{roe.String()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.SetClaimToken(tok)
+	f.Payload, _ = proto.Marshal(task)
+	return f
 }
 
 // checkSteps: one progress frame per step, the same steps in the result.
@@ -353,6 +385,45 @@ func TestAgentTriage(t *testing.T) {
 	if n := strings.Count(p.logs.String(), "agent step"); n < 3 {
 		t.Errorf("%d agent step lines in the host and plugin logs", n)
 	}
+	// The decision log has a line per tool call and per answering step,
+	// with names, sizes, outcomes and times but no contents, and one for
+	// the task; the metrics count the same.
+	nCalls := 0
+	for _, s := range res.GetSteps() {
+		nCalls += len(s.GetCalls())
+	}
+	steps := p.auditLines("agent step", id)
+	if len(steps) != nCalls+1 {
+		t.Errorf("%d agent step lines in the decision log for %d calls and an answer:\n%s", len(steps), nCalls, p.decisions.String())
+	}
+	for _, l := range steps {
+		for _, k := range []string{"tenant=" + socTenant, "task_type=triage", "tool=", "argument_bytes=", "outcome=", "duration_ms="} {
+			if !strings.Contains(l, k) {
+				t.Errorf("audit line without %s: %s", k, l)
+			}
+		}
+	}
+	if tl := p.auditLines("agent task", id); len(tl) != 1 || !strings.Contains(tl[0], "status=completed") || !strings.Contains(tl[0], "steps=3") {
+		t.Errorf("agent task lines %q", tl)
+	}
+	for _, secret := range []string{"203.0.113.7", "brute force", "Triage the alert", "Failed password"} {
+		if strings.Contains(p.decisions.String(), secret) {
+			t.Errorf("the decision log holds content %q", secret)
+		}
+	}
+	if v := p.counter(t, "dsmil_l7_agent_tasks_total", "task_type", "triage", "status", "completed"); v != 1 {
+		t.Errorf("dsmil_l7_agent_tasks_total{triage,completed} = %v", v)
+	}
+	var counted float64
+	for _, tool := range allTools {
+		for _, o := range []string{"ok", "error", "refused"} {
+			counted += p.counter(t, "dsmil_l7_agent_steps_total", "tool", tool, "outcome", o)
+		}
+	}
+	if counted != float64(nCalls) || p.counter(t, "dsmil_l7_agent_steps_total", "tool", "none", "outcome", "answered") != 1 {
+		t.Errorf("dsmil_l7_agent_steps_total: %v tool calls counted for %d, answered %v", counted, nCalls,
+			p.counter(t, "dsmil_l7_agent_steps_total", "tool", "none", "outcome", "answered"))
+	}
 
 	// write_report alone, forced: the SOC tenant's task writes the report.
 	id2 := [16]byte{0x01, 0x92, 2}
@@ -404,6 +475,13 @@ func TestAgentDenied(t *testing.T) {
 	if strings.Contains(p.logs.String(), dbe.FormatUUID([16]byte{0x02, 1})) {
 		t.Errorf("the agent saw a denied task:\n%s", p.logs.String())
 	}
+	// Refused before the agent ran them: their task type is not a label.
+	if v := p.counter(t, "dsmil_l7_agent_tasks_total", "task_type", "unknown", "status", "denied"); v != 2 {
+		t.Errorf("dsmil_l7_agent_tasks_total{unknown,denied} = %v, want 2", v)
+	}
+	if tl := p.auditLines("agent task", [16]byte{0x02, 1}); len(tl) != 1 || !strings.Contains(tl[0], "status=denied") || !strings.Contains(tl[0], "code=POLICY_DENIED") {
+		t.Errorf("agent task lines %q", tl)
+	}
 	_, _, err = p.task(t, socTenant, dbe.SOCAssist, dbe.CompartmentSOC, [16]byte{0x02, 3}, &l7v1.L7AgentTask{TaskType: "nope"})
 	if !asMuxError(err, &me) || me.Code != dbe.CodeInvalidRequest || me.Param != "task_type" || !strings.Contains(me.Message, `unknown task type "nope"`) {
 		t.Errorf("unknown task type: %v", err)
@@ -440,6 +518,46 @@ func TestAgentBudgets(t *testing.T) {
 	if res.GetStatus() != l7v1.AgentTaskStatus_AGENT_TASK_STATUS_FAILED || !strings.Contains(res.GetErrorMessage(), "token budget exhausted") || len(res.GetSteps()) != 1 {
 		t.Errorf("tokens: status %s, %q, %d steps", res.GetStatus(), res.GetErrorMessage(), len(res.GetSteps()))
 	}
+}
+
+// counter is the value of the counter name with labels in the plane's
+// metrics (0 when it has no such series).
+func (p *agentPlane) counter(t *testing.T, name string, labels ...string) float64 {
+	t.Helper()
+	mfs, err := p.metrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	series:
+		for _, m := range mf.GetMetric() {
+			got := map[string]string{}
+			for _, l := range m.GetLabel() {
+				got[l.GetName()] = l.GetValue()
+			}
+			for i := 0; i+1 < len(labels); i += 2 {
+				if got[labels[i]] != labels[i+1] {
+					continue series
+				}
+			}
+			return m.GetCounter().GetValue()
+		}
+	}
+	return 0
+}
+
+// auditLines are the decision log's lines with msg about the task id.
+func (p *agentPlane) auditLines(msg string, id [16]byte) []string {
+	var out []string
+	for _, l := range strings.Split(p.decisions.String(), "\n") {
+		if strings.Contains(l, " "+msg+":") && strings.Contains(l, "task_id="+dbe.FormatUUID(id)) {
+			out = append(out, l)
+		}
+	}
+	return out
 }
 
 func asMuxError(err error, target **mux.Error) bool {

@@ -94,6 +94,8 @@ type Stream struct {
 	done   bool
 	ready  chan struct{}
 	cancel func()
+	// interrupt sends CANCEL and keeps the stream (Stop).
+	interrupt func()
 }
 
 // Start sends req (its correlation id is assigned here) and returns the
@@ -103,6 +105,8 @@ type Stream struct {
 func (c *Client) Start(req *dbe.Frame, timeout time.Duration) *Stream {
 	s := &Stream{ready: make(chan struct{}, 1)}
 	s.cancel = c.mux.Go(req, timeout, s.deliver)
+	id := req.CorrelationID
+	s.interrupt = func() { c.mux.Interrupt(id) }
 	return s
 }
 
@@ -159,6 +163,12 @@ func (s *Stream) Next(ctx context.Context) (*dbe.Frame, error) {
 // what had arrived, then context.Canceled. It is safe to call at any time,
 // more than once.
 func (s *Stream) Cancel() { s.cancel() }
+
+// Stop asks the router to stop the request (CANCEL) but keeps reading its
+// responses up to the final one: an agent task (L7_AGENT_TASK) ends with its
+// L7_AGENT_RESULT, status CANCELLED, carrying the steps and transcript so
+// far; other requests end with ERROR CANCELLED.
+func (s *Stream) Stop() { s.interrupt() }
 
 // Payload returns a new, empty protobuf message of the payload that
 // message type t carries (docs/dbe.md §5), or nil for a type without one

@@ -286,6 +286,20 @@ func (c *Client) forget(id uint64) {
 	c.mu.Unlock()
 }
 
+// Interrupt sends CANCEL for the request on correlation id (the
+// CorrelationID Go or Call gave its frame) without ending the call: the
+// responder's frames up to its final one are still delivered. An agent
+// task answers CANCEL with its partial result (docs/dbe.md §8). A call
+// that has ended is not affected.
+func (c *Client) Interrupt(id uint64) {
+	c.mu.Lock()
+	_, live := c.pending[id]
+	c.mu.Unlock()
+	if live {
+		c.cancel(id)
+	}
+}
+
 func (c *Client) cancel(id uint64) {
 	_ = c.s.Send(&dbe.Frame{Type: dbe.MsgCancel, CorrelationID: id})
 }
