@@ -230,7 +230,10 @@ func TestBatcherWait(t *testing.T) {
 	// A full batch does not wait.
 	b.begin()
 	b.begin()
-	go func() { _, err := b.embed(context.Background(), []encoder.Sequence{seq(2, 2), seq(3, 2), seq(4, 2)}); done <- err }()
+	go func() {
+		_, err := b.embed(context.Background(), []encoder.Sequence{seq(2, 2), seq(3, 2), seq(4, 2)})
+		done <- err
+	}()
 	<-f.started
 	if err := <-done; err != nil || f.runsNow() != 2 {
 		t.Fatalf("full batch: %v, %d runs", err, f.runsNow())
