@@ -426,8 +426,14 @@ func startHost(tmp, bin, addr string, o options) (*server.Host, error) {
 		return nil, err
 	}
 	src := fmt.Sprintf(`
-shim    { listen = %[1]q }
-router  { socket = "run/router.sock" }
+shim    {
+  listen          = %[1]q
+  request_timeout = "10m"
+}
+router  {
+  socket          = "run/router.sock"
+  request_timeout = "10m"
+}
 admin   { socket = "run/admin.sock" }
 metrics { listen = %[2]q }
 tenant "BENCH" {
@@ -451,6 +457,8 @@ plugin "embed" {
 }
 model %[6]q { profile = "bench-embed" }
 `, addr, metrics, config.HashKey(apiKey), bin, o.dir, modelID, o.threads, o.spin, o.batch, o.waitMS)
+	// The 10-minute timeouts: 128 inputs of 512 tokens take tens of
+	// seconds on a busy 2-core machine, past the defaults.
 	cfg, diags := config.Parse(filepath.Join(tmp, "dsmil.hcl"), []byte(src))
 	if diags.HasErrors() {
 		return nil, diags
