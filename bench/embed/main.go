@@ -458,7 +458,8 @@ plugin "embed" {
 model %[6]q { profile = "bench-embed" }
 `, addr, metrics, config.HashKey(apiKey), bin, o.dir, modelID, o.threads, o.spin, o.batch, o.waitMS)
 	// The 10-minute timeouts: 128 inputs of 512 tokens take tens of
-	// seconds on a busy 2-core machine, past the defaults.
+	// seconds on a busy 2-core machine, and passed the router's 60 s default
+	// there once.
 	cfg, diags := config.Parse(filepath.Join(tmp, "dsmil.hcl"), []byte(src))
 	if diags.HasErrors() {
 		return nil, diags
