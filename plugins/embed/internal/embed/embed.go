@@ -1,12 +1,10 @@
 package embed
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"math"
 	"os"
-	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -43,6 +41,7 @@ type state struct {
 	cfg   *sdk.Config
 	set   *settings
 	model *encoder.Model
+	batch *batcher
 }
 
 var (
@@ -91,7 +90,7 @@ func (w *Workload) Configure(_ context.Context, cfg *sdk.Config) error {
 	if err != nil {
 		return sdk.InvalidParam("model", "%v", err)
 	}
-	w.st.Store(&state{cfg: cfg, set: set, model: m})
+	w.st.Store(&state{cfg: cfg, set: set, model: m, batch: newBatcher(m.Embed, set.MaxBatch, set.BatchWait)})
 	return nil
 }
 
@@ -108,6 +107,7 @@ func (w *Workload) Close(context.Context) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if st := w.st.Swap(nil); st != nil {
+		st.batch.Close()
 		return st.model.Close()
 	}
 	return nil
@@ -134,6 +134,9 @@ func (w *Workload) Embed(ctx context.Context, req *sdk.EmbedRequest) (*sdk.Embed
 		return nil, sdk.InvalidParam("dimensions", "model %s gives %d dimensions; dimensions=%d is more", st.set.ModelName, hidden, dims)
 	}
 
+	// Tokenise here, on the request's goroutine, not on the runner's:
+	// the batcher waits (briefly) for requests that are still doing so.
+	st.batch.begin()
 	seqs := make([]encoder.Sequence, len(p.GetInputs()))
 	var tokens uint32
 	for i, in := range p.GetInputs() {
@@ -147,36 +150,23 @@ func (w *Workload) Embed(ctx context.Context, req *sdk.EmbedRequest) (*sdk.Embed
 			seqs[i] = m.Encode(in.GetText())
 		}
 		if err := m.CheckSequence(seqs[i]); err != nil {
+			st.batch.end()
 			return nil, sdk.InvalidParam("input", "input %d: %v", i, err)
 		}
 		tokens += uint32(len(seqs[i].IDs))
 	}
-
-	// Batches of similar lengths waste less on padding: run the inputs in
-	// order of length and put the vectors back in input order.
-	order := make([]int, len(seqs))
-	for i := range order {
-		order[i] = i
+	vecs, err := st.batch.embed(ctx, seqs)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if errors.Is(err, errClosed) {
+			return nil, sdk.Errorf(dbe.CodeNoWorkerAvailable, "%v", err)
+		}
+		return nil, sdk.Errorf(dbe.CodeWorkerFailed, "%v", err)
 	}
-	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(len(seqs[a].IDs), len(seqs[b].IDs)) })
-	vecs := make([][]float32, len(seqs))
-	batch := make([]encoder.Sequence, 0, st.set.MaxBatch)
-	for lo := 0; lo < len(order); lo += st.set.MaxBatch {
-		idx := order[lo:min(lo+st.set.MaxBatch, len(order))]
-		batch = batch[:0]
-		for _, i := range idx {
-			batch = append(batch, seqs[i])
-		}
-		out, err := m.Embed(ctx, batch)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
-			}
-			return nil, sdk.Errorf(dbe.CodeWorkerFailed, "%v", err)
-		}
-		for k, i := range idx {
-			vecs[i] = truncate(out[k], dims)
-		}
+	for i := range vecs {
+		vecs[i] = truncate(vecs[i], dims)
 	}
 	return &sdk.EmbedResult{Vectors: vecs, PromptTokens: tokens, Model: st.set.ModelName}, nil
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/dsmil/l7/plugins/internal/ort"
 	"github.com/dsmil/l7/sdk"
@@ -12,6 +13,10 @@ import (
 // DefaultMaxBatch is how many sequences one ONNX Runtime run takes unless
 // the max_batch setting says otherwise.
 const DefaultMaxBatch = 32
+
+// DefaultBatchWait is how long a batch that is not full waits for requests
+// still being tokenised, unless the batch_wait_ms setting says otherwise.
+const DefaultBatchWait = 2 * time.Millisecond
 
 // settingSpecs are the plugin-specific settings of embed's plugin block.
 var settingSpecs = []sdk.SettingSpec{
@@ -22,7 +27,9 @@ var settingSpecs = []sdk.SettingSpec{
 	{Name: "matryoshka", Type: "bool",
 		Description: "The model was trained for truncated vectors (Matryoshka): requests may ask for fewer dimensions, which are cut and re-normalised. Default false: dimensions other than the model's are a 400."},
 	{Name: "max_batch", Type: "number",
-		Description: "Sequences per ONNX Runtime run. Default 32."},
+		Description: "Sequences per ONNX Runtime run, packed from the inputs of every request in flight (dynamic batching). Default 32."},
+	{Name: "batch_wait_ms", Type: "number",
+		Description: "When ONNX Runtime is idle and fewer than max_batch sequences are queued, how long (milliseconds) the next run waits for requests the plugin has received and is still tokenising. 0: never wait. Default 2."},
 	{Name: "threads", Type: "number",
 		Description: "ONNX Runtime intra-op threads. Default 0: one per core."},
 	{Name: "graph_optimization", Type: "string",
@@ -39,6 +46,7 @@ type settings struct {
 	ModelName  string
 	Matryoshka bool
 	MaxBatch   int
+	BatchWait  time.Duration
 	Session    ort.Options
 	ORTLibrary string
 }
@@ -46,7 +54,7 @@ type settings struct {
 // parseSettings decodes and checks raw, filling in defaults. A bad or
 // unknown setting is an INVALID_REQUEST naming it.
 func parseSettings(raw map[string]any, getenv func(string) string) (*settings, error) {
-	s := &settings{MaxBatch: DefaultMaxBatch}
+	s := &settings{MaxBatch: DefaultMaxBatch, BatchWait: DefaultBatchWait}
 	for name, v := range raw {
 		var err error
 		switch name {
@@ -58,6 +66,13 @@ func parseSettings(raw map[string]any, getenv func(string) string) (*settings, e
 			s.Matryoshka, err = boolean(v)
 		case "max_batch":
 			s.MaxBatch, err = sdk.SettingInt(v, 1)
+		case "batch_wait_ms":
+			var ms int
+			ms, err = sdk.SettingInt(v, 0)
+			if err == nil && ms > 1000 {
+				err = fmt.Errorf("%d ms is more than the 1000 a wait window may be", ms)
+			}
+			s.BatchWait = time.Duration(ms) * time.Millisecond
 		case "threads":
 			s.Session.IntraOpThreads, err = sdk.SettingInt(v, 0)
 		case "graph_optimization":

@@ -1,0 +1,485 @@
+// Command embed measures /v1/embeddings through the whole plane against
+// raw ONNX Runtime, in one run, on a random-weight all-MiniLM-L6-v2-shaped
+// encoder (dsmil-mkmodel's minilm-l6 preset with max_seq_length 512, so
+// that 512-token inputs fit):
+//
+//   - raw: a minimal embedding loop written for this benchmark
+//     (plugins/embed/internal/rawembed, built and driven in its own
+//     process as the plugin runs in its own): the same texts pre-tokenised,
+//     runs of -batch sequences sorted by length, mean pooling,
+//     normalisation, the plugin's session options;
+//   - stack: the whole plane — an in-process dsmil-host (host/server:
+//     OpenAI shim → router → plugin manager) with the built dsmil-embed
+//     plugin process, one POST /v1/embeddings over HTTP with the N texts as
+//     input and encoding_format base64 (the openai clients' default).
+//
+// For each input count (-inputs) and length (-tokens) it measures
+// embeddings/s of both in interleaved rounds (each sample at least -ms
+// long), and prints the medians and the median of the per-round ratios.
+// Then, at -conc short inputs (the first of -tokens), batched against one
+// at a time through the stack: the inputs as one request ("one request"),
+// as -conc concurrent one-input requests (dynamic batching across
+// requests, "concurrent"), and as -conc one-input requests one after
+// another ("sequential", the baseline).
+//
+//	go run ./bench/embed [-inputs 1,8,32,128] [-tokens 16,128,512] [-rounds 3] [-ms 300] [-threads 0]
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/dsmil/l7/host/config"
+	"github.com/dsmil/l7/host/server"
+	"github.com/dsmil/l7/internal/mkmodel"
+	"github.com/hashicorp/go-hclog"
+)
+
+const (
+	apiKey  = "bench-embed-key"
+	modelID = "bench-random-minilm-l6"
+)
+
+type options struct {
+	dir                       string
+	inputs, tokens            []int
+	rounds, ms, threads, conc int
+	batch, waitMS             int
+	spin                      bool
+}
+
+func main() {
+	cache, _ := os.UserCacheDir()
+	dir := flag.String("models", filepath.Join(cache, "dsmil", "models", "minilm-l6-512"), "model directory (generated when absent)")
+	inputs := flag.String("inputs", "1,8,32,128", "inputs per request")
+	tokens := flag.String("tokens", "16,128,512", "tokens per input, [CLS] and [SEP] included")
+	rounds := flag.Int("rounds", 3, "interleaved rounds per shape")
+	ms := flag.Int("ms", 300, "each sample runs for at least this many milliseconds")
+	threads := flag.Int("threads", 0, "ONNX Runtime intra-op threads (0: one per core)")
+	spin := flag.Bool("spin", true, "let idle ONNX Runtime threads spin (the plugin's allow_spinning)")
+	batch := flag.Int("batch", 32, "sequences per ONNX Runtime run (the plugin's max_batch)")
+	wait := flag.Int("wait", 2, "the plugin's batch_wait_ms")
+	conc := flag.Int("conc", 32, "inputs of the batched against one-at-a-time comparison")
+	flag.Parse()
+	server.TuneGC()
+	o := options{dir: *dir, rounds: max(*rounds, 1), ms: *ms, threads: *threads, spin: *spin, batch: *batch, waitMS: *wait, conc: *conc}
+	var err error
+	if o.inputs, err = ints(*inputs); err == nil {
+		o.tokens, err = ints(*tokens)
+	}
+	if err == nil {
+		err = run(o)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench/embed:", err)
+		os.Exit(1)
+	}
+}
+
+func ints(list string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(list, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("%q: want positive integers separated by commas", list)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+func run(o options) error {
+	if slices.Max(o.tokens) > 512 || slices.Min(o.tokens) < 3 {
+		return errors.New("-tokens: 3 to 512 (the model's max_seq_length; [CLS] and [SEP] are two of them)")
+	}
+	spec, err := mkmodel.EncoderPreset("minilm-l6")
+	if err != nil {
+		return err
+	}
+	spec.MaxSeqLength = spec.MaxPositions // 512
+	if _, err := os.Stat(filepath.Join(o.dir, "onnx", "model.onnx")); err != nil {
+		fmt.Printf("generating %s (max_seq_length %d) into %s ...\n", spec.Name, spec.MaxSeqLength, o.dir)
+		if _, err := mkmodel.WriteEncoder(o.dir, spec); err != nil {
+			return err
+		}
+	}
+	tmp, err := os.MkdirTemp("", "bench-embed")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	bins := map[string]string{}
+	for name, pkg := range map[string]string{
+		"dsmil-embed": "github.com/dsmil/l7/plugins/embed",
+		"rawembed":    "github.com/dsmil/l7/plugins/embed/internal/rawembed",
+	} {
+		bins[name] = filepath.Join(tmp, name)
+		if out, err := exec.Command("go", "build", "-o", bins[name], pkg).CombinedOutput(); err != nil {
+			return fmt.Errorf("build %s: %v\n%s", name, err, out)
+		}
+	}
+	addr, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	host, err := startHost(tmp, bins["dsmil-embed"], addr, o)
+	if err != nil {
+		return err
+	}
+	defer host.Shutdown()
+	raw, err := startRaw(bins["rawembed"], o)
+	if err != nil {
+		return err
+	}
+	defer raw.close()
+	c := &client{base: "http://" + addr, http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}}}
+	fmt.Printf("embed benchmark: %s, %d CPUs; %s shape (random weights, max_seq_length 512) in %s\n", runtime.Version(), runtime.NumCPU(), spec.Name, o.dir)
+	fmt.Printf("%s\nplugin: max_batch %d, batch_wait_ms %d; %d interleaved rounds, samples of ≥ %d ms\n\n", raw.runtime, o.batch, o.waitMS, o.rounds, o.ms)
+	fmt.Printf("%-8s %-8s %14s %14s %12s\n", "inputs", "tokens", "raw emb/s", "stack emb/s", "stack/raw")
+	type row struct {
+		n, l  int
+		ratio float64
+	}
+	var rows []row
+	for _, l := range o.tokens {
+		for _, n := range o.inputs {
+			texts, err := raw.texts(n, l)
+			if err != nil {
+				return err
+			}
+			// Warm up both (first runs of a shape allocate).
+			if _, err := raw.run(1); err != nil {
+				return err
+			}
+			if _, err := c.timed(o.ms/10, func() (int, error) { return c.embed(texts, n*l) }); err != nil {
+				return err
+			}
+			var rs, ss, ratios []float64
+			for r := range o.rounds {
+				var rawRate, stackRate float64
+				measure := []func() error{
+					func() (err error) { rawRate, err = raw.run(o.ms); return err },
+					func() (err error) {
+						stackRate, err = c.timed(o.ms, func() (int, error) { return c.embed(texts, n*l) })
+						return err
+					},
+				}
+				for k := range measure {
+					if err := measure[(r+k)%2](); err != nil {
+						return err
+					}
+				}
+				rs, ss, ratios = append(rs, rawRate), append(ss, stackRate), append(ratios, stackRate/rawRate)
+			}
+			m := median(ratios)
+			rows = append(rows, row{n, l, m})
+			fmt.Printf("%-8d %-8d %14.1f %14.1f %11.3f× %s\n", n, l, median(rs), median(ss), m, mark(m >= 0.9))
+		}
+	}
+	fmt.Println("\nstack/raw: median of the per-round ratios; goal ≥ 0.9×")
+
+	// Batched against one at a time, at -conc inputs of the first length.
+	l := o.tokens[0]
+	texts, err := raw.texts(o.conc, l)
+	if err != nil {
+		return err
+	}
+	paths := []struct {
+		name string
+		f    func() (int, error)
+	}{
+		{"sequential", func() (int, error) {
+			for _, t := range texts {
+				if _, err := c.embed([]string{t}, l); err != nil {
+					return 0, err
+				}
+			}
+			return len(texts), nil
+		}},
+		{"one request", func() (int, error) { return c.embed(texts, len(texts)*l) }},
+		{"concurrent", func() (int, error) {
+			var wg sync.WaitGroup
+			errs := make([]error, len(texts))
+			for i, t := range texts {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					_, errs[i] = c.embed([]string{t}, l)
+				}()
+			}
+			wg.Wait()
+			return len(texts), errors.Join(errs...)
+		}},
+	}
+	for _, p := range paths {
+		if _, err := c.timed(o.ms/10, p.f); err != nil {
+			return fmt.Errorf("%s: %w", p.name, err)
+		}
+	}
+	got := map[string][]float64{}
+	for r := range o.rounds {
+		for k := range paths {
+			p := paths[(r+k)%len(paths)]
+			rate, err := c.timed(o.ms, p.f)
+			if err != nil {
+				return fmt.Errorf("%s: %w", p.name, err)
+			}
+			got[p.name] = append(got[p.name], rate)
+		}
+	}
+	fmt.Printf("\n%d inputs of %d tokens through the stack:\n%-40s %14s %12s\n", o.conc, l, "path", "emb/s", "/sequential")
+	for _, p := range paths {
+		var ratios []float64
+		for i, x := range got[p.name] {
+			ratios = append(ratios, x/got["sequential"][i])
+		}
+		desc := map[string]string{
+			"sequential":  fmt.Sprintf("sequential (%d requests of 1, in turn)", o.conc),
+			"one request": fmt.Sprintf("one request of %d inputs", o.conc),
+			"concurrent":  fmt.Sprintf("concurrent (%d requests of 1 at once)", o.conc),
+		}[p.name]
+		m := median(ratios)
+		flagged := ""
+		if p.name != "sequential" {
+			flagged = mark(m >= 4)
+		}
+		fmt.Printf("%-40s %14.1f %11.2f× %s\n", desc, median(got[p.name]), m, flagged)
+	}
+	fmt.Println("\nbatched/sequential: median of the per-round ratios; goal ≥ 4×")
+	return nil
+}
+
+func mark(ok bool) string {
+	if ok {
+		return "✔"
+	}
+	return "✘"
+}
+
+func median(x []float64) float64 {
+	s := slices.Clone(x)
+	slices.Sort(s)
+	if len(s) == 0 {
+		return 0
+	}
+	return s[len(s)/2]
+}
+
+// client posts to the shim.
+type client struct {
+	base string
+	http *http.Client
+}
+
+// timed runs f over and over for at least ms milliseconds (at least once)
+// and returns the embeddings per second f reported.
+func (c *client) timed(ms int, f func() (int, error)) (float64, error) {
+	count, start := 0, time.Now()
+	for count == 0 || time.Since(start) < time.Duration(ms)*time.Millisecond {
+		n, err := f()
+		if err != nil {
+			return 0, err
+		}
+		count += n
+	}
+	return float64(count) / time.Since(start).Seconds(), nil
+}
+
+// embed posts one /v1/embeddings request with texts (base64) and checks
+// the answer: one vector per text, 384 floats each, wantTokens tokens.
+func (c *client) embed(texts []string, wantTokens int) (int, error) {
+	body, _ := json.Marshal(map[string]any{"model": modelID, "input": texts, "encoding_format": "base64"})
+	req, _ := http.NewRequest(http.MethodPost, c.base+"/v1/embeddings", bytes.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+apiKey)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("HTTP %d: %s", resp.StatusCode, b)
+	}
+	var a struct {
+		Data []struct {
+			Embedding string `json:"embedding"`
+		} `json:"data"`
+		Usage struct {
+			PromptTokens int `json:"prompt_tokens"`
+		} `json:"usage"`
+	}
+	if err := json.Unmarshal(b, &a); err != nil {
+		return 0, err
+	}
+	if len(a.Data) != len(texts) || a.Usage.PromptTokens != wantTokens {
+		return 0, fmt.Errorf("%d vectors and %d tokens for %d texts of %d tokens in all", len(a.Data), a.Usage.PromptTokens, len(texts), wantTokens)
+	}
+	for _, d := range a.Data {
+		if len(d.Embedding) != (384*4+2)/3*4 {
+			return 0, fmt.Errorf("a base64 vector of %d characters, not 384 floats", len(d.Embedding))
+		}
+	}
+	return len(texts), nil
+}
+
+// rawProc is a running rawembed.
+type rawProc struct {
+	cmd     *exec.Cmd
+	in      io.WriteCloser
+	out     *json.Decoder
+	runtime string
+}
+
+func startRaw(bin string, o options) (*rawProc, error) {
+	cmd := exec.Command(bin, "-model", o.dir, "-threads", fmt.Sprint(o.threads), "-spin="+fmt.Sprint(o.spin), "-batch", fmt.Sprint(o.batch))
+	cmd.Stderr = os.Stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	r := &rawProc{cmd: cmd, in: in, out: json.NewDecoder(out)}
+	var hello struct {
+		Runtime string `json:"runtime"`
+	}
+	if err := r.out.Decode(&hello); err != nil {
+		r.close()
+		return nil, fmt.Errorf("rawembed: %w", err)
+	}
+	r.runtime = hello.Runtime
+	return r, nil
+}
+
+func (r *rawProc) texts(n, l int) ([]string, error) {
+	if _, err := fmt.Fprintf(r.in, "texts %d %d\n", n, l); err != nil {
+		return nil, err
+	}
+	var res struct {
+		Texts []string `json:"texts"`
+	}
+	if err := r.out.Decode(&res); err != nil {
+		return nil, fmt.Errorf("rawembed: %w", err)
+	}
+	return res.Texts, nil
+}
+
+// run returns raw embeddings/s over at least ms milliseconds.
+func (r *rawProc) run(ms int) (float64, error) {
+	if _, err := fmt.Fprintf(r.in, "run %d\n", ms); err != nil {
+		return 0, err
+	}
+	var res struct {
+		Embeddings int   `json:"embeddings"`
+		NS         int64 `json:"ns"`
+	}
+	if err := r.out.Decode(&res); err != nil {
+		return 0, fmt.Errorf("rawembed: %w", err)
+	}
+	return float64(res.Embeddings) / (float64(res.NS) / 1e9), nil
+}
+
+func (r *rawProc) close() {
+	r.in.Close()
+	if err := r.cmd.Wait(); err != nil {
+		fmt.Fprintln(os.Stderr, "rawembed:", err)
+	}
+}
+
+func freeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+func startHost(tmp, bin, addr string, o options) (*server.Host, error) {
+	metrics, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	src := fmt.Sprintf(`
+shim    {
+  listen          = %[1]q
+  request_timeout = "10m"
+}
+router  {
+  socket          = "run/router.sock"
+  request_timeout = "10m"
+}
+admin   { socket = "run/admin.sock" }
+metrics { listen = %[2]q }
+tenant "BENCH" {
+  api_key_sha256 = [%[3]q]
+  compartments   = ["SOC"]
+  classification = "UNCLAS"
+  roe            = "ANALYSIS_ONLY"
+  models         = ["*"]
+}
+plugin "embed" {
+  path           = %[4]q
+  device_id      = 49
+  profiles       = ["bench-embed"]
+  model          = %[5]q
+  model_name     = %[6]q
+  threads        = %[7]d
+  allow_spinning = %[8]v
+  max_batch      = %[9]d
+  batch_wait_ms  = %[10]d
+  pass_env       = ["DSMIL_ORT_LIB"]
+}
+model %[6]q { profile = "bench-embed" }
+`, addr, metrics, config.HashKey(apiKey), bin, o.dir, modelID, o.threads, o.spin, o.batch, o.waitMS)
+	// The 10-minute timeouts: 128 inputs of 512 tokens take tens of
+	// seconds on a busy 2-core machine, and passed the router's 60 s default
+	// there once.
+	cfg, diags := config.Parse(filepath.Join(tmp, "dsmil.hcl"), []byte(src))
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	log := hclog.New(&hclog.LoggerOptions{Name: "dsmil-host", Level: hclog.Error, Output: os.Stderr})
+	h, err := server.Start(context.Background(), cfg, log, server.Options{})
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := h.Manager.WaitReady(ctx); err != nil {
+		h.Shutdown()
+		return nil, err
+	}
+	for _, s := range h.Manager.Snapshots() {
+		if s.State != "running" {
+			h.Shutdown()
+			return nil, errors.New("plugin " + s.Name + " did not start: " + s.LastError)
+		}
+	}
+	return h, nil
+}

@@ -1,0 +1,287 @@
+package embed
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dsmil/l7/plugins/embed/internal/encoder"
+)
+
+// errClosed fails the sequences still queued when the workload closes.
+var errClosed = errors.New("embed: the plugin is closing")
+
+// runFunc runs one padded batch (encoder.Model.Embed in the plugin).
+type runFunc func(ctx context.Context, seqs []encoder.Sequence) ([][]float32, error)
+
+// batcher packs the sequences of every request in flight into ONNX Runtime
+// runs of at most max sequences (dynamic batching): requests tokenise on
+// their own goroutines and queue their sequences, shortest first; one
+// runner goroutine takes up to max queued sequences in arrival order, sorts
+// them by length and runs them as one batch padded to its longest, then
+// hands each vector to its request. While a run is in progress the next
+// requests queue up, so under load batches fill by themselves; when the
+// runner is idle and the queue holds fewer than max sequences while other
+// requests are still being tokenised, it waits for them, at most wait.
+//
+// A request whose context ends stops waiting at once; its queued sequences
+// are dropped, and a run is terminated when every request with a sequence
+// in it has gone. Close stops the runner (terminating its run) and fails
+// whatever is still queued.
+type batcher struct {
+	run  runFunc
+	max  int
+	wait time.Duration
+
+	mu       sync.Mutex
+	queue    []item // arrival order
+	arriving int    // requests between begin and submit (tokenising)
+	closed   bool
+
+	kick   chan struct{} // buffered 1: the queue or arriving changed
+	ctx    context.Context
+	cancel context.CancelFunc // ends ctx: Close
+	done   chan struct{}      // the runner has returned
+
+	runs atomic.Int64 // ONNX Runtime runs so far (tests, logs)
+}
+
+// item is one sequence of a job.
+type item struct {
+	j *job
+	i int
+}
+
+// job is one request's sequences and, once done is closed, their vectors
+// or the error that failed them. Only the runner writes vecs, left and err.
+type job struct {
+	ctx  context.Context
+	seqs []encoder.Sequence
+	vecs [][]float32
+	left int
+	err  error
+	done chan struct{}
+}
+
+func newBatcher(run runFunc, max int, wait time.Duration) *batcher {
+	ctx, cancel := context.WithCancel(context.Background())
+	b := &batcher{run: run, max: max, wait: wait, kick: make(chan struct{}, 1), ctx: ctx, cancel: cancel, done: make(chan struct{})}
+	go b.loop()
+	return b
+}
+
+// signal wakes the runner.
+func (b *batcher) signal() {
+	select {
+	case b.kick <- struct{}{}:
+	default:
+	}
+}
+
+// begin announces a request that is about to tokenise; end (called
+// exactly once, after submit or instead of it) takes it back.
+func (b *batcher) begin() {
+	b.mu.Lock()
+	b.arriving++
+	b.mu.Unlock()
+}
+
+func (b *batcher) end() {
+	b.mu.Lock()
+	b.arriving--
+	b.mu.Unlock()
+	b.signal()
+}
+
+// embed queues seqs (shortest first, so that one long request runs in
+// batches of similar lengths, as before dynamic batching) and waits for
+// their vectors, returned in the order of seqs. It calls end.
+func (b *batcher) embed(ctx context.Context, seqs []encoder.Sequence) ([][]float32, error) {
+	j := &job{ctx: ctx, seqs: seqs, vecs: make([][]float32, len(seqs)), left: len(seqs), done: make(chan struct{})}
+	order := make([]int, len(seqs))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(x, y int) int { return cmp.Compare(len(seqs[x].IDs), len(seqs[y].IDs)) })
+	b.mu.Lock()
+	if b.closed {
+		b.arriving--
+		b.mu.Unlock()
+		return nil, errClosed
+	}
+	for _, i := range order {
+		b.queue = append(b.queue, item{j, i})
+	}
+	b.arriving--
+	b.mu.Unlock()
+	b.signal()
+	select {
+	case <-j.done:
+		if j.err != nil {
+			return nil, j.err
+		}
+		return j.vecs, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// Close stops the runner, terminating a run in progress, fails the queued
+// sequences with errClosed and waits for the runner to return.
+func (b *batcher) Close() {
+	b.mu.Lock()
+	b.closed = true
+	b.mu.Unlock()
+	b.cancel()
+	<-b.done
+}
+
+func (b *batcher) loop() {
+	defer close(b.done)
+	for {
+		select {
+		case <-b.kick:
+		case <-b.ctx.Done():
+			b.failQueued()
+			return
+		}
+		for {
+			batch := b.take()
+			if batch == nil {
+				break
+			}
+			b.runBatch(batch)
+		}
+	}
+}
+
+// failQueued fails every queued job with errClosed.
+func (b *batcher) failQueued() {
+	b.mu.Lock()
+	q := b.queue
+	b.queue = nil
+	b.mu.Unlock()
+	for _, it := range q {
+		b.fail(it.j, errClosed)
+	}
+}
+
+// take returns the next batch, sorted by length, or nil when there is
+// nothing to run (or the batcher is closing).
+func (b *batcher) take() []item {
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for {
+		b.dropCancelled()
+		if len(b.queue) == 0 || b.ctx.Err() != nil {
+			return nil
+		}
+		if len(b.queue) >= b.max || b.arriving == 0 || b.wait <= 0 {
+			break
+		}
+		// Not full, and requests are being tokenised: wait for them, at
+		// most b.wait since the first time round.
+		if timer == nil {
+			timer = time.NewTimer(b.wait)
+		}
+		b.mu.Unlock()
+		expired := false
+		select {
+		case <-b.kick:
+		case <-timer.C:
+			expired = true
+		case <-b.ctx.Done():
+		}
+		b.mu.Lock()
+		if expired {
+			b.dropCancelled()
+			break
+		}
+	}
+	if len(b.queue) == 0 {
+		return nil
+	}
+	n := min(b.max, len(b.queue))
+	batch := slices.Clone(b.queue[:n])
+	b.queue = slices.Delete(b.queue, 0, n)
+	slices.SortStableFunc(batch, func(x, y item) int {
+		return cmp.Compare(len(x.j.seqs[x.i].IDs), len(y.j.seqs[y.i].IDs))
+	})
+	return batch
+}
+
+// dropCancelled removes the queued sequences of requests that have gone.
+// b.mu is held.
+func (b *batcher) dropCancelled() {
+	b.queue = slices.DeleteFunc(b.queue, func(it item) bool { return it.j.ctx.Err() != nil })
+}
+
+// runBatch runs batch and hands out its vectors. The run's context ends
+// when the batcher closes or when every request in the batch has gone.
+func (b *batcher) runBatch(batch []item) {
+	ctx, cancel := context.WithCancel(b.ctx)
+	defer cancel()
+	var jobs []*job
+	for _, it := range batch {
+		if !slices.Contains(jobs, it.j) {
+			jobs = append(jobs, it.j)
+		}
+	}
+	live := atomic.Int64{}
+	live.Store(int64(len(jobs)))
+	for _, j := range jobs {
+		stop := context.AfterFunc(j.ctx, func() {
+			if live.Add(-1) == 0 {
+				cancel()
+			}
+		})
+		defer stop()
+	}
+	seqs := make([]encoder.Sequence, len(batch))
+	for k, it := range batch {
+		seqs[k] = it.j.seqs[it.i]
+	}
+	b.runs.Add(1)
+	vecs, err := b.run(ctx, seqs)
+	if err == nil && len(vecs) != len(seqs) {
+		err = errors.New("embed: the encoder returned a vector count other than the batch's")
+	}
+	if err != nil {
+		if b.ctx.Err() != nil {
+			err = errClosed
+		}
+		for _, j := range jobs {
+			b.fail(j, err)
+		}
+		return
+	}
+	for k, it := range batch {
+		j := it.j
+		if j.err != nil {
+			continue
+		}
+		j.vecs[it.i] = vecs[k]
+		if j.left--; j.left == 0 {
+			close(j.done)
+		}
+	}
+}
+
+// fail ends j with err unless it has ended.
+func (b *batcher) fail(j *job, err error) {
+	if j.err != nil || j.left == 0 {
+		return
+	}
+	j.err = err
+	close(j.done)
+}

@@ -1,0 +1,381 @@
+package embed
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/dsmil/l7/internal/mkmodel"
+	"github.com/dsmil/l7/plugins/embed/internal/encoder"
+	"github.com/dsmil/l7/plugins/internal/ort"
+	"github.com/dsmil/l7/sdk"
+	l7v1 "github.com/dsmil/l7/sdk/proto/dsmil/l7/v1"
+)
+
+// fakeRun records the batches it is given and answers each sequence with
+// the vector [first id, length]. Each run waits for hold (a send or its
+// close; nil: no wait) or for its context to end.
+type fakeRun struct {
+	mu      sync.Mutex
+	batches [][]encoder.Sequence
+	hold    chan struct{}
+	started chan struct{} // one send per run, when non-nil
+}
+
+func (f *fakeRun) run(ctx context.Context, seqs []encoder.Sequence) ([][]float32, error) {
+	f.mu.Lock()
+	f.batches = append(f.batches, seqs)
+	f.mu.Unlock()
+	if f.started != nil {
+		f.started <- struct{}{}
+	}
+	if f.hold != nil {
+		select {
+		case <-f.hold:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("terminated: %w", ctx.Err())
+		}
+	}
+	out := make([][]float32, len(seqs))
+	for i, s := range seqs {
+		out[i] = []float32{float32(s.IDs[0]), float32(len(s.IDs))}
+	}
+	return out, nil
+}
+
+// seq is a sequence of n tokens whose first is id.
+func seq(id, n int) encoder.Sequence {
+	s := encoder.Sequence{IDs: make([]int64, n)}
+	s.IDs[0] = int64(id)
+	return s
+}
+
+// queued waits until b holds n queued sequences.
+func queued(t *testing.T, b *batcher, n int) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		b.mu.Lock()
+		l := len(b.queue)
+		b.mu.Unlock()
+		if l == n {
+			return
+		}
+	}
+	t.Fatalf("the queue never held %d sequences", n)
+}
+
+// TestBatcherPacks: requests that arrive while a run is in progress are
+// packed into the next runs, at most max sequences each, in arrival order
+// and sorted by length within a run, and every request gets its own
+// vectors in its input order.
+func TestBatcherPacks(t *testing.T) {
+	f := &fakeRun{hold: make(chan struct{}), started: make(chan struct{}, 16)}
+	b := newBatcher(f.run, 4, 0)
+	defer b.Close()
+	ctx := context.Background()
+	type answer struct {
+		vecs [][]float32
+		err  error
+	}
+	call := func(seqs ...encoder.Sequence) chan answer {
+		ch := make(chan answer, 1)
+		b.begin()
+		go func() {
+			v, err := b.embed(ctx, seqs)
+			ch <- answer{v, err}
+		}()
+		return ch
+	}
+	first := call(seq(100, 5))
+	<-f.started // the runner is busy with the first request
+	reqs := []chan answer{}
+	want := [][]encoder.Sequence{
+		{seq(1, 9), seq(2, 3)},
+		{seq(3, 7)},
+		{seq(4, 2), seq(5, 8), seq(6, 4)},
+	}
+	for i, r := range want {
+		reqs = append(reqs, call(r...))
+		queued(t, b, map[int]int{0: 2, 1: 3, 2: 6}[i])
+	}
+	close(f.hold)
+	if a := <-first; a.err != nil || a.vecs[0][0] != 100 {
+		t.Fatalf("first request: %v %v", a.vecs, a.err)
+	}
+	for k, ch := range reqs {
+		a := <-ch
+		if a.err != nil {
+			t.Fatal(a.err)
+		}
+		for i, s := range want[k] {
+			if a.vecs[i][0] != float32(s.IDs[0]) || a.vecs[i][1] != float32(len(s.IDs)) {
+				t.Errorf("request %d input %d: vector %v, want [%d %d]", k, i, a.vecs[i], s.IDs[0], len(s.IDs))
+			}
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	// Queued in arrival order, each request shortest first: 2(3) 1(9) 3(7)
+	// 4(2) 6(4) 5(8); runs of 4, each sorted by length.
+	got := ""
+	for _, batch := range f.batches[1:] {
+		got += "["
+		for _, s := range batch {
+			got += fmt.Sprintf(" %d", s.IDs[0])
+		}
+		got += " ] "
+	}
+	if len(f.batches) != 3 || got != "[ 4 2 3 1 ] [ 6 5 ] " {
+		t.Errorf("runs after the first: %s (%d runs in all), want [ 4 2 3 1 ] [ 6 5 ]", got, len(f.batches))
+	}
+}
+
+// TestBatcherCancel: a request cancelled while queued returns at once and
+// its sequences are not run; a run whose every request has gone is
+// terminated, one shared with a live request is not.
+func TestBatcherCancel(t *testing.T) {
+	f := &fakeRun{hold: make(chan struct{}), started: make(chan struct{}, 16)}
+	b := newBatcher(f.run, 8, 0)
+	defer b.Close()
+	ctx1, cancel1 := context.WithCancel(context.Background())
+	errs := make(chan error, 3)
+	b.begin()
+	go func() { _, err := b.embed(ctx1, []encoder.Sequence{seq(1, 3)}); errs <- err }()
+	<-f.started
+	// Queued behind the run: cancelled before it runs.
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	b.begin()
+	go func() { _, err := b.embed(ctx2, []encoder.Sequence{seq(2, 3)}); errs <- err }()
+	queued(t, b, 1)
+	cancel2()
+	if err := <-errs; !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled while queued: %v", err)
+	}
+	// The run's only request goes: the run is terminated (the fake run
+	// returns only when held or terminated).
+	cancel1()
+	if err := <-errs; !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled while running: %v", err)
+	}
+	// The next request runs alone: request 2's sequence was dropped.
+	b.begin()
+	go func() { _, err := b.embed(context.Background(), []encoder.Sequence{seq(3, 3)}); errs <- err }()
+	<-f.started
+	f.mu.Lock()
+	last := f.batches[len(f.batches)-1]
+	n := len(f.batches)
+	f.mu.Unlock()
+	if n != 2 || len(last) != 1 || last[0].IDs[0] != 3 {
+		t.Errorf("after the cancellations: %d runs, last %v; want 2 runs, the last of sequence 3 alone", n, last)
+	}
+	close(f.hold)
+	if err := <-errs; err != nil {
+		t.Fatal(err)
+	}
+
+	// Two requests share a run; one goes, the other still gets its vector.
+	f2 := &fakeRun{hold: make(chan struct{}), started: make(chan struct{}, 16)}
+	b2 := newBatcher(f2.run, 8, 0)
+	defer b2.Close()
+	blocker := make(chan struct{})
+	b2.begin()
+	go func() { b2.embed(context.Background(), []encoder.Sequence{seq(9, 2)}); close(blocker) }()
+	<-f2.started
+	ctx3, cancel3 := context.WithCancel(context.Background())
+	res := make(chan [][]float32, 1)
+	b2.begin()
+	go func() { _, err := b2.embed(ctx3, []encoder.Sequence{seq(4, 2)}); errs <- err }()
+	b2.begin()
+	go func() { v, _ := b2.embed(context.Background(), []encoder.Sequence{seq(5, 2)}); res <- v }()
+	queued(t, b2, 2)
+	f2.hold <- struct{}{} // release the first run only
+	<-blocker
+	<-f2.started // the shared run has started
+	cancel3()
+	if err := <-errs; !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled in a shared run: %v", err)
+	}
+	close(f2.hold)
+	if v := <-res; len(v) != 1 || v[0][0] != 5 {
+		t.Errorf("the live request of a shared run: %v", v)
+	}
+}
+
+// TestBatcherWait: a batch that is not full waits for requests that are
+// still being tokenised, until they queue or the batch fills; with
+// wait 0 it never waits; Close fails what is queued.
+func TestBatcherWait(t *testing.T) {
+	f := &fakeRun{started: make(chan struct{}, 16)}
+	b := newBatcher(f.run, 3, time.Hour)
+	b.begin() // a request still tokenising
+	done := make(chan error, 4)
+	b.begin()
+	go func() { _, err := b.embed(context.Background(), []encoder.Sequence{seq(1, 2)}); done <- err }()
+	queued(t, b, 1)
+	time.Sleep(20 * time.Millisecond)
+	if f.runsNow() != 0 {
+		t.Fatal("ran before the tokenising request queued")
+	}
+	b.end() // it failed validation: nothing more is coming
+	<-f.started
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	// A full batch does not wait.
+	b.begin()
+	b.begin()
+	go func() {
+		_, err := b.embed(context.Background(), []encoder.Sequence{seq(2, 2), seq(3, 2), seq(4, 2)})
+		done <- err
+	}()
+	<-f.started
+	if err := <-done; err != nil || f.runsNow() != 2 {
+		t.Fatalf("full batch: %v, %d runs", err, f.runsNow())
+	}
+	// Close while waiting: the queued request fails with errClosed.
+	b.begin()
+	go func() { _, err := b.embed(context.Background(), []encoder.Sequence{seq(5, 2)}); done <- err }()
+	queued(t, b, 1)
+	b.Close()
+	if err := <-done; !errors.Is(err, errClosed) {
+		t.Fatalf("queued at Close: %v", err)
+	}
+	if _, err := b.embed(context.Background(), []encoder.Sequence{seq(6, 2)}); !errors.Is(err, errClosed) {
+		t.Fatalf("after Close: %v", err)
+	}
+
+	f0 := &fakeRun{started: make(chan struct{}, 16)}
+	b0 := newBatcher(f0.run, 3, 0)
+	defer b0.Close()
+	b0.begin() // tokenising, but wait is 0
+	b0.begin()
+	if _, err := b0.embed(context.Background(), []encoder.Sequence{seq(1, 2)}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (f *fakeRun) runsNow() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.batches)
+}
+
+// TestDynamicBatchingORT runs concurrent requests through the workload on
+// the tiny encoder on ONNX Runtime, packed into shared padded runs, and
+// compares every vector with the same text embedded alone, one request at
+// a time: they agree within 1e-6.
+func TestDynamicBatchingORT(t *testing.T) {
+	lib := ort.ResolveLibrary(os.Getenv)
+	if lib == "" {
+		t.Skip("ONNX Runtime is not installed: run make ort (make test does)")
+	}
+	s, _ := mkmodel.EncoderPreset("tiny-encoder")
+	r, err := mkmodel.WriteEncoder(filepath.Join(t.TempDir(), "enc"), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := New()
+	ctx := context.Background()
+	if err := w.Configure(ctx, &sdk.Config{Name: "embed", DeviceID: 49, Profiles: []string{"embed"},
+		Settings: map[string]any{"model": r.Dir, "max_batch": float64(8), "ort_library": lib, "threads": float64(1)}}); err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close(ctx)
+	words := []string{"the", "model", "reads", "prompt", "and", "graph", "host", "plane", "local", "answers", "questions"}
+	text := func(k int) string {
+		s := "hello"
+		for i := 0; i < (k*7)%23; i++ {
+			s += " " + words[(k+i)%len(words)]
+		}
+		return s
+	}
+	const requests = 12
+	reqs := make([][]string, requests)
+	total := 0
+	for k := range reqs {
+		for i := 0; i <= k%3; i++ {
+			reqs[k] = append(reqs[k], text(k*3+i))
+			total++
+		}
+	}
+	embed := func(texts []string) ([][]float32, error) {
+		in := make([]*l7v1.EmbedInput, len(texts))
+		for i, s := range texts {
+			in[i] = &l7v1.EmbedInput{Input: &l7v1.EmbedInput_Text{Text: s}}
+		}
+		res, err := w.Embed(ctx, &sdk.EmbedRequest{Params: &l7v1.L7EmbedRequest{Inputs: in}})
+		if err != nil {
+			return nil, err
+		}
+		return res.Vectors, nil
+	}
+	alone := map[string][]float32{}
+	for _, texts := range reqs {
+		for _, s := range texts {
+			v, err := embed([]string{s})
+			if err != nil {
+				t.Fatal(err)
+			}
+			alone[s] = v[0]
+		}
+	}
+	// Hold the first run until every request has queued, so that the
+	// rest are packed together whatever the scheduling.
+	b := w.st.Load().batch
+	runs0 := b.runs.Load()
+	hold := make(chan struct{})
+	var once sync.Once
+	run := b.run
+	b.mu.Lock()
+	b.run = func(ctx context.Context, seqs []encoder.Sequence) ([][]float32, error) {
+		once.Do(func() { <-hold })
+		return run(ctx, seqs)
+	}
+	b.mu.Unlock()
+	got := make([][][]float32, requests)
+	errs := make([]error, requests)
+	var wg sync.WaitGroup
+	for k := range reqs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got[k], errs[k] = embed(reqs[k])
+		}()
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		b.mu.Lock()
+		n := len(b.queue)
+		b.mu.Unlock()
+		if n >= total-8 || time.Now().After(deadline) {
+			break
+		}
+	}
+	close(hold)
+	wg.Wait()
+	worst := 0.0
+	for k, texts := range reqs {
+		if errs[k] != nil {
+			t.Fatal(errs[k])
+		}
+		for i, s := range texts {
+			for j, x := range alone[s] {
+				d := math.Abs(float64(got[k][i][j] - x))
+				worst = max(worst, d)
+				if d > 1e-6 {
+					t.Fatalf("request %d input %d (%q) value %d: batched %v, alone %v", k, i, s, j, got[k][i][j], x)
+				}
+			}
+		}
+	}
+	runs := b.runs.Load() - runs0
+	if runs > int64((total+7)/8)+1 {
+		t.Errorf("%d sequences of %d requests took %d runs of at most 8: not packed", total, requests, runs)
+	}
+	t.Logf("%d requests, %d sequences, %d runs; largest difference from one at a time %.2g", requests, total, runs, worst)
+}
