@@ -34,6 +34,34 @@ func SettingInt(v any, lo int) (int, error) {
 	return int(f), nil
 }
 
+// SettingString reads a string plugin setting.
+func SettingString(v any) (string, error) {
+	s, ok := v.(string)
+	if !ok {
+		return "", fmt.Errorf("want a string, not %T", v)
+	}
+	return s, nil
+}
+
+// SettingBool reads a boolean plugin setting.
+func SettingBool(v any) (bool, error) {
+	b, ok := v.(bool)
+	if !ok {
+		return false, fmt.Errorf("want a bool, not %T", v)
+	}
+	return b, nil
+}
+
+// SettingNames lists specs' names, comma-separated, for an error that
+// names an unknown setting.
+func SettingNames(specs []SettingSpec) string {
+	names := make([]string, len(specs))
+	for i, s := range specs {
+		names[i] = s.Name
+	}
+	return strings.Join(names, ", ")
+}
+
 // SettingSize reads a size plugin setting: a string that ParseSize accepts
 // (such as "2GiB"), or a whole number of bytes.
 func SettingSize(v any) (int64, error) {
