@@ -27,13 +27,11 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -45,10 +43,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/dsmil/l7/bench/internal/benchhost"
 	"github.com/dsmil/l7/host/config"
 	"github.com/dsmil/l7/host/server"
 	"github.com/dsmil/l7/internal/mkmodel"
-	"github.com/hashicorp/go-hclog"
 )
 
 const (
@@ -134,7 +132,7 @@ func run(o options) error {
 			return fmt.Errorf("build %s: %v\n%s", name, err, out)
 		}
 	}
-	addr, err := freeAddr()
+	addr, err := benchhost.FreeAddr()
 	if err != nil {
 		return err
 	}
@@ -187,9 +185,9 @@ func run(o options) error {
 				}
 				rs, ss, ratios = append(rs, rawRate), append(ss, stackRate), append(ratios, stackRate/rawRate)
 			}
-			m := median(ratios)
+			m := benchhost.Median(ratios)
 			rows = append(rows, row{n, l, m})
-			fmt.Printf("%-8d %-8d %14.1f %14.1f %11.3f× %s\n", n, l, median(rs), median(ss), m, mark(m >= 0.9))
+			fmt.Printf("%-8d %-8d %14.1f %14.1f %11.3f× %s\n", n, l, benchhost.Median(rs), benchhost.Median(ss), m, mark(m >= 0.9))
 		}
 	}
 	fmt.Println("\nstack/raw: median of the per-round ratios; goal ≥ 0.9×")
@@ -254,12 +252,12 @@ func run(o options) error {
 			"one request": fmt.Sprintf("one request of %d inputs", o.conc),
 			"concurrent":  fmt.Sprintf("concurrent (%d requests of 1 at once)", o.conc),
 		}[p.name]
-		m := median(ratios)
+		m := benchhost.Median(ratios)
 		flagged := ""
 		if p.name != "sequential" {
 			flagged = mark(m >= 4)
 		}
-		fmt.Printf("%-40s %14.1f %11.2f× %s\n", desc, median(got[p.name]), m, flagged)
+		fmt.Printf("%-40s %14.1f %11.2f× %s\n", desc, benchhost.Median(got[p.name]), m, flagged)
 	}
 	fmt.Println("\nbatched/sequential: median of the per-round ratios; goal ≥ 4×")
 	return nil
@@ -270,15 +268,6 @@ func mark(ok bool) string {
 		return "✔"
 	}
 	return "✘"
-}
-
-func median(x []float64) float64 {
-	s := slices.Clone(x)
-	slices.Sort(s)
-	if len(s) == 0 {
-		return 0
-	}
-	return s[len(s)/2]
 }
 
 // client posts to the shim.
@@ -411,17 +400,8 @@ func (r *rawProc) close() {
 	}
 }
 
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
-}
-
 func startHost(tmp, bin, addr string, o options) (*server.Host, error) {
-	metrics, err := freeAddr()
+	metrics, err := benchhost.FreeAddr()
 	if err != nil {
 		return nil, err
 	}
@@ -460,26 +440,5 @@ model %[6]q { profile = "bench-embed" }
 	// The 10-minute timeouts: 128 inputs of 512 tokens take tens of
 	// seconds on a busy 2-core machine, and passed the router's 60 s default
 	// there once.
-	cfg, diags := config.Parse(filepath.Join(tmp, "dsmil.hcl"), []byte(src))
-	if diags.HasErrors() {
-		return nil, diags
-	}
-	log := hclog.New(&hclog.LoggerOptions{Name: "dsmil-host", Level: hclog.Error, Output: os.Stderr})
-	h, err := server.Start(context.Background(), cfg, log, server.Options{})
-	if err != nil {
-		return nil, err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	if err := h.Manager.WaitReady(ctx); err != nil {
-		h.Shutdown()
-		return nil, err
-	}
-	for _, s := range h.Manager.Snapshots() {
-		if s.State != "running" {
-			h.Shutdown()
-			return nil, errors.New("plugin " + s.Name + " did not start: " + s.LastError)
-		}
-	}
-	return h, nil
+	return benchhost.Start(tmp, src)
 }
