@@ -148,10 +148,10 @@ func (s *security) crossNodeEndpoint(r *router.Router, instances func() []*l7v1.
 	}
 	ep := &routersock.Endpoint{Router: r, Logger: log, Listener: ln, MaxFrame: maxFrame, MaxInFlight: maxInFlight,
 		Instances: instances, NodeIdleTimeout: NodeIdleTimeout, Handshaker: &session.TLS{
-		Auth:     session.Auth{Identity: s.id, Roots: s.roots, PeerRoles: []string{"node", "client"}},
-		Config:   session.TLSConfig(cert, nil),
-		MaxFrame: maxFrame,
-	}}
+			Auth:     session.Auth{Identity: s.id, Roots: s.roots, PeerRoles: []string{"node", "client"}},
+			Config:   session.TLSConfig(cert, nil),
+			MaxFrame: maxFrame,
+		}}
 	if err := ep.Listen(); err != nil {
 		ln.Close()
 		return nil, err

@@ -51,11 +51,11 @@ type Host struct {
 	// crossNode is the optional cross-node TLS endpoint.
 	crossNode *routersock.Endpoint
 	// Peers are the worker nodes' links (peer blocks); nil without any.
-	Peers *peers.Set
-	admin     *admin.Server
-	shim      *shim.Server
-	shimLn    net.Listener
-	limiter   *ratelimit.Limiter
+	Peers   *peers.Set
+	admin   *admin.Server
+	shim    *shim.Server
+	shimLn  net.Listener
+	limiter *ratelimit.Limiter
 	// Metrics are the host's Prometheus metrics.
 	Metrics    *metrics.Metrics
 	metricsSrv *metrics.Server
