@@ -132,8 +132,9 @@ func (l *Link) serve(ctx context.Context) (wasUp bool, err error) {
 		mc.Dispatch(f)
 	})
 	end := func(err error) {
-		// The calls in flight fail first, at once; closing the connection
-		// may wait to flush.
+		// The node leaves selection first, then the calls in flight fail,
+		// at once; closing the connection may wait to flush.
+		l.setDown(err)
 		mc.Close(err)
 		_ = s.Close()
 	}
