@@ -91,8 +91,15 @@ func runPluginsList(ctx context.Context, args []string, stdout, stderr io.Writer
 		return 0
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tDEVICE\tPROFILES\tVERSION\tPID\tSTATE\tHEALTH\tRESTARTS\tLOAD\tMEM\tUPTIME")
+	fmt.Fprintln(tw, "NODE\tNAME\tDEVICE\tPROFILES\tVERSION\tPID\tSTATE\tHEALTH\tRESTARTS\tLOAD\tMEM\tUPTIME")
 	for _, s := range snaps {
+		node, name := "local", fmt.Sprintf("%s#%d", s.Name, s.Replica)
+		if s.Node != "" {
+			node = s.Node // an instance on a worker node (peer block)
+		}
+		if s.Name == "" {
+			name = "-" // a worker node that has reported no instance
+		}
 		health := "unhealthy"
 		if s.Healthy {
 			health = "healthy"
@@ -105,7 +112,7 @@ func runPluginsList(ctx context.Context, args []string, stdout, stderr io.Writer
 		if version == "" {
 			version = "-"
 		}
-		fmt.Fprintf(tw, "%s#%d\t%d\t%s\t%s\t%s\t%s\t%s\t%d\t%.2f\t%s\t%s\n", s.Name, s.Replica, s.DeviceID,
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%d\t%.2f\t%s\t%s\n", node, name, s.DeviceID,
 			strings.Join(s.Profiles, ","), version, pid, s.State, health, s.Restarts, s.Load, humanBytes(s.MemoryUsed), uptime)
 	}
 	_ = tw.Flush()
@@ -114,6 +121,12 @@ func runPluginsList(ctx context.Context, args []string, stdout, stderr io.Writer
 	var notes []string
 	for _, s := range snaps {
 		id := fmt.Sprintf("%s#%d", s.Name, s.Replica)
+		if s.Node != "" {
+			id = s.Node + "/" + id
+			if s.Name == "" {
+				id = s.Node
+			}
+		}
 		if s.LastError != "" {
 			notes = append(notes, fmt.Sprintf("%s: error: %s", id, s.LastError))
 		}

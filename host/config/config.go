@@ -51,6 +51,10 @@ type Config struct {
 	// Policies are the policy blocks, undecoded, for the policy engine.
 	Policies []*Policy
 
+	// Peers are the worker nodes this host routes to (peer blocks), in
+	// file order (peers.go).
+	Peers []*Peer
+
 	// Warnings holds the warning diagnostics found while loading (such as
 	// a non-loopback listen address that was explicitly allowed). They are
 	// also part of the diagnostics Load returns; this copy lets later
@@ -190,6 +194,10 @@ type SecurityConfig struct {
 	// SecP384r1MLKEM1024 with ML-DSA-87 identities bound to the session
 	// (docs/dbe.md §12.9). Off (empty) by default.
 	CrossNodeListen string
+	// NodeBundle is the bundle, with role "node", for the host's identity
+	// key that the host presents when it dials its peers' cross-node
+	// listeners. Required with peer blocks.
+	NodeBundle string
 }
 
 // Plugin is a plugin block: one out-of-process model plugin binary.

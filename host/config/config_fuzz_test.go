@@ -41,8 +41,8 @@ func FuzzParse(f *testing.F) {
 			return
 		}
 		for _, m := range cfg.Models {
-			if len(cfg.PluginsForProfile(m.Profile)) == 0 {
-				t.Fatalf("model %q: profile %q served by no plugin", m.ID, m.Profile)
+			if len(cfg.PluginsForProfile(m.Profile)) == 0 && len(cfg.PeersForProfile(m.Profile)) == 0 {
+				t.Fatalf("model %q: profile %q served by no plugin or peer", m.ID, m.Profile)
 			}
 		}
 		for _, tn := range cfg.Tenants {

@@ -237,6 +237,7 @@ func TestDefaults(t *testing.T) {
 		Models:   []*Model{},
 		Tenants:  []*Tenant{},
 		Policies: []*Policy{},
+		Peers:    []*Peer{},
 	}
 	got := *cfg
 	got.files = nil

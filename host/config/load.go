@@ -292,6 +292,7 @@ type rawRoot struct {
 	Models   []*rawModel  `hcl:"model,block"`
 	Tenants  []*rawTenant `hcl:"tenant,block"`
 	Policies []*rawPolicy `hcl:"policy,block"`
+	Peers    []*rawPeer   `hcl:"peer,block"`
 }
 
 type rawShim struct {
@@ -336,6 +337,7 @@ type rawSecurity struct {
 	ClaimTTL          string            `hcl:"claim_ttl,optional"`
 	PluginIdentityTTL string            `hcl:"plugin_identity_ttl,optional"`
 	CrossNodeListen   string            `hcl:"cross_node_listen,optional"`
+	NodeBundle        string            `hcl:"node_bundle,optional"`
 	ScopedIssuers     []*rawClaimIssuer `hcl:"claim_issuer,block"`
 	DefRange          hcl.Range         `hcl:",def_range"`
 	Body              hcl.Body          `hcl:",body"`

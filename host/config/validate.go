@@ -76,6 +76,7 @@ func (r *resolver) resolve(raw *rawRoot) {
 		r.unique("policy", "Policy", names, rp.Name, rp.NameRange)
 		r.cfg.Policies = append(r.cfg.Policies, &Policy{Name: rp.Name, Body: rp.Body, DeclRange: rp.DefRange})
 	}
+	r.peers(raw)
 
 	r.crossCheck()
 }
@@ -85,6 +86,14 @@ func (r *resolver) crossCheck() {
 	served := map[string]bool{}
 	var profiles []string
 	for _, p := range r.cfg.Plugins {
+		for _, pr := range p.Profiles {
+			if !served[pr] {
+				served[pr] = true
+				profiles = append(profiles, pr)
+			}
+		}
+	}
+	for _, p := range r.cfg.Peers { // served by a worker node
 		for _, pr := range p.Profiles {
 			if !served[pr] {
 				served[pr] = true
@@ -331,6 +340,7 @@ func (r *resolver) security(raw *rawSecurity) {
 			s.CrossNodeListen = raw.CrossNodeListen
 		}
 	}
+	s.NodeBundle = r.filePath(at["node_bundle"], raw.NodeBundle)
 	r.duration(at["claim_ttl"], raw.ClaimTTL, MaxClaimTTL, &s.ClaimTTL)
 	r.duration(at["plugin_identity_ttl"], raw.PluginIdentityTTL, MaxPluginIdentityTTL, &s.PluginIdentityTTL)
 }

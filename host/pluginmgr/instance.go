@@ -74,6 +74,9 @@ func (i *Instance) running() *process {
 
 // Snapshot is what `dsmil-host plugins list` shows about an instance.
 type Snapshot struct {
+	// Node is the worker node the instance runs on (its peer block's
+	// name, host/peers); empty for this host's own instances.
+	Node       string    `json:"node,omitempty"`
 	Name       string    `json:"name"`
 	Replica    int       `json:"replica"`
 	DeviceID   int       `json:"device_id"`

@@ -97,7 +97,15 @@ func (r *Router) forward(ctx context.Context, req *dbe.Frame, out func(*dbe.Fram
 	}
 	// The deadline travels as TIMEOUT_MS and the worker enforces it (see
 	// Worker and AsyncWorker): no timer or context per request here.
-	fwd := forwardFrame(req, fl.device, fl.timeout)
+	var fwd *dbe.Frame
+	if _, remote := w.(RemoteWorker); remote {
+		r.remoteClaim(req)
+		req.Set(dbe.TLVDeviceIDDst, deviceByte[fl.device:fl.device+1])
+		req.SetTimeout(fl.timeout)
+		fwd = req
+	} else {
+		fwd = forwardFrame(req, fl.device, fl.timeout)
+	}
 	agent := fwd.Type == dbe.MsgAgentTask
 	var stop func()
 	if aw, ok := w.(AsyncWorker); ok {

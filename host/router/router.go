@@ -36,6 +36,25 @@ type Worker interface {
 	Call(ctx context.Context, req *dbe.Frame, onFrame func(*dbe.Frame) error) error
 }
 
+// RemoteWorker is a Worker on another node (host/peers): a dsmil-host
+// reached over the cross-node link whose own router re-verifies the claim
+// token and applies its own policy and quotas (docs/security.md §5.9). So
+// the router forwards it the claim token (in full: a reference would mean
+// nothing there), and passes on its claim, policy and quota refusals as
+// they are instead of reporting them as the worker's failure.
+type RemoteWorker interface {
+	Worker
+	// Node names the worker node (its peer block).
+	Node() string
+}
+
+// ClaimResolver is an optional ClaimVerifier capability: the full token a
+// claim reference stands for (token itself when it is not a reference, nil
+// when the reference is unknown), for forwarding to a RemoteWorker.
+type ClaimResolver interface {
+	FullToken(token []byte) []byte
+}
+
 // Registry lists the workers serving a profile.
 type Registry interface {
 	// Workers returns every replica configured for profile, healthy or not;
@@ -316,6 +335,16 @@ func workerError(w Worker, err error, timeout time.Duration) error {
 	}
 	var me *mux.Error
 	if errors.As(err, &me) {
+		if rw, ok := w.(RemoteWorker); ok {
+			switch me.Code {
+			case dbe.CodeClaimTokenInvalid, dbe.CodePolicyDenied, dbe.CodeRateLimited:
+				// The worker node's own checks (defence in depth): its
+				// answer, named as its.
+				out := *me
+				out.Message = "worker node " + rw.Node() + ": " + me.Message
+				return &out
+			}
+		}
 		switch me.Code {
 		case dbe.CodeInvalidRequest, dbe.CodeNotFound, dbe.CodeOverloaded, dbe.CodeDeadlineExceeded,
 			dbe.CodeCancelled, dbe.CodeWorkerFailed, dbe.CodeFrameTooLarge:
@@ -389,12 +418,28 @@ func (r *Router) pick(profile string) (Worker, error) {
 // verified claim token, DEVICE_ID_DST set to the worker, LAYER_PATH
 // untouched, TIMEOUT_MS set to the time budget.
 func forwardFrame(req *dbe.Frame, dst uint8, timeout time.Duration) *dbe.Frame {
-	// The router is where claims are enforced; workers trust the router's
-	// authenticated session, so the ≈4.7 KB token does not travel on.
+	// The router is where claims are enforced; local workers trust the
+	// router's authenticated session, so the ≈4.7 KB token does not travel
+	// on (a RemoteWorker's does: Forward calls remoteClaim instead).
 	req.Del(dbe.TLVClaimToken)
 	req.Set(dbe.TLVDeviceIDDst, deviceByte[dst:dst+1])
 	req.SetTimeout(timeout)
 	return req
+}
+
+// remoteClaim readies req's claim token for a RemoteWorker: the full
+// token, never a reference (the worker node has not seen the token), so
+// that the node's router can verify it itself.
+func (r *Router) remoteClaim(req *dbe.Frame) {
+	tok, ok := req.Get(dbe.TLVClaimToken)
+	if !ok {
+		return
+	}
+	if cr, ok := r.cfg.Claims.(ClaimResolver); ok {
+		if full := cr.FullToken(tok); full != nil && len(full) != len(tok) {
+			req.SetClaimToken(full)
+		}
+	}
 }
 
 // deviceByte holds every device id, so a one-byte TLV value needs no

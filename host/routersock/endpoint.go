@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dsmil/l7/host/router"
@@ -45,6 +46,17 @@ type Endpoint struct {
 	// Logger receives refused handshakes and clients cut off for not
 	// reading. Default: no logging.
 	Logger hclog.Logger
+	// Instances, when set, reports this host's plugin instances to peers
+	// with role "node" (router hosts that route to this worker node,
+	// host/peers): each HEALTH from such a peer is answered with one
+	// unsolicited L7_MODEL_STATUS per instance on correlation id 0 (plugin
+	// = "NAME#REPLICA"), then the router's status as usual.
+	Instances func() []*l7v1.L7ModelStatus
+	// NodeIdleTimeout, when set, closes a connection from a peer with role
+	// "node" from which no frame has arrived for that long, so that a
+	// half-open router host holds nothing here (router hosts heartbeat
+	// several times a second).
+	NodeIdleTimeout time.Duration
 
 	mu       sync.Mutex
 	ln       net.Listener
@@ -134,6 +146,10 @@ func (e *Endpoint) serveConn(ctx context.Context, c net.Conn) {
 	s.DropTunnel() // clients have no tunnel here: their TUNNEL_DATA must not pile up
 	ec := &epConn{r: e.Router, log: e.logger(), s: s, active: make(map[uint64]func()), ctx: context.Background(), max: e.MaxInFlight,
 		plain: e.Handshaker == nil}
+	if ch.Peer().Role == "node" {
+		ec.reports = e.Instances
+	}
+	ec.touch()
 	if sc, ok := ch.(interface{ PeerKeyID() identity.KeyID }); ok {
 		// Claim tokens on this connection must belong to its peer.
 		ec.ctx = identity.WithPresenter(ec.ctx, sc.PeerKeyID())
@@ -147,6 +163,9 @@ func (e *Endpoint) serveConn(ctx context.Context, c net.Conn) {
 	}
 	e.sessions[s] = struct{}{}
 	e.mu.Unlock()
+	if e.NodeIdleTimeout > 0 && ch.Peer().Role == "node" {
+		go ec.watchIdle(e.NodeIdleTimeout)
+	}
 	<-s.Done()
 	ec.cancelAll()
 	e.mu.Lock()
@@ -173,9 +192,34 @@ type epConn struct {
 	mu     sync.Mutex
 	active map[uint64]func() // correlation id → cancel (nil while being forwarded)
 	agents map[uint64]bool   // the active requests that are agent tasks
+
+	reports  func() []*l7v1.L7ModelStatus // Endpoint.Instances, for a node peer
+	lastRecv atomic.Int64                 // unix nanoseconds of the last frame
+}
+
+func (c *epConn) touch() { c.lastRecv.Store(time.Now().UnixNano()) }
+
+// watchIdle closes the connection once nothing has arrived on it for idle.
+func (c *epConn) watchIdle(idle time.Duration) {
+	t := time.NewTicker(max(idle/4, 10*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-c.s.Done():
+			return
+		case <-t.C:
+			if time.Since(time.Unix(0, c.lastRecv.Load())) > idle {
+				c.log.Warn("router endpoint: nothing from the peer within the idle timeout; closing its connection",
+					"peer", c.s.Peer().Name, "idle_timeout", idle)
+				_ = c.s.Close()
+				return
+			}
+		}
+	}
 }
 
 func (c *epConn) handle(f *dbe.Frame, malformed error) {
+	c.touch()
 	if malformed != nil {
 		_ = c.s.Send(mux.ErrorFrame(f.CorrelationID, nil, malformed))
 		return
@@ -226,6 +270,12 @@ func (c *epConn) handle(f *dbe.Frame, malformed error) {
 		return
 	}
 	if f.Type == dbe.MsgHealth {
+		if c.reports != nil {
+			for _, m := range c.reports() {
+				b, _ := proto.Marshal(m)
+				_ = c.s.Send(&dbe.Frame{Type: dbe.MsgModelStatus, Payload: b})
+			}
+		}
 		st := statusFrame(c.r)
 		st.CorrelationID = corr
 		_ = c.s.Send(st)

@@ -9,12 +9,37 @@ import (
 	"github.com/dsmil/l7/host/router"
 	"github.com/dsmil/l7/host/routersock"
 	"github.com/dsmil/l7/sdk/identity"
+	l7v1 "github.com/dsmil/l7/sdk/proto/dsmil/l7/v1"
 	"github.com/dsmil/l7/sdk/session"
 	"github.com/hashicorp/go-hclog"
 )
 
 // ClaimAudience is the audience of the claim tokens the router accepts.
 const ClaimAudience = "dsmil-router"
+
+// NodeIdleTimeout is how long the cross-node listener keeps a router
+// host's connection on which nothing arrives (it heartbeats every
+// peer.heartbeat, 200 ms by default).
+const NodeIdleTimeout = 10 * time.Second
+
+// nodeIdentity is the identity the host presents to its peers: its key
+// with the role-"node" bundle, checked against its roots.
+func (s *security) nodeIdentity(cfg config.SecurityConfig, now time.Time) (*identity.Identity, error) {
+	if s.ephemeral || cfg.NodeBundle == "" {
+		return nil, fmt.Errorf("security: peer blocks need a security block with node_bundle")
+	}
+	id, err := identity.LoadIdentity(cfg.IdentityKey, cfg.NodeBundle)
+	if err != nil {
+		return nil, fmt.Errorf("security: node identity: %w", err)
+	}
+	if err := identity.VerifyBundle(id.Bundle, s.roots, now); err != nil {
+		return nil, fmt.Errorf("security: the node bundle %s: %w", cfg.NodeBundle, err)
+	}
+	if id.Bundle.Role != "node" {
+		return nil, fmt.Errorf("security: the node bundle %s has role %q, want \"node\"", cfg.NodeBundle, id.Bundle.Role)
+	}
+	return id, nil
+}
 
 // security is the host's identity and what it trusts.
 type security struct {
@@ -104,7 +129,12 @@ func (s *security) routerHandshaker() session.Handshaker {
 // crossNodeEndpoint is the router's cross-node listener: DBE over TCP in
 // TLS 1.3 restricted to SecP384r1MLKEM1024, each peer proving an ML-DSA-87
 // identity (role "node" or "client") signed by one of the roots.
-func (s *security) crossNodeEndpoint(r *router.Router, log hclog.Logger, addr string, maxFrame, maxInFlight int) (*routersock.Endpoint, error) {
+//
+// Requests arriving there are routed by r, which sees this host's own
+// plugin instances only (never its peers': no request travels two links),
+// and a router host (role "node") is told those instances with each HEALTH
+// (host/peers) and cut off when it falls silent.
+func (s *security) crossNodeEndpoint(r *router.Router, instances func() []*l7v1.L7ModelStatus, log hclog.Logger, addr string, maxFrame, maxInFlight int) (*routersock.Endpoint, error) {
 	if s.ephemeral {
 		return nil, fmt.Errorf("security: cross_node_listen needs a configured identity and roots")
 	}
@@ -116,11 +146,12 @@ func (s *security) crossNodeEndpoint(r *router.Router, log hclog.Logger, addr st
 	if err != nil {
 		return nil, fmt.Errorf("security: cross-node listener: %w", err)
 	}
-	ep := &routersock.Endpoint{Router: r, Logger: log, Listener: ln, MaxFrame: maxFrame, MaxInFlight: maxInFlight, Handshaker: &session.TLS{
-		Auth:     session.Auth{Identity: s.id, Roots: s.roots, PeerRoles: []string{"node", "client"}},
-		Config:   session.TLSConfig(cert, nil),
-		MaxFrame: maxFrame,
-	}}
+	ep := &routersock.Endpoint{Router: r, Logger: log, Listener: ln, MaxFrame: maxFrame, MaxInFlight: maxInFlight,
+		Instances: instances, NodeIdleTimeout: NodeIdleTimeout, Handshaker: &session.TLS{
+			Auth:     session.Auth{Identity: s.id, Roots: s.roots, PeerRoles: []string{"node", "client"}},
+			Config:   session.TLSConfig(cert, nil),
+			MaxFrame: maxFrame,
+		}}
 	if err := ep.Listen(); err != nil {
 		ln.Close()
 		return nil, err

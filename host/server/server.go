@@ -17,6 +17,7 @@ import (
 	"github.com/dsmil/l7/host/claims"
 	"github.com/dsmil/l7/host/config"
 	"github.com/dsmil/l7/host/metrics"
+	"github.com/dsmil/l7/host/peers"
 	"github.com/dsmil/l7/host/pluginmgr"
 	"github.com/dsmil/l7/host/policy"
 	"github.com/dsmil/l7/host/ratelimit"
@@ -49,10 +50,12 @@ type Host struct {
 	endpoint *routersock.Endpoint
 	// crossNode is the optional cross-node TLS endpoint.
 	crossNode *routersock.Endpoint
-	admin     *admin.Server
-	shim      *shim.Server
-	shimLn    net.Listener
-	limiter   *ratelimit.Limiter
+	// Peers are the worker nodes' links (peer blocks); nil without any.
+	Peers   *peers.Set
+	admin   *admin.Server
+	shim    *shim.Server
+	shimLn  net.Listener
+	limiter *ratelimit.Limiter
 	// Metrics are the host's Prometheus metrics.
 	Metrics    *metrics.Metrics
 	metricsSrv *metrics.Server
@@ -107,8 +110,21 @@ func Start(ctx context.Context, cfg *config.Config, log hclog.Logger, opts Optio
 	}
 	h.limiter = ratelimit.New(cfg)
 	h.Metrics = metrics.New(h.Manager)
-	r, err := router.New(router.Config{
-		Registry:       h.Manager,
+	var registry router.Registry = h.Manager
+	if len(cfg.Peers) > 0 {
+		nodeID, err := sec.nodeIdentity(cfg.Security, time.Now())
+		if err != nil {
+			return nil, err
+		}
+		if h.Peers, err = peers.New(h.Manager, peers.Config{Peers: cfg.Peers, Identity: nodeID, MaxFrame: int(cfg.Router.MaxFrameBytes),
+			LoadRoots: func(files []string) ([]*identity.PublicKey, error) { return identity.LoadPublicKeyFiles(files...) },
+			Logger:    log}); err != nil {
+			return nil, err
+		}
+		registry = h.Peers
+	}
+	routerCfg := router.Config{
+		Registry:       registry,
 		RequestTimeout: cfg.Router.RequestTimeout,
 		AgentTimeout:   cfg.Router.AgentTimeout,
 		LoadThreshold:  cfg.Router.LoadThreshold,
@@ -119,14 +135,24 @@ func Start(ctx context.Context, cfg *config.Config, log hclog.Logger, opts Optio
 		// The agent tasks' steps: counters, and lines in the decision log.
 		Agents: []router.AgentObserver{h.Metrics, &agentcall.Audit{Logger: log.Named("policy")}},
 		Logger: log.Named("router"),
-	})
+	}
+	r, err := router.New(routerCfg)
 	if err != nil {
 		return nil, err
 	}
 	h.Router = r
 	agentSteps.Router = r
 	if cfg.Security.CrossNodeListen != "" {
-		if h.crossNode, err = sec.crossNodeEndpoint(r, log.Named("router"), cfg.Security.CrossNodeListen, int(cfg.Router.MaxFrameBytes), cfg.Router.MaxInFlightPerConnection); err != nil {
+		// Requests from other nodes go to this host's own instances only.
+		local := r
+		if h.Peers != nil {
+			lc := routerCfg
+			lc.Registry = h.Manager
+			if local, err = router.New(lc); err != nil {
+				return nil, err
+			}
+		}
+		if h.crossNode, err = sec.crossNodeEndpoint(local, h.Manager.Statuses, log.Named("router"), cfg.Security.CrossNodeListen, int(cfg.Router.MaxFrameBytes), cfg.Router.MaxInFlightPerConnection); err != nil {
 			return nil, err
 		}
 		log.Info("cross-node DBE listener (TLS 1.3, SecP384r1MLKEM1024, ML-DSA-87 identities)", "listen", cfg.Security.CrossNodeListen)
@@ -185,6 +211,9 @@ func Start(ctx context.Context, cfg *config.Config, log hclog.Logger, opts Optio
 		}
 	}()
 	h.Manager.Start(ctx)
+	if h.Peers != nil {
+		h.Peers.Start(context.Background())
+	}
 	if h.crossNode != nil {
 		h.wg.Add(1)
 		go func() {
@@ -227,6 +256,9 @@ func (h *Host) Shutdown() error {
 	}
 	err := h.shim.Shutdown(ctx)
 	err = errors.Join(err, h.Manager.Shutdown(ctx))
+	if h.Peers != nil {
+		h.Peers.Close() // after the drain: requests still on the links are cut
+	}
 	err = errors.Join(err, h.endpoint.Close(), h.admin.Close())
 	if h.crossNode != nil {
 		err = errors.Join(err, h.crossNode.Close())
@@ -257,8 +289,15 @@ func (h *Host) ready() (bool, string) {
 	return true, ""
 }
 
-// Snapshots implements admin.Source.
-func (h *Host) Snapshots() []pluginmgr.Snapshot { return h.Manager.Snapshots() }
+// Snapshots implements admin.Source: this host's instances, then its
+// worker nodes' (Node set).
+func (h *Host) Snapshots() []pluginmgr.Snapshot {
+	snaps := h.Manager.Snapshots()
+	if h.Peers != nil {
+		snaps = append(snaps, h.Peers.Snapshots()...)
+	}
+	return snaps
+}
 
 // Status implements admin.Source.
 func (h *Host) Status() admin.Status {
