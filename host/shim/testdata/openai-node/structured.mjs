@@ -43,7 +43,7 @@ const weatherTool = {
 
 function checkPerson(p) {
   assert.equal(typeof p.name, 'string');
-  assert.ok(p.name.length <= 12, `name ${JSON.stringify(p.name)}`);
+  assert.ok([...p.name].length <= 12, `name ${JSON.stringify(p.name)}`); // maxLength counts code points, not UTF-16 units
   assert.ok(Number.isInteger(p.age) && p.age >= 0 && p.age <= 120, `age ${p.age}`);
   assert.ok(['analyst', 'engineer', 'lead'].includes(p.role), `role ${p.role}`);
   assert.deepEqual(Object.keys(p).sort(), ['age', 'name', 'role']);
