@@ -12,7 +12,8 @@
 //  3. Crops: each box is cut out and rectified by a perspective warp to
 //     its own width and height; a crop at least 1.5 times as high as wide
 //     is turned 90° counter-clockwise (get_rotate_crop_image).
-//  4. Orientation: the classifier sees each crop at height 48 in a
+//  4. Orientation (Options.Classify; off by default, as PaddleOCR's
+//     use_angle_cls): the classifier sees each crop at height 48 in a
 //     192-wide canvas (values scaled to [−1, 1]); crops it calls 180° with
 //     probability above 0.9 are turned over.
 //  5. Recognition: crops sorted by aspect ratio, in batches of 6, each

@@ -26,8 +26,11 @@ type Options struct {
 	DetLimitSide int
 	// DB are the detector post-process settings (dbpost.Defaults).
 	DB *dbpost.Params
-	// NoClassifier skips the orientation classifier (use_angle_cls false).
-	NoClassifier bool
+	// Classify runs the orientation classifier on every crop
+	// (use_angle_cls). Off by default, as in PaddleOCR: the classifier sees
+	// a long line squashed into 192×48 and calls some upright ones upside
+	// down.
+	Classify bool
 	// ClsThresh is the probability above which a crop called 180° is
 	// turned over (0.9).
 	ClsThresh float64
@@ -172,7 +175,7 @@ func (e *Engine) Read(ctx context.Context, img *imgproc.Image) ([]Line, error) {
 		crops = append(crops, c)
 		kept = append(kept, b)
 	}
-	if !e.opts.NoClassifier {
+	if e.opts.Classify {
 		if crops, err = e.orient(ctx, crops); err != nil {
 			return nil, err
 		}

@@ -88,7 +88,7 @@ func TestReadOneLine(t *testing.T) {
 // corpusSize is the number of single-line samples of the accuracy test
 // (DSMIL_OCR_CORPUS overrides it).
 func corpusSize() int {
-	n := 100
+	n := 40
 	if s := os.Getenv("DSMIL_OCR_CORPUS"); s != "" {
 		var k int
 		for _, c := range s {
