@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"hash/crc32"
 	"image"
 	"image/color"
 	"image/gif"
@@ -153,12 +154,12 @@ func TestLimits(t *testing.T) {
 // bytes is refused before any pixel is decoded.
 func TestBomb(t *testing.T) {
 	data := encode(t, "png", pattern(1, 1))
-	// IHDR's width and height are at bytes 16–23; the CRC no longer
-	// matches, but DecodeConfig reads the size first.
+	// IHDR's width and height are at bytes 16–23, its CRC at 29–32.
 	binary.BigEndian.PutUint32(data[16:], 100000)
 	binary.BigEndian.PutUint32(data[20:], 100000)
+	binary.BigEndian.PutUint32(data[29:], crc32.ChecksumIEEE(data[12:29]))
 	_, err := Decode(data, DefaultLimits)
-	if !errors.Is(err, ErrTooLarge) && !errors.Is(err, ErrCorrupt) {
+	if !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "100000x100000") {
 		t.Fatalf("bomb: %v", err)
 	}
 }

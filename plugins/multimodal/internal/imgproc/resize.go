@@ -25,8 +25,8 @@ func Resize(m *Image, w, h int) (*Image, error) {
 	if m.W == 2*w && m.H == 2*h {
 		return halve(m), nil
 	}
-	xs, xa := linearTaps(m.W, w)
-	ys, ya := linearTaps(m.H, h)
+	xs, xa := linearTaps(m.W, w, true)
+	ys, ya := linearTaps(m.H, h, false)
 	c := m.C
 	out := New(w, h, c)
 	// Horizontal pass per source row that is needed, cached for two rows.
@@ -44,8 +44,10 @@ func Resize(m *Image, w, h int) (*Image, error) {
 		}
 	}
 	for dy := 0; dy < h; dy++ {
-		sy0 := ys[dy]
-		sy1 := min(sy0+1, m.H-1)
+		// Rows outside the image are its edge rows, with the weights
+		// unchanged (OpenCV clamps the row index, not the fraction).
+		sy0 := max(ys[dy], 0)
+		sy1 := min(ys[dy]+1, m.H-1)
 		// rowA holds sy0, rowB holds sy1.
 		switch {
 		case rowIdxA == sy0:
@@ -60,10 +62,12 @@ func Resize(m *Image, w, h int) (*Image, error) {
 			hpass(sy1, rowB)
 			rowIdxB = sy1
 		}
-		b0, b1 := int64(ya[2*dy]), int64(ya[2*dy+1])
+		b0, b1 := ya[2*dy], ya[2*dy+1]
 		dst := out.Pix[dy*w*c : (dy+1)*w*c]
+		// OpenCV's vertical pass keeps 16 bits of each product:
+		// ((b0·(S0>>4))>>16 + (b1·(S1>>4))>>16 + 2)>>2.
 		for i := range dst {
-			v := (b0*int64(rowA[i]) + b1*int64(rowB[i]) + 1<<(2*coefBits-1)) >> (2 * coefBits)
+			v := ((b0*(rowA[i]>>4))>>16 + (b1*(rowB[i]>>4))>>16 + 2) >> 2
 			dst[i] = sat8(v)
 		}
 	}
@@ -72,18 +76,22 @@ func Resize(m *Image, w, h int) (*Image, error) {
 
 // linearTaps returns, for each of n destination positions over a source
 // of size src, the first source index and the two fixed-point weights.
-func linearTaps(src, n int) ([]int, []int32) {
-	scale := float64(src) / float64(n)
+// With clampFrac (columns), a position before the first or past the last
+// source index takes that index with weight 1, as OpenCV's horizontal
+// pass; without (rows), the index may be −1 or src−1 with both weights
+// kept, as its vertical pass.
+func linearTaps(src, n int, clampFrac bool) ([]int, []int32) {
+	scale := 1 / (float64(n) / float64(src)) // OpenCV: 1 / inv_scale
 	idx := make([]int, n)
 	wts := make([]int32, 2*n)
 	for d := 0; d < n; d++ {
 		f := float32((float64(d)+0.5)*scale - 0.5)
 		s := int(math.Floor(float64(f)))
 		f -= float32(s)
-		if s < 0 {
+		if clampFrac && s < 0 {
 			f, s = 0, 0
 		}
-		if s >= src-1 {
+		if clampFrac && s >= src-1 {
 			f, s = 0, src-1
 		}
 		idx[d] = s

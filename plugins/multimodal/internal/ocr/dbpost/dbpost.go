@@ -183,24 +183,88 @@ func scoreFast(m Map, box [4]geom.Point) float64 {
 	for i, c := range box {
 		poly[i] = geom.Point{X: math.Trunc(c.X - float64(x0)), Y: math.Trunc(c.Y - float64(y0))}
 	}
-	var sum float64
-	n := 0
-	for y := 0; y <= y1-y0; y++ {
+	mw, mh := x1-x0+1, y1-y0+1
+	mask := make([]bool, mw*mh)
+	set := func(x, y int) {
+		if x >= 0 && y >= 0 && x < mw && y < mh {
+			mask[y*mw+x] = true
+		}
+	}
+	// cv2.fillPoly (non-antialiased) draws every edge as an 8-connected
+	// line, then fills between the edges.
+	for i := range poly {
+		line(int(poly[i].X), int(poly[i].Y), int(poly[(i+1)%4].X), int(poly[(i+1)%4].Y), set)
+	}
+	for y := 0; y < mh; y++ {
 		lo, hi, ok := span(poly, float64(y))
 		if !ok {
 			continue
 		}
-		a := max(0, int(math.Ceil(lo-1e-9)))
-		b := min(x1-x0, int(math.Floor(hi+1e-9)))
-		for x := a; x <= b; x++ {
-			sum += float64(m.Prob[(y0+y)*m.W+x0+x])
-			n++
+		for x := max(0, int(math.Ceil(lo-1e-9))); x <= min(mw-1, int(math.Floor(hi+1e-9))); x++ {
+			mask[y*mw+x] = true
+		}
+	}
+	var sum float64
+	n := 0
+	for y := 0; y < mh; y++ {
+		for x := 0; x < mw; x++ {
+			if mask[y*mw+x] {
+				sum += float64(m.Prob[(y0+y)*m.W+x0+x])
+				n++
+			}
 		}
 	}
 	if n == 0 {
 		return 0
 	}
 	return sum / float64(n)
+}
+
+// line visits the pixels of the 8-connected line between (xa, ya) and
+// (xb, yb) as cv2.line with LINE_8 (OpenCV's LineIterator, drawn left to
+// right: every step moves along the major axis, and along the minor one
+// while the error term is negative).
+func line(xa, ya, xb, yb int, set func(x, y int)) {
+	if xa > xb {
+		xa, ya, xb, yb = xb, yb, xa, ya
+	}
+	dx, dy := xb-xa, abs(yb-ya)
+	sy := 1
+	if yb < ya {
+		sy = -1
+	}
+	steep := dy > dx
+	if steep {
+		dx, dy = dy, dx
+	}
+	err := dx - 2*dy
+	x, y := xa, ya
+	for i := 0; i <= dx; i++ {
+		set(x, y)
+		minor := err < 0
+		err -= 2 * dy
+		if minor {
+			err += 2 * dx
+		}
+		if steep {
+			y += sy
+			if minor {
+				x++
+			}
+		} else {
+			x++
+			if minor {
+				y += sy
+			}
+		}
+	}
+}
+
+func abs(v int) int {
+	if v < 0 {
+		return -v
+	}
+	return v
 }
 
 // span is where the horizontal line at y crosses the convex polygon.
