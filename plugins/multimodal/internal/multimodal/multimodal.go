@@ -14,6 +14,7 @@ import (
 
 	"github.com/dsmil/l7/plugins/internal/ort"
 	"github.com/dsmil/l7/plugins/multimodal/internal/ocr"
+	"github.com/dsmil/l7/plugins/multimodal/internal/ocr/dbpost"
 	"github.com/dsmil/l7/plugins/multimodal/internal/ocrmodels"
 	"github.com/dsmil/l7/sdk"
 	"github.com/hashicorp/go-hclog"
@@ -98,7 +99,9 @@ func (w *Workload) Configure(_ context.Context, cfg *sdk.Config) error {
 	}
 	start := time.Now()
 	paths := ocrmodels.In(set.Models)
-	eng, err := ocr.Load(paths, ocr.Options{Session: set.Session, Classify: set.Classify})
+	db := dbpost.Defaults
+	db.UnclipRatio = set.UnclipRatio
+	eng, err := ocr.Load(paths, ocr.Options{Session: set.Session, Classify: set.Classify, DB: &db})
 	if err != nil {
 		return sdk.InvalidParam("models", "%v", err)
 	}
@@ -108,7 +111,7 @@ func (w *Workload) Configure(_ context.Context, cfg *sdk.Config) error {
 	st := &state{cfg: cfg, set: set, engine: eng, slots: make(chan struct{}, set.Parallelism), log: log}
 	log.Info("models loaded", "model", set.ModelName, "dir", set.Models, "load_ms", time.Since(start).Milliseconds(),
 		"onnxruntime", info.Version, "library", info.Library, "cpu_features", w.cpu.String(),
-		"threads", set.Session.WithDefaults().IntraOpThreads, "classify_orientation", set.Classify,
+		"threads", set.Session.WithDefaults().IntraOpThreads, "classify_orientation", set.Classify, "unclip_ratio", set.UnclipRatio,
 		"file_roots", set.FileRoots, "parallelism", set.Parallelism)
 	w.st.Store(st)
 	return nil

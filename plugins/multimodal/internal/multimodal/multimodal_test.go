@@ -161,17 +161,17 @@ func TestInfo(t *testing.T) {
 // TestChatText reads two images, inline and from a file, as text lines.
 func TestChatText(t *testing.T) {
 	w := configured(t)
-	p := user(textPart("Transcribe these."), dataPart(render(t, "ssh admin@10.1.2.3", "Hello DSMIL 10.0.0.1")),
+	p := user(textPart("Transcribe these."), dataPart(render(t, "ssh admin@10.1.2.3", "uptime 42 days, load 0.15")),
 		urlPart("file://"+filepath.Join(fileRoot(t), "hello.png")))
 	text, res, err := chat(t, w, p)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "ssh admin@10.1.2.3\nHello DSMIL 10.0.0.1\n\nHello from a file 192.168.7.21"
+	want := "ssh admin@10.1.2.3\nuptime 42 days, load 0.15\n\nHello from a file 192.168.7.21"
 	if text != want {
 		t.Errorf("text %q, want %q", text, want)
 	}
-	if res.Usage.GetCompletionTokens() != 10 || res.Usage.GetPromptTokens() != 2 || res.Model != DefaultModelName {
+	if res.Usage.GetCompletionTokens() != 12 || res.Usage.GetPromptTokens() != 2 || res.Model != DefaultModelName {
 		t.Errorf("result %+v", res)
 	}
 	// max_tokens keeps whole lines while their words fit.
@@ -275,6 +275,7 @@ func TestSettings(t *testing.T) {
 		{map[string]any{"file_roots": "/tmp"}, "file_roots"},
 		{map[string]any{"max_image_bytes": "lots"}, "max_image_bytes"},
 		{map[string]any{"graph_optimization": "max"}, "graph_optimization"},
+		{map[string]any{"unclip_ratio": 20.0}, "unclip_ratio"},
 	} {
 		_, err := parseSettings(tc.set, nil)
 		if paramOf(err) != tc.param {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/dsmil/l7/plugins/internal/ort"
 	"github.com/dsmil/l7/plugins/multimodal/internal/imagefile"
+	"github.com/dsmil/l7/plugins/multimodal/internal/ocr"
 	"github.com/dsmil/l7/plugins/multimodal/internal/ocrmodels"
 	"github.com/dsmil/l7/sdk"
 )
@@ -30,6 +31,8 @@ var settingSpecs = []sdk.SettingSpec{
 	{Name: "max_images", Type: "number", Description: "Most images in one request. Default 8."},
 	{Name: "classify_orientation", Type: "bool",
 		Description: "Run the 0°/180° orientation classifier on every text line (PaddleOCR's use_angle_cls). Default false, as PaddleOCR."},
+	{Name: "unclip_ratio", Type: "number",
+		Description: "How far detected text boxes grow (PaddleOCR's det_db_unclip_ratio). Default 2.5; PaddleOCR's 1.5 loses word spaces."},
 	{Name: "parallelism", Type: "number", Description: "Images read at once; more wait. Default 1."},
 	{Name: "threads", Type: "number", Description: "ONNX Runtime intra-op threads. Default 0: one per core."},
 	{Name: "graph_optimization", Type: "string",
@@ -46,13 +49,14 @@ type settings struct {
 	Limits      imagefile.Limits
 	MaxImages   int
 	Classify    bool
+	UnclipRatio float64
 	Parallelism int
 	Session     ort.Options
 	ORTLibrary  string
 }
 
 func parseSettings(raw map[string]any, getenv func(string) string) (*settings, error) {
-	s := &settings{ModelName: DefaultModelName, Limits: imagefile.DefaultLimits, MaxImages: 8, Parallelism: DefaultParallelism}
+	s := &settings{UnclipRatio: ocr.DefaultUnclipRatio, ModelName: DefaultModelName, Limits: imagefile.DefaultLimits, MaxImages: 8, Parallelism: DefaultParallelism}
 	for name, v := range raw {
 		var err error
 		switch name {
@@ -73,6 +77,11 @@ func parseSettings(raw map[string]any, getenv func(string) string) (*settings, e
 			s.Limits.MaxPixels = int64(n)
 		case "max_images":
 			s.MaxImages, err = sdk.SettingInt(v, 1)
+		case "unclip_ratio":
+			s.UnclipRatio, err = number(v)
+			if err == nil && (s.UnclipRatio < 0.5 || s.UnclipRatio > 10) {
+				err = fmt.Errorf("want a number from 0.5 to 10, not %v", s.UnclipRatio)
+			}
 		case "classify_orientation":
 			s.Classify, err = boolean(v)
 		case "parallelism":
@@ -140,6 +149,14 @@ func boolean(v any) (bool, error) {
 		return false, fmt.Errorf("want a bool, not %T", v)
 	}
 	return b, nil
+}
+
+func number(v any) (float64, error) {
+	f, ok := v.(float64)
+	if !ok {
+		return 0, fmt.Errorf("want a number, not %T", v)
+	}
+	return f, nil
 }
 
 func str(v any) (string, error) {

@@ -1,12 +1,13 @@
 // Package ocr reads the text in an image with PaddleOCR's PP-OCRv4 models
 // on ONNX Runtime, step for step as PaddleOCR's TextSystem
-// (tools/infer/predict_system.py) with its default settings:
+// (tools/infer/predict_system.py) with its default settings but one:
 //
 //  1. Detection: the image (BGR, as cv2 reads it) is resized so that its
 //     longer side is at most 960 and both sides are multiples of 32
 //     (DetResizeForTest, limit_type "max"), normalized with ImageNet's
 //     mean and std (NormalizeImage), and the DB detector's probability map
-//     is turned into boxes by package dbpost.
+//     is turned into boxes by package dbpost, with one setting changed:
+//     boxes grow by an unclip ratio of 2.5, not 1.5 (DefaultUnclipRatio).
 //  2. Reading order: boxes sorted by their top-left corner, top to bottom,
 //     then left to right within 10 pixels of height (sorted_boxes).
 //  3. Crops: each box is cut out and rectified by a perspective warp to

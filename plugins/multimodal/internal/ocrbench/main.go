@@ -38,7 +38,7 @@ func main() {
 	keep := flag.String("keep", "", "write the corpus images into this directory and keep them")
 	jsDir := flag.String("js", "bench/ocr/js", "directory of the @gutenye/ocr-node runner (npm ci there)")
 	classify := flag.Bool("classify", false, "run the orientation classifier")
-	unclip := flag.Float64("unclip", dbpost.Defaults.UnclipRatio, "DB unclip ratio (PaddleOCR's det_db_unclip_ratio)")
+	unclip := flag.Float64("unclip", ocr.DefaultUnclipRatio, "DB unclip ratio (PaddleOCR's det_db_unclip_ratio)")
 	only := flag.Bool("only", false, "measure our pipeline only")
 	flag.Parse()
 	db := dbpost.Defaults
