@@ -40,7 +40,15 @@ func main() {
 	classify := flag.Bool("classify", false, "run the orientation classifier")
 	unclip := flag.Float64("unclip", ocr.DefaultUnclipRatio, "DB unclip ratio (PaddleOCR's det_db_unclip_ratio)")
 	only := flag.Bool("only", false, "measure our pipeline only")
+	shots := flag.Int("screenshot", 0, "instead of the corpus: read a 1280×720 screenshot of 20 lines this many times, ours and @gutenye/ocr-node")
 	flag.Parse()
+	if *shots > 0 {
+		if err := screenshot(*shots, *threads, *jsDir); err != nil {
+			fmt.Fprintln(os.Stderr, "bench/ocr:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	db := dbpost.Defaults
 	db.UnclipRatio = *unclip
 	if err := run(*n, *seed, *threads, *keep, *jsDir, ocr.Options{Classify: *classify, DB: &db}, *only); err != nil {
@@ -247,4 +255,72 @@ func cpuModel() string {
 		}
 	}
 	return runtime.GOARCH
+}
+
+// screenshot times reading one 1280×720 screenshot of 20 lines n times
+// (after one warm-up) with our pipeline and with @gutenye/ocr-node.
+func screenshot(n, threads int, jsDir string) error {
+	file, want, err := corpus.Screenshot(1, 1280, 720, 20)
+	if err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "bench-ocr")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, "screenshot.png")
+	if err := os.WriteFile(path, file, 0o644); err != nil {
+		return err
+	}
+	fmt.Printf("screenshot: 1280x720, %d lines, %d reads each; %d threads; %s\n", len(want), n, threads, cpuModel())
+	if _, err := ort.Init(ort.ResolveLibrary(os.Getenv)); err != nil {
+		return err
+	}
+	paths, err := ocrmodels.Fetch(context.Background())
+	if err != nil {
+		return err
+	}
+	eng, err := ocr.Load(paths, ocr.Options{Session: ort.Options{IntraOpThreads: threads}})
+	if err != nil {
+		return err
+	}
+	defer eng.Close()
+	ours := &result{name: "dsmil (Go, raw)"}
+	for i := 0; i <= n; i++ {
+		start := time.Now()
+		img, err := imagefile.Decode(file, imagefile.DefaultLimits)
+		if err != nil {
+			return err
+		}
+		lines, err := eng.Read(context.Background(), img.Image)
+		if err != nil {
+			return err
+		}
+		if i == 0 {
+			got := make([]string, len(lines))
+			for k, l := range lines {
+				got[k] = l.Text
+			}
+			ours.score.Add(want, got)
+			continue
+		}
+		ours.times = append(ours.times, time.Since(start))
+	}
+	ours.print()
+	if _, err := os.Stat(filepath.Join(jsDir, "node_modules", "@gutenye", "ocr-node")); err != nil {
+		fmt.Printf("%-22s skipped: run `npm ci` in %s\n", "@gutenye/ocr-node", jsDir)
+		return nil
+	}
+	samples := make([]corpus.Sample, n)
+	files := make([]string, n)
+	for i := range samples {
+		samples[i], files[i] = corpus.Sample{Lines: want}, path
+	}
+	r, err := runJS(jsDir, samples, files)
+	if err != nil {
+		return err
+	}
+	r.print()
+	return nil
 }

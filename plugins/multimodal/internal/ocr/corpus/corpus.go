@@ -72,6 +72,38 @@ type Style struct {
 
 // Render draws lines in style and encodes the image.
 func Render(lines []string, st Style) ([]byte, error) {
+	img, err := draw1(lines, st, 0, 0)
+	if err != nil {
+		return nil, err
+	}
+	return encode(img, st)
+}
+
+// Screenshot renders a w×h screen of n log and status lines in Go Mono at
+// 16 px, light on a dark terminal background (1280, 720 and 20 make the
+// issue's speed benchmark image), and the lines it shows.
+func Screenshot(seed uint64, w, h, n int) ([]byte, []string, error) {
+	r := rand.New(rand.NewPCG(seed, 0x5c2e))
+	lines := make([]string, n)
+	for i := range lines {
+		if i%5 == 0 {
+			lines[i] = hostname(r) + " " + ipv4(r) + " " + hash(r)
+		} else {
+			lines[i] = logLine(r)
+		}
+	}
+	st := Style{Size: 16, Mono: true, FG: backgrounds[3].fg, BG: backgrounds[3].bg, Spacing: 1.6}
+	img, err := draw1(lines, st, w, h)
+	if err != nil {
+		return nil, nil, err
+	}
+	b, err := encode(img, st)
+	return b, lines, err
+}
+
+// draw1 draws lines in style on a canvas just big enough, or w×h when
+// they are not 0.
+func draw1(lines []string, st Style, cw, ch int) (image.Image, error) {
 	fs, err := loadFonts()
 	if err != nil {
 		return nil, err
@@ -97,6 +129,9 @@ func Render(lines []string, st Style) ([]byte, error) {
 	}
 	w := width + 2*margin
 	h := lineH*len(lines) + 2*margin
+	if cw > 0 && ch > 0 {
+		w, h = cw, ch
+	}
 	img := image.NewRGBA(image.Rect(0, 0, w, h))
 	draw.Draw(img, img.Bounds(), &image.Uniform{st.BG}, image.Point{}, draw.Src)
 	d := &font.Drawer{Dst: img, Src: &image.Uniform{st.FG}, Face: face}
@@ -109,11 +144,16 @@ func Render(lines []string, st Style) ([]byte, error) {
 	if st.Tilt != 0 {
 		out = rotate(img, st.Tilt, st.BG)
 	}
+	return out, nil
+}
+
+func encode(img image.Image, st Style) ([]byte, error) {
 	var b bytes.Buffer
+	var err error
 	if st.JPEG {
-		err = jpeg.Encode(&b, out, &jpeg.Options{Quality: 60})
+		err = jpeg.Encode(&b, img, &jpeg.Options{Quality: 60})
 	} else {
-		err = png.Encode(&b, out)
+		err = png.Encode(&b, img)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("corpus: %w", err)
