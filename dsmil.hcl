@@ -64,6 +64,7 @@ plugin "llm-amx" {
 
 model "dsmil-demo-random-qwen2.5-0.5b-int4" {
   profile     = "llm-amx-demo"
+  # vision    = "dsmil-ocr-ppocrv4" # images in its chats transcribed by Device 45 first (docs/clients.md)
   description = "Random-weight demo decoder (Qwen2.5-0.5B shape, int4): gibberish at a real model's speed."
 }
 

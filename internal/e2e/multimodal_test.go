@@ -86,6 +86,10 @@ func TestMultimodal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	echoBin, err := testutil.Build(dir, "dsmil-echo", "github.com/dsmil/l7/plugins/echo")
+	if err != nil {
+		t.Fatal(err)
+	}
 	cfg, diags := config.Parse(filepath.Join(dir, "dsmil.hcl"), []byte(fmt.Sprintf(`
 plugin "multimodal" {
   path         = %q
@@ -97,12 +101,23 @@ plugin "multimodal" {
   threads      = 2
 }
 model %q { profile = "ocr" }
+# The echo plugin stands in for an LLM: it answers with the last user
+# message's text, so the test sees exactly what the LLM was given.
+plugin "echo" {
+  path      = %q
+  device_id = 47
+  profiles  = ["echo"]
+}
+model "dsmil-echo-vision" {
+  profile = "echo"
+  vision  = %q
+}
 tenant "T" {
   api_key_sha256 = ["%x"]
   compartments   = ["SOC"]
   models         = ["*"]
 }
-`, bin, ocrModels(t), ocrModelID, sha256.Sum256([]byte(testAPIKey)))))
+`, bin, ocrModels(t), ocrModelID, echoBin, ocrModelID, sha256.Sum256([]byte(testAPIKey)))))
 	if diags.HasErrors() {
 		t.Fatalf("config: %v", diags)
 	}
@@ -127,8 +142,8 @@ tenant "T" {
 	}
 	base := p.serveShim(t)
 
-	chat := func(content, extra string) (int, []byte) {
-		body := fmt.Sprintf(`{"model": %q, "messages": [{"role": "user", "content": %s}]%s}`, ocrModelID, content, extra)
+	chatModel := func(model, content, extra string) (int, []byte) {
+		body := fmt.Sprintf(`{"model": %q, "messages": [{"role": "user", "content": %s}]%s}`, model, content, extra)
 		req, _ := http.NewRequest(http.MethodPost, base+"/v1/chat/completions", strings.NewReader(body))
 		req.Header.Set("Authorization", "Bearer "+testAPIKey)
 		req.Header.Set("Content-Type", "application/json")
@@ -140,6 +155,7 @@ tenant "T" {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, b
 	}
+	chat := func(content, extra string) (int, []byte) { return chatModel(ocrModelID, content, extra) }
 	imagePart := func(png []byte) string {
 		return `{"type": "image_url", "image_url": {"url": "data:image/png;base64,` + base64.StdEncoding.EncodeToString(png) + `"}}`
 	}
@@ -179,6 +195,34 @@ tenant "T" {
 	}
 	if len(ans.Lines) != 2 || squash(ans.Lines[0].Text) != "HelloDSMIL10.0.0.1" || len(ans.Lines[1].Box) != 4 || ans.Lines[1].Confidence < 0.8 {
 		t.Fatalf("json_object lines %+v", ans.Lines)
+	}
+
+	// Fusion: the LLM model's images are transcribed by its companion and
+	// handed to it as delimited text.
+	status, b = chatModel("dsmil-echo-vision", `[{"type": "text", "text": "Describe this."}, `+imagePart(img)+`]`, "")
+	if status != http.StatusOK || json.Unmarshal(b, &out) != nil || len(out.Choices) != 1 {
+		t.Fatalf("fusion: HTTP %d: %s\n%s", status, b, p.logs.String())
+	}
+	got = out.Choices[0].Message.Content
+	head, tail := "echo: Describe this.\n[Image 1, transcribed by "+ocrModelID+"]\n", "\n[End of image 1]"
+	if !strings.HasPrefix(got, head) || !strings.HasSuffix(got, tail) ||
+		squash(strings.TrimSuffix(strings.TrimPrefix(got, head), tail)) != squash(want) {
+		t.Fatalf("fusion: the LLM got %q", got)
+	}
+	// The inserted transcription is part of the LLM's prompt.
+	var usage struct {
+		Usage struct {
+			PromptTokens int `json:"prompt_tokens"`
+		} `json:"usage"`
+	}
+	if json.Unmarshal(b, &usage); usage.Usage.PromptTokens < 2+strings.Count(got, " ") {
+		t.Errorf("fusion: prompt_tokens %d do not count the transcription", usage.Usage.PromptTokens)
+	}
+	// The companion's refusal is reported at the image's place.
+	status, b = chatModel("dsmil-echo-vision", `[{"type": "text", "text": "x"}, {"type": "image_url", "image_url": {"url": "http://example.com/a.png"}}]`, "")
+	if status != http.StatusBadRequest || !strings.Contains(string(b), `"param":"messages[0].content[1].image_url"`) ||
+		!strings.Contains(string(b), "no network egress") {
+		t.Errorf("fusion, http image: HTTP %d: %s", status, b)
 	}
 
 	for _, tc := range []struct {
