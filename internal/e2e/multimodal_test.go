@@ -35,6 +35,10 @@ import (
 // ocrModelID is the multimodal plugin's model in TestMultimodal.
 const ocrModelID = "dsmil-ocr-ppocrv4"
 
+// noVisionKey is the key of TestMultimodal's tenant that may use the LLM
+// but not its vision companion.
+const noVisionKey = "no-vision-test-key"
+
 // textPNG draws lines in Go Regular at 32 px, black on white.
 func textPNG(t *testing.T, lines ...string) []byte {
 	t.Helper()
@@ -117,7 +121,12 @@ tenant "T" {
   compartments   = ["SOC"]
   models         = ["*"]
 }
-`, bin, ocrModels(t), ocrModelID, echoBin, ocrModelID, sha256.Sum256([]byte(testAPIKey)))))
+tenant "NO_VISION" {
+  api_key_sha256 = ["%x"]
+  compartments   = ["SOC"]
+  models         = ["dsmil-echo-vision"]
+}
+`, bin, ocrModels(t), ocrModelID, echoBin, ocrModelID, sha256.Sum256([]byte(testAPIKey)), sha256.Sum256([]byte(noVisionKey)))))
 	if diags.HasErrors() {
 		t.Fatalf("config: %v", diags)
 	}
@@ -142,10 +151,11 @@ tenant "T" {
 	}
 	base := p.serveShim(t)
 
+	key := testAPIKey
 	chatModel := func(model, content, extra string) (int, []byte) {
 		body := fmt.Sprintf(`{"model": %q, "messages": [{"role": "user", "content": %s}]%s}`, model, content, extra)
 		req, _ := http.NewRequest(http.MethodPost, base+"/v1/chat/completions", strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+testAPIKey)
+		req.Header.Set("Authorization", "Bearer "+key)
 		req.Header.Set("Content-Type", "application/json")
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -224,6 +234,17 @@ tenant "T" {
 		!strings.Contains(string(b), "no network egress") {
 		t.Errorf("fusion, http image: HTTP %d: %s", status, b)
 	}
+	// A tenant that may use the LLM but not its companion cannot send it
+	// images.
+	key = noVisionKey
+	status, b = chatModel("dsmil-echo-vision", `[`+imagePart(img)+`]`, "")
+	if status != http.StatusForbidden || !strings.Contains(string(b), ocrModelID) {
+		t.Errorf("fusion without the companion: HTTP %d: %s", status, b)
+	}
+	if status, b = chatModel("dsmil-echo-vision", `"text only"`, ""); status != http.StatusOK {
+		t.Errorf("text without the companion: HTTP %d: %s", status, b)
+	}
+	key = testAPIKey
 
 	for _, tc := range []struct {
 		name, content, want string
