@@ -41,7 +41,27 @@ func main() {
 	unclip := flag.Float64("unclip", ocr.DefaultUnclipRatio, "DB unclip ratio (PaddleOCR's det_db_unclip_ratio)")
 	only := flag.Bool("only", false, "measure our pipeline only")
 	shots := flag.Int("screenshot", 0, "instead of the corpus: read a 1280×720 screenshot of 20 lines this many times, ours and @gutenye/ocr-node")
+	writeShot := flag.String("write-screenshot", "", "write the 1280×720 screenshot (PNG) here and exit")
+	stdin := flag.Bool("stdin", false, "read image paths from stdin, one a line, and print {\"ms\", \"lines\"} for each (bench/ocr -stack drives this)")
 	flag.Parse()
+	if *writeShot != "" {
+		file, _, err := corpus.Screenshot(1, 1280, 720, 20)
+		if err == nil {
+			err = os.WriteFile(*writeShot, file, 0o644)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench/ocr:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if *stdin {
+		if err := serveStdin(*threads); err != nil {
+			fmt.Fprintln(os.Stderr, "bench/ocr:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *shots > 0 {
 		if err := screenshot(*shots, *threads, *jsDir); err != nil {
 			fmt.Fprintln(os.Stderr, "bench/ocr:", err)
@@ -323,4 +343,47 @@ func screenshot(n, threads int, jsDir string) error {
 	}
 	r.print()
 	return nil
+}
+
+// serveStdin loads the pipeline once, then reads each image path from
+// stdin and prints its time (decoding included) and lines as JSON.
+func serveStdin(threads int) error {
+	if _, err := ort.Init(ort.ResolveLibrary(os.Getenv)); err != nil {
+		return err
+	}
+	paths, err := ocrmodels.Fetch(context.Background())
+	if err != nil {
+		return err
+	}
+	eng, err := ocr.Load(paths, ocr.Options{Session: ort.Options{IntraOpThreads: threads}})
+	if err != nil {
+		return err
+	}
+	defer eng.Close()
+	sc := bufio.NewScanner(os.Stdin)
+	enc := json.NewEncoder(os.Stdout)
+	for sc.Scan() {
+		file, err := os.ReadFile(sc.Text())
+		if err != nil {
+			return err
+		}
+		start := time.Now()
+		img, err := imagefile.Decode(file, imagefile.DefaultLimits)
+		if err != nil {
+			return err
+		}
+		lines, err := eng.Read(context.Background(), img.Image)
+		if err != nil {
+			return err
+		}
+		ms := float64(time.Since(start)) / 1e6
+		got := make([]string, len(lines))
+		for k, l := range lines {
+			got[k] = l.Text
+		}
+		if err := enc.Encode(map[string]any{"ms": ms, "lines": got}); err != nil {
+			return err
+		}
+	}
+	return sc.Err()
 }
