@@ -122,10 +122,9 @@ func TestReferenceCrop(t *testing.T) {
 }
 
 // TestReferenceDB: dbpost.Boxes gives the boxes of DBPostProcess +
-// filter_tag_det_res, corners within a pixel, scores within 0.025 (the
-// score mask's slanted edges are not yet cv2.fillPoly's pixel for pixel:
-// up to 0.02 apart on these maps; axis-aligned and most slanted boxes
-// agree to 1e-4).
+// filter_tag_det_res, corners within a pixel, and the same scores (the
+// score mask is cv2.fillPoly's pixel for pixel, edges clipped as
+// cv::clipLine and drawn as LINE_8).
 func TestReferenceDB(t *testing.T) {
 	total := 0
 	for i, c := range loadReference(t).DB {
@@ -145,7 +144,7 @@ func TestReferenceDB(t *testing.T) {
 					continue
 				}
 				used[j], found = true, true
-				if math.Abs(g.Score-c.Scores[k]) > 0.025 {
+				if math.Abs(g.Score-c.Scores[k]) > 1e-6 {
 					t.Errorf("map %d box %v: score %.4f, want %.4f", i, want, g.Score, c.Scores[k])
 				}
 			}

@@ -184,26 +184,7 @@ func scoreFast(m Map, box [4]geom.Point) float64 {
 		poly[i] = geom.Point{X: math.Trunc(c.X - float64(x0)), Y: math.Trunc(c.Y - float64(y0))}
 	}
 	mw, mh := x1-x0+1, y1-y0+1
-	mask := make([]bool, mw*mh)
-	set := func(x, y int) {
-		if x >= 0 && y >= 0 && x < mw && y < mh {
-			mask[y*mw+x] = true
-		}
-	}
-	// cv2.fillPoly (non-antialiased) draws every edge as an 8-connected
-	// line, then fills between the edges.
-	for i := range poly {
-		line(int(poly[i].X), int(poly[i].Y), int(poly[(i+1)%4].X), int(poly[(i+1)%4].Y), set)
-	}
-	for y := 0; y < mh; y++ {
-		lo, hi, ok := span(poly, float64(y))
-		if !ok {
-			continue
-		}
-		for x := max(0, int(math.Ceil(lo-1e-9))); x <= min(mw-1, int(math.Floor(hi+1e-9))); x++ {
-			mask[y*mw+x] = true
-		}
-	}
+	mask := fillMask(poly, mw, mh)
 	var sum float64
 	n := 0
 	for y := 0; y < mh; y++ {
@@ -220,11 +201,43 @@ func scoreFast(m Map, box [4]geom.Point) float64 {
 	return sum / float64(n)
 }
 
+// fillMask is cv2.fillPoly of the convex quadrilateral poly (integer
+// corners) on a w×h mask: every edge drawn as an 8-connected line, then
+// the rows filled between the edges.
+func fillMask(poly [4]geom.Point, mw, mh int) []bool {
+	mask := make([]bool, mw*mh)
+	set := func(x, y int) {
+		if x >= 0 && y >= 0 && x < mw && y < mh {
+			mask[y*mw+x] = true
+		}
+	}
+	// cv2.fillPoly (non-antialiased) draws every edge as an 8-connected
+	// line, then fills between the edges.
+	for i := range poly {
+		line(int(poly[i].X), int(poly[i].Y), int(poly[(i+1)%4].X), int(poly[(i+1)%4].Y), mw, mh, set)
+	}
+	for y := 0; y < mh; y++ {
+		lo, hi, ok := span(poly, float64(y))
+		if !ok {
+			continue
+		}
+		for x := max(0, int(math.Ceil(lo-1e-9))); x <= min(mw-1, int(math.Floor(hi+1e-9))); x++ {
+			mask[y*mw+x] = true
+		}
+	}
+	return mask
+}
+
 // line visits the pixels of the 8-connected line between (xa, ya) and
-// (xb, yb) as cv2.line with LINE_8 (OpenCV's LineIterator, drawn left to
-// right: every step moves along the major axis, and along the minor one
-// while the error term is negative).
-func line(xa, ya, xb, yb int, set func(x, y int)) {
+// (xb, yb) inside a w×h image as cv2.line with LINE_8 (OpenCV's
+// LineIterator: the line clipped to the image first, as cv::clipLine,
+// then drawn left to right, every step moving along the major axis, and
+// along the minor one while the error term is negative).
+func line(xa, ya, xb, yb, w, h int, set func(x, y int)) {
+	var ok bool
+	if xa, ya, xb, yb, ok = clipLine(xa, ya, xb, yb, w, h); !ok {
+		return
+	}
 	if xa > xb {
 		xa, ya, xb, yb = xb, yb, xa, ya
 	}
@@ -258,6 +271,70 @@ func line(xa, ya, xb, yb int, set func(x, y int)) {
 			}
 		}
 	}
+}
+
+// clipLine is cv::clipLine: the segment cut to [0, w−1]×[0, h−1] with
+// OpenCV's integer arithmetic; ok is false when none of it is inside.
+func clipLine(x1, y1, x2, y2, w, h int) (int, int, int, int, bool) {
+	right, bottom := w-1, h-1
+	code := func(x, y int) int {
+		c := 0
+		if x < 0 {
+			c |= 1
+		}
+		if x > right {
+			c |= 2
+		}
+		if y < 0 {
+			c |= 4
+		}
+		if y > bottom {
+			c |= 8
+		}
+		return c
+	}
+	c1, c2 := code(x1, y1), code(x2, y2)
+	if c1&c2 == 0 && c1|c2 != 0 {
+		if c1&12 != 0 {
+			a := 0
+			if c1 >= 8 {
+				a = bottom
+			}
+			x1 += int(float64(a-y1) * float64(x2-x1) / float64(y2-y1))
+			y1 = a
+			c1 = code(x1, 0) & 3
+		}
+		if c2&12 != 0 {
+			a := 0
+			if c2 >= 8 {
+				a = bottom
+			}
+			x2 += int(float64(a-y2) * float64(x2-x1) / float64(y2-y1))
+			y2 = a
+			c2 = code(x2, 0) & 3
+		}
+		if c1&c2 == 0 && c1|c2 != 0 {
+			if c1 != 0 {
+				a := 0
+				if c1 != 1 {
+					a = right
+				}
+				y1 += int(float64(a-x1) * float64(y2-y1) / float64(x2-x1))
+				x1 = a
+				c1 = 0
+			}
+			if c2 != 0 {
+				a := 0
+				if c2 != 1 {
+					a = right
+				}
+				y2 += int(float64(a-x2) * float64(y2-y1) / float64(x2-x1))
+				x2 = a
+				c2 = 0
+			}
+		}
+	}
+	return x1, y1, x2, y2, c1|c2 == 0
 }
 
 func abs(v int) int {
