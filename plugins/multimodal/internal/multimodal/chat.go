@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"strings"
+	"time"
 
 	"github.com/dsmil/l7/plugins/multimodal/internal/imagefile"
 	"github.com/dsmil/l7/plugins/multimodal/internal/ocr"
@@ -44,6 +45,12 @@ func (w *Workload) Chat(ctx context.Context, req *sdk.ChatRequest, out sdk.Strea
 	if err != nil {
 		return nil, err
 	}
+	if n := st.queued.Add(1); n > int64(st.set.Parallelism+st.set.Queue) {
+		st.queued.Add(-1)
+		return nil, sdk.Overloaded(2*time.Second, "%s is reading %d requests and %d wait (parallelism %d, queue %d)",
+			st.set.ModelName, st.set.Parallelism, st.set.Queue, st.set.Parallelism, st.set.Queue)
+	}
+	defer st.queued.Add(-1)
 	select {
 	case st.slots <- struct{}{}:
 		defer func() { <-st.slots }()

@@ -53,6 +53,7 @@ type state struct {
 	set    *settings
 	engine *ocr.Engine
 	slots  chan struct{} // parallelism
+	queued atomic.Int64  // requests reading or waiting
 	log    hclog.Logger
 }
 

@@ -343,3 +343,25 @@ func pngBomb(png []byte, w, h uint32) []byte {
 	binary.BigEndian.PutUint32(b[29:], crc32.ChecksumIEEE(b[12:29]))
 	return b
 }
+
+// TestQueue: beyond parallelism + queue requests, a request is refused
+// with OVERLOADED and a retry hint, and admitted again once one leaves.
+func TestQueue(t *testing.T) {
+	w := New()
+	if err := w.Configure(context.Background(), &sdk.Config{Name: Name, Settings: settingsFor(t, map[string]any{"queue": float64(0)})}); err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close(context.Background())
+	st := w.st.Load()
+	st.queued.Add(1) // one request reading (parallelism 1), none may wait
+	p := user(dataPart(render(t, "queued")))
+	_, _, err := chat(t, w, p)
+	var me *mux.Error
+	if !errors.As(err, &me) || me.Code != dbe.CodeOverloaded || me.RetryAfterMS == 0 {
+		t.Fatalf("full: %v", err)
+	}
+	st.queued.Add(-1)
+	if text, _, err := chat(t, w, p); err != nil || text != "queued" {
+		t.Fatalf("after: %q %v", text, err)
+	}
+}

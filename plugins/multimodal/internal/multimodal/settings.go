@@ -33,7 +33,8 @@ var settingSpecs = []sdk.SettingSpec{
 		Description: "Run the 0°/180° orientation classifier on every text line (PaddleOCR's use_angle_cls). Default false, as PaddleOCR."},
 	{Name: "unclip_ratio", Type: "number",
 		Description: "How far detected text boxes grow (PaddleOCR's det_db_unclip_ratio). Default 2.5; PaddleOCR's 1.5 loses word spaces."},
-	{Name: "parallelism", Type: "number", Description: "Images read at once; more wait. Default 1."},
+	{Name: "parallelism", Type: "number", Description: "Requests read at once; more wait. Default 1."},
+	{Name: "queue", Type: "number", Description: "Requests that may wait for a turn; more are refused with OVERLOADED (HTTP 503 + Retry-After). Default 16."},
 	{Name: "threads", Type: "number", Description: "ONNX Runtime intra-op threads. Default 0: one per core."},
 	{Name: "graph_optimization", Type: "string",
 		Description: `ONNX Runtime graph optimization level: "disable", "basic", "extended" or "all" (default).`},
@@ -51,12 +52,13 @@ type settings struct {
 	Classify    bool
 	UnclipRatio float64
 	Parallelism int
+	Queue       int
 	Session     ort.Options
 	ORTLibrary  string
 }
 
 func parseSettings(raw map[string]any, getenv func(string) string) (*settings, error) {
-	s := &settings{UnclipRatio: ocr.DefaultUnclipRatio, ModelName: DefaultModelName, Limits: imagefile.DefaultLimits, MaxImages: 8, Parallelism: DefaultParallelism}
+	s := &settings{UnclipRatio: ocr.DefaultUnclipRatio, ModelName: DefaultModelName, Limits: imagefile.DefaultLimits, MaxImages: 8, Parallelism: DefaultParallelism, Queue: 16}
 	for name, v := range raw {
 		var err error
 		switch name {
@@ -86,6 +88,8 @@ func parseSettings(raw map[string]any, getenv func(string) string) (*settings, e
 			s.Classify, err = boolean(v)
 		case "parallelism":
 			s.Parallelism, err = sdk.SettingInt(v, 1)
+		case "queue":
+			s.Queue, err = sdk.SettingInt(v, 0)
 		case "threads":
 			s.Session.IntraOpThreads, err = sdk.SettingInt(v, 0)
 		case "graph_optimization":
