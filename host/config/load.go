@@ -379,6 +379,7 @@ type rawModel struct {
 	Profile     string    `hcl:"profile"`
 	OwnedBy     string    `hcl:"owned_by,optional"`
 	Description string    `hcl:"description,optional"`
+	Vision      string    `hcl:"vision,optional"`
 	Body        hcl.Body  `hcl:",body"`
 	DefRange    hcl.Range `hcl:",def_range"`
 }

@@ -25,6 +25,7 @@ type resolver struct {
 	diags       hcl.Diagnostics
 
 	modelProfile  map[*Model]*hcl.Attribute        // for the "profile served" check
+	modelVision   map[*Model]*hcl.Attribute        // for the image companion check
 	tenantModels  map[*Tenant]*hcl.Attribute       // for the "model exists" check
 	issuerTenants map[*ClaimIssuer]*hcl.Attribute  // for the "tenant exists" check
 	passEnv       map[*Plugin]map[string]hcl.Range // for the "no tenant's key" check
@@ -38,6 +39,7 @@ type keyOwner struct {
 
 func (r *resolver) resolve(raw *rawRoot) {
 	r.modelProfile = map[*Model]*hcl.Attribute{}
+	r.modelVision = map[*Model]*hcl.Attribute{}
 	r.tenantModels = map[*Tenant]*hcl.Attribute{}
 	r.issuerTenants = map[*ClaimIssuer]*hcl.Attribute{}
 	r.passEnv = map[*Plugin]map[string]hcl.Range{}
@@ -116,6 +118,26 @@ func (r *resolver) crossCheck() {
 	for _, m := range r.cfg.Models {
 		ids = append(ids, m.ID)
 		known[m.ID] = true
+	}
+	byID := map[string]*Model{}
+	for _, m := range r.cfg.Models {
+		byID[m.ID] = m
+	}
+	for _, m := range r.cfg.Models {
+		a := r.modelVision[m]
+		if a == nil {
+			continue
+		}
+		switch v := byID[m.Vision]; {
+		case v == nil:
+			r.errAttr(a, "Unknown model", "Model %q names %q as its vision companion, but no model block declares it. Declared models: %s.%s",
+				m.ID, m.Vision, quoteList(ids), didYouMean(m.Vision, ids))
+		case v == m:
+			r.errAttr(a, "Invalid vision companion", "Model %q cannot be its own vision companion; leave vision out for a model that reads images itself.", m.ID)
+		case v.Vision != "":
+			r.errAttr(a, "Invalid vision companion", "Model %q's vision companion %q has a companion of its own (%q); a companion must read images itself.",
+				m.ID, v.ID, v.Vision)
+		}
 	}
 	var tenants []string
 	knownTenant := map[string]bool{}
@@ -480,6 +502,10 @@ func (r *resolver) model(raw *rawModel) *Model {
 	}
 	if r.ok(at["description"]) {
 		m.Description = raw.Description
+	}
+	if a := at["vision"]; r.ok(a) {
+		m.Vision = raw.Vision
+		r.modelVision[m] = a
 	}
 	return m
 }

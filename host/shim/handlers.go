@@ -85,16 +85,23 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request, rq *request, e
 		writeError(w, e)
 		return
 	}
-	f, err := s.frame(call, rq.tenant, rq.id, rq.start)
-	if err != nil {
-		s.fail(w, rq, &mux.Error{Code: dbe.CodeInternal, Message: err.Error()})
-		return
-	}
 	// The request's context ends when the client goes away: the shim then
 	// cancels the generation in the plugin. Its deadline is the request's
 	// budget in the router.
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.Shim.RequestTimeout)
 	defer cancel()
+	// A model with a vision companion gets its images as transcriptions.
+	if call.model.Vision != "" && hasImages(call.params) {
+		if derr := s.transcribeImages(ctx, rq, call); derr != nil {
+			s.fail(w, rq, derr)
+			return
+		}
+	}
+	f, err := s.frame(call, rq.tenant, rq.id, rq.start)
+	if err != nil {
+		s.fail(w, rq, &mux.Error{Code: dbe.CodeInternal, Message: err.Error()})
+		return
+	}
 	if call.stream {
 		s.stream(ctx, w, rq, call, f)
 		return

@@ -182,7 +182,7 @@ func TestUsageAndLimits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ids, _ := eng.ChatPrompt(must(messages(p.Messages)), nil)
+	ids, _ := eng.ChatPrompt(must(messages(p.Messages, "")), nil)
 	u := res.Usage
 	if res.FinishReason != l7v1.FinishReason_FINISH_REASON_LENGTH || u.CompletionTokens != 9 ||
 		int(u.PromptTokens) != len(ids) || u.TotalTokens != u.PromptTokens+9 || res.Model != "tiny-test" {
@@ -284,8 +284,8 @@ func TestBudgetRejection(t *testing.T) {
 			"tools", "tools[0].function.parameters"},
 		{"too many stops", &l7v1.L7ChatRequest{Prompt: "hi", Stop: make([]string, 17)}, "stop", "at most 16"},
 		{"long stop", &l7v1.L7ChatRequest{Prompt: "hi", Stop: []string{strings.Repeat("x", 1025)}}, "stop", "at most 1024"},
-		{"image", &l7v1.L7ChatRequest{Messages: []*l7v1.Message{{Role: "user", Parts: []*l7v1.ContentPart{
-			{Part: &l7v1.ContentPart_ImageUrl{ImageUrl: &l7v1.ImageURL{Url: "http://x/y.png"}}}}}}}, "messages", "image"},
+		{"image", &l7v1.L7ChatRequest{Model: "tiny-test", Messages: []*l7v1.Message{{Role: "user", Parts: []*l7v1.ContentPart{
+			{Part: &l7v1.ContentPart_ImageUrl{ImageUrl: &l7v1.ImageURL{Url: "http://x/y.png"}}}}}}}, "messages", `image; model "tiny-test"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, _, err := chat(t, w, tc.p)

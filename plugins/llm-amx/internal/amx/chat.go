@@ -48,7 +48,7 @@ func (w *Workload) Chat(ctx context.Context, req *sdk.ChatRequest, out sdk.Strea
 		promptParam = "prompt"
 		prompt = eng.TextPrompt(p.GetPrompt())
 	} else {
-		msgs, err := messages(p.GetMessages())
+		msgs, err := messages(p.GetMessages(), p.GetModel())
 		if err != nil {
 			return nil, err
 		}
@@ -201,8 +201,9 @@ func unsupported(p *l7v1.L7ChatRequest) error {
 	return nil
 }
 
-// messages converts the conversation for the chat template.
-func messages(in []*l7v1.Message) ([]chattmpl.Message, error) {
+// messages converts the conversation for the chat template; model names
+// the model in the error for an image.
+func messages(in []*l7v1.Message, model string) ([]chattmpl.Message, error) {
 	out := make([]chattmpl.Message, len(in))
 	for i, m := range in {
 		text := m.GetContent()
@@ -211,7 +212,8 @@ func messages(in []*l7v1.Message) ([]chattmpl.Message, error) {
 			for _, part := range m.GetParts() {
 				t, ok := part.GetPart().(*l7v1.ContentPart_Text)
 				if !ok {
-					return nil, sdk.InvalidParam("messages", "message %d has an image; llm-amx reads text only", i)
+					return nil, sdk.InvalidParam("messages", "message %d has an image; model %q (llm-amx) reads text only: "+
+						"give its model block an image companion (vision = ...) to have images transcribed for it", i, model)
 				}
 				texts = append(texts, t.Text)
 			}
