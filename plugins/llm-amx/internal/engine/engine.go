@@ -49,6 +49,19 @@ type Engine struct {
 	// a power of two) × the longest row's limit × KV bytes per token would
 	// exceed it. 0: no bound (the caller's admission bounds the rows).
 	BatchKVBudget int64
+	// PrefillChunk, set before the first Generate, is the most prompt
+	// tokens one ONNX Runtime run prefills (0: DefaultPrefillChunk; a
+	// negative value: the whole prompt in one run). Batched, the chunks
+	// of every prefill take turns with the batch's decode steps (one chunk
+	// after each step), so a long prompt delays the running streams by at
+	// most one chunk per token; it also bounds prefill memory (see
+	// PrefillBytes).
+	PrefillChunk int
+
+	// overlap runs prefill chunks beside the batch's steps instead of
+	// taking turns (the behaviour before chunked prefill; for
+	// benchmarks).
+	overlap bool
 
 	schedOnce sync.Once
 	sched     *scheduler
@@ -124,6 +137,39 @@ func (e *Engine) scheduler() (*scheduler, error) {
 		}
 	})
 	return e.sched, e.schedErr
+}
+
+// DefaultPrefillChunk is the prefill chunk when Engine.PrefillChunk is 0.
+const DefaultPrefillChunk = 256
+
+// chunk is the prefill chunk in tokens (0: the whole prompt).
+func (e *Engine) chunk() int {
+	switch {
+	case e.PrefillChunk < 0:
+		return 0
+	case e.PrefillChunk == 0:
+		return DefaultPrefillChunk
+	}
+	return e.PrefillChunk
+}
+
+// PrefillBytes estimates, as an upper bound, the working memory of
+// prefilling a chunk of the prompt at a context of ctxLen tokens: the
+// chunk's logits (the caller's output buffer and ONNX Runtime's), the
+// attention scores of one layer (heads × chunk × context, float32), the
+// hidden states and MLP activations of the chunk, with a 25 % margin for
+// the allocator. A prompt of promptLen tokens prefilled whole counts
+// promptLen as the chunk.
+func (e *Engine) PrefillBytes(promptLen, ctxLen int) int64 {
+	c := e.Model.Config
+	k := int64(promptLen)
+	if ch := e.chunk(); ch > 0 {
+		k = min(k, int64(ch))
+	}
+	logits := 2 * k * int64(c.Vocab) * 4
+	scores := 2 * int64(c.Heads) * k * int64(ctxLen) * 4
+	acts := k * int64(24*c.Hidden) * 4 // hidden states and the MLP (intermediate ≈ 5.5 × hidden)
+	return (logits + scores + acts) * 5 / 4
 }
 
 // MaxContext is the longest sequence (prompt + completion) a request may
@@ -315,12 +361,11 @@ func (e *Engine) Generate(ctx context.Context, req *Request, emit func(string) e
 	for i, id := range req.Prompt {
 		feed[i] = int64(id)
 	}
-	logits, err := seq.Step(ctx, feed)
+	row, err := e.prefill(ctx, sched, seq, feed)
 	if err != nil {
 		return res, err
 	}
 	v := e.Model.Vocab()
-	row := logits[(len(feed)-1)*v : len(feed)*v]
 	send := func(s string) error {
 		if s == "" {
 			return nil
@@ -437,4 +482,33 @@ func (e *Engine) constrain(c Constraint, row []float32, mask []uint64) error {
 		return fmt.Errorf("%w: no token is allowed and the output is not complete", ErrConstraint)
 	}
 	return nil
+}
+
+// prefill feeds the prompt to seq in chunks and returns the last token's
+// logits. Batched, each chunk waits for its turn between the batch's
+// decode steps.
+func (e *Engine) prefill(ctx context.Context, sched *scheduler, seq *model.Sequence, feed []int64) ([]float32, error) {
+	chunk := e.chunk()
+	if chunk <= 0 {
+		chunk = len(feed)
+	}
+	var logits []float32
+	var err error
+	for off := 0; off < len(feed); off += chunk {
+		part := feed[off:min(off+chunk, len(feed))]
+		if sched == nil || e.overlap {
+			logits, err = seq.Step(ctx, part)
+		} else {
+			err = sched.turn(ctx, func() error {
+				logits, err = seq.Step(ctx, part)
+				return err
+			})
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	v := e.Model.Vocab()
+	n := len(logits) / v
+	return logits[(n-1)*v : n*v], nil
 }
