@@ -57,6 +57,10 @@ type Engine struct {
 	// most one chunk per token; it also bounds prefill memory (see
 	// PrefillBytes).
 	PrefillChunk int
+	// Prefix, when set, is the prefix cache: a Generate whose Request
+	// names a Tenant reuses the cached KV of its prompt's prefix and
+	// stores its prompt's blocks.
+	Prefix *PrefixCache
 
 	// overlap runs prefill chunks beside the batch's steps instead of
 	// taking turns (the behaviour before chunked prefill; for
@@ -238,6 +242,9 @@ type Request struct {
 	// Constraint, when set, restricts every drawn token (structured
 	// output): see Constraint.
 	Constraint Constraint
+	// Tenant is the requester's tenant: the prefix cache's scope (no
+	// tenant: no prefix caching).
+	Tenant string
 }
 
 // Constraint restricts the tokens a generation may draw, such as a grammar
@@ -272,6 +279,9 @@ type Result struct {
 	Finish Finish
 	// PromptTokens is len(Request.Prompt).
 	PromptTokens int
+	// CachedTokens are the prompt tokens whose KV came from the prefix
+	// cache instead of being prefilled.
+	CachedTokens int
 	// CompletionTokens counts the tokens generated, the EOS token and the
 	// tokens of a stop sequence included.
 	CompletionTokens int
@@ -361,9 +371,25 @@ func (e *Engine) Generate(ctx context.Context, req *Request, emit func(string) e
 	for i, id := range req.Prompt {
 		feed[i] = int64(id)
 	}
-	row, err := e.prefill(ctx, sched, seq, feed)
+	var keys [][32]byte
+	cached := 0
+	if e.Prefix != nil && req.Tenant != "" {
+		var blocks []*prefixBlock
+		blocks, keys = e.Prefix.lookup(req.Tenant, req.Prompt)
+		if len(blocks) > 0 {
+			if err := e.Prefix.load(e.Model, seq, blocks); err != nil {
+				return res, err
+			}
+			cached = len(blocks)
+			res.CachedTokens = cached * e.Prefix.Block
+		}
+	}
+	row, err := e.prefill(ctx, sched, seq, feed[res.CachedTokens:])
 	if err != nil {
 		return res, err
+	}
+	if keys != nil {
+		e.Prefix.insert(e.Model, seq, keys, cached)
 	}
 	v := e.Model.Vocab()
 	send := func(s string) error {
