@@ -175,6 +175,19 @@ func (w *Workload) Configure(_ context.Context, cfg *sdk.Config) error {
 	case kv == 0:
 		kv = int64(set.Parallelism) * 2 * int64(m.MaxSequence) * m.KVBytesPerToken()
 	}
+	// The prefix cache's memory comes out of the KV budget.
+	cache := set.PrefixCache
+	if cache < 0 {
+		cache = kv / 4
+	}
+	if cache >= kv {
+		eng.Close()
+		return sdk.InvalidParam("prefix_cache", "prefix_cache %s leaves no KV cache in the KV budget of %s", size(cache), size(kv))
+	}
+	if cache > 0 {
+		eng.Prefix = engine.NewPrefixCache(cache, 0)
+		kv -= cache
+	}
 	eng.BatchKVBudget = kv
 	st := &state{
 		cfg: cfg, set: set, eng: eng, log: log, kvBudget: kv, prefillBytes: prefill,
@@ -204,6 +217,7 @@ func (w *Workload) Configure(_ context.Context, cfg *sdk.Config) error {
 		"threads", opts.Session.IntraOpThreads, "graph_optimization", opts.Session.GraphOptimization,
 		"max_context", eng.MaxContext(), "kv_bytes_per_token", perTok, "kv_budget", size(kv),
 		"prefill_chunk", set.PrefillChunk, "prefill_memory", size(prefill), "memory_arena", !opts.Session.DisableArena,
+		"prefix_cache", size(cache),
 		"parallelism", set.Parallelism, "batching", eng.Batching(), "queue", set.Queue, "ignore_eos", set.IgnoreEOS)
 	if set.Batching && !eng.Batching() {
 		log.Warn("batching is on but the model's graph cannot batch (it needs attention_mask, position_ids and "+

@@ -135,8 +135,10 @@ func TestConfigureRejects(t *testing.T) {
 	if want := st.eng.PrefillBytes(st.eng.MaxContext(), st.eng.MaxContext()); st.prefillBytes != want || want <= 0 {
 		t.Fatalf("prefill memory %d, want %d", st.prefillBytes, want)
 	}
-	if st.kvBudget != budget-weights-st.prefillBytes || st.memory != uint64(budget) {
-		t.Fatalf("kv budget %d, memory %d", st.kvBudget, st.memory)
+	// A quarter of the rest is the prefix cache's.
+	rest := budget - weights - st.prefillBytes
+	if st.kvBudget != rest-rest/4 || st.memory != uint64(budget) || st.eng.Prefix == nil || st.eng.Prefix.Stats().Capacity != rest/4 {
+		t.Fatalf("kv budget %d, memory %d, prefix cache %v", st.kvBudget, st.memory, st.eng.Prefix)
 	}
 }
 

@@ -60,7 +60,7 @@ func (w *Workload) Chat(ctx context.Context, req *sdk.ChatRequest, out sdk.Strea
 	if err != nil {
 		return nil, err
 	}
-	gen := &engine.Request{Prompt: prompt, Stop: p.GetStop(), Sampling: sp, IgnoreEOS: st.set.IgnoreEOS}
+	gen := &engine.Request{Prompt: prompt, Stop: p.GetStop(), Sampling: sp, IgnoreEOS: st.set.IgnoreEOS, Tenant: req.TenantID}
 	if gen.Constraint, err = st.constraint(p, tools); err != nil {
 		return nil, err
 	}
@@ -178,6 +178,7 @@ func (st *state) logRequest(req *sdk.ChatRequest, res *engine.Result, start, adm
 	args := []any{
 		"request_id", dbe.FormatUUID(req.RequestID),
 		"prompt_tokens", res.PromptTokens,
+		"cached_tokens", res.CachedTokens,
 		"completion_tokens", res.CompletionTokens,
 		"queue_ms", ms(admitted.Sub(start)),
 	}

@@ -46,6 +46,8 @@ var settingSpecs = []sdk.SettingSpec{
 		Description: "Requests that may wait for a turn; more are refused with OVERLOADED (HTTP 503 + Retry-After). Default 16."},
 	{Name: "prefill_chunk", Type: "number",
 		Description: "Most prompt tokens prefilled in one ONNX Runtime run: a prompt is prefilled in chunks that take turns with the batch's decode steps, which bounds both the delay a long prompt adds to running streams and the prefill's working memory. 0: the whole prompt in one run. Default 256."},
+	{Name: "prefix_cache", Type: "string",
+		Description: `Memory of the per-tenant prefix cache (KV of computed prompt prefixes, reused by later requests of the same tenant that start with them), taken from the KV budget, e.g. "256MiB"; "0" turns it off. Default: a quarter of the KV budget.`},
 	{Name: "memory_arena", Type: "bool",
 		Description: "Keep ONNX Runtime's CPU memory arena (ORT's default). Default false: ORT's working memory is freed after each run, so the memory of a long prefill is returned to the system."},
 	{Name: "ort_library", Type: "string",
@@ -83,6 +85,8 @@ type settings struct {
 	Batching bool
 	// PrefillChunk is the prefill chunk in tokens; 0: the whole prompt.
 	PrefillChunk int
+	// PrefixCache is the prefix cache's size; -1: the default, 0: off.
+	PrefixCache int64
 }
 
 // DefaultPrefillChunk is the prefill_chunk default.
@@ -91,7 +95,7 @@ const DefaultPrefillChunk = 256
 // parseSettings decodes and checks cfg.Settings, filling in defaults. A
 // bad or unknown setting is an INVALID_REQUEST naming it.
 func parseSettings(raw map[string]any, getenv func(string) string) (*settings, error) {
-	s := &settings{Parallelism: DefaultParallelism, Queue: DefaultQueue, Batching: true, PrefillChunk: DefaultPrefillChunk}
+	s := &settings{Parallelism: DefaultParallelism, Queue: DefaultQueue, Batching: true, PrefillChunk: DefaultPrefillChunk, PrefixCache: -1}
 	s.Session.DisableArena = true
 	for name, v := range raw {
 		var err error
@@ -130,6 +134,13 @@ func parseSettings(raw map[string]any, getenv func(string) string) (*settings, e
 			s.Batching, err = boolean(v)
 		case "prefill_chunk":
 			s.PrefillChunk, err = sdk.SettingInt(v, 0)
+		case "prefix_cache":
+			var v2 string
+			if v2, err = str(v); err == nil && strings.TrimSpace(v2) == "0" {
+				s.PrefixCache = 0
+			} else if err == nil {
+				s.PrefixCache, err = sdk.SettingSize(v)
+			}
 		case "memory_arena":
 			var arena bool
 			arena, err = boolean(v)
