@@ -241,3 +241,40 @@ func BenchmarkPrefillMemory(b *testing.B) {
 	}
 	b.Log("\n" + tab.String())
 }
+
+// BenchmarkPrefixTTFT measures the TTFT of a request whose prompt starts
+// with a 1,000-token system prompt that an earlier request of the same
+// tenant sent (the prefix cache holds it), against the first request's,
+// in $DSMIL_BENCH_ROUNDS (default 3) rounds, each with a new system prompt
+// (so the first request of a round misses).
+//
+//	DSMIL_BENCH_MODEL=~/.cache/dsmil/models/qwen2.5-0.5b go test -run '^$' -bench PrefixTTFT -benchtime 1x ./plugins/llm-amx/internal/engine/
+func BenchmarkPrefixTTFT(b *testing.B) {
+	e := benchEngine(b, false)
+	defer e.Close()
+	e.Prefix = NewPrefixCache(1<<30, 0)
+	rounds := 3
+	if n := os.Getenv("DSMIL_BENCH_ROUNDS"); n != "" {
+		rounds, _ = strconv.Atoi(n)
+	}
+	var first, second, ratio []float64
+	ttft := func(prompt []int) (float64, int) {
+		res, err := e.Generate(context.Background(), &Request{Prompt: prompt, MaxTokens: 1, IgnoreEOS: true, Tenant: "T"},
+			func(string) error { return nil })
+		if err != nil {
+			b.Fatal(err)
+		}
+		return float64(res.FirstToken.Sub(res.Start).Microseconds()) / 1e3, res.CachedTokens
+	}
+	var cached int
+	for b.Loop() {
+		for r := range rounds {
+			system := longPrompt(e, 1000, 100+r)
+			a, _ := ttft(append(slices.Clone(system), longPrompt(e, 20, 1)...))
+			s, c := ttft(append(slices.Clone(system), longPrompt(e, 24, 2)...))
+			first, second, ratio, cached = append(first, a), append(second, s), append(ratio, s/a), c
+		}
+	}
+	b.Logf("1,000-token shared system prompt, %d rounds, medians: first TTFT %.1f ms, second %.1f ms (%d tokens cached), second/first %.3f×",
+		rounds, pct(first, 0.5), pct(second, 0.5), cached, pct(ratio, 0.5))
+}
