@@ -45,7 +45,7 @@ var settingSpecs = []sdk.SettingSpec{
 	{Name: "queue", Type: "number",
 		Description: "Requests that may wait for a turn; more are refused with OVERLOADED (HTTP 503 + Retry-After). Default 16."},
 	{Name: "prefill_chunk", Type: "number",
-		Description: "Most prompt tokens prefilled in one ONNX Runtime run: a prompt is prefilled in chunks that take turns with the batch's decode steps, which bounds both the delay a long prompt adds to running streams and the prefill's working memory. 0: the whole prompt in one run. Default 256."},
+		Description: "Most prompt tokens prefilled in one ONNX Runtime run: a prompt is prefilled in chunks, one chunk at a time beside the batch's decode steps, which bounds the prefill's working memory. 0: the whole prompt in one run. Default 256."},
 	{Name: "prefix_cache", Type: "string",
 		Description: `Memory of the per-tenant prefix cache (KV of computed prompt prefixes, reused by later requests of the same tenant that start with them), taken from the KV budget, e.g. "256MiB"; "0" turns it off. Default: a quarter of the KV budget.`},
 	{Name: "memory_arena", Type: "bool",

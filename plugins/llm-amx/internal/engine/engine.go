@@ -51,20 +51,29 @@ type Engine struct {
 	BatchKVBudget int64
 	// PrefillChunk, set before the first Generate, is the most prompt
 	// tokens one ONNX Runtime run prefills (0: DefaultPrefillChunk; a
-	// negative value: the whole prompt in one run). Batched, the chunks
-	// of every prefill take turns with the batch's decode steps (one chunk
-	// after each step), so a long prompt delays the running streams by at
-	// most one chunk per token; it also bounds prefill memory (see
-	// PrefillBytes).
+	// negative value: the whole prompt in one run). One chunk of all
+	// prefills runs at a time (first come first served), so prefill
+	// working memory is one chunk's (see PrefillBytes).
 	PrefillChunk int
 	// Prefix, when set, is the prefix cache: a Generate whose Request
 	// names a Tenant reuses the cached KV of its prompt's prefix and
 	// stores its prompt's blocks.
 	Prefix *PrefixCache
 
-	// overlap runs prefill chunks beside the batch's steps instead of
-	// taking turns (the behaviour before chunked prefill; for
-	// benchmarks).
+	// Interleave, set before the first Generate, makes batched prefill
+	// chunks take turns with the decode steps (one chunk after each step,
+	// never both at once) instead of running beside them. Measured
+	// (docs/performance.md, "Chunked prefill"), running beside them gives
+	// the decoding streams far lower inter-token latency on CPU, where a
+	// chunk's run is long: ONNX Runtime's thread pool interleaves the
+	// step's small parallel sections with the chunk's.
+	Interleave bool
+
+	// prefilling admits one prefill chunk at a time (beside the steps):
+	// prefill working memory is one chunk's.
+	prefilling chan struct{}
+	// overlap lets every prefill run its chunks at once (no
+	// prefilling; for benchmarks: the behaviour before chunked prefill).
 	overlap bool
 
 	schedOnce sync.Once
@@ -105,7 +114,7 @@ func newEngine(m *model.Model) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &Engine{Model: m, Tokenizer: tok, Template: tmpl, eos: map[int]bool{}, vocab: tok.VocabSize()}
+	e := &Engine{Model: m, Tokenizer: tok, Template: tmpl, eos: map[int]bool{}, vocab: tok.VocabSize(), prefilling: make(chan struct{}, 1)}
 	for _, id := range m.Config.EOS {
 		if !e.eos[id] && id >= 0 && id < m.Vocab() {
 			e.eosIDs = append(e.eosIDs, id)
@@ -511,8 +520,8 @@ func (e *Engine) constrain(c Constraint, row []float32, mask []uint64) error {
 }
 
 // prefill feeds the prompt to seq in chunks and returns the last token's
-// logits. Batched, each chunk waits for its turn between the batch's
-// decode steps.
+// logits. One prefill chunk runs at a time, beside the batch's steps, or
+// (Interleave) in its turn between them.
 func (e *Engine) prefill(ctx context.Context, sched *scheduler, seq *model.Sequence, feed []int64) ([]float32, error) {
 	chunk := e.chunk()
 	if chunk <= 0 {
@@ -522,9 +531,18 @@ func (e *Engine) prefill(ctx context.Context, sched *scheduler, seq *model.Seque
 	var err error
 	for off := 0; off < len(feed); off += chunk {
 		part := feed[off:min(off+chunk, len(feed))]
-		if sched == nil || e.overlap {
+		switch {
+		case e.overlap:
 			logits, err = seq.Step(ctx, part)
-		} else {
+		case sched == nil || !e.Interleave:
+			select {
+			case e.prefilling <- struct{}{}:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+			logits, err = seq.Step(ctx, part)
+			<-e.prefilling
+		default:
 			err = sched.turn(ctx, func() error {
 				logits, err = seq.Step(ctx, part)
 				return err

@@ -62,9 +62,10 @@ func pct(x []float64, p float64) float64 {
 //   - none: no arrival (the streams' steady inter-token latency over 3 s);
 //   - whole-overlap: the prompt in one ORT run beside the batch's steps
 //     (before chunked prefill);
-//   - chunk-N-overlap: chunks of N, each run beside the batch's steps;
-//   - chunk-N: chunks of N taking turns with the decode steps (the
-//     engine's way).
+//   - chunk-N (beside): chunks of N, one at a time, beside the batch's
+//     steps (the engine's default);
+//   - chunk-N-turns: chunks of N taking turns with the decode steps
+//     (Engine.Interleave).
 //
 // $DSMIL_BENCH_ARRIVAL (default 2000) is the long prompt's length.
 //
@@ -81,17 +82,18 @@ func BenchmarkArrival(b *testing.B) {
 		arrival, _ = strconv.Atoi(n)
 	}
 	type mode struct {
-		name    string
-		chunk   int // -1: whole
-		overlap bool
-		none    bool
+		name       string
+		chunk      int // -1: whole
+		overlap    bool
+		none       bool
+		interleave bool
 	}
-	modes := []mode{{"none", 0, false, true}, {"whole-overlap", -1, true, false}, {"chunk-256-overlap", 256, true, false},
-		{"chunk-256", 256, false, false}, {"chunk-64", 64, false, false}}
+	modes := []mode{{"none", 0, false, true, false}, {"whole-overlap", -1, true, false, false},
+		{"chunk-256 (beside)", 256, false, false, false}, {"chunk-256-turns", 256, false, false, true}, {"chunk-64-turns", 64, false, false, true}}
 	type stats struct{ p50, p99, max, ttft []float64 }
 	got := map[string]*stats{}
 	runMode := func(m mode) {
-		e.PrefillChunk, e.overlap = 32, false // the streams' own prefills
+		e.PrefillChunk, e.overlap, e.Interleave = 32, false, false // the streams' own prefills
 		ctx, cancel := context.WithCancel(context.Background())
 		var mu sync.Mutex
 		times := make([][]time.Time, 4)
@@ -124,7 +126,7 @@ func BenchmarkArrival(b *testing.B) {
 			time.Sleep(3 * time.Second)
 			t1 = time.Now()
 		} else {
-			e.PrefillChunk, e.overlap = m.chunk, m.overlap
+			e.PrefillChunk, e.overlap, e.Interleave = m.chunk, m.overlap, m.interleave
 			res, err := e.Generate(context.Background(), &Request{Prompt: longPrompt(e, arrival, 9), MaxTokens: 1, IgnoreEOS: true},
 				func(string) error { return nil })
 			if err != nil {

@@ -52,8 +52,8 @@ func TestChunkedPrefillMatches(t *testing.T) {
 	}
 }
 
-// TestPrefillTakesTurns: while a stream decodes in the batch, a 64-token
-// prompt prefilled in chunks of 4 takes turns with the batch's steps —
+// TestPrefillTakesTurns: with Interleave, while a stream decodes in the
+// batch, a 64-token prompt prefilled in chunks of 4 takes turns with the batch's steps —
 // one decode step between consecutive chunks, never more, so the stream
 // keeps going during the prefill and the prefill keeps going during the
 // stream.
@@ -64,7 +64,7 @@ func TestPrefillTakesTurns(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer e.Close()
-	e.PrefillChunk = 4
+	e.PrefillChunk, e.Interleave = 4, true
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	started := make(chan struct{})
