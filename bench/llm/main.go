@@ -43,6 +43,12 @@
 //
 //	go run ./bench/llm [-dtypes int4,int8,fp32] [-rounds 8] [-procs 2] [-tokens 128] [-threads 0]
 //	go run ./bench/llm -dtypes int4 -constrained -vocab qwen [-schema file.json]
+//	go run ./bench/llm -dtypes int4 -rounds 0 -procs 1 -streams 1,2,4,8,16 [-stream-rounds 3]
+//
+// -streams measures concurrent streams through the whole stack (issue 15):
+// a host with one plugin process whose parallelism is the largest count,
+// n streamed /v1/completions requests started together, aggregate and
+// per-stream decode and TTFT (-rounds 0 skips the raw/stack/plugin rounds).
 package main
 
 import (
@@ -94,13 +100,14 @@ func main() {
 	cache, _ := os.UserCacheDir()
 	models := flag.String("models", filepath.Join(cache, "dsmil", "models", "qwen2.5-0.5b"), "model directory (generated when absent)")
 	which := flag.String("dtypes", "int4,int8,fp32", "weights to measure")
-	rounds := flag.Int("rounds", 8, "interleaved rounds per dtype")
+	rounds := flag.Int("rounds", 8, "interleaved rounds per dtype (0: none, only -streams)")
 	promptLen := flag.Int("prompt", 128, "prompt tokens")
 	tokens := flag.Int("tokens", 128, "tokens generated per request")
 	threads := flag.Int("threads", 0, "ONNX Runtime intra-op threads (0: one per core)")
 	spin := flag.Bool("spin", true, "let idle ONNX Runtime threads spin (the plugin's allow_spinning)")
 	procs := flag.Int("procs", 2, "raw and plugin processes per dtype, used in turn")
-	streams := flag.String("streams", "", `also measure concurrent streams on one plugin process, e.g. "1,2,4" (first dtype only)`)
+	streamRounds := flag.Int("stream-rounds", 3, "rounds per -streams count")
+	streams := flag.String("streams", "", `also measure concurrent streams through the whole stack on one plugin process, e.g. "1,2,4,8,16" (first dtype only)`)
 	cpuprofile := flag.String("cpuprofile", "", "write this process's CPU profile (host, shim and client) to the file")
 	constrained := flag.Bool("constrained", false, "also measure chat completions free and with response_format json_schema and json_object (constrained decoding)")
 	schemaFile := flag.String("schema", "", "-constrained's JSON Schema (default: an array of at least 1000 bounded records, which cannot end before max_tokens)")
@@ -120,7 +127,7 @@ func main() {
 		defer pprof.StopCPUProfile()
 	}
 	o := options{dir: *models, dtypes: strings.Split(*which, ","), rounds: *rounds, promptLen: *promptLen, tokens: *tokens,
-		threads: *threads, spin: *spin, procs: max(*procs, 1), streams: *streams, constrained: *constrained, vocab: *vocab}
+		threads: *threads, spin: *spin, procs: max(*procs, 1), streams: *streams, streamRounds: *streamRounds, constrained: *constrained, vocab: *vocab}
 	if *schemaFile != "" {
 		b, err := os.ReadFile(*schemaFile)
 		if err != nil {
@@ -143,6 +150,7 @@ type options struct {
 	rounds, promptLen, tokens, threads, procs int
 	spin                                      bool
 	streams                                   string
+	streamRounds                              int
 	constrained                               bool
 	schema                                    json.RawMessage // -constrained's schema; nil: benchSchema
 	vocab                                     string
@@ -253,7 +261,7 @@ func run(o options) error {
 		if err != nil {
 			return err
 		}
-		host, err := startHost(tmp, bins["dsmil-llm-amx"], dir, addr, d, o.threads, o.spin, procs)
+		host, err := startHost(tmp, bins["dsmil-llm-amx"], dir, addr, d, o.threads, o.spin, procs, 4)
 		if err != nil {
 			return err
 		}
@@ -338,14 +346,17 @@ func run(o options) error {
 				got[p.name] = append(got[p.name], s)
 			}
 		}
+		stop()
 		var concRes []string
 		if len(conc) > 0 && d == which[0] {
-			if concRes, err = concurrency(insts[0], d, prompt, tokens, conc); err != nil {
-				stop()
+			if concRes, err = streamsRun(tmp, bins["dsmil-llm-amx"], dir, d, o, prompt, conc); err != nil {
 				return err
 			}
 		}
-		stop()
+		if rounds == 0 {
+			rows = append(rows, row{dtype: d, conc: concRes})
+			continue
+		}
 		for _, p := range paths {
 			m := medians(got[p.name])
 			fmt.Printf("%-5s %-11s %12.1f %14.1f %8d %24.0f\n", d, p.name, ms(m.ttft), m.tps, m.tokens, float64(m.cpu.Nanoseconds())/1e3)
@@ -384,13 +395,15 @@ func run(o options) error {
 		}
 		rows = append(rows, row)
 	}
-	fmt.Printf("\n%-5s %20s %20s %22s %22s\n", "dtype", "decode stack/raw", "TTFT stack/raw", "decode plugin/raw", "TTFT plugin/raw")
-	for _, r := range rows {
-		fmt.Printf("%-5s %18.3f× %s %18.3f× %s %21.3f× %21.3f×\n", r.dtype, r.tpsRatio, mark(r.tpsRatio >= 0.97),
-			r.ttftRatio, mark(r.ttftRatio <= 1.05), r.pluginTPS, r.pluginTTFT)
+	if rounds > 0 {
+		fmt.Printf("\n%-5s %20s %20s %22s %22s\n", "dtype", "decode stack/raw", "TTFT stack/raw", "decode plugin/raw", "TTFT plugin/raw")
+		for _, r := range rows {
+			fmt.Printf("%-5s %18.3f× %s %18.3f× %s %21.3f× %21.3f×\n", r.dtype, r.tpsRatio, mark(r.tpsRatio >= 0.97),
+				r.ttftRatio, mark(r.ttftRatio <= 1.05), r.pluginTPS, r.pluginTTFT)
+		}
+		fmt.Println("\nratios: medians of the per-round ratios; goals: decode ≥ 0.97× raw, TTFT ≤ 1.05× raw")
 	}
-	fmt.Println("\nratios: medians of the per-round ratios; goals: decode ≥ 0.97× raw, TTFT ≤ 1.05× raw")
-	if o.constrained {
+	if o.constrained && rounds > 0 {
 		fmt.Printf("\n%-5s %24s %24s %22s %22s %16s\n", "dtype", "decode json_schema/chat", "decode json_object/chat",
 			"TTFT json_schema/chat", "TTFT json_object/chat", "decode chat/raw")
 		for _, r := range rows {
@@ -402,8 +415,9 @@ func run(o options) error {
 	}
 	for _, r := range rows {
 		if len(r.conc) > 0 {
-			fmt.Printf("\nconcurrent streams on one %s plugin process (parallelism %d, DBE requests started together):\n", r.dtype, maxStreams)
-			fmt.Printf("%-8s %22s %22s\n", "streams", "aggregate decode tok/s", "per-stream decode tok/s")
+			fmt.Printf("\nconcurrent streams through the whole stack (shim → router → one %s plugin process, parallelism = the most streams;\n"+
+				"streamed /v1/completions requests started together; medians over %d rounds):\n", r.dtype, max(o.streamRounds, 1))
+			fmt.Printf("%-8s %22s %22s %22s %16s %16s\n", "streams", "aggregate decode tok/s", "aggregate incl. TTFT", "per-stream decode", "TTFT median ms", "TTFT worst ms")
 			for _, l := range r.conc {
 				fmt.Println(l)
 			}
@@ -595,9 +609,9 @@ func streamRun(addr, endpoint string, body map[string]any, tokens int, exact boo
 	return sample{ttft: first.Sub(start), tps: float64(completion-1) / end.Sub(first).Seconds(), tokens: completion, text: text.String()}, nil
 }
 
-// maxStreams is the plugin's parallelism: the most concurrent streams
-// -streams may ask for.
-const maxStreams = 4
+// maxStreams bounds -streams: the plugin's parallelism is set to the
+// largest count asked for, and each stream holds a KV reservation.
+const maxStreams = 64
 
 // parseStreams reads -streams: a comma-separated list of stream counts
 // from 1 to maxStreams ("" is none).
@@ -616,40 +630,76 @@ func parseStreams(list string) ([]int, error) {
 	return out, nil
 }
 
-// concurrency starts n streamed requests at once on one plugin process for
-// each n in list and reports the aggregate and per-stream decode rates
-// (from the first token of the first stream to the last token of the
-// last: prefills overlap decodes).
-func concurrency(inst *pluginmgr.Instance, dtype, prompt string, tokens int, list []int) ([]string, error) {
+// streamsRun starts a host whose one plugin process (dtype) has
+// parallelism = the largest stream count, warms it up and measures the
+// stream counts through the shim.
+func streamsRun(tmp, bin, dir, dtype string, o options, prompt string, conc []int) ([]string, error) {
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	host, err := startHost(tmp, bin, dir, addr, dtype, o.threads, o.spin, 1, slices.Max(conc))
+	if err != nil {
+		return nil, err
+	}
+	defer host.Shutdown()
+	// Warm-up: the first runs allocate and pre-pack; a batch of the
+	// largest size sizes the batch's buffers once.
+	if _, err := concurrency(addr, modelID(dtype), prompt, 8, 1, []int{1, slices.Max(conc)}); err != nil {
+		return nil, fmt.Errorf("streams warm-up: %w", err)
+	}
+	return concurrency(addr, modelID(dtype), prompt, o.tokens, o.streamRounds, conc)
+}
+
+// concurrency starts n streamed /v1/completions requests at once through
+// the shim (a host whose one plugin process has parallelism ≥ n) for each
+// n in list, rounds times, and reports per n the medians over rounds of:
+// aggregate decode (the tokens after each stream's first / from the first
+// stream's first token to the last stream's last), aggregate overall (all
+// tokens / wall time from the requests' start, prefills included), the
+// median per-stream decode rate, and the median and worst TTFT.
+func concurrency(addr, model, prompt string, tokens, rounds int, list []int) ([]string, error) {
 	var out []string
 	for _, n := range list {
-		type result struct {
-			s   sample
-			err error
-			end time.Time
-		}
-		res := make(chan result, n)
-		start := time.Now()
-		for range n {
-			go func() {
-				s, err := pluginRun(inst, dtype, prompt, tokens)
-				res <- result{s, err, time.Now()}
-			}()
-		}
-		var per []float64
-		var last time.Time
-		for range n {
-			r := <-res
-			if r.err != nil {
-				return nil, r.err
+		var aggs, overall, per, ttft, worst []float64
+		for range max(rounds, 1) {
+			type result struct {
+				s          sample
+				err        error
+				first, end time.Time
 			}
-			per = append(per, r.s.tps)
-			if r.end.After(last) {
-				last = r.end
+			res := make(chan result, n)
+			start := time.Now()
+			for range n {
+				go func() {
+					s, err := completionRun(addr, model, prompt, tokens)
+					end := time.Now()
+					res <- result{s, err, start.Add(s.ttft), end}
+				}()
 			}
+			var first, last time.Time
+			var streamTPS, streamTTFT []float64
+			for range n {
+				r := <-res
+				if r.err != nil {
+					return nil, r.err
+				}
+				streamTPS = append(streamTPS, r.s.tps)
+				streamTTFT = append(streamTTFT, ms(r.s.ttft))
+				if first.IsZero() || r.first.Before(first) {
+					first = r.first
+				}
+				if r.end.After(last) {
+					last = r.end
+				}
+			}
+			aggs = append(aggs, float64(n*(tokens-1))/last.Sub(first).Seconds())
+			overall = append(overall, float64(n*tokens)/last.Sub(start).Seconds())
+			per = append(per, median(streamTPS))
+			ttft = append(ttft, median(streamTTFT))
+			worst = append(worst, slices.Max(streamTTFT))
 		}
-		agg := float64(n*tokens) / last.Sub(start).Seconds()
-		out = append(out, fmt.Sprintf("%-8d %22.1f %22.1f", n, agg, median(per)))
+		out = append(out, fmt.Sprintf("%-8d %22.1f %22.1f %22.1f %16.1f %16.1f", n, median(aggs), median(overall), median(per), median(ttft), median(worst)))
 	}
 	return out, nil
 }
@@ -731,14 +781,20 @@ func freeAddr() (string, error) {
 
 // startHost starts dsmil-host in process with one llm-amx plugin block for
 // dtype, of replicas processes.
-func startHost(tmp, bin, modelDir, addr, dtype string, threads int, spin bool, replicas int) (*server.Host, error) {
+func startHost(tmp, bin, modelDir, addr, dtype string, threads int, spin bool, replicas, parallelism int) (*server.Host, error) {
 	metrics, err := freeAddr()
 	if err != nil {
 		return nil, err
 	}
 	src := fmt.Sprintf(`
-shim    { listen = %[1]q }
-router  { socket = "run/router.sock" }
+shim    {
+  listen          = %[1]q
+  request_timeout = "10m"
+}
+router  {
+  socket          = "run/router.sock"
+  request_timeout = "10m"
+}
 admin   { socket = "run/admin.sock" }
 metrics { listen = %[2]q }
 tenant "BENCH" {
@@ -759,11 +815,12 @@ plugin "llm-%[4]s" {
   threads        = %[9]d
   allow_spinning = %[10]v
   parallelism    = %[12]d
+  queue          = %[12]d
   ignore_eos     = true
   pass_env       = ["DSMIL_ORT_LIB"]
 }
 model %[8]q { profile = "bench-%[4]s" }
-`, addr, metrics, config.HashKey(apiKey), dtype, bin, modelDir, dtypes[dtype].variant, modelID(dtype), threads, spin, replicas, maxStreams)
+`, addr, metrics, config.HashKey(apiKey), dtype, bin, modelDir, dtypes[dtype].variant, modelID(dtype), threads, spin, replicas, parallelism)
 	cfg, diags := config.Parse(filepath.Join(tmp, "dsmil.hcl"), []byte(src))
 	if diags.HasErrors() {
 		return nil, diags

@@ -40,6 +40,13 @@ type Options struct {
 	// DisableSpinning stops idle intra-op threads from spin-waiting,
 	// trading a little latency for idle CPU. Default false (ORT spins).
 	DisableSpinning bool
+
+	// DisableArena turns off ONNX Runtime's CPU memory arena: every
+	// tensor ORT allocates inside a run is malloc'd and freed, so the
+	// working memory of a large run (a long prefill) goes back to the
+	// system afterwards instead of staying in the arena for the life of
+	// the session. Default false (the arena).
+	DisableArena bool
 }
 
 // WithDefaults returns o with the defaults filled in.
@@ -97,6 +104,9 @@ func (o Options) SessionOptions() (*ortgo.SessionOptions, error) {
 	}
 	if o.DisableSpinning {
 		set = append(set, func() error { return so.AddSessionConfigEntry("session.intra_op.allow_spinning", "0") })
+	}
+	if o.DisableArena {
+		set = append(set, func() error { return so.SetCpuMemArena(false) })
 	}
 	for _, f := range set {
 		if err := f(); err != nil {

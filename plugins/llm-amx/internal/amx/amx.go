@@ -63,7 +63,9 @@ type state struct {
 	adm      *admission.Controller
 	log      hclog.Logger
 	kvBudget int64
-	memory   uint64 // MemoryBudget reported in Info
+	// prefillBytes is the prefill working memory set aside (batched).
+	prefillBytes int64
+	memory       uint64 // MemoryBudget reported in Info
 	// toolFormat is the chat template's tool-call syntax (None: it cannot
 	// render tools).
 	toolFormat toolcall.Format
@@ -139,27 +141,58 @@ func (w *Workload) Configure(_ context.Context, cfg *sdk.Config) error {
 		return sdk.InvalidParam("model", "the model's weights (%s, %s) do not fit the plugin's memory_budget of %s",
 			size(weights), m.Files.ONNX, size(budget))
 	}
-	kv := set.KVBudget
-	switch {
-	case kv > 0 && budget > 0 && weights+kv > budget:
-		return sdk.InvalidParam("kv_budget", "kv_budget %s + the model's weights %s exceed the plugin's memory_budget of %s",
-			size(kv), size(weights), size(budget))
-	case kv == 0 && budget > 0:
-		kv = budget - weights
-	case kv == 0:
-		kv = int64(set.Parallelism) * 2 * int64(m.MaxSequence) * m.KVBytesPerToken()
-	}
-
 	start := time.Now()
 	eng, err := engine.Load(set.Model, opts)
 	if err != nil {
 		return sdk.InvalidParam("model", "%v", err)
 	}
-	eng.Unbatched, eng.BatchKVBudget = !set.Batching, kv
+	eng.Unbatched, eng.PrefillChunk = !set.Batching, set.PrefillChunk
+	if set.PrefillChunk == 0 {
+		eng.PrefillChunk = -1 // the whole prompt in one run
+	}
+	// Prefill working memory: batched, the chunks of all prefills run one
+	// at a time (they take turns with the decode steps), so one chunk at
+	// the longest context is set aside once; unbatched, each request
+	// reserves its own beside its KV cache (see need).
+	var prefill int64
+	if eng.Batching() {
+		prefill = eng.PrefillBytes(eng.MaxContext(), eng.MaxContext())
+	}
+	kv := set.KVBudget
+	switch {
+	case kv > 0 && budget > 0 && weights+prefill+kv > budget:
+		eng.Close()
+		return sdk.InvalidParam("kv_budget", "kv_budget %s + the model's weights %s + prefill working memory %s (prefill_chunk %d "+
+			"at max_context %d) exceed the plugin's memory_budget of %s", size(kv), size(weights), size(prefill),
+			set.PrefillChunk, eng.MaxContext(), size(budget))
+	case kv == 0 && budget > 0 && weights+prefill >= budget:
+		eng.Close()
+		return sdk.InvalidParam("prefill_chunk", "the model's weights %s + prefill working memory %s (prefill_chunk %d at max_context %d) "+
+			"leave no KV cache in the plugin's memory_budget of %s: lower prefill_chunk or max_context",
+			size(weights), size(prefill), set.PrefillChunk, eng.MaxContext(), size(budget))
+	case kv == 0 && budget > 0:
+		kv = budget - weights - prefill
+	case kv == 0:
+		kv = int64(set.Parallelism) * 2 * int64(m.MaxSequence) * m.KVBytesPerToken()
+	}
+	// The prefix cache's memory comes out of the KV budget.
+	cache := set.PrefixCache
+	if cache < 0 {
+		cache = kv / 4
+	}
+	if cache >= kv {
+		eng.Close()
+		return sdk.InvalidParam("prefix_cache", "prefix_cache %s leaves no KV cache in the KV budget of %s", size(cache), size(kv))
+	}
+	if cache > 0 {
+		eng.Prefix = engine.NewPrefixCache(cache, 0)
+		kv -= cache
+	}
+	eng.BatchKVBudget = kv
 	st := &state{
-		cfg: cfg, set: set, eng: eng, log: log, kvBudget: kv,
+		cfg: cfg, set: set, eng: eng, log: log, kvBudget: kv, prefillBytes: prefill,
 		adm:        admission.New(set.Parallelism, kv, set.Queue),
-		memory:     uint64(weights + kv),
+		memory:     uint64(weights + prefill + kv),
 		toolFormat: toolcall.Detect(eng.Template.Source()),
 	}
 	if budget > 0 {
@@ -183,6 +216,8 @@ func (w *Workload) Configure(_ context.Context, cfg *sdk.Config) error {
 		"onnxruntime", info.Version, "library", info.Library, "cpu_features", w.cpu.String(), "accelerator", w.accelerator(),
 		"threads", opts.Session.IntraOpThreads, "graph_optimization", opts.Session.GraphOptimization,
 		"max_context", eng.MaxContext(), "kv_bytes_per_token", perTok, "kv_budget", size(kv),
+		"prefill_chunk", set.PrefillChunk, "prefill_memory", size(prefill), "memory_arena", !opts.Session.DisableArena,
+		"prefix_cache", size(cache),
 		"parallelism", set.Parallelism, "batching", eng.Batching(), "queue", set.Queue, "ignore_eos", set.IgnoreEOS)
 	if set.Batching && !eng.Batching() {
 		log.Warn("batching is on but the model's graph cannot batch (it needs attention_mask, position_ids and "+

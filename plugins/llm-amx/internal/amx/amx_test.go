@@ -112,6 +112,8 @@ func TestConfigureRejects(t *testing.T) {
 		{"kv_budget over memory_budget", map[string]any{"kv_budget": "1GiB"}, uint64(weights + 1<<20), "kv_budget", "memory_budget"},
 		{"another ORT library", map[string]any{"ort_library": "/nonexistent/libonnxruntime.so"}, 0, "ort_library", "already loaded"},
 		{"bad variant", map[string]any{"variant": "fp16"}, 0, "model", "model_fp16.onnx"},
+		{"prefill_chunk negative", map[string]any{"prefill_chunk": float64(-1)}, 0, "prefill_chunk", "whole number"},
+		{"prefill memory over memory_budget", nil, uint64(weights + 1<<20), "prefill_chunk", "prefill working memory"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := New().Configure(context.Background(), &sdk.Config{Settings: baseSettings(t, tc.settings), MemoryBudget: tc.budget})
@@ -121,14 +123,22 @@ func TestConfigureRejects(t *testing.T) {
 			}
 		})
 	}
-	// A memory budget the weights fit: the KV budget is the rest.
+	// A memory budget the weights and one prefill chunk at max_context
+	// fit: the KV budget is the rest.
 	w := New()
-	if err := w.Configure(context.Background(), &sdk.Config{Settings: baseSettings(t, nil), MemoryBudget: uint64(weights + 1<<20)}); err != nil {
+	budget := weights + 256<<20
+	if err := w.Configure(context.Background(), &sdk.Config{Settings: baseSettings(t, nil), MemoryBudget: uint64(budget)}); err != nil {
 		t.Fatal(err)
 	}
 	defer w.Close(context.Background())
-	if st := w.st.Load(); st.kvBudget != 1<<20 || st.memory != uint64(weights+1<<20) {
-		t.Fatalf("kv budget %d, memory %d", st.kvBudget, st.memory)
+	st := w.st.Load()
+	if want := st.eng.PrefillBytes(st.eng.MaxContext(), st.eng.MaxContext()); st.prefillBytes != want || want <= 0 {
+		t.Fatalf("prefill memory %d, want %d", st.prefillBytes, want)
+	}
+	// A quarter of the rest is the prefix cache's.
+	rest := budget - weights - st.prefillBytes
+	if st.kvBudget != rest-rest/4 || st.memory != uint64(budget) || st.eng.Prefix == nil || st.eng.Prefix.Stats().Capacity != rest/4 {
+		t.Fatalf("kv budget %d, memory %d, prefix cache %v", st.kvBudget, st.memory, st.eng.Prefix)
 	}
 }
 

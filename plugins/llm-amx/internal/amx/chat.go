@@ -60,7 +60,7 @@ func (w *Workload) Chat(ctx context.Context, req *sdk.ChatRequest, out sdk.Strea
 	if err != nil {
 		return nil, err
 	}
-	gen := &engine.Request{Prompt: prompt, Stop: p.GetStop(), Sampling: sp, IgnoreEOS: st.set.IgnoreEOS}
+	gen := &engine.Request{Prompt: prompt, Stop: p.GetStop(), Sampling: sp, IgnoreEOS: st.set.IgnoreEOS, Tenant: req.TenantID}
 	if gen.Constraint, err = st.constraint(p, tools); err != nil {
 		return nil, err
 	}
@@ -68,7 +68,11 @@ func (w *Workload) Chat(ctx context.Context, req *sdk.ChatRequest, out sdk.Strea
 		return nil, err
 	}
 
-	release, err := st.adm.Acquire(ctx, eng.KVBytes(len(prompt)+gen.MaxTokens))
+	need, err := st.need(len(prompt), gen.MaxTokens, promptParam)
+	if err != nil {
+		return nil, err
+	}
+	release, err := st.adm.Acquire(ctx, need)
 	switch {
 	case errors.Is(err, admission.ErrQueueFull):
 		st.log.Warn("request refused: queue full", "request_id", dbe.FormatUUID(req.RequestID), "prompt_tokens", len(prompt))
@@ -152,12 +156,31 @@ func (st *state) completionLimit(promptLen, asked int, promptParam string) (int,
 	return limit, nil
 }
 
+// need is what a request reserves of the KV budget: its KV cache and,
+// unbatched (where prefills run side by side), its prefill working
+// memory. A request that could never fit is refused.
+func (st *state) need(promptLen, maxTokens int, promptParam string) (int64, error) {
+	eng := st.eng
+	need := eng.KVBytes(promptLen + maxTokens)
+	if eng.Batching() {
+		return need, nil
+	}
+	work := eng.PrefillBytes(promptLen, promptLen+maxTokens)
+	if need+work > st.kvBudget {
+		return 0, sdk.InvalidParam(promptParam, "the prompt's %d tokens + max_tokens %d need %s of KV cache and %s of prefill "+
+			"working memory; the plugin's kv_budget is %s: shorten the prompt, lower max_tokens, or set prefill_chunk",
+			promptLen, maxTokens, size(need), size(work), size(st.kvBudget))
+	}
+	return need + work, nil
+}
+
 // logRequest writes the one log line of a request: sizes and timings,
 // never the text.
 func (st *state) logRequest(req *sdk.ChatRequest, res *engine.Result, start, admitted time.Time, err error) {
 	args := []any{
 		"request_id", dbe.FormatUUID(req.RequestID),
 		"prompt_tokens", res.PromptTokens,
+		"cached_tokens", res.CachedTokens,
 		"completion_tokens", res.CompletionTokens,
 		"queue_ms", ms(admitted.Sub(start)),
 	}

@@ -44,6 +44,12 @@ var settingSpecs = []sdk.SettingSpec{
 		Description: "Continuous batching: the running requests decode together, one ONNX Runtime run per token for all of them (models whose graph uses GroupQueryAttention). false: each request runs its own. Default true."},
 	{Name: "queue", Type: "number",
 		Description: "Requests that may wait for a turn; more are refused with OVERLOADED (HTTP 503 + Retry-After). Default 16."},
+	{Name: "prefill_chunk", Type: "number",
+		Description: "Most prompt tokens prefilled in one ONNX Runtime run: a prompt is prefilled in chunks, one chunk at a time beside the batch's decode steps, which bounds the prefill's working memory. 0: the whole prompt in one run. Default 256."},
+	{Name: "prefix_cache", Type: "string",
+		Description: `Memory of the per-tenant prefix cache (KV of computed prompt prefixes, reused by later requests of the same tenant that start with them), taken from the KV budget, e.g. "256MiB"; "0" turns it off. Default: a quarter of the KV budget.`},
+	{Name: "memory_arena", Type: "bool",
+		Description: "Keep ONNX Runtime's CPU memory arena (ORT's default). Default false: ORT's working memory is freed after each run, so the memory of a long prefill is returned to the system."},
 	{Name: "ort_library", Type: "string",
 		Description: "Path of libonnxruntime.so. Default: $DSMIL_ORT_LIB, else the `make ort` cache."},
 	{Name: "ignore_eos", Type: "bool",
@@ -77,12 +83,20 @@ type settings struct {
 	IgnoreEOS bool
 	// Batching decodes the running requests in one batch.
 	Batching bool
+	// PrefillChunk is the prefill chunk in tokens; 0: the whole prompt.
+	PrefillChunk int
+	// PrefixCache is the prefix cache's size; -1: the default, 0: off.
+	PrefixCache int64
 }
+
+// DefaultPrefillChunk is the prefill_chunk default.
+const DefaultPrefillChunk = 256
 
 // parseSettings decodes and checks cfg.Settings, filling in defaults. A
 // bad or unknown setting is an INVALID_REQUEST naming it.
 func parseSettings(raw map[string]any, getenv func(string) string) (*settings, error) {
-	s := &settings{Parallelism: DefaultParallelism, Queue: DefaultQueue, Batching: true}
+	s := &settings{Parallelism: DefaultParallelism, Queue: DefaultQueue, Batching: true, PrefillChunk: DefaultPrefillChunk, PrefixCache: -1}
+	s.Session.DisableArena = true
 	for name, v := range raw {
 		var err error
 		switch name {
@@ -118,6 +132,19 @@ func parseSettings(raw map[string]any, getenv func(string) string) (*settings, e
 			s.IgnoreEOS, err = boolean(v)
 		case "batching":
 			s.Batching, err = boolean(v)
+		case "prefill_chunk":
+			s.PrefillChunk, err = sdk.SettingInt(v, 0)
+		case "prefix_cache":
+			var v2 string
+			if v2, err = str(v); err == nil && strings.TrimSpace(v2) == "0" {
+				s.PrefixCache = 0
+			} else if err == nil {
+				s.PrefixCache, err = sdk.SettingSize(v)
+			}
+		case "memory_arena":
+			var arena bool
+			arena, err = boolean(v)
+			s.Session.DisableArena = !arena
 		case "allow_spinning":
 			var spin bool
 			spin, err = boolean(v)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/bits"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -34,9 +35,14 @@ type scheduler struct {
 	batch   *model.Batch // used by the goroutine only, outside mu
 	rows    []*member    // by batch row
 	joining []*member    // FIFO
-	running bool
-	wake    chan struct{}
-	closed  bool
+	// prefills wait for a turn to run a prefill chunk, FIFO; decoded is
+	// set by a decode step and cleared by a turn, so that turns and steps
+	// alternate while the batch has rows.
+	prefills []*turn
+	decoded  bool
+	running  bool
+	wake     chan struct{}
+	closed   bool
 
 	// ctx is cancelled by close, which stops a step in flight; wg waits
 	// for the goroutine.
@@ -62,6 +68,59 @@ type member struct {
 	logits  []float32    // this row's logits, valid until the member posts again
 	kvBytes atomic.Int64 // the member's share of the batch's cache
 	reply   chan error
+}
+
+// turn is one prefill chunk's turn: the scheduler closes grant and waits
+// for done.
+type turn struct {
+	grant, done chan struct{}
+}
+
+// start starts the goroutine unless it runs. s.mu is held.
+func (s *scheduler) start() {
+	if !s.running {
+		s.running = true
+		s.wg.Add(1)
+		go s.loop()
+	}
+}
+
+// turn runs fn (one prefill chunk) when the scheduler gives it a turn:
+// at once while the batch has no rows, else after the next decode step;
+// turns of several prefills go first come first served, and no step runs
+// while fn does. It returns fn's error, or ctx's if ctx ends first.
+func (s *scheduler) turn(ctx context.Context, fn func() error) error {
+	t := &turn{grant: make(chan struct{}), done: make(chan struct{})}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return model.ErrClosed
+	}
+	s.prefills = append(s.prefills, t)
+	s.start()
+	s.mu.Unlock()
+	s.signal()
+	select {
+	case <-t.grant:
+	case <-ctx.Done():
+		s.mu.Lock()
+		select {
+		case <-t.grant: // granted just now: hand the turn back
+			close(t.done)
+		default:
+			s.prefills = slices.DeleteFunc(s.prefills, func(x *turn) bool { return x == t })
+		}
+		s.mu.Unlock()
+		s.signal()
+		return ctx.Err()
+	case <-s.stopped:
+		return fmt.Errorf("engine: the batch stopped: %w", model.ErrClosed)
+	}
+	defer func() {
+		close(t.done)
+		s.signal()
+	}()
+	return fn()
 }
 
 func newScheduler(m *model.Model) (*scheduler, error) {
@@ -93,11 +152,7 @@ func (s *scheduler) join(seq *model.Sequence, next int64) (*member, error) {
 		return nil, model.ErrClosed
 	}
 	s.joining = append(s.joining, mb)
-	if !s.running {
-		s.running = true
-		s.wg.Add(1)
-		go s.loop()
-	}
+	s.start()
 	s.signal()
 	return mb, nil
 }
@@ -199,10 +254,21 @@ func (s *scheduler) loop() {
 			s.rows = append(s.rows, mb)
 			longest = max(longest, mb.maxLen)
 		}
-		if len(s.rows) == 0 && len(s.joining) == 0 {
+		if len(s.rows) == 0 && len(s.joining) == 0 && len(s.prefills) == 0 {
 			s.running = false
 			s.mu.Unlock()
 			return
+		}
+		// A prefill chunk after each decode step, or at once when no row
+		// decodes.
+		if len(s.prefills) > 0 && (len(s.rows) == 0 || s.decoded) {
+			t := s.prefills[0]
+			s.prefills = s.prefills[1:]
+			s.decoded = false
+			close(t.grant)
+			s.mu.Unlock()
+			<-t.done
+			continue
 		}
 		ready := len(s.rows) > 0
 		for _, mb := range s.rows {
@@ -219,6 +285,7 @@ func (s *scheduler) loop() {
 			mb.posted = false
 		}
 		rows := append([]*member(nil), s.rows...)
+		s.decoded = true
 		s.mu.Unlock()
 
 		// The step runs outside mu: members post, leave and join

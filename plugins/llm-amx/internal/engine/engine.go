@@ -49,6 +49,32 @@ type Engine struct {
 	// a power of two) × the longest row's limit × KV bytes per token would
 	// exceed it. 0: no bound (the caller's admission bounds the rows).
 	BatchKVBudget int64
+	// PrefillChunk, set before the first Generate, is the most prompt
+	// tokens one ONNX Runtime run prefills (0: DefaultPrefillChunk; a
+	// negative value: the whole prompt in one run). One chunk of all
+	// prefills runs at a time (first come first served), so prefill
+	// working memory is one chunk's (see PrefillBytes).
+	PrefillChunk int
+	// Prefix, when set, is the prefix cache: a Generate whose Request
+	// names a Tenant reuses the cached KV of its prompt's prefix and
+	// stores its prompt's blocks.
+	Prefix *PrefixCache
+
+	// Interleave, set before the first Generate, makes batched prefill
+	// chunks take turns with the decode steps (one chunk after each step,
+	// never both at once) instead of running beside them. Measured
+	// (docs/performance.md, "Chunked prefill"), running beside them gives
+	// the decoding streams far lower inter-token latency on CPU, where a
+	// chunk's run is long: ONNX Runtime's thread pool interleaves the
+	// step's small parallel sections with the chunk's.
+	Interleave bool
+
+	// prefilling admits one prefill chunk at a time (beside the steps):
+	// prefill working memory is one chunk's.
+	prefilling chan struct{}
+	// overlap lets every prefill run its chunks at once (no
+	// prefilling; for benchmarks: the behaviour before chunked prefill).
+	overlap bool
 
 	schedOnce sync.Once
 	sched     *scheduler
@@ -88,7 +114,7 @@ func newEngine(m *model.Model) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &Engine{Model: m, Tokenizer: tok, Template: tmpl, eos: map[int]bool{}, vocab: tok.VocabSize()}
+	e := &Engine{Model: m, Tokenizer: tok, Template: tmpl, eos: map[int]bool{}, vocab: tok.VocabSize(), prefilling: make(chan struct{}, 1)}
 	for _, id := range m.Config.EOS {
 		if !e.eos[id] && id >= 0 && id < m.Vocab() {
 			e.eosIDs = append(e.eosIDs, id)
@@ -124,6 +150,39 @@ func (e *Engine) scheduler() (*scheduler, error) {
 		}
 	})
 	return e.sched, e.schedErr
+}
+
+// DefaultPrefillChunk is the prefill chunk when Engine.PrefillChunk is 0.
+const DefaultPrefillChunk = 256
+
+// chunk is the prefill chunk in tokens (0: the whole prompt).
+func (e *Engine) chunk() int {
+	switch {
+	case e.PrefillChunk < 0:
+		return 0
+	case e.PrefillChunk == 0:
+		return DefaultPrefillChunk
+	}
+	return e.PrefillChunk
+}
+
+// PrefillBytes estimates, as an upper bound, the working memory of
+// prefilling a chunk of the prompt at a context of ctxLen tokens: the
+// chunk's logits (the caller's output buffer and ONNX Runtime's), the
+// attention scores of one layer (heads × chunk × context, float32), the
+// hidden states and MLP activations of the chunk, with a 25 % margin for
+// the allocator. A prompt of promptLen tokens prefilled whole counts
+// promptLen as the chunk.
+func (e *Engine) PrefillBytes(promptLen, ctxLen int) int64 {
+	c := e.Model.Config
+	k := int64(promptLen)
+	if ch := e.chunk(); ch > 0 {
+		k = min(k, int64(ch))
+	}
+	logits := 2 * k * int64(c.Vocab) * 4
+	scores := 2 * int64(c.Heads) * k * int64(ctxLen) * 4
+	acts := k * int64(24*c.Hidden) * 4 // hidden states and the MLP (intermediate ≈ 5.5 × hidden)
+	return (logits + scores + acts) * 5 / 4
 }
 
 // MaxContext is the longest sequence (prompt + completion) a request may
@@ -192,6 +251,9 @@ type Request struct {
 	// Constraint, when set, restricts every drawn token (structured
 	// output): see Constraint.
 	Constraint Constraint
+	// Tenant is the requester's tenant: the prefix cache's scope (no
+	// tenant: no prefix caching).
+	Tenant string
 }
 
 // Constraint restricts the tokens a generation may draw, such as a grammar
@@ -226,6 +288,9 @@ type Result struct {
 	Finish Finish
 	// PromptTokens is len(Request.Prompt).
 	PromptTokens int
+	// CachedTokens are the prompt tokens whose KV came from the prefix
+	// cache instead of being prefilled.
+	CachedTokens int
 	// CompletionTokens counts the tokens generated, the EOS token and the
 	// tokens of a stop sequence included.
 	CompletionTokens int
@@ -315,12 +380,27 @@ func (e *Engine) Generate(ctx context.Context, req *Request, emit func(string) e
 	for i, id := range req.Prompt {
 		feed[i] = int64(id)
 	}
-	logits, err := seq.Step(ctx, feed)
+	var keys [][32]byte
+	cached := 0
+	if e.Prefix != nil && req.Tenant != "" {
+		var blocks []*prefixBlock
+		blocks, keys = e.Prefix.lookup(req.Tenant, req.Prompt)
+		if len(blocks) > 0 {
+			if err := e.Prefix.load(e.Model, seq, blocks); err != nil {
+				return res, err
+			}
+			cached = len(blocks)
+			res.CachedTokens = cached * e.Prefix.Block
+		}
+	}
+	row, err := e.prefill(ctx, sched, seq, feed[res.CachedTokens:])
 	if err != nil {
 		return res, err
 	}
+	if keys != nil {
+		e.Prefix.insert(e.Model, seq, keys, cached)
+	}
 	v := e.Model.Vocab()
-	row := logits[(len(feed)-1)*v : len(feed)*v]
 	send := func(s string) error {
 		if s == "" {
 			return nil
@@ -437,4 +517,42 @@ func (e *Engine) constrain(c Constraint, row []float32, mask []uint64) error {
 		return fmt.Errorf("%w: no token is allowed and the output is not complete", ErrConstraint)
 	}
 	return nil
+}
+
+// prefill feeds the prompt to seq in chunks and returns the last token's
+// logits. One prefill chunk runs at a time, beside the batch's steps, or
+// (Interleave) in its turn between them.
+func (e *Engine) prefill(ctx context.Context, sched *scheduler, seq *model.Sequence, feed []int64) ([]float32, error) {
+	chunk := e.chunk()
+	if chunk <= 0 {
+		chunk = len(feed)
+	}
+	var logits []float32
+	var err error
+	for off := 0; off < len(feed); off += chunk {
+		part := feed[off:min(off+chunk, len(feed))]
+		switch {
+		case e.overlap:
+			logits, err = seq.Step(ctx, part)
+		case sched == nil || !e.Interleave:
+			select {
+			case e.prefilling <- struct{}{}:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+			logits, err = seq.Step(ctx, part)
+			<-e.prefilling
+		default:
+			err = sched.turn(ctx, func() error {
+				logits, err = seq.Step(ctx, part)
+				return err
+			})
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	v := e.Model.Vocab()
+	n := len(logits) / v
+	return logits[(n-1)*v : n*v], nil
 }

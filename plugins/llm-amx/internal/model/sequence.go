@@ -331,3 +331,53 @@ func halfToFloat(h uint16) float32 {
 	}
 	return math.Float32frombits(sign | e<<23 | (frac&0x3ff)<<13)
 }
+
+// KVHeadBytes returns, of the cache tensor j (layer j/2; key, then value)
+// and KV head h, the keys or values of tokens [from, to): (to − from) ×
+// head_dim elements, a view into the sequence's buffer valid until its
+// next Step.
+func (s *Sequence) KVHeadBytes(j, h, from, to int) []byte {
+	hb := s.m.Config.HeadDim * s.m.KVElem.Size()
+	sl := &s.slots[j]
+	return sl.buf[sl.cur][(h*s.n+from)*hb : (h*s.n+to)*hb]
+}
+
+// LoadKV fills an empty sequence with the keys and values of n tokens
+// computed elsewhere (a prefix cache): fill(j, h, dst) writes cache tensor
+// j's head h, n × head_dim elements, into dst. The next Step continues at
+// position n.
+func (s *Sequence) LoadKV(n int, fill func(j, h int, dst []byte)) error {
+	if s.closed || s.m.session == nil {
+		return ErrClosed
+	}
+	if s.n != 0 {
+		return fmt.Errorf("model: LoadKV into a sequence of %d tokens", s.n)
+	}
+	if n <= 0 || n > s.maxLen {
+		return fmt.Errorf("%w: LoadKV of %d tokens, at most %d", ErrContextFull, n, s.maxLen)
+	}
+	s.Reset()
+	c := s.m.Config
+	tb, hb := s.tokenBytes(), c.HeadDim*s.m.KVElem.Size()
+	s.past = make([]ortgo.Value, len(s.slots))
+	for j := range s.slots {
+		sl := &s.slots[j]
+		if len(sl.buf[sl.cur]) < n*tb {
+			sl.buf[sl.cur] = alloc(min(max(2*n, 16), s.maxLen) * tb)
+		}
+		for h := 0; h < c.KVHeads; h++ {
+			fill(j, h, sl.buf[sl.cur][h*n*hb:(h+1)*n*hb])
+		}
+		t, err := ortgo.NewCustomDataTensor(s.kvShape(n), sl.buf[sl.cur][:n*tb], ortgo.TensorElementDataType(s.m.KVElem))
+		if err != nil {
+			for _, v := range s.past[:j] {
+				v.Destroy()
+			}
+			s.past = nil
+			return fmt.Errorf("model: KV tensor: %w", err)
+		}
+		s.past[j] = t
+	}
+	s.n = n
+	return nil
+}
