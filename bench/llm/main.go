@@ -61,7 +61,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -74,13 +73,13 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/dsmil/l7/bench/internal/benchhost"
 	"github.com/dsmil/l7/host/config"
 	"github.com/dsmil/l7/host/pluginmgr"
 	"github.com/dsmil/l7/host/server"
 	"github.com/dsmil/l7/internal/mkmodel"
 	"github.com/dsmil/l7/sdk/dbe"
 	l7v1 "github.com/dsmil/l7/sdk/proto/dsmil/l7/v1"
-	"github.com/hashicorp/go-hclog"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -257,7 +256,7 @@ func run(o options) error {
 	for _, d := range which {
 		// One host per dtype, so that only one model's processes are in
 		// memory at a time.
-		addr, err := freeAddr()
+		addr, err := benchhost.FreeAddr()
 		if err != nil {
 			return err
 		}
@@ -383,7 +382,7 @@ func run(o options) error {
 				tt = append(tt, float64(s.ttft)/float64(r.ttft))
 				tp = append(tp, s.tps/r.tps)
 			}
-			return median(tt), median(tp)
+			return benchhost.Median(tt), benchhost.Median(tp)
 		}
 		row := row{dtype: d, conc: concRes}
 		row.ttftRatio, row.tpsRatio = ratio("stack", "raw")
@@ -634,7 +633,7 @@ func parseStreams(list string) ([]int, error) {
 // parallelism = the largest stream count, warms it up and measures the
 // stream counts through the shim.
 func streamsRun(tmp, bin, dir, dtype string, o options, prompt string, conc []int) ([]string, error) {
-	addr, err := freeAddr()
+	addr, err := benchhost.FreeAddr()
 	if err != nil {
 		return nil, err
 	}
@@ -695,11 +694,11 @@ func concurrency(addr, model, prompt string, tokens, rounds int, list []int) ([]
 			}
 			aggs = append(aggs, float64(n*(tokens-1))/last.Sub(first).Seconds())
 			overall = append(overall, float64(n*tokens)/last.Sub(start).Seconds())
-			per = append(per, median(streamTPS))
-			ttft = append(ttft, median(streamTTFT))
+			per = append(per, benchhost.Median(streamTPS))
+			ttft = append(ttft, benchhost.Median(streamTTFT))
 			worst = append(worst, slices.Max(streamTTFT))
 		}
-		out = append(out, fmt.Sprintf("%-8d %22.1f %22.1f %22.1f %16.1f %16.1f", n, median(aggs), median(overall), median(per), median(ttft), median(worst)))
+		out = append(out, fmt.Sprintf("%-8d %22.1f %22.1f %22.1f %16.1f %16.1f", n, benchhost.Median(aggs), benchhost.Median(overall), benchhost.Median(per), benchhost.Median(ttft), benchhost.Median(worst)))
 	}
 	return out, nil
 }
@@ -762,27 +761,14 @@ func medians(s []sample) sample {
 	return sample{ttft: t[len(t)/2], tps: r[len(r)/2], cpu: c[len(c)/2], tokens: n[len(n)/2]}
 }
 
-func median(x []float64) float64 {
-	x = slices.Clone(x)
-	slices.Sort(x)
-	return x[len(x)/2]
-}
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1e3 }
 
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
-}
 
 // startHost starts dsmil-host in process with one llm-amx plugin block for
 // dtype, of replicas processes.
 func startHost(tmp, bin, modelDir, addr, dtype string, threads int, spin bool, replicas, parallelism int) (*server.Host, error) {
-	metrics, err := freeAddr()
+	metrics, err := benchhost.FreeAddr()
 	if err != nil {
 		return nil, err
 	}
@@ -821,28 +807,7 @@ plugin "llm-%[4]s" {
 }
 model %[8]q { profile = "bench-%[4]s" }
 `, addr, metrics, config.HashKey(apiKey), dtype, bin, modelDir, dtypes[dtype].variant, modelID(dtype), threads, spin, replicas, parallelism)
-	cfg, diags := config.Parse(filepath.Join(tmp, "dsmil.hcl"), []byte(src))
-	if diags.HasErrors() {
-		return nil, diags
-	}
-	log := hclog.New(&hclog.LoggerOptions{Name: "dsmil-host", Level: hclog.Error, Output: os.Stderr})
-	h, err := server.Start(context.Background(), cfg, log, server.Options{})
-	if err != nil {
-		return nil, err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	if err := h.Manager.WaitReady(ctx); err != nil {
-		h.Shutdown()
-		return nil, err
-	}
-	for _, s := range h.Manager.Snapshots() {
-		if s.State != "running" {
-			h.Shutdown()
-			return nil, errors.New("plugin " + s.Name + " did not start: " + s.LastError)
-		}
-	}
-	return h, nil
+	return benchhost.Start(tmp, src)
 }
 
 // qwenVocabDir makes, in tmp, a model directory that is dir's models
