@@ -761,9 +761,7 @@ func medians(s []sample) sample {
 	return sample{ttft: t[len(t)/2], tps: r[len(r)/2], cpu: c[len(c)/2], tokens: n[len(n)/2]}
 }
 
-
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1e3 }
-
 
 // startHost starts dsmil-host in process with one llm-amx plugin block for
 // dtype, of replicas processes.
