@@ -69,6 +69,10 @@ type Engine struct {
 	// step's small parallel sections with the chunk's.
 	Interleave bool
 
+	// afterChunk, when set (by tests, before the first Generate), is
+	// called after each prefill chunk.
+	afterChunk func()
+
 	// prefilling admits one prefill chunk at a time (beside the steps):
 	// prefill working memory is one chunk's.
 	prefilling chan struct{}
@@ -550,6 +554,9 @@ func (e *Engine) prefill(ctx context.Context, sched *scheduler, seq *model.Seque
 		}
 		if err != nil {
 			return nil, err
+		}
+		if e.afterChunk != nil {
+			e.afterChunk()
 		}
 	}
 	v := e.Model.Vocab()
