@@ -96,17 +96,9 @@ tenant "T" {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		out, _ := exec.Command(host, "plugins", "list", "-config", cfg).CombinedOutput()
-		if strings.Count(string(out), "healthy") == 2 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("host not ready:\n%s\n%s", out, logs.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	waitList(t, host, cfg, 30*time.Second, "echo and agent healthy", func(s []snap) bool {
+		return countNode(s, "", true) == 2
+	})
 
 	agentRun := func(args ...string) (int, string, string) {
 		t.Helper()
