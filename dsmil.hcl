@@ -122,14 +122,16 @@ plugin "agent" {
     }
     "triage-alert" = {
       instructions = <<-EOT
-        Triage the alert in {{.alert}}. Read it, extract its indicators with extract_iocs, grep the
-        logs under {{.logs}} for each indicator, then write a triage report with write_report
-        (verdict, evidence with file and line, indicators, recommended next steps) and answer with
-        the verdict in one sentence.
+        Triage the alert in {{.alert}}. Read it (a screenshot with read_image, text with read_file),
+        extract its indicators with extract_iocs, grep the logs under {{.logs}} for each indicator,
+        then write a triage report with write_report (verdict, evidence with file and line,
+        indicators, recommended next steps) and answer with the verdict in one sentence.
       EOT
-      parameters = ["alert", "logs"]
-      profile    = "llm-amx-demo"
-      tools      = ["list_dir", "read_file", "grep", "extract_iocs", "write_report"]
+      parameters  = ["alert", "logs"]
+      profile     = "llm-amx-demo"
+      ocr_profile = "ocr"               # read_image: screenshots transcribed by Device 45, through the router
+      ocr_model   = "dsmil-ocr-ppocrv4"
+      tools       = ["list_dir", "read_file", "read_image", "grep", "extract_iocs", "write_report"]
       max_steps  = 10
       max_tokens = 32000
       wall_time  = "180s"

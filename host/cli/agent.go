@@ -24,7 +24,7 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-const agentRunUsage = "agent run [-config FILE] [-tenant T] [-param K=V]... [-timeout S] [-claim-key KEY] [-json] TASK_TYPE"
+const agentRunUsage = "agent run [-config FILE] [-tenant T] [-param K=V]... [-timeout S] [-claim-key KEY] [-identity-key KEY -identity-bundle BUNDLE [-roots PUB,...] [-host-name NAME]] [-json] TASK_TYPE"
 
 // params collects repeated -param K=V flags.
 type params map[string]string
@@ -58,6 +58,10 @@ func runAgentRun(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	timeout := fs.Int("timeout", 0, "timeout_seconds of the task (0: the task type's wall_time, within router.agent_timeout)")
 	claimKey := fs.String("claim-key", "", "ML-DSA-87 private key of a claim issuer for the tenant, to mint the task's claim token")
 	asJSON := fs.Bool("json", false, "print the final L7AgentResult as JSON instead of the summary")
+	idKey := fs.String("identity-key", "", "the client's ML-DSA-87 private key, for the DSMIL-PQ1 handshake on the router socket of a host with a security block")
+	idBundle := fs.String("identity-bundle", "", "the client's identity bundle (role client, signed by a root the host trusts)")
+	rootsFlag := fs.String("roots", "", "comma-separated root public keys the host's bundle must be signed by (default: the configuration's security.roots)")
+	hostName := fs.String("host-name", "", "the name the host's bundle must carry (default: any host)")
 	ps := params{}
 	fs.Var(ps, "param", "task parameter K=V (repeatable)")
 	if err := fs.Parse(args); err != nil {
@@ -84,8 +88,18 @@ func runAgentRun(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	if *sock == "" {
 		*sock = cfg.Router.Socket
 	}
-	if cfg.Security.Configured {
-		fmt.Fprintln(stderr, "agent run: this host has a security block: its router socket needs a client identity, which agent run does not support yet (use the shim's POST /v1/dsmil/agent/tasks)")
+	var opts client.Options
+	switch {
+	case (*idKey == "") != (*idBundle == ""):
+		fmt.Fprintln(stderr, "agent run: -identity-key and -identity-bundle go together")
+		return 2
+	case *idKey != "":
+		if opts, err = clientIdentity(*idKey, *idBundle, *rootsFlag, *hostName, cfg); err != nil {
+			fmt.Fprintf(stderr, "agent run: %v\n", err)
+			return 1
+		}
+	case cfg.Security.Configured:
+		fmt.Fprintln(stderr, "agent run: this host has a security block: its router socket runs the DSMIL-PQ1 handshake; give the client identity with -identity-key and -identity-bundle (docs/clients.md)")
 		return 1
 	}
 
@@ -129,7 +143,7 @@ func runAgentRun(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		return 1
 	}
 
-	c, err := client.Dial(ctx, *sock, client.Options{})
+	c, err := client.Dial(ctx, *sock, opts)
 	if err != nil {
 		fmt.Fprintf(stderr, "agent run: is dsmil-host running? %v\n", err)
 		return 1
@@ -190,6 +204,34 @@ func runAgentRun(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		}
 		return 0
 	}
+}
+
+// clientIdentity loads the client identity of a DSMIL-PQ1 session on the
+// router socket: the key and bundle, and the roots (a comma-separated list
+// of public key files; empty: the configuration's security.roots) the
+// host's bundle must be signed by.
+func clientIdentity(key, bundle, roots, hostName string, cfg *config.Config) (client.Options, error) {
+	id, err := identity.LoadIdentity(key, bundle)
+	if err != nil {
+		return client.Options{}, fmt.Errorf("the client identity: %w", err)
+	}
+	var files []string
+	for _, f := range strings.Split(roots, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			files = append(files, f)
+		}
+	}
+	if len(files) == 0 {
+		files = cfg.Security.Roots
+	}
+	if len(files) == 0 {
+		return client.Options{}, errors.New("no roots: give -roots (the configuration has no security.roots)")
+	}
+	pubs, err := identity.LoadPublicKeyFiles(files...)
+	if err != nil {
+		return client.Options{}, fmt.Errorf("the roots: %w", err)
+	}
+	return client.Options{Identity: id, Roots: pubs, HostName: hostName}, nil
 }
 
 func printStep(w io.Writer, s *l7v1.AgentStep) {

@@ -200,6 +200,17 @@ tenant %[11]q {
 }
 `, pluginBin, tinyProfile, modelDir, tinyModelID, agent, agentProfile, ws, p.artifacts,
 		socTenant, devTenant, analysisTenant, sha256.Sum256([]byte("k1")), sha256.Sum256([]byte("k2")), sha256.Sum256([]byte("k3")))
+	p.start(t, dir, src)
+	return p
+}
+
+// start parses src (a configuration in dir) and starts the plane on it:
+// the plugin manager with an agentcall.Server for agent steps, the router
+// with a claim verifier of a fresh issuer key (p.claimKey, p.minter), the
+// policy engine, the rate limiter, metrics and the decision log; it
+// returns when every plugin is ready.
+func (p *agentPlane) start(t *testing.T, dir, src string) {
+	t.Helper()
 	cfg, diags := config.Parse(filepath.Join(dir, "dsmil.hcl"), []byte(src))
 	if diags.HasErrors() {
 		t.Fatalf("config: %v", diags)
@@ -247,7 +258,6 @@ tenant %[11]q {
 	if err := m.WaitReady(wctx); err != nil {
 		t.Fatalf("not ready: %v\n%s", err, p.logs.String())
 	}
-	return p
 }
 
 // task sends an L7_AGENT_TASK for tenant (with its tenant block's

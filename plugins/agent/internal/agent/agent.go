@@ -56,6 +56,7 @@ var settings = []sdk.SettingSpec{
 	{Name: "artifacts_dir", Type: "string", Description: "Where write tools put artifacts, as DIR/TENANT/TASK-ID/. Unset: write tools fail."},
 	{Name: "read_bytes", Type: "number", Description: "Bytes read_file returns and extract_iocs reads at most. Default 65536."},
 	{Name: "grep_matches", Type: "number", Description: "Matches grep returns at most. Default 100."},
+	{Name: "image_bytes", Type: "number", Description: "Size of the image files read_image sends at most. Default 8388608 (8 MiB)."},
 }
 
 // Info describes the plugin.
@@ -124,6 +125,16 @@ func (w *Workload) Configure(_ context.Context, cfg *sdk.Config) error {
 			}
 		}
 	}
+	if v, ok := cfg.Settings["image_bytes"]; ok {
+		n, err := sdk.SettingInt(v, 1)
+		if err != nil {
+			return sdk.InvalidParam("image_bytes", "image_bytes: %v", err)
+		}
+		if n > maxImageBytes {
+			return sdk.InvalidParam("image_bytes", "image_bytes: %d is over %d (the request must fit in one DBE frame)", n, maxImageBytes)
+		}
+		c.limits.ImageBytes = int64(n)
+	}
 	if c.workspace, err = tools.OpenWorkspace(roots); err != nil {
 		return sdk.InvalidParam("workspaces", "%v", err)
 	}
@@ -150,5 +161,9 @@ func (w *Workload) Close(context.Context) error {
 	}
 	return nil
 }
+
+// maxImageBytes caps image_bytes: an image travels in one L7_CHAT_REQ,
+// whose frame is at most dbe.DefaultMaxFrameSize (16 MiB).
+const maxImageBytes = 12 << 20
 
 var errNotConfigured = errors.New("agent: not configured")

@@ -27,6 +27,10 @@ type TaskType struct {
 	// Profile is the L7 profile of the LLM steps; Model, when set, the
 	// model they name.
 	Profile, Model string
+	// OCRProfile is the L7 profile (OCRModel, when set, the model) of the
+	// image transcriptions read_image sends through the router (Device
+	// 45); required when Tools has read_image.
+	OCRProfile, OCRModel string
 	// Tools are the tools the task type may use (before ROE and
 	// compartments filter them per task).
 	Tools []string
@@ -47,6 +51,8 @@ type taskTypeJSON struct {
 	Parameters    []string `json:"parameters"`
 	Profile       string   `json:"profile"`
 	Model         string   `json:"model"`
+	OCRProfile    string   `json:"ocr_profile"`
+	OCRModel      string   `json:"ocr_model"`
 	Tools         []string `json:"tools"`
 	ToolChoice    string   `json:"tool_choice"`
 	MaxSteps      *float64 `json:"max_steps"`
@@ -99,7 +105,8 @@ func parseTaskType(name string, b []byte) (*TaskType, error) {
 	if err := dec.Decode(&j); err != nil {
 		return nil, err
 	}
-	tt := &TaskType{Name: name, Parameters: j.Parameters, Profile: j.Profile, Model: j.Model, Tools: j.Tools,
+	tt := &TaskType{Name: name, Parameters: j.Parameters, Profile: j.Profile, Model: j.Model,
+		OCRProfile: j.OCRProfile, OCRModel: j.OCRModel, Tools: j.Tools,
 		ToolChoice: j.ToolChoice, MaxSteps: DefaultMaxSteps, MaxTokens: DefaultMaxTokens, StepMaxTokens: DefaultStepMaxTokens, WallTime: DefaultWallTime}
 	if strings.TrimSpace(j.Instructions) == "" {
 		return nil, fmt.Errorf("instructions: required")
@@ -119,6 +126,15 @@ func parseTaskType(name string, b []byte) (*TaskType, error) {
 		if _, ok := tools.Lookup(n); !ok {
 			return nil, fmt.Errorf("tools: no tool is called %q (tools: %s)", n, strings.Join(tools.Names(), ", "))
 		}
+	}
+	if j.OCRProfile != "" && !dbe.ValidProfile(j.OCRProfile) {
+		return nil, fmt.Errorf("ocr_profile: %q is not a valid L7 profile", j.OCRProfile)
+	}
+	if j.OCRModel != "" && j.OCRProfile == "" {
+		return nil, fmt.Errorf("ocr_model: needs ocr_profile")
+	}
+	if slices.Contains(j.Tools, "read_image") && j.OCRProfile == "" {
+		return nil, fmt.Errorf("tools: read_image needs ocr_profile (the profile of the OCR model, Device 45, its images are transcribed by)")
 	}
 	switch j.ToolChoice {
 	case "":

@@ -41,6 +41,10 @@ func TestConfigure(t *testing.T) {
 	if tt.MaxSteps != DefaultMaxSteps || tt.ToolChoice != "auto" || tt.WallTime != DefaultWallTime || w.cfg.Load().limits.ReadBytes != 100 {
 		t.Errorf("defaults: %+v", tt)
 	}
+	if err := New().Configure(context.Background(), &sdk.Config{Settings: settingsJSON(t,
+		`{"tasks": {"shots": {"instructions": "x", "profile": "llm", "tools": ["read_image"], "ocr_profile": "ocr", "ocr_model": "dsmil-ocr-ppocrv4"}}, "image_bytes": 1000}`)}); err != nil {
+		t.Errorf("read_image with ocr_profile: %v", err)
+	}
 	if err := tt.checkParams(map[string]string{"alert": "a"}); err != nil {
 		t.Error(err)
 	}
@@ -71,6 +75,10 @@ func TestConfigureErrors(t *testing.T) {
 		{`{"tasks": {"Bad Name": ` + goodTask + `}}`, "task type name"},
 		{`{"tasks": {"t": ` + goodTask + `}, "workspaces": {"logs": "` + dir + `/missing"}}`, "workspace root \"logs\""},
 		{`{"tasks": {"t": ` + goodTask + `}, "colour": "red"}`, `unknown setting "colour"`},
+		{`{"tasks": {"t": {"instructions": "x", "profile": "llm", "tools": ["read_image"]}}}`, "tasks.t: tools: read_image needs ocr_profile"},
+		{`{"tasks": {"t": {"instructions": "x", "profile": "llm", "tools": ["read_image"], "ocr_profile": "OCR!"}}}`, "tasks.t: ocr_profile"},
+		{`{"tasks": {"t": {"instructions": "x", "profile": "llm", "tools": ["grep"], "ocr_model": "m"}}}`, "tasks.t: ocr_model: needs ocr_profile"},
+		{`{"tasks": {"t": ` + goodTask + `}, "image_bytes": 20000000}`, "image_bytes: 20000000 is over"},
 	} {
 		err := New().Configure(context.Background(), &sdk.Config{Settings: settingsJSON(t, tc.settings)})
 		if mux.CodeOf(err) != dbe.CodeInvalidRequest || !strings.Contains(err.Error(), tc.want) {

@@ -85,6 +85,9 @@ func (w *Workload) RunTask(ctx context.Context, task *sdk.AgentTask, progress sd
 		env: &tools.Env{Workspace: c.workspace, Limits: c.limits},
 		res: &l7v1.L7AgentResult{Usage: &l7v1.Usage{}},
 	}
+	if tt.OCRProfile != "" {
+		r.env.OCR = r.ocr
+	}
 	if c.artifacts != "" {
 		if r.env.Artifacts, err = tools.NewArtifacts(c.artifacts, task.TenantID, task.RequestID); err != nil {
 			return nil, sdk.Errorf(dbe.CodeInternal, "%w", err)
@@ -239,6 +242,28 @@ func (r *run) llm(step *l7v1.AgentStep, maxTokens int) (*l7v1.L7ChatResponse, er
 		r.res.Usage.CompletionTokens += u.GetCompletionTokens()
 	}
 	return resp, err
+}
+
+// ocr transcribes an image for read_image: one L7_CHAT_REQ with the image
+// inline (ImageData, as the shim turns a data: URL into) to the task
+// type's OCR profile, through the router with the task's tenant and
+// attributes like an LLM step. Its usage is not the task's (the task's
+// token budget counts LLM steps); the router counts it against the
+// tenant as any request.
+func (r *run) ocr(ctx context.Context, image []byte, mimeType string) (string, error) {
+	req := &l7v1.L7ChatRequest{Model: r.tt.OCRModel, Messages: []*l7v1.Message{{Role: "user", Parts: []*l7v1.ContentPart{
+		{Part: &l7v1.ContentPart_Text{Text: "Transcribe the text in this image."}},
+		{Part: &l7v1.ContentPart_ImageData{ImageData: &l7v1.ImageData{Data: image, MimeType: mimeType}}},
+	}}}}
+	resp, err := r.task.Router.Chat(ctx, r.tt.OCRProfile, req)
+	if err != nil {
+		return "", fmt.Errorf("OCR request to profile %q: %w", r.tt.OCRProfile, err)
+	}
+	ch := resp.GetChoices()
+	if len(ch) == 0 || ch[0].GetMessage() == nil {
+		return "", fmt.Errorf("OCR request to profile %q: no message in the response", r.tt.OCRProfile)
+	}
+	return ch[0].GetMessage().GetContent(), nil
 }
 
 var toolChoiceMode = map[string]l7v1.ToolChoiceMode{

@@ -47,6 +47,10 @@ type Env struct {
 	Artifacts *Artifacts
 	// Limits bound what tools read and return.
 	Limits Limits
+	// OCR transcribes an image (its encoded bytes and MIME type) by a
+	// request through the router on the task's behalf; nil when the task
+	// type names no OCR profile (read_image then fails).
+	OCR func(ctx context.Context, image []byte, mimeType string) (string, error)
 }
 
 // Limits bound the tools' work; zero fields take the defaults.
@@ -66,6 +70,8 @@ type Limits struct {
 	ReportBytes int
 	// Reports caps the reports of one task (default 8).
 	Reports int
+	// ImageBytes caps the image file read_image sends (default 8 MiB).
+	ImageBytes int64
 }
 
 // limits returns the environment's limits with the defaults filled in.
@@ -86,6 +92,9 @@ func (l Limits) withDefaults() Limits {
 	def(&l.Reports, 8)
 	if l.GrepFileBytes <= 0 {
 		l.GrepFileBytes = 4 << 20
+	}
+	if l.ImageBytes <= 0 {
+		l.ImageBytes = 8 << 20
 	}
 	return l
 }
