@@ -121,6 +121,11 @@ plugin "llm-amx" {
   model        = %[3]q
   model_name   = %[4]q
   threads      = 1
+  # Random weights sample EOS now and then: an answer that ends early
+  # would race the cancel tests (TestAgentCancel waits for a step that is
+  # still generating). Steps end at their token budget or, when
+  # constrained, when the grammar is complete.
+  ignore_eos   = true
 }
 model %[4]q { profile = %[2]q }
 
