@@ -56,6 +56,7 @@ func (s *Server) serveChat(ctx context.Context, f *dbe.Frame, w *mux.ResponseWri
 	if res != nil {
 		if u := res.Usage; u != nil {
 			usage.PromptTokens, usage.CompletionTokens, usage.TotalTokens = u.GetPromptTokens(), u.GetCompletionTokens(), u.GetTotalTokens()
+			usage.CachedTokens = u.CachedTokens
 		}
 		if res.FinishReason != l7v1.FinishReason_FINISH_REASON_UNSPECIFIED {
 			finish = res.FinishReason

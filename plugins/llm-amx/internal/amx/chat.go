@@ -14,6 +14,7 @@ import (
 	"github.com/dsmil/l7/sdk"
 	"github.com/dsmil/l7/sdk/dbe"
 	l7v1 "github.com/dsmil/l7/sdk/proto/dsmil/l7/v1"
+	"google.golang.org/protobuf/proto"
 )
 
 // Default sampling parameters, OpenAI's: a request that sets no
@@ -116,6 +117,7 @@ func (w *Workload) Chat(ctx context.Context, req *sdk.ChatRequest, out sdk.Strea
 			PromptTokens:     uint32(res.PromptTokens),
 			CompletionTokens: uint32(res.CompletionTokens),
 			TotalTokens:      uint32(res.PromptTokens + res.CompletionTokens),
+			CachedTokens:     proto.Uint32(uint32(res.CachedTokens)),
 		},
 		Model: st.set.ModelName,
 	}, nil
