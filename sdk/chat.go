@@ -19,6 +19,10 @@ import (
 // roleAssistant is the role of every generated message.
 const roleAssistant = "assistant"
 
+// MaxTopLogprobs is the most top_logprobs a request may ask for (OpenAI's
+// limit).
+const MaxTopLogprobs = 20
+
 // serveChat answers one L7_CHAT_REQ.
 func (s *Server) serveChat(ctx context.Context, f *dbe.Frame, w *mux.ResponseWriter) {
 	start := time.Now()
@@ -74,7 +78,7 @@ func (s *Server) serveChat(ctx context.Context, f *dbe.Frame, w *mux.ResponseWri
 		out.last(finish, model, usage, req.Params.GetIncludeUsage())
 		return
 	}
-	choice := &l7v1.Choice{FinishReason: finish}
+	choice := &l7v1.Choice{FinishReason: finish, Logprobs: out.lps}
 	if req.Params.GetPrompt() != "" {
 		choice.Text = out.text.String()
 	} else {
@@ -167,6 +171,10 @@ func chatRequest(f *dbe.Frame, cfg *Config) (*ChatRequest, error) {
 		return nil, InvalidParam("n", "n=%d: plugins generate one choice", params.GetN())
 	case params.GetMaxTokens() < 0:
 		return nil, InvalidParam("max_tokens", "max_tokens=%d is negative", params.GetMaxTokens())
+	case params.GetTopLogprobs() < 0 || params.GetTopLogprobs() > MaxTopLogprobs:
+		return nil, InvalidParam("top_logprobs", "top_logprobs=%d is outside 0–%d", params.GetTopLogprobs(), MaxTopLogprobs)
+	case params.GetTopLogprobs() > 0 && !params.GetLogprobs():
+		return nil, InvalidParam("top_logprobs", "top_logprobs needs logprobs")
 	}
 	req := &ChatRequest{Params: params}
 	req.RequestID, _ = f.RequestID()
@@ -197,12 +205,16 @@ type chatStream struct {
 	sent  int              // chunks sent
 	text  strings.Builder  // the whole answer, when not streaming
 	calls []*l7v1.ToolCall // the tool calls, when not streaming
+	lps   []*l7v1.TokenLogprob // the log probabilities, when not streaming
 	chunk l7v1.L7ChatChunk
 	frame dbe.Frame
 	buf   []byte
 }
 
-var _ ToolCallStream = (*chatStream)(nil)
+var (
+	_ ToolCallStream = (*chatStream)(nil)
+	_ LogprobStream  = (*chatStream)(nil)
+)
 
 // ErrToolCallOrder reports a tool-call delta that does not continue the
 // calls sent so far: a new call must take the next index and carry its id
@@ -259,6 +271,26 @@ func (c *chatStream) Send(delta string) error {
 	}
 	c.chunk.Delta = delta
 	return c.sendNext()
+}
+
+func (c *chatStream) SendLogprobs(delta string, lps []*l7v1.TokenLogprob) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.usable(); err != nil {
+		return err
+	}
+	if !c.stream {
+		c.text.WriteString(delta)
+		c.lps = append(c.lps, lps...)
+		return nil
+	}
+	if delta == "" && len(lps) == 0 {
+		return nil
+	}
+	c.chunk.Delta, c.chunk.Logprobs = delta, lps
+	err := c.sendNext()
+	c.chunk.Logprobs = nil
+	return err
 }
 
 // usable reports why the stream takes no more deltas (after Chat returned,
@@ -347,6 +379,19 @@ func RefuseStructured(p *l7v1.L7ChatRequest, model string) error {
 	}
 	if len(p.GetTools()) > 0 && p.GetToolChoice().GetMode() != l7v1.ToolChoiceMode_TOOL_CHOICE_MODE_NONE {
 		return InvalidParam("tools", "model %q cannot call tools", model)
+	}
+	return nil
+}
+
+// RefuseLogprobs is the answer of a workload that does not return log
+// probabilities to a request that asks for them: a 400 naming logprobs (or
+// top_logprobs) and the model; nil when the request does not ask.
+func RefuseLogprobs(p *l7v1.L7ChatRequest, model string) error {
+	switch {
+	case p.GetLogprobs():
+		return InvalidParam("logprobs", "model %q does not return log probabilities", model)
+	case p.GetTopLogprobs() != 0:
+		return InvalidParam("top_logprobs", "model %q does not return log probabilities", model)
 	}
 	return nil
 }

@@ -84,6 +84,19 @@ type ToolCallStream interface {
 	SendToolCall(d *l7v1.ToolCallDelta) error
 }
 
+// LogprobStream is implemented by the Stream the SDK hands to Chat: a
+// workload that returns log probabilities (the request set logprobs)
+// type-asserts it and sends each delta with the log probabilities of the
+// tokens it covers; delta may be empty to send only log probabilities (of
+// tokens whose text was held back). Streaming, they become the chunk's
+// logprobs; otherwise the SDK collects them into the choice's logprobs.
+// A workload that does not return them refuses requests that ask (see
+// RefuseLogprobs).
+type LogprobStream interface {
+	Stream
+	SendLogprobs(delta string, lps []*l7v1.TokenLogprob) error
+}
+
 // ChatResult says how a chat request ended.
 type ChatResult struct {
 	// FinishReason says why generation stopped; FINISH_REASON_UNSPECIFIED

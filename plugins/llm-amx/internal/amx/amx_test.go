@@ -285,7 +285,6 @@ func TestBudgetRejection(t *testing.T) {
 		{"prompt over the KV budget", &l7v1.L7ChatRequest{Prompt: strings.Repeat("x y ", 60)}, "prompt", "kv_budget"},
 		{"bad top_p", &l7v1.L7ChatRequest{Prompt: "hi", TopP: f32(1.5)}, "top_p", "top_p"},
 		{"logit bias outside the vocabulary", &l7v1.L7ChatRequest{Prompt: "hi", LogitBias: map[int32]float32{100000: 1}}, "logit_bias", "vocabulary"},
-		{"logprobs", &l7v1.L7ChatRequest{Prompt: "hi", Logprobs: true}, "logprobs", "log probabilities"},
 		{"tools on a raw prompt", &l7v1.L7ChatRequest{Prompt: "hi", Tools: []*l7v1.Tool{{Function: &l7v1.FunctionDef{Name: "f"}}}}, "tools", "messages"},
 		{"unsupported schema keyword", &l7v1.L7ChatRequest{Prompt: "hi", ResponseFormat: &l7v1.ResponseFormat{Type: "json_schema",
 			SchemaJson: `{"type":"object","properties":{"a":{"type":"object","patternProperties":{"x":{}}}}}`}}, "response_format", `(keyword "patternProperties") at JSON pointer "/properties/a/patternProperties"`},
@@ -531,4 +530,47 @@ func TestBatchingSetting(t *testing.T) {
 			t.Errorf("request %d: batched %q, unbatched %q", i, texts[true][i], texts[false][i])
 		}
 	}
+}
+
+// TestLogprobs: a request with logprobs gets one TokenLogprob per
+// generated token (a final EOS excepted) with the deltas; greedy, each
+// token is its position's most likely, top_logprobs are sorted, and the
+// tokens' bytes concatenate to the text (bytes that form no character are
+// U+FFFD in the text).
+func TestLogprobs(t *testing.T) {
+	w, _ := configured(t, nil)
+	s := &stream{}
+	p := user("Tell me about the mountains.")
+	p.Temperature, p.MaxTokens, p.Logprobs, p.TopLogprobs = f32(0), 12, true, 3
+	res, err := w.Chat(context.Background(), &sdk.ChatRequest{Profile: "llm-test", Params: p}, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var all []*l7v1.TokenLogprob
+	var b []byte
+	for _, lps := range s.lps {
+		all = append(all, lps...)
+	}
+	for i, lp := range all {
+		b = append(b, lp.GetBytes()...)
+		top := lp.GetTopLogprobs()
+		if len(top) != 3 || top[0].GetToken() != lp.GetToken() || top[0].GetLogprob() != lp.GetLogprob() || string(top[0].GetBytes()) != string(lp.GetBytes()) {
+			t.Fatalf("token %d: %v: the greedy token is not the first of top_logprobs", i, lp)
+		}
+		if top[1].GetLogprob() > top[0].GetLogprob() || top[2].GetLogprob() > top[1].GetLogprob() {
+			t.Fatalf("token %d: top_logprobs not sorted: %v", i, top)
+		}
+		if lp.GetToken() != strings.ToValidUTF8(string(lp.GetBytes()), "\uFFFD") || len(lp.GetBytes()) == 0 {
+			t.Fatalf("token %d: token %q, bytes %q", i, lp.GetToken(), lp.GetBytes())
+		}
+	}
+	n := int(res.Usage.GetCompletionTokens())
+	if len(all) != n && !(len(all) == n-1 && res.FinishReason == l7v1.FinishReason_FINISH_REASON_STOP) {
+		t.Fatalf("%d log probabilities for %d tokens (%v)", len(all), n, res.FinishReason)
+	}
+	// The text has U+FFFD for each byte that never forms a character.
+	if string([]rune(string(b))) != s.text() {
+		t.Fatalf("the tokens' bytes %q, the text %q", b, s.text())
+	}
+	t.Logf("%q: %d tokens", s.text(), len(all))
 }

@@ -83,6 +83,14 @@ func (w *Workload) Chat(ctx context.Context, req *sdk.ChatRequest, out sdk.Strea
 			"queue_ms", ms(time.Since(start)), "error", err)
 		return nil, err
 	}
+	var lps *logprobOut
+	if p.GetLogprobs() {
+		if lps, err = newLogprobOut(out, eng.Tokenizer); err != nil {
+			release()
+			return nil, err
+		}
+		out = lps
+	}
 	emit := out.Send
 	var calls *toolEmitter
 	if tools.call {
@@ -93,6 +101,16 @@ func (w *Workload) Chat(ctx context.Context, req *sdk.ChatRequest, out sdk.Strea
 			return nil, err
 		}
 		emit = calls.emit
+	}
+	if lps != nil {
+		gen.TopLogprobs = int(p.GetTopLogprobs())
+		gen.Logprobs = func(text string, l []engine.Logprob) error {
+			lps.add(l)
+			if text == "" {
+				return nil
+			}
+			return emit(text)
+		}
 	}
 	admitted := time.Now()
 	res, err := eng.Generate(ctx, gen, emit)
@@ -108,6 +126,11 @@ func (w *Workload) Chat(ctx context.Context, req *sdk.ChatRequest, out sdk.Strea
 	}
 	if calls != nil {
 		if finish, err = calls.close(finish); err != nil {
+			return nil, err
+		}
+	}
+	if lps != nil {
+		if err := lps.flush(); err != nil {
 			return nil, err
 		}
 	}
@@ -218,10 +241,6 @@ func unsupported(p *l7v1.L7ChatRequest) error {
 		if len(s) > MaxStopBytes {
 			return sdk.InvalidParam("stop", "a stop sequence of %d bytes; llm-amx takes at most %d", len(s), MaxStopBytes)
 		}
-	}
-	switch {
-	case p.GetLogprobs() || p.GetTopLogprobs() > 0:
-		return sdk.InvalidParam("logprobs", "llm-amx does not return log probabilities")
 	}
 	return nil
 }

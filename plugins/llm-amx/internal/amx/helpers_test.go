@@ -57,11 +57,13 @@ func configured(t *testing.T, extra map[string]any) (*Workload, *testutil.SyncBu
 	return w, logs
 }
 
-// stream is an sdk.ToolCallStream that records its deltas.
+// stream is an sdk.ToolCallStream and sdk.LogprobStream that records its
+// deltas.
 type stream struct {
 	mu      sync.Mutex
 	deltas  []string
 	calls   []*l7v1.ToolCallDelta
+	lps     [][]*l7v1.TokenLogprob // per SendLogprobs call
 	onDelta func(n int) // called after each delta, unlocked
 }
 
@@ -70,6 +72,13 @@ func (s *stream) SendToolCall(d *l7v1.ToolCallDelta) error {
 	defer s.mu.Unlock()
 	s.calls = append(s.calls, d)
 	return nil
+}
+
+func (s *stream) SendLogprobs(delta string, lps []*l7v1.TokenLogprob) error {
+	s.mu.Lock()
+	s.lps = append(s.lps, lps)
+	s.mu.Unlock()
+	return s.Send(delta)
 }
 
 func (s *stream) Send(delta string) error {

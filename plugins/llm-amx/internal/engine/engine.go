@@ -254,6 +254,16 @@ type Request struct {
 	// Tenant is the requester's tenant: the prefix cache's scope (no
 	// tenant: no prefix caching).
 	Tenant string
+	// Logprobs, when set, takes the generated text instead of Generate's
+	// emit, with the log probabilities (see Logprob) of the tokens
+	// generated since the previous call: every generated token but a
+	// final EOS is reported once, in order, with the first text that
+	// covers it (text may be empty: tokens of a stop sequence, or whose
+	// text the decoder held back, are reported at the end).
+	Logprobs func(text string, lps []Logprob) error
+	// TopLogprobs is how many of the most likely tokens each position
+	// reports with Logprobs (0–MaxTopLogprobs).
+	TopLogprobs int
 }
 
 // Constraint restricts the tokens a generation may draw, such as a grammar
@@ -401,7 +411,14 @@ func (e *Engine) Generate(ctx context.Context, req *Request, emit func(string) e
 		e.Prefix.insert(e.Model, seq, keys, cached)
 	}
 	v := e.Model.Vocab()
+	var lp *logprober
+	if req.Logprobs != nil {
+		lp = newLogprober(e.vocab, req.TopLogprobs)
+	}
 	send := func(s string) error {
+		if lp != nil && (s != "" || len(lp.pending) > 0) {
+			return req.Logprobs(s, lp.take())
+		}
 		if s == "" {
 			return nil
 		}
@@ -412,6 +429,9 @@ func (e *Engine) Generate(ctx context.Context, req *Request, emit func(string) e
 		mask = make([]uint64, (v+63)/64)
 	}
 	for {
+		if lp != nil {
+			lp.observe(row)
+		}
 		if c := req.Constraint; c != nil {
 			if c.Done() {
 				res.Finish = FinishStop
@@ -434,6 +454,9 @@ func (e *Engine) Generate(ctx context.Context, req *Request, emit func(string) e
 		if e.eos[id] && !req.IgnoreEOS {
 			res.Finish = FinishStop
 			break
+		}
+		if lp != nil {
+			lp.add(id)
 		}
 		text, stopped := stop.push(dec.Add(id))
 		more := !stopped && res.CompletionTokens < req.MaxTokens
