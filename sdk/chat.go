@@ -202,9 +202,9 @@ type chatStream struct {
 
 	mu    sync.Mutex
 	ended bool
-	sent  int              // chunks sent
-	text  strings.Builder  // the whole answer, when not streaming
-	calls []*l7v1.ToolCall // the tool calls, when not streaming
+	sent  int                  // chunks sent
+	text  strings.Builder      // the whole answer, when not streaming
+	calls []*l7v1.ToolCall     // the tool calls, when not streaming
 	lps   []*l7v1.TokenLogprob // the log probabilities, when not streaming
 	chunk l7v1.L7ChatChunk
 	frame dbe.Frame

@@ -64,7 +64,7 @@ type stream struct {
 	deltas  []string
 	calls   []*l7v1.ToolCallDelta
 	lps     [][]*l7v1.TokenLogprob // per SendLogprobs call
-	onDelta func(n int) // called after each delta, unlocked
+	onDelta func(n int)            // called after each delta, unlocked
 }
 
 func (s *stream) SendToolCall(d *l7v1.ToolCallDelta) error {
