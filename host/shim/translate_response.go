@@ -68,7 +68,7 @@ type choiceJSON struct {
 	Message      *messageJSON `json:"message,omitempty"`
 	Delta        *deltaJSON   `json:"delta,omitempty"`
 	Text         *string      `json:"text,omitempty"`
-	Logprobs     *struct{}    `json:"logprobs"` // always null
+	Logprobs     any          `json:"logprobs"` // chatLogprobs, textLogprobs, or nil: null
 	FinishReason *string      `json:"finish_reason"`
 }
 
@@ -167,7 +167,8 @@ func wholeResponse(call *chatCall, reqID [16]byte, created int64, resp *l7v1.L7C
 	}
 	for _, c := range resp.GetChoices() {
 		fr := finishReason(c.GetFinishReason())
-		ch := choiceJSON{Index: c.GetIndex(), FinishReason: &fr}
+		offset := 0
+		ch := choiceJSON{Index: c.GetIndex(), FinishReason: &fr, Logprobs: toLogprobs(call, c.GetLogprobs(), &offset)}
 		if call.endpoint == chatEndpoint {
 			ch.Message = toMessage(c.GetMessage())
 		} else {
