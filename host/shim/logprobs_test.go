@@ -85,4 +85,3 @@ func TestLogprobsJSON(t *testing.T) {
 		}
 	}
 }
-
