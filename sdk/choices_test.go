@@ -10,8 +10,8 @@ import (
 	"github.com/dsmil/l7/sdk"
 	"github.com/dsmil/l7/sdk/dbe"
 	"github.com/dsmil/l7/sdk/mux"
-	"github.com/dsmil/l7/sdk/sdktest"
 	l7v1 "github.com/dsmil/l7/sdk/proto/dsmil/l7/v1"
+	"github.com/dsmil/l7/sdk/sdktest"
 	"google.golang.org/protobuf/proto"
 )
 
