@@ -574,3 +574,52 @@ func TestLogprobs(t *testing.T) {
 	}
 	t.Logf("%q: %d tokens", s.text(), len(all))
 }
+
+// TestChoices: n choices are each what the request gives alone with seed
+// + i, usage counts all of their tokens and the prompt once, each has its
+// finish reason; n whose KV caches exceed the budget is refused on n.
+func TestChoices(t *testing.T) {
+	w, logs := configured(t, map[string]any{"ignore_eos": true, "kv_budget": "200KiB"})
+	if got := w.MaxChoices(); got != 8 {
+		t.Fatalf("MaxChoices %d, want parallelism 8", got)
+	}
+	req := func(n int32, seed int64) *l7v1.L7ChatRequest {
+		p := user("Three takes on the radio log.")
+		p.Temperature, p.Seed, p.MaxTokens, p.N = f32(1), i64(seed), 10, n
+		return p
+	}
+	var alone []string
+	for i := range 3 {
+		text, _, err := chat(t, w, req(1, 40+int64(i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		alone = append(alone, text)
+	}
+	s := &stream{}
+	res, err := w.Chat(context.Background(), &sdk.ChatRequest{Profile: "llm-test", Params: req(3, 40)}, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := []string{s.text(), s.choices[1].text(), s.choices[2].text()}
+	for i := range got {
+		if got[i] != alone[i] {
+			t.Errorf("choice %d: %q; alone with seed %d: %q", i, got[i], 40+i, alone[i])
+		}
+	}
+	if got[0] == got[1] && got[1] == got[2] {
+		t.Errorf("three equal choices %q", got[0])
+	}
+	if res.Usage.GetCompletionTokens() != 30 || len(res.Finishes) != 3 || res.Finishes[2] != l7v1.FinishReason_FINISH_REASON_LENGTH {
+		t.Fatalf("result %+v", res)
+	}
+	if !strings.Contains(logs.String(), `"completion_tokens":30`) {
+		t.Errorf("the request log does not count every choice:\n%s", logs.String())
+	}
+	// 200 KiB holds 200 tokens: 8 choices of ~30 + 10 do not fit.
+	_, _, err = chat(t, w, req(8, 1))
+	var e *mux.Error
+	if !errors.As(err, &e) || e.Code != dbe.CodeInvalidRequest || e.Param != "n" {
+		t.Fatalf("n over the KV budget: %v", err)
+	}
+}

@@ -64,6 +64,7 @@ type stream struct {
 	deltas  []string
 	calls   []*l7v1.ToolCallDelta
 	lps     [][]*l7v1.TokenLogprob // per SendLogprobs call
+	choices map[int]*stream        // choices 1 and on, by Choice
 	onDelta func(n int)            // called after each delta, unlocked
 }
 
@@ -72,6 +73,22 @@ func (s *stream) SendToolCall(d *l7v1.ToolCallDelta) error {
 	defer s.mu.Unlock()
 	s.calls = append(s.calls, d)
 	return nil
+}
+
+// Choice returns choice i's stream (s itself for 0).
+func (s *stream) Choice(i int) sdk.Stream {
+	if i == 0 {
+		return s
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.choices == nil {
+		s.choices = map[int]*stream{}
+	}
+	if s.choices[i] == nil {
+		s.choices[i] = &stream{}
+	}
+	return s.choices[i]
 }
 
 func (s *stream) SendLogprobs(delta string, lps []*l7v1.TokenLogprob) error {
