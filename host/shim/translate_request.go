@@ -413,8 +413,15 @@ func sampling(req *openaiRequest, p *l7v1.L7ChatRequest) *apiError {
 		}
 		p.MaxTokens = int32(min(*maxTokens, maxInt32))
 	}
-	if req.N != nil && *req.N != 1 {
-		return invalidRequest("n", "unsupported_value", "Invalid 'n': %d. Only n=1 is supported; send separate requests for more choices.", *req.N)
+	if req.N != nil {
+		if *req.N < 1 || *req.N > maxChoices {
+			return invalidRequest("n", "invalid_value", "Invalid 'n': %d; it must be between 1 and %d.", *req.N, maxChoices)
+		}
+		// n > 1 reaches the plugin, which generates that many choices or
+		// refuses (400 on n) when it cannot; 1 is the wire's default.
+		if *req.N > 1 {
+			p.N = int32(*req.N)
+		}
 	}
 	stop, e := decodeStop(req.Stop)
 	if e != nil {
@@ -513,6 +520,9 @@ func decodeStop(raw json.RawMessage) ([]string, *apiError) {
 	}
 	return stop, nil
 }
+
+// maxChoices is OpenAI's limit on n.
+const maxChoices = 128
 
 // OpenAI's limits on the alternatives per position: chat's top_logprobs,
 // completions' logprobs.
