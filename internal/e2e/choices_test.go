@@ -26,7 +26,7 @@ func TestLLMAMXChoices(t *testing.T) {
 		return strings.TrimSuffix(string(b), "}") + extra + "}"
 	}
 	type choice struct {
-		Index        int    `json:"index"`
+		Index        int `json:"index"`
 		Message      struct{ Content string }
 		FinishReason string `json:"finish_reason"`
 	}
