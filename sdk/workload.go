@@ -84,11 +84,47 @@ type ToolCallStream interface {
 	SendToolCall(d *l7v1.ToolCallDelta) error
 }
 
+// LogprobStream is implemented by the Stream the SDK hands to Chat: a
+// workload that returns log probabilities (the request set logprobs)
+// type-asserts it and sends each delta with the log probabilities of the
+// tokens it covers; delta may be empty to send only log probabilities (of
+// tokens whose text was held back). Streaming, they become the chunk's
+// logprobs; otherwise the SDK collects them into the choice's logprobs.
+// A workload that does not return them refuses requests that ask (see
+// RefuseLogprobs).
+type LogprobStream interface {
+	Stream
+	SendLogprobs(delta string, lps []*l7v1.TokenLogprob) error
+}
+
+// MultiChoice is implemented by a Chatter that generates several choices
+// of one request (L7ChatRequest.n > 1), at most MaxChoices; the SDK
+// refuses a larger n with INVALID_REQUEST on n, and n > 1 to a Chatter
+// that does not implement it.
+type MultiChoice interface {
+	MaxChoices() int
+}
+
+// ChoiceStream is implemented by the Stream the SDK hands to Chat: a
+// MultiChoice workload sends choice i's deltas (text, tool calls, log
+// probabilities) on Choice(i), a Stream that is also a ToolCallStream and
+// a LogprobStream; the Stream itself is choice 0. Choice returns nil for
+// an index outside the request's n. Choices' deltas may interleave.
+type ChoiceStream interface {
+	Stream
+	Choice(index int) Stream
+}
+
 // ChatResult says how a chat request ended.
 type ChatResult struct {
 	// FinishReason says why generation stopped; FINISH_REASON_UNSPECIFIED
 	// is reported as FINISH_REASON_STOP.
 	FinishReason l7v1.FinishReason
+
+	// Finishes, for a request with several choices, says why each
+	// stopped (by index); a choice it does not cover, or leaves
+	// FINISH_REASON_UNSPECIFIED, has FinishReason.
+	Finishes []l7v1.FinishReason
 
 	// Usage counts the tokens of the request. TotalTokens is filled in when
 	// zero. Nil is reported as all zeros. CompletionTokens feed the plugin's

@@ -179,7 +179,7 @@ func TestStreamChat(t *testing.T) {
 		if text != "echo: stream me please" || finish != "stop" {
 			t.Fatalf("text %q finish %q", text, finish)
 		}
-		if withUsage && (usage == nil || *usage != usageJSON{3, 4, 7}) {
+		if withUsage && (usage == nil || *usage != usageJSON{PromptTokens: 3, CompletionTokens: 4, TotalTokens: 7}) {
 			t.Fatalf("usage %+v", usage)
 		}
 		if !strings.Contains(data[len(data)-2-b2i(withUsage)], `"dsmil_metadata":{"device_id":47,`) {

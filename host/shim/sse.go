@@ -21,7 +21,7 @@ func (s *Server) stream(ctx context.Context, w http.ResponseWriter, rq *request,
 	defer rp.cancel() // a generation still running is cancelled in the plugin
 
 	out := &sseWriter{w: w, rc: http.NewResponseController(w)}
-	st := &streamer{call: call, id: responseID(call.endpoint, rq.id), created: rq.start.Unix(), roleSent: map[int32]bool{}, finished: map[int32]bool{}}
+	st := &streamer{call: call, id: responseID(call.endpoint, rq.id), created: rq.start.Unix(), roleSent: map[int32]bool{}, finished: map[int32]bool{}, offset: map[int32]int{}}
 	interval := s.cfg.Shim.KeepaliveInterval
 	keepalive := time.NewTimer(interval)
 	defer keepalive.Stop()
@@ -138,6 +138,7 @@ type streamer struct {
 	roleSent map[int32]bool
 	finished map[int32]bool
 	usage    *l7v1.Usage
+	offset   map[int32]int // each choice's text so far, in characters (completions' text_offset)
 }
 
 // nullUsage is the "usage": null every chunk but the last carries when
@@ -157,6 +158,12 @@ func (st *streamer) chunks(c *l7v1.L7ChatChunk) []*completion {
 	var out []*completion
 	idx := c.GetIndex()
 	delta := c.GetDelta()
+	var lps any
+	if len(c.GetLogprobs()) > 0 {
+		off := st.offset[idx]
+		lps = toLogprobs(st.call, c.GetLogprobs(), &off)
+		st.offset[idx] = off
+	}
 	if st.call.endpoint == chatEndpoint {
 		if calls := c.GetToolCalls(); len(calls) > 0 {
 			d := &deltaJSON{ToolCalls: toolCallDeltas(calls)}
@@ -166,16 +173,16 @@ func (st *streamer) chunks(c *l7v1.L7ChatChunk) []*completion {
 			if !st.roleSent[idx] {
 				d.Role, st.roleSent[idx] = "assistant", true
 			}
-			out = append(out, st.chunk(choiceJSON{Index: idx, Delta: d}))
-		} else if !st.roleSent[idx] || delta != "" {
+			out = append(out, st.chunk(choiceJSON{Index: idx, Delta: d, Logprobs: lps}))
+		} else if !st.roleSent[idx] || delta != "" || lps != nil {
 			d := &deltaJSON{Content: &delta}
 			if !st.roleSent[idx] {
 				d.Role, st.roleSent[idx] = "assistant", true
 			}
-			out = append(out, st.chunk(choiceJSON{Index: idx, Delta: d}))
+			out = append(out, st.chunk(choiceJSON{Index: idx, Delta: d, Logprobs: lps}))
 		}
-	} else if delta != "" {
-		out = append(out, st.chunk(choiceJSON{Index: idx, Text: &delta}))
+	} else if delta != "" || lps != nil {
+		out = append(out, st.chunk(choiceJSON{Index: idx, Text: &delta, Logprobs: lps}))
 	}
 	if c.GetFinishReason() != l7v1.FinishReason_FINISH_REASON_UNSPECIFIED {
 		last := st.finish(idx, finishReason(c.GetFinishReason()))

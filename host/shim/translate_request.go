@@ -157,6 +157,9 @@ func (s *Server) decodeRequest(body []byte, ep endpoint, t *config.Tenant) (*cha
 	if e := sampling(&req, p); e != nil {
 		return nil, e
 	}
+	if e := logprobs(&req, ep, p); e != nil {
+		return nil, e
+	}
 	if e := noOps(&req, ep); e != nil {
 		return nil, e
 	}
@@ -410,8 +413,15 @@ func sampling(req *openaiRequest, p *l7v1.L7ChatRequest) *apiError {
 		}
 		p.MaxTokens = int32(min(*maxTokens, maxInt32))
 	}
-	if req.N != nil && *req.N != 1 {
-		return invalidRequest("n", "unsupported_value", "Invalid 'n': %d. Only n=1 is supported; send separate requests for more choices.", *req.N)
+	if req.N != nil {
+		if *req.N < 1 || *req.N > maxChoices {
+			return invalidRequest("n", "invalid_value", "Invalid 'n': %d; it must be between 1 and %d.", *req.N, maxChoices)
+		}
+		// n > 1 reaches the plugin, which generates that many choices or
+		// refuses (400 on n) when it cannot; 1 is the wire's default.
+		if *req.N > 1 {
+			p.N = int32(*req.N)
+		}
 	}
 	stop, e := decodeStop(req.Stop)
 	if e != nil {
@@ -511,16 +521,58 @@ func decodeStop(raw json.RawMessage) ([]string, *apiError) {
 	return stop, nil
 }
 
+// maxChoices is OpenAI's limit on n.
+const maxChoices = 128
+
+// OpenAI's limits on the alternatives per position: chat's top_logprobs,
+// completions' logprobs.
+const (
+	maxTopLogprobs     = 20
+	maxTextTopLogprobs = 5
+)
+
+// logprobs reads chat's logprobs (bool) and top_logprobs (0–20, only with
+// logprobs), or completions' logprobs (0–5: the sampled token's and that
+// many alternatives'), into the request. A plugin that has no log
+// probabilities refuses them with a 400.
+func logprobs(req *openaiRequest, ep endpoint, p *l7v1.L7ChatRequest) *apiError {
+	if ep == textEndpoint {
+		if req.TopLogprobs != nil {
+			return unsupported("top_logprobs", "top_logprobs belongs to /v1/chat/completions; /v1/completions takes logprobs: <n>")
+		}
+		if isNull(req.Logprobs) {
+			return nil
+		}
+		var n int64
+		if json.Unmarshal(req.Logprobs, &n) != nil {
+			return invalidRequest("logprobs", "invalid_type", "logprobs must be an integer")
+		}
+		if n < 0 || n > maxTextTopLogprobs {
+			return invalidRequest("logprobs", "invalid_value", "Invalid 'logprobs': %d; it must be between 0 and %d.", n, maxTextTopLogprobs)
+		}
+		p.Logprobs, p.TopLogprobs = true, int32(n)
+		return nil
+	}
+	if !isNull(req.Logprobs) && json.Unmarshal(req.Logprobs, &p.Logprobs) != nil {
+		return invalidRequest("logprobs", "invalid_type", "logprobs must be a boolean")
+	}
+	if req.TopLogprobs != nil {
+		n := *req.TopLogprobs
+		switch {
+		case n < 0 || n > maxTopLogprobs:
+			return invalidRequest("top_logprobs", "invalid_value", "Invalid 'top_logprobs': %d; it must be between 0 and %d.", n, maxTopLogprobs)
+		case n > 0 && !p.Logprobs:
+			return invalidRequest("top_logprobs", "invalid_value", "top_logprobs requires logprobs to be true.")
+		}
+		p.TopLogprobs = int32(n)
+	}
+	return nil
+}
+
 // noOps checks the parameters no plugin behind the shim implements yet:
 // each is accepted only with a value that asks for nothing (the default),
 // and refused with a 400 naming it otherwise — never ignored.
 func noOps(req *openaiRequest, ep endpoint) *apiError {
-	if !isNull(req.Logprobs) && !rawIs(req.Logprobs, "false", "0") {
-		return unsupported("logprobs", "logprobs is not supported")
-	}
-	if req.TopLogprobs != nil && *req.TopLogprobs != 0 {
-		return unsupported("top_logprobs", "top_logprobs is not supported")
-	}
 	if !isNull(req.Modalities) && !rawIs(req.Modalities, `["text"]`) {
 		return unsupported("modalities", "only text output is supported")
 	}

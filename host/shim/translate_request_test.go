@@ -192,14 +192,16 @@ func TestValidation(t *testing.T) {
 		{"chat", `{"model":"dsmil-echo",` + msgs + `,"max_tokens":0}`, "max_tokens", "invalid_value"},
 		{"chat", `{"model":"dsmil-echo",` + msgs + `,"max_completion_tokens":-5}`, "max_completion_tokens", "invalid_value"},
 		{"chat", `{"model":"dsmil-echo",` + msgs + `,"max_tokens":5,"max_completion_tokens":6}`, "max_tokens", "invalid_value"},
-		{"chat", `{"model":"dsmil-echo",` + msgs + `,"n":2}`, "n", "unsupported_value"},
-		{"chat", `{"model":"dsmil-echo",` + msgs + `,"n":0}`, "n", "unsupported_value"},
+		{"chat", `{"model":"dsmil-echo",` + msgs + `,"n":129}`, "n", "invalid_value"},
+		{"chat", `{"model":"dsmil-echo",` + msgs + `,"n":0}`, "n", "invalid_value"},
 		{"chat", `{"model":"dsmil-echo",` + msgs + `,"stop":["a","b","c","d","e"]}`, "stop", "invalid_value"},
 		{"chat", `{"model":"dsmil-echo",` + msgs + `,"stop":7}`, "stop", "invalid_type"},
 		{"chat", `{"model":"dsmil-echo",` + msgs + `,"stream":"yes"}`, "stream", "invalid_type"},
 		{"chat", `{"model":"dsmil-echo",` + msgs + `,"stream_options":{"include_usage":true}}`, "stream_options", "invalid_value"},
-		{"chat", `{"model":"dsmil-echo",` + msgs + `,"logprobs":true}`, "logprobs", "unsupported_parameter"},
-		{"chat", `{"model":"dsmil-echo",` + msgs + `,"top_logprobs":2}`, "top_logprobs", "unsupported_parameter"},
+		{"chat", `{"model":"dsmil-echo",` + msgs + `,"logprobs":1}`, "logprobs", "invalid_type"},
+		{"chat", `{"model":"dsmil-echo",` + msgs + `,"top_logprobs":2}`, "top_logprobs", "invalid_value"},
+		{"chat", `{"model":"dsmil-echo",` + msgs + `,"logprobs":true,"top_logprobs":21}`, "top_logprobs", "invalid_value"},
+		{"chat", `{"model":"dsmil-echo",` + msgs + `,"logprobs":true,"top_logprobs":-1}`, "top_logprobs", "invalid_value"},
 		{"chat", `{"model":"dsmil-echo",` + msgs + `,"response_format":{"type":"xml"}}`, "response_format.type", "invalid_value"},
 		{"chat", `{"model":"dsmil-echo",` + msgs + `,"response_format":{}}`, "response_format.type", "missing_required_parameter"},
 		{"chat", `{"model":"dsmil-echo",` + msgs + `,"response_format":{"type":"json_schema"}}`, "response_format.json_schema", "missing_required_parameter"},
@@ -236,7 +238,9 @@ func TestValidation(t *testing.T) {
 		{"text", `{"model":"dsmil-echo","prompt":"x","echo":true}`, "echo", "unsupported_parameter"},
 		{"text", `{"model":"dsmil-echo","prompt":"x","best_of":3}`, "best_of", "unsupported_parameter"},
 		{"text", `{"model":"dsmil-echo","prompt":"x","suffix":"end"}`, "suffix", "unsupported_parameter"},
-		{"text", `{"model":"dsmil-echo","prompt":"x","logprobs":5}`, "logprobs", "unsupported_parameter"},
+		{"text", `{"model":"dsmil-echo","prompt":"x","logprobs":6}`, "logprobs", "invalid_value"},
+		{"text", `{"model":"dsmil-echo","prompt":"x","logprobs":true}`, "logprobs", "invalid_type"},
+		{"text", `{"model":"dsmil-echo","prompt":"x","logprobs":1,"top_logprobs":1}`, "top_logprobs", "unsupported_parameter"},
 	} {
 		path := map[string]string{"chat": "/v1/chat/completions", "text": "/v1/completions"}[tc.path]
 		resp, body := call(t, "POST", base+path, keyT, tc.body)
@@ -265,11 +269,34 @@ func TestValidation(t *testing.T) {
 			t.Errorf("max_tokens not clamped: %d", p.GetMaxTokens())
 		}
 	}
-	for _, extra := range []string{`"logprobs":0`, `"echo":false`, `"best_of":1`, `"suffix":""`} {
+	for _, extra := range []string{`"logprobs":null`, `"echo":false`, `"best_of":1`, `"suffix":""`} {
 		if resp, body := call(t, "POST", base+"/v1/completions", keyT, `{"model":"dsmil-echo","prompt":"x",`+extra+`}`); resp.StatusCode != 200 {
 			t.Errorf("%s: %d %s", extra, resp.StatusCode, body)
 		}
 		rt.last()
+	}
+	// logprobs reach the payload: chat's bool and top_logprobs,
+	// completions' count.
+	for _, tc := range []struct {
+		path, body string
+		want       bool
+		top        int32
+	}{
+		{"/v1/chat/completions", `{"model":"dsmil-echo",` + msgs + `,"logprobs":true,"top_logprobs":20}`, true, 20},
+		{"/v1/chat/completions", `{"model":"dsmil-echo",` + msgs + `,"logprobs":true}`, true, 0},
+		{"/v1/chat/completions", `{"model":"dsmil-echo",` + msgs + `,"logprobs":false,"top_logprobs":0}`, false, 0},
+		{"/v1/completions", `{"model":"dsmil-echo","prompt":"x","logprobs":0}`, true, 0},
+		{"/v1/completions", `{"model":"dsmil-echo","prompt":"x","logprobs":5}`, true, 5},
+	} {
+		if resp, body := call(t, "POST", base+tc.path, keyT, tc.body); resp.StatusCode != 200 {
+			t.Errorf("%s: %d %s", tc.body, resp.StatusCode, body)
+			continue
+		}
+		var p l7v1.L7ChatRequest
+		proto.Unmarshal(rt.last().Payload, &p)
+		if p.GetLogprobs() != tc.want || p.GetTopLogprobs() != tc.top {
+			t.Errorf("%s: logprobs %v, top_logprobs %d", tc.body, p.GetLogprobs(), p.GetTopLogprobs())
+		}
 	}
 }
 

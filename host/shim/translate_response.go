@@ -11,15 +11,28 @@ import (
 // Responses, in OpenAI's shapes.
 
 type usageJSON struct {
-	PromptTokens     uint32 `json:"prompt_tokens"`
-	CompletionTokens uint32 `json:"completion_tokens"`
-	TotalTokens      uint32 `json:"total_tokens"`
+	PromptTokens        uint32               `json:"prompt_tokens"`
+	CompletionTokens    uint32               `json:"completion_tokens"`
+	TotalTokens         uint32               `json:"total_tokens"`
+	PromptTokensDetails *promptTokensDetails `json:"prompt_tokens_details,omitempty"`
 }
 
+// promptTokensDetails is OpenAI's usage.prompt_tokens_details: the prompt
+// tokens the worker's prefix cache served.
+type promptTokensDetails struct {
+	CachedTokens uint32 `json:"cached_tokens"`
+}
+
+// toUsage is a request's usage in OpenAI's shape; prompt_tokens_details
+// only when the worker reported cached tokens (a worker without a prefix
+// cache says nothing, rather than a made-up 0).
 func toUsage(u *l7v1.Usage) usageJSON {
 	out := usageJSON{PromptTokens: u.GetPromptTokens(), CompletionTokens: u.GetCompletionTokens(), TotalTokens: u.GetTotalTokens()}
 	if out.TotalTokens == 0 {
 		out.TotalTokens = out.PromptTokens + out.CompletionTokens
+	}
+	if u != nil && u.CachedTokens != nil {
+		out.PromptTokensDetails = &promptTokensDetails{CachedTokens: u.GetCachedTokens()}
 	}
 	return out
 }
@@ -55,7 +68,7 @@ type choiceJSON struct {
 	Message      *messageJSON `json:"message,omitempty"`
 	Delta        *deltaJSON   `json:"delta,omitempty"`
 	Text         *string      `json:"text,omitempty"`
-	Logprobs     *struct{}    `json:"logprobs"` // always null
+	Logprobs     any          `json:"logprobs"` // chatLogprobs, textLogprobs, or nil: null
 	FinishReason *string      `json:"finish_reason"`
 }
 
@@ -154,7 +167,8 @@ func wholeResponse(call *chatCall, reqID [16]byte, created int64, resp *l7v1.L7C
 	}
 	for _, c := range resp.GetChoices() {
 		fr := finishReason(c.GetFinishReason())
-		ch := choiceJSON{Index: c.GetIndex(), FinishReason: &fr}
+		offset := 0
+		ch := choiceJSON{Index: c.GetIndex(), FinishReason: &fr, Logprobs: toLogprobs(call, c.GetLogprobs(), &offset)}
 		if call.endpoint == chatEndpoint {
 			ch.Message = toMessage(c.GetMessage())
 		} else {

@@ -70,7 +70,13 @@ tenant "T" {
   compartments   = ["SOC"]
   models         = ["*"]
 }
-`, pluginBin, tinyProfile, modelDir, tinyModelID, extra, tinyModelID, tinyProfile, sha256.Sum256([]byte(testAPIKey))))
+tenant "U" {
+  api_key_sha256 = ["%x"]
+  compartments   = ["SOC"]
+  models         = ["*"]
+}
+`, pluginBin, tinyProfile, modelDir, tinyModelID, extra, tinyModelID, tinyProfile,
+		sha256.Sum256([]byte(testAPIKey)), sha256.Sum256([]byte(otherAPIKey))))
 	p.modelDir = modelDir
 	return p
 }

@@ -117,6 +117,9 @@ test('errors: every class', async () => {
   const chat = (model, content = 'hi') => ({ model, messages: ask(content) });
   let e = await rejects(client.chat.completions.create({ ...chat('dsmil-echo'), n: 2 }), OpenAI.BadRequestError, 400,
     { type: 'invalid_request_error', param: 'n' });
+  // The echo plugin has no logits: logprobs is its 400, naming the parameter.
+  await rejects(client.chat.completions.create({ ...chat('dsmil-echo'), logprobs: true, top_logprobs: 2 }), OpenAI.BadRequestError, 400,
+    { type: 'invalid_request_error', param: 'logprobs' });
   e = await rejects(client.chat.completions.create({ ...chat('dsmil-echo'), temperature: 3 }), OpenAI.BadRequestError, 400, { param: 'temperature' });
   // The shim accepts json_object; the echo plugin cannot constrain its output and says so.
   const rf = await rejects(client.chat.completions.create({ ...chat('dsmil-echo'), response_format: { type: 'json_object' } }),

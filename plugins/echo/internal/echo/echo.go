@@ -154,6 +154,9 @@ func (w *Workload) Chat(ctx context.Context, req *sdk.ChatRequest, out sdk.Strea
 	if err := sdk.RefuseStructured(p, p.GetModel()); err != nil {
 		return nil, err
 	}
+	if err := sdk.RefuseLogprobs(p, p.GetModel()); err != nil {
+		return nil, err
+	}
 	text, finish := Answer(c.prefix+input(p), int(p.GetMaxTokens()), p.GetStop())
 	deltas := split(text, c.chunkSize)
 

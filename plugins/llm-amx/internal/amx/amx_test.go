@@ -285,7 +285,6 @@ func TestBudgetRejection(t *testing.T) {
 		{"prompt over the KV budget", &l7v1.L7ChatRequest{Prompt: strings.Repeat("x y ", 60)}, "prompt", "kv_budget"},
 		{"bad top_p", &l7v1.L7ChatRequest{Prompt: "hi", TopP: f32(1.5)}, "top_p", "top_p"},
 		{"logit bias outside the vocabulary", &l7v1.L7ChatRequest{Prompt: "hi", LogitBias: map[int32]float32{100000: 1}}, "logit_bias", "vocabulary"},
-		{"logprobs", &l7v1.L7ChatRequest{Prompt: "hi", Logprobs: true}, "logprobs", "log probabilities"},
 		{"tools on a raw prompt", &l7v1.L7ChatRequest{Prompt: "hi", Tools: []*l7v1.Tool{{Function: &l7v1.FunctionDef{Name: "f"}}}}, "tools", "messages"},
 		{"unsupported schema keyword", &l7v1.L7ChatRequest{Prompt: "hi", ResponseFormat: &l7v1.ResponseFormat{Type: "json_schema",
 			SchemaJson: `{"type":"object","properties":{"a":{"type":"object","patternProperties":{"x":{}}}}}`}}, "response_format", `(keyword "patternProperties") at JSON pointer "/properties/a/patternProperties"`},
@@ -530,5 +529,97 @@ func TestBatchingSetting(t *testing.T) {
 		if texts[true][i] == "" || texts[true][i] != texts[false][i] {
 			t.Errorf("request %d: batched %q, unbatched %q", i, texts[true][i], texts[false][i])
 		}
+	}
+}
+
+// TestLogprobs: a request with logprobs gets one TokenLogprob per
+// generated token (a final EOS excepted) with the deltas; greedy, each
+// token is its position's most likely, top_logprobs are sorted, and the
+// tokens' bytes concatenate to the text (bytes that form no character are
+// U+FFFD in the text).
+func TestLogprobs(t *testing.T) {
+	w, _ := configured(t, nil)
+	s := &stream{}
+	p := user("Tell me about the mountains.")
+	p.Temperature, p.MaxTokens, p.Logprobs, p.TopLogprobs = f32(0), 12, true, 3
+	res, err := w.Chat(context.Background(), &sdk.ChatRequest{Profile: "llm-test", Params: p}, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var all []*l7v1.TokenLogprob
+	var b []byte
+	for _, lps := range s.lps {
+		all = append(all, lps...)
+	}
+	for i, lp := range all {
+		b = append(b, lp.GetBytes()...)
+		top := lp.GetTopLogprobs()
+		if len(top) != 3 || top[0].GetToken() != lp.GetToken() || top[0].GetLogprob() != lp.GetLogprob() || string(top[0].GetBytes()) != string(lp.GetBytes()) {
+			t.Fatalf("token %d: %v: the greedy token is not the first of top_logprobs", i, lp)
+		}
+		if top[1].GetLogprob() > top[0].GetLogprob() || top[2].GetLogprob() > top[1].GetLogprob() {
+			t.Fatalf("token %d: top_logprobs not sorted: %v", i, top)
+		}
+		if lp.GetToken() != strings.ToValidUTF8(string(lp.GetBytes()), "\uFFFD") || len(lp.GetBytes()) == 0 {
+			t.Fatalf("token %d: token %q, bytes %q", i, lp.GetToken(), lp.GetBytes())
+		}
+	}
+	n := int(res.Usage.GetCompletionTokens())
+	if len(all) != n && !(len(all) == n-1 && res.FinishReason == l7v1.FinishReason_FINISH_REASON_STOP) {
+		t.Fatalf("%d log probabilities for %d tokens (%v)", len(all), n, res.FinishReason)
+	}
+	// The text has U+FFFD for each byte that never forms a character.
+	if string([]rune(string(b))) != s.text() {
+		t.Fatalf("the tokens' bytes %q, the text %q", b, s.text())
+	}
+	t.Logf("%q: %d tokens", s.text(), len(all))
+}
+
+// TestChoices: n choices are each what the request gives alone with seed
+// + i, usage counts all of their tokens and the prompt once, each has its
+// finish reason; n whose KV caches exceed the budget is refused on n.
+func TestChoices(t *testing.T) {
+	w, logs := configured(t, map[string]any{"ignore_eos": true, "kv_budget": "200KiB"})
+	if got := w.MaxChoices(); got != 8 {
+		t.Fatalf("MaxChoices %d, want parallelism 8", got)
+	}
+	req := func(n int32, seed int64) *l7v1.L7ChatRequest {
+		p := user("Three takes on the radio log.")
+		p.Temperature, p.Seed, p.MaxTokens, p.N = f32(1), i64(seed), 10, n
+		return p
+	}
+	var alone []string
+	for i := range 3 {
+		text, _, err := chat(t, w, req(1, 40+int64(i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		alone = append(alone, text)
+	}
+	s := &stream{}
+	res, err := w.Chat(context.Background(), &sdk.ChatRequest{Profile: "llm-test", Params: req(3, 40)}, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := []string{s.text(), s.choices[1].text(), s.choices[2].text()}
+	for i := range got {
+		if got[i] != alone[i] {
+			t.Errorf("choice %d: %q; alone with seed %d: %q", i, got[i], 40+i, alone[i])
+		}
+	}
+	if got[0] == got[1] && got[1] == got[2] {
+		t.Errorf("three equal choices %q", got[0])
+	}
+	if res.Usage.GetCompletionTokens() != 30 || len(res.Finishes) != 3 || res.Finishes[2] != l7v1.FinishReason_FINISH_REASON_LENGTH {
+		t.Fatalf("result %+v", res)
+	}
+	if !strings.Contains(logs.String(), `"completion_tokens":30`) {
+		t.Errorf("the request log does not count every choice:\n%s", logs.String())
+	}
+	// 200 KiB holds 200 tokens: 8 choices of ~30 + 10 do not fit.
+	_, _, err = chat(t, w, req(8, 1))
+	var e *mux.Error
+	if !errors.As(err, &e) || e.Code != dbe.CodeInvalidRequest || e.Param != "n" {
+		t.Fatalf("n over the KV budget: %v", err)
 	}
 }

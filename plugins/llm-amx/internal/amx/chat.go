@@ -14,6 +14,7 @@ import (
 	"github.com/dsmil/l7/sdk"
 	"github.com/dsmil/l7/sdk/dbe"
 	l7v1 "github.com/dsmil/l7/sdk/proto/dsmil/l7/v1"
+	"google.golang.org/protobuf/proto"
 )
 
 // Default sampling parameters, OpenAI's: a request that sets no
@@ -60,15 +61,23 @@ func (w *Workload) Chat(ctx context.Context, req *sdk.ChatRequest, out sdk.Strea
 	if err != nil {
 		return nil, err
 	}
-	gen := &engine.Request{Prompt: prompt, Stop: p.GetStop(), Sampling: sp, IgnoreEOS: st.set.IgnoreEOS, Tenant: req.TenantID}
-	if gen.Constraint, err = st.constraint(p, tools); err != nil {
-		return nil, err
-	}
-	if gen.MaxTokens, err = st.completionLimit(len(prompt), int(p.GetMaxTokens()), promptParam); err != nil {
-		return nil, err
+	n := max(int(p.GetN()), 1)
+	gens := make([]*engine.Request, n)
+	for i := range gens {
+		gen := &engine.Request{Prompt: prompt, Stop: p.GetStop(), Sampling: sp, IgnoreEOS: st.set.IgnoreEOS, Tenant: req.TenantID}
+		// Choice i draws with seed + i: n different choices, each
+		// reproducible with the request's seed.
+		gen.Sampling.Seed += uint64(i)
+		if gen.Constraint, err = st.constraint(p, tools); err != nil {
+			return nil, err
+		}
+		if gen.MaxTokens, err = st.completionLimit(len(prompt), int(p.GetMaxTokens()), promptParam); err != nil {
+			return nil, err
+		}
+		gens[i] = gen
 	}
 
-	need, err := st.need(len(prompt), gen.MaxTokens, promptParam)
+	need, err := st.need(len(prompt), gens[0].MaxTokens, n, promptParam)
 	if err != nil {
 		return nil, err
 	}
@@ -82,43 +91,124 @@ func (w *Workload) Chat(ctx context.Context, req *sdk.ChatRequest, out sdk.Strea
 			"queue_ms", ms(time.Since(start)), "error", err)
 		return nil, err
 	}
-	emit := out.Send
-	var calls *toolEmitter
-	if tools.call {
-		mode := p.GetToolChoice().GetMode()
-		forced := mode == l7v1.ToolChoiceMode_TOOL_CHOICE_MODE_REQUIRED || mode == l7v1.ToolChoiceMode_TOOL_CHOICE_MODE_FUNCTION
-		if calls, err = newToolEmitter(out, tools.format, forced); err != nil {
+	outs := make([]*choiceOut, n)
+	emits := make([]func(string) error, n)
+	for i := range outs {
+		s := out
+		if i > 0 {
+			cs, ok := out.(sdk.ChoiceStream)
+			if !ok || cs.Choice(i) == nil {
+				release()
+				return nil, sdk.Errorf(dbe.CodeInternal, "the SDK's stream has no choice %d", i)
+			}
+			s = cs.Choice(i)
+		}
+		if outs[i], err = st.choiceOut(p, tools, s, gens[i]); err != nil {
 			release()
 			return nil, err
 		}
-		emit = calls.emit
+		emits[i] = outs[i].emit
 	}
 	admitted := time.Now()
-	res, err := eng.Generate(ctx, gen, emit)
+	results, err := eng.GenerateN(ctx, gens, emits)
 	release()
 	w.observe(time.Since(admitted))
-	st.logRequest(req, res, start, admitted, err)
+	res := *results[0]
+	for _, r := range results[1:] {
+		res.CompletionTokens += r.CompletionTokens
+		res.KVBytes += r.KVBytes
+		res.End = later(res.End, r.End)
+	}
+	st.logRequest(req, &res, start, admitted, err)
 	if err != nil {
 		return nil, err
 	}
-	finish := l7v1.FinishReason_FINISH_REASON_STOP
-	if res.Finish == engine.FinishLength {
-		finish = l7v1.FinishReason_FINISH_REASON_LENGTH
-	}
-	if calls != nil {
-		if finish, err = calls.close(finish); err != nil {
+	finishes := make([]l7v1.FinishReason, n)
+	for i, o := range outs {
+		if finishes[i], err = o.close(results[i].Finish); err != nil {
 			return nil, err
 		}
 	}
 	return &sdk.ChatResult{
-		FinishReason: finish,
+		FinishReason: finishes[0],
+		Finishes:     finishes,
 		Usage: &l7v1.Usage{
 			PromptTokens:     uint32(res.PromptTokens),
 			CompletionTokens: uint32(res.CompletionTokens),
 			TotalTokens:      uint32(res.PromptTokens + res.CompletionTokens),
+			CachedTokens:     proto.Uint32(uint32(res.CachedTokens)),
 		},
 		Model: st.set.ModelName,
 	}, nil
+}
+
+// choiceOut is where one choice's text goes: its stream, through the
+// tool-call parser when the model may call tools, with log probabilities
+// when asked.
+type choiceOut struct {
+	emit  func(string) error
+	calls *toolEmitter
+	lps   *logprobOut
+}
+
+// choiceOut sets up out for the choice gen generates.
+func (st *state) choiceOut(p *l7v1.L7ChatRequest, tools toolUse, out sdk.Stream, gen *engine.Request) (*choiceOut, error) {
+	o := &choiceOut{}
+	var err error
+	if p.GetLogprobs() {
+		if o.lps, err = newLogprobOut(out, st.eng.Tokenizer); err != nil {
+			return nil, err
+		}
+		out = o.lps
+	}
+	o.emit = out.Send
+	if tools.call {
+		mode := p.GetToolChoice().GetMode()
+		forced := mode == l7v1.ToolChoiceMode_TOOL_CHOICE_MODE_REQUIRED || mode == l7v1.ToolChoiceMode_TOOL_CHOICE_MODE_FUNCTION
+		if o.calls, err = newToolEmitter(out, tools.format, forced); err != nil {
+			return nil, err
+		}
+		o.emit = o.calls.emit
+	}
+	if o.lps != nil {
+		gen.TopLogprobs = int(p.GetTopLogprobs())
+		gen.Logprobs = func(text string, l []engine.Logprob) error {
+			o.lps.add(l)
+			if text == "" {
+				return nil
+			}
+			return o.emit(text)
+		}
+	}
+	return o, nil
+}
+
+// close ends the choice: the tool calls' finish, the log probabilities
+// still held.
+func (o *choiceOut) close(f engine.Finish) (l7v1.FinishReason, error) {
+	finish := l7v1.FinishReason_FINISH_REASON_STOP
+	if f == engine.FinishLength {
+		finish = l7v1.FinishReason_FINISH_REASON_LENGTH
+	}
+	var err error
+	if o.calls != nil {
+		if finish, err = o.calls.close(finish); err != nil {
+			return finish, err
+		}
+	}
+	if o.lps != nil {
+		if err := o.lps.flush(); err != nil {
+			return finish, err
+		}
+	}
+	return finish, nil
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 // completionLimit is the max_tokens a request generates with: the one it
@@ -156,12 +246,16 @@ func (st *state) completionLimit(promptLen, asked int, promptParam string) (int,
 	return limit, nil
 }
 
-// need is what a request reserves of the KV budget: its KV cache and,
-// unbatched (where prefills run side by side), its prefill working
-// memory. A request that could never fit is refused.
-func (st *state) need(promptLen, maxTokens int, promptParam string) (int64, error) {
+// need is what a request reserves of the KV budget: the KV caches of its
+// n choices and, unbatched (where prefills run side by side), its prefill
+// working memory. A request that could never fit is refused.
+func (st *state) need(promptLen, maxTokens, n int, promptParam string) (int64, error) {
 	eng := st.eng
-	need := eng.KVBytes(promptLen + maxTokens)
+	need := int64(n) * eng.KVBytes(promptLen+maxTokens)
+	if n > 1 && need > st.kvBudget {
+		return 0, sdk.InvalidParam("n", "n=%d choices of %d prompt tokens + max_tokens %d need %s of KV cache; the plugin's "+
+			"kv_budget is %s: lower n or max_tokens", n, promptLen, maxTokens, size(need), size(st.kvBudget))
+	}
 	if eng.Batching() {
 		return need, nil
 	}
@@ -216,10 +310,6 @@ func unsupported(p *l7v1.L7ChatRequest) error {
 		if len(s) > MaxStopBytes {
 			return sdk.InvalidParam("stop", "a stop sequence of %d bytes; llm-amx takes at most %d", len(s), MaxStopBytes)
 		}
-	}
-	switch {
-	case p.GetLogprobs() || p.GetTopLogprobs() > 0:
-		return sdk.InvalidParam("logprobs", "llm-amx does not return log probabilities")
 	}
 	return nil
 }
@@ -309,4 +399,14 @@ func samplingParams(p *l7v1.L7ChatRequest, vocab int) (sampler.Params, error) {
 		return sp, sdk.InvalidParam("temperature", "%v", err)
 	}
 	return sp, nil
+}
+
+// MaxChoices implements sdk.MultiChoice: a request's choices (n) decode as
+// rows of the continuous batch, so at most parallelism of them.
+func (w *Workload) MaxChoices() int {
+	st := w.st.Load()
+	if st == nil {
+		return 1
+	}
+	return max(st.set.Parallelism, 1)
 }

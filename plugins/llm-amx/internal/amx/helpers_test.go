@@ -57,12 +57,15 @@ func configured(t *testing.T, extra map[string]any) (*Workload, *testutil.SyncBu
 	return w, logs
 }
 
-// stream is an sdk.ToolCallStream that records its deltas.
+// stream is an sdk.ToolCallStream and sdk.LogprobStream that records its
+// deltas.
 type stream struct {
 	mu      sync.Mutex
 	deltas  []string
 	calls   []*l7v1.ToolCallDelta
-	onDelta func(n int) // called after each delta, unlocked
+	lps     [][]*l7v1.TokenLogprob // per SendLogprobs call
+	choices map[int]*stream        // choices 1 and on, by Choice
+	onDelta func(n int)            // called after each delta, unlocked
 }
 
 func (s *stream) SendToolCall(d *l7v1.ToolCallDelta) error {
@@ -70,6 +73,29 @@ func (s *stream) SendToolCall(d *l7v1.ToolCallDelta) error {
 	defer s.mu.Unlock()
 	s.calls = append(s.calls, d)
 	return nil
+}
+
+// Choice returns choice i's stream (s itself for 0).
+func (s *stream) Choice(i int) sdk.Stream {
+	if i == 0 {
+		return s
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.choices == nil {
+		s.choices = map[int]*stream{}
+	}
+	if s.choices[i] == nil {
+		s.choices[i] = &stream{}
+	}
+	return s.choices[i]
+}
+
+func (s *stream) SendLogprobs(delta string, lps []*l7v1.TokenLogprob) error {
+	s.mu.Lock()
+	s.lps = append(s.lps, lps)
+	s.mu.Unlock()
+	return s.Send(delta)
 }
 
 func (s *stream) Send(delta string) error {

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"math"
 	"math/bits"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dsmil/l7/plugins/internal/tokenizer"
@@ -79,6 +81,10 @@ type Engine struct {
 	// overlap lets every prefill run its chunks at once (no
 	// prefilling; for benchmarks: the behaviour before chunked prefill).
 	overlap bool
+
+	// prefills counts the prompts prefilled (for tests: n choices share
+	// one).
+	prefills atomic.Int64
 
 	schedOnce sync.Once
 	sched     *scheduler
@@ -258,6 +264,16 @@ type Request struct {
 	// Tenant is the requester's tenant: the prefix cache's scope (no
 	// tenant: no prefix caching).
 	Tenant string
+	// Logprobs, when set, takes the generated text instead of Generate's
+	// emit, with the log probabilities (see Logprob) of the tokens
+	// generated since the previous call: every generated token but a
+	// final EOS is reported once, in order, with the first text that
+	// covers it (text may be empty: tokens of a stop sequence, or whose
+	// text the decoder held back, are reported at the end).
+	Logprobs func(text string, lps []Logprob) error
+	// TopLogprobs is how many of the most likely tokens each position
+	// reports with Logprobs (0–MaxTopLogprobs).
+	TopLogprobs int
 }
 
 // Constraint restricts the tokens a generation may draw, such as a grammar
@@ -321,25 +337,143 @@ func (r *Result) DecodeRate() float64 {
 // final. It returns the result so far with the error of a failed step or
 // emit (ctx's error wrapped when ctx was cancelled).
 func (e *Engine) Generate(ctx context.Context, req *Request, emit func(string) error) (*Result, error) {
-	res := &Result{Start: time.Now(), PromptTokens: len(req.Prompt)}
-	defer func() { res.End = time.Now() }()
-	if len(req.Prompt) == 0 {
-		return res, ErrEmptyPrompt
+	res, err := e.GenerateN(ctx, []*Request{req}, []func(string) error{emit})
+	return res[0], err
+}
+
+// ErrChoices reports requests of one GenerateN that do not share their
+// prompt.
+var ErrChoices = errors.New("engine: the choices of a request must share the prompt")
+
+// GenerateN generates several choices of one prompt (OpenAI's n): reqs
+// share Prompt (and Tenant) and may differ in everything else (seeds,
+// constraints, which are stateful, log-probability callbacks); emits[i]
+// takes choice i's text. The prompt is prefilled once; each further
+// choice starts from a copy of its KV cache, and then every choice decodes
+// on its own (in the continuous batch, a row each). It returns every
+// choice's result so far with the first error; an error ends all choices.
+func (e *Engine) GenerateN(ctx context.Context, reqs []*Request, emits []func(string) error) ([]*Result, error) {
+	results := make([]*Result, len(reqs))
+	start := time.Now()
+	for i := range reqs {
+		results[i] = &Result{Start: start, PromptTokens: len(reqs[0].Prompt)}
 	}
-	total := len(req.Prompt) + req.MaxTokens
-	if req.MaxTokens < 1 || total > e.MaxContext() {
-		return res, fmt.Errorf("%w: %d prompt tokens + max_tokens %d > %d", ErrTooLong, len(req.Prompt), req.MaxTokens, e.MaxContext())
+	end := func() {
+		for _, r := range results {
+			if r.End.IsZero() {
+				r.End = time.Now()
+			}
+		}
+	}
+	defer end()
+	if len(reqs) == 0 || len(emits) != len(reqs) {
+		return results, fmt.Errorf("%w: %d requests, %d emits", ErrChoices, len(reqs), len(emits))
+	}
+	req, res := reqs[0], results[0]
+	if len(req.Prompt) == 0 {
+		return results, ErrEmptyPrompt
+	}
+	for _, r := range reqs {
+		if !slices.Equal(r.Prompt, req.Prompt) || r.Tenant != req.Tenant {
+			return results, ErrChoices
+		}
+		if r.MaxTokens < 1 || len(r.Prompt)+r.MaxTokens > e.MaxContext() {
+			return results, fmt.Errorf("%w: %d prompt tokens + max_tokens %d > %d", ErrTooLong, len(r.Prompt), r.MaxTokens, e.MaxContext())
+		}
 	}
 	sched, err := e.scheduler()
 	if err != nil {
-		return res, err
+		return results, err
 	}
-	seq, err := e.Model.NewSequence(total)
+	seqs := make([]*model.Sequence, len(reqs))
+	// Until a choice's decode takes its sequence over, it is closed here.
+	defer func() {
+		for _, s := range seqs {
+			if s != nil {
+				s.Close()
+			}
+		}
+	}()
+	if seqs[0], err = e.Model.NewSequence(len(req.Prompt) + req.MaxTokens); err != nil {
+		return results, err
+	}
+	seq := seqs[0]
+
+	feed := make([]int64, len(req.Prompt))
+	for i, id := range req.Prompt {
+		feed[i] = int64(id)
+	}
+	var keys [][32]byte
+	cached := 0
+	if e.Prefix != nil && req.Tenant != "" {
+		var blocks []*prefixBlock
+		blocks, keys = e.Prefix.lookup(req.Tenant, req.Prompt)
+		if len(blocks) > 0 {
+			if err := e.Prefix.load(e.Model, seq, blocks); err != nil {
+				return results, err
+			}
+			cached = len(blocks)
+			res.CachedTokens = cached * e.Prefix.Block
+		}
+	}
+	e.prefills.Add(1)
+	row, err := e.prefill(ctx, sched, seq, feed[res.CachedTokens:])
 	if err != nil {
-		return res, err
+		return results, err
 	}
-	// The sequence prefills the prompt; batched, it then joins the batch,
-	// which takes it over (and closes it).
+	if keys != nil {
+		e.Prefix.insert(e.Model, seq, keys, cached)
+	}
+	if len(reqs) == 1 {
+		seqs[0] = nil
+		return results, e.decode(ctx, sched, seq, row, req, emits[0], res)
+	}
+	// Further choices: a copy of the prompt's cache and of its logits.
+	rows := make([][]float32, len(reqs))
+	rows[0] = row
+	n := seq.Len()
+	for i := 1; i < len(reqs); i++ {
+		results[i].CachedTokens = res.CachedTokens
+		if seqs[i], err = e.Model.NewSequence(len(req.Prompt) + reqs[i].MaxTokens); err != nil {
+			return results, err
+		}
+		err = seqs[i].LoadKV(n, func(j, h int, dst []byte) { copy(dst, seq.KVHeadBytes(j, h, 0, n)) })
+		if err != nil {
+			return results, err
+		}
+		rows[i] = slices.Clone(row)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make([]error, len(reqs))
+	var wg sync.WaitGroup
+	for i := range reqs {
+		s := seqs[i]
+		seqs[i] = nil
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if errs[i] = e.decode(ctx, sched, s, rows[i], reqs[i], emits[i], results[i]); errs[i] != nil {
+				cancel()
+			}
+			results[i].End = time.Now()
+		}()
+	}
+	wg.Wait()
+	// The first error that is not another choice's cancellation.
+	var first error
+	for _, err := range errs {
+		if err != nil && (first == nil || errors.Is(first, context.Canceled)) {
+			first = err
+		}
+	}
+	return results, first
+}
+
+// decode generates one choice from its prefilled sequence seq, whose last
+// position's logits are row; it takes seq over (batched, seq joins the
+// batch, which closes it; else it closes it).
+func (e *Engine) decode(ctx context.Context, sched *scheduler, seq *model.Sequence, row []float32, req *Request, emit func(string) error, res *Result) error {
 	var mb *member
 	defer func() {
 		if mb != nil {
@@ -379,33 +513,15 @@ func (e *Engine) Generate(ctx context.Context, req *Request, emit func(string) e
 	smp.AddPrompt(req.Prompt)
 	dec := e.Tokenizer.NewStreamDecoder(tokenizer.SkipSpecial())
 	stop := newStopper(req.Stop)
-
-	feed := make([]int64, len(req.Prompt))
-	for i, id := range req.Prompt {
-		feed[i] = int64(id)
-	}
-	var keys [][32]byte
-	cached := 0
-	if e.Prefix != nil && req.Tenant != "" {
-		var blocks []*prefixBlock
-		blocks, keys = e.Prefix.lookup(req.Tenant, req.Prompt)
-		if len(blocks) > 0 {
-			if err := e.Prefix.load(e.Model, seq, blocks); err != nil {
-				return res, err
-			}
-			cached = len(blocks)
-			res.CachedTokens = cached * e.Prefix.Block
-		}
-	}
-	row, err := e.prefill(ctx, sched, seq, feed[res.CachedTokens:])
-	if err != nil {
-		return res, err
-	}
-	if keys != nil {
-		e.Prefix.insert(e.Model, seq, keys, cached)
-	}
 	v := e.Model.Vocab()
+	var lp *logprober
+	if req.Logprobs != nil {
+		lp = newLogprober(e.vocab, req.TopLogprobs)
+	}
 	send := func(s string) error {
+		if lp != nil && (s != "" || len(lp.pending) > 0) {
+			return req.Logprobs(s, lp.take())
+		}
 		if s == "" {
 			return nil
 		}
@@ -415,20 +531,24 @@ func (e *Engine) Generate(ctx context.Context, req *Request, emit func(string) e
 	if req.Constraint != nil {
 		mask = make([]uint64, (v+63)/64)
 	}
+	var err error
 	for {
+		if lp != nil {
+			lp.observe(row)
+		}
 		if c := req.Constraint; c != nil {
 			if c.Done() {
 				res.Finish = FinishStop
 				break
 			}
 			if err := e.constrain(c, row, mask); err != nil {
-				return res, err
+				return err
 			}
 		}
 		id := smp.Sample(row)
 		if c := req.Constraint; c != nil && !e.eos[id] {
 			if err := c.Advance(id); err != nil {
-				return res, fmt.Errorf("%w: token %d: %v", ErrConstraint, id, err)
+				return fmt.Errorf("%w: token %d: %v", ErrConstraint, id, err)
 			}
 		}
 		res.CompletionTokens++
@@ -439,28 +559,31 @@ func (e *Engine) Generate(ctx context.Context, req *Request, emit func(string) e
 			res.Finish = FinishStop
 			break
 		}
+		if lp != nil {
+			lp.add(id)
+		}
 		text, stopped := stop.push(dec.Add(id))
 		more := !stopped && res.CompletionTokens < req.MaxTokens
 		// The next step starts before the text goes out: the client's
 		// stream and the model run side by side.
 		if more {
 			if err := post(id); err != nil {
-				return res, err
+				return err
 			}
 		}
 		if err := send(text); err != nil {
-			return res, err
+			return err
 		}
 		if stopped {
 			res.Finish = FinishStop
-			return res, nil
+			return nil
 		}
 		if !more {
 			res.Finish = FinishLength
 			break
 		}
 		if row, err = next(); err != nil {
-			return res, err
+			return err
 		}
 	}
 	// The end: what the decoder and the stop matcher held back is final.
@@ -471,7 +594,7 @@ func (e *Engine) Generate(ctx context.Context, req *Request, emit func(string) e
 	if stopped {
 		res.Finish = FinishStop
 	}
-	return res, send(text)
+	return send(text)
 }
 
 // constrain removes from row every id the constraint does not allow, and

@@ -1391,7 +1391,12 @@ type Usage struct {
 	// Tokens generated, summed over all choices.
 	CompletionTokens uint32 `protobuf:"varint,2,opt,name=completion_tokens,json=completionTokens,proto3" json:"completion_tokens,omitempty"`
 	// prompt_tokens + completion_tokens.
-	TotalTokens   uint32 `protobuf:"varint,3,opt,name=total_tokens,json=totalTokens,proto3" json:"total_tokens,omitempty"`
+	TotalTokens uint32 `protobuf:"varint,3,opt,name=total_tokens,json=totalTokens,proto3" json:"total_tokens,omitempty"`
+	// Prompt tokens whose KV cache was reused from an earlier request of the
+	// same tenant (a prefix cache) instead of being computed: OpenAI's
+	// usage.prompt_tokens_details.cached_tokens. Unset when the worker does
+	// not say (it has no prefix cache); set to 0 when nothing was reused.
+	CachedTokens  *uint32 `protobuf:"varint,4,opt,name=cached_tokens,json=cachedTokens,proto3,oneof" json:"cached_tokens,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1443,6 +1448,13 @@ func (x *Usage) GetCompletionTokens() uint32 {
 func (x *Usage) GetTotalTokens() uint32 {
 	if x != nil {
 		return x.TotalTokens
+	}
+	return 0
+}
+
+func (x *Usage) GetCachedTokens() uint32 {
+	if x != nil && x.CachedTokens != nil {
+		return *x.CachedTokens
 	}
 	return 0
 }
@@ -3112,11 +3124,13 @@ const file_dsmil_l7_v1_l7_proto_rawDesc = "" +
 	"\vschema_json\x18\x02 \x01(\tR\n" +
 	"schemaJson\x12\x12\n" +
 	"\x04name\x18\x03 \x01(\tR\x04name\x12\x16\n" +
-	"\x06strict\x18\x04 \x01(\bR\x06strict\"|\n" +
+	"\x06strict\x18\x04 \x01(\bR\x06strict\"\xb8\x01\n" +
 	"\x05Usage\x12#\n" +
 	"\rprompt_tokens\x18\x01 \x01(\rR\fpromptTokens\x12+\n" +
 	"\x11completion_tokens\x18\x02 \x01(\rR\x10completionTokens\x12!\n" +
-	"\ftotal_tokens\x18\x03 \x01(\rR\vtotalTokens\"R\n" +
+	"\ftotal_tokens\x18\x03 \x01(\rR\vtotalTokens\x12(\n" +
+	"\rcached_tokens\x18\x04 \x01(\rH\x00R\fcachedTokens\x88\x01\x01B\x10\n" +
+	"\x0e_cached_tokens\"R\n" +
 	"\n" +
 	"TopLogprob\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x12\x18\n" +
@@ -3405,6 +3419,7 @@ func file_dsmil_l7_v1_l7_proto_init() {
 		(*ContentPart_ImageUrl)(nil),
 		(*ContentPart_ImageData)(nil),
 	}
+	file_dsmil_l7_v1_l7_proto_msgTypes[11].OneofWrappers = []any{}
 	file_dsmil_l7_v1_l7_proto_msgTypes[18].OneofWrappers = []any{
 		(*EmbedInput_Text)(nil),
 		(*EmbedInput_Tokens)(nil),

@@ -14,7 +14,7 @@ import (
 // added to the schema but not to the fixtures fails TestFixturesArePopulated.
 
 func fullUsage() *l7v1.Usage {
-	return &l7v1.Usage{PromptTokens: 12, CompletionTokens: 30, TotalTokens: 42}
+	return &l7v1.Usage{PromptTokens: 12, CompletionTokens: 30, TotalTokens: 42, CachedTokens: proto.Uint32(8)}
 }
 
 func fullToolCall() *l7v1.ToolCall {
@@ -248,7 +248,7 @@ func fullEmbedResponse() *l7v1.L7EmbedResponse {
 	return &l7v1.L7EmbedResponse{
 		Model:     "dsmil-embed",
 		Data:      []*l7v1.Embedding{{Index: 1, Values: []float32{0.6, -0.8}}, {Index: 2, Values: []float32{1, 0}}}, // wire fixture: every field non-zero
-		Usage:     &l7v1.Usage{PromptTokens: 9, CompletionTokens: 1, TotalTokens: 10},
+		Usage:     &l7v1.Usage{PromptTokens: 9, CompletionTokens: 1, TotalTokens: 10, CachedTokens: proto.Uint32(0)},
 		DeviceId:  49,
 		LatencyMs: 3.5,
 		L7Profile: "embed",
