@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -93,49 +92,21 @@ func (p *nodePair) check(ctx context.Context, req func() *dbe.Frame) error {
 }
 
 func startNodePair(ctx context.Context, dir, echo string) (*nodePair, error) {
-	keys := filepath.Join(dir, "keys")
-	if err := os.MkdirAll(keys, 0o700); err != nil {
-		return nil, err
-	}
-	root, err := identity.GenerateKey()
+	kd, err := benchhost.NewKeyDir(filepath.Join(dir, "keys"))
 	if err != nil {
 		return nil, err
 	}
-	now := time.Now()
-	// issue writes name's key and a bundle (role) for it; with key set it
-	// bundles that key instead of a new one.
-	issue := func(file, name, role string, key *identity.PrivateKey) (*identity.Identity, error) {
-		if key == nil {
-			if key, err = identity.GenerateKey(); err != nil {
-				return nil, err
-			}
-			if err := identity.WritePrivateKeyFile(filepath.Join(keys, file+".key"), key); err != nil {
-				return nil, err
-			}
-			if err := identity.WritePublicKeyFile(filepath.Join(keys, file+".pub"), key.Public()); err != nil {
-				return nil, err
-			}
-		}
-		b := &identity.Bundle{Name: name, Role: role, PublicKey: key.Public(), NotBefore: now.Add(-time.Minute), Expiry: now.Add(24 * time.Hour)}
-		if err := b.Sign(root); err != nil {
-			return nil, err
-		}
-		return &identity.Identity{Key: key, Bundle: b}, identity.WriteBundleFile(filepath.Join(keys, file+".bundle"), b)
-	}
-	if err := identity.WritePublicKeyFile(filepath.Join(keys, "root.pub"), root.Public()); err != nil {
-		return nil, err
-	}
-	a, err := issue("a", "router-a", "host", nil)
+	a, err := kd.Issue("a", "router-a", "host", nil)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := issue("a-node", "router-a", "node", a.Key); err != nil {
+	if _, err := kd.Issue("a-node", "router-a", "node", a.Key); err != nil {
 		return nil, err
 	}
-	if _, err := issue("b", "node-b", "host", nil); err != nil {
+	if _, err := kd.Issue("b", "node-b", "host", nil); err != nil {
 		return nil, err
 	}
-	tool, err := issue("tool", "soc-tool", "client", nil)
+	tool, err := kd.Issue("tool", "soc-tool", "client", nil)
 	if err != nil {
 		return nil, err
 	}
@@ -201,18 +172,11 @@ peer "node-b" {
 		p.close()
 		return nil, fmt.Errorf("router host a: %w", err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if ws, _ := p.a.Peers.Workers("echo-remote"); len(ws) > 0 && ws[0].Healthy() {
-			break
-		}
-		if time.Now().After(deadline) {
-			p.close()
-			return nil, fmt.Errorf("node-b's echo did not join a's workers: %+v", p.a.Peers.Links()[0].State())
-		}
-		time.Sleep(20 * time.Millisecond)
+	if err := benchhost.WaitPeer(p.a, "echo-remote"); err != nil {
+		p.close()
+		return nil, err
 	}
-	roots := []*identity.PublicKey{root.Public()}
+	roots := []*identity.PublicKey{kd.Root.Public()}
 	if p.cl, err = client.Dial(ctx, filepath.Join(dir, "run-a/router.sock"), client.Options{Identity: tool, Roots: roots, HostName: "router-a"}); err != nil {
 		p.close()
 		return nil, err
