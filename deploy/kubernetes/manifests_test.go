@@ -287,10 +287,17 @@ func containerPort(t *testing.T, who string, c *corev1.Container, p intstr.IntOr
 
 func TestManifests(t *testing.T) {
 	tr := load(t)
-	if len(tr.k.Images) != 1 || tr.k.Images[0].NewTag == "" || tr.k.Images[0].NewTag == "latest" {
-		t.Fatalf("kustomization images %+v: want one image with a pinned tag", tr.k.Images)
+	// images: the host's first, then the init container's, each with a
+	// pinned tag that kustomize sets
+	if len(tr.k.Images) != 2 {
+		t.Fatalf("kustomization images %+v: want the host's and the init container's", tr.k.Images)
 	}
-	image := tr.k.Images[0].Name
+	for _, im := range tr.k.Images {
+		if im.NewTag == "" || im.NewTag == "latest" || strings.ContainsAny(im.Name, ":@") {
+			t.Errorf("kustomization image %+v: want a bare name and a pinned tag", im)
+		}
+	}
+	image, initImage := tr.k.Images[0].Name, tr.k.Images[1].Name
 	cfgs := map[string]*config.Config{}
 	for _, w := range tr.workloads(t) {
 		t.Run(w.name, func(t *testing.T) {
@@ -305,8 +312,25 @@ func TestManifests(t *testing.T) {
 			}
 			c := &pod.Containers[0]
 			// images: the kustomization's, so that its tag applies
-			if c.Image != image || len(pod.InitContainers) != 0 {
+			if c.Image != image {
 				t.Errorf("image %q, want %q (kustomization images)", c.Image, image)
+			}
+			for _, ic := range pod.InitContainers {
+				if ic.Image != initImage {
+					t.Errorf("init container %s: image %q, want %q (kustomization images)", ic.Name, ic.Image, initImage)
+				}
+			}
+			// $(VAR) in a subPathExpr is the container's env, from the pod's name
+			for _, cc := range append([]corev1.Container{*c}, pod.InitContainers...) {
+				for _, m := range cc.VolumeMounts {
+					for _, v := range varRE.FindAllStringSubmatch(m.SubPathExpr, -1) {
+						if !slices.ContainsFunc(cc.Env, func(e corev1.EnvVar) bool {
+							return e.Name == v[1] && e.ValueFrom != nil && e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "metadata.name"
+						}) {
+							t.Errorf("container %s: subPathExpr %q needs env %s from metadata.name", cc.Name, m.SubPathExpr, v[1])
+						}
+					}
+				}
 			}
 			if len(c.Command) != 1 || path.Base(c.Command[0]) != "dsmil-host" {
 				t.Errorf("command %q, want dsmil-host", c.Command)
@@ -467,10 +491,38 @@ func TestManifests(t *testing.T) {
 	checkTopology(t, tr, cfgs)
 }
 
+var (
+	varRE = regexp.MustCompile(`\$\(([A-Za-z_][A-Za-z0-9_]*)\)`)
+	// copyRE is the init container's copy of a Secret volume's files to
+	// a memory volume, private to the user (the host refuses a private
+	// key that group or others may read)
+	copyRE = regexp.MustCompile(`^umask 077 && cp -L (/\S+)/\* (/\S+)/$`)
+)
+
 // secretFile returns the Secret key that file is in pod podName of w,
-// and whether it is one (items honoured, subPathExpr expanded).
+// and whether it is one (items honoured, subPathExpr expanded, and a file
+// on an emptyDir followed to the Secret an init container copied it from).
 func secretFile(tr *tree, w workload, c *corev1.Container, file, podName string) (string, bool) {
 	v, rel := tryMountOf(w, c, file)
+	if v != nil && v.EmptyDir != nil {
+		for i := range w.pod.Spec.InitContainers {
+			ic := &w.pod.Spec.InitContainers[i]
+			if len(ic.Command) != 3 || ic.Command[0] != "sh" || ic.Command[1] != "-c" {
+				continue
+			}
+			m := copyRE.FindStringSubmatch(ic.Command[2])
+			if m == nil {
+				continue
+			}
+			if !slices.ContainsFunc(ic.VolumeMounts, func(vm corev1.VolumeMount) bool {
+				return vm.Name == v.Name && vm.MountPath == m[2] && vm.SubPath == "" && vm.SubPathExpr == ""
+			}) {
+				continue
+			}
+			return secretFile(tr, w, ic, path.Join(m[1], rel), podName)
+		}
+		return "", false
+	}
 	if v == nil || v.Secret == nil || tr.secrets[v.Secret.SecretName] == nil {
 		return "", false
 	}
