@@ -45,6 +45,18 @@
 //	go run ./bench/llm -dtypes int4 -constrained -vocab qwen [-schema file.json]
 //	go run ./bench/llm -dtypes int4 -rounds 0 -procs 1 -streams 1,2,4,8,16 [-stream-rounds 3]
 //
+// -remote adds the path "remote" (issue 19: a remote llm-amx decodes at
+// ≥ 0.97× a local one): the host above becomes a worker node (a security
+// block, a cross-node listener on loopback, the router host's key trusted
+// for the tenant's claims), and a second in-process host, a router host
+// with no plugin of its own and one peer block for the model's profile,
+// takes the same streamed /v1/completions request on its shim: shim →
+// router → cross-node link (TLS 1.3 SecP384r1MLKEM1024) → the worker's
+// router (claims verified again, its policy) → the same plugin processes.
+// It prints remote/stack ratios.
+//
+//	go run ./bench/llm -dtypes int4 -remote [-rounds 8] [-procs 1]
+//
 // -streams measures concurrent streams through the whole stack (issue 15):
 // a host with one plugin process whose parallelism is the largest count,
 // n streamed /v1/completions requests started together, aggregate and
@@ -110,6 +122,7 @@ func main() {
 	cpuprofile := flag.String("cpuprofile", "", "write this process's CPU profile (host, shim and client) to the file")
 	constrained := flag.Bool("constrained", false, "also measure chat completions free and with response_format json_schema and json_object (constrained decoding)")
 	schemaFile := flag.String("schema", "", "-constrained's JSON Schema (default: an array of at least 1000 bounded records, which cannot end before max_tokens)")
+	remote := flag.Bool("remote", false, "also measure a remote path (issue 19): a second in-process host, a router host whose peer block routes the model to the first (now a worker node with a cross-node listener on loopback), the same /v1/completions request through its shim")
 	vocab := flag.String("vocab", "generated", `the models' tokenizer: "generated" (dsmil-mkmodel's 512 ids) or "qwen" (the real Qwen2.5/Qwen3 vocabulary, 151k tokens, from the tokenizer package's testdata)`)
 	flag.Parse()
 	server.TuneGC() // as dsmil-host serve does
@@ -126,7 +139,7 @@ func main() {
 		defer pprof.StopCPUProfile()
 	}
 	o := options{dir: *models, dtypes: strings.Split(*which, ","), rounds: *rounds, promptLen: *promptLen, tokens: *tokens,
-		threads: *threads, spin: *spin, procs: max(*procs, 1), streams: *streams, streamRounds: *streamRounds, constrained: *constrained, vocab: *vocab}
+		threads: *threads, spin: *spin, procs: max(*procs, 1), streams: *streams, streamRounds: *streamRounds, constrained: *constrained, vocab: *vocab, remote: *remote}
 	if *schemaFile != "" {
 		b, err := os.ReadFile(*schemaFile)
 		if err != nil {
@@ -153,6 +166,7 @@ type options struct {
 	constrained                               bool
 	schema                                    json.RawMessage // -constrained's schema; nil: benchSchema
 	vocab                                     string
+	remote                                    bool
 }
 
 // benchSchema is -constrained's default JSON Schema: an array of records
@@ -226,6 +240,22 @@ func run(o options) error {
 			return err
 		}
 	}
+	var keys *benchhost.KeyDir
+	if o.remote {
+		if keys, err = benchhost.NewKeyDir(filepath.Join(tmp, "keys")); err != nil {
+			return err
+		}
+		a, err := keys.Issue("a", "router-a", "host", nil)
+		if err == nil {
+			_, err = keys.Issue("a-node", "router-a", "node", a.Key)
+		}
+		if err == nil {
+			_, err = keys.Issue("b", "node-b", "host", nil)
+		}
+		if err != nil {
+			return err
+		}
+	}
 	bins := map[string]string{}
 	for name, pkg := range map[string]string{
 		"dsmil-llm-amx": "github.com/dsmil/l7/plugins/llm-amx",
@@ -251,6 +281,8 @@ func run(o options) error {
 		// -constrained: decode and TTFT of json_schema and json_object
 		// against free chat, and free chat against raw.
 		schemaTPS, schemaTTFT, objectTPS, objectTTFT, chatTPS float64
+		// -remote: decode and TTFT of remote against stack
+		remoteTPS, remoteTTFT float64
 	}
 	var rows []row
 	for _, d := range which {
@@ -260,14 +292,45 @@ func run(o options) error {
 		if err != nil {
 			return err
 		}
-		host, err := startHost(tmp, bins["dsmil-llm-amx"], dir, addr, d, o.threads, o.spin, procs, 4)
+		var security, cross, remoteAddr string
+		if o.remote {
+			if cross, err = benchhost.FreeAddr(); err != nil {
+				return err
+			}
+			security = fmt.Sprintf(`
+security {
+  identity_key      = "keys/b.key"
+  identity_bundle   = "keys/b.bundle"
+  roots             = ["keys/root.pub"]
+  cross_node_listen = %q
+  claim_issuer "router-a" {
+    key     = "keys/a.pub"
+    tenants = ["BENCH"]
+  }
+}
+`, cross)
+		}
+		host, err := startHost(tmp, bins["dsmil-llm-amx"], dir, addr, d, o.threads, o.spin, procs, 4, security)
 		if err != nil {
 			return err
+		}
+		var router *server.Host
+		if o.remote {
+			if remoteAddr, err = benchhost.FreeAddr(); err == nil {
+				router, err = startRouterHost(tmp, remoteAddr, cross, d)
+			}
+			if err != nil {
+				host.Shutdown()
+				return fmt.Errorf("router host: %w", err)
+			}
 		}
 		var raws []*rawProc
 		stop := func() {
 			for _, r := range raws {
 				r.close()
+			}
+			if router != nil {
+				router.Shutdown()
 			}
 			host.Shutdown()
 		}
@@ -294,6 +357,9 @@ func run(o options) error {
 			{"raw", func(n int) (sample, error) { return raws[round%procs].run(n) }},
 			{"stack", func(n int) (sample, error) { return completionRun(addr, modelID(d), prompt, n) }},
 			{"plugin", func(n int) (sample, error) { return pluginRun(insts[round%procs], d, prompt, n) }},
+		}
+		if o.remote {
+			paths = append(paths, path{"remote", func(n int) (sample, error) { return completionRun(remoteAddr, modelID(d), prompt, n) }})
 		}
 		if o.constrained {
 			paths = append(paths,
@@ -387,6 +453,9 @@ func run(o options) error {
 		row := row{dtype: d, conc: concRes}
 		row.ttftRatio, row.tpsRatio = ratio("stack", "raw")
 		row.pluginTTFT, row.pluginTPS = ratio("plugin", "raw")
+		if o.remote {
+			row.remoteTTFT, row.remoteTPS = ratio("remote", "stack")
+		}
 		if o.constrained {
 			row.schemaTTFT, row.schemaTPS = ratio("json_schema", "chat")
 			row.objectTTFT, row.objectTPS = ratio("json_object", "chat")
@@ -401,6 +470,14 @@ func run(o options) error {
 				r.ttftRatio, mark(r.ttftRatio <= 1.05), r.pluginTPS, r.pluginTTFT)
 		}
 		fmt.Println("\nratios: medians of the per-round ratios; goals: decode ≥ 0.97× raw, TTFT ≤ 1.05× raw")
+	}
+	if o.remote && rounds > 0 {
+		fmt.Printf("\n%-5s %22s %22s\n", "dtype", "decode remote/stack", "TTFT remote/stack")
+		for _, r := range rows {
+			fmt.Printf("%-5s %20.3f× %s %21.3f×\n", r.dtype, r.remoteTPS, mark(r.remoteTPS >= 0.97), r.remoteTTFT)
+		}
+		fmt.Println("\nremote: through a router host and the cross-node link to the same plugin processes (one machine: both hosts" +
+			"\nshare its cores); medians of the per-round ratios; goal: decode ≥ 0.97× local (stack)")
 	}
 	if o.constrained && rounds > 0 {
 		fmt.Printf("\n%-5s %24s %24s %22s %22s %16s\n", "dtype", "decode json_schema/chat", "decode json_object/chat",
@@ -637,7 +714,7 @@ func streamsRun(tmp, bin, dir, dtype string, o options, prompt string, conc []in
 	if err != nil {
 		return nil, err
 	}
-	host, err := startHost(tmp, bin, dir, addr, dtype, o.threads, o.spin, 1, slices.Max(conc))
+	host, err := startHost(tmp, bin, dir, addr, dtype, o.threads, o.spin, 1, slices.Max(conc), "")
 	if err != nil {
 		return nil, err
 	}
@@ -765,7 +842,7 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1e3 }
 
 // startHost starts dsmil-host in process with one llm-amx plugin block for
 // dtype, of replicas processes.
-func startHost(tmp, bin, modelDir, addr, dtype string, threads int, spin bool, replicas, parallelism int) (*server.Host, error) {
+func startHost(tmp, bin, modelDir, addr, dtype string, threads int, spin bool, replicas, parallelism int, security string) (*server.Host, error) {
 	metrics, err := benchhost.FreeAddr()
 	if err != nil {
 		return nil, err
@@ -805,7 +882,55 @@ plugin "llm-%[4]s" {
 }
 model %[8]q { profile = "bench-%[4]s" }
 `, addr, metrics, config.HashKey(apiKey), dtype, bin, modelDir, dtypes[dtype].variant, modelID(dtype), threads, spin, replicas, parallelism)
-	return benchhost.Start(tmp, src)
+	return benchhost.Start(tmp, security+src)
+}
+
+// startRouterHost starts -remote's router host: no plugin of its own, one
+// peer block routing dtype's profile to the worker node at cross, whose
+// claim issuer it is (its shim mints the tenant's claims with its key).
+func startRouterHost(tmp, addr, cross, dtype string) (*server.Host, error) {
+	metrics, err := benchhost.FreeAddr()
+	if err != nil {
+		return nil, err
+	}
+	h, err := benchhost.Start(tmp, fmt.Sprintf(`
+security {
+  identity_key    = "keys/a.key"
+  identity_bundle = "keys/a.bundle"
+  node_bundle     = "keys/a-node.bundle"
+  roots           = ["keys/root.pub"]
+}
+shim    {
+  listen          = %[1]q
+  request_timeout = "10m"
+}
+router  {
+  socket          = "run-a/router.sock"
+  request_timeout = "10m"
+}
+admin   { socket = "run-a/admin.sock" }
+metrics { listen = %[2]q }
+peer "node-b" {
+  address  = %[3]q
+  profiles = ["bench-%[4]s"]
+}
+tenant "BENCH" {
+  api_key_sha256 = [%[5]q]
+  compartments   = ["SOC"]
+  classification = "UNCLAS"
+  roe            = "ANALYSIS_ONLY"
+  models         = ["*"]
+}
+model %[6]q { profile = "bench-%[4]s" }
+`, addr, metrics, cross, dtype, config.HashKey(apiKey), modelID(dtype)))
+	if err != nil {
+		return nil, err
+	}
+	if err := benchhost.WaitPeer(h, "bench-"+dtype); err != nil {
+		h.Shutdown()
+		return nil, err
+	}
+	return h, nil
 }
 
 // qwenVocabDir makes, in tmp, a model directory that is dir's models

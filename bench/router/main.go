@@ -3,8 +3,10 @@
 //   - added latency: one request at a time, client → router socket → router
 //     → echo plugin, against the host's own session straight to the same
 //     echo plugin process (p50, p99, and the difference);
+//
 //   - throughput: messages per second with 64 requests in flight through the
 //     router's Unix socket, against the same load straight to the plugin;
+//
 //   - security on vs off: the same two measurements through a second router
 //     socket with security on, as a `security` block in dsmil.hcl turns it
 //     on: the DSMIL-PQ1 handshake (ML-KEM-1024 + X25519, ML-DSA-87
@@ -12,6 +14,13 @@
 //     claim token on every request (the full token first, then its 68-byte
 //     reference), verified by the router. The plugin's own socket is sealed in
 //     every path, as it always is.
+//
+//   - remote vs local (issue 19): the same two measurements through two whole
+//     dsmil-hosts in this process (remote.go): a client with its own
+//     identity and claim tokens on router host a's socket, to a's own echo
+//     plugin ("local") and to worker node b's over the cross-node link on
+//     loopback ("remote": TLS 1.3 SecP384r1MLKEM1024, ML-DSA-87 identities,
+//     b re-verifying the claim token and applying its own policy).
 //
 // Rounds of all paths are interleaved so that machine noise hits each.
 //
@@ -191,6 +200,16 @@ tenant "T" {
 		return f
 	}
 
+	// The remote row: two whole hosts, a routing to worker node b.
+	pair, err := startNodePair(ctx, dir, bin)
+	if err != nil {
+		return fmt.Errorf("remote: %w", err)
+	}
+	defer pair.close()
+	if err := pair.check(ctx, req); err != nil {
+		return fmt.Errorf("remote: %w", err)
+	}
+
 	none := func(*dbe.Frame) error { return nil }
 	paths := []struct {
 		name string
@@ -199,6 +218,8 @@ tenant "T" {
 		{"direct", func() error { return direct.Call(ctx, req(), none) }},
 		{"routed", func() error { return viaRouter.Call(ctx, req(), none) }},
 		{"secure", func() error { return viaSecure.Call(ctx, secureReq(), none) }},
+		{"local", func() error { return pair.call(ctx, "echo", req) }},
+		{"remote", func() error { return pair.call(ctx, "echo-remote", req) }},
 	}
 	for _, p := range paths { // warm up
 		for range 200 {
@@ -258,6 +279,11 @@ tenant "T" {
 	fmt.Printf("security on vs off: added latency p50 %v, p99 %v (secure − routed); throughput %.0f msgs/s = %.2f× off (goals ≥ 0.8×, ≥ 100,000 sealed msgs/s)\n",
 		(sp50 - rp50).Round(time.Microsecond/10), (sp99 - rp99).Round(time.Microsecond/10),
 		median(tput["secure"]), median(tput["secure"])/median(tput["routed"]))
+	lp50, lp99 := pct(lat["local"], 0.5), pct(lat["local"], 0.99)
+	mp50, mp99 := pct(lat["remote"], 0.5), pct(lat["remote"], 0.99)
+	fmt.Printf("remote vs local (whole hosts, security on): added latency p50 %v, p99 %v (remote − local); throughput %.0f msgs/s = %.2f× local\n",
+		(mp50 - lp50).Round(time.Microsecond/10), (mp99 - lp99).Round(time.Microsecond/10),
+		median(tput["remote"]), median(tput["remote"])/median(tput["local"]))
 	return nil
 }
 

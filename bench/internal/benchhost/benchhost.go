@@ -1,6 +1,7 @@
 // Package benchhost is what the bench drivers share: an in-process
 // dsmil-host started from dsmil.hcl text and waited for, a free loopback
-// address, and the median of a sample.
+// address, the median of a sample, and the identities of a router host
+// and its worker nodes.
 package benchhost
 
 import (
@@ -14,6 +15,7 @@ import (
 
 	"github.com/dsmil/l7/host/config"
 	"github.com/dsmil/l7/host/server"
+	"github.com/dsmil/l7/sdk/identity"
 	"github.com/hashicorp/go-hclog"
 )
 
@@ -64,4 +66,65 @@ func Median(x []float64) float64 {
 	x = slices.Clone(x)
 	slices.Sort(x)
 	return x[len(x)/2]
+}
+
+// KeyDir writes identities for hosts and clients under Dir, all signed by
+// one root whose public key is Dir/root.pub: what an operator's key
+// directory holds (dsmil-host keys gen / keys bundle).
+type KeyDir struct {
+	Dir  string
+	Root *identity.PrivateKey
+}
+
+// NewKeyDir makes dir with a fresh root.
+func NewKeyDir(dir string) (*KeyDir, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	root, err := identity.GenerateKey()
+	if err != nil {
+		return nil, err
+	}
+	return &KeyDir{Dir: dir, Root: root}, identity.WritePublicKeyFile(filepath.Join(dir, "root.pub"), root.Public())
+}
+
+// Issue writes file.bundle, a day's bundle for name and role signed by the
+// root; for key nil it first writes a new key pair as file.key and
+// file.pub, else it bundles key.
+func (k *KeyDir) Issue(file, name, role string, key *identity.PrivateKey) (*identity.Identity, error) {
+	if key == nil {
+		var err error
+		if key, err = identity.GenerateKey(); err != nil {
+			return nil, err
+		}
+		if err := identity.WritePrivateKeyFile(filepath.Join(k.Dir, file+".key"), key); err != nil {
+			return nil, err
+		}
+		if err := identity.WritePublicKeyFile(filepath.Join(k.Dir, file+".pub"), key.Public()); err != nil {
+			return nil, err
+		}
+	}
+	now := time.Now()
+	b := &identity.Bundle{Name: name, Role: role, PublicKey: key.Public(), NotBefore: now.Add(-time.Minute), Expiry: now.Add(24 * time.Hour)}
+	if err := b.Sign(k.Root); err != nil {
+		return nil, err
+	}
+	return &identity.Identity{Key: key, Bundle: b}, identity.WriteBundleFile(filepath.Join(k.Dir, file+".bundle"), b)
+}
+
+// WaitPeer waits up to ten seconds until one of h's peers serves profile
+// with a healthy instance.
+func WaitPeer(h *server.Host, profile string) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if h.Peers != nil {
+			if ws, _ := h.Peers.Workers(profile); len(ws) > 0 && ws[0].Healthy() {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return errors.New("no healthy worker node instance of profile " + profile)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
