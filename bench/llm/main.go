@@ -944,7 +944,7 @@ func qwenVocabDir(tmp, dir string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("go list -m: %w", err)
 	}
-	src := filepath.Join(strings.TrimSpace(string(root)), "plugins", "llm-amx", "internal", "tokenizer", "testdata", "qwen3")
+	src := filepath.Join(strings.TrimSpace(string(root)), "plugins", "internal", "tokenizer", "testdata", "qwen3")
 	f, err := os.Open(filepath.Join(src, "tokenizer.json.gz"))
 	if err != nil {
 		return "", err
