@@ -3,7 +3,7 @@
 // weights:
 //
 //   - raw: a minimal decode loop written for this benchmark
-//     (plugins/llm-amx/internal/rawdecode, which bench/llm builds and drives
+//     (plugins/internal/llm/rawdecode, which bench/llm builds and drives
 //     in its own process, as the plugin runs in its own): one
 //     model.Sequence on an ONNX Runtime session with the plugin's session
 //     options, Step with the 128-token prompt, then one Step per token,
@@ -259,7 +259,7 @@ func run(o options) error {
 	bins := map[string]string{}
 	for name, pkg := range map[string]string{
 		"dsmil-llm-amx": "github.com/dsmil/l7/plugins/llm-amx",
-		"rawdecode":     "github.com/dsmil/l7/plugins/llm-amx/internal/rawdecode",
+		"rawdecode":     "github.com/dsmil/l7/plugins/internal/llm/rawdecode",
 	} {
 		bins[name] = filepath.Join(tmp, name)
 		if out, err := exec.Command("go", "build", "-o", bins[name], pkg).CombinedOutput(); err != nil {

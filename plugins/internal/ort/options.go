@@ -47,6 +47,16 @@ type Options struct {
 	// system afterwards instead of staying in the arena for the life of
 	// the session. Default false (the arena).
 	DisableArena bool
+
+	// Provider is an execution provider to run the graph on before the
+	// CPU's, by the name ONNX Runtime's AppendExecutionProvider takes
+	// ("OpenVINO", "QNN", "VitisAI"); nodes it cannot run fall back to
+	// the CPU execution provider. "" means the CPU execution provider only.
+	Provider string
+
+	// ProviderOptions are Provider's options, such as {"device_type":
+	// "NPU"} for OpenVINO.
+	ProviderOptions map[string]string
 }
 
 // WithDefaults returns o with the defaults filled in.
@@ -107,6 +117,9 @@ func (o Options) SessionOptions() (*ortgo.SessionOptions, error) {
 	}
 	if o.DisableArena {
 		set = append(set, func() error { return so.SetCpuMemArena(false) })
+	}
+	if o.Provider != "" {
+		set = append(set, func() error { return so.AppendExecutionProvider(o.Provider, o.ProviderOptions) })
 	}
 	for _, f := range set {
 		if err := f(); err != nil {

