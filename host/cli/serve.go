@@ -91,7 +91,7 @@ func runPluginsList(ctx context.Context, args []string, stdout, stderr io.Writer
 		return 0
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NODE\tNAME\tDEVICE\tPROFILES\tVERSION\tPID\tSTATE\tHEALTH\tRESTARTS\tLOAD\tMEM\tUPTIME")
+	fmt.Fprintln(tw, "NODE\tNAME\tDEVICE\tPROFILES\tACCELERATOR\tVERSION\tPID\tSTATE\tHEALTH\tRESTARTS\tLOAD\tMEM\tUPTIME")
 	for _, s := range snaps {
 		node, name := "local", fmt.Sprintf("%s#%d", s.Name, s.Replica)
 		if s.Node != "" {
@@ -104,7 +104,7 @@ func runPluginsList(ctx context.Context, args []string, stdout, stderr io.Writer
 		if s.Healthy {
 			health = "healthy"
 		}
-		pid, uptime, version := "-", "-", s.Version
+		pid, uptime, version, accel := "-", "-", s.Version, s.Accelerator
 		if s.PID != 0 {
 			pid = fmt.Sprint(s.PID)
 			uptime = (time.Duration(s.UptimeSec) * time.Second).String()
@@ -112,8 +112,11 @@ func runPluginsList(ctx context.Context, args []string, stdout, stderr io.Writer
 		if version == "" {
 			version = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%d\t%.2f\t%s\t%s\n", node, name, s.DeviceID,
-			strings.Join(s.Profiles, ","), version, pid, s.State, health, s.Restarts, s.Load, humanBytes(s.MemoryUsed), uptime)
+		if accel == "" {
+			accel = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%.2f\t%s\t%s\n", node, name, s.DeviceID,
+			strings.Join(s.Profiles, ","), accel, version, pid, s.State, health, s.Restarts, s.Load, humanBytes(s.MemoryUsed), uptime)
 	}
 	_ = tw.Flush()
 	// What is wrong now, and why each instance's previous process ended

@@ -110,8 +110,8 @@ var (
 		"Memory used by the plugins of a device (reported by the plugin, or its resident set size).",
 		[]string{"device_id"}, nil)
 	upDesc = prometheus.NewDesc("dsmil_l7_plugin_up",
-		"1 when the plugin instance is running and passed its last health check.",
-		[]string{"plugin", "replica", "device_id"}, nil)
+		"1 when the plugin instance is running and passed its last health check; accelerator is where it computes, as it reports (cpu, cpu-amx, npu; empty when unknown).",
+		[]string{"plugin", "replica", "device_id", "accelerator"}, nil)
 	restartsDesc = prometheus.NewDesc("dsmil_l7_plugin_restarts_total",
 		"Restarts of the plugin instance since the host started.",
 		[]string{"plugin", "replica"}, nil)
@@ -132,7 +132,7 @@ func (c *pluginCollector) Collect(ch chan<- prometheus.Metric) {
 			up = 1
 		}
 		rep := strconv.Itoa(s.Replica)
-		ch <- prometheus.MustNewConstMetric(upDesc, prometheus.GaugeValue, up, s.Name, rep, strconv.Itoa(s.DeviceID))
+		ch <- prometheus.MustNewConstMetric(upDesc, prometheus.GaugeValue, up, s.Name, rep, strconv.Itoa(s.DeviceID), s.Accelerator)
 		ch <- prometheus.MustNewConstMetric(restartsDesc, prometheus.CounterValue, float64(s.Restarts), s.Name, rep)
 	}
 	for dev, b := range mem {

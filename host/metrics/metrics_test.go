@@ -23,8 +23,9 @@ func (s snaps) Snapshots() []pluginmgr.Snapshot { return s }
 
 func TestMetricsEndpoint(t *testing.T) {
 	m := New(snaps{
-		{Name: "llm-amx", Replica: 0, DeviceID: 47, Healthy: true, Restarts: 2, MemoryUsed: 1000},
+		{Name: "llm-amx", Replica: 0, DeviceID: 47, Healthy: true, Restarts: 2, MemoryUsed: 1000, Accelerator: "cpu-amx"},
 		{Name: "llm-amx", Replica: 1, DeviceID: 47, Healthy: false, MemoryUsed: 500},
+		{Name: "llm-npu", Replica: 0, DeviceID: 44, Healthy: true, MemoryUsed: 700, Accelerator: "cpu"},
 	})
 	m.Started()
 	m.Finished("llm-7b-amx", 47, dbe.CodeUnspecified, 30*time.Millisecond, 12, 100)
@@ -52,8 +53,10 @@ func TestMetricsEndpoint(t *testing.T) {
 		`dsmil_l7_tokens_generated_total{device_id="47"} 100`,
 		`dsmil_l7_prompt_tokens_total{device_id="47"} 12`,
 		`dsmil_l7_memory_used_bytes{device_id="47"} 1500`,
-		`dsmil_l7_plugin_up{device_id="47",plugin="llm-amx",replica="0"} 1`,
-		`dsmil_l7_plugin_up{device_id="47",plugin="llm-amx",replica="1"} 0`,
+		`dsmil_l7_plugin_up{accelerator="cpu-amx",device_id="47",plugin="llm-amx",replica="0"} 1`,
+		`dsmil_l7_plugin_up{accelerator="",device_id="47",plugin="llm-amx",replica="1"} 0`,
+		`dsmil_l7_plugin_up{accelerator="cpu",device_id="44",plugin="llm-npu",replica="0"} 1`,
+		`dsmil_l7_memory_used_bytes{device_id="44"} 700`,
 		`dsmil_l7_plugin_restarts_total{plugin="llm-amx",replica="0"} 2`,
 		`dsmil_l7_in_flight 1`,
 	} {

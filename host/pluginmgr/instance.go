@@ -98,6 +98,10 @@ type Snapshot struct {
 	// failed start, unhealthy), kept after it recovered; LastExitAt is when.
 	LastExit   string    `json:"last_exit,omitempty"`
 	LastExitAt time.Time `json:"last_exit_at,omitzero"`
+	// Accelerator is where the instance computes, as its plugin reports
+	// (PluginInfo.Accelerator: "cpu", "cpu-amx", "npu", ...); empty when
+	// it reports none or is not running.
+	Accelerator string `json:"accelerator,omitempty"`
 }
 
 // Snapshot returns the instance's current state.
@@ -113,7 +117,7 @@ func (i *Instance) Snapshot() Snapshot {
 	}
 	if p := i.proc; p != nil {
 		s.PID, s.Started, s.UptimeSec = p.pid, p.started, int64(time.Since(p.started).Seconds())
-		s.Version = p.info.Version
+		s.Version, s.Accelerator = p.info.Version, p.info.Accelerator
 		if len(p.info.Profiles) > 0 {
 			s.Profiles = p.info.Profiles
 		}

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -168,7 +169,7 @@ func Start(ctx context.Context, cfg *config.Config, log hclog.Logger, opts Optio
 		return nil, err
 	}
 	h.shim, err = shim.New(shim.Config{Shim: cfg.Shim, Tenants: cfg.Tenants, Models: cfg.Models, AgentTimeout: cfg.Router.AgentTimeout,
-		Router: r, Ready: h.ready, Logger: log.Named("shim"),
+		Router: r, Ready: h.ready, Logger: log.Named("shim"), Accelerator: h.accelerator,
 		RateLimitHeaders: func(tenant string, hd http.Header) { h.limiter.State(tenant).SetHeaders(hd) },
 		// One claim token per tenant session, reused until it nears expiry.
 		ClaimSource: func(t *config.Tenant) []byte {
@@ -287,6 +288,19 @@ func (h *Host) ready() (bool, string) {
 		}
 	}
 	return true, ""
+}
+
+// accelerator says where the instances serving profile compute, as they
+// report it (the shim's /v1/models): the healthy instances' accelerators,
+// joined by "," when they differ; "" when none has reported one.
+func (h *Host) accelerator(profile string) string {
+	var out []string
+	for _, s := range h.Snapshots() {
+		if s.Healthy && s.Accelerator != "" && slices.Contains(s.Profiles, profile) && !slices.Contains(out, s.Accelerator) {
+			out = append(out, s.Accelerator)
+		}
+	}
+	return strings.Join(out, ",")
 }
 
 // Snapshots implements admin.Source: this host's instances, then its

@@ -41,6 +41,10 @@ type modelJSON struct {
 	Object  string `json:"object"`
 	Created int64  `json:"created"`
 	OwnedBy string `json:"owned_by"`
+	// Accelerator is where the model runs, as its plugin reports ("cpu",
+	// "cpu-amx", "npu"; Config.Accelerator), a DSMIL extension; absent
+	// when no running plugin has said.
+	Accelerator string `json:"accelerator,omitempty"`
 }
 
 type modelList struct {
@@ -70,7 +74,12 @@ func (s *Server) getModel(w http.ResponseWriter, rq *request, id string) {
 }
 
 func (s *Server) model(id string) modelJSON {
-	return modelJSON{ID: id, Object: "model", Created: s.cfg.ModelsCreated.Unix(), OwnedBy: s.models[id].OwnedBy}
+	m := s.models[id]
+	j := modelJSON{ID: id, Object: "model", Created: s.cfg.ModelsCreated.Unix(), OwnedBy: m.OwnedBy}
+	if s.cfg.Accelerator != nil {
+		j.Accelerator = s.cfg.Accelerator(m.Profile)
+	}
+	return j
 }
 
 // complete serves POST /v1/chat/completions and /v1/completions.

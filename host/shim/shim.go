@@ -62,6 +62,10 @@ type Config struct {
 	// most its timeout_seconds may ask, and its budget when it asks none
 	// (dsmil.hcl router.agent_timeout). Default config.DefaultAgentTimeout.
 	AgentTimeout time.Duration
+	// Accelerator, when set, says where the plugins serving a profile
+	// compute ("" unknown): the accelerator field of /v1/models.
+	// dsmil-host reports its running instances' PluginInfo.Accelerator.
+	Accelerator func(profile string) string
 	// ModelsCreated is the "created" time /v1/models reports for every
 	// model. Default: when New was called, so it is stable for the life of
 	// the process.

@@ -129,7 +129,7 @@ func Select(providers []Provider, available []string, devices []Device, want Wan
 			why = append(why, fmt.Sprintf("%s: ONNX Runtime is built without %s and no %s device is present",
 				p.Setting, p.ORTName, strings.Join(p.Drivers, "/")))
 		case !built:
-			why = append(why, fmt.Sprintf("%s: a %s device is present (%s) but ONNX Runtime is built without %s",
+			why = append(why, fmt.Sprintf("%s: the %s device %s is present but ONNX Runtime is built without %s",
 				p.Setting, devices[j].Driver, devices[j].Path, p.ORTName))
 		default:
 			why = append(why, fmt.Sprintf("%s: ONNX Runtime has %s but no %s device is present",

@@ -30,7 +30,7 @@ func TestSelect(t *testing.T) {
 		{name: "provider and device", available: withOV, devices: intel, provider: "openvino"},
 		{name: "provider, no device", available: withOV, fallback: []string{"openvino: ONNX Runtime has OpenVINOExecutionProvider but no intel_vpu device"}},
 		{name: "device, no provider", available: cpuOnly, devices: intel,
-			fallback: []string{"a intel_vpu device is present (/dev/accel/accel0) but ONNX Runtime is built without OpenVINOExecutionProvider"}},
+			fallback: []string{"the intel_vpu device /dev/accel/accel0 is present but ONNX Runtime is built without OpenVINOExecutionProvider"}},
 		{name: "neither", available: cpuOnly,
 			fallback: []string{"ONNX Runtime's providers: CPUExecutionProvider; devices: none", "built without OpenVINOExecutionProvider and no intel_vpu device"}},
 		// the same four, required

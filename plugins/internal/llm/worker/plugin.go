@@ -48,6 +48,10 @@ type Defaults struct {
 	Parallelism int
 	// Queue is the queue default; 0: DefaultQueue.
 	Queue int
+	// NoSpinning makes allow_spinning default to false: idle ONNX Runtime
+	// threads sleep instead of spin-waiting, leaving the cores to other
+	// plugins between steps.
+	NoSpinning bool
 }
 
 // threads is the default of the threads setting.

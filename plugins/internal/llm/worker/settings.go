@@ -102,6 +102,7 @@ func parseSettings(raw map[string]any, getenv func(string) string, p *Plugin) (*
 		Batching: true, PrefillChunk: DefaultPrefillChunk, PrefixCache: -1}
 	s.Session.DisableArena = true
 	s.Session.IntraOpThreads = p.Defaults.threads()
+	s.Session.DisableSpinning = p.Defaults.NoSpinning
 	npu := len(p.NPUs) > 0
 	for name, v := range raw {
 		handled, err := s.Set(name, v)
