@@ -82,13 +82,14 @@ func testLogitBias(t *testing.T, base string) {
 	}
 }
 
-// pluginBin and embedBin are the real dsmil-llm-amx and dsmil-embed, built
-// once for these tests.
-var pluginBin, embedBin string
+// pluginBin, npuBin and embedBin are the real dsmil-llm-amx, dsmil-llm-npu
+// and dsmil-embed, built once for these tests.
+var pluginBin, npuBin, embedBin string
 
 func TestMain(m *testing.M) {
 	testutil.RunWithBinaries(m, []testutil.Binary{
 		{Path: &pluginBin, Name: "dsmil-llm-amx", Pkg: "github.com/dsmil/l7/plugins/llm-amx"},
+		{Path: &npuBin, Name: "dsmil-llm-npu", Pkg: "github.com/dsmil/l7/plugins/llm-npu"},
 		{Path: &embedBin, Name: "dsmil-embed", Pkg: "github.com/dsmil/l7/plugins/embed"},
 	})
 }
