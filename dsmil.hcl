@@ -45,7 +45,7 @@ model "dsmil-echo" {
 plugin "llm-amx" {
   path          = "bin/dsmil-llm-amx"
   device_id     = 47
-  profiles      = ["llm-amx-demo"]
+  profiles      = ["llm-amx-demo", "llm-7b-amx"] # llm-7b-amx: the spec's profile of Device 47
   memory_budget = "2GiB" # weights (~780 MB) + KV cache
   # Plugins get nothing of the host's environment but PATH, HOME, the
   # locale, the Go runtime's variables and what pass_env names: here the
@@ -60,14 +60,45 @@ plugin "llm-amx" {
   model      = "run/models/dsmil-random-qwen2.5-0.5b-int4"
   model_name = "dsmil-demo-random-qwen2.5-0.5b-int4"
   max_tokens = 512 # for requests that set none
-  # threads = 0, parallelism = 8, batching = true, queue = 16, max_context = 32768,
-  # kv_budget = memory_budget - weights: the defaults.
+  # The model's 32768-token context would need 1.48 GiB of prefill working
+  # memory (prefill_chunk 256), which 2 GiB with the weights cannot hold.
+  max_context = 8192
+  # threads = 0 (one per core), parallelism = 8, batching = true, queue = 16,
+  # kv_budget = memory_budget - weights - prefill memory: the defaults.
 }
 
 model "dsmil-demo-random-qwen2.5-0.5b-int4" {
   profile     = "llm-amx-demo"
   # vision    = "dsmil-ocr-ppocrv4" # images in its chats transcribed by Device 45 first (docs/clients.md)
   description = "Random-weight demo decoder (Qwen2.5-0.5B shape, int4): gibberish at a real model's speed."
+}
+
+# The llm-npu plugin (Device 44, spec §2.2: a 1B micro-LLM in 2 GB) runs on
+# an NPU through ONNX Runtime's OpenVINO, QNN or VitisAI execution provider
+# when ONNX Runtime is built with one and the NPU's device is present; else
+# (as with the ONNX Runtime `make ort` installs, a CPU build) on the CPU,
+# which it says in `plugins list`, /v1/models, the metrics and one warning
+# (plugins/llm-npu/README.md). Out of the box it serves a random-weight demo
+# model that `make run` writes on first run (make demo-model: the
+# TinyLlama-1.1B shape, int4, ~780 MB): gibberish at a real 1B model's speed.
+plugin "llm-npu" {
+  path          = "bin/dsmil-llm-npu"
+  device_id     = 44
+  profiles      = ["llm-1b-npu"]
+  memory_budget = "2GiB" # weights (~780 MB) + one prefill chunk + KV cache
+  pass_env      = ["DSMIL_ORT_LIB"]
+  start_timeout = "60s"
+
+  model      = "run/models/dsmil-random-tinyllama-1.1b-int4"
+  model_name = "dsmil-demo-random-tinyllama-1.1b-int4"
+  max_tokens = 256 # for requests that set none
+  # execution_provider = "auto", require_accelerator = false, threads = cores / 4 (at least 1),
+  # allow_spinning = false, max_context = 4096, parallelism = 4, queue = 8: the defaults.
+}
+
+model "dsmil-demo-random-tinyllama-1.1b-int4" {
+  profile     = "llm-1b-npu"
+  description = "Random-weight demo micro-LLM (TinyLlama-1.1B shape, int4) on Device 44: gibberish at a real 1B model's speed."
 }
 
 # The embed plugin (Device 49) serves /v1/embeddings with a
