@@ -100,11 +100,13 @@ func (w *Workload) Info(context.Context) (*sdk.PluginInfo, error) {
 		Version:      w.p.Version,
 		APIVersions:  []uint32{sdk.APIVersion},
 		DeviceID:     w.p.DeviceID,
-		Profiles:     []string{w.p.Profile},
 		Capabilities: []sdk.Capability{sdk.CapChat, sdk.CapStream},
 		Accelerator:  w.accelerator(),
 		CPUFeatures:  w.cpu.List(),
 		Settings:     w.p.specs(),
+	}
+	if w.p.Profile != "" {
+		info.Profiles = []string{w.p.Profile}
 	}
 	if st := w.st.Load(); st != nil {
 		info.DeviceID, info.Profiles = st.cfg.DeviceID, st.cfg.Profiles

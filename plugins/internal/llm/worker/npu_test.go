@@ -144,3 +144,29 @@ func TestNPURefusals(t *testing.T) {
 		t.Errorf("execution_provider cpu: accelerator %q, logs %s", info.Accelerator, logs.String())
 	}
 }
+
+// TestPluginIdentity: before Configure, Info is the Plugin's: name, device,
+// profile (none when it sets none), the CPU as accelerator, and the NPU
+// settings only for a plugin with NPU providers.
+func TestPluginIdentity(t *testing.T) {
+	for _, tc := range []struct {
+		p        Plugin
+		device   uint8
+		profiles string
+		npu      bool
+	}{
+		{npuPlugin(), 44, "llm-1b-npu", true},
+		{testPlugin, 47, "llm-7b-amx", false},
+		{Plugin{Name: "llm-x", Version: "0.0.1"}, 0, "", false},
+	} {
+		info, err := New(tc.p).Info(context.Background())
+		if err != nil || info.Validate() != nil {
+			t.Fatalf("%s: %+v %v %v", tc.p.Name, info, err, info.Validate())
+		}
+		hasNPU := slices.ContainsFunc(info.Settings, func(s sdk.SettingSpec) bool { return s.Name == "execution_provider" })
+		if info.Name != tc.p.Name || info.DeviceID != tc.device || strings.Join(info.Profiles, ",") != tc.profiles ||
+			!strings.HasPrefix(info.Accelerator, "cpu") || hasNPU != tc.npu {
+			t.Errorf("%s: %+v", tc.p.Name, info)
+		}
+	}
+}
