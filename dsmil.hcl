@@ -63,6 +63,11 @@ plugin "llm-amx" {
   # The model's 32768-token context would need 1.48 GiB of prefill working
   # memory (prefill_chunk 256), which 2 GiB with the weights cannot hold.
   max_context = 8192
+  # Idle ONNX Runtime threads sleep instead of spinning: with llm-npu on the
+  # same cores, spinning llm-amx threads took half its decode rate and 40%
+  # of llm-npu's when both decoded; alone it costs nothing measurable
+  # (bench/llm -npu, docs/performance.md).
+  allow_spinning = false
   # threads = 0 (one per core), parallelism = 8, batching = true, queue = 16,
   # kv_budget = memory_budget - weights - prefill memory: the defaults.
 }

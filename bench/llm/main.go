@@ -61,6 +61,14 @@
 // a host with one plugin process whose parallelism is the largest count,
 // n streamed /v1/completions requests started together, aggregate and
 // per-stream decode and TTFT (-rounds 0 skips the raw/stack/plugin rounds).
+//
+// -npu measures llm-amx and llm-npu side by side (issue 16): one host with
+// both plugins (llm-amx on the first dtype's model, llm-npu on a
+// TinyLlama-1.1B-shaped int4 model in -npu-model, with llm-npu's default
+// threads), each plugin's decode alone and then one stream on each at once
+// (npu.go).
+//
+//	go run ./bench/llm -dtypes int4 -rounds 0 -procs 1 -npu [-stream-rounds 3]
 package main
 
 import (
@@ -123,6 +131,8 @@ func main() {
 	constrained := flag.Bool("constrained", false, "also measure chat completions free and with response_format json_schema and json_object (constrained decoding)")
 	schemaFile := flag.String("schema", "", "-constrained's JSON Schema (default: an array of at least 1000 bounded records, which cannot end before max_tokens)")
 	remote := flag.Bool("remote", false, "also measure a remote path (issue 19): a second in-process host, a router host whose peer block routes the model to the first (now a worker node with a cross-node listener on loopback), the same /v1/completions request through its shim")
+	npu := flag.Bool("npu", false, "also measure llm-amx and llm-npu side by side in one host: decode tok/s of each alone and together (first dtype only)")
+	npuModel := flag.String("npu-model", filepath.Join(cache, "dsmil", "models", "tinyllama-1.1b-int4"), "-npu's llm-npu model directory (generated when absent)")
 	vocab := flag.String("vocab", "generated", `the models' tokenizer: "generated" (dsmil-mkmodel's 512 ids) or "qwen" (the real Qwen2.5/Qwen3 vocabulary, 151k tokens, from the tokenizer package's testdata)`)
 	flag.Parse()
 	server.TuneGC() // as dsmil-host serve does
@@ -139,7 +149,8 @@ func main() {
 		defer pprof.StopCPUProfile()
 	}
 	o := options{dir: *models, dtypes: strings.Split(*which, ","), rounds: *rounds, promptLen: *promptLen, tokens: *tokens,
-		threads: *threads, spin: *spin, procs: max(*procs, 1), streams: *streams, streamRounds: *streamRounds, constrained: *constrained, vocab: *vocab, remote: *remote}
+		threads: *threads, spin: *spin, procs: max(*procs, 1), streams: *streams, streamRounds: *streamRounds, constrained: *constrained, vocab: *vocab, remote: *remote,
+		npu: *npu, npuModel: *npuModel}
 	if *schemaFile != "" {
 		b, err := os.ReadFile(*schemaFile)
 		if err != nil {
@@ -167,6 +178,8 @@ type options struct {
 	schema                                    json.RawMessage // -constrained's schema; nil: benchSchema
 	vocab                                     string
 	remote                                    bool
+	npu                                       bool   // -npu: llm-amx and llm-npu side by side
+	npuModel                                  string // -npu's llm-npu model directory
 }
 
 // benchSchema is -constrained's default JSON Schema: an array of records
@@ -259,6 +272,7 @@ func run(o options) error {
 	bins := map[string]string{}
 	for name, pkg := range map[string]string{
 		"dsmil-llm-amx": "github.com/dsmil/l7/plugins/llm-amx",
+		"dsmil-llm-npu": "github.com/dsmil/l7/plugins/llm-npu",
 		"rawdecode":     "github.com/dsmil/l7/plugins/internal/llm/rawdecode",
 	} {
 		bins[name] = filepath.Join(tmp, name)
@@ -412,6 +426,11 @@ security {
 			}
 		}
 		stop()
+		if o.npu && d == which[0] {
+			if err := sideBySide(tmp, bins["dsmil-llm-amx"], bins["dsmil-llm-npu"], dir, o.npuModel, d, prompt, o); err != nil {
+				return err
+			}
+		}
 		var concRes []string
 		if len(conc) > 0 && d == which[0] {
 			if concRes, err = streamsRun(tmp, bins["dsmil-llm-amx"], dir, d, o, prompt, conc); err != nil {

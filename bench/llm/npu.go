@@ -1,0 +1,165 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/dsmil/l7/bench/internal/benchhost"
+	"github.com/dsmil/l7/host/config"
+	"github.com/dsmil/l7/host/server"
+	"github.com/dsmil/l7/internal/mkmodel"
+)
+
+// npuModelID is the llm-npu model of -npu.
+const npuModelID = "bench-random-tinyllama-1.1b-int4"
+
+// ensureNPUModel writes -npu's model, TinyLlama-1.1B's shape with int4
+// weights (block 128), as `make demo-model` does for llm-npu, into dir
+// unless it is there.
+func ensureNPUModel(dir string) error {
+	spec, err := mkmodel.Preset("tinyllama-1.1b")
+	if err != nil {
+		return err
+	}
+	spec.DType, spec.BlockSize = mkmodel.Int4, 128
+	if _, err := os.Stat(filepath.Join(dir, spec.ONNXFile())); err == nil {
+		return nil
+	}
+	fmt.Printf("generating %s int4 into %s ...\n", spec.Name, dir)
+	_, err = mkmodel.Write(dir, spec)
+	return err
+}
+
+// startBothHost starts dsmil-host in process with llm-amx (Device 47, the
+// qwen2.5-0.5b model of dtype, threads and spinning from the flags) and
+// llm-npu (Device 44, npuDir, its own defaults: a quarter of the cores, no
+// spinning, so the run shows the split `make run` has), both ignoring EOS.
+func startBothHost(tmp, amxBin, npuBin, amxDir, npuDir, addr, dtype string, o options) (*server.Host, error) {
+	metrics, err := benchhost.FreeAddr()
+	if err != nil {
+		return nil, err
+	}
+	return benchhost.Start(tmp, fmt.Sprintf(`
+shim    {
+  listen          = %[1]q
+  request_timeout = "10m"
+}
+router  {
+  socket          = "run/router.sock"
+  request_timeout = "10m"
+}
+admin   { socket = "run/admin.sock" }
+metrics { listen = %[2]q }
+tenant "BENCH" {
+  api_key_sha256 = [%[3]q]
+  compartments   = ["SOC"]
+  classification = "UNCLAS"
+  roe            = "ANALYSIS_ONLY"
+  models         = ["*"]
+}
+plugin "llm-amx" {
+  path           = %[4]q
+  device_id      = 47
+  profiles       = ["llm-7b-amx"]
+  model          = %[5]q
+  variant        = %[6]q
+  model_name     = %[7]q
+  threads        = %[8]d
+  allow_spinning = %[9]v
+  ignore_eos     = true
+  pass_env       = ["DSMIL_ORT_LIB"]
+}
+plugin "llm-npu" {
+  path          = %[10]q
+  device_id     = 44
+  profiles      = ["llm-1b-npu"]
+  memory_budget = "2GiB"
+  model         = %[11]q
+  model_name    = %[12]q
+  ignore_eos    = true
+  pass_env      = ["DSMIL_ORT_LIB"]
+}
+model %[7]q { profile = "llm-7b-amx" }
+model %[12]q { profile = "llm-1b-npu" }
+`, addr, metrics, config.HashKey(apiKey), amxBin, amxDir, dtypes[dtype].variant, modelID(dtype), o.threads, o.spin,
+		npuBin, npuDir, npuModelID))
+}
+
+// sideBySide is -npu (issue 16): llm-amx and llm-npu in one host, each
+// plugin's streamed /v1/completions decode alone, then one stream on each
+// started together, in -stream-rounds interleaved rounds; it prints the
+// medians and the together/alone ratios.
+func sideBySide(tmp, amxBin, npuBin, amxDir, npuDir, dtype, prompt string, o options) error {
+	if err := ensureNPUModel(npuDir); err != nil {
+		return err
+	}
+	addr, err := benchhost.FreeAddr()
+	if err != nil {
+		return err
+	}
+	host, err := startBothHost(tmp, amxBin, npuBin, amxDir, npuDir, addr, dtype, o)
+	if err != nil {
+		return err
+	}
+	defer host.Shutdown()
+	accel := map[string]string{}
+	for _, s := range host.Manager.Snapshots() {
+		accel[s.Name] = s.Accelerator
+	}
+	models := []string{modelID(dtype), npuModelID}
+	for _, m := range models { // warm-up
+		if _, err := completionRun(addr, m, prompt, 8); err != nil {
+			return fmt.Errorf("-npu warm-up %s: %w", m, err)
+		}
+	}
+	alone := map[string][]float64{}
+	together := map[string][]float64{}
+	var sum []float64
+	for round := range max(o.streamRounds, 1) {
+		// alone, in an order that alternates between rounds
+		for k := range models {
+			m := models[(round+k)%len(models)]
+			s, err := completionRun(addr, m, prompt, o.tokens)
+			if err != nil {
+				return fmt.Errorf("-npu %s alone: %w", m, err)
+			}
+			alone[m] = append(alone[m], s.tps)
+		}
+		// together: one stream on each, started at once
+		type res struct {
+			model string
+			s     sample
+			err   error
+		}
+		ch := make(chan res, len(models))
+		for _, m := range models {
+			go func() {
+				s, err := completionRun(addr, m, prompt, o.tokens)
+				ch <- res{m, s, err}
+			}()
+		}
+		total := 0.0
+		for range models {
+			r := <-ch
+			if r.err != nil {
+				return fmt.Errorf("-npu %s together: %w", r.model, r.err)
+			}
+			together[r.model] = append(together[r.model], r.s.tps)
+			total += r.s.tps
+		}
+		sum = append(sum, total)
+		time.Sleep(100 * time.Millisecond)
+	}
+	fmt.Printf("\nllm-amx and llm-npu side by side (issue 16): one host, prompt %d tokens, %d generated, %d rounds; streamed /v1/completions\n",
+		o.promptLen, o.tokens, max(o.streamRounds, 1))
+	fmt.Printf("%-8s %-36s %-12s %16s %19s %16s\n", "plugin", "model", "accelerator", "alone tok/s", "together tok/s", "together/alone")
+	for i, name := range []string{"llm-amx", "llm-npu"} {
+		m := models[i]
+		a, t := benchhost.Median(alone[m]), benchhost.Median(together[m])
+		fmt.Printf("%-8s %-36s %-12s %16.1f %19.1f %15.2f×\n", name, m, accel[name], a, t, t/a)
+	}
+	fmt.Printf("%-8s %-36s %-12s %16s %19.1f\n", "both", "(sum of the two streams)", "", "", benchhost.Median(sum))
+	return nil
+}
