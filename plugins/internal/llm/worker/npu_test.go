@@ -170,3 +170,30 @@ func TestPluginIdentity(t *testing.T) {
 		}
 	}
 }
+
+// TestProviderCannotLoad: a provider that ONNX Runtime lists and whose
+// device is present, but with which the session cannot be created, falls
+// back to the CPU (or, required, refuses to start). No NPU provider is
+// built into this machine's ONNX Runtime, so the test uses one it lists
+// (CUDA, without a GPU or its provider library) as the provider.
+func TestProviderCannotLoad(t *testing.T) {
+	needORT(t)
+	cuda := accel.Provider{Setting: "cuda", ORTName: "CUDAExecutionProvider", AppendName: "CUDA", Drivers: []string{"nvidia"}, Accelerator: "gpu"}
+	p := npuPlugin(accel.Device{Path: "/dev/nvidia0", Driver: "nvidia"})
+	p.NPUs = []accel.Provider{cuda}
+	w, err, logs := configureNPU(t, p, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, _ := w.Info(context.Background())
+	if info.Accelerator != w.cpuAccelerator() || !strings.Contains(logs.String(), "running on the CPU, not an NPU") ||
+		!strings.Contains(logs.String(), "CUDAExecutionProvider on /dev/nvidia0 could not load the model") {
+		t.Fatalf("accelerator %q, logs:\n%s", info.Accelerator, logs.String())
+	}
+	_, err, _ = configureNPU(t, p, map[string]any{"require_accelerator": true})
+	var e *mux.Error
+	if !errors.As(err, &e) || e.Param != "require_accelerator" || !strings.Contains(e.Message, "could not load the model on CUDAExecutionProvider") {
+		t.Fatalf("required: %v", err)
+	}
+	t.Logf("required: %s", e.Message)
+}
