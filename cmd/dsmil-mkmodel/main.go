@@ -13,9 +13,16 @@
 // sentence-transformers BERT encoder (onnx/model.onnx, modules.json,
 // 1_Pooling) for the embed plugin instead:
 //
-//	dsmil-mkmodel -preset minilm-l6 -out run/models/dsmil-random-minilm-l6 Writing a second dtype into the same directory adds its
+//	dsmil-mkmodel -preset minilm-l6 -out run/models/dsmil-random-minilm-l6
 //
-// ONNX file (onnx/model.onnx, model_int8.onnx, model_q4.onnx).
+// The CLIP presets clip-vit-b32 and tiny-clip write a CLIP dual encoder
+// (onnx/text_model.onnx, onnx/vision_model.onnx, preprocessor_config.json)
+// for the embed plugin:
+//
+//	dsmil-mkmodel -preset clip-vit-b32 -out run/models/dsmil-random-clip-vit-b32
+//
+// Writing a second dtype into the same directory adds its ONNX file
+// (onnx/model.onnx, model_int8.onnx, model_q4.onnx).
 package main
 
 import (
@@ -37,7 +44,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("dsmil-mkmodel", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
-		preset   = fs.String("preset", "tiny", "shape preset: "+strings.Join(mkmodel.PresetNames(), ", "))
+		preset   = fs.String("preset", "tiny", "shape preset: "+strings.Join(mkmodel.PresetNames(), ", ")+"; encoders: minilm-l6, tiny-encoder; CLIP: clip-vit-b32, tiny-clip")
 		out      = fs.String("out", "", "output directory (required)")
 		dtype    = fs.String("dtype", "fp32", "linear weights: fp32, int8 or int4 (MatMulNBits)")
 		block    = fs.Int("block", 32, "MatMulNBits block size (16, 32, 64, 128, 256)")
@@ -65,6 +72,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if mkmodel.IsEncoderPreset(*preset) {
 		return writeEncoder(*preset, *out, *seed, *layers, *maxPos, stdout, stderr)
+	}
+	if mkmodel.IsCLIPPreset(*preset) {
+		return writeCLIP(*preset, *out, *seed, *layers, stdout, stderr)
 	}
 	s, err := mkmodel.Preset(*preset)
 	if err != nil {
@@ -140,6 +150,32 @@ func writeEncoder(preset, out string, seed uint64, layers, maxPos int, stdout, s
 	sp := r.Spec
 	fmt.Fprintf(stdout, "wrote %s (%s encoder, fp32, %d layers, hidden %d, heads %d, %s pooling, normalize %v, max_seq_length %d) in %s\n",
 		r.ONNX, sp.Name, sp.Layers, sp.Hidden, sp.Heads, sp.Pooling, sp.Normalize, sp.MaxSeqLength, time.Since(start).Round(time.Millisecond))
+	fmt.Fprintln(stdout, "random weights: the vectors mean nothing; for tests, demos and benchmarks only")
+	return 0
+}
+
+// writeCLIP writes a CLIP dual encoder preset (fp32; -layers sets both
+// towers' layers, the other decoder flags do not apply).
+func writeCLIP(preset, out string, seed uint64, layers int, stdout, stderr io.Writer) int {
+	s, err := mkmodel.CLIPPreset(preset)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 2
+	}
+	s.Seed = seed
+	if layers != 0 {
+		s.Text.Layers, s.Vision.Layers = layers, layers
+	}
+	start := time.Now()
+	r, err := mkmodel.WriteCLIP(out, s)
+	if err != nil {
+		fmt.Fprintln(stderr, "dsmil-mkmodel:", err)
+		return 1
+	}
+	sp := r.Spec
+	fmt.Fprintf(stdout, "wrote %s and %s (%s dual encoder, fp32, %.1fM params; text %d layers, hidden %d; vision %d layers, hidden %d, %dx%d images in %dx%d patches; %d-dimensional space) in %s\n",
+		r.TextONNX, r.VisionONNX, sp.Name, float64(sp.Params())/1e6, sp.Text.Layers, sp.Text.Hidden, sp.Vision.Layers, sp.Vision.Hidden,
+		sp.ImageSize, sp.ImageSize, sp.PatchSize, sp.PatchSize, sp.ProjectionDim, time.Since(start).Round(time.Millisecond))
 	fmt.Fprintln(stdout, "random weights: the vectors mean nothing; for tests, demos and benchmarks only")
 	return 0
 }

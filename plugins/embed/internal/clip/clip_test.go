@@ -1,0 +1,134 @@
+package clip
+
+import (
+	"context"
+	"math"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/dsmil/l7/internal/mkmodel"
+	"github.com/dsmil/l7/plugins/internal/ort"
+)
+
+// initORT loads ONNX Runtime, or skips when none is installed (make test
+// always provides one).
+func initORT(t testing.TB) {
+	t.Helper()
+	lib := ort.ResolveLibrary(os.Getenv)
+	if lib == "" {
+		t.Skip("ONNX Runtime is not installed: run make ort (make test does)")
+	}
+	if _, err := ort.Init(lib); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// tinyCLIP writes the tiny-clip preset and returns it loaded, with its
+// reference.
+func tinyCLIP(t *testing.T) (*Model, *mkmodel.CLIPReference, *mkmodel.CLIPResult) {
+	t.Helper()
+	initORT(t)
+	s, err := mkmodel.CLIPPreset("tiny-clip")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Seed = 5
+	r, err := mkmodel.WriteCLIP(filepath.Join(t.TempDir(), "clip"), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := Load(r.Dir, ort.Options{IntraOpThreads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	ref, err := mkmodel.NewCLIPReference(r.Spec, r.Tokenizer.ID(mkmodel.EndOfText))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, ref, r
+}
+
+var texts = []string{
+	"a photo of a cat",
+	"hello",
+	"The local plane answers questions on the machine itself, and nothing leaves the host.",
+	"unaffable tokenization of words the vocabulary lacks: zyx 42",
+}
+
+// testPixels is a deterministic pseudo-image in CLIP's normalised range.
+func testPixels(n, seed int) []float32 {
+	p := make([]float32, n)
+	for i := range p {
+		p[i] = float32(math.Sin(float64(i*(seed+3))*0.37+float64(seed))) * 1.8
+	}
+	return p
+}
+
+func maxDiff(a, b []float32) float64 {
+	d := 0.0
+	for i := range a {
+		d = max(d, math.Abs(float64(a[i]-b[i])))
+	}
+	return d
+}
+
+// TestMatchesReference runs the generated dual encoder on ONNX Runtime —
+// four texts of different lengths in one padded batch, three images in one
+// batch — and compares every vector with the Go reference forward pass of
+// the same weights (mkmodel.CLIPReference), normalised.
+func TestMatchesReference(t *testing.T) {
+	m, ref, r := tinyCLIP(t)
+	if m.Layout != LayoutSplit || m.Config.ProjectionDim != 24 || m.Config.MaxSeqLength != 77 || !m.Config.RandomWeights || !m.textMask {
+		t.Fatalf("layout %s, config %+v, mask %v", m.Layout, m.Config, m.textMask)
+	}
+	seqs := make([][]int64, len(texts))
+	for i, s := range texts {
+		seqs[i] = m.Encode(s)
+	}
+	sot, eot := int64(r.Tokenizer.ID(mkmodel.StartOfText)), int64(r.Tokenizer.ID(mkmodel.EndOfText))
+	if s := seqs[1]; s[0] != sot || s[len(s)-1] != eot {
+		t.Fatalf("%q encodes to %v: no <|startoftext|> … <|endoftext|>", texts[1], s)
+	}
+	got, err := m.EmbedText(context.Background(), seqs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	worst := 0.0
+	for i, s := range seqs {
+		want, err := ref.TextEmbeds(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := maxDiff(got[i], normalize(want)); d > 1e-5 {
+			t.Errorf("text %d (%d tokens): max |ORT - reference| = %g", i, len(s), d)
+		} else {
+			worst = max(worst, d)
+		}
+	}
+	t.Logf("texts: largest difference from the reference %.2g", worst)
+
+	n := 3 * 32 * 32
+	images := [][]float32{testPixels(n, 1), testPixels(n, 2), make([]float32, n)}
+	vecs, err := m.EmbedImages(context.Background(), images)
+	if err != nil {
+		t.Fatal(err)
+	}
+	worst = 0
+	for i, px := range images {
+		want, err := ref.ImageEmbeds(px)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := maxDiff(vecs[i], normalize(want)); d > 1e-5 {
+			t.Errorf("image %d: max |ORT - reference| = %g", i, d)
+		} else {
+			worst = max(worst, d)
+		}
+		if len(vecs[i]) != len(got[0]) {
+			t.Errorf("image vector %d values, text vector %d", len(vecs[i]), len(got[0]))
+		}
+	}
+	t.Logf("images: largest difference from the reference %.2g", worst)
+}
