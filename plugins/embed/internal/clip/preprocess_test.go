@@ -1,0 +1,191 @@
+package clip
+
+import (
+	"bytes"
+	"compress/gzip"
+	"encoding/binary"
+	"encoding/json"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/dsmil/l7/internal/mkmodel"
+	"github.com/dsmil/l7/plugins/internal/imagefile"
+)
+
+// clipPreprocess is openai/clip-vit-base-patch32's preprocessing, as
+// dsmil-mkmodel writes it for clip-vit-b32.
+func clipPreprocess(t *testing.T) *Preprocess {
+	t.Helper()
+	s, _ := mkmodel.CLIPPreset("tiny-clip")
+	s.ImageSize, s.PatchSize = 224, 32 // clip-vit-b32's images on tiny towers
+	r, err := mkmodel.WriteCLIP(filepath.Join(t.TempDir(), "m"), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := loadPreprocess(filepath.Join(r.Dir, "preprocessor_config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestPixelsMatchTransformersJS decodes and preprocesses each test image
+// (testdata/images, made by testdata/gen/gen.mjs) and compares the pixel
+// values with those transformers.js's CLIPImageProcessor gave in Node
+// (testdata/pixels). Differences are counted in 8-bit levels of their
+// channel: one level is 1/255/std ≈ 0.0146 after normalisation.
+//
+// PNGs decode to the same bytes in Go and in libvips, and the resize
+// reproduces libvips's fixed-point bicubic affine: every value must be
+// equal (to 1e-4 of a level: float32 rounding). JPEGs decode differently: Go's
+// image/jpeg and libjpeg (mozjpeg, in sharp) differ by an 8-bit level here
+// and there in their IDCT and colour conversion, and for 4:2:0 chroma Go
+// repeats each chroma sample where libjpeg interpolates them ("fancy
+// upsampling"), so their bounds are in levels, with the share of values
+// allowed to differ at all.
+func TestPixelsMatchTransformersJS(t *testing.T) {
+	var index struct {
+		Generator string `json:"generator"`
+		Images    []struct {
+			Name string `json:"name"`
+			Dims []int  `json:"dims"`
+		} `json:"images"`
+	}
+	b, err := os.ReadFile("testdata/pixels.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &index); err != nil {
+		t.Fatal(err)
+	}
+	if len(index.Images) < 10 {
+		t.Fatalf("%d reference images", len(index.Images))
+	}
+	p := clipPreprocess(t)
+	for _, im := range index.Images {
+		t.Run(im.Name, func(t *testing.T) {
+			want := readF32(t, filepath.Join("testdata/pixels", im.Name+".f32.gz"))
+			data, err := os.ReadFile(filepath.Join("testdata/images", im.Name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			d, err := imagefile.Decode(data, imagefile.DefaultLimits)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := p.Pixels(ToRGB(d))
+			if len(got) != len(want) || len(got) != 3*224*224 {
+				t.Fatalf("%d values, transformers.js %d", len(got), len(want))
+			}
+			// Differences in 8-bit levels of their channel.
+			worst, sum, off := 0.0, 0.0, 0
+			for i := range got {
+				dv := math.Abs(float64(got[i]-want[i])) * 255 * p.Std[i/(224*224)]
+				worst, sum = max(worst, dv), sum+dv
+				if dv > 1e-4 {
+					off++
+				}
+			}
+			maxLevels, maxMean := 0.0, 0.0 // PNG: exact
+			switch {
+			case strings.Contains(im.Name, "420"):
+				maxLevels, maxMean = 80, 1.2
+			case strings.HasSuffix(im.Name, ".jpg"):
+				maxLevels, maxMean = 3, 0.3
+			}
+			mean := sum / float64(len(got))
+			t.Logf("max |Δ| %.2f levels, mean %.3f levels; %d of %d values differ (%.2f%%)", worst, mean, off, len(got), 100*float64(off)/float64(len(got)))
+			if worst > maxLevels+1e-4 || mean > maxMean {
+				t.Errorf("max |Δ| %.2f levels, mean %.3f levels; allowed %.0f and %.1f", worst, mean, maxLevels, maxMean)
+			}
+		})
+	}
+}
+
+func readF32(t *testing.T, path string) []float32 {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make([]float32, len(raw)/4)
+	if err := binary.Read(bytes.NewReader(raw), binary.LittleEndian, out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestPreprocessConfig: the preprocessor_config.json forms read, and those
+// refused with what is wrong.
+func TestPreprocessConfig(t *testing.T) {
+	write := func(body string) string {
+		p := filepath.Join(t.TempDir(), "preprocessor_config.json")
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	norm := `"do_normalize": true, "image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5]`
+	// The legacy form (openai/clip-vit-base-patch32's first upload): a
+	// number is the shortest edge, as transformers reads it.
+	p, err := loadPreprocess(write(`{"do_resize": true, "size": 224, "resample": 3, "do_center_crop": true, "crop_size": 224, ` + norm + `}`))
+	if err != nil || p.ShortestEdge != 224 || p.CropW != 224 || p.CropH != 224 || !p.Rescale || p.RescaleFactor != 1.0/255 {
+		t.Fatalf("legacy config: %+v, %v", p, err)
+	}
+	if w, h := p.ResizedSize(640, 480); w != 298 || h != 224 {
+		t.Errorf("640x480 resizes to %dx%d, want 298x224", w, h)
+	}
+	if w, h := p.ResizedSize(100, 60); w != 373 || h != 224 {
+		t.Errorf("100x60 resizes to %dx%d, want 373x224", w, h)
+	}
+	for _, tc := range []struct{ body, want string }{
+		{`{"do_resize": true, "size": {"shortest_edge": 224}, "resample": 2, "do_center_crop": true, "crop_size": 224}`, "resample is 2; only 3 (bicubic"},
+		{`{"do_resize": true, "size": {"shortest_edge": 224}, "do_center_crop": true, "crop_size": 224}`, "resample is unset"},
+		{`{"do_resize": true, "size": {"shortest_edge": 224}, "resample": 3}`, "cannot feed the vision model"},
+		{`{"do_resize": true, "size": {"shortest_edge": 224, "longest_edge": 500}, "resample": 3}`, "longest_edge is not supported"},
+		{`{"do_resize": true, "size": {"shortest_edge": 224}, "resample": 3, "do_center_crop": true, "crop_size": 224, "do_normalize": true}`, "image_mean and image_std"},
+		{`{"do_resize": true, "size": {"height": 224, "width": 224}, "resample": 3, "crop_pct": 0.9}`, "crop_pct"},
+	} {
+		if _, err := loadPreprocess(write(tc.body)); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want an error naming %q", tc.body, err, tc.want)
+		}
+	}
+	// A fixed-size resize needs no crop.
+	p, err = loadPreprocess(write(`{"do_resize": true, "size": {"height": 96, "width": 64}, "resample": 3}`))
+	if err != nil || p.CropW != 64 || p.CropH != 96 {
+		t.Fatalf("fixed size: %+v, %v", p, err)
+	}
+}
+
+// TestCenterCropPads: a crop larger than the image pads it with black,
+// centred as RawImage.center_crop does.
+func TestCenterCropPads(t *testing.T) {
+	p := &Preprocess{CenterCrop: true, CropW: 5, CropH: 4}
+	m := &RGB{W: 2, H: 3, Pix: []uint8{1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4, 5, 5, 5, 6, 6, 6}}
+	px := p.Pixels(m)
+	// Left pad floor(3/2) = 1, top pad floor(1/2) = 0.
+	want := []float32{
+		0, 1, 2, 0, 0,
+		0, 3, 4, 0, 0,
+		0, 5, 6, 0, 0,
+		0, 0, 0, 0, 0,
+	}
+	for i, v := range want {
+		if px[i] != v {
+			t.Fatalf("red plane %v, want %v", px[:20], want)
+		}
+	}
+}
