@@ -26,13 +26,22 @@ type Config struct {
 	// ImageSize is the side of the square image the vision model takes
 	// (vision_config.image_size).
 	ImageSize int
+	// PatchSize is vision_config.patch_size.
+	PatchSize int
 	// Pre is the image preprocessing (preprocessor_config.json).
 	Pre Preprocess
 	// RandomWeights is set for models dsmil-mkmodel wrote.
 	RandomWeights bool
 }
 
-// isCLIP reports whether config.json at dir says model_type "clip" (or
+// ImageTokens is the vision encoder's sequence length, its patches and
+// class token: what an image counts in usage (50 for ViT-B/32).
+func (c *Config) ImageTokens() int {
+	g := c.ImageSize / c.PatchSize
+	return g*g + 1
+}
+
+// IsCLIP reports whether config.json at dir says model_type "clip" (or
 // has both a text_config and a vision_config).
 func IsCLIP(dir string) bool {
 	var cj struct {
@@ -57,13 +66,14 @@ func LoadConfig(dir string) (*Config, error) {
 		} `json:"text_config"`
 		Vision struct {
 			ImageSize int `json:"image_size"`
+			PatchSize int `json:"patch_size"`
 		} `json:"vision_config"`
 		DSMIL map[string]any `json:"dsmil"`
 	}
 	if err := readJSON(filepath.Join(dir, "config.json"), &cj, true); err != nil {
 		return nil, err
 	}
-	c := &Config{ProjectionDim: cj.Projection, MaxSeqLength: cj.Text.MaxPositions, Vocab: cj.Text.Vocab, ImageSize: cj.Vision.ImageSize}
+	c := &Config{ProjectionDim: cj.Projection, MaxSeqLength: cj.Text.MaxPositions, Vocab: cj.Text.Vocab, ImageSize: cj.Vision.ImageSize, PatchSize: cj.Vision.PatchSize}
 	c.RandomWeights, _ = cj.DSMIL["random_weights"].(bool)
 	// transformers' defaults for a CLIP config that leaves them out.
 	if c.ProjectionDim == 0 {
@@ -74,6 +84,9 @@ func LoadConfig(dir string) (*Config, error) {
 	}
 	if c.ImageSize == 0 {
 		c.ImageSize = 224
+	}
+	if c.PatchSize <= 0 || c.PatchSize > c.ImageSize {
+		c.PatchSize = 32
 	}
 	pre, err := loadPreprocess(filepath.Join(dir, "preprocessor_config.json"))
 	if err != nil {
