@@ -145,7 +145,7 @@ func (t *CLIPTokenizer) tokenizerJSON() map[string]any {
 	sot, eot := vocab[StartOfText], vocab[EndOfText]
 	added := []map[string]any{
 		{"id": sot, "content": StartOfText, "single_word": false, "lstrip": false, "rstrip": false, "normalized": true, "special": true},
-		{"id": eot, "content": EndOfText, "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true},
+		{"id": eot, "content": EndOfText, "single_word": false, "lstrip": false, "rstrip": false, "normalized": true, "special": true},
 	}
 	return map[string]any{
 		"version": "1.0", "truncation": nil, "padding": nil, "added_tokens": added,
@@ -156,7 +156,7 @@ func (t *CLIPTokenizer) tokenizerJSON() map[string]any {
 		}},
 		"pre_tokenizer": map[string]any{"type": "Sequence", "pretokenizers": []any{
 			map[string]any{"type": "Split", "pattern": map[string]any{"Regex": clipSplit}, "behavior": "Removed", "invert": true},
-			map[string]any{"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": false},
+			map[string]any{"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true},
 		}},
 		"post_processor": map[string]any{"type": "RobertaProcessing", "sep": []any{EndOfText, eot}, "cls": []any{StartOfText, sot},
 			"trim_offsets": false, "add_prefix_space": false},

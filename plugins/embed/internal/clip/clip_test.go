@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/dsmil/l7/internal/mkmodel"
@@ -90,6 +91,29 @@ func TestMatchesReference(t *testing.T) {
 	sot, eot := int64(r.Tokenizer.ID(mkmodel.StartOfText)), int64(r.Tokenizer.ID(mkmodel.EndOfText))
 	if s := seqs[1]; s[0] != sot || s[len(s)-1] != eot {
 		t.Fatalf("%q encodes to %v: no <|startoftext|> … <|endoftext|>", texts[1], s)
+	}
+	// CLIP's normaliser and pre-tokenizer, by hand: whitespace runs and
+	// case do not matter, a word the vocabulary has whole is one token
+	// with "</w>", punctuation is a word of its own, digits one by one.
+	tok := r.Tokenizer
+	word := func(w string) int64 {
+		id := tok.ID(w + "</w>")
+		if id < 0 {
+			t.Fatalf("%q</w> is not in the generated vocabulary", w)
+		}
+		return int64(id)
+	}
+	for _, tc := range []struct {
+		text string
+		want []int64
+	}{
+		{"The  MODEL\treads", []int64{sot, word("the"), word("model"), word("reads"), eot}},
+		{" the host. ", []int64{sot, word("the"), word("host"), word("."), eot}},
+		{"42", []int64{sot, word("4"), word("2"), eot}},
+	} {
+		if got := m.Encode(tc.text); !slices.Equal(got, tc.want) {
+			t.Errorf("Encode(%q) = %v, want %v", tc.text, got, tc.want)
+		}
 	}
 	got, err := m.EmbedText(context.Background(), seqs)
 	if err != nil {
