@@ -61,6 +61,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		maxPos   = fs.Int("max-positions", 0, "override max_position_embeddings")
 		tie      = fs.String("tie", "", "override tie_word_embeddings: true or false")
 		external = fs.Bool("external-data", false, "always write weights to an external .onnx_data file")
+		combined = fs.Bool("clip-combined", false, "CLIP presets: one onnx/model.onnx with both encoders (Optimum's CLIPModel export) instead of text_model.onnx and vision_model.onnx")
 	)
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -74,7 +75,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return writeEncoder(*preset, *out, *seed, *layers, *maxPos, stdout, stderr)
 	}
 	if mkmodel.IsCLIPPreset(*preset) {
-		return writeCLIP(*preset, *out, *seed, *layers, stdout, stderr)
+		return writeCLIP(*preset, *out, *seed, *layers, *combined, stdout, stderr)
 	}
 	s, err := mkmodel.Preset(*preset)
 	if err != nil {
@@ -156,13 +157,13 @@ func writeEncoder(preset, out string, seed uint64, layers, maxPos int, stdout, s
 
 // writeCLIP writes a CLIP dual encoder preset (fp32; -layers sets both
 // towers' layers, the other decoder flags do not apply).
-func writeCLIP(preset, out string, seed uint64, layers int, stdout, stderr io.Writer) int {
+func writeCLIP(preset, out string, seed uint64, layers int, combined bool, stdout, stderr io.Writer) int {
 	s, err := mkmodel.CLIPPreset(preset)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 2
 	}
-	s.Seed = seed
+	s.Seed, s.Combined = seed, combined
 	if layers != 0 {
 		s.Text.Layers, s.Vision.Layers = layers, layers
 	}
@@ -173,8 +174,12 @@ func writeCLIP(preset, out string, seed uint64, layers int, stdout, stderr io.Wr
 		return 1
 	}
 	sp := r.Spec
-	fmt.Fprintf(stdout, "wrote %s and %s (%s dual encoder, fp32, %.1fM params; text %d layers, hidden %d; vision %d layers, hidden %d, %dx%d images in %dx%d patches; %d-dimensional space) in %s\n",
-		r.TextONNX, r.VisionONNX, sp.Name, float64(sp.Params())/1e6, sp.Text.Layers, sp.Text.Hidden, sp.Vision.Layers, sp.Vision.Hidden,
+	files := r.TextONNX + " and " + r.VisionONNX
+	if combined {
+		files = r.TextONNX
+	}
+	fmt.Fprintf(stdout, "wrote %s (%s dual encoder, fp32, %.1fM params; text %d layers, hidden %d; vision %d layers, hidden %d, %dx%d images in %dx%d patches; %d-dimensional space) in %s\n",
+		files, sp.Name, float64(sp.Params())/1e6, sp.Text.Layers, sp.Text.Hidden, sp.Vision.Layers, sp.Vision.Hidden,
 		sp.ImageSize, sp.ImageSize, sp.PatchSize, sp.PatchSize, sp.ProjectionDim, time.Since(start).Round(time.Millisecond))
 	fmt.Fprintln(stdout, "random weights: the vectors mean nothing; for tests, demos and benchmarks only")
 	return 0

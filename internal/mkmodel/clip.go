@@ -56,6 +56,10 @@ type CLIPSpec struct {
 	LayerNormEps float64
 	// Seed seeds the weights.
 	Seed uint64
+	// Combined writes one onnx/model.onnx (both towers, normalised
+	// embeddings, as Optimum exports a CLIPModel) instead of
+	// text_model.onnx and vision_model.onnx.
+	Combined bool
 }
 
 var clipPresets = map[string]CLIPSpec{
@@ -143,7 +147,8 @@ func (s *CLIPSpec) Validate(vocab int) error {
 // CLIPResult describes a written CLIP directory.
 type CLIPResult struct {
 	// Dir is the model directory; TextONNX and VisionONNX its
-	// onnx/text_model.onnx and onnx/vision_model.onnx.
+	// onnx/text_model.onnx and onnx/vision_model.onnx (both onnx/model.onnx
+	// when Spec.Combined).
 	Dir, TextONNX, VisionONNX string
 	// Spec is the spec with its defaults filled in.
 	Spec CLIPSpec
@@ -202,6 +207,14 @@ func WriteCLIP(dir string, s CLIPSpec) (*CLIPResult, error) {
 	}
 	r := &CLIPResult{Dir: dir, TextONNX: filepath.Join(dir, "onnx", CLIPTextONNX),
 		VisionONNX: filepath.Join(dir, "onnx", CLIPVisionONNX), Spec: s, Tokenizer: tok}
+	if s.Combined {
+		r.TextONNX = filepath.Join(dir, "onnx", "model.onnx")
+		r.VisionONNX = r.TextONNX
+		if err := writeCLIPCombined(r.TextONNX, &r.Spec, int64(eot)); err != nil {
+			return nil, fmt.Errorf("mkmodel: writing the CLIP model: %w", err)
+		}
+		return r, nil
+	}
 	if err := writeCLIPText(r.TextONNX, &r.Spec, int64(eot)); err != nil {
 		return nil, fmt.Errorf("mkmodel: writing the CLIP text model: %w", err)
 	}

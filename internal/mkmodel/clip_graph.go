@@ -120,13 +120,22 @@ func (c *clipGraph) write(path string) error {
 // pooling for an eos_token_id other than 2) projected without bias.
 func writeCLIPText(path string, s *CLIPSpec, eos int64) error {
 	c := newCLIPGraph(s)
+	c.text(eos, TextEmbeds, true)
+	return c.write(path)
+}
+
+// text adds the text tower to the graph: its inputs, the projected pooled
+// state as output embeds, and last_hidden_state when lastHidden.
+func (c *clipGraph) text(eos int64, embeds string, lastHidden bool) {
+	s := c.s
 	T := s.Text.Hidden
 	c.g.Input = append(c.g.Input,
-		valueInfo(InputIDs, elemInt64, dimParam("batch_size"), dimParam("sequence_length")),
-		valueInfo(AttentionMask, elemInt64, dimParam("batch_size"), dimParam("sequence_length")))
-	c.g.Output = append(c.g.Output,
-		valueInfo(TextEmbeds, elemFloat, dimParam("batch_size"), dimValue(s.ProjectionDim)),
-		valueInfo(LastHiddenState, elemFloat, dimParam("batch_size"), dimParam("sequence_length"), dimValue(T)))
+		valueInfo(InputIDs, elemInt64, dimParam("text_batch_size"), dimParam("sequence_length")),
+		valueInfo(AttentionMask, elemInt64, dimParam("text_batch_size"), dimParam("sequence_length")))
+	c.g.Output = append(c.g.Output, valueInfo(TextEmbeds, elemFloat, dimParam("text_batch_size"), dimValue(s.ProjectionDim)))
+	if lastHidden {
+		c.g.Output = append(c.g.Output, valueInfo(LastHiddenState, elemFloat, dimParam("text_batch_size"), dimParam("sequence_length"), dimValue(T)))
+	}
 
 	tokEmb, posEmb := "text_model.embeddings.token_embedding.weight", "text_model.embeddings.position_embedding.weight"
 	c.initF32(tokEmb, []int64{int64(s.Vocab), int64(T)}, c.w.table(tokEmb, s.Vocab, T))
@@ -155,14 +164,15 @@ func writeCLIPText(path string, s *CLIPSpec, eos int64) error {
 	bias := c.add("mask/causal", "mask/pad")
 
 	h = c.ln(c.tower("text_model", s.Text, h, bias), "text_model.final_layer_norm", T)
-	c.node("Identity", "", []string{h}, []string{LastHiddenState})
+	if lastHidden {
+		c.node("Identity", "", []string{h}, []string{LastHiddenState})
+	}
 
 	c.node("Equal", "", []string{InputIDs, "const.eos"}, []string{"pool/is_eos"})
 	c.node("Cast", "", []string{"pool/is_eos"}, []string{"pool/is_eos_f"}, attrI("to", int64(elemFloat)))
 	c.node("ArgMax", "", []string{"pool/is_eos_f"}, []string{"pool/index"}, attrI("axis", 1), attrI("keepdims", 1))
 	c.node("GatherND", "", []string{h, "pool/index"}, []string{"pool/out"}, attrI("batch_dims", 1))
-	c.node("Identity", "", []string{c.lin("pool/out", "text_projection", s.ProjectionDim, T, false)}, []string{TextEmbeds})
-	return c.write(path)
+	c.node("Identity", "", []string{c.lin("pool/out", "text_projection", s.ProjectionDim, T, false)}, []string{embeds})
 }
 
 // writeCLIPVision writes vision_model.onnx: the patch convolution, the
@@ -170,12 +180,21 @@ func writeCLIPText(path string, s *CLIPSpec, eos int64) error {
 // layers, post_layernorm of the class token projected without bias.
 func writeCLIPVision(path string, s *CLIPSpec) error {
 	c := newCLIPGraph(s)
+	c.vision(ImageEmbeds, true)
+	return c.write(path)
+}
+
+// vision adds the vision tower to the graph: its input, the projected class
+// token as output embeds, and last_hidden_state when lastHidden.
+func (c *clipGraph) vision(embeds string, lastHidden bool) {
+	s := c.s
 	V, P, N := s.Vision.Hidden, s.PatchSize, s.Patches()
 	c.g.Input = append(c.g.Input,
-		valueInfo(PixelValues, elemFloat, dimParam("batch_size"), dimValue(3), dimValue(s.ImageSize), dimValue(s.ImageSize)))
-	c.g.Output = append(c.g.Output,
-		valueInfo(ImageEmbeds, elemFloat, dimParam("batch_size"), dimValue(s.ProjectionDim)),
-		valueInfo(LastHiddenState, elemFloat, dimParam("batch_size"), dimValue(N+1), dimValue(V)))
+		valueInfo(PixelValues, elemFloat, dimParam("image_batch_size"), dimValue(3), dimValue(s.ImageSize), dimValue(s.ImageSize)))
+	c.g.Output = append(c.g.Output, valueInfo(ImageEmbeds, elemFloat, dimParam("image_batch_size"), dimValue(s.ProjectionDim)))
+	if lastHidden {
+		c.g.Output = append(c.g.Output, valueInfo(LastHiddenState, elemFloat, dimParam("image_batch_size"), dimValue(N+1), dimValue(V)))
+	}
 
 	patchW, cls, posEmb := "vision_model.embeddings.patch_embedding.weight", "vision_model.embeddings.class_embedding", "vision_model.embeddings.position_embedding.weight"
 	c.initF32(patchW, []int64{int64(V), 3, int64(P), int64(P)}, c.w.patch())
@@ -196,9 +215,26 @@ func writeCLIPVision(path string, s *CLIPSpec) error {
 	c.node("Concat", "", []string{"cls/batch", "patch/seq"}, []string{"emb/seq"}, attrI("axis", 1))
 	h := c.ln(c.add("emb/seq", posEmb), "vision_model.pre_layrnorm", V)
 	h = c.tower("vision_model", s.Vision, h, "")
-	c.node("Identity", "", []string{h}, []string{LastHiddenState})
+	if lastHidden {
+		c.node("Identity", "", []string{h}, []string{LastHiddenState})
+	}
 	c.node("Gather", "", []string{h, "const.zero"}, []string{"pool/cls"}, attrI("axis", 1))
 	pooled := c.ln("pool/cls", "vision_model.post_layernorm", V)
-	c.node("Identity", "", []string{c.lin(pooled, "visual_projection", s.ProjectionDim, V, false)}, []string{ImageEmbeds})
+	c.node("Identity", "", []string{c.lin(pooled, "visual_projection", s.ProjectionDim, V, false)}, []string{embeds})
+}
+
+// writeCLIPCombined writes model.onnx as Optimum exports a whole CLIPModel:
+// both towers in one graph (input_ids, attention_mask, pixel_values →
+// text_embeds, image_embeds), each embedding divided by its L2 norm, as
+// CLIPModel returns them.
+func writeCLIPCombined(path string, s *CLIPSpec, eos int64) error {
+	c := newCLIPGraph(s)
+	c.text(eos, "text_embeds/raw", false)
+	c.vision("image_embeds/raw", false)
+	for _, o := range [][2]string{{"text_embeds/raw", TextEmbeds}, {"image_embeds/raw", ImageEmbeds}} {
+		n := c.tmp(o[1] + "/norm")
+		c.node("ReduceL2", "", []string{o[0]}, []string{n}, attrInts("axes", 1), attrI("keepdims", 1))
+		c.node("Div", "", []string{o[0], n}, []string{o[1]})
+	}
 	return c.write(path)
 }

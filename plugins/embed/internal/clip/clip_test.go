@@ -2,10 +2,12 @@ package clip
 
 import (
 	"context"
+	"errors"
 	"math"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/dsmil/l7/internal/mkmodel"
@@ -155,4 +157,87 @@ func TestMatchesReference(t *testing.T) {
 		}
 	}
 	t.Logf("images: largest difference from the reference %.2g", worst)
+}
+
+// TestCombinedLayout: one model.onnx with both towers (Optimum's CLIPModel
+// export, its embeddings already normalised) loads as LayoutCombined and
+// gives the vectors the split graphs of the same weights give.
+func TestCombinedLayout(t *testing.T) {
+	split, _, r := tinyCLIP(t)
+	s := r.Spec
+	s.Combined = true
+	rc, err := mkmodel.WriteCLIP(filepath.Join(t.TempDir(), "combined"), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := Load(rc.Dir, ort.Options{IntraOpThreads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if m.Layout != LayoutCombined || !m.textMask {
+		t.Fatalf("layout %s, mask %v", m.Layout, m.textMask)
+	}
+	ctx := context.Background()
+	seqs := [][]int64{m.Encode(texts[0]), m.Encode(texts[2])}
+	images := [][]float32{testPixels(3*32*32, 4), testPixels(3*32*32, 5), testPixels(3*32*32, 6)}
+	for _, tc := range []struct {
+		name string
+		run  func(*Model) ([][]float32, error)
+	}{
+		{"texts", func(m *Model) ([][]float32, error) { return m.EmbedText(ctx, seqs) }},
+		{"images", func(m *Model) ([][]float32, error) { return m.EmbedImages(ctx, images) }},
+	} {
+		want, err := tc.run(split)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := tc.run(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range want {
+			if d := maxDiff(got[i], want[i]); d > 1e-6 {
+				t.Errorf("%s %d: combined and split differ by %g", tc.name, i, d)
+			}
+		}
+	}
+}
+
+// TestLayoutErrors: directories that are not CLIP models this package runs
+// fail with ErrLayout naming what is wrong.
+func TestLayoutErrors(t *testing.T) {
+	initORT(t)
+	s, _ := mkmodel.CLIPPreset("tiny-clip")
+	r, err := mkmodel.WriteCLIP(filepath.Join(t.TempDir(), "clip"), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !IsCLIP(r.Dir) || IsCLIP(t.TempDir()) {
+		t.Error("IsCLIP")
+	}
+	// The vision model takes 32x32 images; a preprocessor making 224x224
+	// ones is refused.
+	pre := filepath.Join(r.Dir, "preprocessor_config.json")
+	orig, _ := os.ReadFile(pre)
+	os.WriteFile(pre, []byte(strings.ReplaceAll(string(orig), `"width": 32`, `"width": 224`)), 0o644)
+	if _, err := LoadConfig(r.Dir); !errors.Is(err, ErrLayout) || !strings.Contains(err.Error(), "makes 224x32 images; the vision model takes 32x32") {
+		t.Errorf("crop mismatch: %v", err)
+	}
+	os.WriteFile(pre, orig, 0o644)
+	os.Remove(r.VisionONNX)
+	if _, err := Load(r.Dir, ort.Options{}); !errors.Is(err, ErrLayout) || !strings.Contains(err.Error(), "neither text_model.onnx and vision_model.onnx nor model.onnx") {
+		t.Errorf("no vision model: %v", err)
+	}
+	// A text encoder's graph in place of the vision model.
+	enc, _ := mkmodel.EncoderPreset("tiny-encoder")
+	er, err := mkmodel.WriteEncoder(filepath.Join(t.TempDir(), "enc"), enc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(er.ONNX)
+	os.WriteFile(r.VisionONNX, b, 0o644)
+	if _, err := Load(r.Dir, ort.Options{}); !errors.Is(err, ErrLayout) || !strings.Contains(err.Error(), "has no input pixel_values") {
+		t.Errorf("a text graph as the vision model: %v", err)
+	}
 }
