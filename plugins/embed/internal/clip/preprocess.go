@@ -156,8 +156,8 @@ type RGB struct {
 // ToRGB converts a decoded image to RGB as transformers.js (sharp, then
 // RawImage.rgb) and PIL's convert("RGB") do: an alpha channel is dropped,
 // not composited (a transparent pixel keeps the colour it stores); 16-bit
-// values keep their high byte. The EXIF orientation is applied, as sharp's
-// rotate() does.
+// values keep their high byte; JPEG's YCbCr as libjpeg converts it
+// (ycbcrToRGB). The EXIF orientation is applied, as sharp's rotate() does.
 func ToRGB(d *imagefile.Decoded) *RGB {
 	src := d.Image
 	b := src.Bounds()
@@ -185,13 +185,7 @@ func ToRGB(d *imagefile.Decoded) *RGB {
 			}
 		}
 	case *image.YCbCr:
-		for y := b.Min.Y; y < b.Max.Y; y++ {
-			for x := b.Min.X; x < b.Max.X; x++ {
-				yi, ci := s.YOffset(x, y), s.COffset(x, y)
-				r, g, bb := color.YCbCrToRGB(s.Y[yi], s.Cb[ci], s.Cr[ci])
-				pix = append(pix, r, g, bb)
-			}
-		}
+		pix = ycbcrToRGB(s)
 	default:
 		for y := b.Min.Y; y < b.Max.Y; y++ {
 			for x := b.Min.X; x < b.Max.X; x++ {
@@ -204,6 +198,90 @@ func ToRGB(d *imagefile.Decoded) *RGB {
 		pix, w, h = imagefile.Orient(pix, w, h, 3, d.Orientation)
 	}
 	return &RGB{W: w, H: h, Pix: pix}
+}
+
+// ycbcrToRGB converts a decoded JPEG to RGB as libjpeg (mozjpeg, in sharp)
+// does by default: 4:2:0 chroma upsampled by its "fancy" triangle filter
+// (h2v2_fancy_upsample: each output sample weighs the nearer chroma sample
+// 9/16, its row and column neighbours 3/16 each and the diagonal one 1/16,
+// with libjpeg's alternating rounding, edge samples replicated), other
+// subsamplings by repetition, then its fixed-point YCbCr→RGB tables
+// (jdcolor.c). Go's image/jpeg gives the chroma planes as stored and
+// color.YCbCrToRGB rounds differently.
+func ycbcrToRGB(s *image.YCbCr) []uint8 {
+	b := s.Bounds()
+	w, h := b.Dx(), b.Dy()
+	cb, cr := upsample(s, s.Cb), upsample(s, s.Cr)
+	pix := make([]uint8, 0, w*h*3)
+	for y := 0; y < h; y++ {
+		for x := 0; x < w; x++ {
+			yy := int(s.Y[s.YOffset(b.Min.X+x, b.Min.Y+y)])
+			cbv, crv := int(cb[y*w+x]), int(cr[y*w+x])
+			pix = append(pix,
+				clamp8(yy+crR[crv]),
+				clamp8(yy+((cbG[cbv]+crG[crv])>>16)),
+				clamp8(yy+cbB[cbv]))
+		}
+	}
+	return pix
+}
+
+func clamp8(v int) uint8 { return uint8(min(max(v, 0), 255)) }
+
+// libjpeg's build_ycc_rgb_table: SCALEBITS 16, FIX(x) = x·65536 + 0.5.
+var crR, cbB, crG, cbG = func() (crR, cbB, crG, cbG [256]int) {
+	fix := func(v float64) int { return int(v*65536 + 0.5) }
+	const half = 1 << 15
+	for i := range 256 {
+		x := i - 128
+		crR[i] = (fix(1.40200)*x + half) >> 16
+		cbB[i] = (fix(1.77200)*x + half) >> 16
+		crG[i] = -fix(0.71414) * x
+		cbG[i] = -fix(0.34414)*x + half
+	}
+	return
+}()
+
+// upsample returns chroma plane c of s at full resolution, w×h.
+func upsample(s *image.YCbCr, c []uint8) []uint8 {
+	b := s.Bounds()
+	w, h := b.Dx(), b.Dy()
+	out := make([]uint8, w*h)
+	if s.SubsampleRatio != image.YCbCrSubsampleRatio420 || b.Min != (image.Point{}) {
+		for y := 0; y < h; y++ {
+			for x := 0; x < w; x++ {
+				out[y*w+x] = c[s.COffset(b.Min.X+x, b.Min.Y+y)]
+			}
+		}
+		return out
+	}
+	cw, ch := (w+1)/2, (h+1)/2
+	for y := 0; y < h; y++ {
+		// Column sums: the nearer chroma row weighs 3, the other (above
+		// for an even output row, below for an odd one) 1.
+		cy, other := y/2, y/2-1
+		if y%2 == 1 {
+			other = y/2 + 1
+		}
+		near, far := c[cy*s.CStride:], c[min(max(other, 0), ch-1)*s.CStride:]
+		sum := func(cx int) int { return 3*int(near[cx]) + int(far[cx]) }
+		row := out[y*w : (y+1)*w]
+		for cx := 0; cx < cw; cx++ {
+			this := sum(cx)
+			last, next := this, this
+			if cx > 0 {
+				last = sum(cx - 1)
+			}
+			if cx+1 < cw {
+				next = sum(cx + 1)
+			}
+			row[2*cx] = uint8((3*this + last + 8) >> 4)
+			if 2*cx+1 < w {
+				row[2*cx+1] = uint8((3*this + next + 7) >> 4)
+			}
+		}
+	}
+	return out
 }
 
 // ResizedSize is the size the resize step gives a w×h image, as
