@@ -308,28 +308,29 @@ func (p *Preprocess) ResizedSize(w, h int) (int, int) {
 // crop (black where the image is smaller), the rescale to float32, then
 // (x - mean) / std.
 func (p *Preprocess) Pixels(m *RGB) []float32 {
+	// Only the pixels the crop keeps are resized: a 1×16384 image would
+	// otherwise become 224×3 670 016 (2.4 GB) before its crop.
+	rw, rh := m.W, m.H
 	if p.Resize {
-		if w, h := p.ResizedSize(m.W, m.H); w != m.W || h != m.H {
-			m = Bicubic(m, w, h)
-		}
+		rw, rh = p.ResizedSize(m.W, m.H)
 	}
-	cw, ch := m.W, m.H
+	cw, ch := rw, rh
 	x0, y0 := 0, 0
 	if p.CenterCrop {
 		cw, ch = p.CropW, p.CropH
-		x0, y0 = cropOffset(m.W, cw), cropOffset(m.H, ch)
+		x0, y0 = cropOffset(rw, cw), cropOffset(rh, ch)
+	}
+	if rw != m.W || rh != m.H {
+		m = BicubicWindow(m, rw, rh, x0, y0, cw, ch)
+	} else {
+		m = crop(m, x0, y0, cw, ch)
 	}
 	out := make([]float32, 3*cw*ch)
 	plane := cw * ch
 	for y := 0; y < ch; y++ {
-		sy := y + y0
 		for x := 0; x < cw; x++ {
-			sx := x + x0
 			for c := 0; c < 3; c++ {
-				var u uint8
-				if sx >= 0 && sy >= 0 && sx < m.W && sy < m.H {
-					u = m.Pix[(sy*m.W+sx)*3+c]
-				}
+				u := m.Pix[(y*cw+x)*3+c]
 				v := float32(u)
 				if p.Rescale {
 					v = float32(p.RescaleFactor * float64(u))
@@ -338,6 +339,20 @@ func (p *Preprocess) Pixels(m *RGB) []float32 {
 					v = float32((float64(v) - p.Mean[c]) / p.Std[c])
 				}
 				out[c*plane+y*cw+x] = v
+			}
+		}
+	}
+	return out
+}
+
+// crop returns the w×h window of m at (x0, y0), black outside m.
+func crop(m *RGB, x0, y0, w, h int) *RGB {
+	out := &RGB{W: w, H: h, Pix: make([]uint8, w*h*3)}
+	for y := 0; y < h; y++ {
+		for x := 0; x < w; x++ {
+			sx, sy := x+x0, y+y0
+			if sx >= 0 && sy >= 0 && sx < m.W && sy < m.H {
+				copy(out.Pix[(y*w+x)*3:(y*w+x+1)*3], m.Pix[(sy*m.W+sx)*3:])
 			}
 		}
 	}
@@ -365,9 +380,12 @@ func cropOffset(size, n int) int {
 // are rounded to integers before the column pass; the image is surrounded
 // by black (sharp's default background), which the stencil reaches at the
 // top and left edges and at the bottom and right.
-func Bicubic(m *RGB, w, h int) *RGB {
+func Bicubic(m *RGB, w, h int) *RGB { return BicubicWindow(m, w, h, 0, 0, w, h) }
+
+// BicubicWindow is the cw×ch window at (x0, y0) of Bicubic(m, w, h) (black
+// where the window leaves the w×h image), computed without the rest.
+func BicubicWindow(m *RGB, w, h, x0, y0, cw, ch int) *RGB {
 	const (
-		transformScale   = 64   // VIPS_TRANSFORM_SCALE
 		interpolateShift = 12   // VIPS_INTERPOLATE_SHIFT
 		round            = 2048 // VIPS_INTERPOLATE_SCALE >> 1
 	)
@@ -386,39 +404,59 @@ func Bicubic(m *RGB, w, h int) *RGB {
 		}
 		return int(m.Pix[(y*W+x)*3+c])
 	}
-	out := &RGB{W: w, H: h, Pix: make([]uint8, w*h*3)}
-	for oy := 0; oy < h; oy++ {
-		// The row's start in space 2, as vips_affine_gen computes it for a
-		// region starting at column 0: (ia·0 + ib·oy, ic·0 + id·oy) with
-		// ib = ic = 0, less idx/idy (−1), plus the window offset (1), in
-		// that order.
-		ix, iy := 0.0, id*float64(oy)
-		ix, iy = ix+1, iy+1
-		ix, iy = ix+1, iy+1
+	// Every row starts at the same x in space 2, as vips_affine_gen
+	// computes it for a region starting at column 0: ia·0 + ib·oy with
+	// ib = 0, less idx (−1), plus the window offset (1); then ia is added
+	// per column. The columns' positions, accumulated the same way.
+	// Only the window's are kept (xs[x] is column x0+x's).
+	xs := make([]float64, cw)
+	ix := 0.0
+	ix++
+	ix++
+	for ox := 0; ox < x0+cw; ox++ {
+		if ox >= x0 {
+			xs[ox-x0] = ix
+		}
+		ix += ia
+	}
+	out := &RGB{W: cw, H: ch, Pix: make([]uint8, cw*ch*3)}
+	for y := 0; y < ch; y++ {
+		oy := y0 + y
+		if oy < 0 || oy >= h {
+			continue
+		}
+		// The row in space 2: ic·0 + id·oy, plus 1 (−idy), plus 1.
+		iy := id * float64(oy)
+		iy++
+		iy++
 		fy := int(math.Floor(iy))
-		ty := tableIndex(iy)
-		cy := catmullTable[ty]
+		cy := catmullTable[tableIndex(iy)]
 		iyi := int(iy)
-		for ox := 0; ox < w; ox++ {
-			q := out.Pix[(oy*w+ox)*3:]
+		for x := 0; x < cw; x++ {
+			ox := x0 + x
+			if ox < 0 || ox >= w {
+				continue
+			}
+			ix := xs[x]
+			q := out.Pix[(y*cw+x)*3:]
 			fx := int(math.Floor(ix))
 			// Clip against iarea (1 … W+1 and 1 … H+1 in space 2);
 			// outside, the background (black).
-			if fx >= 1 && fx <= W+1 && fy >= 1 && fy <= H+1 {
-				cx := catmullTable[tableIndex(ix)]
-				ixi := int(ix)
-				for c := 0; c < 3; c++ {
-					var r [4]int
-					for j := 0; j < 4; j++ {
-						y := iyi - 1 + j
-						v := cx[0]*at(ixi-1, y, c) + cx[1]*at(ixi, y, c) + cx[2]*at(ixi+1, y, c) + cx[3]*at(ixi+2, y, c)
-						r[j] = (v + round) >> interpolateShift
-					}
-					v := (cy[0]*r[0] + cy[1]*r[1] + cy[2]*r[2] + cy[3]*r[3] + round) >> interpolateShift
-					q[c] = uint8(min(max(v, 0), 255))
-				}
+			if fx < 1 || fx > W+1 || fy < 1 || fy > H+1 {
+				continue
 			}
-			ix += ia
+			cx := catmullTable[tableIndex(ix)]
+			ixi := int(ix)
+			for c := 0; c < 3; c++ {
+				var r [4]int
+				for j := 0; j < 4; j++ {
+					yy := iyi - 1 + j
+					v := cx[0]*at(ixi-1, yy, c) + cx[1]*at(ixi, yy, c) + cx[2]*at(ixi+1, yy, c) + cx[3]*at(ixi+2, yy, c)
+					r[j] = (v + round) >> interpolateShift
+				}
+				v := (cy[0]*r[0] + cy[1]*r[1] + cy[2]*r[2] + cy[3]*r[3] + round) >> interpolateShift
+				q[c] = uint8(min(max(v, 0), 255))
+			}
 		}
 	}
 	return out

@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -182,6 +183,35 @@ func TestCenterCropPads(t *testing.T) {
 	for i, v := range want {
 		if px[i] != v {
 			t.Fatalf("red plane %v, want %v", px[:20], want)
+		}
+	}
+}
+
+// TestBicubicWindow: the window Pixels resizes is the same as the whole
+// resize cropped, and an extreme aspect ratio costs only its crop.
+func TestBicubicWindow(t *testing.T) {
+	m := &RGB{W: 37, H: 23, Pix: make([]uint8, 37*23*3)}
+	for i := range m.Pix {
+		m.Pix[i] = uint8(i * 7919 % 251)
+	}
+	full := Bicubic(m, 90, 56)
+	for _, win := range [][4]int{{0, 0, 90, 56}, {17, 3, 40, 40}, {-5, -2, 100, 60}, {80, 50, 20, 20}} {
+		got := BicubicWindow(m, 90, 56, win[0], win[1], win[2], win[3])
+		want := crop(full, win[0], win[1], win[2], win[3])
+		if !bytes.Equal(got.Pix, want.Pix) {
+			t.Errorf("window %v differs from the whole resize cropped", win)
+		}
+	}
+	p := clipPreprocess(t)
+	for _, size := range [][2]int{{1, 16384}, {16384, 1}} {
+		thin := &RGB{W: size[0], H: size[1], Pix: make([]uint8, size[0]*size[1]*3)}
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		before := ms.TotalAlloc
+		px := p.Pixels(thin)
+		runtime.ReadMemStats(&ms)
+		if len(px) != 3*224*224 || ms.TotalAlloc-before > 2<<20 {
+			t.Errorf("%dx%d (resized to 224 by 3 670 016): %d values, %d bytes allocated", size[0], size[1], len(px), ms.TotalAlloc-before)
 		}
 	}
 }
