@@ -5,6 +5,9 @@ import (
 	"compress/gzip"
 	"encoding/binary"
 	"encoding/json"
+	"image"
+	"image/jpeg"
+	"image/png"
 	"io"
 	"math"
 	"os"
@@ -214,4 +217,40 @@ func TestBicubicWindow(t *testing.T) {
 			t.Errorf("%dx%d (resized to 224 by 3 670 016): %d values, %d bytes allocated", size[0], size[1], len(px), ms.TotalAlloc-before)
 		}
 	}
+}
+
+// FuzzPixels: any bytes either fail to decode within the limits or become
+// exactly the crop's pixel values, whatever the image's size and shape.
+func FuzzPixels(f *testing.F) {
+	// Small images of each kind: the fuzzer mutates small inputs fast.
+	for _, m := range []image.Image{image.NewNRGBA(image.Rect(0, 0, 9, 5)), image.NewGray(image.Rect(0, 0, 3, 40)), image.NewRGBA(image.Rect(0, 0, 64, 64))} {
+		var b bytes.Buffer
+		if err := png.Encode(&b, m); err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b.Bytes())
+		b.Reset()
+		if err := jpeg.Encode(&b, m, nil); err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b.Bytes())
+	}
+	p := &Preprocess{Resize: true, ShortestEdge: 16, CenterCrop: true, CropW: 16, CropH: 16,
+		Rescale: true, RescaleFactor: 1.0 / 255, Normalize: true, Mean: [3]float64{0.5, 0.5, 0.5}, Std: [3]float64{0.5, 0.5, 0.5}}
+	lim := imagefile.Limits{MaxBytes: 1 << 20, MaxPixels: 1 << 20, MaxSide: 4096}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		d, err := imagefile.Decode(data, lim)
+		if err != nil {
+			return
+		}
+		px := p.Pixels(ToRGB(d))
+		if len(px) != 3*16*16 {
+			t.Fatalf("%d values", len(px))
+		}
+		for _, v := range px {
+			if v < -1.0001 || v > 1.0001 {
+				t.Fatalf("value %v outside [-1, 1]", v)
+			}
+		}
+	})
 }
