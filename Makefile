@@ -48,16 +48,19 @@ ocr-models:
 ## demo-model: write the random-weight demo models that dsmil.hcl serves
 ## (dsmil-mkmodel: Qwen2.5-0.5B shape, int4 weights, ~780 MB, a few
 ## seconds, into $(DEMO_MODEL); the all-MiniLM-L6-v2-shaped encoder, 90 MB,
-## into $(DEMO_ENCODER)) unless they are there. It writes gibberish at
-## a real model's speed; docs/models.md says how to serve a real model.
+## into $(DEMO_ENCODER); a tiny CLIP dual encoder, 0.5 MB, into
+## $(DEMO_CLIP)) unless they are there. It writes gibberish at a real
+## model's speed; docs/models.md says how to serve a real model.
 DEMO_PRESET ?= qwen2.5-0.5b
 DEMO_DTYPE  ?= int4
 DEMO_MODEL  ?= run/models/dsmil-random-$(DEMO_PRESET)-$(DEMO_DTYPE)
 DEMO_ENCODER ?= run/models/dsmil-random-minilm-l6
+DEMO_CLIP ?= run/models/dsmil-random-tiny-clip
 demo-model:
 	@[ -f $(DEMO_MODEL)/config.json ] || $(GO) run ./cmd/dsmil-mkmodel -preset $(DEMO_PRESET) \
 		-dtype $(DEMO_DTYPE) -block 128 -out $(DEMO_MODEL)
 	@[ -f $(DEMO_ENCODER)/modules.json ] || $(GO) run ./cmd/dsmil-mkmodel -preset minilm-l6 -out $(DEMO_ENCODER)
+	@[ -f $(DEMO_CLIP)/preprocessor_config.json ] || $(GO) run ./cmd/dsmil-mkmodel -preset tiny-clip -out $(DEMO_CLIP)
 
 ## build: the host, every plugin binary and libdbe.so (with libdbe.h) into ./bin
 build: ort ocr-models libdbe
