@@ -287,17 +287,17 @@ func containerPort(t *testing.T, who string, c *corev1.Container, p intstr.IntOr
 
 func TestManifests(t *testing.T) {
 	tr := load(t)
-	// images: the host's first, then the init container's, each with a
-	// pinned tag that kustomize sets
-	if len(tr.k.Images) != 2 {
-		t.Fatalf("kustomization images %+v: want the host's and the init container's", tr.k.Images)
+	// images: one, the host's (make image builds it, deploy/image), with
+	// a pinned tag that kustomize sets; the init containers run it too
+	if len(tr.k.Images) != 1 || tr.k.Images[0].Name != "dsmil/l7-host" {
+		t.Fatalf("kustomization images %+v: want only dsmil/l7-host, which make image builds", tr.k.Images)
 	}
 	for _, im := range tr.k.Images {
 		if im.NewTag == "" || im.NewTag == "latest" || strings.ContainsAny(im.Name, ":@") {
 			t.Errorf("kustomization image %+v: want a bare name and a pinned tag", im)
 		}
 	}
-	image, initImage := tr.k.Images[0].Name, tr.k.Images[1].Name
+	image := tr.k.Images[0].Name
 	cfgs := map[string]*config.Config{}
 	for _, w := range tr.workloads(t) {
 		t.Run(w.name, func(t *testing.T) {
@@ -316,8 +316,11 @@ func TestManifests(t *testing.T) {
 				t.Errorf("image %q, want %q (kustomization images)", c.Image, image)
 			}
 			for _, ic := range pod.InitContainers {
-				if ic.Image != initImage {
-					t.Errorf("init container %s: image %q, want %q (kustomization images)", ic.Name, ic.Image, initImage)
+				if ic.Image != image {
+					t.Errorf("init container %s: image %q, want %q (kustomization images)", ic.Name, ic.Image, image)
+				}
+				if len(ic.Command) != 1 || ic.Command[0] != c.Command[0] {
+					t.Errorf("init container %s: command %q, want the host binary %q (the image has no shell)", ic.Name, ic.Command, c.Command)
 				}
 			}
 			// $(VAR) in a subPathExpr is the container's env, from the pod's name
@@ -493,11 +496,20 @@ func TestManifests(t *testing.T) {
 
 var (
 	varRE = regexp.MustCompile(`\$\(([A-Za-z_][A-Za-z0-9_]*)\)`)
-	// copyRE is the init container's copy of a Secret volume's files to
-	// a memory volume, private to the user (the host refuses a private
-	// key that group or others may read)
-	copyRE = regexp.MustCompile(`^umask 077 && cp -L (/\S+)/\* (/\S+)/$`)
 )
+
+// keysInstall returns the directories of an init container's copy of a
+// Secret volume's files to a memory volume, private to the user (the host
+// refuses a private key that group or others may read): dsmil-host keys
+// install -from FROM -to TO.
+func keysInstall(ic *corev1.Container) (from, to string, ok bool) {
+	if len(ic.Command) != 1 || path.Base(ic.Command[0]) != "dsmil-host" ||
+		len(ic.Args) != 6 || ic.Args[0] != "keys" || ic.Args[1] != "install" ||
+		ic.Args[2] != "-from" || ic.Args[4] != "-to" {
+		return "", "", false
+	}
+	return path.Clean(ic.Args[3]), path.Clean(ic.Args[5]), true
+}
 
 // secretFile returns the Secret key that file is in pod podName of w,
 // and whether it is one (items honoured, subPathExpr expanded, and a file
@@ -507,19 +519,16 @@ func secretFile(tr *tree, w workload, c *corev1.Container, file, podName string)
 	if v != nil && v.EmptyDir != nil {
 		for i := range w.pod.Spec.InitContainers {
 			ic := &w.pod.Spec.InitContainers[i]
-			if len(ic.Command) != 3 || ic.Command[0] != "sh" || ic.Command[1] != "-c" {
-				continue
-			}
-			m := copyRE.FindStringSubmatch(ic.Command[2])
-			if m == nil {
+			from, to, ok := keysInstall(ic)
+			if !ok {
 				continue
 			}
 			if !slices.ContainsFunc(ic.VolumeMounts, func(vm corev1.VolumeMount) bool {
-				return vm.Name == v.Name && vm.MountPath == m[2] && vm.SubPath == "" && vm.SubPathExpr == ""
+				return vm.Name == v.Name && path.Clean(vm.MountPath) == to && vm.SubPath == "" && vm.SubPathExpr == ""
 			}) {
 				continue
 			}
-			return secretFile(tr, w, ic, path.Join(m[1], rel), podName)
+			return secretFile(tr, w, ic, path.Join(from, rel), podName)
 		}
 		return "", false
 	}
