@@ -23,7 +23,9 @@ import (
 // routes the step (its policy decision, its agent step line), and the task
 // completes with the router host's echo answer. The same task started on
 // the node itself (no router host, no claim) cannot reach the profile: its
-// step is routed on the node, which does not serve it, and fails.
+// step is routed on the node, which does not serve it, and fails. A step
+// for a profile only a third host (node-c) serves goes back to the router
+// host, which routes it to node-c, where node-c's own policy decides it.
 // host/peers TestTaskClaim* refuse forged, widened, expired, other-node
 // and other-task claims on a real link.
 func TestAgentAcrossNodes(t *testing.T) {
@@ -38,7 +40,7 @@ func TestAgentAcrossNodes(t *testing.T) {
 			t.Fatalf("dsmil-host %v: %v\n%s", args, err, out)
 		}
 	}
-	for _, k := range []string{"root", "a", "b"} {
+	for _, k := range []string{"root", "a", "b", "c"} {
 		cli("keys", "gen", "-out", keys, "-name", k)
 	}
 	bundle := func(name, role, pub, out string) {
@@ -47,6 +49,7 @@ func TestAgentAcrossNodes(t *testing.T) {
 	bundle("router-a", "host", "a", "a")
 	bundle("router-a", "node", "a", "a-node")
 	bundle("node-b", "host", "b", "b")
+	bundle("node-c", "host", "c", "c")
 	os.MkdirAll(filepath.Join(dir, "ws"), 0o755)
 	const tenant = `
 tenant "T" {
@@ -56,7 +59,29 @@ tenant "T" {
   models       = ["*"]
 }
 `
-	xnode, shimA, shimB := freePort(t), freePort(t), freePort(t)
+	xnode, xnodeC, shimA, shimB := freePort(t), freePort(t), freePort(t), freePort(t)
+	cfgC := filepath.Join(dir, "c.hcl")
+	os.WriteFile(cfgC, []byte(`
+security {
+  identity_key      = "keys/c.key"
+  identity_bundle   = "keys/c.bundle"
+  roots             = ["keys/root.pub"]
+  cross_node_listen = "`+xnodeC+`"
+  claim_issuer "router-a" {
+    key     = "keys/a.pub"
+    tenants = ["T"]
+  }
+}
+metrics { listen = "`+freePort(t)+`" }
+router  { socket = "run-c/router.sock" }
+admin   { socket = "run-c/admin.sock" }
+plugin "echo" {
+  path      = "dsmil-echo"
+  device_id = 47
+  profiles  = ["echo-c"]
+  prefix    = "c> "
+}
+`+tenant), 0o600)
 	cfgB := filepath.Join(dir, "b.hcl")
 	os.WriteFile(cfgB, []byte(`
 security {
@@ -87,6 +112,14 @@ plugin "agent" {
       tools        = ["write_report"]
       max_steps    = 2
     }
+    # the same, to a profile only node-c serves (the router host routes
+    # it there)
+    hello-c = {
+      instructions = "Say hello."
+      profile      = "echo-c"
+      tools        = ["write_report"]
+      max_steps    = 2
+    }
   }
 }
 `+tenant), 0o600)
@@ -113,18 +146,24 @@ peer "node-b" {
   profiles  = ["agent"]
   heartbeat = "100ms"
 }
+peer "node-c" {
+  address   = "`+xnodeC+`"
+  profiles  = ["echo-c"]
+  heartbeat = "100ms"
+}
 model "dsmil-echo" { profile = "echo" }
 `+tenant), 0o600)
 	procB := startHost(t, host, cfgB, "")
+	procC := startHost(t, host, cfgC, "")
 	procA := startHost(t, host, cfgA, "")
-	waitList(t, host, cfgA, 60*time.Second, "echo on a and the agent on node-b healthy", func(s []snap) bool {
-		return countNode(s, "", true) == 1 && countNode(s, "node-b", true) == 1
+	waitList(t, host, cfgA, 60*time.Second, "echo on a, the agent on node-b and echo on node-c healthy", func(s []snap) bool {
+		return countNode(s, "", true) == 1 && countNode(s, "node-b", true) == 1 && countNode(s, "node-c", true) == 1
 	})
 
-	task := func(shim string) (int, map[string]any) {
+	task := func(shim, typ string) (int, map[string]any) {
 		t.Helper()
 		req, _ := http.NewRequest("POST", "http://"+shim+"/v1/dsmil/agent/tasks",
-			strings.NewReader(`{"task_type": "hello", "timeout_seconds": 60}`))
+			strings.NewReader(`{"task_type": "`+typ+`", "timeout_seconds": 60}`))
 		req.Header.Set("Authorization", "Bearer dsmil-local-key")
 		req.Header.Set("Content-Type", "application/json")
 		resp, err := http.DefaultClient.Do(req)
@@ -141,7 +180,7 @@ model "dsmil-echo" { profile = "echo" }
 	}
 
 	// Through the router host: the step comes back with the claim.
-	code, res := task(shimA)
+	code, res := task(shimA, "hello")
 	if code != 200 || res["status"] != "completed" || !strings.Contains(res["result"].(string), "a> ") {
 		t.Fatalf("the task through the router host: %d %v", code, res)
 	}
@@ -158,10 +197,22 @@ model "dsmil-echo" { profile = "echo" }
 		t.Errorf("node-b has no agent step line for task %s:\n%s", id, l)
 	}
 
+	// A step for a profile only another worker node serves: the router
+	// host routes it there, with its own claim for the tenant, which
+	// node-c verifies and decides on.
+	code, res = task(shimA, "hello-c")
+	if code != 200 || res["status"] != "completed" || !strings.Contains(res["result"].(string), "c> ") {
+		t.Fatalf("the task whose step node-c serves: %d %v", code, res)
+	}
+	idC := strings.TrimPrefix(res["id"].(string), "agenttask-")
+	testutil.WaitFor(t, 5*time.Second, "node-c's decision on the step", func() bool {
+		return strings.Contains(procC.logs.String(), "profile=echo-c operation=chat decision=allow rule=builtin.grant request_id="+idC)
+	})
+
 	// On the node itself: no router host, no claim, no way to echo.
 	// (This is also what a task through the router host did before
 	// task-bound claims: step 1 failed NOT_FOUND on the node.)
-	code, res = task(shimB)
+	code, res = task(shimB, "hello")
 	if e, _ := res["error"].(map[string]any); code != 200 || res["status"] != "failed" || e["code"] != "NOT_FOUND" {
 		t.Fatalf("a task started on the node: want status failed, NOT_FOUND (no plugin serves echo there), got %d %v", code, res)
 	}
