@@ -7,6 +7,12 @@
 // caps its deadline at the task's, and routes it through the router like
 // any request, so claims, policy, quotas and the decision log apply to
 // every step (docs/security.md §5.8).
+//
+// On a worker node, a step of a task a router host delegated with a
+// task-bound claim, for a profile the node does not serve, goes back to
+// that router host with the claim instead (Server.Upstream); the router
+// host checks the claim (host/peers) and serves the step with this same
+// Server.
 package agentcall
 
 import (
