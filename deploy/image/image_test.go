@@ -31,13 +31,15 @@ import (
 
 const kustomization = "../kubernetes/kustomization.yaml"
 
-// buildBin builds the host and the echo plugin as make build names them:
-// the image is made of already-built binaries, and the echo plugin is
-// enough to run the host in the image for real.
+// buildBin builds the host, the model generator (the worker's init
+// containers run it) and the echo plugin as make build names them: the
+// image is made of already-built binaries, and the echo plugin is enough
+// to run the host in the image for real.
 func buildBin(t *testing.T) string {
 	t.Helper()
 	bin := t.TempDir()
-	for _, b := range [][2]string{{"dsmil-host", "github.com/dsmil/l7/cmd/dsmil-host"}, {"dsmil-echo", "github.com/dsmil/l7/plugins/echo"}} {
+	for _, b := range [][2]string{{"dsmil-host", "github.com/dsmil/l7/cmd/dsmil-host"}, {"dsmil-mkmodel", "github.com/dsmil/l7/cmd/dsmil-mkmodel"},
+		{"dsmil-echo", "github.com/dsmil/l7/plugins/echo"}} {
 		if _, err := testutil.Build(bin, b[0], b[1]); err != nil {
 			t.Fatal(err)
 		}
@@ -158,7 +160,7 @@ func TestImage(t *testing.T) {
 			t.Errorf("the manifests run plugin %s, which make build does not put at %s", p, PluginDir)
 		}
 	}
-	for _, p := range []string{HostPath, PluginDir + "/dsmil-echo", "/etc/passwd", "/etc/group"} {
+	for _, p := range append([]string{HostPath, MkModel, PluginDir + "/dsmil-echo", "/etc/passwd", "/etc/group"}, man.initCommands...) {
 		if !fileExists(filepath.Join(root, p)) {
 			t.Errorf("%s is not in the image", p)
 		}
@@ -188,6 +190,12 @@ func TestImage(t *testing.T) {
 		if err != nil || strings.Contains(out, "not found") {
 			t.Errorf("ONNX Runtime's libraries in the image: %v\n%s", err, out)
 		}
+	}
+
+	// the worker's demo-model init containers: dsmil-mkmodel writes a
+	// model in the image, as the pod's user
+	if out, err := chroot(MkModel, "-preset", "tiny", "-out", "/tmp/tiny"); err != nil || !fileExists(filepath.Join(root, "tmp/tiny/config.json")) {
+		t.Errorf("dsmil-mkmodel in the image: %v\n%s", err, out)
 	}
 
 	// the init container's step: keys install, as the pod's user, from a
@@ -369,6 +377,8 @@ type kube struct {
 	command []string
 	ortLib  string
 	plugins []string
+	// the binaries the init containers run
+	initCommands []string
 }
 
 var pluginPathRE = regexp.MustCompile(`(?m)^\s*path\s*=\s*"([^"]+)"`)
@@ -395,6 +405,9 @@ func manifests(t *testing.T) kube {
 								Command []string `json:"command"`
 								Env     []struct{ Name, Value string }
 							} `json:"containers"`
+							InitContainers []struct {
+								Command []string `json:"command"`
+							} `json:"initContainers"`
 						} `json:"spec"`
 					} `json:"template"`
 				} `json:"spec"`
@@ -415,6 +428,9 @@ func manifests(t *testing.T) kube {
 					t.Fatalf("the workloads run as users %d and %d", k.uid, ps.SecurityContext.RunAsUser)
 				}
 				k.uid = ps.SecurityContext.RunAsUser
+				for _, c := range ps.InitContainers {
+					k.initCommands = append(k.initCommands, c.Command...)
+				}
 				for _, c := range ps.Containers {
 					k.command = c.Command
 					for _, e := range c.Env {
@@ -426,7 +442,7 @@ func manifests(t *testing.T) kube {
 			}
 		}
 	}
-	if k.uid == 0 || len(k.command) == 0 || k.ortLib == "" || len(k.plugins) == 0 {
+	if k.uid == 0 || len(k.command) == 0 || k.ortLib == "" || len(k.plugins) == 0 || len(k.initCommands) == 0 {
 		t.Fatalf("deploy/kubernetes: found user %d, command %q, DSMIL_ORT_LIB %q, plugins %q", k.uid, k.command, k.ortLib, k.plugins)
 	}
 	return k

@@ -16,6 +16,7 @@ import (
 	"testing"
 
 	"github.com/hashicorp/hcl/v2"
+	"github.com/zclconf/go-cty/cty"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -319,8 +320,8 @@ func TestManifests(t *testing.T) {
 				if ic.Image != image {
 					t.Errorf("init container %s: image %q, want %q (kustomization images)", ic.Name, ic.Image, image)
 				}
-				if len(ic.Command) != 1 || ic.Command[0] != c.Command[0] {
-					t.Errorf("init container %s: command %q, want the host binary %q (the image has no shell)", ic.Name, ic.Command, c.Command)
+				if len(ic.Command) != 1 || len(c.Command) != 1 || path.Dir(ic.Command[0]) != path.Dir(c.Command[0]) {
+					t.Errorf("init container %s: command %q, want one of the image's binaries beside %q (the image has no shell)", ic.Name, ic.Command, c.Command)
 				}
 			}
 			// $(VAR) in a subPathExpr is the container's env, from the pod's name
@@ -345,6 +346,7 @@ func TestManifests(t *testing.T) {
 			}
 			cfg, _ := tr.hostConfig(t, w, c)
 			cfgs[w.name] = cfg
+			checkModels(t, w, c, cfg)
 
 			// probes: /healthz and /readyz on the shim's port, with a
 			// Host header the shim accepts
@@ -497,6 +499,64 @@ func TestManifests(t *testing.T) {
 var (
 	varRE = regexp.MustCompile(`\$\(([A-Za-z_][A-Za-z0-9_]*)\)`)
 )
+
+// checkModels: every model directory a plugin block names (its `model`
+// setting) is on a volume the host container mounts, and an init
+// container running dsmil-mkmodel writes it there (-out, the same volume
+// mounted at the same path): a worker starts with the models it serves.
+func checkModels(t *testing.T, w workload, c *corev1.Container, cfg *config.Config) {
+	t.Helper()
+	for _, p := range cfg.Plugins {
+		if p.Settings == nil {
+			continue
+		}
+		attrs, _ := p.Settings.JustAttributes()
+		a, ok := attrs["model"]
+		if !ok {
+			continue
+		}
+		v, diags := a.Expr.Value(nil)
+		if diags.HasErrors() || v.Type() != cty.String {
+			t.Errorf("plugin %s: model is not a string", p.Name)
+			continue
+		}
+		dir := v.AsString()
+		vol := mountFor(c, dir)
+		if vol == nil {
+			t.Errorf("plugin %s: model %s is on no volume of the container", p.Name, dir)
+			continue
+		}
+		written := false
+		for i := range w.pod.Spec.InitContainers {
+			ic := &w.pod.Spec.InitContainers[i]
+			if len(ic.Command) != 1 || path.Base(ic.Command[0]) != "dsmil-mkmodel" {
+				continue
+			}
+			j := slices.Index(ic.Args, "-out")
+			if j < 0 || j+1 >= len(ic.Args) || path.Clean(ic.Args[j+1]) != path.Clean(dir) {
+				continue
+			}
+			if im := mountFor(ic, dir); im != nil && im.Name == vol.Name && im.MountPath == vol.MountPath &&
+				!im.ReadOnly && im.SubPath == vol.SubPath && im.SubPathExpr == vol.SubPathExpr {
+				written = true
+			}
+		}
+		if !written {
+			t.Errorf("plugin %s: no init container writes its model %s onto volume %s (dsmil-mkmodel -out)", p.Name, dir, vol.Name)
+		}
+	}
+}
+
+// mountFor returns the volume mount of c that file lies on (a pod volume
+// or a StatefulSet's claim template), or nil.
+func mountFor(c *corev1.Container, file string) *corev1.VolumeMount {
+	for i := range c.VolumeMounts {
+		if strings.HasPrefix(file, strings.TrimSuffix(c.VolumeMounts[i].MountPath, "/")+"/") {
+			return &c.VolumeMounts[i]
+		}
+	}
+	return nil
+}
 
 // keysInstall returns the directories of an init container's copy of a
 // Secret volume's files to a memory volume, private to the user (the host
