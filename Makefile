@@ -8,7 +8,7 @@ NODETEST := host/shim/testdata/openai-node
 # the Python used for python/ (dsmil_dbe): Debian's, where apt installs pytest
 PYTHON   ?= $(shell [ -x /usr/bin/python3 ] && echo /usr/bin/python3 || echo python3)
 
-.PHONY: all build libdbe run test unit python lint imports generate check-generate fuzz bench deps clean ort ocr-models demo-model
+.PHONY: all build libdbe run test unit python lint imports generate check-generate fuzz bench deps clean ort ocr-models demo-model image
 
 all: build
 
@@ -70,6 +70,20 @@ build: ort ocr-models libdbe
 		[ -f "$$p/main.go" ] || continue; \
 		n=$$(basename $$p); echo "$(GO) build -o bin/dsmil-$$n ./$$p"; \
 		$(GO) build -o bin/dsmil-$$n ./$$p || exit 1; done
+
+## image: the container image deploy/kubernetes runs, built offline from
+## ./bin (no Docker daemon, no registry; deploy/image): one layer on nothing
+## with dsmil-host, dsmil-mkmodel, the plugins, ONNX Runtime and the shared
+## libraries they need (their ELF dynamic sections followed), user 10001.
+## Writes $(IMAGE), an OCI archive for docker load, podman load or ctr
+## images import, named as kustomization.yaml's images entry says
+## (IMAGE_TAG=NAME:TAG to override). Same inputs, same bytes
+## (SOURCE_DATE_EPOCH sets the timestamps, default 0).
+IMAGE     ?= bin/dsmil-l7-host.tar
+IMAGE_TAG ?=
+image: build
+	DSMIL_ORT_LIB="$${DSMIL_ORT_LIB:-$$(sh $(ORT_FETCH))}" $(GO) run ./deploy/image -bin bin -out $(IMAGE) \
+		$(if $(IMAGE_TAG),-tag $(IMAGE_TAG))
 
 ## libdbe: the DBE codec, session and router client as a C shared library
 ## (bin/libdbe.so, bin/libdbe.h), for the Python package in python/
