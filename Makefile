@@ -8,7 +8,7 @@ NODETEST := host/shim/testdata/openai-node
 # the Python used for python/ (dsmil_dbe): Debian's, where apt installs pytest
 PYTHON   ?= $(shell [ -x /usr/bin/python3 ] && echo /usr/bin/python3 || echo python3)
 
-.PHONY: all build libdbe run test unit python lint imports generate check-generate fuzz bench deps clean ort ocr-models demo-model
+.PHONY: all build libdbe run test unit python lint imports generate check-generate fuzz bench deps clean ort ocr-models demo-model image
 
 all: build
 
@@ -49,20 +49,22 @@ ocr-models:
 ## (dsmil-mkmodel: Qwen2.5-0.5B shape, int4 weights, ~780 MB, a few
 ## seconds, into $(DEMO_MODEL) for llm-amx; TinyLlama-1.1B shape, int4,
 ## ~780 MB, into $(DEMO_NPU_MODEL) for llm-npu; the all-MiniLM-L6-v2-shaped
-## encoder, 90 MB, into $(DEMO_ENCODER)) unless they are there. They write
-## gibberish at a real model's speed; docs/models.md says how to serve a
-## real model.
+## encoder, 90 MB, into $(DEMO_ENCODER); a tiny CLIP dual encoder, 0.5 MB,
+## into $(DEMO_CLIP)) unless they are there. They write gibberish at a real
+## model's speed; docs/models.md says how to serve a real model.
 DEMO_PRESET ?= qwen2.5-0.5b
 DEMO_DTYPE  ?= int4
 DEMO_MODEL  ?= run/models/dsmil-random-$(DEMO_PRESET)-$(DEMO_DTYPE)
 DEMO_ENCODER ?= run/models/dsmil-random-minilm-l6
 DEMO_NPU_MODEL ?= run/models/dsmil-random-tinyllama-1.1b-int4
+DEMO_CLIP ?= run/models/dsmil-random-tiny-clip
 demo-model:
 	@[ -f $(DEMO_MODEL)/config.json ] || $(GO) run ./cmd/dsmil-mkmodel -preset $(DEMO_PRESET) \
 		-dtype $(DEMO_DTYPE) -block 128 -out $(DEMO_MODEL)
 	@[ -f $(DEMO_NPU_MODEL)/config.json ] || $(GO) run ./cmd/dsmil-mkmodel -preset tinyllama-1.1b \
 		-dtype int4 -block 128 -out $(DEMO_NPU_MODEL)
 	@[ -f $(DEMO_ENCODER)/modules.json ] || $(GO) run ./cmd/dsmil-mkmodel -preset minilm-l6 -out $(DEMO_ENCODER)
+	@[ -f $(DEMO_CLIP)/preprocessor_config.json ] || $(GO) run ./cmd/dsmil-mkmodel -preset tiny-clip -out $(DEMO_CLIP)
 
 ## build: the host, every plugin binary and libdbe.so (with libdbe.h) into ./bin
 build: ort ocr-models libdbe
@@ -72,6 +74,20 @@ build: ort ocr-models libdbe
 		[ -f "$$p/main.go" ] || continue; \
 		n=$$(basename $$p); echo "$(GO) build -o bin/dsmil-$$n ./$$p"; \
 		$(GO) build -o bin/dsmil-$$n ./$$p || exit 1; done
+
+## image: the container image deploy/kubernetes runs, built offline from
+## ./bin (no Docker daemon, no registry; deploy/image): one layer on nothing
+## with dsmil-host, dsmil-mkmodel, the plugins, ONNX Runtime and the shared
+## libraries they need (their ELF dynamic sections followed), user 10001.
+## Writes $(IMAGE), an OCI archive for docker load, podman load or ctr
+## images import, named as kustomization.yaml's images entry says
+## (IMAGE_TAG=NAME:TAG to override). Same inputs, same bytes
+## (SOURCE_DATE_EPOCH sets the timestamps, default 0).
+IMAGE     ?= bin/dsmil-l7-host.tar
+IMAGE_TAG ?=
+image: build
+	DSMIL_ORT_LIB="$${DSMIL_ORT_LIB:-$$(sh $(ORT_FETCH))}" $(GO) run ./deploy/image -bin bin -out $(IMAGE) \
+		$(if $(IMAGE_TAG),-tag $(IMAGE_TAG))
 
 ## libdbe: the DBE codec, session and router client as a C shared library
 ## (bin/libdbe.so, bin/libdbe.h), for the Python package in python/

@@ -129,6 +129,31 @@ model "dsmil-demo-random-minilm-l6" {
   description = "Random-weight demo text encoder (all-MiniLM-L6-v2 shape, 384 dimensions): vectors without meaning, at a real model's speed."
 }
 
+# A second embed process serves a CLIP dual encoder: texts and images
+# (image_url data: URLs in /v1/embeddings' input, a DSMIL extension) in one
+# space. Out of the box a tiny random-weight one (make demo-model writes it,
+# 0.5 MB): it takes every step a real CLIP takes — decoding within the
+# image limits, the bicubic resize and crop, both encoders — but on 32x32
+# crops into 24 dimensions, so it is quick and its vectors mean nothing.
+# `dsmil-mkmodel -preset clip-vit-b32` writes a ViT-B/32-shaped one (580
+# MB); docs/models.md says how to serve a real export.
+plugin "embed-clip" {
+  path      = "bin/dsmil-embed"
+  device_id = 49
+  profiles  = ["embed-clip-demo"]
+  pass_env  = ["DSMIL_ORT_LIB"]
+
+  model      = "run/models/dsmil-random-tiny-clip"
+  model_name = "dsmil-demo-random-tiny-clip"
+  threads    = 1
+  # max_image_bytes = "20MiB", max_image_pixels = 36000000, max_images = 16: the defaults.
+}
+
+model "dsmil-demo-random-tiny-clip" {
+  profile     = "embed-clip-demo"
+  description = "Random-weight demo CLIP dual encoder (tiny: 2+2 layers, 32x32 crops, 24 dimensions): texts and images in one space, vectors without meaning."
+}
+
 # The agent plugin (Device 48) runs L7_AGENT_TASKs (plugins/agent/README.md):
 # tools over read-only workspace roots, every LLM step through the router
 # with the task's tenant and attributes. Agent tasks need a SOC_ASSIST (or

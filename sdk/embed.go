@@ -33,8 +33,9 @@ type EmbedRequest struct {
 	// Profile is the L7 profile the request runs under (L7_PROFILE).
 	Profile string
 
-	// Params is the request payload: at least one input, each a text or a
-	// non-empty token sequence. Embed must not modify it.
+	// Params is the request payload: at least one input, each a text, a
+	// non-empty token sequence or a non-empty image file. Embed must not
+	// modify it.
 	Params *l7v1.L7EmbedRequest
 }
 
@@ -118,8 +119,12 @@ func embedRequest(f *dbe.Frame, cfg *Config) (*EmbedRequest, error) {
 			if len(x.Tokens.GetIds()) == 0 {
 				return nil, InvalidParam("input", "input %d is an empty token sequence", i)
 			}
+		case *l7v1.EmbedInput_Image:
+			if len(x.Image.GetData()) == 0 {
+				return nil, InvalidParam("input", "input %d is an empty image", i)
+			}
 		default:
-			return nil, InvalidParam("input", "input %d has neither text nor tokens", i)
+			return nil, InvalidParam("input", "input %d has neither text, tokens nor an image", i)
 		}
 	}
 	req := &EmbedRequest{Params: params}

@@ -13,9 +13,16 @@
 // sentence-transformers BERT encoder (onnx/model.onnx, modules.json,
 // 1_Pooling) for the embed plugin instead:
 //
-//	dsmil-mkmodel -preset minilm-l6 -out run/models/dsmil-random-minilm-l6 Writing a second dtype into the same directory adds its
+//	dsmil-mkmodel -preset minilm-l6 -out run/models/dsmil-random-minilm-l6
 //
-// ONNX file (onnx/model.onnx, model_int8.onnx, model_q4.onnx).
+// The CLIP presets clip-vit-b32 and tiny-clip write a CLIP dual encoder
+// (onnx/text_model.onnx, onnx/vision_model.onnx, preprocessor_config.json)
+// for the embed plugin:
+//
+//	dsmil-mkmodel -preset clip-vit-b32 -out run/models/dsmil-random-clip-vit-b32
+//
+// Writing a second dtype into the same directory adds its ONNX file
+// (onnx/model.onnx, model_int8.onnx, model_q4.onnx).
 package main
 
 import (
@@ -37,7 +44,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("dsmil-mkmodel", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
-		preset   = fs.String("preset", "tiny", "shape preset: "+strings.Join(mkmodel.PresetNames(), ", "))
+		preset   = fs.String("preset", "tiny", "shape preset: "+strings.Join(mkmodel.PresetNames(), ", ")+"; encoders: minilm-l6, tiny-encoder; CLIP: clip-vit-b32, tiny-clip")
 		out      = fs.String("out", "", "output directory (required)")
 		dtype    = fs.String("dtype", "fp32", "linear weights: fp32, int8 or int4 (MatMulNBits)")
 		block    = fs.Int("block", 32, "MatMulNBits block size (16, 32, 64, 128, 256)")
@@ -54,6 +61,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		maxPos   = fs.Int("max-positions", 0, "override max_position_embeddings")
 		tie      = fs.String("tie", "", "override tie_word_embeddings: true or false")
 		external = fs.Bool("external-data", false, "always write weights to an external .onnx_data file")
+		combined = fs.Bool("clip-combined", false, "CLIP presets: one onnx/model.onnx with both encoders (Optimum's CLIPModel export) instead of text_model.onnx and vision_model.onnx")
 	)
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -65,6 +73,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if mkmodel.IsEncoderPreset(*preset) {
 		return writeEncoder(*preset, *out, *seed, *layers, *maxPos, stdout, stderr)
+	}
+	if mkmodel.IsCLIPPreset(*preset) {
+		return writeCLIP(*preset, *out, *seed, *layers, *combined, stdout, stderr)
 	}
 	s, err := mkmodel.Preset(*preset)
 	if err != nil {
@@ -140,6 +151,36 @@ func writeEncoder(preset, out string, seed uint64, layers, maxPos int, stdout, s
 	sp := r.Spec
 	fmt.Fprintf(stdout, "wrote %s (%s encoder, fp32, %d layers, hidden %d, heads %d, %s pooling, normalize %v, max_seq_length %d) in %s\n",
 		r.ONNX, sp.Name, sp.Layers, sp.Hidden, sp.Heads, sp.Pooling, sp.Normalize, sp.MaxSeqLength, time.Since(start).Round(time.Millisecond))
+	fmt.Fprintln(stdout, "random weights: the vectors mean nothing; for tests, demos and benchmarks only")
+	return 0
+}
+
+// writeCLIP writes a CLIP dual encoder preset (fp32; -layers sets both
+// towers' layers, the other decoder flags do not apply).
+func writeCLIP(preset, out string, seed uint64, layers int, combined bool, stdout, stderr io.Writer) int {
+	s, err := mkmodel.CLIPPreset(preset)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 2
+	}
+	s.Seed, s.Combined = seed, combined
+	if layers != 0 {
+		s.Text.Layers, s.Vision.Layers = layers, layers
+	}
+	start := time.Now()
+	r, err := mkmodel.WriteCLIP(out, s)
+	if err != nil {
+		fmt.Fprintln(stderr, "dsmil-mkmodel:", err)
+		return 1
+	}
+	sp := r.Spec
+	files := r.TextONNX + " and " + r.VisionONNX
+	if combined {
+		files = r.TextONNX
+	}
+	fmt.Fprintf(stdout, "wrote %s (%s dual encoder, fp32, %.1fM params; text %d layers, hidden %d; vision %d layers, hidden %d, %dx%d images in %dx%d patches; %d-dimensional space) in %s\n",
+		files, sp.Name, float64(sp.Params())/1e6, sp.Text.Layers, sp.Text.Hidden, sp.Vision.Layers, sp.Vision.Hidden,
+		sp.ImageSize, sp.ImageSize, sp.PatchSize, sp.PatchSize, sp.ProjectionDim, time.Since(start).Round(time.Millisecond))
 	fmt.Fprintln(stdout, "random weights: the vectors mean nothing; for tests, demos and benchmarks only")
 	return 0
 }

@@ -28,4 +28,18 @@ func TestRun(t *testing.T) {
 			t.Errorf("%v: exit 0", args)
 		}
 	}
+	errb.Reset()
+	out.Reset()
+	clip := filepath.Join(dir, "clip")
+	if code := run([]string{"-out", clip, "-preset", "tiny-clip", "-layers", "1"}, &out, &errb); code != 0 {
+		t.Fatalf("tiny-clip: exit %d: %s", code, errb.String())
+	}
+	for _, f := range []string{"preprocessor_config.json", "onnx/text_model.onnx", "onnx/vision_model.onnx"} {
+		if _, err := os.Stat(filepath.Join(clip, f)); err != nil {
+			t.Error(err)
+		}
+	}
+	if !strings.Contains(out.String(), "text 1 layers") {
+		t.Errorf("output: %s", out.String())
+	}
 }

@@ -16,6 +16,7 @@ import (
 	"testing"
 
 	"github.com/hashicorp/hcl/v2"
+	"github.com/zclconf/go-cty/cty"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -287,17 +288,17 @@ func containerPort(t *testing.T, who string, c *corev1.Container, p intstr.IntOr
 
 func TestManifests(t *testing.T) {
 	tr := load(t)
-	// images: the host's first, then the init container's, each with a
-	// pinned tag that kustomize sets
-	if len(tr.k.Images) != 2 {
-		t.Fatalf("kustomization images %+v: want the host's and the init container's", tr.k.Images)
+	// images: one, the host's (make image builds it, deploy/image), with
+	// a pinned tag that kustomize sets; the init containers run it too
+	if len(tr.k.Images) != 1 || tr.k.Images[0].Name != "dsmil/l7-host" {
+		t.Fatalf("kustomization images %+v: want only dsmil/l7-host, which make image builds", tr.k.Images)
 	}
 	for _, im := range tr.k.Images {
 		if im.NewTag == "" || im.NewTag == "latest" || strings.ContainsAny(im.Name, ":@") {
 			t.Errorf("kustomization image %+v: want a bare name and a pinned tag", im)
 		}
 	}
-	image, initImage := tr.k.Images[0].Name, tr.k.Images[1].Name
+	image := tr.k.Images[0].Name
 	cfgs := map[string]*config.Config{}
 	for _, w := range tr.workloads(t) {
 		t.Run(w.name, func(t *testing.T) {
@@ -316,8 +317,11 @@ func TestManifests(t *testing.T) {
 				t.Errorf("image %q, want %q (kustomization images)", c.Image, image)
 			}
 			for _, ic := range pod.InitContainers {
-				if ic.Image != initImage {
-					t.Errorf("init container %s: image %q, want %q (kustomization images)", ic.Name, ic.Image, initImage)
+				if ic.Image != image {
+					t.Errorf("init container %s: image %q, want %q (kustomization images)", ic.Name, ic.Image, image)
+				}
+				if len(ic.Command) != 1 || len(c.Command) != 1 || path.Dir(ic.Command[0]) != path.Dir(c.Command[0]) {
+					t.Errorf("init container %s: command %q, want one of the image's binaries beside %q (the image has no shell)", ic.Name, ic.Command, c.Command)
 				}
 			}
 			// $(VAR) in a subPathExpr is the container's env, from the pod's name
@@ -342,6 +346,7 @@ func TestManifests(t *testing.T) {
 			}
 			cfg, _ := tr.hostConfig(t, w, c)
 			cfgs[w.name] = cfg
+			checkModels(t, w, c, cfg)
 
 			// probes: /healthz and /readyz on the shim's port, with a
 			// Host header the shim accepts
@@ -493,11 +498,78 @@ func TestManifests(t *testing.T) {
 
 var (
 	varRE = regexp.MustCompile(`\$\(([A-Za-z_][A-Za-z0-9_]*)\)`)
-	// copyRE is the init container's copy of a Secret volume's files to
-	// a memory volume, private to the user (the host refuses a private
-	// key that group or others may read)
-	copyRE = regexp.MustCompile(`^umask 077 && cp -L (/\S+)/\* (/\S+)/$`)
 )
+
+// checkModels: every model directory a plugin block names (its `model`
+// setting) is on a volume the host container mounts, and an init
+// container running dsmil-mkmodel writes it there (-out, the same volume
+// mounted at the same path): a worker starts with the models it serves.
+func checkModels(t *testing.T, w workload, c *corev1.Container, cfg *config.Config) {
+	t.Helper()
+	for _, p := range cfg.Plugins {
+		if p.Settings == nil {
+			continue
+		}
+		attrs, _ := p.Settings.JustAttributes()
+		a, ok := attrs["model"]
+		if !ok {
+			continue
+		}
+		v, diags := a.Expr.Value(nil)
+		if diags.HasErrors() || v.Type() != cty.String {
+			t.Errorf("plugin %s: model is not a string", p.Name)
+			continue
+		}
+		dir := v.AsString()
+		vol := mountFor(c, dir)
+		if vol == nil {
+			t.Errorf("plugin %s: model %s is on no volume of the container", p.Name, dir)
+			continue
+		}
+		written := false
+		for i := range w.pod.Spec.InitContainers {
+			ic := &w.pod.Spec.InitContainers[i]
+			if len(ic.Command) != 1 || path.Base(ic.Command[0]) != "dsmil-mkmodel" {
+				continue
+			}
+			j := slices.Index(ic.Args, "-out")
+			if j < 0 || j+1 >= len(ic.Args) || path.Clean(ic.Args[j+1]) != path.Clean(dir) {
+				continue
+			}
+			if im := mountFor(ic, dir); im != nil && im.Name == vol.Name && im.MountPath == vol.MountPath &&
+				!im.ReadOnly && im.SubPath == vol.SubPath && im.SubPathExpr == vol.SubPathExpr {
+				written = true
+			}
+		}
+		if !written {
+			t.Errorf("plugin %s: no init container writes its model %s onto volume %s (dsmil-mkmodel -out)", p.Name, dir, vol.Name)
+		}
+	}
+}
+
+// mountFor returns the volume mount of c that file lies on (a pod volume
+// or a StatefulSet's claim template), or nil.
+func mountFor(c *corev1.Container, file string) *corev1.VolumeMount {
+	for i := range c.VolumeMounts {
+		if strings.HasPrefix(file, strings.TrimSuffix(c.VolumeMounts[i].MountPath, "/")+"/") {
+			return &c.VolumeMounts[i]
+		}
+	}
+	return nil
+}
+
+// keysInstall returns the directories of an init container's copy of a
+// Secret volume's files to a memory volume, private to the user (the host
+// refuses a private key that group or others may read): dsmil-host keys
+// install -from FROM -to TO.
+func keysInstall(ic *corev1.Container) (from, to string, ok bool) {
+	if len(ic.Command) != 1 || path.Base(ic.Command[0]) != "dsmil-host" ||
+		len(ic.Args) != 6 || ic.Args[0] != "keys" || ic.Args[1] != "install" ||
+		ic.Args[2] != "-from" || ic.Args[4] != "-to" {
+		return "", "", false
+	}
+	return path.Clean(ic.Args[3]), path.Clean(ic.Args[5]), true
+}
 
 // secretFile returns the Secret key that file is in pod podName of w,
 // and whether it is one (items honoured, subPathExpr expanded, and a file
@@ -507,19 +579,16 @@ func secretFile(tr *tree, w workload, c *corev1.Container, file, podName string)
 	if v != nil && v.EmptyDir != nil {
 		for i := range w.pod.Spec.InitContainers {
 			ic := &w.pod.Spec.InitContainers[i]
-			if len(ic.Command) != 3 || ic.Command[0] != "sh" || ic.Command[1] != "-c" {
-				continue
-			}
-			m := copyRE.FindStringSubmatch(ic.Command[2])
-			if m == nil {
+			from, to, ok := keysInstall(ic)
+			if !ok {
 				continue
 			}
 			if !slices.ContainsFunc(ic.VolumeMounts, func(vm corev1.VolumeMount) bool {
-				return vm.Name == v.Name && vm.MountPath == m[2] && vm.SubPath == "" && vm.SubPathExpr == ""
+				return vm.Name == v.Name && path.Clean(vm.MountPath) == to && vm.SubPath == "" && vm.SubPathExpr == ""
 			}) {
 				continue
 			}
-			return secretFile(tr, w, ic, path.Join(m[1], rel), podName)
+			return secretFile(tr, w, ic, path.Join(from, rel), podName)
 		}
 		return "", false
 	}

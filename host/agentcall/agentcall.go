@@ -7,6 +7,12 @@
 // caps its deadline at the task's, and routes it through the router like
 // any request, so claims, policy, quotas and the decision log apply to
 // every step (docs/security.md §5.8).
+//
+// On a worker node, a step of a task a router host delegated with a
+// task-bound claim, for a profile the node does not serve, goes back to
+// that router host with the claim instead (Server.Upstream); the router
+// host checks the claim (host/peers) and serves the step with this same
+// Server.
 package agentcall
 
 import (
@@ -43,6 +49,16 @@ type Server struct {
 	// Logger gets one line per step. Default: none.
 	Logger hclog.Logger
 
+	// On a worker node: Upstream returns the connection of the router
+	// host that delegated the task with this request id (nil when none
+	// did), and Serves whether this host routes profile itself. A step of
+	// a task that came with a task-bound claim (Delegation.Claim) for a
+	// profile this host does not serve goes back to that router host
+	// with the claim, which checks it and routes the step there
+	// (docs/security.md §5.8). Nil: every step is routed here.
+	Upstream func(id [16]byte) Upstream
+	Serves   func(profile string) bool
+
 	// busy holds the tasks (*pluginmgr.Delegation) with a step in flight:
 	// a task makes one step at a time, which is what lets its steps skip
 	// the tenant's max_concurrent (ratelimit.AgentStep) and stay bounded.
@@ -50,6 +66,12 @@ type Server struct {
 }
 
 var _ pluginmgr.PluginRequests = (*Server)(nil)
+
+// Upstream is a connection to a router host a step can be sent back on
+// (as *mux.Client is).
+type Upstream interface {
+	CallWithin(ctx context.Context, d time.Duration, req *dbe.Frame, onFrame func(*dbe.Frame) error) error
+}
 
 // ClientPrefix starts the client id of the claim tokens minted for agent
 // steps: "agent:" and the worker ("agent:agent#0").
@@ -94,6 +116,33 @@ func (s *Server) serve(ctx context.Context, d *pluginmgr.Delegation, req *dbe.Fr
 	free := func() { s.busy.CompareAndDelete(d, step) }
 	defer free()
 	req.Del(dbe.TLVClaimToken)
+	if up := s.upstream(d, req); up != nil {
+		// Not served here: back to the router host that delegated the
+		// task, which verifies the claim and applies its own checks,
+		// policy and quotas to the step.
+		req.SetClaimToken(d.Claim)
+		req.SetDeviceIDSrc(d.Device)
+		left := time.Until(d.Deadline)
+		if left <= 0 {
+			err := mux.Errorf(dbe.CodeDeadlineExceeded, "the agent task's deadline has passed")
+			_ = w.Fail(err)
+			return err
+		}
+		if t, ok := req.Timeout(); !ok || t > left {
+			req.SetTimeout(left)
+		}
+		t, _ := req.Timeout()
+		err := up.CallWithin(ctx, t, req, func(f *dbe.Frame) error {
+			if f.Flags&dbe.FlagEndStream != 0 || f.Type == dbe.MsgError {
+				free()
+			}
+			return w.Send(f)
+		})
+		if err != nil && !w.Ended() {
+			_ = w.Fail(err)
+		}
+		return err
+	}
 	if s.Minter != nil {
 		tok, err := s.Minter.Token(d.TenantID, ClientPrefix+d.Worker, []string{d.ROE.String()})
 		if err != nil {
@@ -120,6 +169,19 @@ func (s *Server) serve(ctx context.Context, d *pluginmgr.Delegation, req *dbe.Fr
 		}
 		return w.Send(f)
 	})
+}
+
+// upstream returns where to send step req of task d when this host does
+// not serve its profile and a router host delegated the task with a claim;
+// nil when the step is routed here.
+func (s *Server) upstream(d *pluginmgr.Delegation, req *dbe.Frame) Upstream {
+	if len(d.Claim) == 0 || s.Upstream == nil || s.Serves == nil {
+		return nil
+	}
+	if p, _ := req.Profile(); s.Serves(p) {
+		return nil
+	}
+	return s.Upstream(d.RequestID)
 }
 
 // check refuses a step that is not an L7_CHAT_REQ within its task.

@@ -30,6 +30,7 @@ func commands() map[string]command {
 		"keys hash":       {"keys hash [-generate] < KEY", "print the api_key_sha256 of an API key read from stdin (or of a new one)", runKeysHash},
 		"keys gen":        {"keys gen -out DIR -name NAME", "write an ML-DSA-87 key pair: NAME.key (mode 0600) and NAME.pub", runKeysGen},
 		"keys bundle":     {"keys bundle -root KEY -name N -role R -pub PUB -out FILE", "sign an identity bundle with an operator root key", runKeysBundle},
+		"keys install":    {"keys install -from DIR -to DIR", "copy key files (a Secret volume) as this user's own, mode 0400", runKeysInstall},
 		"keys show":       {"keys show [-roots PUB,...] FILE...", "describe key and bundle files; verify bundles against roots", runKeysShow},
 		"agent run":       {agentRunUsage, "run an agent task on the running host (router socket); Ctrl-C cancels it", runAgentRun},
 		"policy test":     {policyTestUsage, "decide one request, print the rule trail (exit 0 allow, 1 deny)", runPolicyTest},

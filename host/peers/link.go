@@ -10,7 +10,9 @@ import (
 	"time"
 
 	"github.com/dsmil/l7/host/config"
+	"github.com/dsmil/l7/host/pluginmgr"
 	"github.com/dsmil/l7/sdk/dbe"
+	"github.com/dsmil/l7/sdk/identity"
 	"github.com/dsmil/l7/sdk/mux"
 	l7v1 "github.com/dsmil/l7/sdk/proto/dsmil/l7/v1"
 	"github.com/dsmil/l7/sdk/session"
@@ -39,6 +41,14 @@ type Link struct {
 	remotes  map[string]*Remote
 	order    []string              // instance ids as last reported
 	pending  []*l7v1.L7ModelStatus // statuses since the last HEALTH answer
+
+	// steps serves the node's requests back over the link (agent steps
+	// of the tasks delegated to it, taskclaim.go); key mints and checks
+	// the task-bound claims. Both nil: the node's requests are dropped.
+	steps pluginmgr.PluginRequests
+	key   *identity.PrivateKey
+	tmu   sync.Mutex
+	tasks map[[16]byte]*pluginmgr.Delegation // agent tasks in flight on the link
 }
 
 // Name is the peer block's name.
@@ -115,9 +125,17 @@ func (l *Link) serve(ctx context.Context) (wasUp bool, err error) {
 	s := session.New(ch, nil)
 	s.DropTunnel()
 	mc := mux.NewClient(s)
+	// The node's requests (ids are per direction, docs/dbe.md §8): steps
+	// of agent tasks delegated to it, each with its task's claim.
+	ms := mux.NewServer(s, &linkSteps{l})
+	ms.IsRequest = func(f *dbe.Frame) bool { return f.CorrelationID != 0 && !f.Type.IsResponse() }
 	l.touch()
 	s.SetHandler(func(f *dbe.Frame, malformed error) {
 		l.touch()
+		if f.CorrelationID != 0 && !f.Type.IsResponse() {
+			ms.Dispatch(f, malformed)
+			return
+		}
 		if malformed == nil && f.CorrelationID == 0 && f.Type == dbe.MsgModelStatus {
 			var st l7v1.L7ModelStatus
 			if proto.Unmarshal(f.Payload, &st) == nil && st.GetPlugin() != "" {
@@ -136,6 +154,7 @@ func (l *Link) serve(ctx context.Context) (wasUp bool, err error) {
 		// at once; closing the connection may wait to flush.
 		l.setDown(err)
 		mc.Close(err)
+		go ms.Close(0) // the steps in flight from the node end with the link
 		_ = s.Close()
 	}
 	// The first report: the link is up once the node's instances are known.
@@ -329,7 +348,15 @@ func (r *Remote) Call(ctx context.Context, req *dbe.Frame, onFrame func(*dbe.Fra
 	if err != nil {
 		return err
 	}
-	if d, ok := req.Timeout(); ok {
+	d, ok := req.Timeout()
+	if req.Type == dbe.MsgAgentTask {
+		budget := d
+		if !ok {
+			budget = 24 * time.Hour
+		}
+		defer r.link.delegate(r, req, budget)()
+	}
+	if ok {
 		return mc.CallWithin(ctx, d, req, onFrame)
 	}
 	return mc.Call(ctx, req, onFrame)
@@ -343,6 +370,17 @@ func (r *Remote) Go(req *dbe.Frame, timeout time.Duration, fn func(*dbe.Frame, e
 	if err != nil {
 		fn(nil, err)
 		return func() {}
+	}
+	if req.Type == dbe.MsgAgentTask {
+		// The task is delegated until its final delivery.
+		end := r.link.delegate(r, req, timeout)
+		inner := fn
+		fn = func(f *dbe.Frame, err error) {
+			if err != nil || f.Flags&dbe.FlagEndStream != 0 {
+				end()
+			}
+			inner(f, err)
+		}
 	}
 	return mc.Go(req, timeout, fn)
 }

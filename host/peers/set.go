@@ -49,6 +49,12 @@ type Config struct {
 	MaxFrame int
 	// Logger: default none.
 	Logger hclog.Logger
+	// Steps serves the steps of agent tasks this host delegates to its
+	// worker nodes that the nodes send back over the link, once their
+	// task-bound claims check out (taskclaim.go); dsmil-host sets its
+	// host/agentcall server. Nil: an agent task is forwarded without a
+	// claim and a node's requests are refused.
+	Steps pluginmgr.PluginRequests
 }
 
 // Set is the router's Registry over the local instances and every peer's.
@@ -91,7 +97,7 @@ func New(local router.Registry, cfg Config) (*Set, error) {
 		if err != nil {
 			return nil, err
 		}
-		l := &Link{cfg: p, log: cfg.Logger.Named("peer." + p.Name), changed: s.rebuild,
+		l := &Link{cfg: p, log: cfg.Logger.Named("peer." + p.Name), changed: s.rebuild, steps: cfg.Steps, key: cfg.Identity.Key,
 			hs: &session.TLS{
 				Auth:     session.Auth{Identity: cfg.Identity, Roots: roots, PeerName: p.Identity, PeerRoles: []string{"host"}},
 				Config:   session.TLSConfig(cert, nil),

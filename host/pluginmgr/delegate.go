@@ -41,7 +41,21 @@ type Delegation struct {
 	// Context ends when the task ends (its final frame, an error, a cancel)
 	// or its deadline passes: requests on its behalf stop with it.
 	Context context.Context
+
+	// Claim is the task-bound claim the router host that delegated the
+	// task over the cross-node link minted for it (TLVTaskDelegation,
+	// docs/security.md §5.8), when the task came that way: what this
+	// host presents when it sends the task's steps that it cannot serve
+	// itself back to that router host. Never handed to the plugin.
+	Claim []byte
 }
+
+// TLVTaskDelegation carries, on an L7_AGENT_TASK a router host forwards to
+// a worker node, the claim it minted for the task (docs/dbe.md §4: a
+// non-critical code of the private range, understood by dsmil-hosts only;
+// a node that does not know it ignores it). The plugin manager takes it
+// off the frame before the task reaches the plugin.
+const TLVTaskDelegation dbe.TLVType = 0x4D01
 
 // PluginRequests serves the requests plugins send to the host on their
 // own data path (an agent task's LLM steps). The plugin manager calls it
@@ -81,6 +95,12 @@ func (ds *delegations) begin(i *Instance, req *dbe.Frame, timeout time.Duration)
 	d.Classification, _ = req.Classification()
 	d.ROE, _ = req.ROELevel()
 	d.Profile, _ = req.Profile()
+	if c, ok := req.Get(TLVTaskDelegation); ok {
+		d.Claim = append([]byte(nil), c...)
+	}
+	// The plugin never sees the claim: its steps come back through this
+	// host, which presents it.
+	req.Del(TLVTaskDelegation)
 	ctx, cancel := context.WithDeadline(context.Background(), d.Deadline)
 	d.Context = ctx
 	ds.mu.Lock()

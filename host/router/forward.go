@@ -170,16 +170,18 @@ func (fl *flight) deliver(f *dbe.Frame, err error) {
 		}
 	}
 	fl.final = payload
-	if !fl.gone.Load() {
-		fl.out(f, payload)
-	}
-	fl.finish(nil)
+	fl.end(nil, f, payload)
 }
 
-// finish ends the request: the limiter is reconciled, the caller gets the
-// ERROR frame for err (unless it went away), the counters and the observer
-// are told.
-func (fl *flight) finish(err error) {
+// finish ends the request with err (non-nil): see end.
+func (fl *flight) finish(err error) { fl.end(err, nil, nil) }
+
+// end ends the request: the limiter is reconciled and the counters, the
+// observer and the agent's task record are told, and only then does the
+// caller get the final frame (or the ERROR frame for err) unless it went
+// away. So a client that has seen the end of one request and sends the
+// next at once finds its concurrency slot free and the metrics counted.
+func (fl *flight) end(err error, final *dbe.Frame, payload proto.Message) {
 	r := fl.r
 	if fl.release != nil {
 		fl.release(fl.prompt + fl.completion)
@@ -188,15 +190,19 @@ func (fl *flight) finish(err error) {
 		r.served.Add(1)
 	} else {
 		r.failed.Add(1)
-		if !fl.gone.Load() {
-			fl.out(mux.ErrorFrame(0, fl.reqID, err), nil)
-		}
 	}
 	if obs := r.cfg.Observer; obs != nil {
 		obs.Finished(fl.profile, fl.device, mux.CodeOf(err), time.Since(fl.start), fl.prompt, fl.completion)
 	}
 	if fl.agent != nil {
 		fl.observeEnd(err)
+	}
+	if !fl.gone.Load() {
+		if err != nil {
+			fl.out(mux.ErrorFrame(0, fl.reqID, err), nil)
+		} else if final != nil {
+			fl.out(final, payload)
+		}
 	}
 	r.inFlight.Add(-1)
 	if fl.done != nil {

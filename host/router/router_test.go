@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -221,6 +222,53 @@ func TestObserverAndLimiter(t *testing.T) {
 	}
 	if admitted, released := lim.Seen(); admitted != 1 || !slices.Equal(released, []int64{12}) {
 		t.Fatalf("limiter %d %v", admitted, released)
+	}
+}
+
+// TestAccountedBeforeTheEnd: the caller gets a request's final frame (or
+// its ERROR frame) only after the limiter got its slot back and the observer
+// counted it, so a client that sends its next request the moment it sees
+// the end is never refused for the one it just finished (a tenant with
+// max_concurrent = 1 streaming one chat after another).
+func TestAccountedBeforeTheEnd(t *testing.T) {
+	var fail atomic.Bool
+	w := routertest.NewWorker(t, "u", mux.HandlerFunc(func(ctx context.Context, req *dbe.Frame, rw *mux.ResponseWriter) {
+		if fail.Load() {
+			_ = rw.Fail(mux.Errorf(dbe.CodeInternal, "boom"))
+			return
+		}
+		b, _ := proto.Marshal(&l7v1.L7ChatResponse{Usage: &l7v1.Usage{PromptTokens: 3, CompletionTokens: 4, TotalTokens: 7}})
+		_ = rw.Send(&dbe.Frame{Type: dbe.MsgChatResp, Payload: b})
+		_ = rw.Send(&dbe.Frame{Type: dbe.MsgChatResp, Flags: dbe.FlagEndStream, Payload: b})
+	}))
+	obs, lim := &routertest.Observer{}, &routertest.Limiter{}
+	r := routertest.NewRouter(t, routertest.Registry{"u": {w}}, router.Config{Observer: obs, Limiter: lim})
+	for i, f := range []bool{false, true} {
+		fail.Store(f)
+		var frames, atEnd int
+		var released []int64
+		var done []routertest.Finished
+		// Forward hands frames over as they come (Route queues them for
+		// its own goroutine, which could hide the order).
+		ended := make(chan struct{})
+		r.Forward(context.Background(), routertest.ChatReq("u"), func(fr *dbe.Frame, _ proto.Message) {
+			frames++
+			if fr.Flags&dbe.FlagEndStream != 0 || fr.Type == dbe.MsgError {
+				atEnd = frames
+				_, released = lim.Seen()
+				_, done = obs.Seen()
+				close(ended)
+			}
+		})
+		select {
+		case <-ended:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("request %d: no final frame", i)
+		}
+		if atEnd == 0 || len(released) != i+1 || len(done) != i+1 {
+			t.Fatalf("request %d (fail %v): at its final frame (#%d of %d) the limiter had %v released and the observer %v finished",
+				i, f, atEnd, frames, released, done)
+		}
 	}
 }
 

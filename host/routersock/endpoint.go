@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/dsmil/l7/host/pluginmgr"
 	"github.com/dsmil/l7/host/router"
 	"github.com/dsmil/l7/sdk/dbe"
 	"github.com/dsmil/l7/sdk/identity"
@@ -57,6 +58,13 @@ type Endpoint struct {
 	// half-open router host holds nothing here (router hosts heartbeat
 	// several times a second).
 	NodeIdleTimeout time.Duration
+
+	// upstreams are the connections of router hosts (peers with role
+	// "node") on which agent tasks came with a task-bound claim
+	// (pluginmgr.TLVTaskDelegation), by task request id, while the tasks
+	// run: where their steps this host cannot serve go back (Upstream).
+	upMu      sync.Mutex
+	upstreams map[[16]byte]*mux.Client
 
 	mu       sync.Mutex
 	ln       net.Listener
@@ -148,6 +156,9 @@ func (e *Endpoint) serveConn(ctx context.Context, c net.Conn) {
 		plain: e.Handshaker == nil}
 	if ch.Peer().Role == "node" {
 		ec.reports = e.Instances
+		// A router host's connection also carries this host's requests to
+		// it: the steps of the agent tasks it delegated here.
+		ec.e, ec.up = e, mux.NewClient(s)
 	}
 	ec.touch()
 	if sc, ok := ch.(interface{ PeerKeyID() identity.KeyID }); ok {
@@ -167,6 +178,10 @@ func (e *Endpoint) serveConn(ctx context.Context, c net.Conn) {
 		go ec.watchIdle(e.NodeIdleTimeout)
 	}
 	<-s.Done()
+	if ec.up != nil {
+		ec.up.Close(fmt.Errorf("the connection of router host %s ended", ch.Peer().Name))
+		ec.dropTasks()
+	}
 	ec.cancelAll()
 	e.mu.Lock()
 	delete(e.sessions, s)
@@ -195,6 +210,82 @@ type epConn struct {
 
 	reports  func() []*l7v1.L7ModelStatus // Endpoint.Instances, for a node peer
 	lastRecv atomic.Int64                 // unix nanoseconds of the last frame
+
+	// For a router host (role "node"): requests to it on this connection,
+	// and the delegated agent tasks registered as its (correlation id →
+	// request id).
+	e     *Endpoint
+	up    *mux.Client
+	tasks map[uint64][16]byte
+}
+
+// Upstream returns the connection of the router host that delegated the
+// agent task with request id here with a task-bound claim, while the task
+// runs; nil otherwise.
+func (e *Endpoint) Upstream(id [16]byte) *mux.Client {
+	e.upMu.Lock()
+	defer e.upMu.Unlock()
+	return e.upstreams[id]
+}
+
+// registerTask records that the agent task f (correlation id corr) came on
+// this router host's connection with a task-bound claim.
+func (c *epConn) registerTask(corr uint64, f *dbe.Frame) {
+	if c.up == nil || f.Type != dbe.MsgAgentTask {
+		return
+	}
+	if _, ok := f.Get(pluginmgr.TLVTaskDelegation); !ok {
+		return
+	}
+	id, ok := f.RequestID()
+	if !ok {
+		return
+	}
+	c.e.upMu.Lock()
+	if _, dup := c.e.upstreams[id]; !dup {
+		if c.e.upstreams == nil {
+			c.e.upstreams = map[[16]byte]*mux.Client{}
+		}
+		c.e.upstreams[id] = c.up
+		c.mu.Lock()
+		if c.tasks == nil {
+			c.tasks = map[uint64][16]byte{}
+		}
+		c.tasks[corr] = id
+		c.mu.Unlock()
+	}
+	c.e.upMu.Unlock()
+}
+
+// endTask forgets the delegated task of correlation id corr, if any.
+func (c *epConn) endTask(corr uint64) {
+	if c.up == nil {
+		return
+	}
+	c.mu.Lock()
+	id, ok := c.tasks[corr]
+	delete(c.tasks, corr)
+	c.mu.Unlock()
+	if ok {
+		c.e.upMu.Lock()
+		if c.e.upstreams[id] == c.up {
+			delete(c.e.upstreams, id)
+		}
+		c.e.upMu.Unlock()
+	}
+}
+
+// dropTasks forgets every delegated task of a connection that ended.
+func (c *epConn) dropTasks() {
+	c.mu.Lock()
+	corrs := make([]uint64, 0, len(c.tasks))
+	for corr := range c.tasks {
+		corrs = append(corrs, corr)
+	}
+	c.mu.Unlock()
+	for _, corr := range corrs {
+		c.endTask(corr)
+	}
 }
 
 func (c *epConn) touch() { c.lastRecv.Store(time.Now().UnixNano()) }
@@ -225,6 +316,11 @@ func (c *epConn) handle(f *dbe.Frame, malformed error) {
 		return
 	}
 	corr := f.CorrelationID
+	if c.up != nil && corr != 0 && f.Type.IsResponse() {
+		// A router host answering a step this host sent it.
+		c.up.Dispatch(f)
+		return
+	}
 	switch f.Type {
 	case dbe.MsgCancel:
 		c.mu.Lock()
@@ -303,6 +399,7 @@ func (c *epConn) handle(f *dbe.Frame, malformed error) {
 		c.agents[corr] = true
 	}
 	c.mu.Unlock()
+	c.registerTask(corr, f)
 	reqID, _ := f.Get(dbe.TLVRequestID)
 	reqID = append([]byte(nil), reqID...) // the request frame is handed over
 	cancel := c.r.Forward(c.ctx, f, func(rf *dbe.Frame, _ proto.Message) {
@@ -314,11 +411,15 @@ func (c *epConn) handle(f *dbe.Frame, malformed error) {
 		}
 		c.mu.Lock()
 		_, live := c.active[corr]
-		if live && rf.Flags&dbe.FlagEndStream != 0 {
+		final := rf.Flags&dbe.FlagEndStream != 0
+		if live && final {
 			delete(c.active, corr)
 			delete(c.agents, corr)
 		}
 		c.mu.Unlock()
+		if final {
+			c.endTask(corr)
+		}
 		if !live {
 			return // the client cancelled it and was answered
 		}

@@ -119,7 +119,11 @@ func Start(ctx context.Context, cfg *config.Config, log hclog.Logger, opts Optio
 		}
 		if h.Peers, err = peers.New(h.Manager, peers.Config{Peers: cfg.Peers, Identity: nodeID, MaxFrame: int(cfg.Router.MaxFrameBytes),
 			LoadRoots: func(files []string) ([]*identity.PublicKey, error) { return identity.LoadPublicKeyFiles(files...) },
-			Logger:    log}); err != nil {
+			Logger:    log,
+			// Agent tasks delegated to the nodes carry a task-bound claim;
+			// their steps the nodes send back are served as local agents'
+			// (docs/security.md §5.8).
+			Steps: agentSteps}); err != nil {
 			return nil, err
 		}
 		registry = h.Peers
@@ -155,6 +159,19 @@ func Start(ctx context.Context, cfg *config.Config, log hclog.Logger, opts Optio
 		}
 		if h.crossNode, err = sec.crossNodeEndpoint(local, h.Manager.Statuses, log.Named("router"), cfg.Security.CrossNodeListen, int(cfg.Router.MaxFrameBytes), cfg.Router.MaxInFlightPerConnection); err != nil {
 			return nil, err
+		}
+		// The steps of agent tasks a router host delegated here with a
+		// task-bound claim, for profiles this host does not route, go
+		// back to that router host (docs/security.md §5.8).
+		agentSteps.Upstream = func(id [16]byte) agentcall.Upstream {
+			if up := h.crossNode.Upstream(id); up != nil {
+				return up
+			}
+			return nil
+		}
+		agentSteps.Serves = func(profile string) bool {
+			ws, _ := registry.Workers(profile)
+			return len(ws) > 0
 		}
 		log.Info("cross-node DBE listener (TLS 1.3, SecP384r1MLKEM1024, ML-DSA-87 identities)", "listen", cfg.Security.CrossNodeListen)
 	}

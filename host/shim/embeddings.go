@@ -124,6 +124,10 @@ func (s *Server) decodeEmbeddings(body []byte, t *config.Tenant) (*embedCall, *a
 // decodeEmbedInput reads OpenAI's input: a string, an array of strings, an
 // array of token ids, or an array of arrays of token ids. Every string and
 // token sequence must be non-empty, token ids non-negative 32-bit integers.
+// As a DSMIL extension an image, {"type": "image_url", "image_url": {"url":
+// "data:image/png;base64,..."}}, may stand alone or be any element of an
+// array of strings or of token arrays; it travels decoded from base64 and
+// the worker reads it (a model that embeds no images refuses it).
 func decodeEmbedInput(raw json.RawMessage) ([]*l7v1.EmbedInput, *apiError) {
 	raw = bytes.TrimSpace(raw)
 	if isNull(raw) {
@@ -142,9 +146,15 @@ func decodeEmbedInput(raw json.RawMessage) ([]*l7v1.EmbedInput, *apiError) {
 			return nil, bad("the string is empty.")
 		}
 		return []*l7v1.EmbedInput{textInput(s)}, nil
+	case '{':
+		in, e := imageInput(raw, "")
+		if e != nil {
+			return nil, e
+		}
+		return []*l7v1.EmbedInput{in}, nil
 	case '[':
 	default:
-		return nil, bad("expected a string, an array of strings, an array of token ids or an array of arrays of token ids.")
+		return nil, bad("expected a string, an array of strings, an array of token ids or an array of arrays of token ids (or, a DSMIL extension, image_url objects).")
 	}
 	var items []json.RawMessage
 	if err := json.Unmarshal(raw, &items); err != nil {
@@ -183,19 +193,69 @@ func decodeEmbedInput(raw json.RawMessage) ([]*l7v1.EmbedInput, *apiError) {
 				return nil, e
 			}
 			out[i] = tokensInput(ids)
+		case len(it) > 0 && it[0] == '{':
+			in, e := imageInput(it, "["+strconv.Itoa(i)+"]")
+			if e != nil {
+				return nil, e
+			}
+			out[i] = in
 		default:
-			return nil, bad("input[%d] is neither a string nor an array of token ids; the elements of an array must all be strings or all be arrays of token ids.", i)
+			return nil, bad("input[%d] is neither a string, an array of token ids nor an image_url object; the elements of an array must all be strings or all be arrays of token ids (images may be among either).", i)
 		}
 	}
-	if kind := out[0].GetInput(); kind != nil {
-		_, text := kind.(*l7v1.EmbedInput_Text)
-		for i, in := range out {
-			if _, ti := in.GetInput().(*l7v1.EmbedInput_Text); ti != text {
-				return nil, bad("input[%d]: the elements of an array must all be strings or all be arrays of token ids.", i)
-			}
+	// Strings and token arrays do not mix (images go with either).
+	text, tokens := -1, -1
+	for i, in := range out {
+		switch in.GetInput().(type) {
+		case *l7v1.EmbedInput_Text:
+			text = max(text, i)
+		case *l7v1.EmbedInput_Tokens:
+			tokens = max(tokens, i)
 		}
+	}
+	if text >= 0 && tokens >= 0 {
+		return nil, bad("input[%d]: the elements of an array must all be strings or all be arrays of token ids.", max(text, tokens))
 	}
 	return out, nil
+}
+
+// embedImageJSON is an image element of input (the chat image_url part's
+// shape).
+type embedImageJSON struct {
+	Type     string `json:"type"`
+	ImageURL *struct {
+		URL    string `json:"url"`
+		Detail string `json:"detail"`
+	} `json:"image_url"`
+}
+
+// imageInput reads one image element; where names it in errors ("" or
+// "[3]"). Only data: URLs are taken: the plane fetches nothing.
+func imageInput(raw json.RawMessage, where string) (*l7v1.EmbedInput, *apiError) {
+	param := "input" + where
+	var im embedImageJSON
+	if err := json.Unmarshal(raw, &im); err != nil {
+		return nil, invalidRequest("input", "invalid_value", "Invalid '%s': %v.", param, err)
+	}
+	if im.Type != "image_url" {
+		return nil, invalidRequest("input", "invalid_value", "Invalid '%s.type': %s; the only object input is an image, {\"type\": \"image_url\", \"image_url\": {\"url\": \"data:...\"}}.", param, quoteClip(im.Type))
+	}
+	if im.ImageURL == nil || im.ImageURL.URL == "" {
+		return nil, invalidRequest(param+".image_url.url", "missing_required_parameter", "An image_url input needs image_url.url.")
+	}
+	part, e := imagePart(im.ImageURL.URL, im.ImageURL.Detail, param+".image_url.url")
+	if e != nil {
+		return nil, e
+	}
+	data := part.GetImageData()
+	if data == nil {
+		return nil, invalidRequest(param+".image_url.url", "invalid_value",
+			"Only data: URLs are accepted for images to embed (data:image/png;base64,...): the plane fetches no URLs.")
+	}
+	if len(data.GetData()) == 0 {
+		return nil, invalidRequest(param+".image_url.url", "invalid_value", "The image data: URL is empty.")
+	}
+	return &l7v1.EmbedInput{Input: &l7v1.EmbedInput_Image{Image: data}}, nil
 }
 
 // tokenIDs reads one token sequence; where names it in errors ("" or

@@ -144,7 +144,14 @@ func TestEmbeddingsErrors(t *testing.T) {
 		{"empty array", keyT, `{"model":"dsmil-echo","input":[]}`, 400, "input", "the array is empty"},
 		{"empty element", keyT, `{"model":"dsmil-echo","input":["a",""]}`, 400, "input", "input[1] is an empty string"},
 		{"mixed", keyT, `{"model":"dsmil-echo","input":["a",[1]]}`, 400, "input", "input[1]: the elements of an array must all be"},
-		{"object", keyT, `{"model":"dsmil-echo","input":{"text":"a"}}`, 400, "input", "expected a string"},
+		{"object", keyT, `{"model":"dsmil-echo","input":{"text":"a"}}`, 400, "input", "Invalid 'input.type': \"\"; the only object input is an image"},
+		{"image type", keyT, `{"model":"dsmil-echo","input":["a",{"type":"text","text":"a"}]}`, 400, "input", "Invalid 'input[1].type': \"text\""},
+		{"image no url", keyT, `{"model":"dsmil-echo","input":[{"type":"image_url","image_url":{}}]}`, 400, "input[0].image_url.url", "needs image_url.url"},
+		{"image http", keyT, `{"model":"dsmil-echo","input":["a",{"type":"image_url","image_url":{"url":"https://example.com/cat.png"}}]}`, 400, "input[1].image_url.url", "Only data: URLs are accepted"},
+		{"image not base64", keyT, `{"model":"dsmil-echo","input":{"type":"image_url","image_url":{"url":"data:image/png,abc"}}}`, 400, "input.image_url.url", "must be base64 encoded"},
+		{"image bad base64", keyT, `{"model":"dsmil-echo","input":[{"type":"image_url","image_url":{"url":"data:image/png;base64,!!!"}}]}`, 400, "input[0].image_url.url", "not valid base64"},
+		{"image empty", keyT, `{"model":"dsmil-echo","input":[{"type":"image_url","image_url":{"url":"data:image/png;base64,"}}]}`, 400, "input[0].image_url.url", "is empty"},
+		{"image mixed", keyT, `{"model":"dsmil-echo","input":["a",{"type":"image_url","image_url":{"url":"data:image/png;base64,iVBO"}},[1]]}`, 400, "input", "input[2]: the elements of an array must all be"},
 		{"number", keyT, `{"model":"dsmil-echo","input":5}`, 400, "input", "expected a string"},
 		{"negative id", keyT, `{"model":"dsmil-echo","input":[1,-2]}`, 400, "input", "Invalid 'input[1]': \"-2\" is not a token id"},
 		{"fractional id", keyT, `{"model":"dsmil-echo","input":[[1],[2.5]]}`, 400, "input", "Invalid 'input[1][0]'"},
@@ -250,4 +257,43 @@ func FuzzDecodeEmbeddings(f *testing.F) {
 			t.Fatalf("payload for %q: %v", body, err)
 		}
 	})
+}
+
+// TestEmbedImageInput: image_url elements (a DSMIL extension) travel as
+// the decoded file, among strings or token arrays, in input order.
+func TestEmbedImageInput(t *testing.T) {
+	img := `{"type":"image_url","image_url":{"url":"data:image/png;base64,iVBORw0KGgo="}}`
+	for _, tc := range []struct {
+		raw  string
+		kind []string
+	}{
+		{img, []string{"image"}},
+		{`["a photo of a cat",` + img + `,"a dog"]`, []string{"text", "image", "text"}},
+		{`[[1,2],` + img + `]`, []string{"tokens", "image"}},
+	} {
+		ins, e := decodeEmbedInput(json.RawMessage(tc.raw))
+		if e != nil {
+			t.Fatalf("%s: %v", tc.raw, e.message)
+		}
+		if len(ins) != len(tc.kind) {
+			t.Fatalf("%s: %d inputs", tc.raw, len(ins))
+		}
+		for i, in := range ins {
+			got := ""
+			switch x := in.GetInput().(type) {
+			case *l7v1.EmbedInput_Text:
+				got = "text"
+			case *l7v1.EmbedInput_Tokens:
+				got = "tokens"
+			case *l7v1.EmbedInput_Image:
+				got = "image"
+				if string(x.Image.GetData()) != "\x89PNG\r\n\x1a\n" || x.Image.GetMimeType() != "image/png" {
+					t.Errorf("%s: image %q %q", tc.raw, x.Image.GetData(), x.Image.GetMimeType())
+				}
+			}
+			if got != tc.kind[i] {
+				t.Errorf("%s: input %d is %s, want %s", tc.raw, i, got, tc.kind[i])
+			}
+		}
+	}
 }

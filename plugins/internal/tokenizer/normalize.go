@@ -56,7 +56,9 @@ func (n replaceNorm) normalize(s string) string {
 
 type lowercaseNorm struct{}
 
-func (lowercaseNorm) normalize(s string) string { return strings.ToLower(s) }
+// normalize lowercases as Rust's and JavaScript's lowercasing do (lowerFull:
+// U+0130 becomes "i̇", a word-final capital sigma "ς").
+func (lowercaseNorm) normalize(s string) string { return lowerFull(s) }
 
 type stripNorm struct{ left, right bool }
 

@@ -15,7 +15,7 @@ import (
 // The families under testdata/, each a tokenizer.json.gz + tokenizer_config.json
 // and the reference.json that transformers.js produced for strings.json
 // (see testdata/README.md).
-var families = []string{"qwen3", "llama3", "llama2", "llama2-metaspace", "qwen3-added", "bert-base-uncased", "bert-cased", "bert-keep-accents"}
+var families = []string{"qwen3", "llama3", "llama2", "llama2-metaspace", "qwen3-added", "bert-base-uncased", "bert-cased", "bert-keep-accents", "clip"}
 
 type refResult struct {
 	IDs         []int   `json:"ids"`

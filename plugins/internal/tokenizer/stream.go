@@ -75,6 +75,8 @@ type StreamDecoder struct {
 	started     bool   // a token has been decoded
 	stripping   bool   // still inside the leading strip region
 	stripped    int    // leading strip runes removed so far
+	trim        bool   // trim the text's whitespace (end-of-word suffix, skipping special tokens)
+	trimmed     bool   // text other than whitespace has been seen
 	pending     []byte // bytes not yet returned
 }
 
@@ -90,6 +92,7 @@ func (t *Tokenizer) NewStreamDecoder(opts ...StreamOption) *StreamDecoder {
 	for _, o := range opts {
 		o(d)
 	}
+	d.trim = d.skipSpecial && t.eowSuffix != ""
 	return d
 }
 
@@ -140,7 +143,7 @@ func (d *StreamDecoder) stripLeading(s string) string {
 // out as U+FFFD) and resets the decoder for a new sequence.
 func (d *StreamDecoder) Flush() string {
 	out := d.emit(true)
-	*d = StreamDecoder{t: d.t, skipSpecial: d.skipSpecial, stripping: d.t.streamPlan.stripStart > 0}
+	*d = StreamDecoder{t: d.t, skipSpecial: d.skipSpecial, trim: d.trim, stripping: d.t.streamPlan.stripStart > 0}
 	return out
 }
 
@@ -161,6 +164,21 @@ func (d *StreamDecoder) emit(final bool) string {
 			cut -= len(enc)
 		}
 		d.pending = d.pending[:cut]
+	}
+	if d.trim && !d.trimmed {
+		// Leading whitespace (of complete characters) is dropped.
+		n := cut - len(strings.TrimLeftFunc(string(d.pending[:cut]), isJSSpace))
+		d.pending, cut = d.pending[n:], cut-n
+		d.trimmed = cut > 0
+	}
+	if d.trim {
+		// Trailing whitespace may end the text: hold it back, drop it at
+		// the end.
+		kept := len(strings.TrimRightFunc(string(d.pending[:cut]), isJSSpace))
+		if final {
+			d.pending = d.pending[:kept]
+		}
+		cut = kept
 	}
 	if cut <= 0 {
 		return ""

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"unicode"
 )
 
 // Tokenizer encodes text to token ids and decodes them back. It is immutable
@@ -29,6 +30,7 @@ type Tokenizer struct {
 	specialIDs     map[int]bool
 	vocabSize      int
 	cleanUp        bool
+	eowSuffix      string // BPE end_of_word_suffix, which Decode turns into spaces (CLIP)
 	bos, eos       SpecialToken
 	unk, pad       SpecialToken
 	hasBOS         bool
@@ -148,7 +150,14 @@ func FromFiles(tokenizerJSON, configJSONData []byte) (*Tokenizer, error) {
 	if err := t.applyConfig(&cfg); err != nil {
 		return nil, err
 	}
+	if b, ok := t.model.(*bpe); ok && t.dec != nil {
+		t.eowSuffix = b.suffix
+	}
 	t.streamPlan = planStream(t.dec)
+	if t.eowSuffix != "" {
+		suffix := t.eowSuffix
+		t.streamPlan.steps = append(t.streamPlan.steps, func(tok string, _ bool) string { return strings.ReplaceAll(tok, suffix, " ") })
+	}
 	return t, nil
 }
 
@@ -333,6 +342,15 @@ func (t *Tokenizer) decode(ids []int, skipSpecial, cleanUp bool) string {
 	} else {
 		s = strings.Join(t.dec.decodeChain(tokens), "")
 	}
+	// A BPE end-of-word suffix ("</w>", CLIP's) becomes a space, and the
+	// text is trimmed when special tokens are skipped, as transformers.js
+	// decodes.
+	if t.eowSuffix != "" {
+		s = strings.ReplaceAll(s, t.eowSuffix, " ")
+		if skipSpecial {
+			s = strings.TrimFunc(s, isJSSpace)
+		}
+	}
 	if cleanUp {
 		s = cleanUpTokenization(s)
 	}
@@ -351,6 +369,10 @@ func (t *Tokenizer) idsToTokens(ids []int, skipSpecial bool) []string {
 	}
 	return tokens
 }
+
+// isJSSpace is what JavaScript's trim removes: Unicode White_Space and
+// U+FEFF.
+func isJSSpace(r rune) bool { return unicode.IsSpace(r) || r == '\uFEFF' }
 
 // cleanUpTokenization is transformers' clean_up_tokenization: it removes the
 // space before punctuation and some English contractions.

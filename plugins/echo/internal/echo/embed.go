@@ -20,7 +20,7 @@ var _ sdk.Embedder = (*Workload)(nil)
 // vectors and different ones almost surely different ones. It counts a
 // text's words, or a token sequence's ids, as its tokens. dimensions up to
 // EmbedDims truncates and re-normalises (echo claims Matryoshka training);
-// more is a 400.
+// more is a 400, and so is an image input (echo embeds no images).
 func (w *Workload) Embed(ctx context.Context, req *sdk.EmbedRequest) (*sdk.EmbedResult, error) {
 	if w.cfg.Load() == nil {
 		return nil, sdk.ErrNotConfigured
@@ -31,6 +31,11 @@ func (w *Workload) Embed(ctx context.Context, req *sdk.EmbedRequest) (*sdk.Embed
 		return nil, sdk.InvalidParam("dimensions", "model %s has %d dimensions; dimensions=%d is more", Model, EmbedDims, dims)
 	case dims == 0:
 		dims = EmbedDims
+	}
+	for i, in := range req.Params.GetInputs() {
+		if in.GetImage() != nil {
+			return nil, sdk.InvalidParam("input", "input %d is an image; model %s embeds texts and token ids only", i, Model)
+		}
 	}
 	res := &sdk.EmbedResult{Model: Model, Vectors: make([][]float32, len(req.Params.GetInputs()))}
 	for i, in := range req.Params.GetInputs() {

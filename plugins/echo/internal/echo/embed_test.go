@@ -106,6 +106,7 @@ func TestEmbed(t *testing.T) {
 		{&l7v1.L7EmbedRequest{}, "input"},
 		{&l7v1.L7EmbedRequest{Inputs: []*l7v1.EmbedInput{{Input: &l7v1.EmbedInput_Tokens{Tokens: &l7v1.TokenIDs{}}}}}, "input"},
 		{&l7v1.L7EmbedRequest{Inputs: []*l7v1.EmbedInput{{}}}, "input"},
+		{&l7v1.L7EmbedRequest{Inputs: append(texts("x"), &l7v1.EmbedInput{Input: &l7v1.EmbedInput_Image{Image: &l7v1.ImageData{Data: []byte("\x89PNG")}}})}, "input"},
 	} {
 		_, err := embed(t, c, tc.p)
 		var me *mux.Error

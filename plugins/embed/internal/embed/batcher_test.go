@@ -379,3 +379,111 @@ func TestDynamicBatchingORT(t *testing.T) {
 	}
 	t.Logf("%d requests, %d sequences, %d runs; largest difference from one at a time %.2g", requests, total, runs, worst)
 }
+
+// TestDynamicBatchingCLIP: images of concurrent requests are packed into
+// shared ONNX Runtime runs, with texts alongside, and each vector equals
+// its input embedded alone (within 1e-6).
+func TestDynamicBatchingCLIP(t *testing.T) {
+	lib := ort.ResolveLibrary(os.Getenv)
+	if lib == "" {
+		t.Skip("ONNX Runtime is not installed: run make ort (make test does)")
+	}
+	s, _ := mkmodel.CLIPPreset("tiny-clip")
+	r, err := mkmodel.WriteCLIP(filepath.Join(t.TempDir(), "clip"), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := New()
+	ctx := context.Background()
+	if err := w.Configure(ctx, &sdk.Config{Name: "embed", DeviceID: 49, Profiles: []string{"embed"},
+		Settings: map[string]any{"model": r.Dir, "max_batch": float64(4), "ort_library": lib, "threads": float64(1)}}); err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close(ctx)
+	const requests = 8
+	reqs := make([][]*l7v1.EmbedInput, requests)
+	total := 0
+	for k := range reqs {
+		reqs[k] = append(reqs[k], imageInput(pngImage(t, 20+7*k, 50-3*k)))
+		if k%2 == 1 {
+			reqs[k] = append(reqs[k], &l7v1.EmbedInput{Input: &l7v1.EmbedInput_Text{Text: "a photo of the host"}})
+		}
+		total += len(reqs[k])
+	}
+	embed := func(in []*l7v1.EmbedInput) ([][]float32, error) {
+		res, err := w.Embed(ctx, &sdk.EmbedRequest{Params: &l7v1.L7EmbedRequest{Inputs: in}})
+		if err != nil {
+			return nil, err
+		}
+		return res.Vectors, nil
+	}
+	alone := make([][][]float32, requests)
+	for k, in := range reqs {
+		for i := range in {
+			v, err := embed(in[i : i+1])
+			if err != nil {
+				t.Fatal(err)
+			}
+			alone[k] = append(alone[k], v[0])
+		}
+	}
+	b := w.st.Load().batch
+	runs0 := b.runs.Load()
+	hold := make(chan struct{})
+	var once sync.Once
+	var mu sync.Mutex
+	maxImages := 0
+	run := b.run
+	b.mu.Lock()
+	b.run = func(ctx context.Context, seqs []encoder.Sequence) ([][]float32, error) {
+		once.Do(func() { <-hold })
+		n := 0
+		for _, s := range seqs {
+			if s.Image != nil {
+				n++
+			}
+		}
+		mu.Lock()
+		maxImages = max(maxImages, n)
+		mu.Unlock()
+		return run(ctx, seqs)
+	}
+	b.mu.Unlock()
+	got := make([][][]float32, requests)
+	errs := make([]error, requests)
+	var wg sync.WaitGroup
+	for k := range reqs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got[k], errs[k] = embed(reqs[k])
+		}()
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		b.mu.Lock()
+		n := len(b.queue)
+		b.mu.Unlock()
+		if n >= total-4 || time.Now().After(deadline) {
+			break
+		}
+	}
+	close(hold)
+	wg.Wait()
+	for k := range reqs {
+		if errs[k] != nil {
+			t.Fatal(errs[k])
+		}
+		for i := range reqs[k] {
+			for j, x := range alone[k][i] {
+				if d := math.Abs(float64(got[k][i][j] - x)); d > 1e-6 {
+					t.Fatalf("request %d input %d value %d: batched %v, alone %v", k, i, j, got[k][i][j], x)
+				}
+			}
+		}
+	}
+	runs := b.runs.Load() - runs0
+	if runs > int64((total+3)/4)+1 || maxImages < 2 {
+		t.Errorf("%d inputs of %d requests took %d runs of at most 4, at most %d images in one: not packed", total, requests, runs, maxImages)
+	}
+	t.Logf("%d requests, %d inputs (%d images), %d runs, up to %d images a run", requests, total, requests, runs, maxImages)
+}

@@ -8,10 +8,13 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/dsmil/l7/plugins/embed/internal/clip"
 	"github.com/dsmil/l7/plugins/embed/internal/encoder"
+	"github.com/dsmil/l7/plugins/internal/imagefile"
 	"github.com/dsmil/l7/plugins/internal/ort"
 	"github.com/dsmil/l7/sdk"
 	"github.com/dsmil/l7/sdk/dbe"
+	l7v1 "github.com/dsmil/l7/sdk/proto/dsmil/l7/v1"
 )
 
 // Plugin identity.
@@ -36,11 +39,14 @@ type Workload struct {
 	st     atomic.Pointer[state]
 }
 
-// state is what Configure loaded.
+// state is what Configure loaded: a text encoder (model) or a CLIP dual
+// encoder (clip).
 type state struct {
 	cfg   *sdk.Config
 	set   *settings
 	model *encoder.Model
+	clip  *clip.Model
+	dims  int // the vectors' size
 	batch *batcher
 }
 
@@ -86,12 +92,59 @@ func (w *Workload) Configure(_ context.Context, cfg *sdk.Config) error {
 	if _, err := ort.Init(set.ORTLibrary); err != nil {
 		return sdk.InvalidParam("ort_library", "%v", err)
 	}
-	m, err := encoder.Load(set.Model, set.Session.WithDefaults())
-	if err != nil {
-		return sdk.InvalidParam("model", "%v", err)
+	st := &state{cfg: cfg, set: set}
+	if clip.IsCLIP(set.Model) {
+		m, err := clip.Load(set.Model, set.Session.WithDefaults())
+		if err != nil {
+			return sdk.InvalidParam("model", "%v", err)
+		}
+		st.clip, st.dims, st.batch = m, m.Config.ProjectionDim, newBatcher(clipRun(m), set.MaxBatch, set.BatchWait)
+	} else {
+		m, err := encoder.Load(set.Model, set.Session.WithDefaults())
+		if err != nil {
+			return sdk.InvalidParam("model", "%v", err)
+		}
+		st.model, st.dims, st.batch = m, m.Config.Hidden, newBatcher(m.Embed, set.MaxBatch, set.BatchWait)
 	}
-	w.st.Store(&state{cfg: cfg, set: set, model: m, batch: newBatcher(m.Embed, set.MaxBatch, set.BatchWait)})
+	w.st.Store(st)
 	return nil
+}
+
+// clipRun runs a batch of a dual encoder: its texts as one ONNX Runtime
+// run of the text encoder, its images as one of the vision encoder.
+func clipRun(m *clip.Model) runFunc {
+	return func(ctx context.Context, seqs []encoder.Sequence) ([][]float32, error) {
+		var texts [][]int64
+		var images [][]float32
+		var ti, ii []int
+		for i, s := range seqs {
+			if s.Image != nil {
+				images, ii = append(images, s.Image), append(ii, i)
+			} else {
+				texts, ti = append(texts, s.IDs), append(ti, i)
+			}
+		}
+		out := make([][]float32, len(seqs))
+		for _, part := range []struct {
+			idx []int
+			run func() ([][]float32, error)
+		}{
+			{ti, func() ([][]float32, error) { return m.EmbedText(ctx, texts) }},
+			{ii, func() ([][]float32, error) { return m.EmbedImages(ctx, images) }},
+		} {
+			if len(part.idx) == 0 {
+				continue
+			}
+			vecs, err := part.run()
+			if err != nil {
+				return nil, err
+			}
+			for k, i := range part.idx {
+				out[i] = vecs[k]
+			}
+		}
+		return out, nil
+	}
 }
 
 // Health implements sdk.Workload.
@@ -108,6 +161,9 @@ func (w *Workload) Close(context.Context) error {
 	defer w.mu.Unlock()
 	if st := w.st.Swap(nil); st != nil {
 		st.batch.Close()
+		if st.clip != nil {
+			return st.clip.Close()
+		}
 		return st.model.Close()
 	}
 	return nil
@@ -119,11 +175,11 @@ func (w *Workload) Embed(ctx context.Context, req *sdk.EmbedRequest) (*sdk.Embed
 	if st == nil {
 		return nil, sdk.ErrNotConfigured
 	}
-	m, p := st.model, req.Params
+	p := req.Params
 	if model := p.GetModel(); model != "" && model != st.set.ModelName {
 		return nil, sdk.Errorf(dbe.CodeNotFound, "plugin %s serves model %s, not %s", Name, st.set.ModelName, model)
 	}
-	hidden, dims := m.Config.Hidden, int(p.GetDimensions())
+	hidden, dims := st.dims, int(p.GetDimensions())
 	switch {
 	case dims == 0 || dims == hidden:
 		dims = hidden
@@ -133,27 +189,32 @@ func (w *Workload) Embed(ctx context.Context, req *sdk.EmbedRequest) (*sdk.Embed
 	case dims > hidden:
 		return nil, sdk.InvalidParam("dimensions", "model %s gives %d dimensions; dimensions=%d is more", st.set.ModelName, hidden, dims)
 	}
+	images := 0
+	for i, in := range p.GetInputs() {
+		if in.GetImage() == nil {
+			continue
+		}
+		if st.clip == nil {
+			return nil, sdk.InvalidParam("input", "input %d is an image; model %s is a text encoder (images need a CLIP dual encoder)", i, st.set.ModelName)
+		}
+		if images++; images > st.set.MaxImages {
+			return nil, sdk.InvalidParam("input", "more than %d images in one request (the plugin's max_images)", st.set.MaxImages)
+		}
+	}
 
-	// Tokenise here, on the request's goroutine, not on the runner's:
-	// the batcher waits (briefly) for requests that are still doing so.
+	// Tokenise (and decode and resize images) here, on the request's
+	// goroutine, not on the runner's: the batcher waits (briefly) for
+	// requests that are still doing so.
 	st.batch.begin()
 	seqs := make([]encoder.Sequence, len(p.GetInputs()))
 	var tokens uint32
 	for i, in := range p.GetInputs() {
-		if ids := in.GetTokens(); ids != nil {
-			s := encoder.Sequence{IDs: make([]int64, len(ids.GetIds()))}
-			for j, id := range ids.GetIds() {
-				s.IDs[j] = int64(id)
-			}
-			seqs[i] = s
-		} else {
-			seqs[i] = m.Encode(in.GetText())
-		}
-		if err := m.CheckSequence(seqs[i]); err != nil {
+		s, n, err := st.sequence(in)
+		if err != nil {
 			st.batch.end()
 			return nil, sdk.InvalidParam("input", "input %d: %v", i, err)
 		}
-		tokens += uint32(len(seqs[i].IDs))
+		seqs[i], tokens = s, tokens+n
 	}
 	vecs, err := st.batch.embed(ctx, seqs)
 	if err != nil {
@@ -169,6 +230,37 @@ func (w *Workload) Embed(ctx context.Context, req *sdk.EmbedRequest) (*sdk.Embed
 		vecs[i] = truncate(vecs[i], dims)
 	}
 	return &sdk.EmbedResult{Vectors: vecs, PromptTokens: tokens, Model: st.set.ModelName}, nil
+}
+
+// sequence turns one input into what the model runs, checked, and the
+// tokens it counts in usage.
+func (st *state) sequence(in *l7v1.EmbedInput) (encoder.Sequence, uint32, error) {
+	if im := in.GetImage(); im != nil {
+		d, err := imagefile.Decode(im.GetData(), st.set.Limits)
+		if err != nil {
+			return encoder.Sequence{}, 0, err
+		}
+		px := st.clip.Config.Pre.Pixels(clip.ToRGB(d))
+		return encoder.Sequence{Image: px}, uint32(st.clip.Config.ImageTokens()), nil
+	}
+	var ids []int64
+	if t := in.GetTokens(); t != nil {
+		ids = make([]int64, len(t.GetIds()))
+		for j, id := range t.GetIds() {
+			ids[j] = int64(id)
+		}
+	}
+	if st.clip != nil {
+		if ids == nil {
+			ids = st.clip.Encode(in.GetText())
+		}
+		return encoder.Sequence{IDs: ids}, uint32(len(ids)), st.clip.CheckSequence(ids)
+	}
+	s := encoder.Sequence{IDs: ids}
+	if ids == nil {
+		s = st.model.Encode(in.GetText())
+	}
+	return s, uint32(len(s.IDs)), st.model.CheckSequence(s)
 }
 
 // truncate keeps the first dims values of v, re-normalised to unit length

@@ -1,8 +1,12 @@
 package embed
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"image"
+	"image/color"
+	"image/png"
 	"math"
 	"os"
 	"path/filepath"
@@ -102,5 +106,112 @@ func TestWorkload(t *testing.T) {
 	res, err := w.Embed(ctx, &sdk.EmbedRequest{Params: &l7v1.L7EmbedRequest{Inputs: in[:1], Dimensions: 32}})
 	if err != nil || len(res.Vectors[0]) != 32 {
 		t.Errorf("dimensions equal to the model's: %v", err)
+	}
+	_, err = w.Embed(ctx, &sdk.EmbedRequest{Params: &l7v1.L7EmbedRequest{Inputs: append(in[:1:1], imageInput(pngImage(t, 8, 8)))}})
+	if me := new(mux.Error); !errors.As(err, &me) || me.Param != "input" || !strings.Contains(me.Message, "input 1 is an image; model enc is a text encoder") {
+		t.Errorf("an image to a text encoder: %v", err)
+	}
+}
+
+func imageInput(data []byte) *l7v1.EmbedInput {
+	return &l7v1.EmbedInput{Input: &l7v1.EmbedInput_Image{Image: &l7v1.ImageData{Data: data, MimeType: "image/png"}}}
+}
+
+// pngImage is a w×h PNG of a colour pattern.
+func pngImage(t testing.TB, w, h int) []byte {
+	t.Helper()
+	m := image.NewNRGBA(image.Rect(0, 0, w, h))
+	for y := 0; y < h; y++ {
+		for x := 0; x < w; x++ {
+			m.Set(x, y, color.NRGBA{uint8(x * 255 / w), uint8(y * 255 / h), uint8((x ^ y) * 7), 255})
+		}
+	}
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, m); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func norm(v []float32) float64 {
+	var s float64
+	for _, x := range v {
+		s += float64(x) * float64(x)
+	}
+	return math.Sqrt(s)
+}
+
+// TestWorkloadCLIP configures the workload on the tiny CLIP dual encoder:
+// texts and images in one request (batched two at a time) come back in
+// input order as unit vectors of the projection's size, the same as each
+// alone; usage counts text tokens and 17 per image (16 patches and the
+// class token); image limits and bad images are INVALID_REQUEST on input
+// naming the input.
+func TestWorkloadCLIP(t *testing.T) {
+	lib := ort.ResolveLibrary(os.Getenv)
+	if lib == "" {
+		t.Skip("ONNX Runtime is not installed: run make ort (make test does)")
+	}
+	s, _ := mkmodel.CLIPPreset("tiny-clip")
+	r, err := mkmodel.WriteCLIP(filepath.Join(t.TempDir(), "clip"), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := New()
+	ctx := context.Background()
+	if err := w.Configure(ctx, &sdk.Config{Name: "embed", DeviceID: 49, Profiles: []string{"embed"},
+		Settings: map[string]any{"model": r.Dir, "max_batch": float64(2), "ort_library": lib, "threads": float64(1),
+			"max_images": float64(3), "max_image_pixels": float64(10000)}}); err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close(ctx)
+	in := []*l7v1.EmbedInput{
+		{Input: &l7v1.EmbedInput_Text{Text: "a photo of a cat"}},
+		imageInput(pngImage(t, 40, 30)),
+		{Input: &l7v1.EmbedInput_Text{Text: "hello"}},
+		imageInput(pngImage(t, 64, 64)),
+	}
+	all, err := w.Embed(ctx, &sdk.EmbedRequest{Params: &l7v1.L7EmbedRequest{Inputs: in}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// "a photo of a cat" and "hello": their tokens with the two specials.
+	st := w.st.Load()
+	want := uint32(len(st.clip.Encode("a photo of a cat")) + len(st.clip.Encode("hello")) + 2*17)
+	if all.PromptTokens != want {
+		t.Errorf("usage %d tokens, want %d", all.PromptTokens, want)
+	}
+	for i := range in {
+		if len(all.Vectors[i]) != 24 || math.Abs(norm(all.Vectors[i])-1) > 1e-5 {
+			t.Errorf("input %d: %d values, norm %v", i, len(all.Vectors[i]), norm(all.Vectors[i]))
+		}
+		one, err := w.Embed(ctx, &sdk.EmbedRequest{Params: &l7v1.L7EmbedRequest{Inputs: in[i : i+1]}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for j := range one.Vectors[0] {
+			if math.Abs(float64(one.Vectors[0][j]-all.Vectors[i][j])) > 1e-5 {
+				t.Fatalf("input %d: batched and alone differ at %d", i, j)
+			}
+		}
+	}
+	if d := math.Abs(float64(all.Vectors[1][0] - all.Vectors[3][0])); d == 0 {
+		t.Error("two different images gave the same first value")
+	}
+	big := pngImage(t, 101, 100)
+	for _, tc := range []struct {
+		in   []*l7v1.EmbedInput
+		want string
+	}{
+		{[]*l7v1.EmbedInput{in[0], imageInput(big)}, "input 1: image too large: 101x100 is 10100 pixels, more than the limit of 10000"},
+		{[]*l7v1.EmbedInput{imageInput(pngImage(t, 8, 8)[:60])}, "input 0: corrupt image: png"},
+		{[]*l7v1.EmbedInput{imageInput([]byte("%PDF-1.4"))}, "input 0: unsupported image format: not PNG, JPEG, GIF, BMP or WebP (it looks like pdf)"},
+		{[]*l7v1.EmbedInput{in[1], in[1], in[1], in[1]}, "more than 3 images in one request (the plugin's max_images)"},
+		{[]*l7v1.EmbedInput{{Input: &l7v1.EmbedInput_Text{Text: strings.Repeat("word ", 80)}}}, "tokens; the model takes at most 77"},
+	} {
+		_, err := w.Embed(ctx, &sdk.EmbedRequest{Params: &l7v1.L7EmbedRequest{Inputs: tc.in}})
+		if me := new(mux.Error); !errors.As(err, &me) || me.Code != dbe.CodeInvalidRequest || me.Param != "input" || !strings.Contains(me.Message, tc.want) {
+			t.Errorf("%v, want INVALID_REQUEST on input saying %q", err, tc.want)
+		}
 	}
 }

@@ -4,9 +4,14 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/dsmil/l7/plugins/internal/imagefile"
 	"github.com/dsmil/l7/plugins/internal/ort"
 	"github.com/dsmil/l7/sdk"
 )
+
+// DefaultMaxImages is how many images one request may carry unless the
+// max_images setting says otherwise.
+const DefaultMaxImages = 16
 
 // DefaultMaxBatch is how many sequences one ONNX Runtime run takes unless
 // the max_batch setting says otherwise.
@@ -17,13 +22,16 @@ const DefaultMaxBatch = 32
 const DefaultBatchWait = 2 * time.Millisecond
 
 // settingSpecs are the settings of embed's plugin block.
-var settingSpecs = append(ort.ModelSettingSpecs("Model directory in the sentence-transformers layout (onnx/model.onnx, modules.json, 1_Pooling/config.json, tokenizer.json)."),
+var settingSpecs = append(ort.ModelSettingSpecs("Model directory: a sentence-transformers text encoder (onnx/model.onnx, modules.json, 1_Pooling/config.json, tokenizer.json) or a CLIP dual encoder (config.json model_type clip, preprocessor_config.json, text_model.onnx and vision_model.onnx or model.onnx)."),
 	sdk.SettingSpec{Name: "matryoshka", Type: "bool",
 		Description: "The model was trained for truncated vectors (Matryoshka): requests may ask for fewer dimensions, which are cut and re-normalised. Default false: dimensions other than the model's are a 400."},
 	sdk.SettingSpec{Name: "max_batch", Type: "number",
 		Description: "Sequences per ONNX Runtime run, packed from the inputs of every request in flight (dynamic batching). Default 32."},
 	sdk.SettingSpec{Name: "batch_wait_ms", Type: "number",
 		Description: "When ONNX Runtime is idle and fewer than max_batch sequences are queued, how long (milliseconds) the next run waits for requests the plugin has received and is still tokenising. 0: never wait. Default 2."},
+	sdk.SettingSpec{Name: "max_image_bytes", Type: "string", Description: `CLIP models: largest image file, e.g. "20MiB" (the default).`},
+	sdk.SettingSpec{Name: "max_image_pixels", Type: "number", Description: "CLIP models: largest width × height of an image. Default 36000000."},
+	sdk.SettingSpec{Name: "max_images", Type: "number", Description: "CLIP models: most images in one request. Default 16."},
 )
 
 // settings are the decoded plugin settings.
@@ -32,12 +40,14 @@ type settings struct {
 	Matryoshka bool
 	MaxBatch   int
 	BatchWait  time.Duration
+	Limits     imagefile.Limits
+	MaxImages  int
 }
 
 // parseSettings decodes and checks raw, filling in defaults. A bad or
 // unknown setting is an INVALID_REQUEST naming it.
 func parseSettings(raw map[string]any, getenv func(string) string) (*settings, error) {
-	s := &settings{MaxBatch: DefaultMaxBatch, BatchWait: DefaultBatchWait}
+	s := &settings{MaxBatch: DefaultMaxBatch, BatchWait: DefaultBatchWait, Limits: imagefile.DefaultLimits, MaxImages: DefaultMaxImages}
 	for name, v := range raw {
 		handled, err := s.Set(name, v)
 		if !handled {
@@ -53,6 +63,17 @@ func parseSettings(raw map[string]any, getenv func(string) string) (*settings, e
 					err = fmt.Errorf("%d ms is more than the 1000 a wait window may be", ms)
 				}
 				s.BatchWait = time.Duration(ms) * time.Millisecond
+			case "max_image_bytes":
+				s.Limits.MaxBytes, err = sdk.SettingSize(v)
+				if err == nil && s.Limits.MaxBytes <= 0 {
+					err = fmt.Errorf("must be more than 0")
+				}
+			case "max_image_pixels":
+				var n int
+				n, err = sdk.SettingInt(v, 1)
+				s.Limits.MaxPixels = int64(n)
+			case "max_images":
+				s.MaxImages, err = sdk.SettingInt(v, 1)
 			default:
 				return nil, sdk.InvalidParam(name, "embed has no setting %q (it has %s)", name, sdk.SettingNames(settingSpecs))
 			}

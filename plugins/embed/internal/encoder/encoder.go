@@ -26,10 +26,13 @@ const (
 var ErrNotInitialized = errors.New("encoder: ONNX Runtime is not initialized (ort.Init)")
 
 // Sequence is one encoder input: token ids with the special tokens, and
-// their token type ids (nil: all 0).
+// their token type ids (nil: all 0). For a dual encoder (the clip package)
+// an input may be an image instead: Image holds its pixel values and IDs
+// is empty.
 type Sequence struct {
 	IDs     []int64
 	TypeIDs []int64
+	Image   []float32
 }
 
 // Model is a loaded encoder. It is safe for concurrent use.

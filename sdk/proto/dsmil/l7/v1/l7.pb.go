@@ -2042,6 +2042,7 @@ type EmbedInput struct {
 	//
 	//	*EmbedInput_Text
 	//	*EmbedInput_Tokens
+	//	*EmbedInput_Image
 	Input         isEmbedInput_Input `protobuf_oneof:"input"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2102,6 +2103,15 @@ func (x *EmbedInput) GetTokens() *TokenIDs {
 	return nil
 }
 
+func (x *EmbedInput) GetImage() *ImageData {
+	if x != nil {
+		if x, ok := x.Input.(*EmbedInput_Image); ok {
+			return x.Image
+		}
+	}
+	return nil
+}
+
 type isEmbedInput_Input interface {
 	isEmbedInput_Input()
 }
@@ -2117,9 +2127,19 @@ type EmbedInput_Tokens struct {
 	Tokens *TokenIDs `protobuf:"bytes,2,opt,name=tokens,proto3,oneof"`
 }
 
+type EmbedInput_Image struct {
+	// An image (the encoded file), embedded by a dual encoder (CLIP) in
+	// the space of its texts. A DSMIL extension: OpenAI's input has no
+	// images; the shim takes {"type": "image_url", "image_url": {"url":
+	// "data:..."}} elements. Plugins without image support refuse it.
+	Image *ImageData `protobuf:"bytes,3,opt,name=image,proto3,oneof"`
+}
+
 func (*EmbedInput_Text) isEmbedInput_Input() {}
 
 func (*EmbedInput_Tokens) isEmbedInput_Input() {}
+
+func (*EmbedInput_Image) isEmbedInput_Input() {}
 
 // TokenIDs is a sequence of token ids.
 type TokenIDs struct {
@@ -3182,11 +3202,12 @@ const file_dsmil_l7_v1_l7_proto_rawDesc = "" +
 	"\n" +
 	"dimensions\x18\x03 \x01(\rR\n" +
 	"dimensions\x12\x12\n" +
-	"\x04user\x18\x04 \x01(\tR\x04user\"\\\n" +
+	"\x04user\x18\x04 \x01(\tR\x04user\"\x8c\x01\n" +
 	"\n" +
 	"EmbedInput\x12\x14\n" +
 	"\x04text\x18\x01 \x01(\tH\x00R\x04text\x12/\n" +
-	"\x06tokens\x18\x02 \x01(\v2\x15.dsmil.l7.v1.TokenIDsH\x00R\x06tokensB\a\n" +
+	"\x06tokens\x18\x02 \x01(\v2\x15.dsmil.l7.v1.TokenIDsH\x00R\x06tokens\x12.\n" +
+	"\x05image\x18\x03 \x01(\v2\x16.dsmil.l7.v1.ImageDataH\x00R\x05imageB\a\n" +
 	"\x05input\"\x1c\n" +
 	"\bTokenIDs\x12\x10\n" +
 	"\x03ids\x18\x01 \x03(\x05R\x03ids\"9\n" +
@@ -3388,23 +3409,24 @@ var file_dsmil_l7_v1_l7_proto_depIdxs = []int32{
 	17, // 20: dsmil.l7.v1.L7ChatChunk.logprobs:type_name -> dsmil.l7.v1.TokenLogprob
 	22, // 21: dsmil.l7.v1.L7EmbedRequest.inputs:type_name -> dsmil.l7.v1.EmbedInput
 	23, // 22: dsmil.l7.v1.EmbedInput.tokens:type_name -> dsmil.l7.v1.TokenIDs
-	24, // 23: dsmil.l7.v1.L7EmbedResponse.data:type_name -> dsmil.l7.v1.Embedding
-	15, // 24: dsmil.l7.v1.L7EmbedResponse.usage:type_name -> dsmil.l7.v1.Usage
-	34, // 25: dsmil.l7.v1.L7AgentTask.parameters:type_name -> dsmil.l7.v1.L7AgentTask.ParametersEntry
-	5,  // 26: dsmil.l7.v1.L7AgentTask.context:type_name -> dsmil.l7.v1.Message
-	2,  // 27: dsmil.l7.v1.L7AgentResult.status:type_name -> dsmil.l7.v1.AgentTaskStatus
-	15, // 28: dsmil.l7.v1.L7AgentResult.usage:type_name -> dsmil.l7.v1.Usage
-	3,  // 29: dsmil.l7.v1.L7AgentResult.error_code:type_name -> dsmil.l7.v1.ErrorCode
-	35, // 30: dsmil.l7.v1.L7AgentResult.step:type_name -> dsmil.l7.v1.AgentStep
-	35, // 31: dsmil.l7.v1.L7AgentResult.steps:type_name -> dsmil.l7.v1.AgentStep
-	5,  // 32: dsmil.l7.v1.L7AgentResult.transcript:type_name -> dsmil.l7.v1.Message
-	3,  // 33: dsmil.l7.v1.L7Error.code:type_name -> dsmil.l7.v1.ErrorCode
-	3,  // 34: dsmil.l7.v1.Close.code:type_name -> dsmil.l7.v1.ErrorCode
-	35, // [35:35] is the sub-list for method output_type
-	35, // [35:35] is the sub-list for method input_type
-	35, // [35:35] is the sub-list for extension type_name
-	35, // [35:35] is the sub-list for extension extendee
-	0,  // [0:35] is the sub-list for field type_name
+	8,  // 23: dsmil.l7.v1.EmbedInput.image:type_name -> dsmil.l7.v1.ImageData
+	24, // 24: dsmil.l7.v1.L7EmbedResponse.data:type_name -> dsmil.l7.v1.Embedding
+	15, // 25: dsmil.l7.v1.L7EmbedResponse.usage:type_name -> dsmil.l7.v1.Usage
+	34, // 26: dsmil.l7.v1.L7AgentTask.parameters:type_name -> dsmil.l7.v1.L7AgentTask.ParametersEntry
+	5,  // 27: dsmil.l7.v1.L7AgentTask.context:type_name -> dsmil.l7.v1.Message
+	2,  // 28: dsmil.l7.v1.L7AgentResult.status:type_name -> dsmil.l7.v1.AgentTaskStatus
+	15, // 29: dsmil.l7.v1.L7AgentResult.usage:type_name -> dsmil.l7.v1.Usage
+	3,  // 30: dsmil.l7.v1.L7AgentResult.error_code:type_name -> dsmil.l7.v1.ErrorCode
+	35, // 31: dsmil.l7.v1.L7AgentResult.step:type_name -> dsmil.l7.v1.AgentStep
+	35, // 32: dsmil.l7.v1.L7AgentResult.steps:type_name -> dsmil.l7.v1.AgentStep
+	5,  // 33: dsmil.l7.v1.L7AgentResult.transcript:type_name -> dsmil.l7.v1.Message
+	3,  // 34: dsmil.l7.v1.L7Error.code:type_name -> dsmil.l7.v1.ErrorCode
+	3,  // 35: dsmil.l7.v1.Close.code:type_name -> dsmil.l7.v1.ErrorCode
+	36, // [36:36] is the sub-list for method output_type
+	36, // [36:36] is the sub-list for method input_type
+	36, // [36:36] is the sub-list for extension type_name
+	36, // [36:36] is the sub-list for extension extendee
+	0,  // [0:36] is the sub-list for field type_name
 }
 
 func init() { file_dsmil_l7_v1_l7_proto_init() }
@@ -3423,6 +3445,7 @@ func file_dsmil_l7_v1_l7_proto_init() {
 	file_dsmil_l7_v1_l7_proto_msgTypes[18].OneofWrappers = []any{
 		(*EmbedInput_Text)(nil),
 		(*EmbedInput_Tokens)(nil),
+		(*EmbedInput_Image)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{

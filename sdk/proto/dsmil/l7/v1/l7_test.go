@@ -238,6 +238,7 @@ func fullEmbedRequest() *l7v1.L7EmbedRequest {
 		Inputs: []*l7v1.EmbedInput{
 			{Input: &l7v1.EmbedInput_Text{Text: "what is DSMIL?"}},
 			{Input: &l7v1.EmbedInput_Tokens{Tokens: &l7v1.TokenIDs{Ids: []int32{101, 2054, 102}}}},
+			{Input: &l7v1.EmbedInput_Image{Image: &l7v1.ImageData{Data: []byte("\x89PNG\r\n\x1a\n"), MimeType: "image/png", Detail: "auto"}}},
 		},
 		Dimensions: 256,
 		User:       "user-42",

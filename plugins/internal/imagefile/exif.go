@@ -1,10 +1,6 @@
 package imagefile
 
-import (
-	"encoding/binary"
-
-	"github.com/dsmil/l7/plugins/multimodal/internal/imgproc"
-)
+import "encoding/binary"
 
 // Orientation returns the EXIF orientation (1–8) of a JPEG file, or 1
 // when it has none or it cannot be read. Only the APP1 "Exif" segment's
@@ -80,43 +76,45 @@ func tiffOrientation(t []byte) int {
 	return 0
 }
 
-// Orient turns an image stored with EXIF orientation o (2–8) upright.
-func Orient(m *imgproc.Image, o int) *imgproc.Image {
+// Orient turns an image stored with EXIF orientation o (2–8) upright: pix
+// is w×h pixels of c interleaved bytes, rows top to bottom; the upright
+// pixels and size are returned (pix itself when o is 1 or unknown).
+func Orient(pix []uint8, w, h, c, o int) ([]uint8, int, int) {
 	// Where upright pixel (x, y) is found in the stored image, for an
-	// upright image of size w×h.
-	var w, h int
+	// upright image of size ow×oh.
+	var ow, oh int
 	var at func(x, y int) (int, int)
 	switch o {
 	case 2: // mirrored horizontally
-		w, h = m.W, m.H
-		at = func(x, y int) (int, int) { return m.W - 1 - x, y }
+		ow, oh = w, h
+		at = func(x, y int) (int, int) { return w - 1 - x, y }
 	case 3: // rotated 180°
-		w, h = m.W, m.H
-		at = func(x, y int) (int, int) { return m.W - 1 - x, m.H - 1 - y }
+		ow, oh = w, h
+		at = func(x, y int) (int, int) { return w - 1 - x, h - 1 - y }
 	case 4: // mirrored vertically
-		w, h = m.W, m.H
-		at = func(x, y int) (int, int) { return x, m.H - 1 - y }
+		ow, oh = w, h
+		at = func(x, y int) (int, int) { return x, h - 1 - y }
 	case 5: // transposed
-		w, h = m.H, m.W
+		ow, oh = h, w
 		at = func(x, y int) (int, int) { return y, x }
 	case 6: // stored rotated 90° counter-clockwise: turn clockwise
-		w, h = m.H, m.W
-		at = func(x, y int) (int, int) { return y, m.H - 1 - x }
+		ow, oh = h, w
+		at = func(x, y int) (int, int) { return y, h - 1 - x }
 	case 7: // transversed
-		w, h = m.H, m.W
-		at = func(x, y int) (int, int) { return m.W - 1 - y, m.H - 1 - x }
+		ow, oh = h, w
+		at = func(x, y int) (int, int) { return w - 1 - y, h - 1 - x }
 	case 8: // stored rotated 90° clockwise: turn counter-clockwise
-		w, h = m.H, m.W
-		at = func(x, y int) (int, int) { return m.W - 1 - y, x }
+		ow, oh = h, w
+		at = func(x, y int) (int, int) { return w - 1 - y, x }
 	default:
-		return m
+		return pix, w, h
 	}
-	out := imgproc.New(w, h, m.C)
-	for y := 0; y < h; y++ {
-		for x := 0; x < w; x++ {
+	out := make([]uint8, len(pix))
+	for y := 0; y < oh; y++ {
+		for x := 0; x < ow; x++ {
 			sx, sy := at(x, y)
-			copy(out.Pix[(y*w+x)*m.C:(y*w+x+1)*m.C], m.Pix[(sy*m.W+sx)*m.C:(sy*m.W+sx+1)*m.C])
+			copy(out[(y*ow+x)*c:(y*ow+x+1)*c], pix[(sy*w+sx)*c:(sy*w+sx+1)*c])
 		}
 	}
-	return out
+	return out, ow, oh
 }
