@@ -54,6 +54,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		maxPos   = fs.Int("max-positions", 0, "override max_position_embeddings")
 		tie      = fs.String("tie", "", "override tie_word_embeddings: true or false")
 		external = fs.Bool("external-data", false, "always write weights to an external .onnx_data file")
+		all      = fs.Bool("all-logits", false, "compute the logits of every position, as Optimum's exports do (default: the last position only)")
 	)
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -102,6 +103,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if *external {
 		s.ExternalDataThreshold = -1
 	}
+	s.AllLogits = *all
 	start := time.Now()
 	r, err := mkmodel.Write(*out, s)
 	if err != nil {

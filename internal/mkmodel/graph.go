@@ -10,6 +10,7 @@ import (
 	"strconv"
 
 	"github.com/dsmil/l7/internal/onnx"
+	"github.com/dsmil/l7/internal/onnx/lastlogits"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -325,6 +326,11 @@ func writeONNX(dir string, s *Spec) (files []string, err error) {
 	}
 	if b.err != nil {
 		return nil, b.err
+	}
+	if !s.AllLogits {
+		if _, err := lastlogits.Graph(g, Logits, 17); err != nil {
+			return nil, err
+		}
 	}
 
 	m := &onnx.ModelProto{

@@ -112,6 +112,12 @@ type Spec struct {
 	// which weights go to an external .onnx_data file (protobuf caps a
 	// model file at 2 GiB). Default 1.5 GiB; -1 always writes external data.
 	ExternalDataThreshold int64
+
+	// AllLogits writes the LM head for every position fed, as Optimum's
+	// exports do. By default the graph computes the logits of each row's
+	// last position only (logits [batch, 1, vocab]; package
+	// internal/onnx/lastlogits), which is all a generator reads.
+	AllLogits bool
 }
 
 // presets are the named shapes; Vocab 0 means the tokenizer's size.

@@ -107,7 +107,7 @@ func decode(m *model.Model, prompt []int, n, vocab int) (time.Duration, float64,
 		return 0, 0, err
 	}
 	v := m.Vocab()
-	next := argmax(logits[(len(feed)-1)*v:][:vocab])
+	next := argmax(logits[len(logits)-v:][:vocab])
 	first := time.Now()
 	for i := 1; i < n; i++ {
 		if logits, err = seq.Step(ctx, []int64{int64(next)}); err != nil {

@@ -1,0 +1,108 @@
+package model
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// BenchmarkPrefillLogits measures, on the model in $DSMIL_BENCH_MODEL, a
+// prefill of N tokens (N from $DSMIL_BENCH_PROMPTS, default 32,128,512)
+// with the graph's logits for every position (Options.AllLogits) and with
+// the last position's only (the load-time rewrite, or the generator's
+// graph), the two sessions side by side in one process, alternating, and
+// prints the medians and their ratio. Threads: $DSMIL_BENCH_THREADS or one
+// per core; rounds: $DSMIL_BENCH_ROUNDS (default 5).
+//
+//	DSMIL_BENCH_MODEL=~/.cache/dsmil/models/qwen2.5-0.5b \
+//	  go test -run '^$' -bench PrefillLogits -benchtime 1x ./plugins/llm-amx/internal/model/
+func BenchmarkPrefillLogits(b *testing.B) {
+	dir := os.Getenv("DSMIL_BENCH_MODEL")
+	if dir == "" {
+		b.Skip("set DSMIL_BENCH_MODEL to a model directory")
+	}
+	initORT(b)
+	opts := Options{Variant: os.Getenv("DSMIL_BENCH_VARIANT")}
+	if n := os.Getenv("DSMIL_BENCH_THREADS"); n != "" {
+		t, err := strconv.Atoi(n)
+		if err != nil {
+			b.Fatalf("DSMIL_BENCH_THREADS: %v", err)
+		}
+		opts.Session.IntraOpThreads = t
+	}
+	rounds := 5
+	if n, err := strconv.Atoi(os.Getenv("DSMIL_BENCH_ROUNDS")); err == nil && n > 0 {
+		rounds = n
+	}
+	prompts := []int{32, 128, 512}
+	if s := os.Getenv("DSMIL_BENCH_PROMPTS"); s != "" {
+		prompts = nil
+		for _, f := range strings.Split(s, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil {
+				b.Fatalf("DSMIL_BENCH_PROMPTS: %v", err)
+			}
+			prompts = append(prompts, n)
+		}
+	}
+	all := opts
+	all.AllLogits = true
+	mAll, err := Open(dir, all)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer mAll.Close()
+	mLast, err := Open(dir, opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer mLast.Close()
+	b.Logf("all: last-only %v; default: last-only %v (%s)", mAll.LastLogits, mLast.LastLogits, mLast.LogitsRewrite)
+	ctx := context.Background()
+	prefill := func(m *Model, n int) time.Duration {
+		tokens := make([]int64, n)
+		for i := range tokens {
+			tokens[i] = int64(i*7%500 + 1)
+		}
+		seq, err := m.NewSequence(n)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer seq.Close()
+		t0 := time.Now()
+		if _, err := seq.Step(ctx, tokens); err != nil {
+			b.Fatal(err)
+		}
+		return time.Since(t0)
+	}
+	median := func(d []float64) float64 {
+		sort.Float64s(d)
+		return d[len(d)/2]
+	}
+	for b.Loop() {
+		for _, n := range prompts {
+			prefill(mAll, n) // warm both
+			prefill(mLast, n)
+			var tAll, tLast, ratio []float64
+			for r := 0; r < rounds; r++ {
+				var a, l time.Duration
+				if r%2 == 0 {
+					a, l = prefill(mAll, n), prefill(mLast, n)
+				} else {
+					l, a = prefill(mLast, n), prefill(mAll, n)
+				}
+				tAll = append(tAll, float64(a.Microseconds())/1e3)
+				tLast = append(tLast, float64(l.Microseconds())/1e3)
+				ratio = append(ratio, float64(l)/float64(a))
+			}
+			ma, ml := median(tAll), median(tLast)
+			fmt.Printf("prefill %5d tokens: all positions %8.1f ms (%6.1f tok/s)  last only %8.1f ms (%6.1f tok/s)  last/all %.3f× (median of per-round ratios)\n",
+				n, ma, float64(n)/ma*1e3, ml, float64(n)/ml*1e3, median(ratio))
+		}
+	}
+}
