@@ -17,7 +17,10 @@ import (
 // the last position's only (the load-time rewrite, or the generator's
 // graph), the two sessions side by side in one process, alternating, and
 // prints the medians and their ratio. Threads: $DSMIL_BENCH_THREADS or one
-// per core; rounds: $DSMIL_BENCH_ROUNDS (default 5).
+// per core; rounds: $DSMIL_BENCH_ROUNDS (default 5). When the model has a
+// prefill graph (dsmil-mkmodel -prefill-graph), a third session runs
+// it (Options.PrefillGraph). Times relative to "all positions" are medians
+// of the per-round ratios.
 //
 //	DSMIL_BENCH_MODEL=~/.cache/dsmil/models/qwen2.5-0.5b \
 //	  go test -run '^$' -bench PrefillLogits -benchtime 1x ./plugins/llm-amx/internal/model/
@@ -63,6 +66,15 @@ func BenchmarkPrefillLogits(b *testing.B) {
 	}
 	defer mLast.Close()
 	b.Logf("all: last-only %v; default: last-only %v (%s)", mAll.LastLogits, mLast.LastLogits, mLast.LogitsRewrite)
+	var mPre *Model // the prefill graph, when the model has one
+	if _, err := os.Stat(prefillPath(mLast.Files.ONNX)); err == nil {
+		pre := opts
+		pre.PrefillGraph = true
+		if mPre, err = Open(dir, pre); err != nil {
+			b.Fatal(err)
+		}
+		defer mPre.Close()
+	}
 	ctx := context.Background()
 	prefill := func(m *Model, n int) time.Duration {
 		tokens := make([]int64, n)
@@ -88,21 +100,39 @@ func BenchmarkPrefillLogits(b *testing.B) {
 		for _, n := range prompts {
 			prefill(mAll, n) // warm both
 			prefill(mLast, n)
-			var tAll, tLast, ratio []float64
+			if mPre != nil {
+				prefill(mPre, n)
+			}
+			var tAll, tLast, tPre, ratio, ratioPre []float64
 			for r := 0; r < rounds; r++ {
-				var a, l time.Duration
+				ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1e3 }
+				var a, l, p time.Duration
 				if r%2 == 0 {
 					a, l = prefill(mAll, n), prefill(mLast, n)
+					if mPre != nil {
+						p = prefill(mPre, n)
+					}
 				} else {
+					if mPre != nil {
+						p = prefill(mPre, n)
+					}
 					l, a = prefill(mLast, n), prefill(mAll, n)
 				}
-				tAll = append(tAll, float64(a.Microseconds())/1e3)
-				tLast = append(tLast, float64(l.Microseconds())/1e3)
+				tAll, tLast = append(tAll, ms(a)), append(tLast, ms(l))
 				ratio = append(ratio, float64(l)/float64(a))
+				if mPre != nil {
+					tPre = append(tPre, ms(p))
+					ratioPre = append(ratioPre, float64(p)/float64(a))
+				}
 			}
 			ma, ml := median(tAll), median(tLast)
-			fmt.Printf("prefill %5d tokens: all positions %8.1f ms (%6.1f tok/s)  last only %8.1f ms (%6.1f tok/s)  last/all %.3f× (median of per-round ratios)\n",
+			fmt.Printf("prefill %5d tokens: all positions %8.1f ms (%6.1f tok/s)  last only %8.1f ms (%6.1f tok/s, %.3f× the time)",
 				n, ma, float64(n)/ma*1e3, ml, float64(n)/ml*1e3, median(ratio))
+			if mPre != nil {
+				mp := median(tPre)
+				fmt.Printf("  prefill graph %8.1f ms (%6.1f tok/s, %.3f× the time)", mp, float64(n)/mp*1e3, median(ratioPre))
+			}
+			fmt.Println()
 		}
 	}
 }

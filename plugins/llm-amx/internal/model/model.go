@@ -35,7 +35,20 @@ type Options struct {
 	// fed as it is. By default Open rewrites such a graph at load time to
 	// compute the last position's only (see LastLogits).
 	AllLogits bool
+
+	// PrefillGraph opens, beside the model file, its prefill graph
+	// (<file>_prefill.onnx, dsmil-mkmodel -prefill-graph: the linears in
+	// int8 through ONNX Runtime's u8×s8 GEMM, AMX where the CPU has it) in
+	// a second session that Sequence.Step uses for steps of at least
+	// PrefillMin tokens.
+	PrefillGraph bool
+	// PrefillMin is the fewest tokens a step feeds to use the prefill
+	// graph; 0 means DefaultPrefillMin.
+	PrefillMin int
 }
+
+// DefaultPrefillMin is Options.PrefillMin's default.
+const DefaultPrefillMin = 16
 
 // Model is an opened decoder: its files, configuration, graph description
 // and ONNX Runtime session. It is safe for concurrent use by many
@@ -60,6 +73,12 @@ type Model struct {
 	// LogitsRewrite says what Open did to the graph's LM head: "" (left
 	// as it is), or the rewrite, or why it was not possible.
 	LogitsRewrite string
+	// PrefillFile is the prefill graph's file when one is open
+	// (Options.PrefillGraph), PrefillMin the fewest tokens of a step
+	// that runs it.
+	PrefillFile string
+	PrefillMin  int
+	prefill     *ortgo.DynamicAdvancedSession
 
 	hasMask, hasPos bool
 	inputNames      []string // in the order Sequence feeds them
@@ -90,8 +109,17 @@ func Open(dir string, opts Options) (*Model, error) {
 	if err != nil {
 		return nil, fmt.Errorf("model: ONNX Runtime cannot load %s: %w", m.Files.ONNX, err)
 	}
+	if opts.PrefillGraph {
+		if err := m.openPrefill(opts); err != nil {
+			m.Close()
+			return nil, err
+		}
+	}
 	return m, nil
 }
+
+// lastOnly starts LogitsRewrite when Open rewrote the graph.
+const lastOnly = "last position only"
 
 // openLastLogits opens the session on the graph rewritten to compute the
 // last position's logits only (internal/onnx/lastlogits), or on the file
@@ -117,7 +145,7 @@ func (m *Model) openLastLogits(so *ortgo.SessionOptions) (*ortgo.DynamicAdvanced
 	data = nil
 	debug.FreeOSMemory() // the rewritten copy of the weights
 	m.LastLogits = true
-	m.LogitsRewrite = fmt.Sprintf("last position only: Slice of %s before %s", info.Hidden, info.Head)
+	m.LogitsRewrite = fmt.Sprintf("%s: Slice of %s before %s", lastOnly, info.Hidden, info.Head)
 	return s, nil
 }
 
@@ -152,6 +180,13 @@ func Inspect(dir string, opts Options) (*Model, error) {
 		return nil, fmt.Errorf("%w: %s refers to external data %s, missing from %s",
 			ErrLayout, filepath.Base(f.ONNX), strings.Join(missing, ", "), filepath.Dir(f.ONNX))
 	}
+	if opts.PrefillGraph {
+		n, err := prefillBytes(f.ONNX)
+		if err != nil {
+			return nil, err
+		}
+		f.WeightBytes += n
+	}
 	m := &Model{Files: f, Config: c, Graph: gi, MaxSequence: c.MaxPositions}
 	if opts.MaxSequence > 0 {
 		m.MaxSequence = min(opts.MaxSequence, c.MaxPositions)
@@ -166,6 +201,10 @@ func Inspect(dir string, opts Options) (*Model, error) {
 func (m *Model) Close() error {
 	if m.session == nil {
 		return nil
+	}
+	if m.prefill != nil {
+		m.prefill.Destroy()
+		m.prefill = nil
 	}
 	err := m.session.Destroy()
 	m.session = nil

@@ -212,7 +212,7 @@ func (s *Sequence) Step(ctx context.Context, tokens []int64) ([]float32, error) 
 		s.outs = append(s.outs, t)
 	}
 
-	if err := s.run(ctx); err != nil {
+	if err := runSession(ctx, s.m.sessionFor(k), s.ro, s.ins, s.outs); err != nil {
 		return fail(err)
 	}
 
