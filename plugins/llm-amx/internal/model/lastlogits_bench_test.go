@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -12,18 +15,28 @@ import (
 )
 
 // BenchmarkPrefillLogits measures, on the model in $DSMIL_BENCH_MODEL, a
-// prefill of N tokens (N from $DSMIL_BENCH_PROMPTS, default 32,128,512)
-// with the graph's logits for every position (Options.AllLogits) and with
-// the last position's only (the load-time rewrite, or the generator's
-// graph), the two sessions side by side in one process, alternating, and
-// prints the medians and their ratio. Threads: $DSMIL_BENCH_THREADS or one
-// per core; rounds: $DSMIL_BENCH_ROUNDS (default 5). When the model has a
-// prefill graph (dsmil-mkmodel -prefill-graph), a third session runs
-// it (Options.PrefillGraph). Times relative to "all positions" are medians
-// of the per-round ratios.
+// prefill of N tokens in one run (N from $DSMIL_BENCH_PROMPTS, default
+// 32,128,512) followed by $DSMIL_BENCH_DECODE (default 32) decode steps,
+// in sessions side by side in one process, in interleaved rounds whose
+// order rotates:
 //
-//	DSMIL_BENCH_MODEL=~/.cache/dsmil/models/qwen2.5-0.5b \
-//	  go test -run '^$' -bench PrefillLogits -benchtime 1x ./plugins/llm-amx/internal/model/
+//   - "all": the graph's logits for every position (Options.AllLogits),
+//     as before issue 18;
+//   - "last": the last position's only (the load-time rewrite, or the
+//     generator's graph);
+//   - "prefill": when the model has a prefill graph (dsmil-mkmodel
+//     -prefill-graph), last-only with Options.PrefillGraph;
+//   - with $DSMIL_BENCH_LLAMACPP set to bench/llamacpp/run.sh's work
+//     directory, llama.cpp's prompt processing of the same N in the same
+//     rounds (its pp program, 2 threads, each run a fresh process whose
+//     first, warm-up prompt is not counted): "llama-<build>-<type>" for
+//     each build-*/pp and *.gguf there.
+//
+// It prints medians (prefill tok/s, decode tok/s) and the medians of the
+// per-round ratios to "all". Threads: $DSMIL_BENCH_THREADS or one per
+// core; rounds: $DSMIL_BENCH_ROUNDS (default 5).
+//
+//	DSMIL_BENCH_MODEL=/tmp/q05 go test -run '^$' -bench PrefillLogits -benchtime 1x ./plugins/llm-amx/internal/model/
 func BenchmarkPrefillLogits(b *testing.B) {
 	dir := os.Getenv("DSMIL_BENCH_MODEL")
 	if dir == "" {
@@ -31,17 +44,21 @@ func BenchmarkPrefillLogits(b *testing.B) {
 	}
 	initORT(b)
 	opts := Options{Variant: os.Getenv("DSMIL_BENCH_VARIANT")}
+	threads := 2
 	if n := os.Getenv("DSMIL_BENCH_THREADS"); n != "" {
 		t, err := strconv.Atoi(n)
 		if err != nil {
 			b.Fatalf("DSMIL_BENCH_THREADS: %v", err)
 		}
-		opts.Session.IntraOpThreads = t
+		opts.Session.IntraOpThreads, threads = t, t
 	}
-	rounds := 5
-	if n, err := strconv.Atoi(os.Getenv("DSMIL_BENCH_ROUNDS")); err == nil && n > 0 {
-		rounds = n
+	envInt := func(name string, def int) int {
+		if n, err := strconv.Atoi(os.Getenv(name)); err == nil && n > 0 {
+			return n
+		}
+		return def
 	}
+	rounds, decode := envInt("DSMIL_BENCH_ROUNDS", 5), envInt("DSMIL_BENCH_DECODE", 32)
 	prompts := []int{32, 128, 512}
 	if s := os.Getenv("DSMIL_BENCH_PROMPTS"); s != "" {
 		prompts = nil
@@ -53,35 +70,61 @@ func BenchmarkPrefillLogits(b *testing.B) {
 			prompts = append(prompts, n)
 		}
 	}
-	all := opts
-	all.AllLogits = true
-	mAll, err := Open(dir, all)
-	if err != nil {
-		b.Fatal(err)
+	type variant struct {
+		name  string
+		m     *Model
+		llama [2]string // pp binary, gguf
 	}
-	defer mAll.Close()
-	mLast, err := Open(dir, opts)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer mLast.Close()
-	b.Logf("all: last-only %v; default: last-only %v (%s)", mAll.LastLogits, mLast.LastLogits, mLast.LogitsRewrite)
-	var mPre *Model // the prefill graph, when the model has one
-	if _, err := os.Stat(prefillPath(mLast.Files.ONNX)); err == nil {
-		pre := opts
-		pre.PrefillGraph = true
-		if mPre, err = Open(dir, pre); err != nil {
+	var vs []variant
+	open := func(name string, o Options) {
+		m, err := Open(dir, o)
+		if err != nil {
 			b.Fatal(err)
 		}
-		defer mPre.Close()
+		b.Cleanup(func() { m.Close() })
+		vs = append(vs, variant{name: name, m: m})
+	}
+	all := opts
+	all.AllLogits = true
+	open("all", all)
+	open("last", opts)
+	b.Logf("last: %s", vs[1].m.LogitsRewrite)
+	if _, err := os.Stat(prefillPath(vs[1].m.Files.ONNX)); err == nil {
+		pre := opts
+		pre.PrefillGraph = true
+		open("prefill", pre)
+	}
+	if w := os.Getenv("DSMIL_BENCH_LLAMACPP"); w != "" {
+		bins, _ := filepath.Glob(filepath.Join(w, "build-*", "pp"))
+		ggufs, _ := filepath.Glob(filepath.Join(w, "*.gguf"))
+		for _, bin := range bins {
+			for _, g := range ggufs {
+				name := "llama-" + strings.TrimPrefix(filepath.Base(filepath.Dir(bin)), "build-") + "-" + strings.TrimSuffix(filepath.Base(g), ".gguf")
+				vs = append(vs, variant{name: name, llama: [2]string{bin, g}})
+			}
+		}
 	}
 	ctx := context.Background()
-	prefill := func(m *Model, n int) time.Duration {
+	ppLine := regexp.MustCompile(`pp(\d+): ([0-9.]+) ms`)
+	// run returns the prefill time and the decode rate (0 for llama.cpp).
+	run := func(v variant, n int) (time.Duration, float64) {
+		if v.m == nil {
+			out, err := exec.Command(v.llama[0], v.llama[1], strconv.Itoa(threads), "1", strconv.Itoa(n)).Output()
+			if err != nil {
+				b.Fatalf("%s: %v", v.name, err)
+			}
+			sm := ppLine.FindStringSubmatch(string(out))
+			if sm == nil {
+				b.Fatalf("%s: no pp line in %q", v.name, out)
+			}
+			ms, _ := strconv.ParseFloat(sm[2], 64)
+			return time.Duration(ms * float64(time.Millisecond)), 0
+		}
 		tokens := make([]int64, n)
 		for i := range tokens {
 			tokens[i] = int64(i*7%500 + 1)
 		}
-		seq, err := m.NewSequence(n)
+		seq, err := v.m.NewSequence(n + decode)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -90,49 +133,51 @@ func BenchmarkPrefillLogits(b *testing.B) {
 		if _, err := seq.Step(ctx, tokens); err != nil {
 			b.Fatal(err)
 		}
-		return time.Since(t0)
+		pre := time.Since(t0)
+		t1 := time.Now()
+		for i := 0; i < decode; i++ {
+			if _, err := seq.Step(ctx, []int64{int64(i%400 + 3)}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		return pre, float64(decode) / time.Since(t1).Seconds()
 	}
 	median := func(d []float64) float64 {
-		sort.Float64s(d)
-		return d[len(d)/2]
+		s := append([]float64(nil), d...)
+		sort.Float64s(s)
+		return s[len(s)/2]
 	}
 	for b.Loop() {
 		for _, n := range prompts {
-			prefill(mAll, n) // warm both
-			prefill(mLast, n)
-			if mPre != nil {
-				prefill(mPre, n)
+			for _, v := range vs { // warm-up
+				if v.m != nil {
+					run(v, n)
+				}
 			}
-			var tAll, tLast, tPre, ratio, ratioPre []float64
+			pre := make([][]float64, len(vs))
+			dec := make([][]float64, len(vs))
+			rel := make([][]float64, len(vs))
 			for r := 0; r < rounds; r++ {
-				ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1e3 }
-				var a, l, p time.Duration
-				if r%2 == 0 {
-					a, l = prefill(mAll, n), prefill(mLast, n)
-					if mPre != nil {
-						p = prefill(mPre, n)
-					}
-				} else {
-					if mPre != nil {
-						p = prefill(mPre, n)
-					}
-					l, a = prefill(mLast, n), prefill(mAll, n)
+				got := make([]time.Duration, len(vs))
+				for j := range vs {
+					i := (j + r) % len(vs)
+					var tps float64
+					got[i], tps = run(vs[i], n)
+					pre[i] = append(pre[i], float64(n)/got[i].Seconds())
+					dec[i] = append(dec[i], tps)
 				}
-				tAll, tLast = append(tAll, ms(a)), append(tLast, ms(l))
-				ratio = append(ratio, float64(l)/float64(a))
-				if mPre != nil {
-					tPre = append(tPre, ms(p))
-					ratioPre = append(ratioPre, float64(p)/float64(a))
+				for i := range vs {
+					rel[i] = append(rel[i], float64(got[0])/float64(got[i]))
 				}
 			}
-			ma, ml := median(tAll), median(tLast)
-			fmt.Printf("prefill %5d tokens: all positions %8.1f ms (%6.1f tok/s)  last only %8.1f ms (%6.1f tok/s, %.3f× the time)",
-				n, ma, float64(n)/ma*1e3, ml, float64(n)/ml*1e3, median(ratio))
-			if mPre != nil {
-				mp := median(tPre)
-				fmt.Printf("  prefill graph %8.1f ms (%6.1f tok/s, %.3f× the time)", mp, float64(n)/mp*1e3, median(ratioPre))
+			for i, v := range vs {
+				d := ""
+				if v.m != nil {
+					d = fmt.Sprintf("  decode %6.1f tok/s (%.3f× all's)", median(dec[i]), median(dec[i])/median(dec[0]))
+				}
+				fmt.Printf("N=%-5d %-18s prefill %7.1f tok/s %8.1f ms  %.3f× all's speed%s\n",
+					n, v.name, median(pre[i]), float64(n)/median(pre[i])*1e3, median(rel[i]), d)
 			}
-			fmt.Println()
 		}
 	}
 }
