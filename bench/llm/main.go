@@ -123,6 +123,7 @@ func main() {
 	constrained := flag.Bool("constrained", false, "also measure chat completions free and with response_format json_schema and json_object (constrained decoding)")
 	schemaFile := flag.String("schema", "", "-constrained's JSON Schema (default: an array of at least 1000 bounded records, which cannot end before max_tokens)")
 	remote := flag.Bool("remote", false, "also measure a remote path (issue 19): a second in-process host, a router host whose peer block routes the model to the first (now a worker node with a cross-node listener on loopback), the same /v1/completions request through its shim")
+	flag.BoolVar(&prefillGraph, "prefill-graph", false, "write the models with a prefill graph (dsmil-mkmodel -prefill-graph) and run prefills on it in raw and the plugin (prefill_graph = true); issue 18")
 	vocab := flag.String("vocab", "generated", `the models' tokenizer: "generated" (dsmil-mkmodel's 512 ids) or "qwen" (the real Qwen2.5/Qwen3 vocabulary, 151k tokens, from the tokenizer package's testdata)`)
 	flag.Parse()
 	server.TuneGC() // as dsmil-host serve does
@@ -511,15 +512,21 @@ func mark(ok bool) string {
 
 func modelID(dtype string) string { return "bench-random-qwen2.5-0.5b-" + dtype }
 
-// ensureModel writes the dtype's model file into dir unless it is there.
+// prefillGraph is -prefill-graph.
+var prefillGraph bool
+
+// ensureModel writes the dtype's model file into dir unless it is there
+// (and, with -prefill-graph, its prefill graph).
 func ensureModel(dir, dtype string) error {
 	spec, err := mkmodel.Preset("qwen2.5-0.5b")
 	if err != nil {
 		return err
 	}
-	spec.DType, spec.BlockSize = dtypes[dtype].dtype, 128
+	spec.DType, spec.BlockSize, spec.PrefillGraph = dtypes[dtype].dtype, 128, prefillGraph
 	if _, err := os.Stat(filepath.Join(dir, spec.ONNXFile())); err == nil {
-		return nil
+		if _, err := os.Stat(filepath.Join(dir, spec.PrefillFile())); err == nil || !prefillGraph {
+			return nil
+		}
 	}
 	fmt.Printf("generating %s %s into %s ...\n", spec.Name, dtype, dir)
 	_, err = mkmodel.Write(dir, spec)
@@ -538,7 +545,7 @@ type rawProc struct {
 
 func startRaw(bin, dir, variant string, threads int, spin bool, promptLen int) (*rawProc, error) {
 	cmd := exec.Command(bin, "-model", dir, "-variant", variant, "-threads", fmt.Sprint(threads),
-		"-spin="+fmt.Sprint(spin), "-prompt", fmt.Sprint(promptLen))
+		"-spin="+fmt.Sprint(spin), "-prompt", fmt.Sprint(promptLen), "-prefill-graph="+fmt.Sprint(prefillGraph))
 	cmd.Stderr = os.Stderr
 	in, err := cmd.StdinPipe()
 	if err != nil {
@@ -878,10 +885,11 @@ plugin "llm-%[4]s" {
   parallelism    = %[12]d
   queue          = %[12]d
   ignore_eos     = true
+  prefill_graph  = %[13]v
   pass_env       = ["DSMIL_ORT_LIB"]
 }
 model %[8]q { profile = "bench-%[4]s" }
-`, addr, metrics, config.HashKey(apiKey), dtype, bin, modelDir, dtypes[dtype].variant, modelID(dtype), threads, spin, replicas, parallelism)
+`, addr, metrics, config.HashKey(apiKey), dtype, bin, modelDir, dtypes[dtype].variant, modelID(dtype), threads, spin, replicas, parallelism, prefillGraph)
 	return benchhost.Start(tmp, security+src)
 }
 

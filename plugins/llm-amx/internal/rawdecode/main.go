@@ -36,14 +36,15 @@ func main() {
 	threads := flag.Int("threads", 0, "intra-op threads (0: one per core)")
 	promptLen := flag.Int("prompt", 128, "prompt tokens")
 	spin := flag.Bool("spin", true, "let idle intra-op threads spin (the plugin's allow_spinning)")
+	prefillGraph := flag.Bool("prefill-graph", false, "prefill on the model's prefill graph (the plugin's prefill_graph)")
 	flag.Parse()
-	if err := run(*dir, *variant, ort.Options{IntraOpThreads: *threads, DisableSpinning: !*spin}, *promptLen); err != nil {
+	if err := run(*dir, *variant, ort.Options{IntraOpThreads: *threads, DisableSpinning: !*spin}, *promptLen, *prefillGraph); err != nil {
 		fmt.Fprintln(os.Stderr, "rawdecode:", err)
 		os.Exit(1)
 	}
 }
 
-func run(dir, variant string, opts ort.Options, promptLen int) error {
+func run(dir, variant string, opts ort.Options, promptLen int, prefillGraph bool) error {
 	info, err := ort.Init(ort.ResolveLibrary(os.Getenv))
 	if err != nil {
 		return err
@@ -51,7 +52,7 @@ func run(dir, variant string, opts ort.Options, promptLen int) error {
 	// The plugin's session options: settings threads and
 	// graph_optimization, defaults filled in the same way.
 	opts = opts.WithDefaults()
-	m, err := model.Open(dir, model.Options{Variant: variant, Session: opts})
+	m, err := model.Open(dir, model.Options{Variant: variant, Session: opts, PrefillGraph: prefillGraph})
 	if err != nil {
 		return err
 	}
