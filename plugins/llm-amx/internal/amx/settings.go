@@ -40,7 +40,7 @@ var settingSpecs = append(ort.ModelSettingSpecs("Model directory (Optimum/transf
 	sdk.SettingSpec{Name: "memory_arena", Type: "bool",
 		Description: "Keep ONNX Runtime's CPU memory arena (ORT's default). Default false: ORT's working memory is freed after each run, so the memory of a long prefill is returned to the system."},
 	sdk.SettingSpec{Name: "prefill_graph", Type: "bool",
-		Description: "Run prefill chunks of 16 tokens or more on the model's prefill graph (<file>_prefill.onnx, dsmil-mkmodel -prefill-graph: int8 linears through ONNX Runtime's u8×s8 GEMM, AMX kernels where the CPU has AMX-INT8) in a second ONNX Runtime session; decode steps stay on the main graph. Costs the prefill graph's weights in memory. Default false."},
+		Description: "Run prefill chunks of 8 tokens or more on the model's prefill graph (<file>_prefill.onnx, dsmil-mkmodel -prefill-graph: int8 linears through ONNX Runtime's u8×s8 GEMM, AMX kernels where the CPU has AMX-INT8) in a second ONNX Runtime session; decode steps stay on the main graph. Costs the prefill graph's weights in memory. Default false."},
 	sdk.SettingSpec{Name: "ignore_eos", Type: "bool",
 		Description: "Generate past EOS tokens until max_tokens or a stop sequence. For benchmarks only: random-weight models draw EOS at random."},
 )

@@ -48,7 +48,7 @@ type Options struct {
 }
 
 // DefaultPrefillMin is Options.PrefillMin's default.
-const DefaultPrefillMin = 16
+const DefaultPrefillMin = 8
 
 // Model is an opened decoder: its files, configuration, graph description
 // and ONNX Runtime session. It is safe for concurrent use by many
