@@ -123,6 +123,8 @@ func main() {
 	constrained := flag.Bool("constrained", false, "also measure chat completions free and with response_format json_schema and json_object (constrained decoding)")
 	schemaFile := flag.String("schema", "", "-constrained's JSON Schema (default: an array of at least 1000 bounded records, which cannot end before max_tokens)")
 	remote := flag.Bool("remote", false, "also measure a remote path (issue 19): a second in-process host, a router host whose peer block routes the model to the first (now a worker node with a cross-node listener on loopback), the same /v1/completions request through its shim")
+	flag.BoolVar(&arena, "arena", false, "keep ONNX Runtime's memory arena in the plugin (memory_arena = true), as raw does")
+	flag.BoolVar(&noPrefixCache, "no-prefix-cache", false, "turn the plugin's prefix cache off (prefix_cache = \"0\"): every round repeats the prompt, so with the cache the stack prefills only its last block while raw prefills all of it")
 	flag.BoolVar(&prefillGraph, "prefill-graph", false, "write the models with a prefill graph (dsmil-mkmodel -prefill-graph) and run prefills on it in raw and the plugin (prefill_graph = true); issue 18")
 	vocab := flag.String("vocab", "generated", `the models' tokenizer: "generated" (dsmil-mkmodel's 512 ids) or "qwen" (the real Qwen2.5/Qwen3 vocabulary, 151k tokens, from the tokenizer package's testdata)`)
 	flag.Parse()
@@ -512,8 +514,21 @@ func mark(ok bool) string {
 
 func modelID(dtype string) string { return "bench-random-qwen2.5-0.5b-" + dtype }
 
-// prefillGraph is -prefill-graph.
-var prefillGraph bool
+// prefillGraph is -prefill-graph, noPrefixCache -no-prefix-cache.
+var prefillGraph, noPrefixCache, arena bool
+
+// prefixCacheLine is the plugin block's prefix_cache and memory_arena
+// lines.
+func prefixCacheLine() string {
+	l := ""
+	if noPrefixCache {
+		l = `prefix_cache   = "0"`
+	}
+	if arena {
+		l += "\n  memory_arena   = true"
+	}
+	return l
+}
 
 // ensureModel writes the dtype's model file into dir unless it is there
 // (and, with -prefill-graph, its prefill graph).
@@ -886,10 +901,11 @@ plugin "llm-%[4]s" {
   queue          = %[12]d
   ignore_eos     = true
   prefill_graph  = %[13]v
+  %[14]s
   pass_env       = ["DSMIL_ORT_LIB"]
 }
 model %[8]q { profile = "bench-%[4]s" }
-`, addr, metrics, config.HashKey(apiKey), dtype, bin, modelDir, dtypes[dtype].variant, modelID(dtype), threads, spin, replicas, parallelism, prefillGraph)
+`, addr, metrics, config.HashKey(apiKey), dtype, bin, modelDir, dtypes[dtype].variant, modelID(dtype), threads, spin, replicas, parallelism, prefillGraph, prefixCacheLine())
 	return benchhost.Start(tmp, security+src)
 }
 
