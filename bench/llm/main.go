@@ -123,6 +123,7 @@ func main() {
 	constrained := flag.Bool("constrained", false, "also measure chat completions free and with response_format json_schema and json_object (constrained decoding)")
 	schemaFile := flag.String("schema", "", "-constrained's JSON Schema (default: an array of at least 1000 bounded records, which cannot end before max_tokens)")
 	remote := flag.Bool("remote", false, "also measure a remote path (issue 19): a second in-process host, a router host whose peer block routes the model to the first (now a worker node with a cross-node listener on loopback), the same /v1/completions request through its shim")
+	flag.BoolVar(&ttftText, "ttft-text", false, "raw's TTFT ends at its first text (the first token the streaming decoder gives text for), as the stack's and the plugin's do, instead of at its first token id")
 	flag.BoolVar(&arena, "arena", false, "keep ONNX Runtime's memory arena in the plugin (memory_arena = true), as raw does")
 	flag.BoolVar(&noPrefixCache, "no-prefix-cache", false, "turn the plugin's prefix cache off (prefix_cache = \"0\"): every round repeats the prompt, so with the cache the stack prefills only its last block while raw prefills all of it")
 	flag.BoolVar(&prefillGraph, "prefill-graph", false, "write the models with a prefill graph (dsmil-mkmodel -prefill-graph) and run prefills on it in raw and the plugin (prefill_graph = true); issue 18")
@@ -515,7 +516,7 @@ func mark(ok bool) string {
 func modelID(dtype string) string { return "bench-random-qwen2.5-0.5b-" + dtype }
 
 // prefillGraph is -prefill-graph, noPrefixCache -no-prefix-cache.
-var prefillGraph, noPrefixCache, arena bool
+var prefillGraph, noPrefixCache, arena, ttftText bool
 
 // prefixCacheLine is the plugin block's prefix_cache and memory_arena
 // lines.
@@ -591,13 +592,18 @@ func (r *rawProc) run(tokens int) (sample, error) {
 		return sample{}, err
 	}
 	var res struct {
-		TTFT int64   `json:"ttft_ns"`
-		TPS  float64 `json:"tokens_per_s"`
+		TTFT     int64   `json:"ttft_ns"`
+		TTFTText int64   `json:"ttft_text_ns"`
+		TPS      float64 `json:"tokens_per_s"`
 	}
 	if err := r.out.Decode(&res); err != nil {
 		return sample{}, fmt.Errorf("rawdecode: %w", err)
 	}
-	return sample{ttft: time.Duration(res.TTFT), tps: res.TPS, tokens: tokens}, nil
+	ttft := res.TTFT
+	if ttftText && res.TTFTText > 0 {
+		ttft = res.TTFTText
+	}
+	return sample{ttft: time.Duration(ttft), tps: res.TPS, tokens: tokens}, nil
 }
 
 func (r *rawProc) close() {

@@ -78,11 +78,12 @@ func run(dir, variant string, opts ort.Options, promptLen int, prefillGraph bool
 		if err != nil || n < 1 {
 			return fmt.Errorf("want a token count, got %q", in.Text())
 		}
-		ttft, tps, err := decode(m, ids, n, vocab)
+		ttft, ttftText, tps, err := decode(m, tok, ids, n, vocab)
 		if err != nil {
 			return err
 		}
-		if err := out.Encode(map[string]any{"ttft_ns": ttft.Nanoseconds(), "tokens_per_s": tps}); err != nil {
+		if err := out.Encode(map[string]any{"ttft_ns": ttft.Nanoseconds(), "ttft_text_ns": ttftText.Nanoseconds(),
+			"tokens_per_s": tps}); err != nil {
 			return err
 		}
 	}
@@ -90,8 +91,18 @@ func run(dir, variant string, opts ort.Options, promptLen int, prefillGraph bool
 }
 
 // decode prefills the prompt and generates n tokens greedily, carrying
-// the KV cache.
-func decode(m *model.Model, prompt []int, n, vocab int) (time.Duration, float64, error) {
+// the KV cache. It returns the time to the first token, the time to the
+// first text (the first token whose text the tokenizer's streaming
+// decoder gives out, as the plugin streams it; 0 if none within n), and
+// the decode rate after the first token.
+func decode(m *model.Model, tok *tokenizer.Tokenizer, prompt []int, n, vocab int) (time.Duration, time.Duration, float64, error) {
+	var firstText time.Time
+	dec := tok.NewStreamDecoder(tokenizer.SkipSpecial())
+	emit := func(id int) {
+		if firstText.IsZero() && dec.Add(id) != "" {
+			firstText = time.Now()
+		}
+	}
 	ctx := context.Background()
 	feed := make([]int64, len(prompt))
 	for i, id := range prompt {
@@ -100,28 +111,34 @@ func decode(m *model.Model, prompt []int, n, vocab int) (time.Duration, float64,
 	start := time.Now()
 	seq, err := m.NewSequence(len(prompt) + n)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	defer seq.Close()
 	logits, err := seq.Step(ctx, feed)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	v := m.Vocab()
 	next := argmax(logits[len(logits)-v:][:vocab])
 	first := time.Now()
+	emit(next)
 	for i := 1; i < n; i++ {
 		if logits, err = seq.Step(ctx, []int64{int64(next)}); err != nil {
-			return 0, 0, err
+			return 0, 0, 0, err
 		}
 		next = argmax(logits[:vocab])
+		emit(next)
 	}
 	end := time.Now()
 	tps := 0.0
 	if n > 1 {
 		tps = float64(n-1) / end.Sub(first).Seconds()
 	}
-	return first.Sub(start), tps, nil
+	var text time.Duration
+	if !firstText.IsZero() {
+		text = firstText.Sub(start)
+	}
+	return first.Sub(start), text, tps, nil
 }
 
 func argmax(x []float32) int {
