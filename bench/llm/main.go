@@ -133,6 +133,10 @@ func main() {
 	remote := flag.Bool("remote", false, "also measure a remote path (issue 19): a second in-process host, a router host whose peer block routes the model to the first (now a worker node with a cross-node listener on loopback), the same /v1/completions request through its shim")
 	npu := flag.Bool("npu", false, "also measure llm-amx and llm-npu side by side in one host: decode tok/s of each alone and together (first dtype only)")
 	npuModel := flag.String("npu-model", filepath.Join(cache, "dsmil", "models", "tinyllama-1.1b-int4"), "-npu's llm-npu model directory (generated when absent)")
+	flag.BoolVar(&ttftText, "ttft-text", false, "raw's TTFT ends at its first text (the first token the streaming decoder gives text for), as the stack's and the plugin's do, instead of at its first token id")
+	flag.BoolVar(&arena, "arena", false, "keep ONNX Runtime's memory arena in the plugin (memory_arena = true), as raw does")
+	flag.BoolVar(&noPrefixCache, "no-prefix-cache", false, "turn the plugin's prefix cache off (prefix_cache = \"0\"): every round repeats the prompt, so with the cache the stack prefills only its last block while raw prefills all of it")
+	flag.BoolVar(&prefillGraph, "prefill-graph", false, "write the models with a prefill graph (dsmil-mkmodel -prefill-graph) and run prefills on it in raw and the plugin (prefill_graph = true); issue 18")
 	vocab := flag.String("vocab", "generated", `the models' tokenizer: "generated" (dsmil-mkmodel's 512 ids) or "qwen" (the real Qwen2.5/Qwen3 vocabulary, 151k tokens, from the tokenizer package's testdata)`)
 	flag.Parse()
 	server.TuneGC() // as dsmil-host serve does
@@ -530,15 +534,34 @@ func mark(ok bool) string {
 
 func modelID(dtype string) string { return "bench-random-qwen2.5-0.5b-" + dtype }
 
-// ensureModel writes the dtype's model file into dir unless it is there.
+// prefillGraph is -prefill-graph, noPrefixCache -no-prefix-cache.
+var prefillGraph, noPrefixCache, arena, ttftText bool
+
+// prefixCacheLine is the plugin block's prefix_cache and memory_arena
+// lines.
+func prefixCacheLine() string {
+	l := ""
+	if noPrefixCache {
+		l = `prefix_cache   = "0"`
+	}
+	if arena {
+		l += "\n  memory_arena   = true"
+	}
+	return l
+}
+
+// ensureModel writes the dtype's model file into dir unless it is there
+// (and, with -prefill-graph, its prefill graph).
 func ensureModel(dir, dtype string) error {
 	spec, err := mkmodel.Preset("qwen2.5-0.5b")
 	if err != nil {
 		return err
 	}
-	spec.DType, spec.BlockSize = dtypes[dtype].dtype, 128
+	spec.DType, spec.BlockSize, spec.PrefillGraph = dtypes[dtype].dtype, 128, prefillGraph
 	if _, err := os.Stat(filepath.Join(dir, spec.ONNXFile())); err == nil {
-		return nil
+		if _, err := os.Stat(filepath.Join(dir, spec.PrefillFile())); err == nil || !prefillGraph {
+			return nil
+		}
 	}
 	fmt.Printf("generating %s %s into %s ...\n", spec.Name, dtype, dir)
 	_, err = mkmodel.Write(dir, spec)
@@ -557,7 +580,7 @@ type rawProc struct {
 
 func startRaw(bin, dir, variant string, threads int, spin bool, promptLen int) (*rawProc, error) {
 	cmd := exec.Command(bin, "-model", dir, "-variant", variant, "-threads", fmt.Sprint(threads),
-		"-spin="+fmt.Sprint(spin), "-prompt", fmt.Sprint(promptLen))
+		"-spin="+fmt.Sprint(spin), "-prompt", fmt.Sprint(promptLen), "-prefill-graph="+fmt.Sprint(prefillGraph))
 	cmd.Stderr = os.Stderr
 	in, err := cmd.StdinPipe()
 	if err != nil {
@@ -588,13 +611,18 @@ func (r *rawProc) run(tokens int) (sample, error) {
 		return sample{}, err
 	}
 	var res struct {
-		TTFT int64   `json:"ttft_ns"`
-		TPS  float64 `json:"tokens_per_s"`
+		TTFT     int64   `json:"ttft_ns"`
+		TTFTText int64   `json:"ttft_text_ns"`
+		TPS      float64 `json:"tokens_per_s"`
 	}
 	if err := r.out.Decode(&res); err != nil {
 		return sample{}, fmt.Errorf("rawdecode: %w", err)
 	}
-	return sample{ttft: time.Duration(res.TTFT), tps: res.TPS, tokens: tokens}, nil
+	ttft := res.TTFT
+	if ttftText && res.TTFTText > 0 {
+		ttft = res.TTFTText
+	}
+	return sample{ttft: time.Duration(ttft), tps: res.TPS, tokens: tokens}, nil
 }
 
 func (r *rawProc) close() {
@@ -897,10 +925,12 @@ plugin "llm-%[4]s" {
   parallelism    = %[12]d
   queue          = %[12]d
   ignore_eos     = true
+  prefill_graph  = %[13]v
+  %[14]s
   pass_env       = ["DSMIL_ORT_LIB"]
 }
 model %[8]q { profile = "bench-%[4]s" }
-`, addr, metrics, config.HashKey(apiKey), dtype, bin, modelDir, dtypes[dtype].variant, modelID(dtype), threads, spin, replicas, parallelism)
+`, addr, metrics, config.HashKey(apiKey), dtype, bin, modelDir, dtypes[dtype].variant, modelID(dtype), threads, spin, replicas, parallelism, prefillGraph, prefixCacheLine())
 	return benchhost.Start(tmp, security+src)
 }
 

@@ -62,6 +62,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		tie      = fs.String("tie", "", "override tie_word_embeddings: true or false")
 		external = fs.Bool("external-data", false, "always write weights to an external .onnx_data file")
 		combined = fs.Bool("clip-combined", false, "CLIP presets: one onnx/model.onnx with both encoders (Optimum's CLIPModel export) instead of text_model.onnx and vision_model.onnx")
+		all      = fs.Bool("all-logits", false, "compute the logits of every position, as Optimum's exports do (default: the last position only)")
+		prefillG = fs.Bool("prefill-graph", false, "also write <file>_prefill.onnx: the linears in int8 through ORT's u8×s8 GEMM (AMX), for llm-amx's prefill_graph setting")
 	)
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -113,6 +115,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if *external {
 		s.ExternalDataThreshold = -1
 	}
+	s.AllLogits, s.PrefillGraph = *all, *prefillG
 	start := time.Now()
 	r, err := mkmodel.Write(*out, s)
 	if err != nil {

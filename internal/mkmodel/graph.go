@@ -10,6 +10,7 @@ import (
 	"strconv"
 
 	"github.com/dsmil/l7/internal/onnx"
+	"github.com/dsmil/l7/internal/onnx/lastlogits"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -92,6 +93,9 @@ type graphBuilder struct {
 	sink *initSink
 	n    int // node counter, for unique names
 	err  error
+	// prefill: the layers' linears are int8 u8×s8 (prefill.go).
+	prefill bool
+	dq      map[string][3]string
 }
 
 func (b *graphBuilder) node(op, domain string, inputs []string, outputs []string, attrs ...*onnx.AttributeProto) {
@@ -148,6 +152,9 @@ func attrInts(name string, v ...int64) *onnx.AttributeProto {
 // linear emits x·Wᵀ for an out×in weight w (PyTorch layout): MatMul with
 // the transposed fp32 weight, or MatMulNBits with the quantized one.
 func (b *graphBuilder) linear(x, name string, w []float32, out, in int) string {
+	if b.prefill && name != "lm_head" {
+		return b.linearU8S8(x, name, w, out, in)
+	}
 	y := b.tmp(name + "/out")
 	if bits := b.s.DType.Bits(); bits > 0 {
 		q := quantize(w, out, in, bits, b.s.BlockSize)
@@ -203,7 +210,13 @@ func valueInfo(name string, elem int32, dims ...*onnx.TensorShapeProto_Dimension
 // writeONNX writes the model graph to dir/s.ONNXFile(), with external
 // data next to it when the weights are big.
 func writeONNX(dir string, s *Spec) (files []string, err error) {
-	path := filepath.Join(dir, s.ONNXFile())
+	return writeGraph(dir, s, s.ONNXFile(), false)
+}
+
+// writeGraph writes the model graph to dir/file; prefill: with the
+// layers' linears in int8 u8×s8 (Spec.PrefillGraph).
+func writeGraph(dir string, s *Spec, file string, prefill bool) (files []string, err error) {
+	path := filepath.Join(dir, file)
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, err
 	}
@@ -225,7 +238,7 @@ func writeONNX(dir string, s *Spec) (files []string, err error) {
 	}()
 
 	g := &onnx.GraphProto{Name: proto.String("main_graph")}
-	b := &graphBuilder{s: s, g: g, sink: sink}
+	b := &graphBuilder{s: s, g: g, sink: sink, prefill: prefill, dq: map[string][3]string{}}
 	w := weights{s}
 	hq, hkv := s.Heads*s.HeadDim, s.KVHeads*s.HeadDim
 
@@ -325,6 +338,11 @@ func writeONNX(dir string, s *Spec) (files []string, err error) {
 	}
 	if b.err != nil {
 		return nil, b.err
+	}
+	if !s.AllLogits {
+		if _, err := lastlogits.Graph(g, Logits, 17); err != nil {
+			return nil, err
+		}
 	}
 
 	m := &onnx.ModelProto{

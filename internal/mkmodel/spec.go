@@ -112,6 +112,21 @@ type Spec struct {
 	// which weights go to an external .onnx_data file (protobuf caps a
 	// model file at 2 GiB). Default 1.5 GiB; -1 always writes external data.
 	ExternalDataThreshold int64
+
+	// AllLogits writes the LM head for every position fed, as Optimum's
+	// exports do. By default the graph computes the logits of each row's
+	// last position only (logits [batch, 1, vocab]; package
+	// internal/onnx/lastlogits), which is all a generator reads.
+	AllLogits bool
+
+	// PrefillGraph also writes PrefillFile(): the same model with the
+	// layers' linear weights in int8 (per output channel, quantized from
+	// the same float weights) multiplied through ONNX Runtime's u8×s8 GEMM
+	// (DynamicQuantizeLinear + MatMulInteger, fused by ORT into
+	// MatMulIntegerToFloat; AMX kernels where the CPU has AMX-INT8), for
+	// prefill chunks (llm-amx's prefill_graph setting). The LM head and
+	// the embedding are the main graph's.
+	PrefillGraph bool
 }
 
 // presets are the named shapes; Vocab 0 means the tokenizer's size.
@@ -241,6 +256,12 @@ func (s *Spec) Params() int64 {
 // layers × kv_heads × head_dim × 2 (key and value) × 4 bytes.
 func (s *Spec) KVBytesPerToken() int64 {
 	return int64(s.Layers) * int64(s.KVHeads) * int64(s.HeadDim) * 2 * 4
+}
+
+// PrefillFile is the prefill graph's file (see PrefillGraph): ONNXFile
+// with "_prefill" before ".onnx".
+func (s *Spec) PrefillFile() string {
+	return strings.TrimSuffix(s.ONNXFile(), ".onnx") + "_prefill.onnx"
 }
 
 // ONNXFile is the model file name, relative to the model directory, for

@@ -95,6 +95,13 @@ func Write(dir string, s Spec) (*Result, error) {
 	}
 	r.ONNX = files[0]
 	r.Files = append(r.Files, files...)
+	if s.PrefillGraph {
+		files, err := writeGraph(dir, &r.Spec, r.Spec.PrefillFile(), true)
+		if err != nil {
+			return nil, fmt.Errorf("mkmodel: writing the prefill graph: %w", err)
+		}
+		r.Files = append(r.Files, files...)
+	}
 	sort.Strings(r.Files)
 	return r, nil
 }

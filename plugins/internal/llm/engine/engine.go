@@ -178,7 +178,8 @@ func (e *Engine) chunk() int {
 
 // PrefillBytes estimates, as an upper bound, the working memory of
 // prefilling a chunk of the prompt at a context of ctxLen tokens: the
-// chunk's logits (the caller's output buffer and ONNX Runtime's), the
+// chunk's logits (the caller's output buffer and ONNX Runtime's; one row
+// when the model computes the last position's only), the
 // attention scores of one layer (heads × chunk × context, float32), the
 // hidden states and MLP activations of the chunk, with a 25 % margin for
 // the allocator. A prompt of promptLen tokens prefilled whole counts
@@ -190,6 +191,9 @@ func (e *Engine) PrefillBytes(promptLen, ctxLen int) int64 {
 		k = min(k, int64(ch))
 	}
 	logits := 2 * k * int64(c.Vocab) * 4
+	if e.Model.LastLogits {
+		logits = 2 * int64(c.Vocab) * 4 // one row
+	}
 	scores := 2 * int64(c.Heads) * k * int64(ctxLen) * 4
 	acts := k * int64(24*c.Hidden) * 4 // hidden states and the MLP (intermediate ≈ 5.5 × hidden)
 	return (logits + scores + acts) * 5 / 4

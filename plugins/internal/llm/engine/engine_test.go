@@ -86,7 +86,7 @@ func TestGreedyMatchesRecompute(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		next := sampler.New(sampler.Params{}, e.SampleVocab()).Sample(logits[(len(ids)-1)*v:])
+		next := sampler.New(sampler.Params{}, e.SampleVocab()).Sample(logits[len(logits)-v:])
 		ids = append(ids, next)
 		want.WriteString(dec.Add(next))
 	}

@@ -53,7 +53,7 @@ func refLogSoftmax(t *testing.T, e *Engine, prompt []int) []float64 {
 		t.Fatal(err)
 	}
 	v := e.Model.Vocab()
-	row := logits[(len(prompt)-1)*v : (len(prompt)-1)*v+e.SampleVocab()]
+	row := logits[len(logits)-v : len(logits)-v+e.SampleVocab()]
 	m := math.Inf(-1)
 	for _, x := range row {
 		m = math.Max(m, float64(x))

@@ -54,7 +54,7 @@ func BenchmarkDecode(b *testing.B) {
 			b.Fatal(err)
 		}
 		prefills = append(prefills, float64(time.Since(t0).Milliseconds()))
-		next := int64(argmax(logits[(len(prompt)-1)*v:]))
+		next := int64(argmax(logits[len(logits)-v:]))
 		t1 := time.Now()
 		for i := 0; i < decode; i++ {
 			logits, err = seq.Step(ctx, []int64{next})

@@ -12,7 +12,9 @@ import (
 func initORT(t testing.TB) { llmtest.InitORT(t) }
 
 // testOptions keep ORT to one thread: the tests run beside others.
-var testOptions = Options{Session: ort.Options{IntraOpThreads: 1}}
+// They keep the graph's logits of every position (AllLogits), as the tiny
+// models do, so the tests can check every row.
+var testOptions = Options{Session: ort.Options{IntraOpThreads: 1}, AllLogits: true}
 
 // tiny writes (once per test binary and key) the tiny preset changed by
 // edit and returns it. Tests that modify a model copy it first.
@@ -20,6 +22,7 @@ func tiny(t testing.TB, key string, edit func(*mkmodel.Spec)) *mkmodel.Result {
 	t.Helper()
 	return llmtest.Tiny(t, key, func(s *mkmodel.Spec) {
 		s.Seed = 7
+		s.AllLogits = true
 		if edit != nil {
 			edit(s)
 		}

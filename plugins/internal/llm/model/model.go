@@ -6,9 +6,11 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime/debug"
 	"strconv"
 	"strings"
 
+	"github.com/dsmil/l7/internal/onnx/lastlogits"
 	"github.com/dsmil/l7/plugins/internal/ort"
 	ortgo "github.com/yalue/onnxruntime_go"
 )
@@ -28,7 +30,25 @@ type Options struct {
 	// MaxSequence caps the length (prompt + generated tokens) of a
 	// Sequence; 0 means the model's max_position_embeddings.
 	MaxSequence int
+
+	// AllLogits keeps a graph that computes the logits of every position
+	// fed as it is. By default Open rewrites such a graph at load time to
+	// compute the last position's only (see LastLogits).
+	AllLogits bool
+
+	// PrefillGraph opens, beside the model file, its prefill graph
+	// (<file>_prefill.onnx, dsmil-mkmodel -prefill-graph: the linears in
+	// int8 through ONNX Runtime's u8×s8 GEMM, AMX where the CPU has it) in
+	// a second session that Sequence.Step uses for steps of at least
+	// PrefillMin tokens.
+	PrefillGraph bool
+	// PrefillMin is the fewest tokens a step feeds to use the prefill
+	// graph; 0 means DefaultPrefillMin.
+	PrefillMin int
 }
+
+// DefaultPrefillMin is Options.PrefillMin's default.
+const DefaultPrefillMin = 8
 
 // Model is an opened decoder: its files, configuration, graph description
 // and ONNX Runtime session. It is safe for concurrent use by many
@@ -46,6 +66,19 @@ type Model struct {
 	LogitsElem ElemType
 	// MaxSequence is the longest sequence a Sequence may hold.
 	MaxSequence int
+	// LastLogits: the graph computes the logits of each row's last
+	// position only (logits [batch, 1, vocab]), as written by the
+	// generator or rewritten by Open; Sequence.Step then returns one row.
+	LastLogits bool
+	// LogitsRewrite says what Open did to the graph's LM head: "" (left
+	// as it is), or the rewrite, or why it was not possible.
+	LogitsRewrite string
+	// PrefillFile is the prefill graph's file when one is open
+	// (Options.PrefillGraph), PrefillMin the fewest tokens of a step
+	// that runs it.
+	PrefillFile string
+	PrefillMin  int
+	prefill     *ortgo.DynamicAdvancedSession
 
 	hasMask, hasPos bool
 	inputNames      []string // in the order Sequence feeds them
@@ -68,11 +101,52 @@ func Open(dir string, opts Options) (*Model, error) {
 		return nil, err
 	}
 	defer so.Destroy()
-	m.session, err = ortgo.NewDynamicAdvancedSession(m.Files.ONNX, m.inputNames, m.outputNames, so)
+	if !opts.AllLogits && !m.LastLogits {
+		m.session, err = m.openLastLogits(so)
+	} else {
+		m.session, err = ortgo.NewDynamicAdvancedSession(m.Files.ONNX, m.inputNames, m.outputNames, so)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("model: ONNX Runtime cannot load %s: %w", m.Files.ONNX, err)
 	}
+	if opts.PrefillGraph {
+		if err := m.openPrefill(opts); err != nil {
+			m.Close()
+			return nil, err
+		}
+	}
 	return m, nil
+}
+
+// lastOnly starts LogitsRewrite when Open rewrote the graph.
+const lastOnly = "last position only"
+
+// openLastLogits opens the session on the graph rewritten to compute the
+// last position's logits only (internal/onnx/lastlogits), or on the file
+// as it is when the rewrite does not recognise its LM head.
+func (m *Model) openLastLogits(so *ortgo.SessionOptions) (*ortgo.DynamicAdvancedSession, error) {
+	data, info, err := lastlogits.File(m.Files.ONNX, m.Config.Names.Logits)
+	if err != nil {
+		m.LogitsRewrite = "all positions: " + err.Error()
+		return ortgo.NewDynamicAdvancedSession(m.Files.ONNX, m.inputNames, m.outputNames, so)
+	}
+	if len(m.Files.ExternalData) > 0 {
+		// External data is found relative to this folder when the model
+		// comes from memory.
+		if err := so.AddSessionConfigEntry("session.model_external_initializers_file_folder_path",
+			filepath.Dir(m.Files.ONNX)); err != nil {
+			return nil, err
+		}
+	}
+	s, err := ortgo.NewDynamicAdvancedSessionWithONNXData(data, m.inputNames, m.outputNames, so)
+	if err != nil {
+		return nil, err
+	}
+	data = nil
+	debug.FreeOSMemory() // the rewritten copy of the weights
+	m.LastLogits = true
+	m.LogitsRewrite = fmt.Sprintf("%s: Slice of %s before %s", lastOnly, info.Hidden, info.Head)
+	return s, nil
 }
 
 // Inspect does everything Open does except creating the ONNX Runtime
@@ -106,6 +180,13 @@ func Inspect(dir string, opts Options) (*Model, error) {
 		return nil, fmt.Errorf("%w: %s refers to external data %s, missing from %s",
 			ErrLayout, filepath.Base(f.ONNX), strings.Join(missing, ", "), filepath.Dir(f.ONNX))
 	}
+	if opts.PrefillGraph {
+		n, err := prefillBytes(f.ONNX)
+		if err != nil {
+			return nil, err
+		}
+		f.WeightBytes += n
+	}
 	m := &Model{Files: f, Config: c, Graph: gi, MaxSequence: c.MaxPositions}
 	if opts.MaxSequence > 0 {
 		m.MaxSequence = min(opts.MaxSequence, c.MaxPositions)
@@ -120,6 +201,10 @@ func Inspect(dir string, opts Options) (*Model, error) {
 func (m *Model) Close() error {
 	if m.session == nil {
 		return nil
+	}
+	if m.prefill != nil {
+		m.prefill.Destroy()
+		m.prefill = nil
 	}
 	err := m.session.Destroy()
 	m.session = nil
@@ -203,6 +288,7 @@ func (m *Model) checkGraph() error {
 			problem("output %s: element type %s, want float or float16", logits, logits.Elem)
 		}
 		checkDims("output", logits, -1, -1, int64(c.Vocab))
+		m.LastLogits = len(logits.Shape) == 3 && logits.Shape[1].Value == 1
 	}
 	m.outputNames = []string{n.Logits}
 

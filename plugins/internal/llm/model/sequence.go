@@ -96,7 +96,9 @@ func alloc(n int) []byte {
 // Step feeds tokens at positions Len() .. Len()+len(tokens)-1 (the prompt,
 // or part of it, on the first call; usually one token after that), adds
 // their keys and values to the cache and returns their logits: len(tokens)
-// rows of Model.Vocab() float32 each, row-major. The slice is reused by
+// rows of Model.Vocab() float32 each, row-major, or only the last token's
+// row when Model.LastLogits (the last row is always
+// logits[len(logits)-Vocab():]). The slice is reused by
 // the next Step. Cancelling ctx stops ONNX Runtime within the step; a
 // failed or cancelled step leaves the sequence as it was.
 func (s *Sequence) Step(ctx context.Context, tokens []int64) ([]float32, error) {
@@ -114,6 +116,10 @@ func (s *Sequence) Step(ctx context.Context, tokens []int64) ([]float32, error) 
 		return nil, err
 	}
 	vocab := s.m.Config.Vocab
+	rows := k // logits rows
+	if s.m.LastLogits {
+		rows = 1
+	}
 	for _, id := range tokens {
 		if id < 0 || id >= int64(vocab) {
 			return nil, fmt.Errorf("model: token id %d outside the vocabulary (%d)", id, vocab)
@@ -174,17 +180,17 @@ func (s *Sequence) Step(ctx context.Context, tokens []int64) ([]float32, error) 
 	var logitsT ortgo.Value
 	var err error
 	if s.m.LogitsElem == ElemFloat16 {
-		if cap(s.logit16) < k*vocab {
-			s.logit16 = make([]uint16, k*vocab)
+		if cap(s.logit16) < rows*vocab {
+			s.logit16 = make([]uint16, rows*vocab)
 		}
-		b := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(s.logit16))), 2*k*vocab)
-		logitsT, err = ortgo.NewCustomDataTensor(ortgo.NewShape(1, int64(k), int64(vocab)), b,
+		b := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(s.logit16))), 2*rows*vocab)
+		logitsT, err = ortgo.NewCustomDataTensor(ortgo.NewShape(1, int64(rows), int64(vocab)), b,
 			ortgo.TensorElementDataType(ElemFloat16))
 	} else {
-		if cap(s.logits) < k*vocab {
-			s.logits = make([]float32, k*vocab)
+		if cap(s.logits) < rows*vocab {
+			s.logits = make([]float32, rows*vocab)
 		}
-		logitsT, err = ortgo.NewTensor(ortgo.NewShape(1, int64(k), int64(vocab)), s.logits[:k*vocab])
+		logitsT, err = ortgo.NewTensor(ortgo.NewShape(1, int64(rows), int64(vocab)), s.logits[:rows*vocab])
 	}
 	if err != nil {
 		return fail(fmt.Errorf("model: logits tensor: %w", err))
@@ -206,7 +212,7 @@ func (s *Sequence) Step(ctx context.Context, tokens []int64) ([]float32, error) 
 		s.outs = append(s.outs, t)
 	}
 
-	if err := s.run(ctx); err != nil {
+	if err := runSession(ctx, s.m.sessionFor(k), s.ro, s.ins, s.outs); err != nil {
 		return fail(err)
 	}
 
@@ -225,15 +231,15 @@ func (s *Sequence) Step(ctx context.Context, tokens []int64) ([]float32, error) 
 	}
 	s.n = total
 	if s.m.LogitsElem == ElemFloat16 {
-		if cap(s.logits) < k*vocab {
-			s.logits = make([]float32, k*vocab)
+		if cap(s.logits) < rows*vocab {
+			s.logits = make([]float32, rows*vocab)
 		}
-		out := s.logits[:k*vocab]
-		for i, h := range s.logit16[:k*vocab] {
+		out := s.logits[:rows*vocab]
+		for i, h := range s.logit16[:rows*vocab] {
 			out[i] = halfToFloat(h)
 		}
 	}
-	return s.logits[:k*vocab], nil
+	return s.logits[:rows*vocab], nil
 }
 
 // ErrTerminated is wrapped (with the context's error) by a step that ONNX

@@ -36,14 +36,15 @@ func main() {
 	threads := flag.Int("threads", 0, "intra-op threads (0: one per core)")
 	promptLen := flag.Int("prompt", 128, "prompt tokens")
 	spin := flag.Bool("spin", true, "let idle intra-op threads spin (the plugin's allow_spinning)")
+	prefillGraph := flag.Bool("prefill-graph", false, "prefill on the model's prefill graph (the plugin's prefill_graph)")
 	flag.Parse()
-	if err := run(*dir, *variant, ort.Options{IntraOpThreads: *threads, DisableSpinning: !*spin}, *promptLen); err != nil {
+	if err := run(*dir, *variant, ort.Options{IntraOpThreads: *threads, DisableSpinning: !*spin}, *promptLen, *prefillGraph); err != nil {
 		fmt.Fprintln(os.Stderr, "rawdecode:", err)
 		os.Exit(1)
 	}
 }
 
-func run(dir, variant string, opts ort.Options, promptLen int) error {
+func run(dir, variant string, opts ort.Options, promptLen int, prefillGraph bool) error {
 	info, err := ort.Init(ort.ResolveLibrary(os.Getenv))
 	if err != nil {
 		return err
@@ -51,7 +52,7 @@ func run(dir, variant string, opts ort.Options, promptLen int) error {
 	// The plugin's session options: settings threads and
 	// graph_optimization, defaults filled in the same way.
 	opts = opts.WithDefaults()
-	m, err := model.Open(dir, model.Options{Variant: variant, Session: opts})
+	m, err := model.Open(dir, model.Options{Variant: variant, Session: opts, PrefillGraph: prefillGraph})
 	if err != nil {
 		return err
 	}
@@ -77,11 +78,12 @@ func run(dir, variant string, opts ort.Options, promptLen int) error {
 		if err != nil || n < 1 {
 			return fmt.Errorf("want a token count, got %q", in.Text())
 		}
-		ttft, tps, err := decode(m, ids, n, vocab)
+		ttft, ttftText, tps, err := decode(m, tok, ids, n, vocab)
 		if err != nil {
 			return err
 		}
-		if err := out.Encode(map[string]any{"ttft_ns": ttft.Nanoseconds(), "tokens_per_s": tps}); err != nil {
+		if err := out.Encode(map[string]any{"ttft_ns": ttft.Nanoseconds(), "ttft_text_ns": ttftText.Nanoseconds(),
+			"tokens_per_s": tps}); err != nil {
 			return err
 		}
 	}
@@ -89,8 +91,18 @@ func run(dir, variant string, opts ort.Options, promptLen int) error {
 }
 
 // decode prefills the prompt and generates n tokens greedily, carrying
-// the KV cache.
-func decode(m *model.Model, prompt []int, n, vocab int) (time.Duration, float64, error) {
+// the KV cache. It returns the time to the first token, the time to the
+// first text (the first token whose text the tokenizer's streaming
+// decoder gives out, as the plugin streams it; 0 if none within n), and
+// the decode rate after the first token.
+func decode(m *model.Model, tok *tokenizer.Tokenizer, prompt []int, n, vocab int) (time.Duration, time.Duration, float64, error) {
+	var firstText time.Time
+	dec := tok.NewStreamDecoder(tokenizer.SkipSpecial())
+	emit := func(id int) {
+		if firstText.IsZero() && dec.Add(id) != "" {
+			firstText = time.Now()
+		}
+	}
 	ctx := context.Background()
 	feed := make([]int64, len(prompt))
 	for i, id := range prompt {
@@ -99,28 +111,34 @@ func decode(m *model.Model, prompt []int, n, vocab int) (time.Duration, float64,
 	start := time.Now()
 	seq, err := m.NewSequence(len(prompt) + n)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	defer seq.Close()
 	logits, err := seq.Step(ctx, feed)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	v := m.Vocab()
-	next := argmax(logits[(len(feed)-1)*v:][:vocab])
+	next := argmax(logits[len(logits)-v:][:vocab])
 	first := time.Now()
+	emit(next)
 	for i := 1; i < n; i++ {
 		if logits, err = seq.Step(ctx, []int64{int64(next)}); err != nil {
-			return 0, 0, err
+			return 0, 0, 0, err
 		}
 		next = argmax(logits[:vocab])
+		emit(next)
 	}
 	end := time.Now()
 	tps := 0.0
 	if n > 1 {
 		tps = float64(n-1) / end.Sub(first).Seconds()
 	}
-	return first.Sub(start), tps, nil
+	var text time.Duration
+	if !firstText.IsZero() {
+		text = firstText.Sub(start)
+	}
+	return first.Sub(start), text, tps, nil
 }
 
 func argmax(x []float32) int {

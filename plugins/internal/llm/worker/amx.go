@@ -139,7 +139,8 @@ func (w *Workload) Configure(_ context.Context, cfg *sdk.Config) error {
 	if err != nil {
 		return err
 	}
-	opts := model.Options{Variant: set.Variant, Session: set.Session.WithDefaults(), MaxSequence: set.MaxContext}
+	opts := model.Options{Variant: set.Variant, Session: set.Session.WithDefaults(), MaxSequence: set.MaxContext,
+		PrefillGraph: set.PrefillGraph}
 	if !choice.OnCPU() {
 		opts.Session.Provider, opts.Session.ProviderOptions = choice.Provider.AppendName, choice.Provider.Options
 	}
@@ -261,7 +262,8 @@ func (w *Workload) Configure(_ context.Context, cfg *sdk.Config) error {
 		"threads", opts.Session.IntraOpThreads, "graph_optimization", opts.Session.GraphOptimization,
 		"max_context", eng.MaxContext(), "kv_bytes_per_token", perTok, "kv_budget", size(kv),
 		"prefill_chunk", set.PrefillChunk, "prefill_memory", size(prefill), "memory_arena", !opts.Session.DisableArena,
-		"prefix_cache", size(cache),
+		"prefix_cache", size(cache), "last_logits", eng.Model.LastLogits, "logits_rewrite", eng.Model.LogitsRewrite,
+		"prefill_graph", eng.Model.PrefillFile,
 		"parallelism", set.Parallelism, "batching", eng.Batching(), "queue", set.Queue, "ignore_eos", set.IgnoreEOS)
 	if set.Batching && !eng.Batching() {
 		log.Warn("batching is on but the model's graph cannot batch (it needs attention_mask, position_ids and "+

@@ -42,6 +42,8 @@ var settingSpecs = append(ort.ModelSettingSpecs("Model directory (Optimum/transf
 		Description: `Memory of the per-tenant prefix cache (KV of computed prompt prefixes, reused by later requests of the same tenant that start with them), taken from the KV budget, e.g. "256MiB"; "0" turns it off. Default: a quarter of the KV budget.`},
 	sdk.SettingSpec{Name: "memory_arena", Type: "bool",
 		Description: "Keep ONNX Runtime's CPU memory arena (ORT's default). Default false: ORT's working memory is freed after each run, so the memory of a long prefill is returned to the system."},
+	sdk.SettingSpec{Name: "prefill_graph", Type: "bool",
+		Description: "Run prefill chunks of 8 tokens or more on the model's prefill graph (<file>_prefill.onnx, dsmil-mkmodel -prefill-graph: int8 linears through ONNX Runtime's u8×s8 GEMM, AMX kernels where the CPU has AMX-INT8) in a second ONNX Runtime session; decode steps stay on the main graph. Costs the prefill graph's weights in memory. Default false."},
 	sdk.SettingSpec{Name: "ignore_eos", Type: "bool",
 		Description: "Generate past EOS tokens until max_tokens or a stop sequence. For benchmarks only: random-weight models draw EOS at random."},
 )
@@ -66,6 +68,8 @@ type settings struct {
 	Queue int
 	// IgnoreEOS generates past EOS tokens.
 	IgnoreEOS bool
+	// PrefillGraph runs prefill chunks on the model's prefill graph.
+	PrefillGraph bool
 	// Batching decodes the running requests in one batch.
 	Batching bool
 	// PrefillChunk is the prefill chunk in tokens; 0: the whole prompt.
@@ -125,6 +129,8 @@ func parseSettings(raw map[string]any, getenv func(string) string, p *Plugin) (*
 				s.Queue, err = sdk.SettingInt(v, 0)
 			case "ignore_eos":
 				s.IgnoreEOS, err = sdk.SettingBool(v)
+			case "prefill_graph":
+				s.PrefillGraph, err = sdk.SettingBool(v)
 			case "batching":
 				s.Batching, err = sdk.SettingBool(v)
 			case "prefill_chunk":
