@@ -33,7 +33,10 @@ func BenchmarkStreams(b *testing.B) {
 		b.Skip("set DSMIL_BENCH_MODEL to a model directory")
 	}
 	initORT(b)
-	opts := model.Options{Variant: os.Getenv("DSMIL_BENCH_VARIANT")}
+	opts := model.Options{Variant: os.Getenv("DSMIL_BENCH_VARIANT"), PrefillGraph: os.Getenv("DSMIL_BENCH_PREFILL_GRAPH") == "1"}
+	if n, err := strconv.Atoi(os.Getenv("DSMIL_BENCH_PREFILL_MIN")); err == nil {
+		opts.PrefillMin = n
+	}
 	if n := os.Getenv("DSMIL_BENCH_THREADS"); n != "" {
 		t, err := strconv.Atoi(n)
 		if err != nil {

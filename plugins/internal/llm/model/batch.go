@@ -305,7 +305,10 @@ func (b *Batch) Step(ctx context.Context, tokens []int64) ([]float32, error) {
 	b.outs = append(b.outs, logitsT)
 	b.outs = append(b.outs, b.kvOut...)
 
-	if err := runSession(ctx, b.m.session, b.ro, b.ins, b.outs); err != nil {
+	// n rows of one token each are an M = n matrix product for every
+	// linear layer, as a prefill of n tokens is: from PrefillMin rows on,
+	// the prefill graph's GEMM is the faster one (Options.PrefillGraph).
+	if err := runSession(ctx, b.m.sessionFor(n), b.ro, b.ins, b.outs); err != nil {
 		return nil, err
 	}
 	for i := range b.rows {

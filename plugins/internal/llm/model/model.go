@@ -40,7 +40,8 @@ type Options struct {
 	// (<file>_prefill.onnx, dsmil-mkmodel -prefill-graph: the linears in
 	// int8 through ONNX Runtime's u8×s8 GEMM, AMX where the CPU has it) in
 	// a second session that Sequence.Step uses for steps of at least
-	// PrefillMin tokens.
+	// PrefillMin tokens and Batch.Step for steps of at least PrefillMin
+	// rows.
 	PrefillGraph bool
 	// PrefillMin is the fewest tokens a step feeds to use the prefill
 	// graph; 0 means DefaultPrefillMin.

@@ -100,3 +100,81 @@ func TestPrefillGraph(t *testing.T) {
 		t.Error("the prefill graph gave the main graph's logits bit for bit: did it run?")
 	}
 }
+
+// TestBatchPrefillGraph: a batch step of n rows is an M = n product for
+// every linear, as an n-token prefill is, so with Options.PrefillGraph a
+// batch of PrefillMin rows or more runs the prefill graph (its logits close
+// to the main graph's, same greedy tokens, not bit-identical) and a smaller
+// batch the main graph, bit for bit.
+func TestBatchPrefillGraph(t *testing.T) {
+	initORT(t)
+	res := llmtest.Tiny(t, "qwen2-int4-prefill", func(s *mkmodel.Spec) {
+		s.Seed, s.DType, s.PrefillGraph = 7, mkmodel.Int4, true
+	})
+	ctx := context.Background()
+	step := func(prefill bool, rows int) []float32 {
+		o := testOptions
+		o.AllLogits, o.PrefillGraph, o.PrefillMin = false, prefill, 8
+		m, err := Open(res.Dir, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer m.Close()
+		b, err := m.NewBatch()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer b.Close()
+		tokens := make([]int64, rows)
+		for i := range rows {
+			s, err := m.NewSequence(0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Prompts of 5 tokens: under PrefillMin, so every row's cache
+			// comes from the main graph in both models.
+			if _, err := s.Step(ctx, testPrompt(5, i)); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := b.Join(s); err != nil {
+				t.Fatal(err)
+			}
+			tokens[i] = int64(17 + i)
+		}
+		out, err := b.Step(ctx, tokens)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return append([]float32(nil), out...)
+	}
+	v := 0
+	for _, rows := range []int{7, 8} {
+		a, b := step(false, rows), step(true, rows)
+		if v == 0 {
+			v = len(a) / rows
+		}
+		if rows < 8 {
+			if at, ok := sameBits(a, b); !ok {
+				t.Fatalf("%d rows: logit %d differs (%v, %v): a batch under PrefillMin ran the prefill graph", rows, at, a[at], b[at])
+			}
+			continue
+		}
+		var worst float64
+		differ := false
+		for j := range a {
+			worst = max(worst, math.Abs(float64(a[j]-b[j])))
+			differ = differ || a[j] != b[j]
+		}
+		if !differ {
+			t.Fatalf("%d rows: the main graph's logits bit for bit: the batch did not run the prefill graph", rows)
+		}
+		if worst > 0.25 {
+			t.Errorf("%d rows: max |Δlogit| %.4g", rows, worst)
+		}
+		for r := range rows {
+			if x, y := argmax(a[r*v:(r+1)*v]), argmax(b[r*v:(r+1)*v]); x != y {
+				t.Errorf("row %d: greedy token %d with the prefill graph, %d without", r, y, x)
+			}
+		}
+	}
+}
