@@ -72,7 +72,8 @@ type Engine struct {
 	Interleave bool
 
 	// afterChunk, when set (by tests, before the first Generate), is
-	// called after each prefill chunk.
+	// called after each prefill chunk; with Interleave inside the chunk's
+	// turn, so that no batch step starts or ends while it runs.
 	afterChunk func()
 
 	// prefilling admits one prefill chunk at a time (beside the steps):
@@ -676,8 +677,17 @@ func (e *Engine) prefill(ctx context.Context, sched *scheduler, seq *model.Seque
 		default:
 			err = sched.turn(ctx, func() error {
 				logits, err = seq.Step(ctx, part)
+				// Inside the turn: no batch step runs, so the hook sees
+				// exactly the steps that ran before this chunk's end.
+				if err == nil && e.afterChunk != nil {
+					e.afterChunk()
+				}
 				return err
 			})
+			if err != nil {
+				return nil, err
+			}
+			continue
 		}
 		if err != nil {
 			return nil, err
