@@ -44,7 +44,6 @@ import (
 	"time"
 
 	"github.com/dsmil/l7/bench/internal/benchhost"
-	"github.com/dsmil/l7/host/config"
 	"github.com/dsmil/l7/host/server"
 	"github.com/dsmil/l7/internal/mkmodel"
 )
@@ -401,44 +400,27 @@ func (r *rawProc) close() {
 }
 
 func startHost(tmp, bin, addr string, o options) (*server.Host, error) {
-	metrics, err := benchhost.FreeAddr()
+	base, err := benchhost.Base(addr, apiKey)
 	if err != nil {
 		return nil, err
 	}
 	src := fmt.Sprintf(`
-shim    {
-  listen          = %[1]q
-  request_timeout = "10m"
-}
-router  {
-  socket          = "run/router.sock"
-  request_timeout = "10m"
-}
-admin   { socket = "run/admin.sock" }
-metrics { listen = %[2]q }
-tenant "BENCH" {
-  api_key_sha256 = [%[3]q]
-  compartments   = ["SOC"]
-  classification = "UNCLAS"
-  roe            = "ANALYSIS_ONLY"
-  models         = ["*"]
-}
 plugin "embed" {
-  path           = %[4]q
+  path           = %[1]q
   device_id      = 49
   profiles       = ["bench-embed"]
-  model          = %[5]q
-  model_name     = %[6]q
-  threads        = %[7]d
-  allow_spinning = %[8]v
-  max_batch      = %[9]d
-  batch_wait_ms  = %[10]d
+  model          = %[2]q
+  model_name     = %[3]q
+  threads        = %[4]d
+  allow_spinning = %[5]v
+  max_batch      = %[6]d
+  batch_wait_ms  = %[7]d
   pass_env       = ["DSMIL_ORT_LIB"]
 }
-model %[6]q { profile = "bench-embed" }
-`, addr, metrics, config.HashKey(apiKey), bin, o.dir, modelID, o.threads, o.spin, o.batch, o.waitMS)
+model %[3]q { profile = "bench-embed" }
+`, bin, o.dir, modelID, o.threads, o.spin, o.batch, o.waitMS)
 	// The 10-minute timeouts: 128 inputs of 512 tokens take tens of
 	// seconds on a busy 2-core machine, and passed the router's 60 s default
 	// there once.
-	return benchhost.Start(tmp, src)
+	return benchhost.Start(tmp, base+src)
 }

@@ -890,48 +890,31 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1e3 }
 // startHost starts dsmil-host in process with one llm-amx plugin block for
 // dtype, of replicas processes.
 func startHost(tmp, bin, modelDir, addr, dtype string, threads int, spin bool, replicas, parallelism int, security string) (*server.Host, error) {
-	metrics, err := benchhost.FreeAddr()
+	base, err := benchhost.Base(addr, apiKey)
 	if err != nil {
 		return nil, err
 	}
 	src := fmt.Sprintf(`
-shim    {
-  listen          = %[1]q
-  request_timeout = "10m"
-}
-router  {
-  socket          = "run/router.sock"
-  request_timeout = "10m"
-}
-admin   { socket = "run/admin.sock" }
-metrics { listen = %[2]q }
-tenant "BENCH" {
-  api_key_sha256 = [%[3]q]
-  compartments   = ["SOC"]
-  classification = "UNCLAS"
-  roe            = "ANALYSIS_ONLY"
-  models         = ["*"]
-}
-plugin "llm-%[4]s" {
-  path           = %[5]q
+plugin "llm-%[1]s" {
+  path           = %[2]q
   device_id      = 47
-  profiles       = ["bench-%[4]s"]
-  replicas       = %[11]d
-  model          = %[6]q
-  variant        = %[7]q
-  model_name     = %[8]q
-  threads        = %[9]d
-  allow_spinning = %[10]v
-  parallelism    = %[12]d
-  queue          = %[12]d
+  profiles       = ["bench-%[1]s"]
+  replicas       = %[8]d
+  model          = %[3]q
+  variant        = %[4]q
+  model_name     = %[5]q
+  threads        = %[6]d
+  allow_spinning = %[7]v
+  parallelism    = %[9]d
+  queue          = %[9]d
   ignore_eos     = true
-  prefill_graph  = %[13]v
-  %[14]s
+  prefill_graph  = %[10]v
+  %[11]s
   pass_env       = ["DSMIL_ORT_LIB"]
 }
-model %[8]q { profile = "bench-%[4]s" }
-`, addr, metrics, config.HashKey(apiKey), dtype, bin, modelDir, dtypes[dtype].variant, modelID(dtype), threads, spin, replicas, parallelism, prefillGraph, prefixCacheLine())
-	return benchhost.Start(tmp, security+src)
+model %[5]q { profile = "bench-%[1]s" }
+`, dtype, bin, modelDir, dtypes[dtype].variant, modelID(dtype), threads, spin, replicas, parallelism, prefillGraph, prefixCacheLine())
+	return benchhost.Start(tmp, security+base+src)
 }
 
 // startRouterHost starts -remote's router host: no plugin of its own, one

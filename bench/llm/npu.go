@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/dsmil/l7/bench/internal/benchhost"
-	"github.com/dsmil/l7/host/config"
 	"github.com/dsmil/l7/host/server"
 	"github.com/dsmil/l7/internal/mkmodel"
 )
@@ -37,53 +36,36 @@ func ensureNPUModel(dir string) error {
 // llm-npu (Device 44, npuDir, its own defaults: a quarter of the cores, no
 // spinning, so the run shows the split `make run` has), both ignoring EOS.
 func startBothHost(tmp, amxBin, npuBin, amxDir, npuDir, addr, dtype string, o options) (*server.Host, error) {
-	metrics, err := benchhost.FreeAddr()
+	base, err := benchhost.Base(addr, apiKey)
 	if err != nil {
 		return nil, err
 	}
-	return benchhost.Start(tmp, fmt.Sprintf(`
-shim    {
-  listen          = %[1]q
-  request_timeout = "10m"
-}
-router  {
-  socket          = "run/router.sock"
-  request_timeout = "10m"
-}
-admin   { socket = "run/admin.sock" }
-metrics { listen = %[2]q }
-tenant "BENCH" {
-  api_key_sha256 = [%[3]q]
-  compartments   = ["SOC"]
-  classification = "UNCLAS"
-  roe            = "ANALYSIS_ONLY"
-  models         = ["*"]
-}
+	return benchhost.Start(tmp, base+fmt.Sprintf(`
 plugin "llm-amx" {
-  path           = %[4]q
+  path           = %[1]q
   device_id      = 47
   profiles       = ["llm-7b-amx"]
-  model          = %[5]q
-  variant        = %[6]q
-  model_name     = %[7]q
-  threads        = %[8]d
-  allow_spinning = %[9]v
+  model          = %[2]q
+  variant        = %[3]q
+  model_name     = %[4]q
+  threads        = %[5]d
+  allow_spinning = %[6]v
   ignore_eos     = true
   pass_env       = ["DSMIL_ORT_LIB"]
 }
 plugin "llm-npu" {
-  path          = %[10]q
+  path          = %[7]q
   device_id     = 44
   profiles      = ["llm-1b-npu"]
   memory_budget = "2GiB"
-  model         = %[11]q
-  model_name    = %[12]q
+  model         = %[8]q
+  model_name    = %[9]q
   ignore_eos    = true
   pass_env      = ["DSMIL_ORT_LIB"]
 }
-model %[7]q { profile = "llm-7b-amx" }
-model %[12]q { profile = "llm-1b-npu" }
-`, addr, metrics, config.HashKey(apiKey), amxBin, amxDir, dtypes[dtype].variant, modelID(dtype), o.threads, o.spin,
+model %[4]q { profile = "llm-7b-amx" }
+model %[9]q { profile = "llm-1b-npu" }
+`, amxBin, amxDir, dtypes[dtype].variant, modelID(dtype), o.threads, o.spin,
 		npuBin, npuDir, npuModelID))
 }
 

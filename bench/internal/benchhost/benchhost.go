@@ -7,6 +7,7 @@ package benchhost
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -27,6 +28,38 @@ func FreeAddr() (string, error) {
 	}
 	defer ln.Close()
 	return ln.Addr().String(), nil
+}
+
+// Base is the dsmil.hcl every bench host without a security block starts
+// from: the shim on addr, router and admin sockets under run/, the router's
+// and the shim's request timeouts at 10 minutes (the largest bench requests
+// take tens of seconds on a busy 2-core machine), metrics on a free loopback
+// port, and tenant BENCH (SOC, UNCLAS, ANALYSIS_ONLY, every model) whose API
+// key is apiKey. Callers append their plugin and model blocks.
+func Base(addr, apiKey string) (string, error) {
+	metrics, err := FreeAddr()
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf(`
+shim    {
+  listen          = %[1]q
+  request_timeout = "10m"
+}
+router  {
+  socket          = "run/router.sock"
+  request_timeout = "10m"
+}
+admin   { socket = "run/admin.sock" }
+metrics { listen = %[2]q }
+tenant "BENCH" {
+  api_key_sha256 = [%[3]q]
+  compartments   = ["SOC"]
+  classification = "UNCLAS"
+  roe            = "ANALYSIS_ONLY"
+  models         = ["*"]
+}
+`, addr, metrics, config.HashKey(apiKey)), nil
 }
 
 // Start parses src as dir/dsmil.hcl and starts dsmil-host in this process
