@@ -91,31 +91,11 @@ func (r *CLIPReference) forward(h [][]float32, layers []clipRefLayer, causal boo
 		}
 		next := make([][]float32, S)
 		for p := range h {
-			ctx := make([]float32, H)
 			span := S
 			if causal {
 				span = p + 1
 			}
-			for hh := 0; hh < L.heads; hh++ {
-				lo := hh * hd
-				scores := make([]float64, span)
-				maxS := math.Inf(-1)
-				for j := range scores {
-					scores[j] = dot(q[p][lo:lo+hd], k[j][lo:lo+hd]) * scale
-					maxS = math.Max(maxS, scores[j])
-				}
-				var sum float64
-				for j := range scores {
-					scores[j] = math.Exp(scores[j] - maxS)
-					sum += scores[j]
-				}
-				for j := range scores {
-					pj := scores[j] / sum
-					for i := 0; i < hd; i++ {
-						ctx[lo+i] += float32(pj * float64(v[j][lo+i]))
-					}
-				}
-			}
+			ctx := attend(q[p], k[:span], v[:span], L.heads, scale)
 			x := matVec(L.o, ctx, H, L.ob)
 			add(x, h[p])
 			up := matVec(L.fc1, layerNorm(x, L.ln2g, L.ln2b, eps), L.intermediate, L.fc1b)

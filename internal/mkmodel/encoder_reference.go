@@ -85,27 +85,7 @@ func (r *EncoderReference) Forward(ids, typeIDs []int64) ([][]float32, error) {
 		}
 		next := make([][]float32, S)
 		for p := range h {
-			ctx := make([]float32, H)
-			for hh := 0; hh < s.Heads; hh++ {
-				lo := hh * hd
-				scores := make([]float64, S)
-				maxS := math.Inf(-1)
-				for j := range h {
-					scores[j] = dot(q[p][lo:lo+hd], k[j][lo:lo+hd]) * scale
-					maxS = math.Max(maxS, scores[j])
-				}
-				var sum float64
-				for j := range scores {
-					scores[j] = math.Exp(scores[j] - maxS)
-					sum += scores[j]
-				}
-				for j := range scores {
-					pj := scores[j] / sum
-					for i := 0; i < hd; i++ {
-						ctx[lo+i] += float32(pj * float64(v[j][lo+i]))
-					}
-				}
-			}
+			ctx := attend(q[p], k, v, s.Heads, scale)
 			attn := matVec(L.o, ctx, H, L.ob)
 			add(attn, h[p])
 			x := layerNorm(attn, L.attnGamma, L.attnBeta, s.LayerNormEps)
@@ -139,4 +119,33 @@ func layerNorm(x, gamma, beta []float32, eps float64) []float32 {
 		out[i] = float32((float64(v)-mean)*inv)*gamma[i] + beta[i]
 	}
 	return out
+}
+
+// attend is multi-head scaled dot-product attention of one query over the
+// keys and values given (the positions it may see), heads heads of
+// len(q)/heads dimensions each, softmax in float64: the context vector.
+func attend(q []float32, k, v [][]float32, heads int, scale float64) []float32 {
+	hd := len(q) / heads
+	ctx := make([]float32, len(q))
+	scores := make([]float64, len(k))
+	for hh := 0; hh < heads; hh++ {
+		lo := hh * hd
+		maxS := math.Inf(-1)
+		for j := range scores {
+			scores[j] = dot(q[lo:lo+hd], k[j][lo:lo+hd]) * scale
+			maxS = math.Max(maxS, scores[j])
+		}
+		var sum float64
+		for j := range scores {
+			scores[j] = math.Exp(scores[j] - maxS)
+			sum += scores[j]
+		}
+		for j := range scores {
+			pj := scores[j] / sum
+			for i := 0; i < hd; i++ {
+				ctx[lo+i] += float32(pj * float64(v[j][lo+i]))
+			}
+		}
+	}
+	return ctx
 }
