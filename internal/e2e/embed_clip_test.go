@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -30,10 +29,19 @@ const (
 // model and its reference forward pass.
 func clipPlane(t *testing.T) (string, *mkmodel.CLIPResult, *mkmodel.CLIPReference) {
 	t.Helper()
+	dir := t.TempDir()
+	m, ref := writeCLIP(t, dir)
+	p := startHCL(t, dir, embedBlock(49, clipProfile, m.Dir, clipModelID, "max_image_pixels = 100000")+tenantT())
+	return p.serveShim(t), m, ref
+}
+
+// writeCLIP writes the tiny CLIP dual encoder (seed 13) in dir and makes
+// its reference forward pass.
+func writeCLIP(t *testing.T, dir string) (*mkmodel.CLIPResult, *mkmodel.CLIPReference) {
+	t.Helper()
 	if os.Getenv(ortLibEnv) == "" {
 		t.Skip(ortLibEnv + " is not set: make test sets it to the `make ort` cache")
 	}
-	dir := t.TempDir()
 	spec, err := mkmodel.CLIPPreset("tiny-clip")
 	if err != nil {
 		t.Fatal(err)
@@ -47,27 +55,7 @@ func clipPlane(t *testing.T) (string, *mkmodel.CLIPResult, *mkmodel.CLIPReferenc
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := startHCL(t, dir, fmt.Sprintf(`
-plugin "embed" {
-  path             = %q
-  device_id        = 49
-  profiles         = [%q]
-  max_restarts     = 0
-  pass_env         = ["DSMIL_ORT_LIB"]
-  model            = %q
-  model_name       = %q
-  threads          = 1
-  max_batch        = 2
-  max_image_pixels = 100000
-}
-model %q { profile = %q }
-tenant "T" {
-  api_key_sha256 = ["%x"]
-  compartments   = ["SOC"]
-  models         = ["*"]
-}
-`, embedBin, clipProfile, m.Dir, clipModelID, clipModelID, clipProfile, sha256.Sum256([]byte(testAPIKey))))
-	return p.serveShim(t), m, ref
+	return m, ref
 }
 
 // clipWordIDs are the ids of <|startoftext|> words <|endoftext|> in the

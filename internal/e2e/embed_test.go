@@ -29,10 +29,19 @@ const (
 // reference forward pass.
 func embedPlane(t *testing.T) (string, *mkmodel.EncoderResult, *mkmodel.EncoderReference) {
 	t.Helper()
+	dir := t.TempDir()
+	enc, ref := writeEncoder(t, dir)
+	p := startHCL(t, dir, embedBlock(49, embedProfile, enc.Dir, embedModelID, "matryoshka = true")+tenantT())
+	return p.serveShim(t), enc, ref
+}
+
+// writeEncoder writes the tiny text encoder (seed 11) in dir and makes its
+// reference forward pass.
+func writeEncoder(t *testing.T, dir string) (*mkmodel.EncoderResult, *mkmodel.EncoderReference) {
+	t.Helper()
 	if os.Getenv(ortLibEnv) == "" {
 		t.Skip(ortLibEnv + " is not set: make test sets it to the `make ort` cache")
 	}
-	dir := t.TempDir()
 	spec, err := mkmodel.EncoderPreset("tiny-encoder")
 	if err != nil {
 		t.Fatal(err)
@@ -46,27 +55,39 @@ func embedPlane(t *testing.T) (string, *mkmodel.EncoderResult, *mkmodel.EncoderR
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := startHCL(t, dir, fmt.Sprintf(`
-plugin "embed" {
-  path         = %q
-  device_id    = 49
-  profiles     = [%q]
+	return enc, ref
+}
+
+// embedBlock is the dsmil.hcl text serving the model in modelDir as modelID
+// on profile with the real dsmil-embed process (one thread, max_batch 2),
+// the extra settings lines added to its plugin block.
+func embedBlock(device int, profile, modelDir, modelID, extra string) string {
+	return fmt.Sprintf(`
+plugin "embed-%[1]d" {
+  path         = %[2]q
+  device_id    = %[1]d
+  profiles     = [%[3]q]
   max_restarts = 0
   pass_env     = ["DSMIL_ORT_LIB"]
-  model        = %q
-  model_name   = %q
+  model        = %[4]q
+  model_name   = %[5]q
   threads      = 1
   max_batch    = 2
-  matryoshka   = true
+  %[6]s
 }
-model %q { profile = %q }
+model %[5]q { profile = %[3]q }
+`, device, embedBin, profile, modelDir, modelID, extra)
+}
+
+// tenantT is tenant T, holding the tests' API key, allowed every model.
+func tenantT() string {
+	return fmt.Sprintf(`
 tenant "T" {
   api_key_sha256 = ["%x"]
   compartments   = ["SOC"]
   models         = ["*"]
 }
-`, embedBin, embedProfile, enc.Dir, embedModelID, embedModelID, embedProfile, sha256.Sum256([]byte(testAPIKey))))
-	return p.serveShim(t), enc, ref
+`, sha256.Sum256([]byte(testAPIKey)))
 }
 
 // wordIDs are the ids of [CLS] words [SEP] in the generated vocabulary

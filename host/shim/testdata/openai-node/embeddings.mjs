@@ -4,8 +4,12 @@
 // internal/e2e's TestEmbedClients against the real dsmil-embed plugin
 // serving a random-weight encoder; the same text must give the same vector
 // whichever client, call, batch or encoding carried it, and the vector the
-// Go reference forward pass computes. Environment: OPENAI_BASE_URL,
-// OPENAI_API_KEY, DSMIL_MODEL, DSMIL_EMBED_REF (JSON {text, vector}).
+// Go reference forward pass computes. Images (the DSMIL extension of
+// input, {type: 'image_url', image_url: {url: 'data:…'}}) go through the
+// openai client to the tiny CLIP dual encoder; LangChain's OpenAIEmbeddings
+// takes only strings. Environment: OPENAI_BASE_URL, OPENAI_API_KEY,
+// DSMIL_MODEL, DSMIL_EMBED_REF (JSON {text, vector}), DSMIL_CLIP_MODEL,
+// DSMIL_CLIP_REF (JSON {text, vector, image, image_vector}).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
@@ -75,4 +79,28 @@ test('LangChain: newlines stripped as documented, dimensions', async () => {
   const cut = plain.slice(0, 8);
   close(short, cut.map((x) => x / norm(cut)), 1e-6, 'dimensions 8 vs the first 8 values re-normalised');
   await assert.rejects(lc({ model: 'no-such-model' }).embedQuery('x'), (e) => e.status === 404 || /404/.test(String(e)));
+});
+
+test('openai client: images and text in one request to a CLIP model, base64 and float', async () => {
+  const clip = process.env.DSMIL_CLIP_MODEL;
+  const cref = JSON.parse(process.env.DSMIL_CLIP_REF);
+  const image = { type: 'image_url', image_url: { url: cref.image } };
+  const input = [cref.text, image, 'nothing', image];
+  const b64 = await client.embeddings.create({ model: clip, input });
+  const flt = await client.embeddings.create({ model: clip, input, encoding_format: 'float' });
+  assert.equal(b64.data.length, 4);
+  assert.equal(b64.model, clip);
+  assert.ok(b64.usage.prompt_tokens > 0 && b64.usage.total_tokens === b64.usage.prompt_tokens, JSON.stringify(b64.usage));
+  for (const [i, d] of b64.data.entries()) {
+    assert.equal(d.index, i);
+    assert.equal(d.embedding.length, cref.vector.length, `input ${i}: the shared space's width`);
+    close(d.embedding, flt.data[i].embedding, 1e-6, `input ${i}: base64 vs float`);
+  }
+  close(b64.data[0].embedding, cref.vector, 1e-5, 'text vs the Go reference');
+  close(b64.data[1].embedding, cref.image_vector, 1e-6, 'image vs the same image over plain HTTP');
+  assert.deepEqual(b64.data[3].embedding, b64.data[1].embedding, 'the same image twice in a request');
+  assert.ok(maxDiff(b64.data[0].embedding, b64.data[1].embedding) > 1e-3, 'text and image gave the same vector');
+  // The text-only encoder refuses images with a 400 naming the input.
+  await assert.rejects(client.embeddings.create({ model, input: [image] }),
+    (e) => e.status === 400 && /input/.test(String(e.message)));
 });
