@@ -169,10 +169,7 @@ func Start(ctx context.Context, cfg *config.Config, log hclog.Logger, opts Optio
 			}
 			return nil
 		}
-		agentSteps.Serves = func(profile string) bool {
-			ws, _ := registry.Workers(profile)
-			return len(ws) > 0
-		}
+		agentSteps.Serves = servesHealthy(registry)
 		log.Info("cross-node DBE listener (TLS 1.3, SecP384r1MLKEM1024, ML-DSA-87 identities)", "listen", cfg.Security.CrossNodeListen)
 	}
 	h.admin = &admin.Server{Path: cfg.Admin.Socket, Source: h}
@@ -344,4 +341,21 @@ func (h *Host) Status() admin.Status {
 		}
 	}
 	return st
+}
+
+// servesHealthy reports whether reg has a healthy instance for a profile.
+// A step of a delegated agent task for a profile whose local instances are
+// all down (restarting, or failing their health checks) goes back to the
+// router host that delegated the task, which may route it to another node,
+// instead of failing here.
+func servesHealthy(reg router.Registry) func(profile string) bool {
+	return func(profile string) bool {
+		ws, _ := reg.Workers(profile)
+		for _, w := range ws {
+			if w.Healthy() {
+				return true
+			}
+		}
+		return false
+	}
 }
