@@ -29,6 +29,7 @@ import (
 	"syscall"
 
 	"github.com/dsmil/l7/internal/onnx"
+	"github.com/dsmil/l7/internal/onnx/weightref"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 )
@@ -282,6 +283,14 @@ const (
 // Model rewrites an encoded ModelProto (see Graph) and returns the new
 // encoding. data is only read.
 func Model(data []byte, logits string) ([]byte, Info, error) {
+	return ModelRefs(data, logits, nil)
+}
+
+// ModelRefs is Model that also rewrites the initializers with refs (when
+// not nil): the large ones become references to their bytes in the model
+// file (data must then be the whole file), so the result holds the graph
+// without the weights.
+func ModelRefs(data []byte, logits string, refs *weightref.Options) ([]byte, Info, error) {
 	top, err := spans(data)
 	if err != nil {
 		return nil, Info{}, fmt.Errorf("lastlogits: model: %w", err)
@@ -377,7 +386,14 @@ func Model(data []byte, logits string) ([]byte, Info, error) {
 		case outField:
 			err = msg(graphOutput, out)
 		default:
-			add(s.raw)
+			if refs == nil || s.num != graphInit {
+				add(s.raw)
+				break
+			}
+			var b []byte
+			if b, err = refs.Initializer(data, s.raw); err == nil {
+				add(b)
+			}
 		}
 		if err != nil {
 			return nil, Info{}, err
@@ -403,9 +419,10 @@ func Model(data []byte, logits string) ([]byte, Info, error) {
 	return res, info, nil
 }
 
-// File rewrites the model in the ONNX file at path (see Model), mapping
-// the file instead of reading it, so that the weights are copied once.
-func File(path, logits string) ([]byte, Info, error) {
+// File rewrites the model in the ONNX file at path (see ModelRefs),
+// mapping the file instead of reading it, so that the weights are copied
+// once, or not at all with refs.
+func File(path, logits string, refs *weightref.Options) ([]byte, Info, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, Info{}, err
@@ -423,5 +440,5 @@ func File(path, logits string) ([]byte, Info, error) {
 		return nil, Info{}, fmt.Errorf("lastlogits: %s: mmap: %w", path, err)
 	}
 	defer syscall.Munmap(data)
-	return Model(data, logits)
+	return ModelRefs(data, logits, refs)
 }

@@ -4,9 +4,11 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 
 	"github.com/dsmil/l7/internal/onnx"
+	"github.com/dsmil/l7/internal/onnx/weightref"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -160,9 +162,44 @@ func TestOptimumShape(t *testing.T) {
 			if err := os.WriteFile(path, data, 0o644); err != nil {
 				t.Fatal(err)
 			}
-			fromFile, _, err := File(path, "logits")
+			fromFile, _, err := File(path, "logits", nil)
 			if err != nil || string(fromFile) != string(got) {
 				t.Fatalf("File: %v (same bytes: %v)", err, string(fromFile) == string(got))
+			}
+			// With weight references: the float initializers become
+			// references to their bytes in the file, and resolving them
+			// gives the same model.
+			refs, _, err := File(path, "logits", &weightref.Options{Location: "model.onnx", MinBytes: -1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var withRefs, rewritten onnx.ModelProto
+			if err := proto.Unmarshal(refs, &withRefs); err != nil {
+				t.Fatal(err)
+			}
+			if err := proto.Unmarshal(got, &rewritten); err != nil {
+				t.Fatal(err)
+			}
+			n := 0
+			for _, x := range withRefs.Graph.Initializer {
+				if x.GetDataLocation() != onnx.TensorProto_EXTERNAL {
+					continue
+				}
+				kv := map[string]string{}
+				for _, e := range x.ExternalData {
+					kv[e.GetKey()] = e.GetValue()
+				}
+				off, _ := strconv.Atoi(kv["offset"])
+				l, _ := strconv.Atoi(kv["length"])
+				if kv["location"] != "model.onnx" || off+l > len(data) {
+					t.Fatalf("%s: external data %v", x.GetName(), kv)
+				}
+				x.RawData, x.ExternalData, x.DataLocation = data[off:off+l], nil, nil
+				n++
+			}
+			if n != len(m.Graph.Initializer) || !proto.Equal(&withRefs, &rewritten) {
+				t.Fatalf("%d of %d initializers referenced; same model once resolved: %v", n, len(m.Graph.Initializer),
+					proto.Equal(&withRefs, &rewritten))
 			}
 		})
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/dsmil/l7/internal/mkmodel"
+	"github.com/dsmil/l7/internal/onnx/weightref"
 	"github.com/dsmil/l7/plugins/internal/llm/llmtest"
 )
 
@@ -27,7 +28,11 @@ func sameBits(a, b []float32) (int, bool) {
 // as it is (AllLogits), rewritten at load time (the default) and written
 // by the generator with the last position only, gives bit-identical logits
 // for the last position of every prefill chunk and decode step — one row
-// from the last-only graphs — and of every row of a batch.
+// from the last-only graphs — and of every row of a batch. The weights
+// are read from the model file (weightref) as Open does by default, and
+// for "rewritten" every initializer, however small: the logits are those
+// of the graph opened with its weights inline ("all", as ORT reads a file
+// itself).
 func TestLastLogits(t *testing.T) {
 	initORT(t)
 	for _, tc := range []struct {
@@ -50,9 +55,11 @@ func TestLastLogits(t *testing.T) {
 					tc.edit(s)
 				}
 			})
-			open := func(dir string, all bool) *Model {
+			open := func(dir string, all bool, refMin int) *Model {
 				o := testOptions
 				o.AllLogits = all
+				defer func(old int) { weightRefMin = old }(weightRefMin)
+				weightRefMin = refMin
 				m, err := Open(dir, o)
 				if err != nil {
 					t.Fatal(err)
@@ -60,7 +67,8 @@ func TestLastLogits(t *testing.T) {
 				t.Cleanup(func() { m.Close() })
 				return m
 			}
-			mAll, mRewritten, mGen := open(full.Dir, true), open(full.Dir, false), open(gen.Dir, false)
+			mAll := open(full.Dir, true, math.MaxInt)
+			mRewritten, mGen := open(full.Dir, false, -1), open(gen.Dir, false, weightref.DefaultMinBytes)
 			if mAll.LastLogits || mAll.LogitsRewrite != "" {
 				t.Fatalf("AllLogits: LastLogits %v, rewrite %q", mAll.LastLogits, mAll.LogitsRewrite)
 			}

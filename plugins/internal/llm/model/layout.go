@@ -58,7 +58,9 @@ type Files struct {
 	Tokenizer string
 	// TokenizerConfig is tokenizer_config.json ("" if absent).
 	TokenizerConfig string
-	// WeightBytes is the size of ONNX plus its external data.
+	// WeightBytes is the size of ONNX plus its external data, and with
+	// Options.PrefillGraph the prefill graph's files but for the
+	// embedding table it shares with ONNX (Model.SharedBytes).
 	WeightBytes int64
 }
 

@@ -6,11 +6,11 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"runtime/debug"
 	"strconv"
 	"strings"
 
 	"github.com/dsmil/l7/internal/onnx/lastlogits"
+	"github.com/dsmil/l7/internal/onnx/weightref"
 	"github.com/dsmil/l7/plugins/internal/ort"
 	ortgo "github.com/yalue/onnxruntime_go"
 )
@@ -79,7 +79,18 @@ type Model struct {
 	// that runs it.
 	PrefillFile string
 	PrefillMin  int
-	prefill     *ortgo.DynamicAdvancedSession
+	// SharedWeights counts the prefill graph's initializers that are
+	// the main graph's (same name, shape and bytes, only gathered: the
+	// embedding table) and read from its file, one copy for both
+	// sessions; SharedBytes is their size, not counted twice in
+	// Files.WeightBytes.
+	SharedWeights int
+	SharedBytes   int64
+	// shareable are the main graph's initializers the prefill graph
+	// has too, that it would share (Inspect), of shareableBytes.
+	shareable      []weightref.Tensor
+	shareableBytes int64
+	prefill        *ortgo.DynamicAdvancedSession
 
 	hasMask, hasPos bool
 	inputNames      []string // in the order Sequence feeds them
@@ -102,13 +113,18 @@ func Open(dir string, opts Options) (*Model, error) {
 		return nil, err
 	}
 	defer so.Destroy()
-	if !opts.AllLogits && !m.LastLogits {
-		m.session, err = m.openLastLogits(so)
-	} else {
-		m.session, err = ortgo.NewDynamicAdvancedSession(m.Files.ONNX, m.inputNames, m.outputNames, so)
-	}
+	var info *lastlogits.Info
+	var rewriteErr error
+	m.session, info, rewriteErr, err = m.openGraph(m.Files.ONNX, so, !opts.AllLogits && !m.LastLogits, nil)
 	if err != nil {
 		return nil, fmt.Errorf("model: ONNX Runtime cannot load %s: %w", m.Files.ONNX, err)
+	}
+	switch {
+	case info != nil:
+		m.LastLogits = true
+		m.LogitsRewrite = fmt.Sprintf("%s: Slice of %s before %s", lastOnly, info.Hidden, info.Head)
+	case rewriteErr != nil:
+		m.LogitsRewrite = "all positions: " + rewriteErr.Error()
 	}
 	if opts.PrefillGraph {
 		if err := m.openPrefill(opts); err != nil {
@@ -122,32 +138,53 @@ func Open(dir string, opts Options) (*Model, error) {
 // lastOnly starts LogitsRewrite when Open rewrote the graph.
 const lastOnly = "last position only"
 
-// openLastLogits opens the session on the graph rewritten to compute the
-// last position's logits only (internal/onnx/lastlogits), or on the file
-// as it is when the rewrite does not recognise its LM head.
-func (m *Model) openLastLogits(so *ortgo.SessionOptions) (*ortgo.DynamicAdvancedSession, error) {
-	data, info, err := lastlogits.File(m.Files.ONNX, m.Config.Names.Logits)
-	if err != nil {
-		m.LogitsRewrite = "all positions: " + err.Error()
-		return ortgo.NewDynamicAdvancedSession(m.Files.ONNX, m.inputNames, m.outputNames, so)
-	}
-	if len(m.Files.ExternalData) > 0 {
-		// External data is found relative to this folder when the model
-		// comes from memory.
-		if err := so.AddSessionConfigEntry("session.model_external_initializers_file_folder_path",
-			filepath.Dir(m.Files.ONNX)); err != nil {
-			return nil, err
+// weightRefMin is the smallest inline initializer openGraph makes a
+// reference (weightref.Options.MinBytes); tests change it.
+var weightRefMin = weightref.DefaultMinBytes
+
+// openGraph opens a session on the graph in the ONNX file at path. The
+// graph handed to ONNX Runtime is rewritten in memory: its large inline
+// weights become external-data references to their bytes in the file
+// (internal/onnx/weightref), so ONNX Runtime reads them from the file and
+// the rewritten graph is no second copy of them; redirect (optional)
+// points weights at identical ones in another file of the directory. With
+// rewrite, the graph also computes the last position's logits only
+// (internal/onnx/lastlogits): info says how; when the rewrite does not
+// recognise the LM head, rewriteErr says why and the graph is left as it
+// is.
+func (m *Model) openGraph(path string, so *ortgo.SessionOptions, rewrite bool,
+	redirect func(weightref.Tensor) (weightref.Ref, bool)) (s *ortgo.DynamicAdvancedSession, info *lastlogits.Info, rewriteErr error, err error) {
+	refs := &weightref.Options{Location: filepath.Base(path), MinBytes: weightRefMin, Redirect: redirect}
+	var data []byte
+	if rewrite {
+		d, i, err := lastlogits.File(path, m.Config.Names.Logits, refs)
+		if err != nil {
+			rewriteErr = err
+		} else {
+			data, info = d, &i
 		}
 	}
-	s, err := ortgo.NewDynamicAdvancedSessionWithONNXData(data, m.inputNames, m.outputNames, so)
-	if err != nil {
-		return nil, err
+	if data == nil {
+		f, err := weightref.Map(path)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		data, err = weightref.Model(f.Data, refs)
+		f.Close()
+		if err != nil {
+			return nil, nil, nil, err
+		}
 	}
-	data = nil
-	debug.FreeOSMemory() // the rewritten copy of the weights
-	m.LastLogits = true
-	m.LogitsRewrite = fmt.Sprintf("%s: Slice of %s before %s", lastOnly, info.Hidden, info.Head)
-	return s, nil
+	// The references (and the model's own external data) are found
+	// relative to this folder when the model comes from memory.
+	if err := so.AddSessionConfigEntry("session.model_external_initializers_file_folder_path", filepath.Dir(path)); err != nil {
+		return nil, nil, nil, err
+	}
+	s, err = ortgo.NewDynamicAdvancedSessionWithONNXData(data, m.inputNames, m.outputNames, so)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return s, info, rewriteErr, nil
 }
 
 // Inspect does everything Open does except creating the ONNX Runtime
@@ -181,14 +218,19 @@ func Inspect(dir string, opts Options) (*Model, error) {
 		return nil, fmt.Errorf("%w: %s refers to external data %s, missing from %s",
 			ErrLayout, filepath.Base(f.ONNX), strings.Join(missing, ", "), filepath.Dir(f.ONNX))
 	}
+	m := &Model{Files: f, Config: c, Graph: gi, MaxSequence: c.MaxPositions}
 	if opts.PrefillGraph {
 		n, err := prefillBytes(f.ONNX)
 		if err != nil {
 			return nil, err
 		}
-		f.WeightBytes += n
+		// The embedding table the prefill graph shares with the main
+		// graph is in memory once.
+		if m.shareable, m.shareableBytes, err = shareable(f.ONNX); err != nil {
+			return nil, fmt.Errorf("%w: prefill_graph: %v", ErrGraph, err)
+		}
+		f.WeightBytes += n - m.shareableBytes
 	}
-	m := &Model{Files: f, Config: c, Graph: gi, MaxSequence: c.MaxPositions}
 	if opts.MaxSequence > 0 {
 		m.MaxSequence = min(opts.MaxSequence, c.MaxPositions)
 	}

@@ -182,6 +182,14 @@ func (w *Workload) Configure(_ context.Context, cfg *sdk.Config) error {
 	if err != nil {
 		return sdk.InvalidParam("model", "%v", err)
 	}
+	// Loading checked which weights the prefill graph shares with the
+	// main graph (in memory once): the figure counted from here on.
+	weights = eng.Model.Files.WeightBytes
+	if budget > 0 && weights >= budget {
+		eng.Close()
+		return sdk.InvalidParam("model", "the model's weights (%s, %s) do not fit the plugin's memory_budget of %s",
+			size(weights), m.Files.ONNX, size(budget))
+	}
 	where := w.cpuAccelerator()
 	if !choice.OnCPU() {
 		where = choice.Provider.Accelerator
@@ -263,7 +271,7 @@ func (w *Workload) Configure(_ context.Context, cfg *sdk.Config) error {
 		"max_context", eng.MaxContext(), "kv_bytes_per_token", perTok, "kv_budget", size(kv),
 		"prefill_chunk", set.PrefillChunk, "prefill_memory", size(prefill), "memory_arena", !opts.Session.DisableArena,
 		"prefix_cache", size(cache), "last_logits", eng.Model.LastLogits, "logits_rewrite", eng.Model.LogitsRewrite,
-		"prefill_graph", eng.Model.PrefillFile,
+		"prefill_graph", eng.Model.PrefillFile, "prefill_shared_weights", size(eng.Model.SharedBytes),
 		"parallelism", set.Parallelism, "batching", eng.Batching(), "queue", set.Queue, "ignore_eos", set.IgnoreEOS)
 	if set.Batching && !eng.Batching() {
 		log.Warn("batching is on but the model's graph cannot batch (it needs attention_mask, position_ids and "+

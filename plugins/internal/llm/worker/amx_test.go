@@ -13,12 +13,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dsmil/l7/internal/mkmodel"
+	"github.com/dsmil/l7/internal/testutil"
 	"github.com/dsmil/l7/plugins/internal/llm/llmtest"
 	"github.com/dsmil/l7/sdk"
 	"github.com/dsmil/l7/sdk/dbe"
 	"github.com/dsmil/l7/sdk/mux"
 	l7v1 "github.com/dsmil/l7/sdk/proto/dsmil/l7/v1"
 	"github.com/dsmil/l7/sdk/sdktest"
+	"github.com/hashicorp/go-hclog"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -621,5 +624,53 @@ func TestChoices(t *testing.T) {
 	var e *mux.Error
 	if !errors.As(err, &e) || e.Code != dbe.CodeInvalidRequest || e.Param != "n" {
 		t.Fatalf("n over the KV budget: %v", err)
+	}
+}
+
+// TestPrefillGraphMemory: with prefill_graph, the weights counted against
+// memory_budget are both graphs' files with the embedding table they
+// share once (the prefill session reads it from the main file), so the
+// KV budget is the memory_budget minus that, and the log says so.
+func TestPrefillGraphMemory(t *testing.T) {
+	needORT(t)
+	res := llmtest.Tiny(t, "tiny-prefill", func(s *mkmodel.Spec) {
+		s.Seed, s.MaxPositions, s.DType, s.PrefillGraph = 3, 4096, mkmodel.Int4, true
+	})
+	var files int64
+	for _, f := range res.Files {
+		if !strings.HasSuffix(f, ".onnx") && !strings.HasSuffix(f, ".onnx_data") {
+			continue
+		}
+		st, err := os.Stat(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files += st.Size()
+	}
+	emb := int64(res.Spec.Vocab * res.Spec.Hidden * 4)
+	budget := files + 256<<20
+	logs := &testutil.SyncBuffer{}
+	w := New(testPlugin)
+	cfg := &sdk.Config{Settings: baseSettings(t, map[string]any{"model": res.Dir, "prefill_graph": true}), MemoryBudget: uint64(budget),
+		Logger: hclog.New(&hclog.LoggerOptions{Output: logs, Level: hclog.Info, JSONFormat: true})}
+	if err := w.Configure(context.Background(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close(context.Background())
+	st := w.st.Load()
+	m := st.eng.Model
+	if m.PrefillFile == "" || m.SharedBytes != emb || m.Files.WeightBytes != files-emb {
+		t.Fatalf("prefill %q, shared %d bytes (embedding %d), weights %d (files %d)", m.PrefillFile, m.SharedBytes, emb,
+			m.Files.WeightBytes, files)
+	}
+	cache := int64(0)
+	if st.eng.Prefix != nil {
+		cache = st.eng.Prefix.Stats().Capacity
+	}
+	if got, want := st.kvBudget+cache, budget-(files-emb)-st.prefillBytes; got != want {
+		t.Fatalf("KV budget + prefix cache %d, want memory_budget - weights - prefill memory = %d", got, want)
+	}
+	if !strings.Contains(logs.String(), `"prefill_shared_weights":"`) {
+		t.Fatalf("log: %s", logs.String())
 	}
 }
