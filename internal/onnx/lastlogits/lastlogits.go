@@ -18,7 +18,10 @@
 // Graph works on a decoded GraphProto (the generator). Model works on an
 // encoded ModelProto without decoding its weights: it re-encodes the nodes
 // and the output it changes and copies every other field's bytes, so a
-// model of hundreds of megabytes costs one copy and no per-tensor work.
+// model of hundreds of megabytes costs one copy and no per-tensor work;
+// ModelRefs (and File) with weightref options turn the large initializers
+// into references to their bytes in the file instead, so the result is
+// the graph alone.
 package lastlogits
 
 import (

@@ -15,14 +15,15 @@ import (
 )
 
 // benchEngine loads $DSMIL_BENCH_MODEL ($DSMIL_BENCH_VARIANT,
-// $DSMIL_BENCH_THREADS) with arena as the ORT arena setting, or skips.
+// $DSMIL_BENCH_THREADS; $DSMIL_BENCH_PREFILL_GRAPH=1: with its prefill
+// graph) with arena as the ORT arena setting, or skips.
 func benchEngine(b *testing.B, arena bool) *Engine {
 	dir := os.Getenv("DSMIL_BENCH_MODEL")
 	if dir == "" {
 		b.Skip("set DSMIL_BENCH_MODEL to a model directory")
 	}
 	initORT(b)
-	opts := model.Options{Variant: os.Getenv("DSMIL_BENCH_VARIANT")}
+	opts := model.Options{Variant: os.Getenv("DSMIL_BENCH_VARIANT"), PrefillGraph: os.Getenv("DSMIL_BENCH_PREFILL_GRAPH") == "1"}
 	opts.Session.DisableArena = !arena
 	if n := os.Getenv("DSMIL_BENCH_THREADS"); n != "" {
 		t, err := strconv.Atoi(n)
@@ -222,7 +223,8 @@ func BenchmarkPrefillMemory(b *testing.B) {
 	}
 	const gib = 1 << 30
 	var tab strings.Builder
-	fmt.Fprintf(&tab, "chunk %d, arena %v; resident set after load %.2f GiB\n", e.PrefillChunk, arena, float64(vmRSS())/gib)
+	fmt.Fprintf(&tab, "chunk %d, arena %v, prefill graph %q; resident set after load %.2f GiB\n", e.PrefillChunk, arena,
+		e.Model.PrefillFile, float64(vmRSS())/gib)
 	fmt.Fprintf(&tab, "%-8s %14s %14s %16s %12s\n", "prompt", "peak RSS GiB", "after GiB", "PrefillBytes GiB", "prefill s")
 	for b.Loop() {
 		for _, n := range prompts {

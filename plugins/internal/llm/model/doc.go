@@ -18,7 +18,12 @@
 // position_ids, past_key_values.N.key/value; logits, present.N.key/value:
 // names, element types, static dimensions) and opens the ONNX Runtime
 // session. Every disagreement is reported at once, with the file it comes
-// from.
+// from. The graph handed to ONNX Runtime references the large weights in
+// the model file instead of holding them (internal/onnx/weightref), so
+// ONNX Runtime maps them from the file and opening a model, rewritten
+// (internal/onnx/lastlogits) or not, holds no second copy of them; the
+// prefill graph (Options.PrefillGraph) reads the embedding table from the
+// main file's bytes.
 //
 // A Sequence is one generation's state: its KV cache. Sequence.Step feeds
 // new tokens and returns their logits; the present.N outputs of one step

@@ -3,6 +3,7 @@ package model
 import (
 	"context"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"sort"
@@ -10,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dsmil/l7/internal/onnx/weightref"
 )
 
 // procStatus reads a field of /proc/self/status in bytes ("VmHWM",
@@ -164,4 +167,82 @@ func loadChildRun(b *testing.B, dir, cfg string) {
 		s.Close()
 		m.Close()
 	}
+}
+
+// BenchmarkWeightRefs compares, in one process, the model in
+// $DSMIL_BENCH_MODEL opened with its weights read from the file (the
+// default: weightref references) and with its weights copied into the
+// graph ONNX Runtime parses (as before), in $DSMIL_BENCH_ROUNDS (default
+// 5) interleaved rounds whose order alternates: a 128-token prefill and 32
+// decode steps each. It prints the medians of the per-round time ratios
+// references / copy (1.00: the same speed). Threads: $DSMIL_BENCH_THREADS
+// (default 2).
+//
+//	DSMIL_BENCH_MODEL=/tmp/q05 go test -run '^$' -bench WeightRefs -benchtime 1x ./plugins/internal/llm/model/
+func BenchmarkWeightRefs(b *testing.B) {
+	dir := os.Getenv("DSMIL_BENCH_MODEL")
+	if dir == "" {
+		b.Skip("set DSMIL_BENCH_MODEL to a model directory")
+	}
+	initORT(b)
+	opts := Options{Variant: os.Getenv("DSMIL_BENCH_VARIANT"), Session: testOptions.Session}
+	opts.Session.IntraOpThreads = 2
+	if n, err := strconv.Atoi(os.Getenv("DSMIL_BENCH_THREADS")); err == nil && n > 0 {
+		opts.Session.IntraOpThreads = n
+	}
+	rounds := 5
+	if n, err := strconv.Atoi(os.Getenv("DSMIL_BENCH_ROUNDS")); err == nil && n > 0 {
+		rounds = n
+	}
+	open := func(refMin int) *Model {
+		defer func(old int) { weightRefMin = old }(weightRefMin)
+		weightRefMin = refMin
+		m, err := Open(dir, opts)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return m
+	}
+	models := []*Model{open(math.MaxInt), open(weightref.DefaultMinBytes)} // copy, references
+	defer models[0].Close()
+	defer models[1].Close()
+	ctx := context.Background()
+	run := func(m *Model) (prefill, decode time.Duration) {
+		s, err := m.NewSequence(0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer s.Close()
+		ids := make([]int64, 128)
+		for i := range ids {
+			ids[i] = int64(1 + (i*7919)%(m.Vocab()-1))
+		}
+		t0 := time.Now()
+		if _, err := s.Step(ctx, ids); err != nil {
+			b.Fatal(err)
+		}
+		t1 := time.Now()
+		for i := 0; i < 32; i++ {
+			if _, err := s.Step(ctx, []int64{int64(3 + i)}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		return t1.Sub(t0), time.Since(t1)
+	}
+	run(models[0]) // warm-up: first-touch page faults, ORT's first-run allocations
+	run(models[1])
+	var pr, dr []float64
+	for b.Loop() {
+		for r := 0; r < rounds; r++ {
+			var p, d [2]time.Duration
+			for i := range 2 {
+				k := (i + r) % 2
+				p[k], d[k] = run(models[k])
+			}
+			pr, dr = append(pr, p[1].Seconds()/p[0].Seconds()), append(dr, d[1].Seconds()/d[0].Seconds())
+		}
+	}
+	med := func(x []float64) float64 { sort.Float64s(x); return x[len(x)/2] }
+	b.Logf("weights read from the file / copied: prefill 128 time %.3f×, 32 decode steps time %.3f× (medians of %d rounds)",
+		med(pr), med(dr), len(pr))
 }
