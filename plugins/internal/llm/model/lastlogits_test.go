@@ -28,11 +28,11 @@ func sameBits(a, b []float32) (int, bool) {
 // as it is (AllLogits), rewritten at load time (the default) and written
 // by the generator with the last position only, gives bit-identical logits
 // for the last position of every prefill chunk and decode step — one row
-// from the last-only graphs — and of every row of a batch. The weights
-// are read from the model file (weightref) as Open does by default, and
-// for "rewritten" every initializer, however small: the logits are those
-// of the graph opened with its weights inline ("all", as ORT reads a file
-// itself).
+// from the last-only graphs — and of every row of a batch. "generated"
+// reads the weights from the model file as Open does by default
+// (weightref), "rewritten" every float and int8 initializer however small,
+// and "all" none (ONNX Runtime reads the file itself): the logits agree
+// bit for bit.
 func TestLastLogits(t *testing.T) {
 	initORT(t)
 	for _, tc := range []struct {

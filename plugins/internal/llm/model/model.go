@@ -3,9 +3,11 @@ package model
 import (
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime/debug"
 	"strconv"
 	"strings"
 
@@ -90,7 +92,9 @@ type Model struct {
 	// has too, that it would share (Inspect), of shareableBytes.
 	shareable      []weightref.Tensor
 	shareableBytes int64
-	prefill        *ortgo.DynamicAdvancedSession
+	// noRefs: the weights are not made references (see openGraph).
+	noRefs  bool
+	prefill *ortgo.DynamicAdvancedSession
 
 	hasMask, hasPos bool
 	inputNames      []string // in the order Sequence feeds them
@@ -113,6 +117,7 @@ func Open(dir string, opts Options) (*Model, error) {
 		return nil, err
 	}
 	defer so.Destroy()
+	m.noRefs = opts.Session.Provider != "" || weightRefMin == math.MaxInt
 	var info *lastlogits.Info
 	var rewriteErr error
 	m.session, info, rewriteErr, err = m.openGraph(m.Files.ONNX, so, !opts.AllLogits && !m.LastLogits, nil)
@@ -139,7 +144,8 @@ func Open(dir string, opts Options) (*Model, error) {
 const lastOnly = "last position only"
 
 // weightRefMin is the smallest inline initializer openGraph makes a
-// reference (weightref.Options.MinBytes); tests change it.
+// reference (weightref.Options.MinBytes); tests change it (math.MaxInt:
+// none, ONNX Runtime reads the file or the rewritten copy as before).
 var weightRefMin = weightref.DefaultMinBytes
 
 // openGraph opens a session on the graph in the ONNX file at path. The
@@ -152,9 +158,18 @@ var weightRefMin = weightref.DefaultMinBytes
 // (internal/onnx/lastlogits): info says how; when the rewrite does not
 // recognise the LM head, rewriteErr says why and the graph is left as it
 // is.
+//
+// With an execution provider other than the CPU's (Options.Session
+// .Provider) the weights are not made references: how a provider such as
+// OpenVINO reads external data of a model loaded from memory was not
+// checked here. ONNX Runtime then reads the file itself, or is handed the
+// rewritten copy (the weights in memory twice while it parses it).
 func (m *Model) openGraph(path string, so *ortgo.SessionOptions, rewrite bool,
 	redirect func(weightref.Tensor) (weightref.Ref, bool)) (s *ortgo.DynamicAdvancedSession, info *lastlogits.Info, rewriteErr error, err error) {
 	refs := &weightref.Options{Location: filepath.Base(path), MinBytes: weightRefMin, Redirect: redirect}
+	if m.noRefs {
+		refs = nil
+	}
 	var data []byte
 	if rewrite {
 		d, i, err := lastlogits.File(path, m.Config.Names.Logits, refs)
@@ -163,6 +178,10 @@ func (m *Model) openGraph(path string, so *ortgo.SessionOptions, rewrite bool,
 		} else {
 			data, info = d, &i
 		}
+	}
+	if data == nil && refs == nil {
+		s, err = ortgo.NewDynamicAdvancedSession(path, m.inputNames, m.outputNames, so)
+		return s, nil, rewriteErr, err
 	}
 	if data == nil {
 		f, err := weightref.Map(path)
@@ -183,6 +202,10 @@ func (m *Model) openGraph(path string, so *ortgo.SessionOptions, rewrite bool,
 	s, err = ortgo.NewDynamicAdvancedSessionWithONNXData(data, m.inputNames, m.outputNames, so)
 	if err != nil {
 		return nil, nil, nil, err
+	}
+	if refs == nil {
+		data = nil
+		debug.FreeOSMemory() // the rewritten copy of the weights
 	}
 	return s, info, rewriteErr, nil
 }
