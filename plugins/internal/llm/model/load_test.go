@@ -196,3 +196,39 @@ func TestPrefillSharesOnlyEqualBytes(t *testing.T) {
 			m.Files.WeightBytes, ins.Files.WeightBytes, shared)
 	}
 }
+
+// TestPrefillSharesExternalData: when both graphs keep their weights in
+// external data files, the prefill graph's embedding table is read from
+// the main graph's data file, and a prefill step and a decode step run.
+func TestPrefillSharesExternalData(t *testing.T) {
+	initORT(t)
+	res := tiny(t, "qwen2-int4-prefill-external", func(s *mkmodel.Spec) {
+		s.DType, s.PrefillGraph, s.ExternalDataThreshold = mkmodel.Int4, true, -1
+	})
+	o := testOptions
+	o.AllLogits, o.PrefillGraph = false, true
+	ins, err := Inspect(res.Dir, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := Open(res.Dir, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	emb := int64(res.Spec.Vocab * res.Spec.Hidden * 4)
+	if len(m.Files.ExternalData) == 0 || m.SharedWeights != 1 || m.SharedBytes != emb || m.Files.WeightBytes != ins.Files.WeightBytes {
+		t.Fatalf("external data %v; shared %d tensors, %d bytes (embedding %d); weight bytes %d, Inspect's %d",
+			m.Files.ExternalData, m.SharedWeights, m.SharedBytes, emb, m.Files.WeightBytes, ins.Files.WeightBytes)
+	}
+	s, err := m.NewSequence(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, feed := range [][]int64{prompt, {17}} {
+		if _, err := s.Step(context.Background(), feed); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
