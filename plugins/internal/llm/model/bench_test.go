@@ -86,7 +86,9 @@ func median(x []float64) float64 {
 // B-aggregate-tok/s and the median of the rounds' ratios B/A.
 // cpu-ms/step is the process's CPU time per step ($DSMIL_BENCH_SPIN=0:
 // without ORT's spinning threads, the work of a step).
-// $DSMIL_BENCH_PREFILL_MIN sets Options.PrefillMin.
+// $DSMIL_BENCH_PREFILL_MIN sets Options.PrefillMin; $DSMIL_BENCH_SPIN_B
+// (0 or 1) overrides $DSMIL_BENCH_SPIN for model B (the same directory
+// twice: what spinning costs).
 //
 //	DSMIL_BENCH_MODEL=/tmp/q05 go test -run '^$' -bench BatchDecode -benchtime 3x ./plugins/internal/llm/model/
 func BenchmarkBatchDecode(b *testing.B) {
@@ -126,7 +128,11 @@ func BenchmarkBatchDecode(b *testing.B) {
 	defer m.Close()
 	models := []*Model{m}
 	if dirB := os.Getenv("DSMIL_BENCH_MODEL_B"); dirB != "" {
-		mb, err := Open(dirB, opts)
+		optsB := opts
+		if sp := os.Getenv("DSMIL_BENCH_SPIN_B"); sp != "" {
+			optsB.Session.DisableSpinning = sp == "0"
+		}
+		mb, err := Open(dirB, optsB)
 		if err != nil {
 			b.Fatal(err)
 		}
