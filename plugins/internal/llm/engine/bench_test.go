@@ -93,13 +93,11 @@ func BenchmarkStreams(b *testing.B) {
 	agg, per := map[key][]float64{}, map[key][]float64{}
 	run := func(batched bool, n int) {
 		e := e
-		if eb != e {
-			// batched: model B; else model A, batched too.
-			if batched {
-				e = eb
-			}
-		} else {
+		switch {
+		case eb == e:
 			e.Unbatched = !batched
+		case batched: // the second column: model B
+			e = eb
 		}
 		res := make([]*Result, n)
 		var wg sync.WaitGroup
@@ -158,8 +156,8 @@ func BenchmarkStreams(b *testing.B) {
 		u, bt := med(agg[key{false, n}]), med(agg[key{true, n}])
 		fmt.Fprintf(&tab, "%-8d %10.1f (%5.1f each) %10.1f (%5.1f each) %7.2fx\n", n,
 			u, med(per[key{false, n}]), bt, med(per[key{true, n}]), med(ratios[n]))
-		b.ReportMetric(u, fmt.Sprintf("unbatched-%d-tok/s", n))
-		b.ReportMetric(bt, fmt.Sprintf("batched-%d-tok/s", n))
+		b.ReportMetric(u, fmt.Sprintf("%s-%d-tok/s", strings.ReplaceAll(labels[0], " ", "-"), n))
+		b.ReportMetric(bt, fmt.Sprintf("%s-%d-tok/s", strings.ReplaceAll(labels[1], " ", "-"), n))
 	}
 	b.Log("\n" + tab.String())
 }
