@@ -10,6 +10,7 @@
 //   - nbits4: com.microsoft MatMulNBits, 4-bit, block 128, accuracy_level 4
 //     (what dsmil-mkmodel's int4 and genai's int4 exports use);
 //   - nbits8: the same with 8-bit weights (dsmil-mkmodel's int8);
+//   - nbits4acc1: nbits4 at accuracy_level 1 (fp32 compute);
 //   - qdq: DynamicQuantizeLinear on the activations (per tensor, u8) and
 //     MatMulInteger with int8 weights, scaled back with Cast and Mul, the
 //     QDQ pattern ONNX Runtime's optimizer fuses into
@@ -21,6 +22,9 @@
 //
 // and runs each at every M (tokens per run) in interleaved rounds, printing
 // medians and each formulation's time relative to nbits4.
+//
+// -head N appends an LM head (hidden × N, in the same formulation) to the
+// stack; -layers 0 -head 151936 measures Qwen2.5's LM head alone.
 //
 //	go run ./bench/linear -m 1,32,128,512 -layers 8 -rounds 7
 package main
@@ -111,16 +115,19 @@ func (b *builder) linear(x string, k, n int) string {
 	w := b.tmp("w")
 	y := b.tmp("y")
 	switch b.form {
-	case "nbits4", "nbits8":
-		bits := 4
+	case "nbits4", "nbits8", "nbits4acc1":
+		bits, acc := 4, 4
 		if b.form == "nbits8" {
 			bits = 8
+		}
+		if b.form == "nbits4acc1" {
+			acc = 1 // fp32 compute: blocks dequantized for SGEMM
 		}
 		blocks := k / block
 		b.init(w, onnx.TensorProto_UINT8, []int64{int64(n), int64(blocks), int64(block * bits / 8)}, b.randBytes(n*blocks*block*bits/8))
 		b.init(w+".scales", onnx.TensorProto_FLOAT, []int64{int64(n * blocks)}, b.scales(n*blocks, 0.02/float32(int(1)<<(bits-1))))
 		b.node("MatMulNBits", "com.microsoft", []string{x, w, w + ".scales"}, []string{y},
-			attrI("K", int64(k)), attrI("N", int64(n)), attrI("bits", int64(bits)), attrI("block_size", block), attrI("accuracy_level", 4))
+			attrI("K", int64(k)), attrI("N", int64(n)), attrI("bits", int64(bits)), attrI("block_size", block), attrI("accuracy_level", int64(acc)))
 	case "qdq":
 		q, ok := b.dq[x]
 		if !ok { // quantize each activation once, as a QDQ export does
@@ -163,7 +170,7 @@ func (b *builder) linear(x string, k, n int) string {
 }
 
 // model builds the layer stack in one formulation.
-func model(form string, layers int) ([]byte, int64, error) {
+func model(form string, layers, head int) ([]byte, int64, error) {
 	dim := func(p string) *onnx.TensorShapeProto_Dimension {
 		return &onnx.TensorShapeProto_Dimension{Value: &onnx.TensorShapeProto_Dimension_DimParam{DimParam: p}}
 	}
@@ -202,8 +209,13 @@ func model(form string, layers int) ([]byte, int64, error) {
 		b.node("Add", "", []string{s2, kvs}, []string{s3})
 		h = s3
 	}
+	out := vi("y")
+	if head > 0 { // an LM head over a vocabulary of head ids
+		h = b.linear(h, hidden, head)
+		out.GetType().GetTensorType().GetShape().Dim[2] = val(int64(head))
+	}
 	b.node("Identity", "", []string{h}, []string{"y"})
-	b.g.Output = []*onnx.ValueInfoProto{vi("y")}
+	b.g.Output = []*onnx.ValueInfoProto{out}
 	m := &onnx.ModelProto{IrVersion: proto.Int64(8), Graph: b.g, ProducerName: proto.String("bench/linear"),
 		OpsetImport: []*onnx.OperatorSetIdProto{{Domain: proto.String(""), Version: proto.Int64(17)},
 			{Domain: proto.String("com.microsoft"), Version: proto.Int64(1)}}}
@@ -226,6 +238,7 @@ func main() {
 		threads = flag.Int("threads", runtime.NumCPU(), "intra-op threads")
 		lib     = flag.String("ort", os.Getenv("DSMIL_ORT_LIB"), "libonnxruntime.so")
 		loop    = flag.String("loop", "", "FORM:M:SECONDS — only run FORM at M for SECONDS (for perf record)")
+		head    = flag.Int("head", 0, "vocabulary of an LM head (hidden × head) after the layers; 0: none (151936: Qwen2.5's)")
 	)
 	flag.Parse()
 	if *lib == "" {
@@ -266,7 +279,7 @@ func main() {
 	}
 	var ss []sess
 	for _, f := range forms {
-		data, wb, err := model(f, *layers)
+		data, wb, err := model(f, *layers, *head)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)

@@ -323,6 +323,7 @@ func writeGraph(dir string, s *Spec, file string, prefill bool) (files []string,
 	}
 
 	x := b.rmsNorm(h, "model.norm.weight", w.norm("model.norm.weight"))
+	sliced := false // switchHead sliced the last position
 	switch {
 	case s.TieEmbeddings && s.DType == FP32:
 		// Share the table: MatMul with its transpose (folded by ORT at load).
@@ -333,13 +334,22 @@ func writeGraph(dir string, s *Spec, file string, prefill bool) (files []string,
 		if !s.TieEmbeddings {
 			head = w.lmHead()
 		}
-		y := b.linear(x, "lm_head", head, s.Vocab, s.Hidden)
+		var y string
+		if prefill && !s.AllLogits && s.DType.Bits() > 0 {
+			// The last position only, and the head's form by rows.
+			y = b.switchHead(x, head, s.Vocab, s.Hidden)
+			sliced = true
+		} else {
+			y = b.linear(x, "lm_head", head, s.Vocab, s.Hidden)
+		}
 		b.node("Identity", "", []string{y}, []string{Logits})
 	}
 	if b.err != nil {
 		return nil, b.err
 	}
-	if !s.AllLogits {
+	if sliced {
+		g.Output[0].GetType().GetTensorType().GetShape().GetDim()[1].Value = &onnx.TensorShapeProto_Dimension_DimValue{DimValue: 1}
+	} else if !s.AllLogits {
 		if _, err := lastlogits.Graph(g, Logits, 17); err != nil {
 			return nil, err
 		}

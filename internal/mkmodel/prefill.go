@@ -1,6 +1,11 @@
 package mkmodel
 
-import "github.com/dsmil/l7/internal/onnx"
+import (
+	"math"
+
+	"github.com/dsmil/l7/internal/onnx"
+	"google.golang.org/protobuf/proto"
+)
 
 const elemInt8 = int32(onnx.TensorProto_INT8)
 
@@ -11,8 +16,9 @@ const elemInt8 = int32(onnx.TensorProto_INT8)
 // (symmetric; from the main graph's dequantized weights when it is
 // quantized), MatMulInteger, then the int32 product cast to float and
 // scaled by x_scale × w_scale. ONNX Runtime fuses the pattern into
-// com.microsoft MatMulIntegerToFloat, whose u8×s8 GEMM (MLAS QGEMM) runs
-// AMX tile kernels on CPUs with AMX-INT8 (bench/linear measures it).
+// com.microsoft MatMulIntegerToFloat (DynamicQuantizeMatMul when the
+// quantized activations have one reader), whose u8×s8 GEMM (MLAS QGEMM)
+// runs AMX tile kernels on CPUs with AMX-INT8 (bench/linear measures it).
 func (b *graphBuilder) linearU8S8(x, name string, w []float32, out, in int) string {
 	q, ok := b.dq[x]
 	if !ok {
@@ -42,5 +48,58 @@ func (b *graphBuilder) linearU8S8(x, name string, w []float32, out, in int) stri
 	b.node("Cast", "", []string{i32}, []string{f}, attrI("to", int64(elemFloat)))
 	b.node("Mul", "", []string{q[1], name + ".weight_scale"}, []string{s})
 	b.node("Mul", "", []string{f, s}, []string{y})
+	return y
+}
+
+// PrefillHeadRows is the number of rows from which the prefill graph's LM
+// head multiplies in int8 (see switchHead): a batch step of that many
+// rows or more. A prefill chunk (one row, its last position) keeps the
+// main graph's head.
+const PrefillHeadRows = 5
+
+// switchHead writes the prefill graph's LM head (logits of the last
+// position of each row) for hidden state x and the out×in head weight w:
+// an If on the number of rows the head multiplies (batch × positions
+// after slicing the last position). From PrefillHeadRows rows, the u8×s8
+// form of the layers (linearU8S8: AMX on CPUs with AMX-INT8); under it,
+// the main graph's head (MatMulNBits). For Qwen2.5's head (151 936 × 896)
+// MatMulNBits is the faster at one row — the product is bound by reading
+// the weights, and int4 reads half the bytes — and the slower from about
+// 5–8 rows, where its cost grows with the rows and the u8×s8 GEMM's
+// hardly does (bench/linear -layers 0 -head 151936; docs/performance.md).
+// A prefill chunk is one row; a batch step of the prefill graph has
+// Options.PrefillMin rows or more. Both heads hold the same weights (the
+// int8 one requantized from the int4 one), so the logits agree within
+// int8 quantization.
+func (b *graphBuilder) switchHead(x string, w []float32, out, in int) string {
+	b.initI64("lm_head.slice_starts", []int64{1}, -1)
+	b.initI64("lm_head.slice_ends", []int64{1}, math.MaxInt64)
+	b.initI64("lm_head.slice_axes", []int64{1}, 1)
+	b.initI64("lm_head.int8_after", nil, PrefillHeadRows-1)
+	last := b.tmp("lm_head/last")
+	b.node("Slice", "", []string{x, "lm_head.slice_starts", "lm_head.slice_ends", "lm_head.slice_axes"}, []string{last})
+	shape, rows, cond := b.tmp("lm_head/shape"), b.tmp("lm_head/rows"), b.tmp("lm_head/int8")
+	b.node("Shape", "", []string{last}, []string{shape}, attrI("start", 0), attrI("end", 2))
+	b.node("ReduceProd", "", []string{shape}, []string{rows}, attrI("keepdims", 0))
+	b.node("Greater", "", []string{rows, "lm_head.int8_after"}, []string{cond})
+
+	// Each branch is built in its own graph, its weights its own
+	// initializers.
+	branch := func(name string, build func() string) *onnx.GraphProto {
+		outer := b.g
+		b.g = &onnx.GraphProto{Name: proto.String(name)}
+		y := build()
+		g := b.g
+		g.Output = []*onnx.ValueInfoProto{valueInfo(y, elemFloat, dimParam("batch_size"), dimValue(1), dimValue(out))}
+		b.g = outer
+		return g
+	}
+	then := branch("lm_head_int8", func() string { return b.linearU8S8(last, "lm_head", w, out, in) })
+	els := branch("lm_head_nbits", func() string { return b.linear(last, "lm_head", w, out, in) }) // linear: never u8×s8 for lm_head
+	y := b.tmp("lm_head/out")
+	gt := onnx.AttributeProto_GRAPH
+	b.node("If", "", []string{cond}, []string{y},
+		&onnx.AttributeProto{Name: proto.String("then_branch"), Type: &gt, G: then},
+		&onnx.AttributeProto{Name: proto.String("else_branch"), Type: &gt, G: els})
 	return y
 }

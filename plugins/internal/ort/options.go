@@ -3,14 +3,33 @@ package ort
 import (
 	"errors"
 	"fmt"
+	"os"
 	"runtime"
 	"strings"
+	"sync/atomic"
 
 	ortgo "github.com/yalue/onnxruntime_go"
 )
 
 // ErrOptions reports invalid session options.
 var ErrOptions = errors.New("ort: invalid session options")
+
+// Diagnostics, read from the environment by SessionOptions (for
+// benchmarks and profiling, not settings):
+//
+//   - EnvProfile: a path prefix; every session then records ONNX
+//     Runtime's per-node profile (SessionOptions.EnableProfiling) and
+//     writes it as PREFIX_<pid>_<n>_<time>.json when it is destroyed
+//     (n counts the sessions of the process, so two sessions never share
+//     a file).
+//   - EnvSaveOptimized: a path prefix; every session writes the graph ORT
+//     runs after its optimizations to PREFIX_<pid>_<n>.onnx.
+const (
+	EnvProfile       = "DSMIL_ORT_PROFILE"
+	EnvSaveOptimized = "DSMIL_ORT_SAVE_OPTIMIZED"
+)
+
+var sessionCount atomic.Int64
 
 // Graph optimization levels accepted in Options.GraphOptimization.
 const (
@@ -120,6 +139,16 @@ func (o Options) SessionOptions() (*ortgo.SessionOptions, error) {
 	}
 	if o.Provider != "" {
 		set = append(set, func() error { return so.AppendExecutionProvider(o.Provider, o.ProviderOptions) })
+	}
+	prof, opt := os.Getenv(EnvProfile), os.Getenv(EnvSaveOptimized)
+	if prof != "" || opt != "" {
+		n := fmt.Sprintf("_%d_%d", os.Getpid(), sessionCount.Add(1))
+		if prof != "" {
+			set = append(set, func() error { return so.EnableProfiling(prof + n) })
+		}
+		if opt != "" {
+			set = append(set, func() error { return so.SetOptimizedModelFilePath(opt + n + ".onnx") })
+		}
 	}
 	for _, f := range set {
 		if err := f(); err != nil {

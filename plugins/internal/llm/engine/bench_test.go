@@ -25,6 +25,10 @@ import (
 // unbatched (the two runs of a round follow each other, so the ratio
 // suffers less from a shared machine's drift than the rates). Threads: $DSMIL_BENCH_THREADS or one per
 // core. $DSMIL_BENCH_STREAMS (e.g. "1,8") picks the stream counts.
+// $DSMIL_BENCH_MODEL_B: compare the batched runs of two models instead
+// (model A batched against model B batched, same options; e.g. two
+// prefill graphs). $DSMIL_BENCH_SPIN=0: ORT threads do not spin
+// (llm-amx's default allow_spinning = false).
 //
 //	DSMIL_BENCH_MODEL=~/.cache/dsmil/models/qwen2.5-0.5b go test -run '^$' -bench Streams -benchtime 1x ./plugins/internal/llm/engine/
 func BenchmarkStreams(b *testing.B) {
@@ -51,6 +55,7 @@ func BenchmarkStreams(b *testing.B) {
 			b.Fatalf("DSMIL_BENCH_ROUNDS: %q", n)
 		}
 	}
+	opts.Session.DisableSpinning = os.Getenv("DSMIL_BENCH_SPIN") == "0"
 	e, err := Load(dir, opts)
 	if err != nil {
 		b.Fatal(err)
@@ -58,6 +63,16 @@ func BenchmarkStreams(b *testing.B) {
 	defer e.Close()
 	if !e.Model.CanBatch() {
 		b.Skip("the model's graph cannot batch")
+	}
+	// With $DSMIL_BENCH_MODEL_B, the first column is model A batched, the
+	// second model B batched (before / after a change to the model).
+	eb, labels := e, [2]string{"unbatched", "batched"}
+	if dirB := os.Getenv("DSMIL_BENCH_MODEL_B"); dirB != "" {
+		if eb, err = Load(dirB, opts); err != nil {
+			b.Fatal(err)
+		}
+		defer eb.Close()
+		labels = [2]string{"A batched", "B batched"}
 	}
 	const promptLen, tokens = 128, 128
 	streams := []int{1, 2, 4, 8}
@@ -77,7 +92,13 @@ func BenchmarkStreams(b *testing.B) {
 	}
 	agg, per := map[key][]float64{}, map[key][]float64{}
 	run := func(batched bool, n int) {
-		e.Unbatched = !batched
+		e := e
+		switch {
+		case eb == e:
+			e.Unbatched = !batched
+		case batched: // the second column: model B
+			e = eb
+		}
 		res := make([]*Result, n)
 		var wg sync.WaitGroup
 		for s := range n {
@@ -128,14 +149,15 @@ func BenchmarkStreams(b *testing.B) {
 		return x[len(x)/2]
 	}
 	var tab strings.Builder
-	fmt.Fprintf(&tab, "%s, %d threads, %d rounds: aggregate decode tok/s (per-stream median)\n", dir, opts.Session.WithDefaults().IntraOpThreads, rounds)
-	fmt.Fprintf(&tab, "%-8s %22s %22s %8s\n", "streams", "unbatched", "batched", "ratio")
+	fmt.Fprintf(&tab, "%s (B: %s), %d threads, spinning %v, %d rounds: aggregate decode tok/s (per-stream median)\n", dir,
+		os.Getenv("DSMIL_BENCH_MODEL_B"), opts.Session.WithDefaults().IntraOpThreads, !opts.Session.DisableSpinning, rounds)
+	fmt.Fprintf(&tab, "%-8s %22s %22s %8s\n", "streams", labels[0], labels[1], "ratio")
 	for _, n := range streams {
 		u, bt := med(agg[key{false, n}]), med(agg[key{true, n}])
 		fmt.Fprintf(&tab, "%-8d %10.1f (%5.1f each) %10.1f (%5.1f each) %7.2fx\n", n,
 			u, med(per[key{false, n}]), bt, med(per[key{true, n}]), med(ratios[n]))
-		b.ReportMetric(u, fmt.Sprintf("unbatched-%d-tok/s", n))
-		b.ReportMetric(bt, fmt.Sprintf("batched-%d-tok/s", n))
+		b.ReportMetric(u, fmt.Sprintf("%s-%d-tok/s", strings.ReplaceAll(labels[0], " ", "-"), n))
+		b.ReportMetric(bt, fmt.Sprintf("%s-%d-tok/s", strings.ReplaceAll(labels[1], " ", "-"), n))
 	}
 	b.Log("\n" + tab.String())
 }

@@ -27,6 +27,8 @@ import (
 //     generator's graph);
 //   - "prefill": when the model has a prefill graph (dsmil-mkmodel
 //     -prefill-graph), last-only with Options.PrefillGraph;
+//   - "prefill-B": with $DSMIL_BENCH_MODEL_B, that model's prefill graph
+//     (to compare two prefill graphs of the same model);
 //   - with $DSMIL_BENCH_LLAMACPP set to bench/llamacpp/run.sh's work
 //     directory, llama.cpp's prompt processing of the same N in the same
 //     rounds (its pp program, 2 threads, each run a fresh process whose
@@ -95,6 +97,17 @@ func BenchmarkPrefillLogits(b *testing.B) {
 		pre := opts
 		pre.PrefillGraph = true
 		open("prefill", pre)
+	}
+	if dirB := os.Getenv("DSMIL_BENCH_MODEL_B"); dirB != "" {
+		// Another model's prefill graph (before / after a change to it).
+		pre := opts
+		pre.PrefillGraph = true
+		m, err := Open(dirB, pre)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { m.Close() })
+		vs = append(vs, variant{name: "prefill-B", m: m})
 	}
 	if w := os.Getenv("DSMIL_BENCH_LLAMACPP"); w != "" {
 		bins, _ := filepath.Glob(filepath.Join(w, "build-*", "pp"))

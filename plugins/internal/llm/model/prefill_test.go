@@ -178,3 +178,83 @@ func TestBatchPrefillGraph(t *testing.T) {
 		}
 	}
 }
+
+// TestPrefillHead: the prefill graph's LM head multiplies through
+// MatMulNBits (the main graph's int4 head) under mkmodel.PrefillHeadRows
+// rows and through the int8 u8×s8 GEMM from there. Identical rows in a
+// batch get identical layer results whatever the batch size (per-tensor
+// activation scales are those of one row; the int8 products are exact), so
+// a row's logits in a batch under the threshold equal a lone row's within
+// MatMulNBits' rounding across row counts, and from the threshold differ
+// by the int8 head's quantization: more than that rounding, within the
+// prefill graph's tolerance, with the same greedy token.
+func TestPrefillHead(t *testing.T) {
+	initORT(t)
+	res := llmtest.Tiny(t, "qwen2-int4-prefill", func(s *mkmodel.Spec) {
+		s.Seed, s.DType, s.PrefillGraph = 7, mkmodel.Int4, true
+	})
+	o := testOptions
+	o.AllLogits, o.PrefillGraph, o.PrefillMin = false, true, 1 // every step on the prefill graph
+	m, err := Open(res.Dir, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	ctx := context.Background()
+	v := m.Vocab()
+	step := func(rows int) []float32 {
+		b, err := m.NewBatch()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer b.Close()
+		tokens := make([]int64, rows)
+		for i := range rows {
+			s, err := m.NewSequence(0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.Step(ctx, testPrompt(6, 0)); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := b.Join(s); err != nil {
+				t.Fatal(err)
+			}
+			s.Close()
+			tokens[i] = 17
+		}
+		out, err := b.Step(ctx, tokens)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return append([]float32(nil), out...)
+	}
+	// MatMulNBits' logits move by up to 1e-3 with the row count
+	// (TestBatchMatchesAlone's int4 tolerance).
+	const rounding = 1e-3
+	one := step(1)
+	for _, rows := range []int{mkmodel.PrefillHeadRows - 1, mkmodel.PrefillHeadRows} {
+		out := step(rows)
+		for r := range rows {
+			var worst float64
+			for j := range v {
+				worst = max(worst, math.Abs(float64(out[r*v+j]-one[j])))
+			}
+			int8Head := rows >= mkmodel.PrefillHeadRows
+			switch {
+			case !int8Head && worst > rounding:
+				t.Errorf("%d rows, row %d: max |Δlogit| %.4g from a lone row: not the int4 head", rows, r, worst)
+			case int8Head && worst <= rounding:
+				t.Errorf("%d rows, row %d: max |Δlogit| %.4g from a lone row: the int8 head did not run", rows, r, worst)
+			case int8Head && worst > 0.25:
+				t.Errorf("%d rows, row %d: max |Δlogit| %.4g from a lone row: the int8 head is not the model's", rows, r, worst)
+			}
+			if x, y := argmax(one), argmax(out[r*v:(r+1)*v]); x != y {
+				t.Errorf("%d rows, row %d: greedy token %d, a lone row's %d", rows, r, y, x)
+			}
+			if r == 0 {
+				t.Logf("%d rows: max |Δlogit| from a lone row %.3g", rows, worst)
+			}
+		}
+	}
+}
