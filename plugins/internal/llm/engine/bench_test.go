@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/dsmil/l7/plugins/internal/llm/model"
 )
@@ -23,7 +24,12 @@ import (
 // last stream − first token of the first: prefills overlap decodes), the
 // per-stream decode rate, and the median of the per-round ratios batched /
 // unbatched (the two runs of a round follow each other, so the ratio
-// suffers less from a shared machine's drift than the rates). Threads: $DSMIL_BENCH_THREADS or one per
+// suffers less from a shared machine's drift than the rates), and the
+// steady aggregate of the batched runs: batch rows stepped while all n
+// streams decode together (from the last stream's first token to the
+// first stream's end) per second — the decode-only rate llama.cpp's
+// batched-bench reports as S_TG — with its ratio to the first stream
+// count's (so list 1 first). Threads: $DSMIL_BENCH_THREADS or one per
 // core. $DSMIL_BENCH_STREAMS (e.g. "1,8") picks the stream counts.
 // $DSMIL_BENCH_MODEL_B: compare the batched runs of two models instead
 // (model A batched against model B batched, same options; e.g. two
@@ -90,7 +96,7 @@ func BenchmarkStreams(b *testing.B) {
 		batched bool
 		n       int
 	}
-	agg, per := map[key][]float64{}, map[key][]float64{}
+	agg, per, steady := map[key][]float64{}, map[key][]float64{}, map[key][]float64{}
 	run := func(batched bool, n int) {
 		e := e
 		switch {
@@ -100,6 +106,17 @@ func BenchmarkStreams(b *testing.B) {
 			e = eb
 		}
 		res := make([]*Result, n)
+		// The steady window: from when every stream has its first token
+		// (all n are in the batch) to when the first one ends; the batch
+		// rows stepped in it over its length are the aggregate decode rate
+		// of n streams decoding together, no prefill beside them (what
+		// llama-batched-bench's S_TG measures).
+		var (
+			mu     sync.Mutex
+			joined int
+			t0, t1 time.Time
+			s0, s1 BatchStats
+		)
 		var wg sync.WaitGroup
 		for s := range n {
 			prompt := make([]int, promptLen)
@@ -109,11 +126,27 @@ func BenchmarkStreams(b *testing.B) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
+				first := true
 				r, err := e.Generate(context.Background(), &Request{Prompt: prompt, MaxTokens: tokens, IgnoreEOS: true},
-					func(string) error { return nil })
+					func(string) error {
+						if first {
+							first = false
+							mu.Lock()
+							if joined++; joined == n {
+								t0, s0 = time.Now(), e.BatchStats()
+							}
+							mu.Unlock()
+						}
+						return nil
+					})
 				if err != nil {
 					b.Error(err)
 				}
+				mu.Lock()
+				if t1.IsZero() {
+					t1, s1 = time.Now(), e.BatchStats()
+				}
+				mu.Unlock()
 				res[s] = r
 			}()
 		}
@@ -131,6 +164,9 @@ func BenchmarkStreams(b *testing.B) {
 			per[key{batched, n}] = append(per[key{batched, n}], r.DecodeRate())
 		}
 		agg[key{batched, n}] = append(agg[key{batched, n}], float64(decoded)/last.Sub(first).Seconds())
+		if batched && !t0.IsZero() && t1.After(t0) {
+			steady[key{batched, n}] = append(steady[key{batched, n}], float64(s1.Rows-s0.Rows)/t1.Sub(t0).Seconds())
+		}
 	}
 	ratios := map[int][]float64{}
 	for b.Loop() {
@@ -151,11 +187,19 @@ func BenchmarkStreams(b *testing.B) {
 	var tab strings.Builder
 	fmt.Fprintf(&tab, "%s (B: %s), %d threads, spinning %v, %d rounds: aggregate decode tok/s (per-stream median)\n", dir,
 		os.Getenv("DSMIL_BENCH_MODEL_B"), opts.Session.WithDefaults().IntraOpThreads, !opts.Session.DisableSpinning, rounds)
-	fmt.Fprintf(&tab, "%-8s %22s %22s %8s\n", "streams", labels[0], labels[1], "ratio")
+	fmt.Fprintf(&tab, "%-8s %22s %22s %8s %14s %8s\n", "streams", labels[0], labels[1], "ratio", labels[1]+" steady", "/1")
 	for _, n := range streams {
 		u, bt := med(agg[key{false, n}]), med(agg[key{true, n}])
-		fmt.Fprintf(&tab, "%-8d %10.1f (%5.1f each) %10.1f (%5.1f each) %7.2fx\n", n,
-			u, med(per[key{false, n}]), bt, med(per[key{true, n}]), med(ratios[n]))
+		st, st1 := 0.0, 0.0
+		if x := steady[key{true, n}]; len(x) > 0 {
+			st = med(x)
+		}
+		if x := steady[key{true, streams[0]}]; len(x) > 0 {
+			st1 = med(x)
+		}
+		fmt.Fprintf(&tab, "%-8d %10.1f (%5.1f each) %10.1f (%5.1f each) %7.2fx %14.1f %7.2fx\n", n,
+			u, med(per[key{false, n}]), bt, med(per[key{true, n}]), med(ratios[n]), st, st/max(st1, 1e-9))
+		b.ReportMetric(st, fmt.Sprintf("%s-steady-%d-tok/s", strings.ReplaceAll(labels[1], " ", "-"), n))
 		b.ReportMetric(u, fmt.Sprintf("%s-%d-tok/s", strings.ReplaceAll(labels[0], " ", "-"), n))
 		b.ReportMetric(bt, fmt.Sprintf("%s-%d-tok/s", strings.ReplaceAll(labels[1], " ", "-"), n))
 	}
