@@ -58,7 +58,7 @@ type options struct {
 	inputs, tokens            []int
 	rounds, ms, threads, conc int
 	batch, waitMS             int
-	spin                      bool
+	spin, stopSpin            bool
 }
 
 func main() {
@@ -70,12 +70,13 @@ func main() {
 	ms := flag.Int("ms", 300, "each sample runs for at least this many milliseconds")
 	threads := flag.Int("threads", 0, "ONNX Runtime intra-op threads (0: one per core)")
 	spin := flag.Bool("spin", true, "let idle ONNX Runtime threads spin (the plugin's allow_spinning)")
+	stopSpin := flag.Bool("stop-spin", true, "ONNX Runtime's threads stop spinning when a run ends (the plugin's force_spinning_stop)")
 	batch := flag.Int("batch", 32, "sequences per ONNX Runtime run (the plugin's max_batch)")
 	wait := flag.Int("wait", 2, "the plugin's batch_wait_ms")
 	conc := flag.Int("conc", 32, "inputs of the batched against one-at-a-time comparison")
 	flag.Parse()
 	server.TuneGC()
-	o := options{dir: *dir, rounds: max(*rounds, 1), ms: *ms, threads: *threads, spin: *spin, batch: *batch, waitMS: *wait, conc: *conc}
+	o := options{dir: *dir, rounds: max(*rounds, 1), ms: *ms, threads: *threads, spin: *spin, stopSpin: *stopSpin, batch: *batch, waitMS: *wait, conc: *conc}
 	var err error
 	if o.inputs, err = ints(*inputs); err == nil {
 		o.tokens, err = ints(*tokens)
@@ -339,7 +340,7 @@ type rawProc struct {
 }
 
 func startRaw(bin string, o options) (*rawProc, error) {
-	cmd := exec.Command(bin, "-model", o.dir, "-threads", fmt.Sprint(o.threads), "-spin="+fmt.Sprint(o.spin), "-batch", fmt.Sprint(o.batch))
+	cmd := exec.Command(bin, "-model", o.dir, "-threads", fmt.Sprint(o.threads), "-spin="+fmt.Sprint(o.spin), "-stop-spin="+fmt.Sprint(o.stopSpin), "-batch", fmt.Sprint(o.batch))
 	cmd.Stderr = os.Stderr
 	in, err := cmd.StdinPipe()
 	if err != nil {
@@ -415,10 +416,11 @@ plugin "embed" {
   allow_spinning = %[5]v
   max_batch      = %[6]d
   batch_wait_ms  = %[7]d
+  force_spinning_stop = %[8]v
   pass_env       = ["DSMIL_ORT_LIB"]
 }
 model %[3]q { profile = "bench-embed" }
-`, bin, o.dir, modelID, o.threads, o.spin, o.batch, o.waitMS)
+`, bin, o.dir, modelID, o.threads, o.spin, o.batch, o.waitMS, o.stopSpin)
 	// The 10-minute timeouts: 128 inputs of 512 tokens take tens of
 	// seconds on a busy 2-core machine, and passed the router's 60 s default
 	// there once.

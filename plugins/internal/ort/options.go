@@ -41,6 +41,15 @@ type Options struct {
 	// trading a little latency for idle CPU. Default false (ORT spins).
 	DisableSpinning bool
 
+	// StopSpinningAfterRun stops the intra-op threads' spinning as soon as
+	// the last concurrent Run returns (ONNX Runtime's
+	// session.force_spinning_stop); the next Run restarts it. Threads
+	// still spin between the operators of a run, but not between runs, so
+	// a server that does other work between runs (HTTP, framing) gets the
+	// cores back at once instead of after ONNX Runtime's spin budget.
+	// Default false.
+	StopSpinningAfterRun bool
+
 	// DisableArena turns off ONNX Runtime's CPU memory arena: every
 	// tensor ORT allocates inside a run is malloc'd and freed, so the
 	// working memory of a large run (a long prefill) goes back to the
@@ -114,6 +123,9 @@ func (o Options) SessionOptions() (*ortgo.SessionOptions, error) {
 	}
 	if o.DisableSpinning {
 		set = append(set, func() error { return so.AddSessionConfigEntry("session.intra_op.allow_spinning", "0") })
+	}
+	if o.StopSpinningAfterRun {
+		set = append(set, func() error { return so.AddSessionConfigEntry("session.force_spinning_stop", "1") })
 	}
 	if o.DisableArena {
 		set = append(set, func() error { return so.SetCpuMemArena(false) })

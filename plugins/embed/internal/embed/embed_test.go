@@ -30,6 +30,12 @@ func TestSettings(t *testing.T) {
 	if !filepath.IsAbs(s.Model) || s.ModelName != "x" || s.MaxBatch != 4 || !s.Matryoshka || s.Session.IntraOpThreads != 2 || s.ORTLibrary != "/opt/ort/libonnxruntime.so" {
 		t.Errorf("settings %+v", s)
 	}
+	if !s.Session.StopSpinningAfterRun {
+		t.Error("force_spinning_stop is not on by default")
+	}
+	if s, err := parseSettings(map[string]any{"model": "x", "force_spinning_stop": false}, env); err != nil || s.Session.StopSpinningAfterRun {
+		t.Errorf("force_spinning_stop = false: %v, %+v", err, s)
+	}
 	for _, tc := range []struct {
 		raw   map[string]any
 		param string
@@ -39,6 +45,7 @@ func TestSettings(t *testing.T) {
 		{map[string]any{"model": "x", "matryoshka": "yes"}, "matryoshka"},
 		{map[string]any{"model": "x", "graph_optimization": "max"}, "graph_optimization"},
 		{map[string]any{"model": "x", "variant": "q4"}, "variant"},
+		{map[string]any{"model": "x", "force_spinning_stop": "1"}, "force_spinning_stop"},
 	} {
 		_, err := parseSettings(tc.raw, env)
 		var me *mux.Error

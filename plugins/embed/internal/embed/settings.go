@@ -29,6 +29,8 @@ var settingSpecs = append(ort.ModelSettingSpecs("Model directory: a sentence-tra
 		Description: "Sequences per ONNX Runtime run, packed from the inputs of every request in flight (dynamic batching). Default 32."},
 	sdk.SettingSpec{Name: "batch_wait_ms", Type: "number",
 		Description: "When ONNX Runtime is idle and fewer than max_batch sequences are queued, how long (milliseconds) the next run waits for requests the plugin has received and is still tokenising. 0: never wait. Default 2."},
+	sdk.SettingSpec{Name: "force_spinning_stop", Type: "bool",
+		Description: "ONNX Runtime's intra-op threads stop spinning as soon as a run ends (session.force_spinning_stop), leaving the cores to the request handling between runs; false: they spin on after a run for ONNX Runtime's spin budget (allow_spinning). Default true."},
 	sdk.SettingSpec{Name: "max_image_bytes", Type: "string", Description: `CLIP models: largest image file, e.g. "20MiB" (the default).`},
 	sdk.SettingSpec{Name: "max_image_pixels", Type: "number", Description: "CLIP models: largest width × height of an image. Default 36000000."},
 	sdk.SettingSpec{Name: "max_images", Type: "number", Description: "CLIP models: most images in one request. Default 16."},
@@ -48,6 +50,7 @@ type settings struct {
 // unknown setting is an INVALID_REQUEST naming it.
 func parseSettings(raw map[string]any, getenv func(string) string) (*settings, error) {
 	s := &settings{MaxBatch: DefaultMaxBatch, BatchWait: DefaultBatchWait, Limits: imagefile.DefaultLimits, MaxImages: DefaultMaxImages}
+	s.Session.StopSpinningAfterRun = true
 	for name, v := range raw {
 		handled, err := s.Set(name, v)
 		if !handled {
@@ -63,6 +66,8 @@ func parseSettings(raw map[string]any, getenv func(string) string) (*settings, e
 					err = fmt.Errorf("%d ms is more than the 1000 a wait window may be", ms)
 				}
 				s.BatchWait = time.Duration(ms) * time.Millisecond
+			case "force_spinning_stop":
+				s.Session.StopSpinningAfterRun, err = sdk.SettingBool(v)
 			case "max_image_bytes":
 				s.Limits.MaxBytes, err = sdk.SettingSize(v)
 				if err == nil && s.Limits.MaxBytes <= 0 {

@@ -43,8 +43,9 @@ func main() {
 	threads := flag.Int("threads", 0, "intra-op threads (0: one per core)")
 	spin := flag.Bool("spin", true, "let idle intra-op threads spin (the plugin's allow_spinning)")
 	batch := flag.Int("batch", 32, "sequences per run (the plugin's max_batch)")
+	stopSpin := flag.Bool("stop-spin", true, "intra-op threads stop spinning when a run ends (the plugin's force_spinning_stop)")
 	flag.Parse()
-	if err := run(*dir, ort.Options{IntraOpThreads: *threads, DisableSpinning: !*spin}, max(*batch, 1)); err != nil {
+	if err := run(*dir, ort.Options{IntraOpThreads: *threads, DisableSpinning: !*spin, StopSpinningAfterRun: *stopSpin}, max(*batch, 1)); err != nil {
 		fmt.Fprintln(os.Stderr, "rawembed:", err)
 		os.Exit(1)
 	}
@@ -101,8 +102,8 @@ func run(dir string, opts ort.Options, batch int) error {
 	defer m.sess.Destroy()
 
 	out := json.NewEncoder(os.Stdout)
-	desc := fmt.Sprintf("%s; session: %d intra-op threads, graph optimization %s, spinning %v; runs of %d",
-		info, opts.IntraOpThreads, opts.GraphOptimization, !opts.DisableSpinning, batch)
+	desc := fmt.Sprintf("%s; session: %d intra-op threads, graph optimization %s, spinning %v, spinning stopped after a run %v; runs of %d",
+		info, opts.IntraOpThreads, opts.GraphOptimization, !opts.DisableSpinning, opts.StopSpinningAfterRun, batch)
 	if err := out.Encode(map[string]any{"runtime": desc}); err != nil {
 		return err
 	}
