@@ -22,7 +22,11 @@
 // requests, "concurrent"), and as -conc one-input requests one after
 // another ("sequential", the baseline).
 //
-//	go run ./bench/embed [-inputs 1,8,32,128] [-tokens 16,128,512] [-rounds 3] [-ms 300] [-threads 0]
+// -file onnx/model_quantized.onnx benches the encoder's dynamic int8 graph
+// (dsmil-mkmodel -dtype q8; written into -models when absent) in both, the
+// plugin through its model_file setting.
+//
+//	go run ./bench/embed [-inputs 1,8,32,128] [-tokens 16,128,512] [-rounds 3] [-ms 300] [-threads 0] [-file onnx/model.onnx]
 package main
 
 import (
@@ -54,7 +58,7 @@ const (
 )
 
 type options struct {
-	dir                       string
+	dir, file                 string
 	inputs, tokens            []int
 	rounds, ms, threads, conc int
 	batch, waitMS             int
@@ -64,6 +68,7 @@ type options struct {
 func main() {
 	cache, _ := os.UserCacheDir()
 	dir := flag.String("models", filepath.Join(cache, "dsmil", "models", "minilm-l6-512"), "model directory (generated when absent)")
+	file := flag.String("file", "onnx/model.onnx", "the encoder graph in the model directory: onnx/model.onnx (fp32) or onnx/model_quantized.onnx (dynamic int8)")
 	inputs := flag.String("inputs", "1,8,32,128", "inputs per request")
 	tokens := flag.String("tokens", "16,128,512", "tokens per input, [CLS] and [SEP] included")
 	rounds := flag.Int("rounds", 3, "interleaved rounds per shape")
@@ -76,7 +81,7 @@ func main() {
 	conc := flag.Int("conc", 32, "inputs of the batched against one-at-a-time comparison")
 	flag.Parse()
 	server.TuneGC()
-	o := options{dir: *dir, rounds: max(*rounds, 1), ms: *ms, threads: *threads, spin: *spin, stopSpin: *stopSpin, batch: *batch, waitMS: *wait, conc: *conc}
+	o := options{dir: *dir, file: *file, rounds: max(*rounds, 1), ms: *ms, threads: *threads, spin: *spin, stopSpin: *stopSpin, batch: *batch, waitMS: *wait, conc: *conc}
 	var err error
 	if o.inputs, err = ints(*inputs); err == nil {
 		o.tokens, err = ints(*tokens)
@@ -111,8 +116,9 @@ func run(o options) error {
 		return err
 	}
 	spec.MaxSeqLength = spec.MaxPositions // 512
-	if _, err := os.Stat(filepath.Join(o.dir, "onnx", "model.onnx")); err != nil {
-		fmt.Printf("generating %s (max_seq_length %d) into %s ...\n", spec.Name, spec.MaxSeqLength, o.dir)
+	spec.Quantized = o.file == mkmodel.QuantizedEncoderFile
+	if _, err := os.Stat(filepath.Join(o.dir, filepath.FromSlash(o.file))); err != nil {
+		fmt.Printf("generating %s (max_seq_length %d, %s) into %s ...\n", spec.Name, spec.MaxSeqLength, o.file, o.dir)
 		if _, err := mkmodel.WriteEncoder(o.dir, spec); err != nil {
 			return err
 		}
@@ -147,7 +153,7 @@ func run(o options) error {
 	}
 	defer raw.close()
 	c := &client{base: "http://" + addr, http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}}}
-	fmt.Printf("embed benchmark: %s, %d CPUs; %s shape (random weights, max_seq_length 512) in %s\n", runtime.Version(), runtime.NumCPU(), spec.Name, o.dir)
+	fmt.Printf("embed benchmark: %s, %d CPUs; %s shape (random weights, max_seq_length 512) in %s, %s\n", runtime.Version(), runtime.NumCPU(), spec.Name, o.dir, o.file)
 	fmt.Printf("%s\nplugin: max_batch %d, batch_wait_ms %d; %d interleaved rounds, samples of ≥ %d ms\n\n", raw.runtime, o.batch, o.waitMS, o.rounds, o.ms)
 	fmt.Printf("%-8s %-8s %14s %14s %12s\n", "inputs", "tokens", "raw emb/s", "stack emb/s", "stack/raw")
 	type row struct {
@@ -340,7 +346,7 @@ type rawProc struct {
 }
 
 func startRaw(bin string, o options) (*rawProc, error) {
-	cmd := exec.Command(bin, "-model", o.dir, "-threads", fmt.Sprint(o.threads), "-spin="+fmt.Sprint(o.spin), "-stop-spin="+fmt.Sprint(o.stopSpin), "-batch", fmt.Sprint(o.batch))
+	cmd := exec.Command(bin, "-model", o.dir, "-file", o.file, "-threads", fmt.Sprint(o.threads), "-spin="+fmt.Sprint(o.spin), "-stop-spin="+fmt.Sprint(o.stopSpin), "-batch", fmt.Sprint(o.batch))
 	cmd.Stderr = os.Stderr
 	in, err := cmd.StdinPipe()
 	if err != nil {
@@ -412,6 +418,7 @@ plugin "embed" {
   profiles       = ["bench-embed"]
   model          = %[2]q
   model_name     = %[3]q
+  model_file     = %[9]q
   threads        = %[4]d
   allow_spinning = %[5]v
   max_batch      = %[6]d
@@ -420,7 +427,7 @@ plugin "embed" {
   pass_env       = ["DSMIL_ORT_LIB"]
 }
 model %[3]q { profile = "bench-embed" }
-`, bin, o.dir, modelID, o.threads, o.spin, o.batch, o.waitMS, o.stopSpin)
+`, bin, o.dir, modelID, o.threads, o.spin, o.batch, o.waitMS, o.stopSpin, o.file)
 	// The 10-minute timeouts: 128 inputs of 512 tokens take tens of
 	// seconds on a busy 2-core machine, and passed the router's 60 s default
 	// there once.

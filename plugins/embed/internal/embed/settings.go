@@ -2,6 +2,7 @@ package embed
 
 import (
 	"fmt"
+	"path/filepath"
 	"time"
 
 	"github.com/dsmil/l7/plugins/internal/imagefile"
@@ -23,6 +24,8 @@ const DefaultBatchWait = 2 * time.Millisecond
 
 // settingSpecs are the settings of embed's plugin block.
 var settingSpecs = append(ort.ModelSettingSpecs("Model directory: a sentence-transformers text encoder (onnx/model.onnx, modules.json, 1_Pooling/config.json, tokenizer.json) or a CLIP dual encoder (config.json model_type clip, preprocessor_config.json, text_model.onnx and vision_model.onnx or model.onnx)."),
+	sdk.SettingSpec{Name: "model_file", Type: "string",
+		Description: `Text encoders: the ONNX graph to run, a path inside the model directory. Default "onnx/model.onnx" (fp32); "onnx/model_quantized.onnx" is the dynamically quantized int8 graph sentence-transformers repositories ship (transformers.js's dtype "q8").`},
 	sdk.SettingSpec{Name: "matryoshka", Type: "bool",
 		Description: "The model was trained for truncated vectors (Matryoshka): requests may ask for fewer dimensions, which are cut and re-normalised. Default false: dimensions other than the model's are a 400."},
 	sdk.SettingSpec{Name: "max_batch", Type: "number",
@@ -39,6 +42,7 @@ var settingSpecs = append(ort.ModelSettingSpecs("Model directory: a sentence-tra
 // settings are the decoded plugin settings.
 type settings struct {
 	ort.ModelSettings
+	ModelFile  string // "" = encoder.DefaultFile
 	Matryoshka bool
 	MaxBatch   int
 	BatchWait  time.Duration
@@ -55,6 +59,11 @@ func parseSettings(raw map[string]any, getenv func(string) string) (*settings, e
 		handled, err := s.Set(name, v)
 		if !handled {
 			switch name {
+			case "model_file":
+				s.ModelFile, err = sdk.SettingString(v)
+				if err == nil && (s.ModelFile == "" || !filepath.IsLocal(filepath.FromSlash(s.ModelFile))) {
+					err = fmt.Errorf("%q is not a path inside the model directory", s.ModelFile)
+				}
 			case "matryoshka":
 				s.Matryoshka, err = sdk.SettingBool(v)
 			case "max_batch":
