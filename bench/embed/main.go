@@ -171,7 +171,8 @@ func run(o options) error {
 			if _, err := raw.run(1); err != nil {
 				return err
 			}
-			if _, err := c.timed(o.ms/10, func() (int, error) { return c.embed(texts, n*l) }); err != nil {
+			req := c.request(texts, n*l)
+			if _, err := c.timed(o.ms/10, req.post); err != nil {
 				return err
 			}
 			var rs, ss, ratios []float64
@@ -180,7 +181,7 @@ func run(o options) error {
 				measure := []func() error{
 					func() (err error) { rawRate, err = raw.run(o.ms); return err },
 					func() (err error) {
-						stackRate, err = c.timed(o.ms, func() (int, error) { return c.embed(texts, n*l) })
+						stackRate, err = c.timed(o.ms, req.post)
 						return err
 					},
 				}
@@ -204,27 +205,31 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
+	ones := make([]*request, len(texts))
+	for i, t := range texts {
+		ones[i] = c.request([]string{t}, l)
+	}
 	paths := []struct {
 		name string
 		f    func() (int, error)
 	}{
 		{"sequential", func() (int, error) {
-			for _, t := range texts {
-				if _, err := c.embed([]string{t}, l); err != nil {
+			for _, r := range ones {
+				if _, err := r.post(); err != nil {
 					return 0, err
 				}
 			}
 			return len(texts), nil
 		}},
-		{"one request", func() (int, error) { return c.embed(texts, len(texts)*l) }},
+		{"one request", c.request(texts, len(texts)*l).post},
 		{"concurrent", func() (int, error) {
 			var wg sync.WaitGroup
 			errs := make([]error, len(texts))
-			for i, t := range texts {
+			for i, r := range ones {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					_, errs[i] = c.embed([]string{t}, l)
+					_, errs[i] = r.post()
 				}()
 			}
 			wg.Wait()
@@ -296,11 +301,27 @@ func (c *client) timed(ms int, f func() (int, error)) (float64, error) {
 	return float64(count) / time.Since(start).Seconds(), nil
 }
 
-// embed posts one /v1/embeddings request with texts (base64) and checks
-// the answer: one vector per text, 384 floats each, wantTokens tokens.
-func (c *client) embed(texts []string, wantTokens int) (int, error) {
+// request is one /v1/embeddings request, its body encoded once (the
+// client's JSON encoding is not the plane's work).
+type request struct {
+	c          *client
+	body       []byte
+	texts      int
+	wantTokens int
+}
+
+// request prepares a request for texts (base64) whose answer must have
+// wantTokens tokens.
+func (c *client) request(texts []string, wantTokens int) *request {
 	body, _ := json.Marshal(map[string]any{"model": modelID, "input": texts, "encoding_format": "base64"})
-	req, _ := http.NewRequest(http.MethodPost, c.base+"/v1/embeddings", bytes.NewReader(body))
+	return &request{c: c, body: body, texts: len(texts), wantTokens: wantTokens}
+}
+
+// post posts r and checks the answer: one vector per text, 384 floats
+// each, the tokens wanted.
+func (r *request) post() (int, error) {
+	c, wantTokens := r.c, r.wantTokens
+	req, _ := http.NewRequest(http.MethodPost, c.base+"/v1/embeddings", bytes.NewReader(r.body))
 	req.Header.Set("Authorization", "Bearer "+apiKey)
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := c.http.Do(req)
@@ -326,15 +347,15 @@ func (c *client) embed(texts []string, wantTokens int) (int, error) {
 	if err := json.Unmarshal(b, &a); err != nil {
 		return 0, err
 	}
-	if len(a.Data) != len(texts) || a.Usage.PromptTokens != wantTokens {
-		return 0, fmt.Errorf("%d vectors and %d tokens for %d texts of %d tokens in all", len(a.Data), a.Usage.PromptTokens, len(texts), wantTokens)
+	if len(a.Data) != r.texts || a.Usage.PromptTokens != wantTokens {
+		return 0, fmt.Errorf("%d vectors and %d tokens for %d texts of %d tokens in all", len(a.Data), a.Usage.PromptTokens, r.texts, wantTokens)
 	}
 	for _, d := range a.Data {
 		if len(d.Embedding) != (384*4+2)/3*4 {
 			return 0, fmt.Errorf("a base64 vector of %d characters, not 384 floats", len(d.Embedding))
 		}
 	}
-	return len(texts), nil
+	return r.texts, nil
 }
 
 // rawProc is a running rawembed.
