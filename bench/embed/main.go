@@ -75,7 +75,7 @@ func main() {
 	ms := flag.Int("ms", 300, "each sample runs for at least this many milliseconds")
 	threads := flag.Int("threads", 0, "ONNX Runtime intra-op threads (0: one per core)")
 	spin := flag.Bool("spin", true, "let idle ONNX Runtime threads spin (the plugin's allow_spinning)")
-	stopSpin := flag.Bool("stop-spin", true, "ONNX Runtime's threads stop spinning when a run ends (the plugin's force_spinning_stop)")
+	stopSpin := flag.Bool("stop-spin", false, "ONNX Runtime's threads stop spinning when a run ends (the plugin's force_spinning_stop)")
 	batch := flag.Int("batch", 32, "sequences per ONNX Runtime run (the plugin's max_batch)")
 	wait := flag.Int("wait", 2, "the plugin's batch_wait_ms")
 	conc := flag.Int("conc", 32, "inputs of the batched against one-at-a-time comparison")

@@ -44,10 +44,10 @@ type Options struct {
 	// StopSpinningAfterRun stops the intra-op threads' spinning as soon as
 	// the last concurrent Run returns (ONNX Runtime's
 	// session.force_spinning_stop); the next Run restarts it. Threads
-	// still spin between the operators of a run, but not between runs, so
-	// a server that does other work between runs (HTTP, framing) gets the
-	// cores back at once instead of after ONNX Runtime's spin budget.
-	// Default false.
+	// still spin between the operators of a run, but not between runs:
+	// the cores are idle between requests instead of spinning for ONNX
+	// Runtime's spin budget, and the next run wakes the threads. Default
+	// false.
 	StopSpinningAfterRun bool
 
 	// DisableArena turns off ONNX Runtime's CPU memory arena: every

@@ -158,10 +158,15 @@ func (b *batcher) runDirect(ctx context.Context, seqs []encoder.Sequence) ([][]f
 	vecs, err := b.run(rctx, seqs)
 	stop()
 	cancel()
+	// Wake the runner only for requests that queued meanwhile: waking it
+	// for nothing costs a thread switch on the reply's path.
 	b.mu.Lock()
 	b.running = false
+	queued := len(b.queue) > 0
 	b.mu.Unlock()
-	b.signal()
+	if queued {
+		b.signal()
+	}
 	switch {
 	case ctx.Err() != nil:
 		return nil, ctx.Err()

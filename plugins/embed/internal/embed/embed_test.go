@@ -31,11 +31,11 @@ func TestSettings(t *testing.T) {
 	if !filepath.IsAbs(s.Model) || s.ModelName != "x" || s.MaxBatch != 4 || !s.Matryoshka || s.Session.IntraOpThreads != 2 || s.ORTLibrary != "/opt/ort/libonnxruntime.so" {
 		t.Errorf("settings %+v", s)
 	}
-	if !s.Session.StopSpinningAfterRun {
-		t.Error("force_spinning_stop is not on by default")
+	if s.Session.StopSpinningAfterRun {
+		t.Error("force_spinning_stop is on by default")
 	}
-	if s, err := parseSettings(map[string]any{"model": "x", "force_spinning_stop": false}, env); err != nil || s.Session.StopSpinningAfterRun {
-		t.Errorf("force_spinning_stop = false: %v, %+v", err, s)
+	if s, err := parseSettings(map[string]any{"model": "x", "force_spinning_stop": true}, env); err != nil || !s.Session.StopSpinningAfterRun {
+		t.Errorf("force_spinning_stop = true: %v, %+v", err, s)
 	}
 	for _, tc := range []struct {
 		raw   map[string]any

@@ -33,7 +33,7 @@ var settingSpecs = append(ort.ModelSettingSpecs("Model directory: a sentence-tra
 	sdk.SettingSpec{Name: "batch_wait_ms", Type: "number",
 		Description: "When ONNX Runtime is idle and fewer than max_batch sequences are queued, how long (milliseconds) the next run waits for requests the plugin has received and is still tokenising. 0: never wait. Default 2."},
 	sdk.SettingSpec{Name: "force_spinning_stop", Type: "bool",
-		Description: "ONNX Runtime's intra-op threads stop spinning as soon as a run ends (session.force_spinning_stop), leaving the cores to the request handling between runs; false: they spin on after a run for ONNX Runtime's spin budget (allow_spinning). Default true."},
+		Description: "ONNX Runtime's intra-op threads stop spinning as soon as a run ends (session.force_spinning_stop) instead of spinning on for ONNX Runtime's spin budget: idle CPU between requests, at the cost of waking the threads at the next run. Default false (ONNX Runtime's default)."},
 	sdk.SettingSpec{Name: "max_image_bytes", Type: "string", Description: `CLIP models: largest image file, e.g. "20MiB" (the default).`},
 	sdk.SettingSpec{Name: "max_image_pixels", Type: "number", Description: "CLIP models: largest width × height of an image. Default 36000000."},
 	sdk.SettingSpec{Name: "max_images", Type: "number", Description: "CLIP models: most images in one request. Default 16."},
@@ -54,7 +54,6 @@ type settings struct {
 // unknown setting is an INVALID_REQUEST naming it.
 func parseSettings(raw map[string]any, getenv func(string) string) (*settings, error) {
 	s := &settings{MaxBatch: DefaultMaxBatch, BatchWait: DefaultBatchWait, Limits: imagefile.DefaultLimits, MaxImages: DefaultMaxImages}
-	s.Session.StopSpinningAfterRun = true
 	for name, v := range raw {
 		handled, err := s.Set(name, v)
 		if !handled {

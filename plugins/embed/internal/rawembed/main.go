@@ -44,7 +44,7 @@ func main() {
 	threads := flag.Int("threads", 0, "intra-op threads (0: one per core)")
 	spin := flag.Bool("spin", true, "let idle intra-op threads spin (the plugin's allow_spinning)")
 	batch := flag.Int("batch", 32, "sequences per run (the plugin's max_batch)")
-	stopSpin := flag.Bool("stop-spin", true, "intra-op threads stop spinning when a run ends (the plugin's force_spinning_stop)")
+	stopSpin := flag.Bool("stop-spin", false, "intra-op threads stop spinning when a run ends (the plugin's force_spinning_stop)")
 	flag.Parse()
 	if err := run(*dir, *file, ort.Options{IntraOpThreads: *threads, DisableSpinning: !*spin, StopSpinningAfterRun: *stopSpin}, max(*batch, 1)); err != nil {
 		fmt.Fprintln(os.Stderr, "rawembed:", err)
