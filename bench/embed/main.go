@@ -22,7 +22,11 @@
 // requests, "concurrent"), and as -conc one-input requests one after
 // another ("sequential", the baseline).
 //
-//	go run ./bench/embed [-inputs 1,8,32,128] [-tokens 16,128,512] [-rounds 3] [-ms 300] [-threads 0]
+// -file onnx/model_quantized.onnx benches the encoder's dynamic int8 graph
+// (dsmil-mkmodel -dtype q8; written into -models when absent) in both, the
+// plugin through its model_file setting.
+//
+//	go run ./bench/embed [-inputs 1,8,32,128] [-tokens 16,128,512] [-rounds 3] [-ms 300] [-threads 0] [-file onnx/model.onnx]
 package main
 
 import (
@@ -54,28 +58,30 @@ const (
 )
 
 type options struct {
-	dir                       string
+	dir, file                 string
 	inputs, tokens            []int
 	rounds, ms, threads, conc int
 	batch, waitMS             int
-	spin                      bool
+	spin, stopSpin            bool
 }
 
 func main() {
 	cache, _ := os.UserCacheDir()
 	dir := flag.String("models", filepath.Join(cache, "dsmil", "models", "minilm-l6-512"), "model directory (generated when absent)")
+	file := flag.String("file", "onnx/model.onnx", "the encoder graph in the model directory: onnx/model.onnx (fp32) or onnx/model_quantized.onnx (dynamic int8)")
 	inputs := flag.String("inputs", "1,8,32,128", "inputs per request")
 	tokens := flag.String("tokens", "16,128,512", "tokens per input, [CLS] and [SEP] included")
 	rounds := flag.Int("rounds", 3, "interleaved rounds per shape")
 	ms := flag.Int("ms", 300, "each sample runs for at least this many milliseconds")
 	threads := flag.Int("threads", 0, "ONNX Runtime intra-op threads (0: one per core)")
 	spin := flag.Bool("spin", true, "let idle ONNX Runtime threads spin (the plugin's allow_spinning)")
+	stopSpin := flag.Bool("stop-spin", false, "ONNX Runtime's threads stop spinning when a run ends (the plugin's force_spinning_stop)")
 	batch := flag.Int("batch", 32, "sequences per ONNX Runtime run (the plugin's max_batch)")
 	wait := flag.Int("wait", 2, "the plugin's batch_wait_ms")
 	conc := flag.Int("conc", 32, "inputs of the batched against one-at-a-time comparison")
 	flag.Parse()
 	server.TuneGC()
-	o := options{dir: *dir, rounds: max(*rounds, 1), ms: *ms, threads: *threads, spin: *spin, batch: *batch, waitMS: *wait, conc: *conc}
+	o := options{dir: *dir, file: *file, rounds: max(*rounds, 1), ms: *ms, threads: *threads, spin: *spin, stopSpin: *stopSpin, batch: *batch, waitMS: *wait, conc: *conc}
 	var err error
 	if o.inputs, err = ints(*inputs); err == nil {
 		o.tokens, err = ints(*tokens)
@@ -110,8 +116,9 @@ func run(o options) error {
 		return err
 	}
 	spec.MaxSeqLength = spec.MaxPositions // 512
-	if _, err := os.Stat(filepath.Join(o.dir, "onnx", "model.onnx")); err != nil {
-		fmt.Printf("generating %s (max_seq_length %d) into %s ...\n", spec.Name, spec.MaxSeqLength, o.dir)
+	spec.Quantized = o.file == mkmodel.QuantizedEncoderFile
+	if _, err := os.Stat(filepath.Join(o.dir, filepath.FromSlash(o.file))); err != nil {
+		fmt.Printf("generating %s (max_seq_length %d, %s) into %s ...\n", spec.Name, spec.MaxSeqLength, o.file, o.dir)
 		if _, err := mkmodel.WriteEncoder(o.dir, spec); err != nil {
 			return err
 		}
@@ -146,7 +153,7 @@ func run(o options) error {
 	}
 	defer raw.close()
 	c := &client{base: "http://" + addr, http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}}}
-	fmt.Printf("embed benchmark: %s, %d CPUs; %s shape (random weights, max_seq_length 512) in %s\n", runtime.Version(), runtime.NumCPU(), spec.Name, o.dir)
+	fmt.Printf("embed benchmark: %s, %d CPUs; %s shape (random weights, max_seq_length 512) in %s, %s\n", runtime.Version(), runtime.NumCPU(), spec.Name, o.dir, o.file)
 	fmt.Printf("%s\nplugin: max_batch %d, batch_wait_ms %d; %d interleaved rounds, samples of ≥ %d ms\n\n", raw.runtime, o.batch, o.waitMS, o.rounds, o.ms)
 	fmt.Printf("%-8s %-8s %14s %14s %12s\n", "inputs", "tokens", "raw emb/s", "stack emb/s", "stack/raw")
 	type row struct {
@@ -164,7 +171,8 @@ func run(o options) error {
 			if _, err := raw.run(1); err != nil {
 				return err
 			}
-			if _, err := c.timed(o.ms/10, func() (int, error) { return c.embed(texts, n*l) }); err != nil {
+			req := c.request(texts, n*l)
+			if _, err := c.timed(o.ms/10, req.post); err != nil {
 				return err
 			}
 			var rs, ss, ratios []float64
@@ -173,7 +181,7 @@ func run(o options) error {
 				measure := []func() error{
 					func() (err error) { rawRate, err = raw.run(o.ms); return err },
 					func() (err error) {
-						stackRate, err = c.timed(o.ms, func() (int, error) { return c.embed(texts, n*l) })
+						stackRate, err = c.timed(o.ms, req.post)
 						return err
 					},
 				}
@@ -197,27 +205,31 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
+	ones := make([]*request, len(texts))
+	for i, t := range texts {
+		ones[i] = c.request([]string{t}, l)
+	}
 	paths := []struct {
 		name string
 		f    func() (int, error)
 	}{
 		{"sequential", func() (int, error) {
-			for _, t := range texts {
-				if _, err := c.embed([]string{t}, l); err != nil {
+			for _, r := range ones {
+				if _, err := r.post(); err != nil {
 					return 0, err
 				}
 			}
 			return len(texts), nil
 		}},
-		{"one request", func() (int, error) { return c.embed(texts, len(texts)*l) }},
+		{"one request", c.request(texts, len(texts)*l).post},
 		{"concurrent", func() (int, error) {
 			var wg sync.WaitGroup
 			errs := make([]error, len(texts))
-			for i, t := range texts {
+			for i, r := range ones {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					_, errs[i] = c.embed([]string{t}, l)
+					_, errs[i] = r.post()
 				}()
 			}
 			wg.Wait()
@@ -289,11 +301,27 @@ func (c *client) timed(ms int, f func() (int, error)) (float64, error) {
 	return float64(count) / time.Since(start).Seconds(), nil
 }
 
-// embed posts one /v1/embeddings request with texts (base64) and checks
-// the answer: one vector per text, 384 floats each, wantTokens tokens.
-func (c *client) embed(texts []string, wantTokens int) (int, error) {
+// request is one /v1/embeddings request, its body encoded once (the
+// client's JSON encoding is not the plane's work).
+type request struct {
+	c          *client
+	body       []byte
+	texts      int
+	wantTokens int
+}
+
+// request prepares a request for texts (base64) whose answer must have
+// wantTokens tokens.
+func (c *client) request(texts []string, wantTokens int) *request {
 	body, _ := json.Marshal(map[string]any{"model": modelID, "input": texts, "encoding_format": "base64"})
-	req, _ := http.NewRequest(http.MethodPost, c.base+"/v1/embeddings", bytes.NewReader(body))
+	return &request{c: c, body: body, texts: len(texts), wantTokens: wantTokens}
+}
+
+// post posts r and checks the answer: one vector per text, 384 floats
+// each, the tokens wanted.
+func (r *request) post() (int, error) {
+	c, wantTokens := r.c, r.wantTokens
+	req, _ := http.NewRequest(http.MethodPost, c.base+"/v1/embeddings", bytes.NewReader(r.body))
 	req.Header.Set("Authorization", "Bearer "+apiKey)
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := c.http.Do(req)
@@ -319,15 +347,15 @@ func (c *client) embed(texts []string, wantTokens int) (int, error) {
 	if err := json.Unmarshal(b, &a); err != nil {
 		return 0, err
 	}
-	if len(a.Data) != len(texts) || a.Usage.PromptTokens != wantTokens {
-		return 0, fmt.Errorf("%d vectors and %d tokens for %d texts of %d tokens in all", len(a.Data), a.Usage.PromptTokens, len(texts), wantTokens)
+	if len(a.Data) != r.texts || a.Usage.PromptTokens != wantTokens {
+		return 0, fmt.Errorf("%d vectors and %d tokens for %d texts of %d tokens in all", len(a.Data), a.Usage.PromptTokens, r.texts, wantTokens)
 	}
 	for _, d := range a.Data {
 		if len(d.Embedding) != (384*4+2)/3*4 {
 			return 0, fmt.Errorf("a base64 vector of %d characters, not 384 floats", len(d.Embedding))
 		}
 	}
-	return len(texts), nil
+	return r.texts, nil
 }
 
 // rawProc is a running rawembed.
@@ -339,7 +367,7 @@ type rawProc struct {
 }
 
 func startRaw(bin string, o options) (*rawProc, error) {
-	cmd := exec.Command(bin, "-model", o.dir, "-threads", fmt.Sprint(o.threads), "-spin="+fmt.Sprint(o.spin), "-batch", fmt.Sprint(o.batch))
+	cmd := exec.Command(bin, "-model", o.dir, "-file", o.file, "-threads", fmt.Sprint(o.threads), "-spin="+fmt.Sprint(o.spin), "-stop-spin="+fmt.Sprint(o.stopSpin), "-batch", fmt.Sprint(o.batch))
 	cmd.Stderr = os.Stderr
 	in, err := cmd.StdinPipe()
 	if err != nil {
@@ -411,14 +439,16 @@ plugin "embed" {
   profiles       = ["bench-embed"]
   model          = %[2]q
   model_name     = %[3]q
+  model_file     = %[9]q
   threads        = %[4]d
   allow_spinning = %[5]v
   max_batch      = %[6]d
   batch_wait_ms  = %[7]d
+  force_spinning_stop = %[8]v
   pass_env       = ["DSMIL_ORT_LIB"]
 }
 model %[3]q { profile = "bench-embed" }
-`, bin, o.dir, modelID, o.threads, o.spin, o.batch, o.waitMS)
+`, bin, o.dir, modelID, o.threads, o.spin, o.batch, o.waitMS, o.stopSpin, o.file)
 	// The 10-minute timeouts: 128 inputs of 512 tokens take tens of
 	// seconds on a busy 2-core machine, and passed the router's 60 s default
 	// there once.

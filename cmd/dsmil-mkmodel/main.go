@@ -15,6 +15,10 @@
 //
 //	dsmil-mkmodel -preset minilm-l6 -out run/models/dsmil-random-minilm-l6
 //
+// -dtype q8 adds onnx/model_quantized.onnx, the same weights dynamically
+// quantized to int8 as sentence-transformers repositories ship them (the
+// embed plugin's model_file setting runs it).
+//
 // The CLIP presets clip-vit-b32 and tiny-clip write a CLIP dual encoder
 // (onnx/text_model.onnx, onnx/vision_model.onnx, preprocessor_config.json)
 // for the embed plugin:
@@ -46,7 +50,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	var (
 		preset   = fs.String("preset", "tiny", "shape preset: "+strings.Join(mkmodel.PresetNames(), ", ")+"; encoders: minilm-l6, tiny-encoder; CLIP: clip-vit-b32, tiny-clip")
 		out      = fs.String("out", "", "output directory (required)")
-		dtype    = fs.String("dtype", "fp32", "linear weights: fp32, int8 or int4 (MatMulNBits)")
+		dtype    = fs.String("dtype", "fp32", "linear weights: fp32, int8 or int4 (MatMulNBits); encoders: fp32, or q8 to add onnx/model_quantized.onnx (dynamic int8)")
 		block    = fs.Int("block", 32, "MatMulNBits block size (16, 32, 64, 128, 256)")
 		accuracy = fs.Int("accuracy", 4, "MatMulNBits accuracy_level (0: fp32 compute; 4: int8 activations)")
 		seed     = fs.Uint64("seed", 0, "weight seed")
@@ -74,7 +78,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if mkmodel.IsEncoderPreset(*preset) {
-		return writeEncoder(*preset, *out, *seed, *layers, *maxPos, stdout, stderr)
+		return writeEncoder(*preset, *out, *dtype, *seed, *layers, *maxPos, stdout, stderr)
 	}
 	if mkmodel.IsCLIPPreset(*preset) {
 		return writeCLIP(*preset, *out, *seed, *layers, *combined, stdout, stderr)
@@ -130,12 +134,21 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// writeEncoder writes a sentence-transformers encoder preset (fp32; the
-// decoder flags other than -seed, -layers and -max-positions do not apply).
-func writeEncoder(preset, out string, seed uint64, layers, maxPos int, stdout, stderr io.Writer) int {
+// writeEncoder writes a sentence-transformers encoder preset: fp32, and
+// with -dtype q8 also onnx/model_quantized.onnx (dynamic int8); the decoder
+// flags other than -seed, -layers and -max-positions do not apply.
+func writeEncoder(preset, out, dtype string, seed uint64, layers, maxPos int, stdout, stderr io.Writer) int {
 	s, err := mkmodel.EncoderPreset(preset)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
+		return 2
+	}
+	switch dtype {
+	case "fp32":
+	case "q8":
+		s.Quantized = true
+	default:
+		fmt.Fprintf(stderr, "dsmil-mkmodel: -dtype %s: an encoder is written in fp32, or with -dtype q8 in fp32 and dynamic int8 (onnx/model_quantized.onnx)\n", dtype)
 		return 2
 	}
 	s.Seed = seed
@@ -154,6 +167,9 @@ func writeEncoder(preset, out string, seed uint64, layers, maxPos int, stdout, s
 	sp := r.Spec
 	fmt.Fprintf(stdout, "wrote %s (%s encoder, fp32, %d layers, hidden %d, heads %d, %s pooling, normalize %v, max_seq_length %d) in %s\n",
 		r.ONNX, sp.Name, sp.Layers, sp.Hidden, sp.Heads, sp.Pooling, sp.Normalize, sp.MaxSeqLength, time.Since(start).Round(time.Millisecond))
+	if r.QuantizedONNX != "" {
+		fmt.Fprintf(stdout, "wrote %s (dynamic int8: DynamicQuantizeLinear + MatMulInteger, int8 weights and embedding tables)\n", r.QuantizedONNX)
+	}
 	fmt.Fprintln(stdout, "random weights: the vectors mean nothing; for tests, demos and benchmarks only")
 	return 0
 }

@@ -297,3 +297,140 @@ func TestEmbedImageInput(t *testing.T) {
 		}
 	}
 }
+
+// The response as encoding/json writes it from structs: the oracle of
+// TestEmbeddingsJSON for appendEmbeddings, which writes it by hand.
+type refEmbeddingList struct {
+	Object string             `json:"object"`
+	Data   []refEmbeddingJSON `json:"data"`
+	Model  string             `json:"model"`
+	Usage  refEmbedUsage      `json:"usage"`
+	Meta   *metadata          `json:"dsmil_metadata,omitempty"`
+}
+
+type refEmbeddingJSON struct {
+	Object    string `json:"object"`
+	Index     uint32 `json:"index"`
+	Embedding any    `json:"embedding"`
+}
+
+type refEmbedUsage struct {
+	PromptTokens uint32 `json:"prompt_tokens"`
+	TotalTokens  uint32 `json:"total_tokens"`
+}
+
+func refEmbeddings(call *embedCall, resp *l7v1.L7EmbedResponse) []byte {
+	out := refEmbeddingList{
+		Object: "list",
+		Data:   make([]refEmbeddingJSON, len(resp.GetData())),
+		Model:  call.model.ID,
+		Usage:  refEmbedUsage{PromptTokens: resp.GetUsage().GetPromptTokens(), TotalTokens: resp.GetUsage().GetPromptTokens()},
+		Meta:   toMetadata(resp.GetDeviceId(), resp.GetLatencyMs(), resp.GetL7Profile(), call.model.Profile),
+	}
+	for i, d := range resp.GetData() {
+		var v any = d.GetValues()
+		if call.base64 {
+			raw := make([]byte, 4*len(d.GetValues()))
+			for k, x := range d.GetValues() {
+				binary.LittleEndian.PutUint32(raw[4*k:], math.Float32bits(x))
+			}
+			v = base64.StdEncoding.EncodeToString(raw)
+		}
+		out.Data[i] = refEmbeddingJSON{Object: "embedding", Index: d.GetIndex(), Embedding: v}
+	}
+	b, err := json.Marshal(out)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// TestEmbeddingsJSON: the hand-written response body is byte for byte
+// what encoding/json writes for the same response, floats of every
+// magnitude (exponent forms, -0, subnormals, float32 extremes) and
+// strings that need escaping included, in both encodings; a value JSON
+// cannot carry is an error.
+func TestEmbeddingsJSON(t *testing.T) {
+	specials := []float32{0, float32(math.Copysign(0, -1)), 1, -1, 0.1, 1e-6, 9.99e-7, -1e-7, 1e-30, 1e-45, 1e20, 1e21, -3.4e38,
+		math.MaxFloat32, math.SmallestNonzeroFloat32, 123456.79, 0.33333334, 5e-324 * 0, 1.5e-10, 2.5e25}
+	rng := uint64(1)
+	random := func() float32 {
+		rng = rng*6364136223846793005 + 1442695040888963407
+		bits := uint32(rng >> 32)
+		f := math.Float32frombits(bits)
+		if math.IsNaN(float64(f)) || math.IsInf(float64(f), 0) {
+			return 0.5
+		}
+		return f
+	}
+	var data []*l7v1.Embedding
+	for i := range 5 {
+		v := make([]float32, 0, 64)
+		if i == 0 {
+			v = append(v, specials...)
+		}
+		for len(v) < cap(v) {
+			if i%2 == 0 {
+				v = append(v, random())
+			} else {
+				v = append(v, (random()-0.5)/float32(1+i*1000))
+			}
+		}
+		data = append(data, &l7v1.Embedding{Index: uint32(i), Values: v})
+	}
+	for _, tc := range []struct {
+		model, profile, respProfile string
+		latency                     float32
+		data                        []*l7v1.Embedding
+	}{
+		{"all-minilm-l6-v2", "embed", "embed", 2.4567891, data},
+		{`odd "model" <&> ü\n`, "fallback<profile>", "", 0, data[:1]},
+		{"m", "p", "q", 1e-9, nil},
+		{"m", "p", "q", 3e25, data[3:]},
+	} {
+		resp := &l7v1.L7EmbedResponse{Data: tc.data, Usage: &l7v1.Usage{PromptTokens: 77}, DeviceId: 49, LatencyMs: tc.latency, L7Profile: tc.respProfile}
+		for _, b64 := range []bool{false, true} {
+			call := &embedCall{model: &config.Model{ID: tc.model, Profile: tc.profile}, base64: b64}
+			got, err := appendEmbeddings(nil, call, resp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := refEmbeddings(call, resp); !bytes.Equal(got, want) {
+				i := 0
+				for i < min(len(got), len(want)) && got[i] == want[i] {
+					i++
+				}
+				t.Errorf("model %q base64 %v: differs from encoding/json at byte %d:\n got …%s\nwant …%s", tc.model, b64, i, got[max(i-40, 0):min(i+40, len(got))], want[max(i-40, 0):min(i+40, len(want))])
+			}
+			if n := embeddingsSize(call, resp); len(got) > n && b64 {
+				t.Errorf("base64 body of %d bytes; embeddingsSize guessed %d", len(got), n)
+			}
+		}
+	}
+	bad := &l7v1.L7EmbedResponse{Data: []*l7v1.Embedding{{Values: []float32{1, float32(math.NaN())}}}}
+	if _, err := appendEmbeddings(nil, &embedCall{model: &config.Model{ID: "m"}}, bad); err == nil || !strings.Contains(err.Error(), "value 1 is NaN") {
+		t.Errorf("NaN: %v", err)
+	}
+}
+
+func BenchmarkEmbeddingsJSON(b *testing.B) {
+	v := make([]float32, 384)
+	for i := range v {
+		v[i] = float32(math.Sin(float64(i))) / 20
+	}
+	resp := &l7v1.L7EmbedResponse{Data: []*l7v1.Embedding{{Values: v}}, Usage: &l7v1.Usage{PromptTokens: 16}, DeviceId: 49, LatencyMs: 2.5, L7Profile: "embed"}
+	for _, b64 := range []bool{true, false} {
+		call := &embedCall{model: &config.Model{ID: "all-minilm-l6-v2", Profile: "embed"}, base64: b64}
+		name := map[bool]string{true: "base64", false: "float"}[b64]
+		b.Run(name+"/append", func(b *testing.B) {
+			for b.Loop() {
+				_, _ = appendEmbeddings(make([]byte, 0, embeddingsSize(call, resp)), call, resp)
+			}
+		})
+		b.Run(name+"/encoding-json", func(b *testing.B) {
+			for b.Loop() {
+				refEmbeddings(call, resp)
+			}
+		})
+	}
+}

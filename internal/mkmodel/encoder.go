@@ -56,6 +56,12 @@ type EncoderSpec struct {
 	Normalize bool
 	// Seed seeds the weights.
 	Seed uint64
+	// Quantized also writes QuantizedEncoderFile: the same weights
+	// dynamically quantized to int8 (the linears as DynamicQuantizeLinear +
+	// MatMulInteger, the embedding tables as int8 + DequantizeLinear), the
+	// layout of the onnx/model_quantized.onnx sentence-transformers
+	// repositories ship.
+	Quantized bool
 }
 
 var encoderPresets = map[string]EncoderSpec{
@@ -202,6 +208,8 @@ func wordPieceTokenizerJSON(vocab []string) map[string]any {
 type EncoderResult struct {
 	// Dir is the model directory; ONNX its onnx/model.onnx.
 	Dir, ONNX string
+	// QuantizedONNX is its onnx/model_quantized.onnx when Spec.Quantized.
+	QuantizedONNX string
 	// Spec is the spec with its defaults filled in.
 	Spec EncoderSpec
 	// Vocab is the tokenizer's vocabulary, by id.
@@ -267,8 +275,14 @@ func WriteEncoder(dir string, s EncoderSpec) (*EncoderResult, error) {
 		}
 	}
 	r := &EncoderResult{Dir: dir, ONNX: filepath.Join(dir, "onnx", "model.onnx"), Spec: s, Vocab: vocab}
-	if err := writeEncoderONNX(r.ONNX, &r.Spec); err != nil {
+	if err := writeEncoderONNX(r.ONNX, &r.Spec, false); err != nil {
 		return nil, fmt.Errorf("mkmodel: writing the ONNX encoder: %w", err)
+	}
+	if s.Quantized {
+		r.QuantizedONNX = filepath.Join(dir, filepath.FromSlash(QuantizedEncoderFile))
+		if err := writeEncoderONNX(r.QuantizedONNX, &r.Spec, true); err != nil {
+			return nil, fmt.Errorf("mkmodel: writing the quantized ONNX encoder: %w", err)
+		}
 	}
 	return r, nil
 }
@@ -303,10 +317,12 @@ func encLayer(l int, rest string) string { return "encoder.layer." + strconv.Ito
 // writeEncoderONNX writes the BERT graph with standard ONNX operators
 // (opset 17): embeddings (word + position + token type, LayerNorm),
 // attention with the mask as an additive bias, post-norm residuals, the
-// exact (erf) GELU.
-func writeEncoderONNX(path string, s *EncoderSpec) error {
+// exact (erf) GELU. quantized writes the linears and the embedding tables
+// in dynamic int8 (dynQuantLinear, quantGather); the attention products,
+// LayerNorms and GELU stay fp32, as quantize_dynamic leaves them.
+func writeEncoderONNX(path string, s *EncoderSpec, quantized bool) error {
 	g := &onnx.GraphProto{Name: proto.String("main_graph")}
-	b := &graphBuilder{g: g, sink: &initSink{}}
+	b := &graphBuilder{g: g, sink: &initSink{}, dq: map[string][3]string{}}
 	w := encoderWeights{s}
 	H, hd := s.Hidden, s.Hidden/s.Heads
 	g.Input = append(g.Input,
@@ -317,11 +333,25 @@ func writeEncoderONNX(path string, s *EncoderSpec) error {
 
 	fp := func(name string, dims []int64, v []float32) { b.initF32(name, dims, v) }
 	lin := func(x, name string, out, in int) string {
-		fp(name+".weight_t", []int64{int64(in), int64(out)}, transpose(w.linear(name, out, in), out, in))
+		wt := transpose(w.linear(name, out, in), out, in)
 		fp(name+".bias", []int64{int64(out)}, w.bias(name, out))
+		if quantized {
+			return b.add(b.dynQuantLinear(x, name, wt, in, out), name+".bias")
+		}
+		fp(name+".weight_t", []int64{int64(in), int64(out)}, wt)
 		y := b.tmp(name + "/mm")
 		b.node("MatMul", "", []string{x, name + ".weight_t"}, []string{y})
 		return b.add(y, name+".bias")
+	}
+	// table adds an embedding table and looks ids up in it.
+	table := func(name string, rows int, ids, out string) {
+		dims, v := []int64{int64(rows), int64(H)}, w.table(name, rows)
+		if quantized {
+			b.quantGather(name, dims, v, ids, out)
+			return
+		}
+		fp(name, dims, v)
+		b.node("Gather", "", []string{name, ids}, []string{out}, attrI("axis", 0))
 	}
 	ln := func(x, name string) string {
 		gamma, beta := w.layerNorm(name)
@@ -334,18 +364,15 @@ func writeEncoderONNX(path string, s *EncoderSpec) error {
 	}
 
 	// Embeddings.
-	fp("embeddings.word_embeddings.weight", []int64{int64(s.Vocab), int64(H)}, w.table("embeddings.word_embeddings.weight", s.Vocab))
-	fp("embeddings.position_embeddings.weight", []int64{int64(s.MaxPositions), int64(H)}, w.table("embeddings.position_embeddings.weight", s.MaxPositions))
-	fp("embeddings.token_type_embeddings.weight", []int64{int64(s.TypeVocab), int64(H)}, w.table("embeddings.token_type_embeddings.weight", s.TypeVocab))
 	b.initI64("const.zero", nil, 0)
 	b.initI64("const.one", nil, 1)
 	b.initI64("const.axes12", []int64{2}, 1, 2)
-	b.node("Gather", "", []string{"embeddings.word_embeddings.weight", InputIDs}, []string{"emb/word"}, attrI("axis", 0))
+	table("embeddings.word_embeddings.weight", s.Vocab, InputIDs, "emb/word")
 	b.node("Shape", "", []string{InputIDs}, []string{"ids/shape"})
 	b.node("Gather", "", []string{"ids/shape", "const.one"}, []string{"ids/seq"}, attrI("axis", 0))
 	b.node("Range", "", []string{"const.zero", "ids/seq", "const.one"}, []string{"emb/positions"})
-	b.node("Gather", "", []string{"embeddings.position_embeddings.weight", "emb/positions"}, []string{"emb/pos"}, attrI("axis", 0))
-	b.node("Gather", "", []string{"embeddings.token_type_embeddings.weight", TokenTypeIDs}, []string{"emb/type"}, attrI("axis", 0))
+	table("embeddings.position_embeddings.weight", s.MaxPositions, "emb/positions", "emb/pos")
+	table("embeddings.token_type_embeddings.weight", s.TypeVocab, TokenTypeIDs, "emb/type")
 	h := ln(b.add(b.add("emb/word", "emb/pos"), "emb/type"), "embeddings.LayerNorm")
 
 	// The mask as an additive bias [B, 1, 1, S]: 0 where attended, the
@@ -405,6 +432,10 @@ func writeEncoderONNX(path string, s *EncoderSpec) error {
 			{Key: proto.String("dsmil.random_weights"), Value: proto.String("true")},
 			{Key: proto.String("dsmil.preset"), Value: proto.String(s.Name)},
 		},
+	}
+	if quantized {
+		m.MetadataProps = append(m.MetadataProps, &onnx.StringStringEntryProto{Key: proto.String("dsmil.quantization"),
+			Value: proto.String("dynamic int8: DynamicQuantizeLinear + MatMulInteger, int8 weights per tensor (quantize_dynamic's QInt8)")})
 	}
 	data, err := proto.Marshal(m)
 	if err != nil {

@@ -60,6 +60,15 @@ type Options struct {
 	// trading a little latency for idle CPU. Default false (ORT spins).
 	DisableSpinning bool
 
+	// StopSpinningAfterRun stops the intra-op threads' spinning as soon as
+	// the last concurrent Run returns (ONNX Runtime's
+	// session.force_spinning_stop); the next Run restarts it. Threads
+	// still spin between the operators of a run, but not between runs:
+	// the cores are idle between requests instead of spinning for ONNX
+	// Runtime's spin budget, and the next run wakes the threads. Default
+	// false.
+	StopSpinningAfterRun bool
+
 	// DisableArena turns off ONNX Runtime's CPU memory arena: every
 	// tensor ORT allocates inside a run is malloc'd and freed, so the
 	// working memory of a large run (a long prefill) goes back to the
@@ -133,6 +142,9 @@ func (o Options) SessionOptions() (*ortgo.SessionOptions, error) {
 	}
 	if o.DisableSpinning {
 		set = append(set, func() error { return so.AddSessionConfigEntry("session.intra_op.allow_spinning", "0") })
+	}
+	if o.StopSpinningAfterRun {
+		set = append(set, func() error { return so.AddSessionConfigEntry("session.force_spinning_stop", "1") })
 	}
 	if o.DisableArena {
 		set = append(set, func() error { return so.SetCpuMemArena(false) })

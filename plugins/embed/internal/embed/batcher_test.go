@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -261,6 +262,79 @@ func TestBatcherWait(t *testing.T) {
 	}
 }
 
+// directKey marks a request's context; a run whose context carries it ran
+// on that request's goroutine (direct), not on the runner's.
+type directKey struct{}
+
+// TestBatcherDirect: a lone request (nothing queued or running, no other
+// request tokenising) runs on its own goroutine with its own context; a
+// request that arrives during that run queues and runs on the runner
+// after it; a request while another tokenises goes to the runner; Close
+// terminates a direct run and waits for it.
+func TestBatcherDirect(t *testing.T) {
+	var mu sync.Mutex
+	var direct []bool
+	f := &fakeRun{hold: make(chan struct{}), started: make(chan struct{}, 16)}
+	run := func(ctx context.Context, seqs []encoder.Sequence) ([][]float32, error) {
+		mu.Lock()
+		direct = append(direct, ctx.Value(directKey{}) != nil)
+		mu.Unlock()
+		return f.run(ctx, seqs)
+	}
+	b := newBatcher(run, 4, time.Hour)
+	ctx := func(id int) context.Context { return context.WithValue(context.Background(), directKey{}, id) }
+	done := make(chan error, 4)
+	b.begin()
+	go func() { _, err := b.embed(ctx(1), []encoder.Sequence{seq(1, 3), seq(2, 5)}); done <- err }()
+	<-f.started
+	b.begin()
+	go func() { _, err := b.embed(ctx(2), []encoder.Sequence{seq(3, 3)}); done <- err }()
+	queued(t, b, 1)
+	f.hold <- struct{}{}
+	<-f.started // the queued request, on the runner once the direct run ended
+	f.hold <- struct{}{}
+	for range 2 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Another request tokenising: the lone one queues and waits for it
+	// (the wait window), as before.
+	b.begin()
+	b.begin()
+	go func() { _, err := b.embed(ctx(3), []encoder.Sequence{seq(4, 3)}); done <- err }()
+	queued(t, b, 1)
+	b.end()
+	<-f.started
+	f.hold <- struct{}{}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	// Close during a direct run terminates it and waits for it. (The
+	// runner marks itself idle after handing out its vectors: wait for it.)
+	for {
+		b.mu.Lock()
+		idle := !b.running
+		b.mu.Unlock()
+		if idle {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	b.begin()
+	go func() { _, err := b.embed(ctx(4), []encoder.Sequence{seq(5, 3)}); done <- err }()
+	<-f.started
+	b.Close()
+	if err := <-done; !errors.Is(err, errClosed) {
+		t.Fatalf("a direct run at Close: %v, want errClosed", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []bool{true, false, false, true}; !slices.Equal(direct, want) {
+		t.Errorf("runs direct %v, want %v", direct, want)
+	}
+}
+
 func (f *fakeRun) runsNow() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -439,8 +513,9 @@ func TestDynamicBatchingCLIP(t *testing.T) {
 	maxImages := 0
 	run := b.run
 	b.mu.Lock()
+	var first atomic.Int64 // inputs in the held first run (+1, so 0 is "not started")
 	b.run = func(ctx context.Context, seqs []encoder.Sequence) ([][]float32, error) {
-		once.Do(func() { <-hold })
+		once.Do(func() { first.Store(int64(len(seqs)) + 1); <-hold })
 		n := 0
 		for _, s := range seqs {
 			if s.Image != nil {
@@ -467,7 +542,9 @@ func TestDynamicBatchingCLIP(t *testing.T) {
 		b.mu.Lock()
 		n := len(b.queue)
 		b.mu.Unlock()
-		if n >= total-4 || time.Now().After(deadline) {
+		// Every input not in the held run is queued (that run may be one
+		// request's, run directly, or the runner's up to 4).
+		if f := first.Load(); f > 0 && n >= total-int(f-1) || time.Now().After(deadline) {
 			break
 		}
 	}

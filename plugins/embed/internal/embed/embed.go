@@ -94,14 +94,20 @@ func (w *Workload) Configure(_ context.Context, cfg *sdk.Config) error {
 	}
 	st := &state{cfg: cfg, set: set}
 	if clip.IsCLIP(set.Model) {
+		if set.ModelFile != "" {
+			return sdk.InvalidParam("model_file", "%s is a CLIP dual encoder, which reads its own graph files (text_model.onnx and vision_model.onnx, or model.onnx); model_file chooses a text encoder's graph", set.Model)
+		}
 		m, err := clip.Load(set.Model, set.Session.WithDefaults())
 		if err != nil {
 			return sdk.InvalidParam("model", "%v", err)
 		}
 		st.clip, st.dims, st.batch = m, m.Config.ProjectionDim, newBatcher(clipRun(m), set.MaxBatch, set.BatchWait)
 	} else {
-		m, err := encoder.Load(set.Model, set.Session.WithDefaults())
+		m, err := encoder.Load(set.Model, set.ModelFile, set.Session.WithDefaults())
 		if err != nil {
+			if set.ModelFile != "" {
+				return sdk.InvalidParam("model_file", "%v", err)
+			}
 			return sdk.InvalidParam("model", "%v", err)
 		}
 		st.model, st.dims, st.batch = m, m.Config.Hidden, newBatcher(m.Embed, set.MaxBatch, set.BatchWait)

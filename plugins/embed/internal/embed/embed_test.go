@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/dsmil/l7/internal/mkmodel"
+	"github.com/dsmil/l7/plugins/embed/internal/encoder"
 	"github.com/dsmil/l7/plugins/internal/ort"
 	"github.com/dsmil/l7/sdk"
 	"github.com/dsmil/l7/sdk/dbe"
@@ -30,6 +31,12 @@ func TestSettings(t *testing.T) {
 	if !filepath.IsAbs(s.Model) || s.ModelName != "x" || s.MaxBatch != 4 || !s.Matryoshka || s.Session.IntraOpThreads != 2 || s.ORTLibrary != "/opt/ort/libonnxruntime.so" {
 		t.Errorf("settings %+v", s)
 	}
+	if s.Session.StopSpinningAfterRun {
+		t.Error("force_spinning_stop is on by default")
+	}
+	if s, err := parseSettings(map[string]any{"model": "x", "force_spinning_stop": true}, env); err != nil || !s.Session.StopSpinningAfterRun {
+		t.Errorf("force_spinning_stop = true: %v, %+v", err, s)
+	}
 	for _, tc := range []struct {
 		raw   map[string]any
 		param string
@@ -39,6 +46,9 @@ func TestSettings(t *testing.T) {
 		{map[string]any{"model": "x", "matryoshka": "yes"}, "matryoshka"},
 		{map[string]any{"model": "x", "graph_optimization": "max"}, "graph_optimization"},
 		{map[string]any{"model": "x", "variant": "q4"}, "variant"},
+		{map[string]any{"model": "x", "force_spinning_stop": "1"}, "force_spinning_stop"},
+		{map[string]any{"model": "x", "model_file": "../model.onnx"}, "model_file"},
+		{map[string]any{"model": "x", "model_file": ""}, "model_file"},
 	} {
 		_, err := parseSettings(tc.raw, env)
 		var me *mux.Error
@@ -110,6 +120,96 @@ func TestWorkload(t *testing.T) {
 	_, err = w.Embed(ctx, &sdk.EmbedRequest{Params: &l7v1.L7EmbedRequest{Inputs: append(in[:1:1], imageInput(pngImage(t, 8, 8)))}})
 	if me := new(mux.Error); !errors.As(err, &me) || me.Param != "input" || !strings.Contains(me.Message, "input 1 is an image; model enc is a text encoder") {
 		t.Errorf("an image to a text encoder: %v", err)
+	}
+}
+
+// TestModelFile: model_file chooses the graph a text encoder runs. On the
+// tiny encoder written with its quantized graph, the workload configured
+// with model_file "onnx/model_quantized.onnx" answers with that graph's
+// vectors (equal to encoder.Load of the file, within a cosine of 0.99 of
+// the fp32 ones but not equal to them), and without it with the fp32
+// graph's; a missing file, a path out of the directory and a CLIP model
+// are INVALID_REQUEST on model_file.
+func TestModelFile(t *testing.T) {
+	lib := ort.ResolveLibrary(os.Getenv)
+	if lib == "" {
+		t.Skip("ONNX Runtime is not installed: run make ort (make test does)")
+	}
+	s, _ := mkmodel.EncoderPreset("tiny-encoder")
+	s.Quantized = true
+	r, err := mkmodel.WriteEncoder(filepath.Join(t.TempDir(), "enc"), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	texts := []string{"the model reads the prompt and the graph", "hi", "Hello, world: 42 tokens or fewer!"}
+	in := make([]*l7v1.EmbedInput, len(texts))
+	for i, s := range texts {
+		in[i] = &l7v1.EmbedInput{Input: &l7v1.EmbedInput_Text{Text: s}}
+	}
+	embed := func(file string) [][]float32 {
+		t.Helper()
+		set := map[string]any{"model": r.Dir, "ort_library": lib, "threads": float64(1)}
+		if file != "" {
+			set["model_file"] = file
+		}
+		w := New()
+		if err := w.Configure(ctx, &sdk.Config{Name: "embed", DeviceID: 49, Profiles: []string{"embed"}, Settings: set}); err != nil {
+			t.Fatal(err)
+		}
+		defer w.Close(ctx)
+		res, err := w.Embed(ctx, &sdk.EmbedRequest{Params: &l7v1.L7EmbedRequest{Inputs: in}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Vectors
+	}
+	if _, err := ort.Init(lib); err != nil {
+		t.Fatal(err)
+	}
+	direct, err := encoder.Load(r.Dir, mkmodel.QuantizedEncoderFile, ort.Options{IntraOpThreads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer direct.Close()
+	var seqs []encoder.Sequence
+	for _, s := range texts {
+		seqs = append(seqs, direct.Encode(s))
+	}
+	wantQ, err := direct.Embed(ctx, seqs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fp, q := embed(""), embed(mkmodel.QuantizedEncoderFile)
+	for i := range texts {
+		var dot, diffQ, diffFP float64
+		for k := range q[i] {
+			dot += float64(q[i][k]) * float64(fp[i][k])
+			diffQ = max(diffQ, math.Abs(float64(q[i][k]-wantQ[i][k])))
+			diffFP = max(diffFP, math.Abs(float64(q[i][k]-fp[i][k])))
+		}
+		if diffQ > 1e-6 || diffFP < 1e-4 || dot < 0.99 {
+			t.Errorf("input %d: model_file's vector differs from the quantized graph's by %g and from the fp32 one's by %g (cosine %.5f): want ≤ 1e-6, > 1e-4 and ≥ 0.99", i, diffQ, diffFP, dot)
+		}
+	}
+
+	cs, _ := mkmodel.CLIPPreset("tiny-clip")
+	rc, err := mkmodel.WriteCLIP(filepath.Join(t.TempDir(), "clip"), cs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		dir, file, want string
+	}{
+		{r.Dir, "onnx/model_int8.onnx", "model_int8.onnx"},
+		{r.Dir, "../enc/onnx/model.onnx", "not a path inside the model directory"},
+		{rc.Dir, mkmodel.QuantizedEncoderFile, "CLIP dual encoder"},
+	} {
+		err := New().Configure(ctx, &sdk.Config{Name: "embed", Settings: map[string]any{"model": tc.dir, "ort_library": lib, "model_file": tc.file}})
+		var me *mux.Error
+		if !errors.As(err, &me) || me.Code != dbe.CodeInvalidRequest || me.Param != "model_file" || !strings.Contains(me.Message, tc.want) {
+			t.Errorf("model_file %q in %s: %v, want INVALID_REQUEST on model_file naming %q", tc.file, filepath.Base(tc.dir), err, tc.want)
+		}
 	}
 }
 

@@ -2,6 +2,7 @@ package embed
 
 import (
 	"fmt"
+	"path/filepath"
 	"time"
 
 	"github.com/dsmil/l7/plugins/internal/imagefile"
@@ -23,12 +24,16 @@ const DefaultBatchWait = 2 * time.Millisecond
 
 // settingSpecs are the settings of embed's plugin block.
 var settingSpecs = append(ort.ModelSettingSpecs("Model directory: a sentence-transformers text encoder (onnx/model.onnx, modules.json, 1_Pooling/config.json, tokenizer.json) or a CLIP dual encoder (config.json model_type clip, preprocessor_config.json, text_model.onnx and vision_model.onnx or model.onnx)."),
+	sdk.SettingSpec{Name: "model_file", Type: "string",
+		Description: `Text encoders: the ONNX graph to run, a path inside the model directory. Default "onnx/model.onnx" (fp32); "onnx/model_quantized.onnx" is the dynamically quantized int8 graph sentence-transformers repositories ship (transformers.js's dtype "q8").`},
 	sdk.SettingSpec{Name: "matryoshka", Type: "bool",
 		Description: "The model was trained for truncated vectors (Matryoshka): requests may ask for fewer dimensions, which are cut and re-normalised. Default false: dimensions other than the model's are a 400."},
 	sdk.SettingSpec{Name: "max_batch", Type: "number",
 		Description: "Sequences per ONNX Runtime run, packed from the inputs of every request in flight (dynamic batching). Default 32."},
 	sdk.SettingSpec{Name: "batch_wait_ms", Type: "number",
 		Description: "When ONNX Runtime is idle and fewer than max_batch sequences are queued, how long (milliseconds) the next run waits for requests the plugin has received and is still tokenising. 0: never wait. Default 2."},
+	sdk.SettingSpec{Name: "force_spinning_stop", Type: "bool",
+		Description: "ONNX Runtime's intra-op threads stop spinning as soon as a run ends (session.force_spinning_stop) instead of spinning on for ONNX Runtime's spin budget: idle CPU between requests, at the cost of waking the threads at the next run. Default false (ONNX Runtime's default)."},
 	sdk.SettingSpec{Name: "max_image_bytes", Type: "string", Description: `CLIP models: largest image file, e.g. "20MiB" (the default).`},
 	sdk.SettingSpec{Name: "max_image_pixels", Type: "number", Description: "CLIP models: largest width × height of an image. Default 36000000."},
 	sdk.SettingSpec{Name: "max_images", Type: "number", Description: "CLIP models: most images in one request. Default 16."},
@@ -37,6 +42,7 @@ var settingSpecs = append(ort.ModelSettingSpecs("Model directory: a sentence-tra
 // settings are the decoded plugin settings.
 type settings struct {
 	ort.ModelSettings
+	ModelFile  string // "" = encoder.DefaultFile
 	Matryoshka bool
 	MaxBatch   int
 	BatchWait  time.Duration
@@ -52,6 +58,11 @@ func parseSettings(raw map[string]any, getenv func(string) string) (*settings, e
 		handled, err := s.Set(name, v)
 		if !handled {
 			switch name {
+			case "model_file":
+				s.ModelFile, err = sdk.SettingString(v)
+				if err == nil && (s.ModelFile == "" || !filepath.IsLocal(filepath.FromSlash(s.ModelFile))) {
+					err = fmt.Errorf("%q is not a path inside the model directory", s.ModelFile)
+				}
 			case "matryoshka":
 				s.Matryoshka, err = sdk.SettingBool(v)
 			case "max_batch":
@@ -63,6 +74,8 @@ func parseSettings(raw map[string]any, getenv func(string) string) (*settings, e
 					err = fmt.Errorf("%d ms is more than the 1000 a wait window may be", ms)
 				}
 				s.BatchWait = time.Duration(ms) * time.Millisecond
+			case "force_spinning_stop":
+				s.Session.StopSpinningAfterRun, err = sdk.SettingBool(v)
 			case "max_image_bytes":
 				s.Limits.MaxBytes, err = sdk.SettingSize(v)
 				if err == nil && s.Limits.MaxBytes <= 0 {

@@ -22,6 +22,12 @@ const (
 	sentenceEmbedding = "sentence_embedding"
 )
 
+// DefaultFile is the encoder graph Load reads unless told otherwise,
+// relative to the model directory: Optimum's fp32 export.
+// "onnx/model_quantized.onnx" is the dynamically quantized (int8) one the
+// same repositories ship.
+const DefaultFile = "onnx/model.onnx"
+
 // ErrNotInitialized reports a Load before ort.Init.
 var ErrNotInitialized = errors.New("encoder: ONNX Runtime is not initialized (ort.Init)")
 
@@ -37,8 +43,9 @@ type Sequence struct {
 
 // Model is a loaded encoder. It is safe for concurrent use.
 type Model struct {
-	// Dir is the model directory.
-	Dir string
+	// Dir is the model directory; File the graph in it (DefaultFile, or
+	// what Load was given).
+	Dir, File string
 	// Config is what the directory says about the model.
 	Config *Config
 	// Tokenizer is the model's tokenizer.
@@ -50,10 +57,17 @@ type Model struct {
 	session  *ortgo.DynamicAdvancedSession
 }
 
-// Load opens the encoder in dir. ort.Init must have been called.
-func Load(dir string, opts ort.Options) (*Model, error) {
+// Load opens the encoder in dir with its graph file, a slash-separated
+// path inside dir ("" means DefaultFile). ort.Init must have been called.
+func Load(dir, file string, opts ort.Options) (*Model, error) {
 	if ort.Loaded() == nil {
 		return nil, ErrNotInitialized
+	}
+	if file == "" {
+		file = DefaultFile
+	}
+	if !filepath.IsLocal(filepath.FromSlash(file)) {
+		return nil, fmt.Errorf("%w: the graph file %q is not a path inside the model directory", ErrLayout, file)
 	}
 	c, err := LoadConfig(dir)
 	if err != nil {
@@ -63,12 +77,12 @@ func Load(dir string, opts ort.Options) (*Model, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrLayout, err)
 	}
-	onnxPath := filepath.Join(dir, "onnx", "model.onnx")
+	onnxPath := filepath.Join(dir, filepath.FromSlash(file))
 	ins, outs, err := ortgo.GetInputOutputInfo(onnxPath)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrLayout, onnxPath, err)
 	}
-	m := &Model{Dir: dir, Config: c, Tokenizer: tok}
+	m := &Model{Dir: dir, File: file, Config: c, Tokenizer: tok}
 	if p, ok := tok.Pad(); ok {
 		m.padID = int64(p.ID)
 	}

@@ -11,7 +11,9 @@ import (
 	"testing"
 
 	"github.com/dsmil/l7/internal/mkmodel"
+	"github.com/dsmil/l7/internal/onnx"
 	"github.com/dsmil/l7/plugins/internal/ort"
+	"google.golang.org/protobuf/proto"
 )
 
 // initORT loads ONNX Runtime, or skips when none is installed (make test
@@ -41,7 +43,7 @@ func tinyEncoder(t *testing.T, pooling string, normalize bool) (*Model, *mkmodel
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := Load(r.Dir, ort.Options{IntraOpThreads: 1})
+	m, err := Load(r.Dir, "", ort.Options{IntraOpThreads: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,5 +214,110 @@ func TestLayoutErrors(t *testing.T) {
 	c, err := LoadConfig(write(t, map[string]string{"config.json": cfg}))
 	if err != nil || c.Pooling != PoolMean || c.Normalize || c.MaxSeqLength != 16 {
 		t.Errorf("bare transformer: %+v %v", c, err)
+	}
+}
+
+// quantTexts are varied inputs for the quantized graph: lengths from one
+// word to the tiny encoder's 64 tokens, punctuation, digits, repeats,
+// words the vocabulary lacks.
+var quantTexts = []string{
+	"hello",
+	"The local plane answers questions on the machine itself.",
+	"Hello, world! How are you today?",
+	"unaffable tokenization of words the vocabulary lacks: zyx",
+	"1 2 3 4 5 6 7 8 9 10 11 12",
+	"the the the the the the the the",
+	"A quick brown fox jumps over the lazy dog; then it sleeps for 42 minutes, and wakes up hungry again at noon.",
+	strings.Repeat("Embeddings map text to vectors. ", 2),
+}
+
+// TestQuantized writes the tiny encoder with its dynamic int8 graph
+// (onnx/model_quantized.onnx: DynamicQuantizeLinear + MatMulInteger, int8
+// embedding tables), runs both graphs on ONNX Runtime, and checks that
+// Load picks the file it is given (the graphs differ in their op types and
+// in their vectors) and that every quantized vector is within a cosine of
+// 0.99 of its fp32 one.
+func TestQuantized(t *testing.T) {
+	initORT(t)
+	s, _ := mkmodel.EncoderPreset("tiny-encoder")
+	s.Seed, s.Quantized = 11, true
+	r, err := mkmodel.WriteEncoder(filepath.Join(t.TempDir(), "enc"), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ops := func(path string) map[string]int {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m onnx.ModelProto
+		if err := proto.Unmarshal(b, &m); err != nil {
+			t.Fatal(err)
+		}
+		n := map[string]int{}
+		for _, node := range m.GetGraph().GetNode() {
+			n[node.GetOpType()]++
+		}
+		return n
+	}
+	if r.QuantizedONNX != filepath.Join(r.Dir, "onnx", "model_quantized.onnx") {
+		t.Fatalf("quantized graph at %s", r.QuantizedONNX)
+	}
+	// 6 linears a layer; q, k and v share one quantized input: 4
+	// DynamicQuantizeLinear a layer. MatMul: only the two attention
+	// products a layer are left in fp32.
+	if n := ops(r.QuantizedONNX); n["MatMulInteger"] != 6*s.Layers || n["DynamicQuantizeLinear"] != 4*s.Layers || n["MatMul"] != 2*s.Layers || n["DequantizeLinear"] != 3 {
+		t.Errorf("quantized graph ops %v", n)
+	}
+	if n := ops(r.ONNX); n["MatMulInteger"] != 0 || n["MatMul"] != 8*s.Layers {
+		t.Errorf("fp32 graph ops %v", n)
+	}
+
+	load := func(file string) *Model {
+		m, err := Load(r.Dir, file, ort.Options{IntraOpThreads: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { m.Close() })
+		return m
+	}
+	fp, q := load(""), load("onnx/model_quantized.onnx")
+	if fp.File != DefaultFile || q.File != "onnx/model_quantized.onnx" {
+		t.Errorf("files %q, %q", fp.File, q.File)
+	}
+	var seqs []Sequence
+	for _, text := range quantTexts {
+		seqs = append(seqs, fp.Encode(text))
+	}
+	want, err := fp.Embed(context.Background(), seqs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := q.Embed(context.Background(), seqs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	minCos, maxDiff := 1.0, 0.0
+	for i := range want {
+		var dot float64
+		for k := range want[i] {
+			dot += float64(want[i][k]) * float64(got[i][k])
+			maxDiff = max(maxDiff, math.Abs(float64(want[i][k]-got[i][k])))
+		}
+		// Both are unit vectors: the dot product is the cosine.
+		if dot < 0.99 {
+			t.Errorf("text %d (%d tokens): cosine %.5f between the quantized and fp32 vectors, want ≥ 0.99", i, len(seqs[i].IDs), dot)
+		}
+		minCos = min(minCos, dot)
+	}
+	if maxDiff < 1e-4 {
+		t.Errorf("the quantized vectors equal the fp32 ones within %g: the quantized graph did not run", maxDiff)
+	}
+	t.Logf("%d texts: cosine ≥ %.5f, largest difference %.4f", len(want), minCos, maxDiff)
+
+	for _, file := range []string{"../model.onnx", "/etc/passwd", "onnx/model_int8.onnx"} {
+		if _, err := Load(r.Dir, file, ort.Options{}); !errors.Is(err, ErrLayout) || !strings.Contains(err.Error(), file) {
+			t.Errorf("Load %q: %v, want ErrLayout naming it", file, err)
+		}
 	}
 }

@@ -6,7 +6,7 @@
 // options the plugin uses. It lives here because bench/embed cannot import
 // the plugin's internal packages; bench/embed builds and drives it.
 //
-//	rawembed -model DIR [-threads 0] [-spin=true] [-batch 32]
+//	rawembed -model DIR [-file onnx/model.onnx] [-threads 0] [-spin=true] [-batch 32]
 //
 // It loads the model and prints {"runtime": DESCRIPTION}. Then, for each
 // stdin line:
@@ -40,11 +40,13 @@ import (
 
 func main() {
 	dir := flag.String("model", "", "model directory (sentence-transformers layout, mean pooling)")
+	file := flag.String("file", "onnx/model.onnx", "the graph in the model directory (onnx/model_quantized.onnx: the int8 one)")
 	threads := flag.Int("threads", 0, "intra-op threads (0: one per core)")
 	spin := flag.Bool("spin", true, "let idle intra-op threads spin (the plugin's allow_spinning)")
 	batch := flag.Int("batch", 32, "sequences per run (the plugin's max_batch)")
+	stopSpin := flag.Bool("stop-spin", false, "intra-op threads stop spinning when a run ends (the plugin's force_spinning_stop)")
 	flag.Parse()
-	if err := run(*dir, ort.Options{IntraOpThreads: *threads, DisableSpinning: !*spin}, max(*batch, 1)); err != nil {
+	if err := run(*dir, *file, ort.Options{IntraOpThreads: *threads, DisableSpinning: !*spin, StopSpinningAfterRun: *stopSpin}, max(*batch, 1)); err != nil {
 		fmt.Fprintln(os.Stderr, "rawembed:", err)
 		os.Exit(1)
 	}
@@ -56,7 +58,7 @@ type model struct {
 	hasTypes bool
 }
 
-func run(dir string, opts ort.Options, batch int) error {
+func run(dir, file string, opts ort.Options, batch int) error {
 	info, err := ort.Init(ort.ResolveLibrary(os.Getenv))
 	if err != nil {
 		return err
@@ -76,7 +78,7 @@ func run(dir string, opts ort.Options, batch int) error {
 	if err != nil {
 		return fmt.Errorf("config.json: %w", err)
 	}
-	onnxPath := filepath.Join(dir, "onnx", "model.onnx")
+	onnxPath := filepath.Join(dir, filepath.FromSlash(file))
 	ins, _, err := ortgo.GetInputOutputInfo(onnxPath)
 	if err != nil {
 		return err
@@ -101,8 +103,8 @@ func run(dir string, opts ort.Options, batch int) error {
 	defer m.sess.Destroy()
 
 	out := json.NewEncoder(os.Stdout)
-	desc := fmt.Sprintf("%s; session: %d intra-op threads, graph optimization %s, spinning %v; runs of %d",
-		info, opts.IntraOpThreads, opts.GraphOptimization, !opts.DisableSpinning, batch)
+	desc := fmt.Sprintf("%s; %s; session: %d intra-op threads, graph optimization %s, spinning %v, spinning stopped after a run %v; runs of %d",
+		info, file, opts.IntraOpThreads, opts.GraphOptimization, !opts.DisableSpinning, opts.StopSpinningAfterRun, batch)
 	if err := out.Encode(map[string]any{"runtime": desc}); err != nil {
 		return err
 	}
