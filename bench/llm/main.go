@@ -832,7 +832,10 @@ func streamsRun(tmp, bin, dir, dtype string, o options, prompt string, conc []in
 			}
 			runTheirs := func() error {
 				for b, build := range builds {
-					r, err := o.llama.run(context.Background(), build, dtype, o.promptLen, o.tokens, n)
+					// A bound for a machine so loaded that llama.cpp's spinning OpenMP threads crawl.
+					ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+					r, err := o.llama.run(ctx, build, dtype, o.promptLen, o.tokens, n)
+					cancel()
 					if err != nil {
 						return err
 					}
