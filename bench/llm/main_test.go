@@ -156,3 +156,24 @@ func TestLlamaRun(t *testing.T) {
 		t.Fatalf("S_TG %.2f, want 12 tokens / %v = %.2f", r.sTG, r.tTG, want)
 	}
 }
+
+// TestStreamsTable: ratios are medians of the per-round ratios, and the
+// goals at 8 streams are judged on them.
+func TestStreamsTable(t *testing.T) {
+	ours := [][]streamSample{{{agg: 10}, {agg: 12}, {agg: 11}}, {{agg: 45}, {agg: 40}, {agg: 50}}}
+	theirs := [][][]batchedResult{{
+		{{sTG: 20, tPP: time.Second}, {sTG: 20, tPP: time.Second}, {sTG: 20, tPP: time.Second}},
+		{{sTG: 40, tPP: time.Second}, {sTG: 50, tPP: time.Second}, {sTG: 45, tPP: time.Second}},
+	}}
+	o := options{promptLen: 128, tokens: 128, llama: &llamaCPP{threads: 2}}
+	out := strings.Join(streamsTable("int4", o, []int{1, 8}, []string{"amx"}, ours, theirs), "\n")
+	for _, want := range []string{
+		"ours 8/1 = 4.50× (goal ≥ 4×) ✔",              // 45/10, 40/12, 50/11: median 4.5
+		"ours / llama.cpp amx = 1.111× (goal ≥ 1×) ✔", // 45/40, 40/50, 50/45: median 1.111
+		"int4, Q4_0",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("table lacks %q:\n%s", want, out)
+		}
+	}
+}
