@@ -25,6 +25,9 @@ type llamaCPP struct {
 	builds  []string // build variants: "amx", "stock"
 	threads int
 	splitKV bool // one KV stream per sequence (llama-batched-bench's default) instead of the unified cache
+	// ompWait is OMP_WAIT_POLICY for llama.cpp's OpenMP threads ("": its
+	// default, active spinning, which collapses when the cores are shared).
+	ompWait string
 }
 
 // bin is the batched binary of build b.
@@ -35,6 +38,9 @@ func (l *llamaCPP) bin(b string) string { return filepath.Join(l.dir, "build-"+b
 func (l *llamaCPP) check(dtypes []string) error {
 	if fi, err := os.Stat(l.dir); err != nil || !fi.IsDir() {
 		return fmt.Errorf("-llamacpp %s: not a directory (run sh bench/llamacpp/build.sh %[1]s)", l.dir)
+	}
+	if l.ompWait != "" && l.ompWait != "active" && l.ompWait != "passive" {
+		return fmt.Errorf("-llamacpp-omp-wait %q: active, passive or empty", l.ompWait)
 	}
 	if len(l.builds) == 0 {
 		return errors.New("-llamacpp-builds: empty (amx, stock)")
@@ -115,6 +121,9 @@ func (l *llamaCPP) run(ctx context.Context, b, dtype string, npp, ntg, npl int) 
 		args = append(args, "-no-kvu")
 	}
 	cmd := exec.CommandContext(ctx, l.bin(b), args...)
+	if l.ompWait != "" {
+		cmd.Env = append(os.Environ(), "OMP_WAIT_POLICY="+l.ompWait)
+	}
 	var out, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &stderr
 	if err := cmd.Run(); err != nil {

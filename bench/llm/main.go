@@ -140,6 +140,7 @@ func main() {
 	streams := flag.String("streams", "", `also measure concurrent streams through the whole stack on one plugin process, e.g. "1,2,4,8,16" (each dtype)`)
 	llamaDir := flag.String("llamacpp", "", "with -streams: bench/llamacpp/build.sh's work directory; run llama.cpp's batched decode (llama-batched-bench's test) beside each stream count, on the GGUF of the same quantisation")
 	llamaBuilds := flag.String("llamacpp-builds", "amx", `-llamacpp's builds to run: "amx" (AMX kernels for this shape), "stock" (as vendored: AVX-512), or both`)
+	llamaOMPWait := flag.String("llamacpp-omp-wait", "passive", `-llamacpp: OMP_WAIT_POLICY for llama.cpp's OpenMP threads: "passive" (they sleep at barriers), "active" or "" (llama.cpp's default: they spin, and on cores shared with other work its decode collapses 10–20×)`)
 	llamaSplitKV := flag.Bool("llamacpp-split-kv", false, "-llamacpp: one KV stream per sequence (llama-batched-bench's default) instead of the unified KV cache (llama.cpp server's default with automatic slots)")
 	cpuprofile := flag.String("cpuprofile", "", "write this process's CPU profile (host, shim and client) to the file")
 	constrained := flag.Bool("constrained", false, "also measure chat completions free and with response_format json_schema and json_object (constrained decoding)")
@@ -180,7 +181,7 @@ func main() {
 				builds = append(builds, b)
 			}
 		}
-		o.llama = &llamaCPP{dir: *llamaDir, builds: builds, threads: t, splitKV: *llamaSplitKV}
+		o.llama = &llamaCPP{dir: *llamaDir, builds: builds, threads: t, splitKV: *llamaSplitKV, ompWait: *llamaOMPWait}
 	}
 	if *schemaFile != "" {
 		b, err := os.ReadFile(*schemaFile)
@@ -891,6 +892,9 @@ func streamsTable(dtype string, o options, conc []int, builds []string, ours [][
 	kv := "unified KV cache"
 	if o.llama.splitKV {
 		kv = "one KV stream per sequence"
+	}
+	if o.llama.ompWait != "" {
+		kv += ", OMP_WAIT_POLICY=" + o.llama.ompWait
 	}
 	out = append(out, "", fmt.Sprintf("llama.cpp beside it (%s, %s): bench/llamacpp/batched.cpp, llama-batched-bench's test, %d threads, %s;\n"+
 		"n sequences of %d prompt tokens each, then %d decode steps of all n in one llama_decode; S_TG = n·%d / decode time.\n"+

@@ -100,6 +100,7 @@ func TestLlamaCheck(t *testing.T) {
 		"no binary":     {llamaCPP{dir: workDir(t, nil, "q4_0.gguf"), builds: []string{"amx"}}, []string{"int4"}, "no executable"},
 		"unknown build": {llamaCPP{dir: ok, builds: []string{"avx2"}}, []string{"int4"}, `unknown build "avx2"`},
 		"fp32":          {llamaCPP{dir: ok, builds: []string{"amx"}}, []string{"int4", "fp32"}, "dtype fp32"},
+		"omp wait":      {llamaCPP{dir: ok, builds: []string{"amx"}, ompWait: "spin"}, []string{"int4"}, "-llamacpp-omp-wait"},
 		"no gguf":       {llamaCPP{dir: workDir(t, []string{"amx"}, "q4_0.gguf"), builds: []string{"amx"}}, []string{"int8"}, "q8_0.gguf"},
 	} {
 		err := c.l.check(c.dtypes)
