@@ -67,7 +67,9 @@
 // llama-batched-bench's test) of as many sequences on the GGUF of the same
 // quantisation and shape (int4 ↔ Q4_0, int8 ↔ Q8_0), the two in turn, and
 // prints ours / llama.cpp and ours at n / ours at 1 (medians of the
-// per-round ratios).
+// per-round ratios). llama.cpp runs with OMP_WAIT_POLICY=passive by
+// default (-llamacpp-omp-wait): its spinning OpenMP threads, its own
+// default, decode 10–20× slower when the cores are shared.
 //
 //	sh bench/llamacpp/build.sh /tmp/dsmil-llamacpp
 //	go run ./bench/llm -dtypes int4,int8 -rounds 0 -procs 1 -streams 1,2,4,8,16 -llamacpp /tmp/dsmil-llamacpp
