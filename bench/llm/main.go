@@ -57,10 +57,22 @@
 //
 //	go run ./bench/llm -dtypes int4 -remote [-rounds 8] [-procs 1]
 //
-// -streams measures concurrent streams through the whole stack (issue 15):
-// a host with one plugin process whose parallelism is the largest count,
-// n streamed /v1/completions requests started together, aggregate and
-// per-stream decode and TTFT (-rounds 0 skips the raw/stack/plugin rounds).
+// -streams measures concurrent streams through the whole stack (issue 15),
+// for each dtype: a host with one plugin process whose parallelism is the
+// largest count, n streamed /v1/completions requests started together,
+// aggregate and per-stream decode and TTFT (-rounds 0 skips the
+// raw/stack/plugin rounds). -llamacpp DIR (bench/llamacpp/build.sh's work
+// directory) adds the issue's anchor: in each round, beside each stream
+// count, llama.cpp's batched decode (bench/llamacpp/batched.cpp,
+// llama-batched-bench's test) of as many sequences on the GGUF of the same
+// quantisation and shape (int4 ↔ Q4_0, int8 ↔ Q8_0), the two in turn, and
+// prints ours / llama.cpp and ours at n / ours at 1 (medians of the
+// per-round ratios). llama.cpp runs with OMP_WAIT_POLICY=passive by
+// default (-llamacpp-omp-wait): its spinning OpenMP threads, its own
+// default, decode 10–20× slower when the cores are shared.
+//
+//	sh bench/llamacpp/build.sh /tmp/dsmil-llamacpp
+//	go run ./bench/llm -dtypes int4,int8 -rounds 0 -procs 1 -streams 1,2,4,8,16 -llamacpp /tmp/dsmil-llamacpp
 //
 // -npu measures llm-amx and llm-npu side by side (issue 16): one host with
 // both plugins (llm-amx on the first dtype's model, llm-npu on a
@@ -81,6 +93,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"os/exec"
@@ -126,7 +139,11 @@ func main() {
 	spin := flag.Bool("spin", true, "let idle ONNX Runtime threads spin (the plugin's allow_spinning)")
 	procs := flag.Int("procs", 2, "raw and plugin processes per dtype, used in turn")
 	streamRounds := flag.Int("stream-rounds", 3, "rounds per -streams count")
-	streams := flag.String("streams", "", `also measure concurrent streams through the whole stack on one plugin process, e.g. "1,2,4,8,16" (first dtype only)`)
+	streams := flag.String("streams", "", `also measure concurrent streams through the whole stack on one plugin process, e.g. "1,2,4,8,16" (each dtype)`)
+	llamaDir := flag.String("llamacpp", "", "with -streams: bench/llamacpp/build.sh's work directory; run llama.cpp's batched decode (llama-batched-bench's test) beside each stream count, on the GGUF of the same quantisation")
+	llamaBuilds := flag.String("llamacpp-builds", "amx", `-llamacpp's builds to run: "amx" (AMX kernels for this shape), "stock" (as vendored: AVX-512), or both`)
+	llamaOMPWait := flag.String("llamacpp-omp-wait", "passive", `-llamacpp: OMP_WAIT_POLICY for llama.cpp's OpenMP threads: "passive" (they sleep at barriers), "active" or "" (llama.cpp's default: they spin, and on cores shared with other work its decode collapses 10–20×)`)
+	llamaSplitKV := flag.Bool("llamacpp-split-kv", false, "-llamacpp: one KV stream per sequence (llama-batched-bench's default) instead of the unified KV cache (llama.cpp server's default with automatic slots)")
 	cpuprofile := flag.String("cpuprofile", "", "write this process's CPU profile (host, shim and client) to the file")
 	constrained := flag.Bool("constrained", false, "also measure chat completions free and with response_format json_schema and json_object (constrained decoding)")
 	schemaFile := flag.String("schema", "", "-constrained's JSON Schema (default: an array of at least 1000 bounded records, which cannot end before max_tokens)")
@@ -155,6 +172,19 @@ func main() {
 	o := options{dir: *models, dtypes: strings.Split(*which, ","), rounds: *rounds, promptLen: *promptLen, tokens: *tokens,
 		threads: *threads, spin: *spin, procs: max(*procs, 1), streams: *streams, streamRounds: *streamRounds, constrained: *constrained, vocab: *vocab, remote: *remote,
 		npu: *npu, npuModel: *npuModel}
+	if *llamaDir != "" {
+		t := *threads
+		if t <= 0 {
+			t = runtime.NumCPU() // as the plugin: one per core
+		}
+		var builds []string
+		for _, b := range strings.Split(*llamaBuilds, ",") {
+			if b = strings.TrimSpace(b); b != "" {
+				builds = append(builds, b)
+			}
+		}
+		o.llama = &llamaCPP{dir: *llamaDir, builds: builds, threads: t, splitKV: *llamaSplitKV, ompWait: *llamaOMPWait}
+	}
 	if *schemaFile != "" {
 		b, err := os.ReadFile(*schemaFile)
 		if err != nil {
@@ -182,8 +212,9 @@ type options struct {
 	schema                                    json.RawMessage // -constrained's schema; nil: benchSchema
 	vocab                                     string
 	remote                                    bool
-	npu                                       bool   // -npu: llm-amx and llm-npu side by side
-	npuModel                                  string // -npu's llm-npu model directory
+	npu                                       bool      // -npu: llm-amx and llm-npu side by side
+	npuModel                                  string    // -npu's llm-npu model directory
+	llama                                     *llamaCPP // -llamacpp; nil: none
 }
 
 // benchSchema is -constrained's default JSON Schema: an array of records
@@ -240,6 +271,14 @@ func run(o options) error {
 	}
 	if !json.Valid(schema) {
 		return errors.New("-schema: not JSON")
+	}
+	if o.llama != nil {
+		if len(conc) == 0 {
+			return errors.New("-llamacpp: needs -streams (it is the anchor of the concurrent streams)")
+		}
+		if err := o.llama.check(which); err != nil {
+			return err
+		}
 	}
 	for _, d := range which {
 		if err := ensureModel(o.dir, d); err != nil {
@@ -436,7 +475,7 @@ security {
 			}
 		}
 		var concRes []string
-		if len(conc) > 0 && d == which[0] {
+		if len(conc) > 0 {
 			if concRes, err = streamsRun(tmp, bins["dsmil-llm-amx"], dir, d, o, prompt, conc); err != nil {
 				return err
 			}
@@ -516,7 +555,6 @@ security {
 		if len(r.conc) > 0 {
 			fmt.Printf("\nconcurrent streams through the whole stack (shim → router → one %s plugin process, parallelism = the most streams;\n"+
 				"streamed /v1/completions requests started together; medians over %d rounds):\n", r.dtype, max(o.streamRounds, 1))
-			fmt.Printf("%-8s %22s %22s %22s %16s %16s\n", "streams", "aggregate decode tok/s", "aggregate incl. TTFT", "per-stream decode", "TTFT median ms", "TTFT worst ms")
 			for _, l := range r.conc {
 				fmt.Println(l)
 			}
@@ -755,7 +793,9 @@ func parseStreams(list string) ([]int, error) {
 
 // streamsRun starts a host whose one plugin process (dtype) has
 // parallelism = the largest stream count, warms it up and measures the
-// stream counts through the shim.
+// stream counts through the shim, -stream-rounds times; with -llamacpp,
+// llama.cpp's batched decode of as many sequences beside each (the two in
+// turn, which one first alternating). It returns the tables' lines.
 func streamsRun(tmp, bin, dir, dtype string, o options, prompt string, conc []int) ([]string, error) {
 	addr, err := benchhost.FreeAddr()
 	if err != nil {
@@ -768,63 +808,195 @@ func streamsRun(tmp, bin, dir, dtype string, o options, prompt string, conc []in
 	defer host.Shutdown()
 	// Warm-up: the first runs allocate and pre-pack; a batch of the
 	// largest size sizes the batch's buffers once.
-	if _, err := concurrency(addr, modelID(dtype), prompt, 8, 1, []int{1, slices.Max(conc)}); err != nil {
-		return nil, fmt.Errorf("streams warm-up: %w", err)
+	for _, n := range []int{1, slices.Max(conc)} {
+		if _, err := streamsOnce(addr, modelID(dtype), prompt, 8, n); err != nil {
+			return nil, fmt.Errorf("streams warm-up: %w", err)
+		}
 	}
-	return concurrency(addr, modelID(dtype), prompt, o.tokens, o.streamRounds, conc)
+	var builds []string
+	if o.llama != nil {
+		builds = o.llama.builds
+	}
+	rounds := max(o.streamRounds, 1)
+	ours := make([][]streamSample, len(conc))        // [count][round]
+	theirs := make([][][]batchedResult, len(builds)) // [build][count][round]
+	for b := range builds {
+		theirs[b] = make([][]batchedResult, len(conc))
+	}
+	for round := range rounds {
+		for i, n := range conc {
+			runOurs := func() error {
+				s, err := streamsOnce(addr, modelID(dtype), prompt, o.tokens, n)
+				if err == nil {
+					ours[i] = append(ours[i], s)
+					fmt.Printf("  %s round %d, %d streams: aggregate decode %.1f tok/s\n", dtype, round+1, n, s.agg)
+				}
+				return err
+			}
+			runTheirs := func() error {
+				for b, build := range builds {
+					// A bound for a machine so loaded that llama.cpp's spinning OpenMP threads crawl.
+					ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+					r, err := o.llama.run(ctx, build, dtype, o.promptLen, o.tokens, n)
+					cancel()
+					if err != nil {
+						return err
+					}
+					theirs[b][i] = append(theirs[b][i], r)
+					fmt.Printf("  %s round %d, %d streams: llama.cpp %s S_TG %.1f tok/s (prompt %.0f ms)\n", dtype, round+1, n, build, r.sTG, ms(r.tPP))
+				}
+				return nil
+			}
+			first, second := runOurs, runTheirs
+			if (round+i)%2 == 1 {
+				first, second = runTheirs, runOurs
+			}
+			if err := first(); err != nil {
+				return nil, err
+			}
+			if err := second(); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return streamsTable(dtype, o, conc, builds, ours, theirs), nil
 }
 
-// concurrency starts n streamed /v1/completions requests at once through
-// the shim (a host whose one plugin process has parallelism ≥ n) for each
-// n in list, rounds times, and reports per n the medians over rounds of:
-// aggregate decode (the tokens after each stream's first / from the first
-// stream's first token to the last stream's last), aggregate overall (all
-// tokens / wall time from the requests' start, prefills included), the
-// median per-stream decode rate, and the median and worst TTFT.
-func concurrency(addr, model, prompt string, tokens, rounds int, list []int) ([]string, error) {
-	var out []string
-	for _, n := range list {
-		var aggs, overall, per, ttft, worst []float64
-		for range max(rounds, 1) {
-			type result struct {
-				s          sample
-				err        error
-				first, end time.Time
-			}
-			res := make(chan result, n)
-			start := time.Now()
-			for range n {
-				go func() {
-					s, err := completionRun(addr, model, prompt, tokens)
-					end := time.Now()
-					res <- result{s, err, start.Add(s.ttft), end}
-				}()
-			}
-			var first, last time.Time
-			var streamTPS, streamTTFT []float64
-			for range n {
-				r := <-res
-				if r.err != nil {
-					return nil, r.err
-				}
-				streamTPS = append(streamTPS, r.s.tps)
-				streamTTFT = append(streamTTFT, ms(r.s.ttft))
-				if first.IsZero() || r.first.Before(first) {
-					first = r.first
-				}
-				if r.end.After(last) {
-					last = r.end
-				}
-			}
-			aggs = append(aggs, float64(n*(tokens-1))/last.Sub(first).Seconds())
-			overall = append(overall, float64(n*tokens)/last.Sub(start).Seconds())
-			per = append(per, benchhost.Median(streamTPS))
-			ttft = append(ttft, benchhost.Median(streamTTFT))
-			worst = append(worst, slices.Max(streamTTFT))
+// streamsTable formats -streams' results: the stack's table, then with
+// -llamacpp the anchor's (medians over rounds; ratios are medians of the
+// per-round ratios).
+func streamsTable(dtype string, o options, conc []int, builds []string, ours [][]streamSample, theirs [][][]batchedResult) []string {
+	col := func(i int, f func(streamSample) float64) float64 {
+		var v []float64
+		for _, s := range ours[i] {
+			v = append(v, f(s))
 		}
-		out = append(out, fmt.Sprintf("%-8d %22.1f %22.1f %22.1f %16.1f %16.1f", n, benchhost.Median(aggs), benchhost.Median(overall), benchhost.Median(per), benchhost.Median(ttft), benchhost.Median(worst)))
+		return benchhost.Median(v)
 	}
-	return out, nil
+	out := []string{fmt.Sprintf("%-8s %22s %22s %22s %16s %16s", "streams", "aggregate decode tok/s", "aggregate incl. TTFT", "per-stream decode", "TTFT median ms", "TTFT worst ms")}
+	for i, n := range conc {
+		out = append(out, fmt.Sprintf("%-8d %22.1f %22.1f %22.1f %16.1f %16.1f", n, col(i, func(s streamSample) float64 { return s.agg }),
+			col(i, func(s streamSample) float64 { return s.overall }), col(i, func(s streamSample) float64 { return s.per }),
+			col(i, func(s streamSample) float64 { return s.ttft }), col(i, func(s streamSample) float64 { return s.worst })))
+	}
+	if len(builds) == 0 {
+		return out
+	}
+	one := slices.Index(conc, 1)
+	// ratio is the median over rounds of num(round)/den(round).
+	ratio := func(num, den func(r int) float64, rounds int) float64 {
+		var v []float64
+		for r := range rounds {
+			v = append(v, num(r)/den(r))
+		}
+		return benchhost.Median(v)
+	}
+	kv := "unified KV cache"
+	if o.llama.splitKV {
+		kv = "one KV stream per sequence"
+	}
+	if o.llama.ompWait != "" {
+		kv += ", OMP_WAIT_POLICY=" + o.llama.ompWait
+	}
+	out = append(out, "", fmt.Sprintf("llama.cpp beside it (%s, %s): bench/llamacpp/batched.cpp, llama-batched-bench's test, %d threads, %s;\n"+
+		"n sequences of %d prompt tokens each, then %d decode steps of all n in one llama_decode; S_TG = n·%d / decode time.\n"+
+		"ours: aggregate decode above (first token of the first stream to the last token of the last, prefills of the others inside it).\n"+
+		"n/1: aggregate at n / at 1 stream; ours/it: ours / S_TG; medians of the per-round ratios (each round runs both, in turn)",
+		dtype, strings.ToUpper(strings.TrimSuffix(llamaGGUF[dtype], ".gguf")), o.llama.threads, kv, o.promptLen, o.tokens, o.tokens))
+	h := fmt.Sprintf("%-8s %12s %8s", "streams", "ours tok/s", "n/1")
+	for _, b := range builds {
+		h += fmt.Sprintf(" %16s %8s %10s %12s", b+" S_TG", "n/1", "prompt ms", "ours/"+b)
+	}
+	out = append(out, h)
+	var goals []string
+	for i, n := range conc {
+		rounds := len(ours[i])
+		oursN1 := math.NaN()
+		if one >= 0 {
+			oursN1 = ratio(func(r int) float64 { return ours[i][r].agg }, func(r int) float64 { return ours[one][r].agg }, rounds)
+		}
+		l := fmt.Sprintf("%-8d %12.1f %7.2f×", n, col(i, func(s streamSample) float64 { return s.agg }), oursN1)
+		for b, build := range builds {
+			var stg, tpp []float64
+			for _, r := range theirs[b][i] {
+				stg, tpp = append(stg, r.sTG), append(tpp, ms(r.tPP))
+			}
+			itN1 := math.NaN()
+			if one >= 0 {
+				itN1 = ratio(func(r int) float64 { return theirs[b][i][r].sTG }, func(r int) float64 { return theirs[b][one][r].sTG }, rounds)
+			}
+			vs := ratio(func(r int) float64 { return ours[i][r].agg }, func(r int) float64 { return theirs[b][i][r].sTG }, rounds)
+			l += fmt.Sprintf(" %16.1f %7.2f× %10.0f %11.3f× %s", benchhost.Median(stg), itN1, benchhost.Median(tpp), vs, mark(vs >= 1))
+			if n == 8 {
+				goals = append(goals, fmt.Sprintf("ours / llama.cpp %s = %.3f× (goal ≥ 1×) %s", build, vs, mark(vs >= 1)))
+			}
+		}
+		if n == 8 && one >= 0 {
+			goals = append([]string{fmt.Sprintf("ours 8/1 = %.2f× (goal ≥ 4×) %s", oursN1, mark(oursN1 >= 4))}, goals...)
+		}
+		out = append(out, l)
+	}
+	if len(goals) > 0 {
+		out = append(out, "at 8 streams: "+strings.Join(goals, "; "))
+	}
+	return out
+}
+
+// streamSample is one round's measurement of n concurrent streams.
+type streamSample struct {
+	agg     float64 // aggregate decode tok/s: tokens after each stream's first / first stream's first token → last stream's last
+	overall float64 // all tokens / wall time from the requests' start (prefills included)
+	per     float64 // median per-stream decode rate
+	ttft    float64 // median TTFT, ms
+	worst   float64 // worst TTFT, ms
+}
+
+// streamsOnce starts n streamed /v1/completions requests at once through
+// the shim (a host whose one plugin process has parallelism ≥ n) and
+// measures them.
+func streamsOnce(addr, model, prompt string, tokens, n int) (streamSample, error) {
+	type result struct {
+		s          sample
+		err        error
+		first, end time.Time
+	}
+	res := make(chan result, n)
+	start := time.Now()
+	for range n {
+		go func() {
+			s, err := completionRun(addr, model, prompt, tokens)
+			end := time.Now()
+			res <- result{s, err, start.Add(s.ttft), end}
+		}()
+	}
+	var first, last time.Time
+	var streamTPS, streamTTFT []float64
+	var errs []error
+	for range n {
+		r := <-res
+		if r.err != nil {
+			errs = append(errs, r.err)
+			continue
+		}
+		streamTPS = append(streamTPS, r.s.tps)
+		streamTTFT = append(streamTTFT, ms(r.s.ttft))
+		if first.IsZero() || r.first.Before(first) {
+			first = r.first
+		}
+		if r.end.After(last) {
+			last = r.end
+		}
+	}
+	if len(errs) > 0 {
+		return streamSample{}, fmt.Errorf("%d of %d streams failed: %w", len(errs), n, errors.Join(errs...))
+	}
+	return streamSample{
+		agg:     float64(n*(tokens-1)) / last.Sub(first).Seconds(),
+		overall: float64(n*tokens) / last.Sub(start).Seconds(),
+		per:     benchhost.Median(streamTPS),
+		ttft:    benchhost.Median(streamTTFT),
+		worst:   slices.Max(streamTTFT),
+	}, nil
 }
 
 // pluginRun sends the completion as a DBE request on the host's own
