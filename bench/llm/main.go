@@ -238,6 +238,7 @@ type sample struct {
 	cpu    time.Duration // this process's CPU time per generated token (host and client, for "stack")
 	tokens int           // tokens generated
 	text   string        // the reply (chat paths)
+	chunks []time.Time   // arrival of each SSE chunk with text (-streams)
 }
 
 // cpuTime is this process's user + system CPU time so far.
@@ -712,6 +713,7 @@ func streamRun(addr, endpoint string, body map[string]any, tokens int, exact boo
 		return sample{}, fmt.Errorf("HTTP %d: %s", resp.StatusCode, b)
 	}
 	var first, end time.Time
+	var chunks []time.Time
 	completion := 0
 	var text strings.Builder
 	sc := bufio.NewScanner(resp.Body)
@@ -745,8 +747,11 @@ func streamRun(addr, endpoint string, body map[string]any, tokens int, exact boo
 		}
 		now := time.Now()
 		for _, c := range chunk.Choices {
-			if (c.Text != "" || c.Delta.Content != "") && first.IsZero() {
-				first = now
+			if c.Text != "" || c.Delta.Content != "" {
+				if first.IsZero() {
+					first = now
+				}
+				chunks = append(chunks, now)
 			}
 			text.WriteString(c.Delta.Content)
 			if c.FinishReason != nil {
@@ -767,7 +772,7 @@ func streamRun(addr, endpoint string, body map[string]any, tokens int, exact boo
 		}
 		return sample{}, fmt.Errorf("stream: first chunk %v, end %v, %d completion tokens (want %s)", first, end, completion, want)
 	}
-	return sample{ttft: first.Sub(start), tps: float64(completion-1) / end.Sub(first).Seconds(), tokens: completion, text: text.String()}, nil
+	return sample{ttft: first.Sub(start), tps: float64(completion-1) / end.Sub(first).Seconds(), tokens: completion, text: text.String(), chunks: chunks}, nil
 }
 
 // maxStreams bounds -streams: the plugin's parallelism is set to the
@@ -873,9 +878,10 @@ func streamsTable(dtype string, o options, conc []int, builds []string, ours [][
 		}
 		return benchhost.Median(v)
 	}
-	out := []string{fmt.Sprintf("%-8s %22s %22s %22s %16s %16s", "streams", "aggregate decode tok/s", "aggregate incl. TTFT", "per-stream decode", "TTFT median ms", "TTFT worst ms")}
+	out := []string{fmt.Sprintf("%-8s %22s %22s %22s %22s %16s %16s", "streams", "aggregate decode tok/s", "steady decode tok/s", "aggregate incl. TTFT", "per-stream decode", "TTFT median ms", "TTFT worst ms")}
 	for i, n := range conc {
-		out = append(out, fmt.Sprintf("%-8d %22.1f %22.1f %22.1f %16.1f %16.1f", n, col(i, func(s streamSample) float64 { return s.agg }),
+		out = append(out, fmt.Sprintf("%-8d %22.1f %22.1f %22.1f %22.1f %16.1f %16.1f", n, col(i, func(s streamSample) float64 { return s.agg }),
+			col(i, func(s streamSample) float64 { return s.steady }),
 			col(i, func(s streamSample) float64 { return s.overall }), col(i, func(s streamSample) float64 { return s.per }),
 			col(i, func(s streamSample) float64 { return s.ttft }), col(i, func(s streamSample) float64 { return s.worst })))
 	}
@@ -900,7 +906,8 @@ func streamsTable(dtype string, o options, conc []int, builds []string, ours [][
 	}
 	out = append(out, "", fmt.Sprintf("llama.cpp beside it (%s, %s): bench/llamacpp/batched.cpp, llama-batched-bench's test, %d threads, %s;\n"+
 		"n sequences of %d prompt tokens each, then %d decode steps of all n in one llama_decode; S_TG = n·%d / decode time.\n"+
-		"ours: aggregate decode above (first token of the first stream to the last token of the last, prefills of the others inside it).\n"+
+		"ours: aggregate decode above (first token of the first stream to the last token of the last, prefills of the others inside it);\n"+
+		"steady: the tokens that arrived while all n streams decoded, over that time (no prefill inside it: S_TG's measure).\n"+
 		"n/1: aggregate at n / at 1 stream; ours/it: ours / S_TG; medians of the per-round ratios (each round runs both, in turn)",
 		dtype, strings.ToUpper(strings.TrimSuffix(llamaGGUF[dtype], ".gguf")), o.llama.threads, kv, o.promptLen, o.tokens, o.tokens))
 	h := fmt.Sprintf("%-8s %12s %8s", "streams", "ours tok/s", "n/1")
@@ -926,13 +933,17 @@ func streamsTable(dtype string, o options, conc []int, builds []string, ours [][
 				itN1 = ratio(func(r int) float64 { return theirs[b][i][r].sTG }, func(r int) float64 { return theirs[b][one][r].sTG }, rounds)
 			}
 			vs := ratio(func(r int) float64 { return ours[i][r].agg }, func(r int) float64 { return theirs[b][i][r].sTG }, rounds)
+			vsSteady := ratio(func(r int) float64 { return ours[i][r].steady }, func(r int) float64 { return theirs[b][i][r].sTG }, rounds)
 			l += fmt.Sprintf(" %16.1f %7.2f× %10.0f %11.3f× %s", benchhost.Median(stg), itN1, benchhost.Median(tpp), vs, mark(vs >= 1))
 			if n == 8 {
-				goals = append(goals, fmt.Sprintf("ours / llama.cpp %s = %.3f× (goal ≥ 1×) %s", build, vs, mark(vs >= 1)))
+				goals = append(goals, fmt.Sprintf("ours / llama.cpp %s = %.3f× (goal ≥ 1×) %s", build, vs, mark(vs >= 1)),
+					fmt.Sprintf("ours steady / llama.cpp %s = %.3f× %s", build, vsSteady, mark(vsSteady >= 1)))
 			}
 		}
 		if n == 8 && one >= 0 {
-			goals = append([]string{fmt.Sprintf("ours 8/1 = %.2f× (goal ≥ 4×) %s", oursN1, mark(oursN1 >= 4))}, goals...)
+			steadyN1 := ratio(func(r int) float64 { return ours[i][r].steady }, func(r int) float64 { return ours[one][r].steady }, rounds)
+			goals = append([]string{fmt.Sprintf("ours 8/1 = %.2f× (goal ≥ 4×) %s", oursN1, mark(oursN1 >= 4)),
+				fmt.Sprintf("ours steady 8/1 = %.2f× %s", steadyN1, mark(steadyN1 >= 4))}, goals...)
 		}
 		out = append(out, l)
 	}
@@ -946,6 +957,7 @@ func streamsTable(dtype string, o options, conc []int, builds []string, ours [][
 type streamSample struct {
 	agg     float64 // aggregate decode tok/s: tokens after each stream's first / first stream's first token → last stream's last
 	overall float64 // all tokens / wall time from the requests' start (prefills included)
+	steady  float64 // steady aggregate decode tok/s: while all n streams decode (see steadyRate)
 	per     float64 // median per-stream decode rate
 	ttft    float64 // median TTFT, ms
 	worst   float64 // worst TTFT, ms
@@ -972,12 +984,14 @@ func streamsOnce(addr, model, prompt string, tokens, n int) (streamSample, error
 	var first, last time.Time
 	var streamTPS, streamTTFT []float64
 	var errs []error
+	var done []sample
 	for range n {
 		r := <-res
 		if r.err != nil {
 			errs = append(errs, r.err)
 			continue
 		}
+		done = append(done, r.s)
 		streamTPS = append(streamTPS, r.s.tps)
 		streamTTFT = append(streamTTFT, ms(r.s.ttft))
 		if first.IsZero() || r.first.Before(first) {
@@ -992,11 +1006,47 @@ func streamsOnce(addr, model, prompt string, tokens, n int) (streamSample, error
 	}
 	return streamSample{
 		agg:     float64(n*(tokens-1)) / last.Sub(first).Seconds(),
+		steady:  steadyRate(done),
 		overall: float64(n*tokens) / last.Sub(start).Seconds(),
 		per:     benchhost.Median(streamTPS),
 		ttft:    benchhost.Median(streamTTFT),
 		worst:   slices.Max(streamTTFT),
 	}, nil
+}
+
+// steadyRate is the aggregate decode rate while every stream decodes: the
+// tokens that arrived after the last stream's first chunk and up to the
+// first stream's last, over that window — no stream's prefill inside it,
+// what llama-batched-bench reports as S_TG. Each chunk counts for its
+// stream's mean tokens per chunk after the first (a chunk carries one
+// token's text, or several when the decoder held text back). 0 when the
+// window is empty.
+func steadyRate(streams []sample) float64 {
+	var from, to time.Time
+	for _, s := range streams {
+		if len(s.chunks) < 2 {
+			return 0
+		}
+		if f := s.chunks[0]; f.After(from) {
+			from = f
+		}
+		if l := s.chunks[len(s.chunks)-1]; to.IsZero() || l.Before(to) {
+			to = l
+		}
+	}
+	if !to.After(from) {
+		return 0
+	}
+	var tokens float64
+	for _, s := range streams {
+		per := float64(s.tokens-1) / float64(len(s.chunks)-1)
+		for _, c := range s.chunks[1:] {
+			if c.After(from) && !c.After(to) {
+				tokens += per
+			}
+		}
+	}
+	return tokens / to.Sub(from).Seconds()
 }
 
 // pluginRun sends the completion as a DBE request on the host's own

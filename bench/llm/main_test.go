@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -161,7 +162,8 @@ func TestLlamaRun(t *testing.T) {
 // TestStreamsTable: ratios are medians of the per-round ratios, and the
 // goals at 8 streams are judged on them.
 func TestStreamsTable(t *testing.T) {
-	ours := [][]streamSample{{{agg: 10}, {agg: 12}, {agg: 11}}, {{agg: 45}, {agg: 40}, {agg: 50}}}
+	ours := [][]streamSample{{{agg: 10, steady: 10}, {agg: 12, steady: 12}, {agg: 11, steady: 11}},
+		{{agg: 45, steady: 60}, {agg: 40, steady: 36}, {agg: 50, steady: 44}}}
 	theirs := [][][]batchedResult{{
 		{{sTG: 20, tPP: time.Second}, {sTG: 20, tPP: time.Second}, {sTG: 20, tPP: time.Second}},
 		{{sTG: 40, tPP: time.Second}, {sTG: 50, tPP: time.Second}, {sTG: 45, tPP: time.Second}},
@@ -172,9 +174,42 @@ func TestStreamsTable(t *testing.T) {
 		"ours 8/1 = 4.50× (goal ≥ 4×) ✔",              // 45/10, 40/12, 50/11: median 4.5
 		"ours / llama.cpp amx = 1.111× (goal ≥ 1×) ✔", // 45/40, 40/50, 50/45: median 1.111
 		"int4, Q4_0",
+		"ours steady 8/1 = 4.00× ✔",              // 60/10, 36/12, 44/11: median 4
+		"ours steady / llama.cpp amx = 0.978× ✘", // 60/40, 36/50, 44/45: median 0.978
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("table lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+// TestSteadyRate: only the tokens that arrive while every stream decodes
+// count, each chunk for its stream's tokens per chunk.
+func TestSteadyRate(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	at := func(ms ...int) []time.Time {
+		var out []time.Time
+		for _, m := range ms {
+			out = append(out, t0.Add(time.Duration(m)*time.Millisecond))
+		}
+		return out
+	}
+	// Stream a decodes from 0 to 1000 ms, one token a chunk every 100 ms;
+	// b starts at 400 ms (its prefill beside a's decode) and ends at 1400,
+	// two tokens a chunk every 200 ms. The window is 400–1000 ms: a's
+	// chunks at 500…1000 (6 tokens), b's at 600, 800, 1000 (6 tokens).
+	a := sample{tokens: 11, chunks: at(0, 100, 200, 300, 400, 500, 600, 700, 800, 900, 1000)}
+	b := sample{tokens: 11, chunks: at(400, 600, 800, 1000, 1200, 1400)}
+	if got, want := steadyRate([]sample{a, b}), 12/0.6; math.Abs(got-want) > 1e-9 {
+		t.Errorf("steady %v, want %v", got, want)
+	}
+	// One stream: its own decode rate.
+	if got, want := steadyRate([]sample{a}), 10/1.0; math.Abs(got-want) > 1e-9 {
+		t.Errorf("one stream: steady %v, want %v", got, want)
+	}
+	// Streams that never decode together: no window.
+	c := sample{tokens: 3, chunks: at(2000, 2100, 2200)}
+	if got := steadyRate([]sample{a, c}); got != 0 {
+		t.Errorf("disjoint streams: steady %v, want 0", got)
 	}
 }
