@@ -9,7 +9,7 @@ import (
 
 // ModelSettingSpecs are the plugin settings every plugin that runs an ONNX
 // model here shares: model (described by modelDesc), model_name, threads,
-// graph_optimization, allow_spinning and ort_library.
+// graph_optimization, allow_spinning, force_spinning_stop and ort_library.
 func ModelSettingSpecs(modelDesc string) []sdk.SettingSpec {
 	return []sdk.SettingSpec{
 		{Name: "model", Type: "string", Required: true, Description: modelDesc +
@@ -22,6 +22,8 @@ func ModelSettingSpecs(modelDesc string) []sdk.SettingSpec {
 			Description: `ONNX Runtime graph optimization level: "disable", "basic", "extended" or "all" (default).`},
 		{Name: "allow_spinning", Type: "bool",
 			Description: "Let idle ONNX Runtime threads spin-wait for work (ONNX Runtime's default, true): lower latency, but busy cores between runs. false frees the cores for other processes."},
+		{Name: "force_spinning_stop", Type: "bool",
+			Description: "ONNX Runtime's intra-op threads stop spinning as soon as a run ends (session.force_spinning_stop) instead of spinning on for ONNX Runtime's spin budget: with allow_spinning, threads spin only inside a run, and the cores are idle between runs, at the cost of waking the threads at the next run. Default false (ONNX Runtime's default)."},
 		{Name: "ort_library", Type: "string",
 			Description: "Path of libonnxruntime.so. Default: $DSMIL_ORT_LIB, else the `make ort` cache."},
 	}
@@ -53,6 +55,8 @@ func (m *ModelSettings) Set(name string, v any) (handled bool, err error) {
 		var spin bool
 		spin, err = sdk.SettingBool(v)
 		m.Session.DisableSpinning = !spin
+	case "force_spinning_stop":
+		m.Session.StopSpinningAfterRun, err = sdk.SettingBool(v)
 	case "ort_library":
 		m.ORTLibrary, err = sdk.SettingString(v)
 	default:

@@ -32,8 +32,6 @@ var settingSpecs = append(ort.ModelSettingSpecs("Model directory: a sentence-tra
 		Description: "Sequences per ONNX Runtime run, packed from the inputs of every request in flight (dynamic batching). Default 32."},
 	sdk.SettingSpec{Name: "batch_wait_ms", Type: "number",
 		Description: "When ONNX Runtime is idle and fewer than max_batch sequences are queued, how long (milliseconds) the next run waits for requests the plugin has received and is still tokenising. 0: never wait. Default 2."},
-	sdk.SettingSpec{Name: "force_spinning_stop", Type: "bool",
-		Description: "ONNX Runtime's intra-op threads stop spinning as soon as a run ends (session.force_spinning_stop) instead of spinning on for ONNX Runtime's spin budget: idle CPU between requests, at the cost of waking the threads at the next run. Default false (ONNX Runtime's default)."},
 	sdk.SettingSpec{Name: "max_image_bytes", Type: "string", Description: `CLIP models: largest image file, e.g. "20MiB" (the default).`},
 	sdk.SettingSpec{Name: "max_image_pixels", Type: "number", Description: "CLIP models: largest width × height of an image. Default 36000000."},
 	sdk.SettingSpec{Name: "max_images", Type: "number", Description: "CLIP models: most images in one request. Default 16."},
@@ -74,8 +72,6 @@ func parseSettings(raw map[string]any, getenv func(string) string) (*settings, e
 					err = fmt.Errorf("%d ms is more than the 1000 a wait window may be", ms)
 				}
 				s.BatchWait = time.Duration(ms) * time.Millisecond
-			case "force_spinning_stop":
-				s.Session.StopSpinningAfterRun, err = sdk.SettingBool(v)
 			case "max_image_bytes":
 				s.Limits.MaxBytes, err = sdk.SettingSize(v)
 				if err == nil && s.Limits.MaxBytes <= 0 {

@@ -33,8 +33,10 @@ import (
 // core. $DSMIL_BENCH_STREAMS (e.g. "1,8") picks the stream counts.
 // $DSMIL_BENCH_MODEL_B: compare the batched runs of two models instead
 // (model A batched against model B batched, same options; e.g. two
-// prefill graphs). $DSMIL_BENCH_SPIN=0: ORT threads do not spin
-// (llm-amx's default allow_spinning = false).
+// prefill graphs). $DSMIL_BENCH_SPIN=0: ORT threads do not spin (the
+// shipped dsmil.hcl's llm-amx allow_spinning = false);
+// $DSMIL_BENCH_STOP_SPIN=1: they stop spinning when a run ends
+// (force_spinning_stop).
 //
 //	DSMIL_BENCH_MODEL=~/.cache/dsmil/models/qwen2.5-0.5b go test -run '^$' -bench Streams -benchtime 1x ./plugins/internal/llm/engine/
 func BenchmarkStreams(b *testing.B) {
@@ -62,6 +64,7 @@ func BenchmarkStreams(b *testing.B) {
 		}
 	}
 	opts.Session.DisableSpinning = os.Getenv("DSMIL_BENCH_SPIN") == "0"
+	opts.Session.StopSpinningAfterRun = os.Getenv("DSMIL_BENCH_STOP_SPIN") == "1"
 	e, err := Load(dir, opts)
 	if err != nil {
 		b.Fatal(err)
