@@ -153,6 +153,7 @@ func main() {
 	flag.BoolVar(&ttftText, "ttft-text", false, "raw's TTFT ends at its first text (the first token the streaming decoder gives text for), as the stack's and the plugin's do, instead of at its first token id")
 	flag.BoolVar(&arena, "arena", false, "keep ONNX Runtime's memory arena in the plugin (memory_arena = true), as raw does")
 	flag.BoolVar(&noPrefixCache, "no-prefix-cache", false, "turn the plugin's prefix cache off (prefix_cache = \"0\"): every round repeats the prompt, so with the cache the stack prefills only its last block while raw prefills all of it")
+	flag.BoolVar(&stopSpin, "stop-spin", false, "the llm-amx plugin's ONNX Runtime threads stop spinning when a run ends (force_spinning_stop; with -spin, they spin only inside a run)")
 	flag.BoolVar(&prefillGraph, "prefill-graph", false, "write the models with a prefill graph (dsmil-mkmodel -prefill-graph) and run prefills on it in raw and the plugin (prefill_graph = true); issue 18")
 	vocab := flag.String("vocab", "generated", `the models' tokenizer: "generated" (dsmil-mkmodel's 512 ids) or "qwen" (the real Qwen2.5/Qwen3 vocabulary, 151k tokens, from the tokenizer package's testdata)`)
 	flag.Parse()
@@ -573,8 +574,9 @@ func mark(ok bool) string {
 
 func modelID(dtype string) string { return "bench-random-qwen2.5-0.5b-" + dtype }
 
-// prefillGraph is -prefill-graph, noPrefixCache -no-prefix-cache.
-var prefillGraph, noPrefixCache, arena, ttftText bool
+// prefillGraph is -prefill-graph, noPrefixCache -no-prefix-cache,
+// stopSpin -stop-spin.
+var prefillGraph, noPrefixCache, arena, ttftText, stopSpin bool
 
 // prefixCacheLine is the plugin block's prefix_cache and memory_arena
 // lines.
@@ -585,6 +587,9 @@ func prefixCacheLine() string {
 	}
 	if arena {
 		l += "\n  memory_arena   = true"
+	}
+	if stopSpin {
+		l += "\n  force_spinning_stop = true"
 	}
 	return l
 }

@@ -52,6 +52,7 @@ plugin "llm-amx" {
   allow_spinning = %[6]v
   ignore_eos     = true
   pass_env       = ["DSMIL_ORT_LIB"]
+  %[10]s
 }
 plugin "llm-npu" {
   path          = %[7]q
@@ -66,7 +67,7 @@ plugin "llm-npu" {
 model %[4]q { profile = "llm-7b-amx" }
 model %[9]q { profile = "llm-1b-npu" }
 `, amxBin, amxDir, dtypes[dtype].variant, modelID(dtype), o.threads, o.spin,
-		npuBin, npuDir, npuModelID))
+		npuBin, npuDir, npuModelID, prefixCacheLine()))
 }
 
 // sideBySide is -npu (issue 16): llm-amx and llm-npu in one host, each
