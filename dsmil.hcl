@@ -65,8 +65,10 @@ plugin "llm-amx" {
   max_context = 8192
   # Idle ONNX Runtime threads sleep instead of spinning: with llm-npu on the
   # same cores, spinning llm-amx threads took half its decode rate and 40%
-  # of llm-npu's when both decoded; alone it costs nothing measurable
-  # (bench/llm -npu, docs/performance.md).
+  # of llm-npu's when both decoded (and 18% of the two's total even when
+  # they spin only inside a run, force_spinning_stop); alone, llm-amx
+  # decodes ~16% slower without spinning (bench/llm -npu,
+  # docs/performance.md). Alone on a host: allow_spinning = true.
   allow_spinning = false
   # threads = 0 (one per core), parallelism = 8, batching = true, queue = 16,
   # kv_budget = memory_budget - weights - prefill memory: the defaults.

@@ -578,9 +578,10 @@ func modelID(dtype string) string { return "bench-random-qwen2.5-0.5b-" + dtype 
 // stopSpin -stop-spin.
 var prefillGraph, noPrefixCache, arena, ttftText, stopSpin bool
 
-// prefixCacheLine is the plugin block's prefix_cache and memory_arena
-// lines.
-func prefixCacheLine() string {
+// pluginFlagLines are the llm-amx plugin block's lines that the flags
+// -no-prefix-cache, -arena and -stop-spin set (prefix_cache, memory_arena,
+// force_spinning_stop).
+func pluginFlagLines() string {
 	l := ""
 	if noPrefixCache {
 		l = `prefix_cache   = "0"`
@@ -1140,7 +1141,7 @@ plugin "llm-%[1]s" {
   pass_env       = ["DSMIL_ORT_LIB"]
 }
 model %[5]q { profile = "bench-%[1]s" }
-`, dtype, bin, modelDir, dtypes[dtype].variant, modelID(dtype), threads, spin, replicas, parallelism, prefillGraph, prefixCacheLine())
+`, dtype, bin, modelDir, dtypes[dtype].variant, modelID(dtype), threads, spin, replicas, parallelism, prefillGraph, pluginFlagLines())
 	return benchhost.Start(tmp, security+base+src)
 }
 

@@ -67,7 +67,7 @@ plugin "llm-npu" {
 model %[4]q { profile = "llm-7b-amx" }
 model %[9]q { profile = "llm-1b-npu" }
 `, amxBin, amxDir, dtypes[dtype].variant, modelID(dtype), o.threads, o.spin,
-		npuBin, npuDir, npuModelID, prefixCacheLine()))
+		npuBin, npuDir, npuModelID, pluginFlagLines()))
 }
 
 // sideBySide is -npu (issue 16): llm-amx and llm-npu in one host, each
