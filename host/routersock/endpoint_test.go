@@ -26,8 +26,19 @@ func startEndpoint(t testing.TB, r *router.Router) string {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	go ep.Serve(ctx)
-	t.Cleanup(func() { cancel(); ep.Close() })
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		ep.Serve(ctx)
+	}()
+	// Serve returns first (the cancel closes its listener), then Close
+	// ends the connections: the two never run at once (-race found the
+	// cleanup racing a Serve that had just started).
+	t.Cleanup(func() {
+		cancel()
+		<-served
+		ep.Close()
+	})
 	return path
 }
 
