@@ -46,8 +46,9 @@ ocr-models:
 	@sh $(OCR_FETCH) >/dev/null
 
 ## demo-model: write the random-weight demo models that dsmil.hcl serves
-## (dsmil-mkmodel: Qwen2.5-0.5B shape, int4 weights, ~780 MB, a few
-## seconds, into $(DEMO_MODEL) for llm-amx; TinyLlama-1.1B shape, int4,
+## (dsmil-mkmodel: Qwen2.5-0.5B shape, int4 weights, ~780 MB, with its
+## prefill graph (int8, ~1.1 GB: llm-amx's prefill_graph), under a minute,
+## into $(DEMO_MODEL) for llm-amx; TinyLlama-1.1B shape, int4,
 ## ~780 MB, into $(DEMO_NPU_MODEL) for llm-npu; the all-MiniLM-L6-v2-shaped
 ## encoder, 90 MB, into $(DEMO_ENCODER); a tiny CLIP dual encoder, 0.5 MB,
 ## into $(DEMO_CLIP)) unless they are there. They write gibberish at a real
@@ -60,7 +61,7 @@ DEMO_NPU_MODEL ?= run/models/dsmil-random-tinyllama-1.1b-int4
 DEMO_CLIP ?= run/models/dsmil-random-tiny-clip
 demo-model:
 	@[ -f $(DEMO_MODEL)/config.json ] || $(GO) run ./cmd/dsmil-mkmodel -preset $(DEMO_PRESET) \
-		-dtype $(DEMO_DTYPE) -block 128 -out $(DEMO_MODEL)
+		-dtype $(DEMO_DTYPE) -block 128 -prefill-graph -out $(DEMO_MODEL)
 	@[ -f $(DEMO_NPU_MODEL)/config.json ] || $(GO) run ./cmd/dsmil-mkmodel -preset tinyllama-1.1b \
 		-dtype int4 -block 128 -out $(DEMO_NPU_MODEL)
 	@[ -f $(DEMO_ENCODER)/modules.json ] || $(GO) run ./cmd/dsmil-mkmodel -preset minilm-l6 -out $(DEMO_ENCODER)

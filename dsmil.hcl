@@ -46,7 +46,10 @@ plugin "llm-amx" {
   path          = "bin/dsmil-llm-amx"
   device_id     = 47
   profiles      = ["llm-amx-demo", "llm-7b-amx"] # llm-7b-amx: the spec's profile of Device 47
-  memory_budget = "2GiB" # weights (~780 MB) + KV cache
+  # weights (~780 MB, and ~580 MB of the prefill graph's: prefill_graph
+  # below) + one prefill chunk's working memory (~310 MB at max_context)
+  # + KV cache (~1.1 GB) and the prefix cache in it.
+  memory_budget = "3GiB"
   # Plugins get nothing of the host's environment but PATH, HOME, the
   # locale, the Go runtime's variables and what pass_env names: here the
   # ONNX Runtime library `make run` points DSMIL_ORT_LIB at (or set the
@@ -61,7 +64,8 @@ plugin "llm-amx" {
   model_name = "dsmil-demo-random-qwen2.5-0.5b-int4"
   max_tokens = 512 # for requests that set none
   # The model's 32768-token context would need 1.48 GiB of prefill working
-  # memory (prefill_chunk 256), which 2 GiB with the weights cannot hold.
+  # memory (prefill_chunk 256), which would leave 3 GiB with the weights
+  # almost no KV cache.
   max_context = 8192
   # Idle ONNX Runtime threads sleep instead of spinning: with llm-npu on the
   # same cores, spinning llm-amx threads took half its decode rate and 40%
@@ -70,6 +74,12 @@ plugin "llm-amx" {
   # decodes ~16% slower without spinning (bench/llm -npu,
   # docs/performance.md). Alone on a host: allow_spinning = true.
   allow_spinning = false
+  # prefill_graph = "auto": the demo model comes with its prefill graph
+  # (make demo-model: model_q4_prefill.onnx, int8 linears through ONNX
+  # Runtime's AMX/VNNI int8 GEMM), which prompt chunks and batch steps of 8
+  # or more rows run on: ~1.5x llama.cpp's prefill at 128 tokens on an AMX Xeon
+  # (docs/performance.md). A model without one runs everything on its own
+  # graph.
   # threads = 0 (one per core), parallelism = 8, batching = true, queue = 16,
   # kv_budget = memory_budget - weights - prefill memory: the defaults.
 }

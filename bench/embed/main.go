@@ -26,7 +26,7 @@
 // (dsmil-mkmodel -dtype q8; written into -models when absent) in both, the
 // plugin through its model_file setting.
 //
-//	go run ./bench/embed [-inputs 1,8,32,128] [-tokens 16,128,512] [-rounds 3] [-ms 300] [-threads 0] [-file onnx/model.onnx]
+//	go run ./bench/embed [-inputs 1,8,32,128] [-tokens 16,128,512] [-rounds 3] [-ms 300] [-threads 0] [-runs 1] [-file onnx/model.onnx]
 package main
 
 import (
@@ -61,7 +61,7 @@ type options struct {
 	dir, file                 string
 	inputs, tokens            []int
 	rounds, ms, threads, conc int
-	batch, waitMS             int
+	batch, waitMS, runs       int
 	spin, stopSpin            bool
 }
 
@@ -79,9 +79,10 @@ func main() {
 	batch := flag.Int("batch", 32, "sequences per ONNX Runtime run (the plugin's max_batch)")
 	wait := flag.Int("wait", 2, "the plugin's batch_wait_ms")
 	conc := flag.Int("conc", 32, "inputs of the batched against one-at-a-time comparison")
+	runs := flag.Int("runs", 1, "ONNX Runtime runs in flight at once, in both (the plugin's concurrent_runs, rawembed's -concurrent)")
 	flag.Parse()
 	server.TuneGC()
-	o := options{dir: *dir, file: *file, rounds: max(*rounds, 1), ms: *ms, threads: *threads, spin: *spin, stopSpin: *stopSpin, batch: *batch, waitMS: *wait, conc: *conc}
+	o := options{dir: *dir, file: *file, rounds: max(*rounds, 1), ms: *ms, threads: *threads, spin: *spin, stopSpin: *stopSpin, batch: *batch, waitMS: *wait, conc: *conc, runs: max(*runs, 1)}
 	var err error
 	if o.inputs, err = ints(*inputs); err == nil {
 		o.tokens, err = ints(*tokens)
@@ -154,7 +155,7 @@ func run(o options) error {
 	defer raw.close()
 	c := &client{base: "http://" + addr, http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}}}
 	fmt.Printf("embed benchmark: %s, %d CPUs; %s shape (random weights, max_seq_length 512) in %s, %s\n", runtime.Version(), runtime.NumCPU(), spec.Name, o.dir, o.file)
-	fmt.Printf("%s\nplugin: max_batch %d, batch_wait_ms %d; %d interleaved rounds, samples of ≥ %d ms\n\n", raw.runtime, o.batch, o.waitMS, o.rounds, o.ms)
+	fmt.Printf("%s\nplugin: max_batch %d, concurrent_runs %d, batch_wait_ms %d; %d interleaved rounds, samples of ≥ %d ms\n\n", raw.runtime, o.batch, o.runs, o.waitMS, o.rounds, o.ms)
 	fmt.Printf("%-8s %-8s %14s %14s %12s\n", "inputs", "tokens", "raw emb/s", "stack emb/s", "stack/raw")
 	type row struct {
 		n, l  int
@@ -367,7 +368,7 @@ type rawProc struct {
 }
 
 func startRaw(bin string, o options) (*rawProc, error) {
-	cmd := exec.Command(bin, "-model", o.dir, "-file", o.file, "-threads", fmt.Sprint(o.threads), "-spin="+fmt.Sprint(o.spin), "-stop-spin="+fmt.Sprint(o.stopSpin), "-batch", fmt.Sprint(o.batch))
+	cmd := exec.Command(bin, "-model", o.dir, "-file", o.file, "-threads", fmt.Sprint(o.threads), "-spin="+fmt.Sprint(o.spin), "-stop-spin="+fmt.Sprint(o.stopSpin), "-batch", fmt.Sprint(o.batch), "-concurrent", fmt.Sprint(o.runs))
 	cmd.Stderr = os.Stderr
 	in, err := cmd.StdinPipe()
 	if err != nil {
@@ -445,10 +446,11 @@ plugin "embed" {
   max_batch      = %[6]d
   batch_wait_ms  = %[7]d
   force_spinning_stop = %[8]v
+  concurrent_runs = %[10]d
   pass_env       = ["DSMIL_ORT_LIB"]
 }
 model %[3]q { profile = "bench-embed" }
-`, bin, o.dir, modelID, o.threads, o.spin, o.batch, o.waitMS, o.stopSpin, o.file)
+`, bin, o.dir, modelID, o.threads, o.spin, o.batch, o.waitMS, o.stopSpin, o.file, o.runs)
 	// The 10-minute timeouts: 128 inputs of 512 tokens take tens of
 	// seconds on a busy 2-core machine, and passed the router's 60 s default
 	// there once.

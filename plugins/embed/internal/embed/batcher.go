@@ -22,34 +22,40 @@ type runFunc func(ctx context.Context, seqs []encoder.Sequence) ([][]float32, er
 // runs of at most max sequences (dynamic batching): requests tokenise on
 // their own goroutines and queue their sequences, shortest first; one
 // runner goroutine takes up to max queued sequences in arrival order, sorts
-// them by length and runs them as one batch padded to its longest, then
-// hands each vector to its request. While a run is in progress the next
-// requests queue up, so under load batches fill by themselves; when the
-// runner is idle and the queue holds fewer than max sequences while other
-// requests are still being tokenised, it waits for them, at most wait.
+// them by length and starts them as one batch padded to its longest, which
+// hands each vector to its request. At most runs batches are in flight at
+// once (the concurrent_runs setting; 1 by default): while they are, the
+// next requests queue up, so under load batches fill by themselves; when a
+// run is free and the queue holds fewer than max sequences while other
+// requests are still being tokenised, the runner waits for them, at most
+// wait. With several runs free, the queue is split evenly over them (each
+// batch at most max): 32 queued sequences and 2 free runs make two runs of
+// 16, in parallel, rather than one run of 32 and an idle one.
 //
-// A request that finds ONNX Runtime idle, nothing queued and no other
-// request tokenising — a lone request, which no wait could batch with
-// anything — runs its sequences itself, on its own goroutine (direct): no
-// hand-off to the runner and back, which cost ≈ 60 µs of a one-input
-// request's ≈ 2.5 ms on 2 cores (bench/embed). Requests that arrive
-// meanwhile queue for the runner, which starts once the direct run ends.
+// A request that finds a run free, nothing queued and no other request
+// tokenising — a lone request, which no wait could batch with anything —
+// runs its sequences itself, on its own goroutine (direct): no hand-off to
+// the runner and back, which cost ≈ 60 µs of a one-input request's ≈ 2.5
+// ms on 2 cores (bench/embed). It does so only when the runner would not
+// split them (one run free, or one sequence). Requests that arrive
+// meanwhile queue for the runner.
 //
 // A request whose context ends stops waiting at once; its queued sequences
 // are dropped, and a run is terminated when every request with a sequence
 // in it has gone. Close stops the runner (terminating its run and any
 // direct run) and fails whatever is still queued.
 type batcher struct {
-	run  runFunc
-	max  int
-	wait time.Duration
+	run     runFunc
+	max     int
+	maxRuns int // runs in flight at once
+	wait    time.Duration
 
 	mu       sync.Mutex
 	queue    []item // arrival order
 	arriving int    // requests between begin and submit (tokenising)
-	running  bool   // a run (the runner's or a direct one) is in progress
+	running  int    // runs (the runner's and direct ones) in progress
 	closed   bool
-	direct   sync.WaitGroup // direct runs in progress (Close waits)
+	inflight sync.WaitGroup // runs in progress (Close waits)
 
 	kick   chan struct{} // buffered 1: the queue or arriving changed
 	ctx    context.Context
@@ -66,19 +72,24 @@ type item struct {
 }
 
 // job is one request's sequences and, once done is closed, their vectors
-// or the error that failed them. Only the runner writes vecs, left and err.
+// or the error that failed them. Runs write vecs, left and err holding mu
+// (a job's sequences may be split over runs in flight at once).
 type job struct {
 	ctx  context.Context
 	seqs []encoder.Sequence
+
+	mu   sync.Mutex
 	vecs [][]float32
 	left int
 	err  error
 	done chan struct{}
 }
 
-func newBatcher(run runFunc, max int, wait time.Duration) *batcher {
+// newBatcher starts the runner of batches of at most maxSeqs sequences, runs of
+// them in flight at once (at least 1).
+func newBatcher(run runFunc, maxSeqs, runs int, wait time.Duration) *batcher {
 	ctx, cancel := context.WithCancel(context.Background())
-	b := &batcher{run: run, max: max, wait: wait, kick: make(chan struct{}, 1), ctx: ctx, cancel: cancel, done: make(chan struct{})}
+	b := &batcher{run: run, max: maxSeqs, maxRuns: max(runs, 1), wait: wait, kick: make(chan struct{}, 1), ctx: ctx, cancel: cancel, done: make(chan struct{})}
 	go b.loop()
 	return b
 }
@@ -111,10 +122,11 @@ func (b *batcher) end() {
 // their vectors, returned in the order of seqs. It calls end.
 func (b *batcher) embed(ctx context.Context, seqs []encoder.Sequence) ([][]float32, error) {
 	b.mu.Lock()
-	if !b.closed && !b.running && len(b.queue) == 0 && len(seqs) <= b.max && (b.arriving == 1 || b.wait <= 0) {
-		b.running = true
+	if free := b.maxRuns - b.running; !b.closed && free > 0 && len(b.queue) == 0 && len(seqs) <= b.max &&
+		(free == 1 || len(seqs) == 1) && (b.arriving == 1 || b.wait <= 0) {
+		b.running++
 		b.arriving--
-		b.direct.Add(1)
+		b.inflight.Add(1)
 		b.mu.Unlock()
 		return b.runDirect(ctx, seqs)
 	}
@@ -148,10 +160,10 @@ func (b *batcher) embed(ctx context.Context, seqs []encoder.Sequence) ([][]float
 	}
 }
 
-// runDirect runs seqs on the caller's goroutine (b.running is set for it)
-// and wakes the runner for whatever queued meanwhile.
+// runDirect runs seqs on the caller's goroutine (b.running counts it) and
+// wakes the runner for whatever queued meanwhile.
 func (b *batcher) runDirect(ctx context.Context, seqs []encoder.Sequence) ([][]float32, error) {
-	defer b.direct.Done()
+	defer b.inflight.Done()
 	rctx, cancel := context.WithCancel(ctx)
 	stop := context.AfterFunc(b.ctx, cancel)
 	b.runs.Add(1)
@@ -161,7 +173,7 @@ func (b *batcher) runDirect(ctx context.Context, seqs []encoder.Sequence) ([][]f
 	// Wake the runner only for requests that queued meanwhile: waking it
 	// for nothing costs a thread switch on the reply's path.
 	b.mu.Lock()
-	b.running = false
+	b.running--
 	queued := len(b.queue) > 0
 	b.mu.Unlock()
 	if queued {
@@ -183,15 +195,16 @@ func (b *batcher) runDirect(ctx context.Context, seqs []encoder.Sequence) ([][]f
 // errCount reports an encoder that broke its contract.
 var errCount = errors.New("embed: the encoder returned a vector count other than the batch's")
 
-// Close stops the runner, terminating a run in progress, fails the queued
-// sequences with errClosed and waits for the runner to return.
+// Close stops the runner, terminating the runs in progress, fails the
+// queued sequences with errClosed and waits for the runner and the runs to
+// return.
 func (b *batcher) Close() {
 	b.mu.Lock()
 	b.closed = true
 	b.mu.Unlock()
 	b.cancel()
 	<-b.done
-	b.direct.Wait()
+	b.inflight.Wait()
 }
 
 func (b *batcher) loop() {
@@ -208,12 +221,27 @@ func (b *batcher) loop() {
 			if batch == nil {
 				break
 			}
-			b.runBatch(batch)
-			b.mu.Lock()
-			b.running = false
-			b.mu.Unlock()
+			if b.maxRuns == 1 {
+				// One run at a time: the runner runs it itself.
+				b.runBatch(batch)
+				b.finished()
+				continue
+			}
+			go func() {
+				b.runBatch(batch)
+				b.finished()
+				b.signal()
+			}()
 		}
 	}
+}
+
+// finished ends a run the runner started (take counted it).
+func (b *batcher) finished() {
+	b.mu.Lock()
+	b.running--
+	b.mu.Unlock()
+	b.inflight.Done()
 }
 
 // failQueued fails every queued job with errClosed.
@@ -227,8 +255,9 @@ func (b *batcher) failQueued() {
 	}
 }
 
-// take returns the next batch, sorted by length, or nil when there is
-// nothing to run (or the batcher is closing).
+// take returns the next batch, sorted by length, and counts it as running,
+// or returns nil when there is nothing to run (or the batcher is closing).
+// It waits while every run is taken.
 func (b *batcher) take() []item {
 	var timer *time.Timer
 	defer func() {
@@ -243,8 +272,8 @@ func (b *batcher) take() []item {
 		if len(b.queue) == 0 || b.ctx.Err() != nil {
 			return nil
 		}
-		if b.running {
-			// A direct run is in progress: it signals when it ends.
+		if b.running >= b.maxRuns {
+			// Every run is taken: the one that ends signals.
 			b.mu.Unlock()
 			select {
 			case <-b.kick:
@@ -278,8 +307,11 @@ func (b *batcher) take() []item {
 	if len(b.queue) == 0 {
 		return nil
 	}
-	n := min(b.max, len(b.queue))
-	b.running = true
+	// Split the queue evenly over the free runs, at most max a batch.
+	free := b.maxRuns - b.running
+	n := min(b.max, (len(b.queue)+free-1)/free)
+	b.running++
+	b.inflight.Add(1)
 	batch := slices.Clone(b.queue[:n])
 	b.queue = slices.Delete(b.queue, 0, n)
 	slices.SortStableFunc(batch, func(x, y item) int {
@@ -335,18 +367,21 @@ func (b *batcher) runBatch(batch []item) {
 	}
 	for k, it := range batch {
 		j := it.j
-		if j.err != nil {
-			continue
+		j.mu.Lock()
+		if j.err == nil {
+			j.vecs[it.i] = vecs[k]
+			if j.left--; j.left == 0 {
+				close(j.done)
+			}
 		}
-		j.vecs[it.i] = vecs[k]
-		if j.left--; j.left == 0 {
-			close(j.done)
-		}
+		j.mu.Unlock()
 	}
 }
 
 // fail ends j with err unless it has ended.
 func (b *batcher) fail(j *job, err error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
 	if j.err != nil || j.left == 0 {
 		return
 	}

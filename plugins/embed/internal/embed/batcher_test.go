@@ -78,7 +78,7 @@ func queued(t *testing.T, b *batcher, n int) {
 // vectors in its input order.
 func TestBatcherPacks(t *testing.T) {
 	f := &fakeRun{hold: make(chan struct{}), started: make(chan struct{}, 16)}
-	b := newBatcher(f.run, 4, 0)
+	b := newBatcher(f.run, 4, 1, 0)
 	defer b.Close()
 	ctx := context.Background()
 	type answer struct {
@@ -143,7 +143,7 @@ func TestBatcherPacks(t *testing.T) {
 // terminated, one shared with a live request is not.
 func TestBatcherCancel(t *testing.T) {
 	f := &fakeRun{hold: make(chan struct{}), started: make(chan struct{}, 16)}
-	b := newBatcher(f.run, 8, 0)
+	b := newBatcher(f.run, 8, 1, 0)
 	defer b.Close()
 	ctx1, cancel1 := context.WithCancel(context.Background())
 	errs := make(chan error, 3)
@@ -183,7 +183,7 @@ func TestBatcherCancel(t *testing.T) {
 
 	// Two requests share a run; one goes, the other still gets its vector.
 	f2 := &fakeRun{hold: make(chan struct{}), started: make(chan struct{}, 16)}
-	b2 := newBatcher(f2.run, 8, 0)
+	b2 := newBatcher(f2.run, 8, 1, 0)
 	defer b2.Close()
 	blocker := make(chan struct{})
 	b2.begin()
@@ -214,7 +214,7 @@ func TestBatcherCancel(t *testing.T) {
 // wait 0 it never waits; Close fails what is queued.
 func TestBatcherWait(t *testing.T) {
 	f := &fakeRun{started: make(chan struct{}, 16)}
-	b := newBatcher(f.run, 3, time.Hour)
+	b := newBatcher(f.run, 3, 1, time.Hour)
 	b.begin() // a request still tokenising
 	done := make(chan error, 4)
 	b.begin()
@@ -253,7 +253,7 @@ func TestBatcherWait(t *testing.T) {
 	}
 
 	f0 := &fakeRun{started: make(chan struct{}, 16)}
-	b0 := newBatcher(f0.run, 3, 0)
+	b0 := newBatcher(f0.run, 3, 1, 0)
 	defer b0.Close()
 	b0.begin() // tokenising, but wait is 0
 	b0.begin()
@@ -281,7 +281,7 @@ func TestBatcherDirect(t *testing.T) {
 		mu.Unlock()
 		return f.run(ctx, seqs)
 	}
-	b := newBatcher(run, 4, time.Hour)
+	b := newBatcher(run, 4, 1, time.Hour)
 	ctx := func(id int) context.Context { return context.WithValue(context.Background(), directKey{}, id) }
 	done := make(chan error, 4)
 	b.begin()
@@ -314,7 +314,7 @@ func TestBatcherDirect(t *testing.T) {
 	// runner marks itself idle after handing out its vectors: wait for it.)
 	for {
 		b.mu.Lock()
-		idle := !b.running
+		idle := b.running == 0
 		b.mu.Unlock()
 		if idle {
 			break
@@ -567,4 +567,152 @@ func TestDynamicBatchingCLIP(t *testing.T) {
 		t.Errorf("%d inputs of %d requests took %d runs of at most 4, at most %d images in one: not packed", total, requests, runs, maxImages)
 	}
 	t.Logf("%d requests, %d inputs (%d images), %d runs, up to %d images a run", requests, total, requests, runs, maxImages)
+}
+
+// started waits for f's next run to start, at most 10 s.
+func started(t *testing.T, f *fakeRun) {
+	t.Helper()
+	select {
+	case <-f.started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no run started in 10 s")
+	}
+}
+
+// TestBatcherConcurrent: with two runs allowed, one request's 32 queued
+// sequences are split into two runs of 16 in flight at once, and its
+// vectors come back in its input order; lone one-sequence requests run
+// direct beside a run; a request that finds both runs taken waits until
+// one ends.
+func TestBatcherConcurrent(t *testing.T) {
+	f := &fakeRun{hold: make(chan struct{}), started: make(chan struct{}, 16)}
+	b := newBatcher(f.run, 32, 2, 0)
+	defer b.Close()
+	seqs := make([]encoder.Sequence, 32)
+	for i := range seqs {
+		seqs[i] = seq(100+i, 1+(i*5)%7)
+	}
+	done := make(chan error, 4)
+	var got [][]float32
+	b.begin()
+	go func() {
+		var err error
+		got, err = b.embed(context.Background(), seqs)
+		done <- err
+	}()
+	started(t, f)
+	started(t, f) // both runs started before either is released
+	if n := f.runsNow(); n != 2 {
+		t.Fatalf("%d runs started, want 2", n)
+	}
+	for _, batch := range f.batches {
+		if len(batch) != 16 {
+			t.Errorf("a run of %d sequences, want 16 (32 split over 2 runs)", len(batch))
+		}
+	}
+	f.hold <- struct{}{}
+	f.hold <- struct{}{}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range got {
+		if v[0] != float32(100+i) || v[1] != float32(len(seqs[i].IDs)) {
+			t.Fatalf("vector %d is %v, want [%d %d]", i, v, 100+i, len(seqs[i].IDs))
+		}
+	}
+
+	// Two lone requests run at once (direct); a third waits for a run.
+	// (A runner-started run releases its slot just after handing out its
+	// vectors: wait for both.)
+	for {
+		b.mu.Lock()
+		idle := b.running == 0
+		b.mu.Unlock()
+		if idle {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	for id := range 2 {
+		b.begin()
+		go func() { _, err := b.embed(context.Background(), []encoder.Sequence{seq(id, 3)}); done <- err }()
+		started(t, f)
+	}
+	b.begin()
+	go func() { _, err := b.embed(context.Background(), []encoder.Sequence{seq(9, 3)}); done <- err }()
+	queued(t, b, 1)
+	if n := f.runsNow(); n != 4 {
+		t.Fatalf("%d runs, want 4: a third run started while two were in flight", n)
+	}
+	f.hold <- struct{}{}
+	started(t, f) // the queued request, once a run ended
+	f.hold <- struct{}{}
+	f.hold <- struct{}{}
+	for range 3 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestConcurrentRunsORT: with concurrent_runs = 2 on ONNX Runtime, one
+// request's inputs are split over two runs of one session in flight at
+// once, and every vector equals its input embedded alone (within 1e-6).
+func TestConcurrentRunsORT(t *testing.T) {
+	lib := ort.ResolveLibrary(os.Getenv)
+	if lib == "" {
+		t.Skip("ONNX Runtime is not installed: run make ort (make test does)")
+	}
+	s, _ := mkmodel.EncoderPreset("tiny-encoder")
+	r, err := mkmodel.WriteEncoder(filepath.Join(t.TempDir(), "enc"), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := New()
+	ctx := context.Background()
+	if err := w.Configure(ctx, &sdk.Config{Name: "embed", DeviceID: 49, Profiles: []string{"embed"},
+		Settings: map[string]any{"model": r.Dir, "max_batch": float64(32), "concurrent_runs": float64(2),
+			"ort_library": lib, "threads": float64(1)}}); err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close(ctx)
+	words := []string{"the", "model", "reads", "prompt", "and", "graph", "host", "plane", "local", "answers"}
+	in := make([]*l7v1.EmbedInput, 20)
+	for i := range in {
+		text := "hello"
+		for k := 0; k < (i*7)%13; k++ {
+			text += " " + words[(i+k)%len(words)]
+		}
+		in[i] = &l7v1.EmbedInput{Input: &l7v1.EmbedInput_Text{Text: text}}
+	}
+	b := w.st.Load().batch
+	var mu sync.Mutex
+	var sizes []int
+	run := b.run
+	b.run = func(ctx context.Context, seqs []encoder.Sequence) ([][]float32, error) {
+		mu.Lock()
+		sizes = append(sizes, len(seqs))
+		mu.Unlock()
+		return run(ctx, seqs)
+	}
+	res, err := w.Embed(ctx, &sdk.EmbedRequest{Params: &l7v1.L7EmbedRequest{Inputs: in}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	if !slices.Equal(sizes, []int{10, 10}) {
+		t.Errorf("runs of %v sequences, want two of 10", sizes)
+	}
+	mu.Unlock()
+	for i, x := range in {
+		alone, err := w.Embed(ctx, &sdk.EmbedRequest{Params: &l7v1.L7EmbedRequest{Inputs: []*l7v1.EmbedInput{x}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for j, v := range alone.Vectors[0] {
+			if d := math.Abs(float64(res.Vectors[i][j] - v)); d > 1e-6 {
+				t.Fatalf("input %d value %d: split over two runs %v, alone %v", i, j, res.Vectors[i][j], v)
+			}
+		}
+	}
 }

@@ -101,7 +101,7 @@ func (w *Workload) Configure(_ context.Context, cfg *sdk.Config) error {
 		if err != nil {
 			return sdk.InvalidParam("model", "%v", err)
 		}
-		st.clip, st.dims, st.batch = m, m.Config.ProjectionDim, newBatcher(clipRun(m), set.MaxBatch, set.BatchWait)
+		st.clip, st.dims, st.batch = m, m.Config.ProjectionDim, newBatcher(clipRun(m), set.MaxBatch, set.ConcurrentRuns, set.BatchWait)
 	} else {
 		m, err := encoder.Load(set.Model, set.ModelFile, set.Session.WithDefaults())
 		if err != nil {
@@ -110,7 +110,7 @@ func (w *Workload) Configure(_ context.Context, cfg *sdk.Config) error {
 			}
 			return sdk.InvalidParam("model", "%v", err)
 		}
-		st.model, st.dims, st.batch = m, m.Config.Hidden, newBatcher(m.Embed, set.MaxBatch, set.BatchWait)
+		st.model, st.dims, st.batch = m, m.Config.Hidden, newBatcher(m.Embed, set.MaxBatch, set.ConcurrentRuns, set.BatchWait)
 	}
 	w.st.Store(st)
 	return nil

@@ -34,6 +34,12 @@ func TestSettings(t *testing.T) {
 	if s.Session.StopSpinningAfterRun {
 		t.Error("force_spinning_stop is on by default")
 	}
+	if s.ConcurrentRuns != 1 {
+		t.Errorf("concurrent_runs %d by default, want 1", s.ConcurrentRuns)
+	}
+	if s, err := parseSettings(map[string]any{"model": "x", "concurrent_runs": float64(2)}, env); err != nil || s.ConcurrentRuns != 2 {
+		t.Errorf("concurrent_runs = 2: %v, %+v", err, s)
+	}
 	if s, err := parseSettings(map[string]any{"model": "x", "force_spinning_stop": true}, env); err != nil || !s.Session.StopSpinningAfterRun {
 		t.Errorf("force_spinning_stop = true: %v, %+v", err, s)
 	}
@@ -43,6 +49,9 @@ func TestSettings(t *testing.T) {
 	}{
 		{map[string]any{}, "model"},
 		{map[string]any{"model": "x", "max_batch": float64(0)}, "max_batch"},
+		{map[string]any{"model": "x", "concurrent_runs": float64(0)}, "concurrent_runs"},
+		{map[string]any{"model": "x", "concurrent_runs": float64(65)}, "concurrent_runs"},
+		{map[string]any{"model": "x", "concurrent_runs": 1.5}, "concurrent_runs"},
 		{map[string]any{"model": "x", "matryoshka": "yes"}, "matryoshka"},
 		{map[string]any{"model": "x", "graph_optimization": "max"}, "graph_optimization"},
 		{map[string]any{"model": "x", "variant": "q4"}, "variant"},

@@ -18,6 +18,10 @@ const DefaultMaxImages = 16
 // the max_batch setting says otherwise.
 const DefaultMaxBatch = 32
 
+// maxConcurrentRuns bounds the concurrent_runs setting: each run holds its
+// batch's activations in ONNX Runtime's memory.
+const maxConcurrentRuns = 64
+
 // DefaultBatchWait is how long a batch that is not full waits for requests
 // still being tokenised, unless the batch_wait_ms setting says otherwise.
 const DefaultBatchWait = 2 * time.Millisecond
@@ -30,6 +34,8 @@ var settingSpecs = append(ort.ModelSettingSpecs("Model directory: a sentence-tra
 		Description: "The model was trained for truncated vectors (Matryoshka): requests may ask for fewer dimensions, which are cut and re-normalised. Default false: dimensions other than the model's are a 400."},
 	sdk.SettingSpec{Name: "max_batch", Type: "number",
 		Description: "Sequences per ONNX Runtime run, packed from the inputs of every request in flight (dynamic batching). Default 32."},
+	sdk.SettingSpec{Name: "concurrent_runs", Type: "number",
+		Description: "ONNX Runtime runs in flight at once, each a batch of at most max_batch sequences; queued sequences are split evenly over the free runs. Default 1. With threads = 1, concurrent_runs = the number of cores runs one single-threaded batch per core: more embeddings/s for many short inputs on int8 graphs, but a lone long input runs on one core (plugins/embed/README.md)."},
 	sdk.SettingSpec{Name: "batch_wait_ms", Type: "number",
 		Description: "When ONNX Runtime is idle and fewer than max_batch sequences are queued, how long (milliseconds) the next run waits for requests the plugin has received and is still tokenising. 0: never wait. Default 2."},
 	sdk.SettingSpec{Name: "max_image_bytes", Type: "string", Description: `CLIP models: largest image file, e.g. "20MiB" (the default).`},
@@ -43,15 +49,17 @@ type settings struct {
 	ModelFile  string // "" = encoder.DefaultFile
 	Matryoshka bool
 	MaxBatch   int
-	BatchWait  time.Duration
-	Limits     imagefile.Limits
-	MaxImages  int
+	// ConcurrentRuns is how many batches run at once (at least 1).
+	ConcurrentRuns int
+	BatchWait      time.Duration
+	Limits         imagefile.Limits
+	MaxImages      int
 }
 
 // parseSettings decodes and checks raw, filling in defaults. A bad or
 // unknown setting is an INVALID_REQUEST naming it.
 func parseSettings(raw map[string]any, getenv func(string) string) (*settings, error) {
-	s := &settings{MaxBatch: DefaultMaxBatch, BatchWait: DefaultBatchWait, Limits: imagefile.DefaultLimits, MaxImages: DefaultMaxImages}
+	s := &settings{MaxBatch: DefaultMaxBatch, ConcurrentRuns: 1, BatchWait: DefaultBatchWait, Limits: imagefile.DefaultLimits, MaxImages: DefaultMaxImages}
 	for name, v := range raw {
 		handled, err := s.Set(name, v)
 		if !handled {
@@ -65,6 +73,11 @@ func parseSettings(raw map[string]any, getenv func(string) string) (*settings, e
 				s.Matryoshka, err = sdk.SettingBool(v)
 			case "max_batch":
 				s.MaxBatch, err = sdk.SettingInt(v, 1)
+			case "concurrent_runs":
+				s.ConcurrentRuns, err = sdk.SettingInt(v, 1)
+				if err == nil && s.ConcurrentRuns > maxConcurrentRuns {
+					err = fmt.Errorf("%d is more than the %d runs the plugin allows in flight", s.ConcurrentRuns, maxConcurrentRuns)
+				}
 			case "batch_wait_ms":
 				var ms int
 				ms, err = sdk.SettingInt(v, 0)

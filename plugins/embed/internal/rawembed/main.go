@@ -6,7 +6,7 @@
 // options the plugin uses. It lives here because bench/embed cannot import
 // the plugin's internal packages; bench/embed builds and drives it.
 //
-//	rawembed -model DIR [-file onnx/model.onnx] [-threads 0] [-spin=true] [-batch 32]
+//	rawembed -model DIR [-file onnx/model.onnx] [-threads 0] [-spin=true] [-batch 32] [-concurrent 1] [-no-arena]
 //
 // It loads the model and prints {"runtime": DESCRIPTION}. Then, for each
 // stdin line:
@@ -16,7 +16,9 @@
 //     [SEP] (the stack is sent the same texts), and keeps their ids;
 //   - "run MS": embeds the kept sequences over and over, -batch at a time
 //     sorted by length as the plugin does, for at least MS milliseconds
-//     (at least once) and prints {"embeddings": COUNT, "ns": ELAPSED}.
+//     (at least once), -concurrent runs in flight at once (the kept
+//     sequences split evenly over them, at most -batch a run, as the plugin
+//     splits its queue), and prints {"embeddings": COUNT, "ns": ELAPSED}.
 package main
 
 import (
@@ -30,6 +32,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 
@@ -45,8 +48,10 @@ func main() {
 	spin := flag.Bool("spin", true, "let idle intra-op threads spin (the plugin's allow_spinning)")
 	batch := flag.Int("batch", 32, "sequences per run (the plugin's max_batch)")
 	stopSpin := flag.Bool("stop-spin", false, "intra-op threads stop spinning when a run ends (the plugin's force_spinning_stop)")
+	concurrent := flag.Int("concurrent", 1, "runs in flight at once on the session (the plugin's concurrent_runs)")
+	noArena := flag.Bool("no-arena", false, "ONNX Runtime's CPU memory arena off (the plugin's disable_arena)")
 	flag.Parse()
-	if err := run(*dir, *file, ort.Options{IntraOpThreads: *threads, DisableSpinning: !*spin, StopSpinningAfterRun: *stopSpin}, max(*batch, 1)); err != nil {
+	if err := run(*dir, *file, ort.Options{IntraOpThreads: *threads, DisableSpinning: !*spin, StopSpinningAfterRun: *stopSpin, DisableArena: *noArena}, max(*batch, 1), max(*concurrent, 1)); err != nil {
 		fmt.Fprintln(os.Stderr, "rawembed:", err)
 		os.Exit(1)
 	}
@@ -58,7 +63,7 @@ type model struct {
 	hasTypes bool
 }
 
-func run(dir, file string, opts ort.Options, batch int) error {
+func run(dir, file string, opts ort.Options, batch, concurrent int) error {
 	info, err := ort.Init(ort.ResolveLibrary(os.Getenv))
 	if err != nil {
 		return err
@@ -103,8 +108,8 @@ func run(dir, file string, opts ort.Options, batch int) error {
 	defer m.sess.Destroy()
 
 	out := json.NewEncoder(os.Stdout)
-	desc := fmt.Sprintf("%s; %s; session: %d intra-op threads, graph optimization %s, spinning %v, spinning stopped after a run %v; runs of %d",
-		info, file, opts.IntraOpThreads, opts.GraphOptimization, !opts.DisableSpinning, opts.StopSpinningAfterRun, batch)
+	desc := fmt.Sprintf("%s; %s; session: %d intra-op threads, graph optimization %s, spinning %v, spinning stopped after a run %v; runs of %d, %d in flight at once",
+		info, file, opts.IntraOpThreads, opts.GraphOptimization, !opts.DisableSpinning, opts.StopSpinningAfterRun, batch, concurrent)
 	if err := out.Encode(map[string]any{"runtime": desc}); err != nil {
 		return err
 	}
@@ -155,10 +160,8 @@ func run(dir, file string, opts ort.Options, batch int) error {
 			slices.SortStableFunc(sorted, func(a, b []int64) int { return len(a) - len(b) })
 			count, start := 0, time.Now()
 			for count == 0 || time.Since(start) < time.Duration(ms)*time.Millisecond {
-				for lo := 0; lo < len(sorted); lo += batch {
-					if err := m.embed(sorted[lo:min(lo+batch, len(sorted))]); err != nil {
-						return err
-					}
+				if err := m.embedAll(sorted, batch, concurrent); err != nil {
+					return err
 				}
 				count += len(sorted)
 			}
@@ -170,6 +173,33 @@ func run(dir, file string, opts ort.Options, batch int) error {
 		}
 	}
 	return in.Err()
+}
+
+// embedAll embeds sorted (sorted by length) in runs of at most batch
+// sequences, concurrent of them in flight at once: as the plugin splits a
+// queue over its free runs, each run takes an equal share, at most batch.
+func (m *model) embedAll(sorted [][]int64, batch, concurrent int) error {
+	size := min(batch, (len(sorted)+concurrent-1)/concurrent)
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+		sem  = make(chan struct{}, concurrent)
+	)
+	for lo := 0; lo < len(sorted); lo += size {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func(seqs [][]int64) {
+			defer func() { <-sem; wg.Done() }()
+			if err := m.embed(seqs); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		}(sorted[lo:min(lo+size, len(sorted))])
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // embed runs seqs as one batch padded to the longest and pools them.

@@ -18,6 +18,9 @@ var (
 	// ErrGraph reports an ONNX graph whose inputs or outputs do not match
 	// its configuration or what the plugin can feed.
 	ErrGraph = errors.New("model: ONNX graph does not match the configuration")
+	// ErrPrefillGraph marks the errors of a model's prefill graph
+	// (Options.PrefillGraph) besides ErrLayout or ErrGraph.
+	ErrPrefillGraph = errors.New("prefill_graph")
 	// ErrContextFull reports a Step that would exceed the sequence's
 	// maximum length.
 	ErrContextFull = errors.New("model: sequence is full")

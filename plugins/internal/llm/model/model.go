@@ -45,6 +45,10 @@ type Options struct {
 	// PrefillMin tokens and Batch.Step for steps of at least PrefillMin
 	// rows.
 	PrefillGraph bool
+	// PrefillAuto opens the prefill graph when its file is there (and
+	// goes on without one when it is not): PrefillGraph for the models
+	// that have one.
+	PrefillAuto bool
 	// PrefillMin is the fewest tokens a step feeds to use the prefill
 	// graph; 0 means DefaultPrefillMin.
 	PrefillMin int
@@ -131,7 +135,7 @@ func Open(dir string, opts Options) (*Model, error) {
 	case rewriteErr != nil:
 		m.LogitsRewrite = "all positions: " + rewriteErr.Error()
 	}
-	if opts.PrefillGraph {
+	if opts.usePrefill(m.Files.ONNX) {
 		if err := m.openPrefill(opts); err != nil {
 			m.Close()
 			return nil, err
@@ -242,7 +246,7 @@ func Inspect(dir string, opts Options) (*Model, error) {
 			ErrLayout, filepath.Base(f.ONNX), strings.Join(missing, ", "), filepath.Dir(f.ONNX))
 	}
 	m := &Model{Files: f, Config: c, Graph: gi, MaxSequence: c.MaxPositions}
-	if opts.PrefillGraph {
+	if opts.usePrefill(f.ONNX) {
 		n, err := prefillBytes(f.ONNX)
 		if err != nil {
 			return nil, err
@@ -250,7 +254,7 @@ func Inspect(dir string, opts Options) (*Model, error) {
 		// The embedding table the prefill graph shares with the main
 		// graph is in memory once.
 		if m.shareable, m.shareableBytes, err = shareable(f.ONNX); err != nil {
-			return nil, fmt.Errorf("%w: prefill_graph: %v", ErrGraph, err)
+			return nil, fmt.Errorf("%w: %w: %v", ErrGraph, ErrPrefillGraph, err)
 		}
 		f.WeightBytes += n - m.shareableBytes
 	}

@@ -15,23 +15,36 @@ import (
 // prefillPath is the prefill graph's file for the model file onnx.
 func prefillPath(onnx string) string { return strings.TrimSuffix(onnx, ".onnx") + "_prefill.onnx" }
 
+// usePrefill says whether the model in the file onnx runs a prefill graph:
+// PrefillGraph, or PrefillAuto and its file is there.
+func (o Options) usePrefill(onnx string) bool {
+	if o.PrefillGraph {
+		return true
+	}
+	if !o.PrefillAuto {
+		return false
+	}
+	_, err := os.Stat(prefillPath(onnx))
+	return err == nil
+}
+
 // prefillBytes is the size of the prefill graph's file and its external
 // data.
 func prefillBytes(onnx string) (int64, error) {
 	path := prefillPath(onnx)
 	st, err := os.Stat(path)
 	if err != nil {
-		return 0, fmt.Errorf("%w: prefill_graph: %v", ErrLayout, err)
+		return 0, fmt.Errorf("%w: %w: %v", ErrLayout, ErrPrefillGraph, err)
 	}
 	n := st.Size()
 	gi, err := ReadGraphInfo(path)
 	if err != nil {
-		return 0, fmt.Errorf("%w: prefill_graph: %v", ErrLayout, err)
+		return 0, fmt.Errorf("%w: %w: %v", ErrLayout, ErrPrefillGraph, err)
 	}
 	for _, loc := range gi.ExternalData {
 		st, err := os.Stat(filepath.Join(filepath.Dir(path), filepath.FromSlash(loc)))
 		if err != nil {
-			return 0, fmt.Errorf("%w: prefill_graph: %v", ErrLayout, err)
+			return 0, fmt.Errorf("%w: %w: %v", ErrLayout, ErrPrefillGraph, err)
 		}
 		n += st.Size()
 	}
@@ -98,7 +111,7 @@ func (m *Model) openPrefill(opts Options) error {
 	path := prefillPath(m.Files.ONNX)
 	gi, err := ReadGraphInfo(path)
 	if err != nil {
-		return fmt.Errorf("%w: prefill_graph: %v", ErrLayout, err)
+		return fmt.Errorf("%w: %w: %v", ErrLayout, ErrPrefillGraph, err)
 	}
 	same := func(a, b []TensorInfo) bool {
 		if len(a) != len(b) {

@@ -140,13 +140,16 @@ func (w *Workload) Configure(_ context.Context, cfg *sdk.Config) error {
 		return err
 	}
 	opts := model.Options{Variant: set.Variant, Session: set.Session.WithDefaults(), MaxSequence: set.MaxContext,
-		PrefillGraph: set.PrefillGraph}
+		PrefillGraph: set.PrefillGraph, PrefillAuto: set.PrefillAuto}
 	if !choice.OnCPU() {
 		opts.Session.Provider, opts.Session.ProviderOptions = choice.Provider.AppendName, choice.Provider.Options
 	}
 
 	// Check the model and the budgets before loading the weights.
 	m, err := model.Inspect(set.Model, opts)
+	if errors.Is(err, model.ErrPrefillGraph) {
+		return sdk.InvalidParam("prefill_graph", "%v", err)
+	}
 	if err != nil {
 		return sdk.InvalidParam("model", "%v", err)
 	}
@@ -178,6 +181,9 @@ func (w *Workload) Configure(_ context.Context, cfg *sdk.Config) error {
 		choice = accel.Choice{Fallback: fmt.Sprintf("%s on %s could not load the model: %v", choice.Provider.ORTName, choice.Device.Path, err)}
 		opts.Session.Provider, opts.Session.ProviderOptions = "", nil
 		eng, err = engine.Load(set.Model, opts)
+	}
+	if errors.Is(err, model.ErrPrefillGraph) {
+		return sdk.InvalidParam("prefill_graph", "%v", err)
 	}
 	if err != nil {
 		return sdk.InvalidParam("model", "%v", err)

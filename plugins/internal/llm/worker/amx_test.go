@@ -674,3 +674,56 @@ func TestPrefillGraphMemory(t *testing.T) {
 		t.Fatalf("log: %s", logs.String())
 	}
 }
+
+// TestPrefillGraphAuto: prefill_graph "auto" (the default) opens the
+// model's prefill graph when its file is there and goes on without one
+// when it is not; false never opens it; true without the file, or a value
+// other than true, false and "auto", is an INVALID_REQUEST on
+// prefill_graph.
+func TestPrefillGraphAuto(t *testing.T) {
+	needORT(t)
+	with := llmtest.Tiny(t, "tiny-prefill", func(s *mkmodel.Spec) {
+		s.Seed, s.DType, s.PrefillGraph = 3, mkmodel.Int4, true
+	})
+	without := llmtest.Tiny(t, "tiny-noprefill", func(s *mkmodel.Spec) { s.Seed, s.DType = 3, mkmodel.Int4 })
+	configure := func(settings map[string]any) (*Workload, error) {
+		w := New(testPlugin)
+		err := w.Configure(context.Background(), &sdk.Config{Settings: baseSettings(t, settings)})
+		if err != nil {
+			return nil, err
+		}
+		t.Cleanup(func() { w.Close(context.Background()) })
+		return w, nil
+	}
+	for _, tc := range []struct {
+		dir     string
+		setting any // nil: left out
+		want    bool
+	}{
+		{with.Dir, nil, true},
+		{with.Dir, "auto", true},
+		{with.Dir, true, true},
+		{with.Dir, false, false},
+		{without.Dir, nil, false},
+		{without.Dir, "auto", false},
+	} {
+		settings := map[string]any{"model": tc.dir}
+		if tc.setting != nil {
+			settings["prefill_graph"] = tc.setting
+		}
+		w, err := configure(settings)
+		if err != nil {
+			t.Fatalf("%s, prefill_graph %v: %v", filepath.Base(tc.dir), tc.setting, err)
+		}
+		if got := w.st.Load().eng.Model.PrefillFile != ""; got != tc.want {
+			t.Errorf("%s, prefill_graph %v: prefill graph open %v, want %v", filepath.Base(tc.dir), tc.setting, got, tc.want)
+		}
+	}
+	for _, v := range []any{true, "yes", 1.0} {
+		_, err := configure(map[string]any{"model": without.Dir, "prefill_graph": v})
+		var e *mux.Error
+		if !errors.As(err, &e) || e.Code != dbe.CodeInvalidRequest || e.Param != "prefill_graph" {
+			t.Errorf("prefill_graph %v on a model without one: %v, want INVALID_REQUEST on prefill_graph", v, err)
+		}
+	}
+}

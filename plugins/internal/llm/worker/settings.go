@@ -42,8 +42,8 @@ var settingSpecs = append(ort.ModelSettingSpecs("Model directory (Optimum/transf
 		Description: `Memory of the per-tenant prefix cache (KV of computed prompt prefixes, reused by later requests of the same tenant that start with them), taken from the KV budget, e.g. "256MiB"; "0" turns it off. Default: a quarter of the KV budget.`},
 	sdk.SettingSpec{Name: "memory_arena", Type: "bool",
 		Description: "Keep ONNX Runtime's CPU memory arena (ORT's default). Default false: ORT's working memory is freed after each run, so the memory of a long prefill is returned to the system."},
-	sdk.SettingSpec{Name: "prefill_graph", Type: "bool",
-		Description: "Run prefill chunks of 8 tokens or more on the model's prefill graph (<file>_prefill.onnx, dsmil-mkmodel -prefill-graph: int8 linears through ONNX Runtime's u8×s8 GEMM, AMX kernels where the CPU has AMX-INT8) in a second ONNX Runtime session; decode steps stay on the main graph. Costs the prefill graph's weights in memory. Default false."},
+	sdk.SettingSpec{Name: "prefill_graph", Type: "any",
+		Description: `Run prefill chunks of 8 tokens or more, and batched decode steps of 8 rows or more, on the model's prefill graph (<file>_prefill.onnx, dsmil-mkmodel -prefill-graph: int8 linears through ONNX Runtime's u8×s8 GEMM, AMX kernels where the CPU has AMX-INT8) in a second ONNX Runtime session; other steps stay on the main graph. Costs the prefill graph's weights in memory. true: the file must be there; false: never; "auto" (the default): when the file is there.`},
 	sdk.SettingSpec{Name: "ignore_eos", Type: "bool",
 		Description: "Generate past EOS tokens until max_tokens or a stop sequence. For benchmarks only: random-weight models draw EOS at random."},
 )
@@ -68,8 +68,9 @@ type settings struct {
 	Queue int
 	// IgnoreEOS generates past EOS tokens.
 	IgnoreEOS bool
-	// PrefillGraph runs prefill chunks on the model's prefill graph.
-	PrefillGraph bool
+	// PrefillGraph runs prefill chunks on the model's prefill graph;
+	// PrefillAuto does when the model has one (the default).
+	PrefillGraph, PrefillAuto bool
 	// Batching decodes the running requests in one batch.
 	Batching bool
 	// PrefillChunk is the prefill chunk in tokens; 0: the whole prompt.
@@ -103,7 +104,7 @@ const DefaultPrefillChunk = 256
 // bad or unknown setting is an INVALID_REQUEST naming it.
 func parseSettings(raw map[string]any, getenv func(string) string, p *Plugin) (*settings, error) {
 	s := &settings{Parallelism: cmp.Or(p.Defaults.Parallelism, DefaultParallelism), Queue: cmp.Or(p.Defaults.Queue, DefaultQueue),
-		Batching: true, PrefillChunk: DefaultPrefillChunk, PrefixCache: -1}
+		Batching: true, PrefillChunk: DefaultPrefillChunk, PrefixCache: -1, PrefillAuto: true}
 	s.Session.DisableArena = true
 	s.Session.IntraOpThreads = p.Defaults.threads()
 	s.Session.DisableSpinning = p.Defaults.NoSpinning
@@ -130,7 +131,18 @@ func parseSettings(raw map[string]any, getenv func(string) string, p *Plugin) (*
 			case "ignore_eos":
 				s.IgnoreEOS, err = sdk.SettingBool(v)
 			case "prefill_graph":
-				s.PrefillGraph, err = sdk.SettingBool(v)
+				s.PrefillGraph, s.PrefillAuto = false, false
+				if str, ok := v.(string); ok {
+					if str != "auto" {
+						err = fmt.Errorf(`want true, false or "auto", not %q`, str)
+					}
+					s.PrefillAuto = true
+				} else {
+					s.PrefillGraph, err = sdk.SettingBool(v)
+					if err != nil {
+						err = fmt.Errorf(`want true, false or "auto", not %T`, v)
+					}
+				}
 			case "batching":
 				s.Batching, err = sdk.SettingBool(v)
 			case "prefill_chunk":
