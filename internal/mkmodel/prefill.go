@@ -4,6 +4,7 @@ import (
 	"math"
 
 	"github.com/dsmil/l7/internal/onnx"
+	"github.com/dsmil/l7/internal/onnx/prefillgraph"
 	"github.com/dsmil/l7/internal/quant"
 	"google.golang.org/protobuf/proto"
 )
@@ -50,7 +51,7 @@ func (b *graphBuilder) linearU8S8(x, name string, w []float32, out, in int) stri
 // head multiplies in int8 (see switchHead): a batch step of that many
 // rows or more. A prefill chunk (one row, its last position) keeps the
 // main graph's head.
-const PrefillHeadRows = 5
+const PrefillHeadRows = prefillgraph.HeadRows
 
 // switchHead writes the prefill graph's LM head (logits of the last
 // position of each row) for hidden state x and the out×in head weight w:
