@@ -38,6 +38,7 @@ import (
 
 	"github.com/dsmil/l7/internal/onnx"
 	"github.com/dsmil/l7/internal/onnx/weightref"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -92,17 +93,18 @@ const (
 
 // File converts the decoder in the ONNX file src (inline weights or
 // external data beside it) and writes its prefill graph to dst, with
-// external data in dst + "_data". The model is decoded once: peak memory
-// is about its size plus the largest converted weight in int8 (and, while
-// it is decoded, the file's mapped pages).
+// external data in dst + "_data". The model file is mapped and decoded
+// without copying its main graph's weights: memory is the mapped pages
+// read (up to the file's size) plus the largest converted weight in int8.
 func File(src, dst string, o Options) (*Info, error) {
 	if o.Logits == "" {
 		o.Logits = DefaultLogits
 	}
-	m, err := load(src)
+	m, mapped, err := load(src)
 	if err != nil {
 		return nil, err
 	}
+	defer mapped.Close()
 	in := &source{dir: filepath.Dir(src), files: map[string]*weightref.Mapped{}}
 	defer in.close()
 	data := dst + "_data"
@@ -155,23 +157,126 @@ func File(src, dst string, o Options) (*Info, error) {
 	return info, nil
 }
 
-// load decodes the model in the file at path.
-func load(path string) (*onnx.ModelProto, error) {
+// load maps the file at path and decodes the model in it, except the
+// bytes of the main graph's initializers: their raw_data are views of the
+// mapping (the caller closes it when done), so the weights are not copied.
+func load(path string) (*onnx.ModelProto, *weightref.Mapped, error) {
 	f, err := weightref.Map(path)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return nil, err
+			return nil, nil, err
 		}
-		return nil, fmt.Errorf("%w: %v", ErrNotONNX, err)
+		return nil, nil, fmt.Errorf("%w: %v", ErrNotONNX, err)
 	}
-	m := &onnx.ModelProto{}
-	err = proto.Unmarshal(f.Data, m)
-	f.Close()
+	m, err := decode(f.Data)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", ErrNotONNX, path, err)
+		f.Close()
+		return nil, nil, fmt.Errorf("%w: %s: %v", ErrNotONNX, path, err)
 	}
 	if len(m.GetGraph().GetNode()) == 0 || len(m.GetOpsetImport()) == 0 {
-		return nil, fmt.Errorf("%w: %s has no graph nodes or opset", ErrNotONNX, path)
+		f.Close()
+		return nil, nil, fmt.Errorf("%w: %s has no graph nodes or opset", ErrNotONNX, path)
+	}
+	return m, f, nil
+}
+
+// Field numbers: ModelProto.graph, GraphProto.initializer,
+// TensorProto.raw_data.
+const (
+	modelGraph    = 7
+	graphInit     = 5
+	tensorRawData = 9
+)
+
+// fields splits an encoded message into its fields: number and bytes.
+func fields(b []byte) ([]protowire.Number, [][]byte, error) {
+	var nums []protowire.Number
+	var out [][]byte
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return nil, nil, protowire.ParseError(n)
+		}
+		m := protowire.ConsumeFieldValue(num, typ, b[n:])
+		if m < 0 {
+			return nil, nil, protowire.ParseError(m)
+		}
+		nums, out = append(nums, num), append(out, b[:n+m])
+		b = b[n+m:]
+	}
+	return nums, out, nil
+}
+
+// value is a bytes field's value, nil for a field of another wire type.
+func value(field []byte) []byte {
+	_, typ, n := protowire.ConsumeTag(field)
+	if typ != protowire.BytesType {
+		return nil
+	}
+	v, _ := protowire.ConsumeBytes(field[n:])
+	if v == nil {
+		v = []byte{}
+	}
+	return v
+}
+
+// decode decodes an encoded ModelProto with the main graph's
+// initializers' raw_data left in data (see load).
+func decode(data []byte) (*onnx.ModelProto, error) {
+	nums, top, err := fields(data)
+	if err != nil {
+		return nil, err
+	}
+	var stripped []byte
+	var raws [][]byte // per initializer, in order
+	for i, f := range top {
+		g := value(f)
+		if nums[i] != modelGraph || g == nil {
+			stripped = append(stripped, f...)
+			continue
+		}
+		gnums, gfields, err := fields(g)
+		if err != nil {
+			return nil, fmt.Errorf("graph: %w", err)
+		}
+		var graph []byte
+		for j, gf := range gfields {
+			t := value(gf)
+			if gnums[j] != graphInit || t == nil {
+				graph = append(graph, gf...)
+				continue
+			}
+			tnums, tfields, err := fields(t)
+			if err != nil {
+				return nil, fmt.Errorf("initializer: %w", err)
+			}
+			var tensor, raw []byte
+			for k, tf := range tfields {
+				if v := value(tf); tnums[k] == tensorRawData && v != nil {
+					raw = v // the last one, as proto.Unmarshal keeps
+					continue
+				}
+				tensor = append(tensor, tf...)
+			}
+			raws = append(raws, raw)
+			graph = protowire.AppendTag(graph, graphInit, protowire.BytesType)
+			graph = protowire.AppendBytes(graph, tensor)
+		}
+		stripped = protowire.AppendTag(stripped, modelGraph, protowire.BytesType)
+		stripped = protowire.AppendBytes(stripped, graph)
+	}
+	m := &onnx.ModelProto{}
+	if err := proto.Unmarshal(stripped, m); err != nil {
+		return nil, err
+	}
+	inits := m.GetGraph().GetInitializer()
+	if len(inits) != len(raws) {
+		return nil, fmt.Errorf("%d initializers decoded, %d found", len(inits), len(raws))
+	}
+	for i, t := range inits {
+		if raws[i] != nil {
+			t.RawData = raws[i]
+		}
 	}
 	return m, nil
 }
