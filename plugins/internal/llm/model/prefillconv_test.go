@@ -10,8 +10,10 @@ import (
 	"testing"
 
 	"github.com/dsmil/l7/internal/mkmodel"
+	"github.com/dsmil/l7/internal/onnx"
 	"github.com/dsmil/l7/internal/onnx/prefillgraph"
 	"github.com/dsmil/l7/plugins/internal/llm/llmtest"
+	"google.golang.org/protobuf/proto"
 )
 
 // converted copies the generated model res, removes the prefill graph the
@@ -270,4 +272,74 @@ func margin(x []float32) float64 {
 		}
 	}
 	return a - b
+}
+
+// TestConvertedBias: a MatMulNBits with its bias as input 5 (as
+// onnxruntime-genai writes Qwen2's q/k/v projections) converts to the
+// u8×s8 product then an Add of the bias, so the prefill graph of a model
+// with its bias Adds folded into the MatMulNBits computes bit for bit
+// what the unfolded model's does.
+func TestConvertedBias(t *testing.T) {
+	initORT(t)
+	res := llmtest.Tiny(t, "conv-int4-tied", func(s *mkmodel.Spec) { s.Seed, s.PrefillGraph, s.DType = 7, true, mkmodel.Int4 })
+	plainDir, _ := converted(t, res)
+
+	dir := copyDir(t, res.Dir)
+	src := filepath.Join(dir, "onnx", filepath.Base(res.ONNX))
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &onnx.ModelProto{}
+	if err := proto.Unmarshal(b, m); err != nil {
+		t.Fatal(err)
+	}
+	producer := map[string]*onnx.NodeProto{}
+	for _, n := range m.Graph.Node {
+		for _, o := range n.Output {
+			producer[o] = n
+		}
+	}
+	var nodes []*onnx.NodeProto
+	folded := 0
+	for _, n := range m.Graph.Node {
+		if p := producer[n.Input[0]]; n.GetOpType() == "Add" && strings.HasSuffix(n.Input[1], ".bias") && p != nil && p.GetOpType() == "MatMulNBits" {
+			p.Input = append(p.Input, "", "", n.Input[1])
+			p.Output = n.Output
+			folded++
+			continue
+		}
+		nodes = append(nodes, n)
+	}
+	if folded != 3*res.Spec.Layers {
+		t.Fatalf("folded %d bias Adds", folded)
+	}
+	m.Graph.Node = nodes
+	if b, err = proto.Marshal(m); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(src, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dst := prefillPath(src)
+	os.Remove(dst)
+	if _, err := prefillgraph.File(src, dst, prefillgraph.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	want, got := openWith(t, plainDir, true, 1), openWith(t, dir, true, 1)
+	for _, n := range []int{3, 13} {
+		a, akv := prefillOut(t, want, testPrompt(n, n))
+		c, ckv := prefillOut(t, got, testPrompt(n, n))
+		if at, ok := sameBits(a, c); !ok {
+			t.Fatalf("%d-token prefill: logit %d is %v with the bias in MatMulNBits, %v with an Add", n, at, c[at], a[at])
+		}
+		for i := range akv {
+			if string(akv[i]) != string(ckv[i]) {
+				t.Fatalf("%d-token prefill: KV %d differs", n, i)
+			}
+		}
+	}
+	if at, ok := sameBits(batchOut(t, want, 8), batchOut(t, got, 8)); !ok {
+		t.Fatalf("batch of 8: logit %d differs", at)
+	}
 }
