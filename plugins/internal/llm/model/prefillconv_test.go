@@ -343,3 +343,75 @@ func TestConvertedBias(t *testing.T) {
 		t.Fatalf("batch of 8: logit %d differs", at)
 	}
 }
+
+// TestConvertedZeroPoints: MatMulNBits with uint8 zero points (as
+// onnxruntime-genai's asymmetric int4 exports have) converts with the
+// zero points ONNX Runtime applies: the model with zero points varying by
+// row and block (a different model, computed by ORT's MatMulNBits) and
+// its prefill graph agree within int8 quantization, as TestConvertedFP32
+// checks. A nibble read in the wrong order shifts whole blocks by steps.
+func TestConvertedZeroPoints(t *testing.T) {
+	initORT(t)
+	res := llmtest.Tiny(t, "conv-int4-untied-zp", func(s *mkmodel.Spec) {
+		s.Seed, s.DType, s.TieEmbeddings = 7, mkmodel.Int4, false
+	})
+	dir := copyDir(t, res.Dir)
+	src := filepath.Join(dir, "onnx", filepath.Base(res.ONNX))
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &onnx.ModelProto{}
+	if err := proto.Unmarshal(b, m); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, node := range m.Graph.Node {
+		if node.GetOpType() != "MatMulNBits" {
+			continue
+		}
+		var N, K int64
+		for _, a := range node.Attribute {
+			switch a.GetName() {
+			case "N":
+				N = a.GetI()
+			case "K":
+				K = a.GetI()
+			}
+		}
+		blocks := (K + int64(res.Spec.BlockSize) - 1) / int64(res.Spec.BlockSize)
+		row := (blocks + 1) / 2
+		zp := make([]byte, N*row)
+		for r := range N {
+			for b := range blocks {
+				v := byte(6 + (r+3*b)%5) // 6..10 around the default 8
+				zp[r*row+b/2] |= v << (4 * (b % 2))
+			}
+		}
+		name := node.GetName() + ".zero_points"
+		m.Graph.Initializer = append(m.Graph.Initializer, &onnx.TensorProto{Name: proto.String(name),
+			DataType: proto.Int32(int32(onnx.TensorProto_UINT8)), Dims: []int64{N * row}, RawData: zp})
+		node.Input = append(node.Input[:3], name)
+		n++
+	}
+	if n != 7*res.Spec.Layers+1 {
+		t.Fatalf("%d MatMulNBits given zero points", n)
+	}
+	if b, err = proto.Marshal(m); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(src, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := prefillgraph.File(src, prefillPath(src), prefillgraph.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	plain, conv := openWith(t, dir, false, 0), openWith(t, dir, true, 1)
+	for _, n := range []int{1, 5, 13, 40} {
+		a, _ := prefillOut(t, plain, testPrompt(n, n))
+		c, _ := prefillOut(t, conv, testPrompt(n, n))
+		if cs, d := cosine(a, c), maxAbsDiff(a, c); cs < 0.99 || d > 0.25 || argmax(a) != argmax(c) {
+			t.Errorf("%d-token prompt: cosine %.5f, max |Δlogit| %.4f, greedy %d (main graph %d)", n, cs, d, argmax(c), argmax(a))
+		}
+	}
+}
