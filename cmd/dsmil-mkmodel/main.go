@@ -27,6 +27,13 @@
 //
 // Writing a second dtype into the same directory adds its ONNX file
 // (onnx/model.onnx, model_int8.onnx, model_q4.onnx).
+//
+// -prefill-from converts an existing decoder instead (an Optimum or
+// onnxruntime-genai export, or a generated model) and writes its prefill
+// graph, onnx/model_prefill.onnx for onnx/model.onnx, for llm-amx's
+// prefill_graph setting (internal/onnx/prefillgraph):
+//
+//	dsmil-mkmodel -prefill-from models/qwen2.5-0.5b-int4 [-file onnx/model_q4.onnx]
 package main
 
 import (
@@ -34,10 +41,12 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/dsmil/l7/internal/mkmodel"
+	"github.com/dsmil/l7/internal/onnx/prefillgraph"
 )
 
 func main() {
@@ -67,13 +76,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 		external = fs.Bool("external-data", false, "always write weights to an external .onnx_data file")
 		combined = fs.Bool("clip-combined", false, "CLIP presets: one onnx/model.onnx with both encoders (Optimum's CLIPModel export) instead of text_model.onnx and vision_model.onnx")
 		all      = fs.Bool("all-logits", false, "compute the logits of every position, as Optimum's exports do (default: the last position only)")
+		from     = fs.String("prefill-from", "", "convert the decoder in this model directory: write its prefill graph next to -file (the other flags do not apply)")
+		file     = fs.String("file", "onnx/model.onnx", "with -prefill-from: the model file, relative to the directory")
 		prefillG = fs.Bool("prefill-graph", false, "also write <file>_prefill.onnx: the linears in int8 through ORT's u8×s8 GEMM (AMX), for llm-amx's prefill_graph setting")
 	)
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
+	if *from != "" && fs.NArg() == 0 {
+		return convert(*from, *file, stdout, stderr)
+	}
 	if *out == "" || fs.NArg() > 0 {
-		fmt.Fprintln(stderr, "usage: dsmil-mkmodel -out DIR [-preset NAME] [-dtype fp32|int8|int4] [flags]")
+		fmt.Fprintln(stderr, "usage: dsmil-mkmodel -out DIR [-preset NAME] [-dtype fp32|int8|int4] [flags]\n       dsmil-mkmodel -prefill-from DIR [-file onnx/model.onnx]")
 		fs.PrintDefaults()
 		return 2
 	}
@@ -201,5 +215,49 @@ func writeCLIP(preset, out string, seed uint64, layers int, combined bool, stdou
 		files, sp.Name, float64(sp.Params())/1e6, sp.Text.Layers, sp.Text.Hidden, sp.Vision.Layers, sp.Vision.Hidden,
 		sp.ImageSize, sp.ImageSize, sp.PatchSize, sp.PatchSize, sp.ProjectionDim, time.Since(start).Round(time.Millisecond))
 	fmt.Fprintln(stdout, "random weights: the vectors mean nothing; for tests, demos and benchmarks only")
+	return 0
+}
+
+// convert writes the prefill graph of the model file file in the model
+// directory dir (-prefill-from).
+func convert(dir, file string, stdout, stderr io.Writer) int {
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		fmt.Fprintf(stderr, "dsmil-mkmodel: -prefill-from %s: not a directory\n", dir)
+		return 1
+	}
+	src := filepath.Join(dir, filepath.FromSlash(file))
+	if _, err := os.Stat(src); err != nil {
+		var have []string
+		all, _ := filepath.Glob(filepath.Join(dir, "onnx", "*.onnx"))
+		for _, p := range all {
+			if !strings.HasSuffix(p, "_prefill.onnx") {
+				rel, _ := filepath.Rel(dir, p)
+				have = append(have, filepath.ToSlash(rel))
+			}
+		}
+		msg := "it has no onnx/*.onnx"
+		if len(have) > 0 {
+			msg = "choose one of its models with -file: " + strings.Join(have, ", ")
+		}
+		fmt.Fprintf(stderr, "dsmil-mkmodel: %s has no %s; %s\n", dir, file, msg)
+		return 1
+	}
+	if strings.HasSuffix(src, "_prefill.onnx") || !strings.HasSuffix(src, ".onnx") {
+		fmt.Fprintf(stderr, "dsmil-mkmodel: -file %s: want a model's .onnx file, not a prefill graph\n", file)
+		return 1
+	}
+	dst := strings.TrimSuffix(src, ".onnx") + "_prefill.onnx"
+	start := time.Now()
+	info, err := prefillgraph.File(src, dst, prefillgraph.Options{})
+	if err != nil {
+		fmt.Fprintln(stderr, "dsmil-mkmodel:", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "wrote %s (%d linears in int8 u8×s8; LM head %s: %s; %.1f MB external data) in %s\n",
+		dst, info.Linears, info.Head, info.HeadForm, float64(info.DataBytes)/1e6, time.Since(start).Round(time.Millisecond))
+	for _, s := range info.Skipped {
+		fmt.Fprintln(stdout, "left as it is:", s)
+	}
+	fmt.Fprintln(stdout, "per-tensor int8 activations: check the model's outputs with prefill_graph before relying on it")
 	return 0
 }

@@ -43,3 +43,42 @@ func TestRun(t *testing.T) {
 		t.Errorf("output: %s", out.String())
 	}
 }
+
+// TestPrefillFrom: -prefill-from writes <file>_prefill.onnx next to the
+// model file, and says precisely what is wrong with a directory without
+// it or a file that is not a model.
+func TestPrefillFrom(t *testing.T) {
+	dir := t.TempDir()
+	var out, errb bytes.Buffer
+	if code := run([]string{"-out", dir, "-dtype", "int4", "-layers", "1"}, &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	out.Reset()
+	if code := run([]string{"-prefill-from", dir, "-file", "onnx/model_q4.onnx"}, &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	if _, err := os.Stat(filepath.Join(dir, "onnx", "model_q4_prefill.onnx")); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "7 linears in int8") {
+		t.Errorf("output: %s", out.String())
+	}
+	if err := os.WriteFile(filepath.Join(dir, "onnx", "bad.onnx"), []byte("{}"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-prefill-from", dir}, "has no onnx/model.onnx; choose one of its models with -file: onnx/bad.onnx, onnx/model_q4.onnx"},
+		{[]string{"-prefill-from", t.TempDir()}, "it has no onnx/*.onnx"},
+		{[]string{"-prefill-from", filepath.Join(dir, "config.json")}, "not a directory"},
+		{[]string{"-prefill-from", dir, "-file", "onnx/model_q4_prefill.onnx"}, "not a prefill graph"},
+		{[]string{"-prefill-from", dir, "-file", "onnx/bad.onnx"}, "not an ONNX model"},
+	} {
+		errb.Reset()
+		if code := run(tc.args, &out, &errb); code == 0 || !strings.Contains(errb.String(), tc.want) {
+			t.Errorf("%v: exit %d, %q; want %q", tc.args, code, errb.String(), tc.want)
+		}
+	}
+}

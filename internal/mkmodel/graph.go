@@ -11,6 +11,7 @@ import (
 
 	"github.com/dsmil/l7/internal/onnx"
 	"github.com/dsmil/l7/internal/onnx/lastlogits"
+	"github.com/dsmil/l7/internal/quant"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -157,7 +158,7 @@ func (b *graphBuilder) linear(x, name string, w []float32, out, in int) string {
 	}
 	y := b.tmp(name + "/out")
 	if bits := b.s.DType.Bits(); bits > 0 {
-		q := quantize(w, out, in, bits, b.s.BlockSize)
+		q := quant.Quantize(w, out, in, bits, b.s.BlockSize)
 		blob := int64(q.BlockSize * bits / 8)
 		if b.err == nil {
 			b.err = b.sink.add(b.g, name+".qweight", elemUint8, []int64{int64(out), int64(q.Blocks), blob}, q.Data)

@@ -4,6 +4,8 @@ import (
 	"math"
 
 	"github.com/dsmil/l7/internal/onnx"
+	"github.com/dsmil/l7/internal/onnx/prefillgraph"
+	"github.com/dsmil/l7/internal/quant"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -30,17 +32,11 @@ func (b *graphBuilder) linearU8S8(x, name string, w []float32, out, in int) stri
 	// an int4 or int8 model's blocks dequantized, then requantized per
 	// output channel (one block per row), stored uint8 around 128.
 	if bits := b.s.DType.Bits(); bits > 0 {
-		w = quantize(w, out, in, bits, b.s.BlockSize).Dequantize()
+		w = quant.Quantize(w, out, in, bits, b.s.BlockSize).Dequantize()
 	}
-	qw := quantize(w, out, in, 8, in)
-	wt := make([]byte, in*out) // [in, out], int8
-	for r := 0; r < out; r++ {
-		for k := 0; k < in; k++ {
-			wt[k*out+r] = qw.Data[r*in+k] - 128
-		}
-	}
+	qw := quant.ToS8(w, out, in) // [in, out], int8
 	if b.err == nil {
-		b.err = b.sink.add(b.g, name+".weight_s8", elemInt8, []int64{int64(in), int64(out)}, wt)
+		b.err = b.sink.add(b.g, name+".weight_s8", elemInt8, []int64{int64(in), int64(out)}, qw.Data)
 	}
 	b.initF32(name+".weight_scale", []int64{int64(out)}, qw.Scales)
 	i32, f, s, y := b.tmp(name+"/i32"), b.tmp(name+"/f32"), b.tmp(name+"/scale"), b.tmp(name+"/out")
@@ -55,7 +51,7 @@ func (b *graphBuilder) linearU8S8(x, name string, w []float32, out, in int) stri
 // head multiplies in int8 (see switchHead): a batch step of that many
 // rows or more. A prefill chunk (one row, its last position) keeps the
 // main graph's head.
-const PrefillHeadRows = 5
+const PrefillHeadRows = prefillgraph.HeadRows
 
 // switchHead writes the prefill graph's LM head (logits of the last
 // position of each row) for hidden state x and the out×in head weight w:

@@ -3,6 +3,8 @@ package mkmodel
 import (
 	"fmt"
 	"math"
+
+	"github.com/dsmil/l7/internal/quant"
 )
 
 // Reference is a plain-Go forward pass of a generated model, written from
@@ -40,7 +42,7 @@ func NewReference(s Spec) (*Reference, error) {
 	lin := func(name string, out, in int) []float32 {
 		m := w.linear(name, out, in)
 		if bits := s.DType.Bits(); bits > 0 {
-			m = quantize(m, out, in, bits, s.BlockSize).Dequantize()
+			m = quant.Quantize(m, out, in, bits, s.BlockSize).Dequantize()
 		}
 		return m
 	}
@@ -49,7 +51,7 @@ func NewReference(s Spec) (*Reference, error) {
 	case !s.TieEmbeddings:
 		r.head = lin("lm_head.weight", s.Vocab, s.Hidden)
 	case s.DType.Bits() > 0:
-		r.head = quantize(r.embed, s.Vocab, s.Hidden, s.DType.Bits(), s.BlockSize).Dequantize()
+		r.head = quant.Quantize(r.embed, s.Vocab, s.Hidden, s.DType.Bits(), s.BlockSize).Dequantize()
 	default:
 		r.head = r.embed
 	}

@@ -76,6 +76,11 @@ func plan(nodes []*onnx.NodeProto, initializers map[string]bool, output *onnx.Va
 	if dims[1].GetDimValue() == 1 {
 		return -1, ErrAlready
 	}
+	return head(nodes, initializers, output.GetName())
+}
+
+// head finds the LM head feeding the tensor name (see plan).
+func head(nodes []*onnx.NodeProto, initializers map[string]bool, name string) (int, error) {
 	producer := map[string]int{}
 	for i, n := range nodes {
 		for _, o := range n.GetOutput() {
@@ -106,7 +111,6 @@ func plan(nodes []*onnx.NodeProto, initializers map[string]bool, output *onnx.Va
 		memo[name] = c
 		return c
 	}
-	name := output.GetName()
 	for hops := 0; hops < 16; hops++ {
 		i, ok := producer[name]
 		if !ok {
@@ -219,6 +223,27 @@ func Graph(g *onnx.GraphProto, logits string, opset int64) (Info, error) {
 	g.Initializer = append(g.Initializer, sliceTensors()...)
 	setOnePosition(out)
 	return info, nil
+}
+
+// Head returns the index in g.Node of the LM head that computes the
+// logits output, found as Graph finds it (a MatMul or com.microsoft
+// MatMulNBits with a constant weight, then only pass-through operators),
+// whatever the number of positions the output declares: the prefill-graph
+// conversion (internal/onnx/prefillgraph) uses it on graphs that already
+// compute the last position only.
+func Head(g *onnx.GraphProto, logits string) (int, error) {
+	found := false
+	for _, o := range g.GetOutput() {
+		found = found || o.GetName() == logits
+	}
+	if !found {
+		return -1, fmt.Errorf("%w: no output %q", ErrPattern, logits)
+	}
+	inits := map[string]bool{}
+	for _, t := range g.GetInitializer() {
+		inits[t.GetName()] = true
+	}
+	return head(g.Node, inits, logits)
 }
 
 // span is one top-level field of a message: its bytes, tag included.

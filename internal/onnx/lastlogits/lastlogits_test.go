@@ -242,3 +242,23 @@ func TestUnrecognised(t *testing.T) {
 		})
 	}
 }
+
+// TestHead: Head finds the LM head whatever the positions the logits
+// output declares, and refuses what plan refuses.
+func TestHead(t *testing.T) {
+	m := optimum(nil)
+	i, err := Head(m.Graph, "logits")
+	if err != nil || m.Graph.Node[i].GetName() != "/lm_head/MatMul" {
+		t.Fatalf("Head: %d, %v", i, err)
+	}
+	if _, err := Graph(m.Graph, "logits", 14); err != nil {
+		t.Fatal(err)
+	}
+	i, err = Head(m.Graph, "logits") // one position now: Graph would say ErrAlready
+	if err != nil || m.Graph.Node[i].GetName() != "/lm_head/MatMul" {
+		t.Fatalf("Head after the rewrite: %d, %v", i, err)
+	}
+	if _, err := Head(m.Graph, "nope"); !errors.Is(err, ErrPattern) {
+		t.Fatalf("Head of a missing output: %v", err)
+	}
+}
