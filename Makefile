@@ -62,6 +62,8 @@ DEMO_CLIP ?= run/models/dsmil-random-tiny-clip
 demo-model:
 	@[ -f $(DEMO_MODEL)/config.json ] || $(GO) run ./cmd/dsmil-mkmodel -preset $(DEMO_PRESET) \
 		-dtype $(DEMO_DTYPE) -block 128 -prefill-graph -out $(DEMO_MODEL)
+	@ls $(DEMO_MODEL)/onnx/*_prefill.onnx >/dev/null 2>&1 || $(GO) run ./cmd/dsmil-mkmodel -prefill-from $(DEMO_MODEL) \
+		-file $$(cd $(DEMO_MODEL) && ls onnx/model*.onnx | head -n 1)
 	@[ -f $(DEMO_NPU_MODEL)/config.json ] || $(GO) run ./cmd/dsmil-mkmodel -preset tinyllama-1.1b \
 		-dtype int4 -block 128 -out $(DEMO_NPU_MODEL)
 	@[ -f $(DEMO_ENCODER)/modules.json ] || $(GO) run ./cmd/dsmil-mkmodel -preset minilm-l6 -out $(DEMO_ENCODER)
