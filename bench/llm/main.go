@@ -153,7 +153,7 @@ func main() {
 	flag.BoolVar(&ttftText, "ttft-text", false, "raw's TTFT ends at its first text (the first token the streaming decoder gives text for), as the stack's and the plugin's do, instead of at its first token id")
 	flag.BoolVar(&arena, "arena", false, "keep ONNX Runtime's memory arena in the plugin (memory_arena = true), as raw does")
 	flag.BoolVar(&noPrefixCache, "no-prefix-cache", false, "turn the plugin's prefix cache off (prefix_cache = \"0\"): every round repeats the prompt, so with the cache the stack prefills only its last block while raw prefills all of it")
-	flag.BoolVar(&stopSpin, "stop-spin", false, "the llm-amx plugin's ONNX Runtime threads stop spinning when a run ends (force_spinning_stop; with -spin, they spin only inside a run)")
+	flag.BoolVar(&stopSpin, "stop-spin", true, "the llm-amx plugin's and raw's ONNX Runtime threads stop spinning when a run ends (force_spinning_stop, llm-amx's default; with -spin, they spin only inside a run); -stop-spin=false: they spin on after a run")
 	flag.BoolVar(&prefillGraph, "prefill-graph", false, "write the models with a prefill graph (dsmil-mkmodel -prefill-graph) and run prefills on it in raw and the plugin (prefill_graph = true); issue 18")
 	vocab := flag.String("vocab", "generated", `the models' tokenizer: "generated" (dsmil-mkmodel's 512 ids) or "qwen" (the real Qwen2.5/Qwen3 vocabulary, 151k tokens, from the tokenizer package's testdata)`)
 	flag.Parse()
@@ -589,9 +589,7 @@ func pluginFlagLines() string {
 	if arena {
 		l += "\n  memory_arena   = true"
 	}
-	if stopSpin {
-		l += "\n  force_spinning_stop = true"
-	}
+	l += fmt.Sprintf("\n  force_spinning_stop = %v", stopSpin)
 	return l
 }
 
@@ -625,7 +623,7 @@ type rawProc struct {
 
 func startRaw(bin, dir, variant string, threads int, spin bool, promptLen int) (*rawProc, error) {
 	cmd := exec.Command(bin, "-model", dir, "-variant", variant, "-threads", fmt.Sprint(threads),
-		"-spin="+fmt.Sprint(spin), "-prompt", fmt.Sprint(promptLen), "-prefill-graph="+fmt.Sprint(prefillGraph))
+		"-spin="+fmt.Sprint(spin), "-stop-spin="+fmt.Sprint(stopSpin), "-prompt", fmt.Sprint(promptLen), "-prefill-graph="+fmt.Sprint(prefillGraph))
 	cmd.Stderr = os.Stderr
 	in, err := cmd.StdinPipe()
 	if err != nil {

@@ -38,7 +38,11 @@ import (
 // It prints medians (prefill tok/s, decode tok/s), the best round's
 // prefill (the least disturbed on a shared machine) and the medians of
 // the per-round ratios to "all". Threads: $DSMIL_BENCH_THREADS or one per
-// core; rounds: $DSMIL_BENCH_ROUNDS (default 5).
+// core; rounds: $DSMIL_BENCH_ROUNDS (default 5). Every session's threads
+// spin (ONNX Runtime's default) unless $DSMIL_BENCH_SPIN=0; with
+// $DSMIL_BENCH_STOP_SPIN=1 they stop spinning when a run ends
+// (force_spinning_stop), so that one session's idle threads do not spin
+// on the cores the next session's run needs.
 //
 //	DSMIL_BENCH_MODEL=/tmp/q05 go test -run '^$' -bench PrefillLogits -benchtime 1x ./plugins/internal/llm/model/
 func BenchmarkPrefillLogits(b *testing.B) {
@@ -48,6 +52,8 @@ func BenchmarkPrefillLogits(b *testing.B) {
 	}
 	initORT(b)
 	opts := Options{Variant: os.Getenv("DSMIL_BENCH_VARIANT")}
+	opts.Session.DisableSpinning = os.Getenv("DSMIL_BENCH_SPIN") == "0"
+	opts.Session.StopSpinningAfterRun = os.Getenv("DSMIL_BENCH_STOP_SPIN") == "1"
 	threads := 2
 	if n := os.Getenv("DSMIL_BENCH_THREADS"); n != "" {
 		t, err := strconv.Atoi(n)

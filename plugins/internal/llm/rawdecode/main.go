@@ -37,8 +37,9 @@ func main() {
 	promptLen := flag.Int("prompt", 128, "prompt tokens")
 	spin := flag.Bool("spin", true, "let idle intra-op threads spin (the plugin's allow_spinning)")
 	prefillGraph := flag.Bool("prefill-graph", false, "prefill on the model's prefill graph (the plugin's prefill_graph)")
+	stopSpin := flag.Bool("stop-spin", true, "intra-op threads stop spinning when a run ends (the plugin's force_spinning_stop, on by default in the LLM plugins)")
 	flag.Parse()
-	if err := run(*dir, *variant, ort.Options{IntraOpThreads: *threads, DisableSpinning: !*spin}, *promptLen, *prefillGraph); err != nil {
+	if err := run(*dir, *variant, ort.Options{IntraOpThreads: *threads, DisableSpinning: !*spin, StopSpinningAfterRun: *stopSpin}, *promptLen, *prefillGraph); err != nil {
 		fmt.Fprintln(os.Stderr, "rawdecode:", err)
 		os.Exit(1)
 	}
@@ -66,8 +67,8 @@ func run(dir, variant string, opts ort.Options, promptLen int, prefillGraph bool
 		return err
 	}
 	out := json.NewEncoder(os.Stdout)
-	desc := fmt.Sprintf("%s; %d intra-op threads, graph optimization %s, spinning %v", info, opts.IntraOpThreads,
-		opts.GraphOptimization, !opts.DisableSpinning)
+	desc := fmt.Sprintf("%s; %d intra-op threads, graph optimization %s, spinning %v, spinning stopped after a run %v", info, opts.IntraOpThreads,
+		opts.GraphOptimization, !opts.DisableSpinning, opts.StopSpinningAfterRun)
 	if err := out.Encode(map[string]any{"prompt": text, "runtime": desc}); err != nil {
 		return err
 	}
