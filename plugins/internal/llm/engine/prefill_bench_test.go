@@ -16,7 +16,8 @@ import (
 
 // benchEngine loads $DSMIL_BENCH_MODEL ($DSMIL_BENCH_VARIANT,
 // $DSMIL_BENCH_THREADS; $DSMIL_BENCH_PREFILL_GRAPH=1: with its prefill
-// graph) with arena as the ORT arena setting, or skips.
+// graph; $DSMIL_BENCH_STOP_SPIN=1: force_spinning_stop, the LLM plugins'
+// default) with arena as the ORT arena setting, or skips.
 func benchEngine(b *testing.B, arena bool) *Engine {
 	dir := os.Getenv("DSMIL_BENCH_MODEL")
 	if dir == "" {
@@ -25,6 +26,7 @@ func benchEngine(b *testing.B, arena bool) *Engine {
 	initORT(b)
 	opts := model.Options{Variant: os.Getenv("DSMIL_BENCH_VARIANT"), PrefillGraph: os.Getenv("DSMIL_BENCH_PREFILL_GRAPH") == "1"}
 	opts.Session.DisableArena = !arena
+	opts.Session.StopSpinningAfterRun = os.Getenv("DSMIL_BENCH_STOP_SPIN") == "1"
 	if n := os.Getenv("DSMIL_BENCH_THREADS"); n != "" {
 		t, err := strconv.Atoi(n)
 		if err != nil {
