@@ -151,7 +151,7 @@ func main() {
 	npu := flag.Bool("npu", false, "also measure llm-amx and llm-npu side by side in one host: decode tok/s of each alone and together (first dtype only)")
 	npuModel := flag.String("npu-model", filepath.Join(cache, "dsmil", "models", "tinyllama-1.1b-int4"), "-npu's llm-npu model directory (generated when absent)")
 	flag.BoolVar(&ttftText, "ttft-text", false, "raw's TTFT ends at its first text (the first token the streaming decoder gives text for), as the stack's and the plugin's do, instead of at its first token id")
-	flag.BoolVar(&arena, "arena", false, "keep ONNX Runtime's memory arena in the plugin (memory_arena = true), as raw does")
+	flag.BoolVar(&arena, "arena", true, "keep ONNX Runtime's memory arena in the plugin (memory_arena, the plugin's default), as raw does; -arena=false: freed after each run")
 	flag.BoolVar(&noPrefixCache, "no-prefix-cache", false, "turn the plugin's prefix cache off (prefix_cache = \"0\"): every round repeats the prompt, so with the cache the stack prefills only its last block while raw prefills all of it")
 	flag.BoolVar(&stopSpin, "stop-spin", true, "the llm-amx plugin's and raw's ONNX Runtime threads stop spinning when a run ends (force_spinning_stop, llm-amx's default; with -spin, they spin only inside a run); -stop-spin=false: they spin on after a run")
 	flag.BoolVar(&prefillGraph, "prefill-graph", false, "write the models with a prefill graph (dsmil-mkmodel -prefill-graph) and run prefills on it in raw and the plugin (prefill_graph = true); issue 18")
@@ -586,9 +586,7 @@ func pluginFlagLines() string {
 	if noPrefixCache {
 		l = `prefix_cache   = "0"`
 	}
-	if arena {
-		l += "\n  memory_arena   = true"
-	}
+	l += fmt.Sprintf("\n  memory_arena   = %v", arena)
 	l += fmt.Sprintf("\n  force_spinning_stop = %v", stopSpin)
 	return l
 }

@@ -728,22 +728,27 @@ func TestPrefillGraphAuto(t *testing.T) {
 	}
 }
 
-// TestStopSpinningDefault: in the LLM plugins force_spinning_stop is on
-// unless the block turns it off, and the plugin info says so.
+// TestStopSpinningDefault: in the LLM plugins force_spinning_stop and
+// ONNX Runtime's memory arena are on unless the block turns them off, and
+// the plugin info says so.
 func TestStopSpinningDefault(t *testing.T) {
 	env := func(string) string { return "/opt/ort/libonnxruntime.so" }
 	p := testPlugin
 	s, err := parseSettings(map[string]any{"model": "m"}, env, &p)
-	if err != nil || !s.Session.StopSpinningAfterRun || s.Session.DisableSpinning {
-		t.Fatalf("defaults: %v, stop spinning after a run %v, spinning %v; want both on", err, s.Session.StopSpinningAfterRun, !s.Session.DisableSpinning)
+	if err != nil || !s.Session.StopSpinningAfterRun || s.Session.DisableSpinning || s.Session.DisableArena {
+		t.Fatalf("defaults: %v, stop spinning after a run %v, spinning %v, arena %v; want all on", err, s.Session.StopSpinningAfterRun,
+			!s.Session.DisableSpinning, !s.Session.DisableArena)
+	}
+	if s, err := parseSettings(map[string]any{"model": "m", "memory_arena": false}, env, &p); err != nil || !s.Session.DisableArena {
+		t.Fatalf("memory_arena = false: %v, arena %v", err, !s.Session.DisableArena)
 	}
 	s, err = parseSettings(map[string]any{"model": "m", "force_spinning_stop": false}, env, &p)
 	if err != nil || s.Session.StopSpinningAfterRun {
 		t.Fatalf("force_spinning_stop = false: %v, stop spinning after a run %v", err, s.Session.StopSpinningAfterRun)
 	}
 	for _, spec := range settingSpecs {
-		if spec.Name == "force_spinning_stop" && !strings.Contains(spec.Description, "Default true") {
-			t.Errorf("force_spinning_stop's description does not give its default: %s", spec.Description)
+		if (spec.Name == "force_spinning_stop" || spec.Name == "memory_arena") && !strings.Contains(spec.Description, "Default true") {
+			t.Errorf("%s's description does not give its default: %s", spec.Name, spec.Description)
 		}
 	}
 }
