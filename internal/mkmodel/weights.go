@@ -3,9 +3,9 @@ package mkmodel
 import (
 	"hash/fnv"
 	"math"
-	"runtime"
 	"strconv"
-	"sync"
+
+	"github.com/dsmil/l7/internal/quant"
 )
 
 // splitmix64 is a tiny, fast, well-mixed PRNG (Steele et al.).
@@ -45,30 +45,14 @@ func gen(seed uint64, name string, rows, cols int, std float64) []float32 {
 			}
 		}
 	}
-	parallel(rows, cols, fill)
+	quant.Parallel(rows, cols, fill)
 	return out
-}
-
-// parallel runs fn over [0, rows) in chunks, on all cores when the work is
-// big enough to be worth it.
-func parallel(rows, cols int, fn func(r0, r1 int)) {
-	workers := runtime.GOMAXPROCS(0)
-	if rows*cols < 1<<16 || workers == 1 || rows < 2 {
-		fn(0, rows)
-		return
-	}
-	chunk := (rows + workers - 1) / workers
-	var wg sync.WaitGroup
-	for r := 0; r < rows; r += chunk {
-		wg.Go(func() { fn(r, min(r+chunk, rows)) })
-	}
-	wg.Wait()
 }
 
 // transpose returns the cols×rows transpose of a rows×cols matrix.
 func transpose(w []float32, rows, cols int) []float32 {
 	out := make([]float32, len(w))
-	parallel(cols, rows, func(c0, c1 int) {
+	quant.Parallel(cols, rows, func(c0, c1 int) {
 		for c := c0; c < c1; c++ {
 			for r := 0; r < rows; r++ {
 				out[c*rows+r] = w[r*cols+c]

@@ -39,7 +39,7 @@ func Quantize(w []float32, n, k, bits, block int) *Quantized {
 		Data: make([]byte, n*blocks*blob), Scales: make([]float32, n*blocks)}
 	zp := 1 << (bits - 1)
 	qmax := float32(zp - 1) // 7 or 127: symmetric around the zero point
-	parallel(n, k, func(r0, r1 int) {
+	Parallel(n, k, func(r0, r1 int) {
 		for r := r0; r < r1; r++ {
 			for b := 0; b < blocks; b++ {
 				lo, hi := b*block, min((b+1)*block, k)
@@ -145,7 +145,7 @@ func (s *S8) SetRows(r0 int, w []float32) {
 	rows := len(w) / s.K
 	q := Quantize(w, rows, s.K, 8, s.K)
 	copy(s.Scales[r0:], q.Scales)
-	parallel(s.K, rows, func(k0, k1 int) {
+	Parallel(s.K, rows, func(k0, k1 int) {
 		for k := k0; k < k1; k++ {
 			dst := s.Data[k*s.N+r0 : k*s.N+r0+rows]
 			for r := range dst {
@@ -162,9 +162,9 @@ func ToS8(w []float32, n, k int) *S8 {
 	return s
 }
 
-// parallel runs fn over [0, rows) in chunks, on all cores when the work is
-// big enough to be worth it.
-func parallel(rows, cols int, fn func(r0, r1 int)) {
+// Parallel runs fn over [0, rows) in chunks, on all cores when the work is
+// big enough (rows × cols) to be worth it.
+func Parallel(rows, cols int, fn func(r0, r1 int)) {
 	workers := runtime.GOMAXPROCS(0)
 	if rows*cols < 1<<16 || workers == 1 || rows < 2 {
 		fn(0, rows)
