@@ -346,22 +346,8 @@ func (f *fakeRun) runsNow() int {
 // compares every vector with the same text embedded alone, one request at
 // a time: they agree within 1e-6.
 func TestDynamicBatchingORT(t *testing.T) {
-	lib := ort.ResolveLibrary(os.Getenv)
-	if lib == "" {
-		t.Skip("ONNX Runtime is not installed: run make ort (make test does)")
-	}
-	s, _ := mkmodel.EncoderPreset("tiny-encoder")
-	r, err := mkmodel.WriteEncoder(filepath.Join(t.TempDir(), "enc"), s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := New()
+	w := tinyEncoder(t, map[string]any{"max_batch": float64(8)})
 	ctx := context.Background()
-	if err := w.Configure(ctx, &sdk.Config{Name: "embed", DeviceID: 49, Profiles: []string{"embed"},
-		Settings: map[string]any{"model": r.Dir, "max_batch": float64(8), "ort_library": lib, "threads": float64(1)}}); err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close(ctx)
 	words := []string{"the", "model", "reads", "prompt", "and", "graph", "host", "plane", "local", "answers", "questions"}
 	text := func(k int) string {
 		s := "hello"
@@ -659,23 +645,8 @@ func TestBatcherConcurrent(t *testing.T) {
 // request's inputs are split over two runs of one session in flight at
 // once, and every vector equals its input embedded alone (within 1e-6).
 func TestConcurrentRunsORT(t *testing.T) {
-	lib := ort.ResolveLibrary(os.Getenv)
-	if lib == "" {
-		t.Skip("ONNX Runtime is not installed: run make ort (make test does)")
-	}
-	s, _ := mkmodel.EncoderPreset("tiny-encoder")
-	r, err := mkmodel.WriteEncoder(filepath.Join(t.TempDir(), "enc"), s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := New()
+	w := tinyEncoder(t, map[string]any{"max_batch": float64(32), "concurrent_runs": float64(2)})
 	ctx := context.Background()
-	if err := w.Configure(ctx, &sdk.Config{Name: "embed", DeviceID: 49, Profiles: []string{"embed"},
-		Settings: map[string]any{"model": r.Dir, "max_batch": float64(32), "concurrent_runs": float64(2),
-			"ort_library": lib, "threads": float64(1)}}); err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close(ctx)
 	words := []string{"the", "model", "reads", "prompt", "and", "graph", "host", "plane", "local", "answers"}
 	in := make([]*l7v1.EmbedInput, 20)
 	for i := range in {

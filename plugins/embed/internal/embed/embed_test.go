@@ -7,6 +7,7 @@ import (
 	"image"
 	"image/color"
 	"image/png"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
@@ -67,10 +68,12 @@ func TestSettings(t *testing.T) {
 	}
 }
 
-// TestWorkload configures the workload on the tiny encoder and embeds
-// directly: inputs sorted into batches of two come back in input order,
-// the model name is checked, dimensions without matryoshka is refused.
-func TestWorkload(t *testing.T) {
+// tinyEncoder writes the tiny random-weight text encoder (into a
+// directory named "enc") and returns the workload configured on it with
+// settings besides model, ort_library and threads = 1, closed when the test
+// ends. It skips without ONNX Runtime.
+func tinyEncoder(t *testing.T, settings map[string]any) *Workload {
+	t.Helper()
 	lib := ort.ResolveLibrary(os.Getenv)
 	if lib == "" {
 		t.Skip("ONNX Runtime is not installed: run make ort (make test does)")
@@ -80,13 +83,22 @@ func TestWorkload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	all := map[string]any{"model": r.Dir, "ort_library": lib, "threads": float64(1)}
+	maps.Copy(all, settings)
 	w := New()
-	ctx := context.Background()
-	if err := w.Configure(ctx, &sdk.Config{Name: "embed", DeviceID: 49, Profiles: []string{"embed"},
-		Settings: map[string]any{"model": r.Dir, "max_batch": float64(2), "ort_library": lib, "threads": float64(1)}}); err != nil {
+	if err := w.Configure(context.Background(), &sdk.Config{Name: "embed", DeviceID: 49, Profiles: []string{"embed"}, Settings: all}); err != nil {
 		t.Fatal(err)
 	}
-	defer w.Close(ctx)
+	t.Cleanup(func() { w.Close(context.Background()) })
+	return w
+}
+
+// TestWorkload configures the workload on the tiny encoder and embeds
+// directly: inputs sorted into batches of two come back in input order,
+// the model name is checked, dimensions without matryoshka is refused.
+func TestWorkload(t *testing.T) {
+	w := tinyEncoder(t, map[string]any{"max_batch": float64(2)})
+	ctx := context.Background()
 	if err := w.Configure(ctx, &sdk.Config{}); !errors.Is(err, ErrConfigured) {
 		t.Errorf("second Configure: %v", err)
 	}
