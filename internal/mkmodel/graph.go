@@ -1,7 +1,6 @@
 package mkmodel
 
 import (
-	"bufio"
 	"encoding/binary"
 	"fmt"
 	"math"
@@ -10,6 +9,7 @@ import (
 	"strconv"
 
 	"github.com/dsmil/l7/internal/onnx"
+	"github.com/dsmil/l7/internal/onnx/extdata"
 	"github.com/dsmil/l7/internal/onnx/lastlogits"
 	"github.com/dsmil/l7/internal/quant"
 	"google.golang.org/protobuf/proto"
@@ -39,52 +39,27 @@ func PastValue(l int) string    { return "past_key_values." + strconv.Itoa(l) + 
 func PresentKey(l int) string   { return "present." + strconv.Itoa(l) + ".key" }
 func PresentValue(l int) string { return "present." + strconv.Itoa(l) + ".value" }
 
-// initSink stores initializers: inline in the model proto, or appended to
-// an external data file (offsets aligned to 4 KiB so ORT can map them).
+// initSink stores initializers: inline in the model proto, or, from 1 KiB,
+// in the external data file when there is one.
 type initSink struct {
-	external string // file name relative to the model directory; "" = inline
-	f        *os.File
-	w        *bufio.Writer
-	off      int64
+	data *extdata.Writer // nil: everything inline
 }
 
 func (s *initSink) add(g *onnx.GraphProto, name string, dtype int32, dims []int64, raw []byte) error {
 	t := &onnx.TensorProto{Name: proto.String(name), DataType: proto.Int32(dtype), Dims: dims}
-	if s.w == nil || len(raw) < 1024 {
+	g.Initializer = append(g.Initializer, t)
+	if s.data == nil || len(raw) < 1024 {
 		t.RawData = raw
-		g.Initializer = append(g.Initializer, t)
 		return nil
 	}
-	if pad := (4096 - s.off%4096) % 4096; pad > 0 {
-		if _, err := s.w.Write(make([]byte, pad)); err != nil {
-			return err
-		}
-		s.off += pad
-	}
-	if _, err := s.w.Write(raw); err != nil {
-		return err
-	}
-	loc := onnx.TensorProto_EXTERNAL
-	t.DataLocation = &loc
-	t.ExternalData = []*onnx.StringStringEntryProto{
-		{Key: proto.String("location"), Value: proto.String(s.external)},
-		{Key: proto.String("offset"), Value: proto.String(strconv.FormatInt(s.off, 10))},
-		{Key: proto.String("length"), Value: proto.String(strconv.Itoa(len(raw)))},
-	}
-	s.off += int64(len(raw))
-	g.Initializer = append(g.Initializer, t)
-	return nil
+	return s.data.Write(t, raw)
 }
 
 func (s *initSink) close() error {
-	if s.f == nil {
+	if s.data == nil {
 		return nil
 	}
-	err := s.w.Flush()
-	if cerr := s.f.Close(); err == nil {
-		err = cerr
-	}
-	return err
+	return s.data.Close()
 }
 
 // graphBuilder accumulates nodes and initializers.
@@ -224,13 +199,11 @@ func writeGraph(dir string, s *Spec, file string, prefill bool) (files []string,
 	sink := &initSink{}
 	files = []string{path}
 	if s.ExternalDataThreshold < 0 || s.estimateBytes() > s.ExternalDataThreshold {
-		sink.external = filepath.Base(path) + "_data"
-		f, err := os.Create(filepath.Join(filepath.Dir(path), sink.external))
-		if err != nil {
+		name := filepath.Base(path) + "_data"
+		if sink.data, err = extdata.Create(filepath.Join(filepath.Dir(path), name), name); err != nil {
 			return nil, err
 		}
-		sink.f, sink.w = f, bufio.NewWriterSize(f, 1<<20)
-		files = append(files, f.Name())
+		files = append(files, sink.data.Name())
 	}
 	defer func() {
 		if cerr := sink.close(); err == nil {

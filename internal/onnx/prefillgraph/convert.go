@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/dsmil/l7/internal/onnx"
+	"github.com/dsmil/l7/internal/onnx/extdata"
 	"github.com/dsmil/l7/internal/onnx/lastlogits"
 	"github.com/dsmil/l7/internal/quant"
 	"google.golang.org/protobuf/encoding/protowire"
@@ -19,7 +20,7 @@ type converter struct {
 	m    *onnx.ModelProto
 	g    *onnx.GraphProto
 	src  *source
-	sink *sink
+	sink *extdata.Writer
 	opts Options
 
 	inits   map[string]*onnx.TensorProto // the main graph's

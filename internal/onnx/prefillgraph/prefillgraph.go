@@ -37,6 +37,7 @@ import (
 	"strconv"
 
 	"github.com/dsmil/l7/internal/onnx"
+	"github.com/dsmil/l7/internal/onnx/extdata"
 	"github.com/dsmil/l7/internal/onnx/weightref"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
@@ -109,14 +110,14 @@ func File(src, dst string, o Options) (*Info, error) {
 	defer in.close()
 	data := dst + "_data"
 	tmp := data + ".tmp"
-	out, err := newSink(tmp, filepath.Base(data))
+	out, err := extdata.Create(tmp, filepath.Base(data))
 	if err != nil {
 		return nil, err
 	}
 	ok := false
 	defer func() {
 		if !ok {
-			out.close()
+			out.Close()
 			os.Remove(tmp)
 		}
 	}()
@@ -128,7 +129,7 @@ func File(src, dst string, o Options) (*Info, error) {
 	if err := c.writeInitializers(c.g); err != nil {
 		return nil, err
 	}
-	if err := out.close(); err != nil {
+	if err := out.Close(); err != nil {
 		return nil, err
 	}
 	m.MetadataProps = append(m.MetadataProps, &onnx.StringStringEntryProto{
@@ -141,11 +142,11 @@ func File(src, dst string, o Options) (*Info, error) {
 		return nil, err
 	}
 	info.Files = []string{dst}
-	if out.off > 0 {
+	if out.Size() > 0 {
 		if err := os.Rename(tmp, data); err != nil {
 			return nil, err
 		}
-		info.Files, info.DataBytes = append(info.Files, data), out.off
+		info.Files, info.DataBytes = append(info.Files, data), out.Size()
 	} else {
 		os.Remove(tmp)
 		os.Remove(data) // a stale one from an earlier conversion
@@ -188,25 +189,6 @@ const (
 	tensorRawData = 9
 )
 
-// fields splits an encoded message into its fields: number and bytes.
-func fields(b []byte) ([]protowire.Number, [][]byte, error) {
-	var nums []protowire.Number
-	var out [][]byte
-	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			return nil, nil, protowire.ParseError(n)
-		}
-		m := protowire.ConsumeFieldValue(num, typ, b[n:])
-		if m < 0 {
-			return nil, nil, protowire.ParseError(m)
-		}
-		nums, out = append(nums, num), append(out, b[:n+m])
-		b = b[n+m:]
-	}
-	return nums, out, nil
-}
-
 // value is a bytes field's value, nil for a field of another wire type.
 func value(field []byte) []byte {
 	_, typ, n := protowire.ConsumeTag(field)
@@ -223,7 +205,7 @@ func value(field []byte) []byte {
 // decode decodes an encoded ModelProto with the main graph's
 // initializers' raw_data left in data (see load).
 func decode(data []byte) (*onnx.ModelProto, error) {
-	nums, top, err := fields(data)
+	top, nums, err := weightref.Fields(data)
 	if err != nil {
 		return nil, err
 	}
@@ -235,7 +217,7 @@ func decode(data []byte) (*onnx.ModelProto, error) {
 			stripped = append(stripped, f...)
 			continue
 		}
-		gnums, gfields, err := fields(g)
+		gfields, gnums, err := weightref.Fields(g)
 		if err != nil {
 			return nil, fmt.Errorf("graph: %w", err)
 		}
@@ -246,7 +228,7 @@ func decode(data []byte) (*onnx.ModelProto, error) {
 				graph = append(graph, gf...)
 				continue
 			}
-			tnums, tfields, err := fields(t)
+			tfields, tnums, err := weightref.Fields(t)
 			if err != nil {
 				return nil, fmt.Errorf("initializer: %w", err)
 			}

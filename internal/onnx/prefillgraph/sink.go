@@ -1,67 +1,12 @@
 package prefillgraph
 
 import (
-	"bufio"
-	"os"
-	"strconv"
-
 	"github.com/dsmil/l7/internal/onnx"
 	"google.golang.org/protobuf/proto"
 )
 
 // inlineMax is the largest initializer kept inline in the graph.
 const inlineMax = 1024
-
-// sink appends initializers' bytes to the external data file, at offsets
-// aligned to 4 KiB (so ONNX Runtime can map them).
-type sink struct {
-	location string // the data file's name, relative to the graph's directory
-	f        *os.File
-	w        *bufio.Writer
-	off      int64
-}
-
-func newSink(path, location string) (*sink, error) {
-	f, err := os.Create(path)
-	if err != nil {
-		return nil, err
-	}
-	return &sink{location: location, f: f, w: bufio.NewWriterSize(f, 1<<20)}, nil
-}
-
-// external writes raw and makes t reference it.
-func (s *sink) external(t *onnx.TensorProto, raw []byte) error {
-	if pad := (4096 - s.off%4096) % 4096; pad > 0 {
-		if _, err := s.w.Write(make([]byte, pad)); err != nil {
-			return err
-		}
-		s.off += pad
-	}
-	if _, err := s.w.Write(raw); err != nil {
-		return err
-	}
-	loc := onnx.TensorProto_EXTERNAL
-	t.RawData, t.FloatData, t.DataLocation = nil, nil, &loc
-	t.ExternalData = []*onnx.StringStringEntryProto{
-		{Key: proto.String("location"), Value: proto.String(s.location)},
-		{Key: proto.String("offset"), Value: proto.String(strconv.FormatInt(s.off, 10))},
-		{Key: proto.String("length"), Value: proto.String(strconv.Itoa(len(raw)))},
-	}
-	s.off += int64(len(raw))
-	return nil
-}
-
-func (s *sink) close() error {
-	if s.f == nil {
-		return nil
-	}
-	err := s.w.Flush()
-	if cerr := s.f.Close(); err == nil {
-		err = cerr
-	}
-	s.f = nil
-	return err
-}
 
 // add adds a new initializer to g, written to the data file when large.
 func (c *converter) add(g *onnx.GraphProto, name string, dtype int32, dims []int64, raw []byte) error {
@@ -72,7 +17,7 @@ func (c *converter) add(g *onnx.GraphProto, name string, dtype int32, dims []int
 		t.RawData = raw
 		return nil
 	}
-	return c.sink.external(t, raw)
+	return c.sink.Write(t, raw)
 }
 
 // writeInitializers moves g's (and its subgraphs') initializers that are
@@ -94,7 +39,7 @@ func (c *converter) writeInitializers(g *onnx.GraphProto) error {
 		if err != nil {
 			return err
 		}
-		if err := c.sink.external(t, raw); err != nil {
+		if err := c.sink.Write(t, raw); err != nil {
 			return err
 		}
 	}

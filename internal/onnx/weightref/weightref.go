@@ -275,8 +275,9 @@ func (o *Options) Initializer(base, field []byte) ([]byte, error) {
 	return protowire.AppendBytes(out, nv), nil
 }
 
-// topFields splits an encoded message into its fields' bytes.
-func topFields(b []byte) ([][]byte, []protowire.Number, error) {
+// Fields splits an encoded message into its fields' bytes (tag included)
+// and their numbers, without decoding them.
+func Fields(b []byte) ([][]byte, []protowire.Number, error) {
 	var out [][]byte
 	var nums []protowire.Number
 	for len(b) > 0 {
@@ -306,7 +307,7 @@ func bytesValue(f []byte) ([]byte, bool) {
 
 // graphOf returns the model's graph field value.
 func graphOf(data []byte) ([]byte, error) {
-	fields, nums, err := topFields(data)
+	fields, nums, err := Fields(data)
 	if err != nil {
 		return nil, err
 	}
@@ -321,7 +322,7 @@ func graphOf(data []byte) ([]byte, error) {
 // Model rewrites an encoded ModelProto data (the model file's whole
 // bytes) with o; it changes nothing else. data is only read.
 func Model(data []byte, o *Options) ([]byte, error) {
-	top, nums, err := topFields(data)
+	top, nums, err := Fields(data)
 	if err != nil {
 		return nil, fmt.Errorf("weightref: model: %w", err)
 	}
@@ -334,7 +335,7 @@ func Model(data []byte, o *Options) ([]byte, error) {
 			continue
 		}
 		found = true
-		gf, _, err := topFields(g)
+		gf, _, err := Fields(g)
 		if err != nil {
 			return nil, fmt.Errorf("weightref: graph: %w", err)
 		}
@@ -366,7 +367,7 @@ func Initializers(data []byte, location string) ([]Tensor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("weightref: %w", err)
 	}
-	gf, nums, err := topFields(g)
+	gf, nums, err := Fields(g)
 	if err != nil {
 		return nil, fmt.Errorf("weightref: graph: %w", err)
 	}
@@ -529,7 +530,7 @@ func Readers(data []byte) (map[string][]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("weightref: %w", err)
 	}
-	gf, nums, err := topFields(g)
+	gf, nums, err := Fields(g)
 	if err != nil {
 		return nil, fmt.Errorf("weightref: graph: %w", err)
 	}
@@ -539,7 +540,7 @@ func Readers(data []byte) (map[string][]string, error) {
 		if nums[i] != graphNode || !ok {
 			continue
 		}
-		nf, nn, err := topFields(v)
+		nf, nn, err := Fields(v)
 		if err != nil {
 			return nil, fmt.Errorf("weightref: node: %w", err)
 		}
