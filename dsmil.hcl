@@ -133,7 +133,9 @@ plugin "embed" {
 
   model      = "run/models/dsmil-random-minilm-l6"
   model_name = "dsmil-demo-random-minilm-l6"
-  # max_batch = 32, threads = 0, matryoshka = false: the defaults.
+  # max_batch = 32, threads = 0, matryoshka = false, concurrent_runs = "auto"
+  # (one single-threaded run per core, a lone long input on every core):
+  # the defaults.
 }
 
 model "dsmil-demo-random-minilm-l6" {

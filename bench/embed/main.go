@@ -22,11 +22,16 @@
 // requests, "concurrent"), and as -conc one-input requests one after
 // another ("sequential", the baseline).
 //
+// -runs sets concurrent_runs in both (rawembed -concurrent): "auto" (the
+// default, the plugin's) runs narrow single-threaded runs side by side and
+// a lone sequence of at least wide_min_tokens wide; rawembed measures
+// wide_min_tokens (or takes -wide-min) and the plugin is given the same.
+//
 // -file onnx/model_quantized.onnx benches the encoder's dynamic int8 graph
 // (dsmil-mkmodel -dtype q8; written into -models when absent) in both, the
 // plugin through its model_file setting.
 //
-//	go run ./bench/embed [-inputs 1,8,32,128] [-tokens 16,128,512] [-rounds 3] [-ms 300] [-threads 0] [-runs 1] [-file onnx/model.onnx]
+//	go run ./bench/embed [-inputs 1,8,32,128] [-tokens 16,128,512] [-rounds 3] [-ms 300] [-threads 0] [-runs auto] [-file onnx/model.onnx]
 package main
 
 import (
@@ -62,6 +67,8 @@ type options struct {
 	inputs, tokens            []int
 	rounds, ms, threads, conc int
 	batch, waitMS, runs       int
+	wideMin                   int    // rawembed's wide_min_tokens, -1: none, 0: not used
+	wideMinFlag               string // -wide-min
 	spin, stopSpin            bool
 }
 
@@ -79,12 +86,21 @@ func main() {
 	batch := flag.Int("batch", 32, "sequences per ONNX Runtime run (the plugin's max_batch)")
 	wait := flag.Int("wait", 2, "the plugin's batch_wait_ms")
 	conc := flag.Int("conc", 32, "inputs of the batched against one-at-a-time comparison")
-	runs := flag.Int("runs", 1, "ONNX Runtime runs in flight at once, in both (the plugin's concurrent_runs, rawembed's -concurrent)")
+	wideMin := flag.String("wide-min", "auto", `with -runs auto: the fewest tokens of a lone sequence that runs wide (the plugin's wide_min_tokens), or "auto": measured by the raw baseline, which the plugin is then given`)
+	runs := flag.String("runs", "auto", `ONNX Runtime runs in flight at once, in both (the plugin's concurrent_runs, rawembed's -concurrent): a number, or "auto" (the plugin's default)`)
 	flag.Parse()
 	server.TuneGC()
-	o := options{dir: *dir, file: *file, rounds: max(*rounds, 1), ms: *ms, threads: *threads, spin: *spin, stopSpin: *stopSpin, batch: *batch, waitMS: *wait, conc: *conc, runs: max(*runs, 1)}
+	o := options{dir: *dir, file: *file, rounds: max(*rounds, 1), ms: *ms, threads: *threads, spin: *spin, stopSpin: *stopSpin, batch: *batch, waitMS: *wait, conc: *conc, wideMinFlag: *wideMin}
 	var err error
-	if o.inputs, err = ints(*inputs); err == nil {
+	if *runs != "auto" {
+		if o.runs, err = strconv.Atoi(*runs); err == nil && o.runs < 1 {
+			err = fmt.Errorf("-runs %d: want a positive number or auto", o.runs)
+		}
+	}
+	if err == nil {
+		o.inputs, err = ints(*inputs)
+	}
+	if err == nil {
 		o.tokens, err = ints(*tokens)
 	}
 	if err == nil {
@@ -94,6 +110,29 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bench/embed:", err)
 		os.Exit(1)
 	}
+}
+
+// oneWide is rawProc.wideMin when rawembed's measurement made it run one
+// wide run at a time (as the plugin then does).
+const oneWide = -2
+
+// wideNote describes wide_min_tokens as the plugin was given it.
+func wideNote(n int) string {
+	switch {
+	case n > 0:
+		return fmt.Sprintf(", wide_min_tokens %d", n)
+	case n < 0:
+		return ", no lone sequence runs wide"
+	}
+	return ""
+}
+
+// runsSetting is o.runs as the plugin's concurrent_runs: 0 is "auto".
+func (o options) runsSetting() string {
+	if o.runs == 0 {
+		return `"auto"`
+	}
+	return strconv.Itoa(o.runs)
 }
 
 func ints(list string) ([]int, error) {
@@ -143,19 +182,27 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
-	host, err := startHost(tmp, bins["dsmil-embed"], addr, o)
-	if err != nil {
-		return err
-	}
-	defer host.Shutdown()
+	// rawembed first: with -runs auto it measures wide_min_tokens (unless
+	// -wide-min says), and the plugin is given the same.
 	raw, err := startRaw(bins["rawembed"], o)
 	if err != nil {
 		return err
 	}
 	defer raw.close()
+	o.wideMin = raw.wideMin
+	if o.wideMin == oneWide {
+		// rawembed measured the graph wide from the shortest length:
+		// the plugin does the same from its own measurement.
+		o.wideMin = 0
+	}
+	host, err := startHost(tmp, bins["dsmil-embed"], addr, o)
+	if err != nil {
+		return err
+	}
+	defer host.Shutdown()
 	c := &client{base: "http://" + addr, http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}}}
 	fmt.Printf("embed benchmark: %s, %d CPUs; %s shape (random weights, max_seq_length 512) in %s, %s\n", runtime.Version(), runtime.NumCPU(), spec.Name, o.dir, o.file)
-	fmt.Printf("%s\nplugin: max_batch %d, concurrent_runs %d, batch_wait_ms %d; %d interleaved rounds, samples of ≥ %d ms\n\n", raw.runtime, o.batch, o.runs, o.waitMS, o.rounds, o.ms)
+	fmt.Printf("%s\nplugin: max_batch %d, concurrent_runs %s%s, batch_wait_ms %d; %d interleaved rounds, samples of ≥ %d ms\n\n", raw.runtime, o.batch, o.runsSetting(), wideNote(o.wideMin), o.waitMS, o.rounds, o.ms)
 	fmt.Printf("%-8s %-8s %14s %14s %12s\n", "inputs", "tokens", "raw emb/s", "stack emb/s", "stack/raw")
 	type row struct {
 		n, l  int
@@ -365,10 +412,11 @@ type rawProc struct {
 	in      io.WriteCloser
 	out     *json.Decoder
 	runtime string
+	wideMin int
 }
 
 func startRaw(bin string, o options) (*rawProc, error) {
-	cmd := exec.Command(bin, "-model", o.dir, "-file", o.file, "-threads", fmt.Sprint(o.threads), "-spin="+fmt.Sprint(o.spin), "-stop-spin="+fmt.Sprint(o.stopSpin), "-batch", fmt.Sprint(o.batch), "-concurrent", fmt.Sprint(o.runs))
+	cmd := exec.Command(bin, "-model", o.dir, "-file", o.file, "-threads", fmt.Sprint(o.threads), "-spin="+fmt.Sprint(o.spin), "-stop-spin="+fmt.Sprint(o.stopSpin), "-batch", fmt.Sprint(o.batch), "-concurrent", fmt.Sprint(o.runs), "-wide-min", o.wideMinFlag)
 	cmd.Stderr = os.Stderr
 	in, err := cmd.StdinPipe()
 	if err != nil {
@@ -384,12 +432,17 @@ func startRaw(bin string, o options) (*rawProc, error) {
 	r := &rawProc{cmd: cmd, in: in, out: json.NewDecoder(out)}
 	var hello struct {
 		Runtime string `json:"runtime"`
+		WideMin int    `json:"wide_min_tokens"`
+		OneWide bool   `json:"one_wide"`
 	}
 	if err := r.out.Decode(&hello); err != nil {
 		r.close()
 		return nil, fmt.Errorf("rawembed: %w", err)
 	}
-	r.runtime = hello.Runtime
+	r.runtime, r.wideMin = hello.Runtime, hello.WideMin
+	if hello.OneWide {
+		r.wideMin = oneWide
+	}
 	return r, nil
 }
 
@@ -433,6 +486,13 @@ func startHost(tmp, bin, addr string, o options) (*server.Host, error) {
 	if err != nil {
 		return nil, err
 	}
+	wide := ""
+	switch {
+	case o.wideMin > 0:
+		wide = fmt.Sprintf("\n  wide_min_tokens = %d", o.wideMin)
+	case o.wideMin < 0: // none: longer than any input
+		wide = fmt.Sprintf("\n  wide_min_tokens = %d", 1<<20)
+	}
 	src := fmt.Sprintf(`
 plugin "embed" {
   path           = %[1]q
@@ -446,11 +506,11 @@ plugin "embed" {
   max_batch      = %[6]d
   batch_wait_ms  = %[7]d
   force_spinning_stop = %[8]v
-  concurrent_runs = %[10]d
+  concurrent_runs = %[10]s%[11]s
   pass_env       = ["DSMIL_ORT_LIB"]
 }
 model %[3]q { profile = "bench-embed" }
-`, bin, o.dir, modelID, o.threads, o.spin, o.batch, o.waitMS, o.stopSpin, o.file, o.runs)
+`, bin, o.dir, modelID, o.threads, o.spin, o.batch, o.waitMS, o.stopSpin, o.file, o.runsSetting(), wide)
 	// The 10-minute timeouts: 128 inputs of 512 tokens take tens of
 	// seconds on a busy 2-core machine, and passed the router's 60 s default
 	// there once.

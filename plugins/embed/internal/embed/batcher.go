@@ -24,13 +24,24 @@ type runFunc func(ctx context.Context, seqs []encoder.Sequence) ([][]float32, er
 // runner goroutine takes up to max queued sequences in arrival order, sorts
 // them by length and starts them as one batch padded to its longest, which
 // hands each vector to its request. At most runs batches are in flight at
-// once (the concurrent_runs setting; 1 by default): while they are, the
+// once (the concurrent_runs setting): while they are, the
 // next requests queue up, so under load batches fill by themselves; when a
 // run is free and the queue holds fewer than max sequences while other
 // requests are still being tokenised, the runner waits for them, at most
 // wait. With several runs free, the queue is split evenly over them (each
 // batch at most max): 32 queued sequences and 2 free runs make two runs of
 // 16, in parallel, rather than one run of 32 and an idle one.
+//
+// Wide runs (concurrent_runs "auto", the default for text encoders): the
+// runs in flight are narrow — one single-threaded ONNX Runtime session,
+// runs of them side by side, one per core — and a batch of one sequence
+// that finds every run free, nothing else queued, runs instead on wide, a
+// second session whose operators use every core, taking every run's place
+// until it ends. One sequence cannot be split over cores by runs; several
+// can, and per sequence a single-threaded run is the cheaper way
+// (docs/performance.md, "Wide and narrow runs"). Only sequences of at
+// least wide.minTokens run wide: below that a single-threaded run is as
+// fast (the plugin measures where, at load; see calibrate).
 //
 // A request that finds a run free, nothing queued and no other request
 // tokenising — a lone request, which no wait could batch with anything —
@@ -46,6 +57,7 @@ type runFunc func(ctx context.Context, seqs []encoder.Sequence) ([][]float32, er
 // direct run) and fails whatever is still queued.
 type batcher struct {
 	run     runFunc
+	wide    *wideRun // nil: no wide runs
 	max     int
 	maxRuns int // runs in flight at once
 	wait    time.Duration
@@ -53,7 +65,7 @@ type batcher struct {
 	mu       sync.Mutex
 	queue    []item // arrival order
 	arriving int    // requests between begin and submit (tokenising)
-	running  int    // runs (the runner's and direct ones) in progress
+	running  int    // run slots taken (a wide run takes maxRuns)
 	closed   bool
 	inflight sync.WaitGroup // runs in progress (Close waits)
 
@@ -85,11 +97,18 @@ type job struct {
 	done chan struct{}
 }
 
+// wideRun is how a lone sequence of at least minTokens tokens runs.
+type wideRun struct {
+	run       runFunc
+	minTokens int
+}
+
 // newBatcher starts the runner of batches of at most maxSeqs sequences, runs of
-// them in flight at once (at least 1).
-func newBatcher(run runFunc, maxSeqs, runs int, wait time.Duration) *batcher {
+// them in flight at once (at least 1). wide, when not nil, runs a lone
+// one-sequence batch in place of all of them.
+func newBatcher(run runFunc, wide *wideRun, maxSeqs, runs int, wait time.Duration) *batcher {
 	ctx, cancel := context.WithCancel(context.Background())
-	b := &batcher{run: run, max: maxSeqs, maxRuns: max(runs, 1), wait: wait, kick: make(chan struct{}, 1), ctx: ctx, cancel: cancel, done: make(chan struct{})}
+	b := &batcher{run: run, wide: wide, max: maxSeqs, maxRuns: max(runs, 1), wait: wait, kick: make(chan struct{}, 1), ctx: ctx, cancel: cancel, done: make(chan struct{})}
 	go b.loop()
 	return b
 }
@@ -124,11 +143,12 @@ func (b *batcher) embed(ctx context.Context, seqs []encoder.Sequence) ([][]float
 	b.mu.Lock()
 	if free := b.maxRuns - b.running; !b.closed && free > 0 && len(b.queue) == 0 && len(seqs) <= b.max &&
 		(free == 1 || len(seqs) == 1) && (b.arriving == 1 || b.wait <= 0) {
-		b.running++
+		run, slots := b.pick(seqs)
+		b.running += slots
 		b.arriving--
 		b.inflight.Add(1)
 		b.mu.Unlock()
-		return b.runDirect(ctx, seqs)
+		return b.runDirect(ctx, seqs, run, slots)
 	}
 	b.mu.Unlock()
 	j := &job{ctx: ctx, seqs: seqs, vecs: make([][]float32, len(seqs)), left: len(seqs), done: make(chan struct{})}
@@ -160,20 +180,30 @@ func (b *batcher) embed(ctx context.Context, seqs []encoder.Sequence) ([][]float
 	}
 }
 
-// runDirect runs seqs on the caller's goroutine (b.running counts it) and
-// wakes the runner for whatever queued meanwhile.
-func (b *batcher) runDirect(ctx context.Context, seqs []encoder.Sequence) ([][]float32, error) {
+// pick chooses how batch runs, as the next run: wide, taking every run
+// slot, when it is one sequence of at least wide.minTokens and nothing
+// else runs; otherwise narrow, one slot. b.mu is held.
+func (b *batcher) pick(batch []encoder.Sequence) (runFunc, int) {
+	if b.wide != nil && len(batch) == 1 && len(batch[0].IDs) >= b.wide.minTokens && b.running == 0 {
+		return b.wide.run, b.maxRuns
+	}
+	return b.run, 1
+}
+
+// runDirect runs seqs with run on the caller's goroutine (b.running counts
+// its slots) and wakes the runner for whatever queued meanwhile.
+func (b *batcher) runDirect(ctx context.Context, seqs []encoder.Sequence, run runFunc, slots int) ([][]float32, error) {
 	defer b.inflight.Done()
 	rctx, cancel := context.WithCancel(ctx)
 	stop := context.AfterFunc(b.ctx, cancel)
 	b.runs.Add(1)
-	vecs, err := b.run(rctx, seqs)
+	vecs, err := run(rctx, seqs)
 	stop()
 	cancel()
 	// Wake the runner only for requests that queued meanwhile: waking it
 	// for nothing costs a thread switch on the reply's path.
 	b.mu.Lock()
-	b.running--
+	b.running -= slots
 	queued := len(b.queue) > 0
 	b.mu.Unlock()
 	if queued {
@@ -217,29 +247,29 @@ func (b *batcher) loop() {
 			return
 		}
 		for {
-			batch := b.take()
+			batch, run, slots := b.take()
 			if batch == nil {
 				break
 			}
 			if b.maxRuns == 1 {
 				// One run at a time: the runner runs it itself.
-				b.runBatch(batch)
-				b.finished()
+				b.runBatch(batch, run)
+				b.finished(slots)
 				continue
 			}
 			go func() {
-				b.runBatch(batch)
-				b.finished()
+				b.runBatch(batch, run)
+				b.finished(slots)
 				b.signal()
 			}()
 		}
 	}
 }
 
-// finished ends a run the runner started (take counted it).
-func (b *batcher) finished() {
+// finished ends a run the runner started (take counted its slots).
+func (b *batcher) finished(slots int) {
 	b.mu.Lock()
-	b.running--
+	b.running -= slots
 	b.mu.Unlock()
 	b.inflight.Done()
 }
@@ -255,10 +285,11 @@ func (b *batcher) failQueued() {
 	}
 }
 
-// take returns the next batch, sorted by length, and counts it as running,
-// or returns nil when there is nothing to run (or the batcher is closing).
-// It waits while every run is taken.
-func (b *batcher) take() []item {
+// take returns the next batch, sorted by length, with how it runs (pick)
+// and the run slots it takes, counted as running; or a nil batch when
+// there is nothing to run (or the batcher is closing). It waits while
+// every run is taken.
+func (b *batcher) take() ([]item, runFunc, int) {
 	var timer *time.Timer
 	defer func() {
 		if timer != nil {
@@ -270,7 +301,7 @@ func (b *batcher) take() []item {
 	for {
 		b.dropCancelled()
 		if len(b.queue) == 0 || b.ctx.Err() != nil {
-			return nil
+			return nil, nil, 0
 		}
 		if b.running >= b.maxRuns {
 			// Every run is taken: the one that ends signals.
@@ -305,19 +336,27 @@ func (b *batcher) take() []item {
 		}
 	}
 	if len(b.queue) == 0 {
-		return nil
+		return nil, nil, 0
 	}
 	// Split the queue evenly over the free runs, at most max a batch.
 	free := b.maxRuns - b.running
 	n := min(b.max, (len(b.queue)+free-1)/free)
-	b.running++
+	var run runFunc
+	slots := 1
+	if len(b.queue) == 1 {
+		it := b.queue[0]
+		run, slots = b.pick(it.j.seqs[it.i : it.i+1])
+	} else {
+		run = b.run
+	}
+	b.running += slots
 	b.inflight.Add(1)
 	batch := slices.Clone(b.queue[:n])
 	b.queue = slices.Delete(b.queue, 0, n)
 	slices.SortStableFunc(batch, func(x, y item) int {
 		return cmp.Compare(len(x.j.seqs[x.i].IDs), len(y.j.seqs[y.i].IDs))
 	})
-	return batch
+	return batch, run, slots
 }
 
 // dropCancelled removes the queued sequences of requests that have gone.
@@ -328,7 +367,7 @@ func (b *batcher) dropCancelled() {
 
 // runBatch runs batch and hands out its vectors. The run's context ends
 // when the batcher closes or when every request in the batch has gone.
-func (b *batcher) runBatch(batch []item) {
+func (b *batcher) runBatch(batch []item, run runFunc) {
 	ctx, cancel := context.WithCancel(b.ctx)
 	defer cancel()
 	var jobs []*job
@@ -352,7 +391,7 @@ func (b *batcher) runBatch(batch []item) {
 		seqs[k] = it.j.seqs[it.i]
 	}
 	b.runs.Add(1)
-	vecs, err := b.run(ctx, seqs)
+	vecs, err := run(ctx, seqs)
 	if err == nil && len(vecs) != len(seqs) {
 		err = errCount
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/dsmil/l7/internal/mkmodel"
 	"github.com/dsmil/l7/plugins/embed/internal/encoder"
+	"github.com/dsmil/l7/plugins/embed/internal/widerun"
 	"github.com/dsmil/l7/plugins/internal/ort"
 	"github.com/dsmil/l7/sdk"
 	l7v1 "github.com/dsmil/l7/sdk/proto/dsmil/l7/v1"
@@ -78,7 +79,7 @@ func queued(t *testing.T, b *batcher, n int) {
 // vectors in its input order.
 func TestBatcherPacks(t *testing.T) {
 	f := &fakeRun{hold: make(chan struct{}), started: make(chan struct{}, 16)}
-	b := newBatcher(f.run, 4, 1, 0)
+	b := newBatcher(f.run, nil, 4, 1, 0)
 	defer b.Close()
 	ctx := context.Background()
 	type answer struct {
@@ -143,7 +144,7 @@ func TestBatcherPacks(t *testing.T) {
 // terminated, one shared with a live request is not.
 func TestBatcherCancel(t *testing.T) {
 	f := &fakeRun{hold: make(chan struct{}), started: make(chan struct{}, 16)}
-	b := newBatcher(f.run, 8, 1, 0)
+	b := newBatcher(f.run, nil, 8, 1, 0)
 	defer b.Close()
 	ctx1, cancel1 := context.WithCancel(context.Background())
 	errs := make(chan error, 3)
@@ -183,7 +184,7 @@ func TestBatcherCancel(t *testing.T) {
 
 	// Two requests share a run; one goes, the other still gets its vector.
 	f2 := &fakeRun{hold: make(chan struct{}), started: make(chan struct{}, 16)}
-	b2 := newBatcher(f2.run, 8, 1, 0)
+	b2 := newBatcher(f2.run, nil, 8, 1, 0)
 	defer b2.Close()
 	blocker := make(chan struct{})
 	b2.begin()
@@ -214,7 +215,7 @@ func TestBatcherCancel(t *testing.T) {
 // wait 0 it never waits; Close fails what is queued.
 func TestBatcherWait(t *testing.T) {
 	f := &fakeRun{started: make(chan struct{}, 16)}
-	b := newBatcher(f.run, 3, 1, time.Hour)
+	b := newBatcher(f.run, nil, 3, 1, time.Hour)
 	b.begin() // a request still tokenising
 	done := make(chan error, 4)
 	b.begin()
@@ -253,7 +254,7 @@ func TestBatcherWait(t *testing.T) {
 	}
 
 	f0 := &fakeRun{started: make(chan struct{}, 16)}
-	b0 := newBatcher(f0.run, 3, 1, 0)
+	b0 := newBatcher(f0.run, nil, 3, 1, 0)
 	defer b0.Close()
 	b0.begin() // tokenising, but wait is 0
 	b0.begin()
@@ -281,7 +282,7 @@ func TestBatcherDirect(t *testing.T) {
 		mu.Unlock()
 		return f.run(ctx, seqs)
 	}
-	b := newBatcher(run, 4, 1, time.Hour)
+	b := newBatcher(run, nil, 4, 1, time.Hour)
 	ctx := func(id int) context.Context { return context.WithValue(context.Background(), directKey{}, id) }
 	done := make(chan error, 4)
 	b.begin()
@@ -572,7 +573,7 @@ func started(t *testing.T, f *fakeRun) {
 // one ends.
 func TestBatcherConcurrent(t *testing.T) {
 	f := &fakeRun{hold: make(chan struct{}), started: make(chan struct{}, 16)}
-	b := newBatcher(f.run, 32, 2, 0)
+	b := newBatcher(f.run, nil, 32, 2, 0)
 	defer b.Close()
 	seqs := make([]encoder.Sequence, 32)
 	for i := range seqs {
@@ -685,5 +686,161 @@ func TestConcurrentRunsORT(t *testing.T) {
 				t.Fatalf("input %d value %d: split over two runs %v, alone %v", i, j, res.Vectors[i][j], v)
 			}
 		}
+	}
+}
+
+// TestBatcherWide: with wide runs (2 narrow runs, wide from 4 tokens), a
+// lone one-sequence request of 4 tokens or more runs wide and takes both
+// run slots, so a request arriving meanwhile waits for it; a shorter lone
+// sequence runs narrow, beside another narrow run; a request of several
+// sequences is split over narrow runs, whatever their length.
+func TestBatcherWide(t *testing.T) {
+	narrow := &fakeRun{hold: make(chan struct{}), started: make(chan struct{}, 16)}
+	wide := &fakeRun{hold: make(chan struct{}), started: make(chan struct{}, 16)}
+	b := newBatcher(narrow.run, &wideRun{run: wide.run, minTokens: 4}, 32, 2, 0)
+	defer b.Close()
+	done := make(chan error, 8)
+	embed := func(seqs ...encoder.Sequence) {
+		b.begin()
+		go func() {
+			vecs, err := b.embed(context.Background(), seqs)
+			if err == nil {
+				for i, v := range vecs {
+					if v[0] != float32(seqs[i].IDs[0]) {
+						err = fmt.Errorf("vector %d is %v, want [%d …]", i, v, seqs[i].IDs[0])
+					}
+				}
+			}
+			done <- err
+		}()
+	}
+	wait := func(n int) {
+		t.Helper()
+		for range n {
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+
+	embed(seq(1, 4)) // lone, 4 tokens: wide
+	started(t, wide)
+	embed(seq(2, 3)) // both slots are the wide run's: it queues
+	queued(t, b, 1)
+	if n := narrow.runsNow(); n != 0 {
+		t.Fatalf("%d narrow runs started beside a wide one", n)
+	}
+	wide.hold <- struct{}{}
+	started(t, narrow) // the queued one, narrow: 3 tokens
+	narrow.hold <- struct{}{}
+	wait(2)
+
+	// Two short lone requests run narrow side by side.
+	idle(t, b)
+	embed(seq(3, 2))
+	started(t, narrow)
+	embed(seq(4, 9)) // a narrow run is in progress: 9 tokens run narrow too
+	started(t, narrow)
+	narrow.hold <- struct{}{}
+	narrow.hold <- struct{}{}
+	wait(2)
+
+	// Several sequences, long ones: split over the narrow runs.
+	idle(t, b)
+	embed(seq(5, 40), seq(6, 50), seq(7, 60), seq(8, 70))
+	started(t, narrow)
+	started(t, narrow)
+	narrow.hold <- struct{}{}
+	narrow.hold <- struct{}{}
+	wait(1)
+	if n := wide.runsNow(); n != 1 {
+		t.Errorf("%d wide runs, want 1 (the first request's)", n)
+	}
+	narrow.mu.Lock()
+	defer narrow.mu.Unlock()
+	var sizes []int
+	for _, batch := range narrow.batches {
+		sizes = append(sizes, len(batch))
+	}
+	if want := []int{1, 1, 1, 2, 2}; !slices.Equal(sizes, want) {
+		t.Errorf("narrow runs of %v sequences, want %v", sizes, want)
+	}
+}
+
+// idle waits until b has no run in progress.
+func idle(t *testing.T, b *batcher) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		b.mu.Lock()
+		n := b.running
+		b.mu.Unlock()
+		if n == 0 {
+			return
+		}
+	}
+	t.Fatal("runs still in progress after 10 s")
+}
+
+// TestWideRunsORT: concurrent_runs "auto" on ONNX Runtime with threads = 2
+// opens a narrow session and a wide one; with wide_min_tokens = 5 a lone
+// input of 5 tokens or more runs on the wide session, a shorter one and
+// every batch of several on the narrow one, and the vectors agree (1e-5)
+// whichever session made them. With wide_min_tokens "auto" the plugin
+// measures it: one of widerun.Lengths, or none.
+func TestWideRunsORT(t *testing.T) {
+	w := tinyEncoder(t, map[string]any{"threads": float64(2), "wide_min_tokens": float64(5)})
+	st := w.st.Load()
+	if st.wide == nil || st.batch.wide == nil || st.batch.maxRuns != 2 || st.wideMin != 5 {
+		t.Fatalf("wide session %v, batcher wide %v, runs %d, wide_min_tokens %d; want a wide session, 2 narrow runs, 5", st.wide != nil, st.batch.wide != nil, st.batch.maxRuns, st.wideMin)
+	}
+	var mu sync.Mutex
+	var ran []string
+	count := func(name string, run runFunc) runFunc {
+		return func(ctx context.Context, seqs []encoder.Sequence) ([][]float32, error) {
+			mu.Lock()
+			ran = append(ran, fmt.Sprintf("%s:%d", name, len(seqs)))
+			mu.Unlock()
+			return run(ctx, seqs)
+		}
+	}
+	st.batch.run = count("narrow", st.batch.run)
+	st.batch.wide.run = count("wide", st.batch.wide.run)
+	ctx := context.Background()
+	long := &l7v1.EmbedInput{Input: &l7v1.EmbedInput_Text{Text: "the model reads the prompt and answers"}}
+	short := &l7v1.EmbedInput{Input: &l7v1.EmbedInput_Text{Text: "hi"}}
+	embed := func(in ...*l7v1.EmbedInput) [][]float32 {
+		t.Helper()
+		res, err := w.Embed(ctx, &sdk.EmbedRequest{Params: &l7v1.L7EmbedRequest{Inputs: in}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Vectors
+	}
+	alone := embed(long)[0]
+	embed(short)
+	pair := embed(long, short)
+	mu.Lock()
+	if want := []string{"wide:1", "narrow:1", "narrow:1", "narrow:1"}; !slices.Equal(ran, want) {
+		t.Errorf("runs %v, want %v", ran, want)
+	}
+	mu.Unlock()
+	for i, v := range alone {
+		if d := math.Abs(float64(v - pair[0][i])); d > 1e-5 {
+			t.Fatalf("value %d: wide %v, narrow %v", i, v, pair[0][i])
+		}
+	}
+
+	st2 := tinyEncoder(t, map[string]any{"threads": float64(2)}).st.Load()
+	switch m := st2.wideMin; {
+	case m != widerun.None && !slices.Contains(widerun.Lengths, m):
+		t.Errorf("measured wide_min_tokens %d: neither none nor one of %v", m, widerun.Lengths)
+	case m == widerun.Lengths[0] && (st2.wide != nil || st2.batch.wide != nil || st2.batch.maxRuns != 1):
+		t.Errorf("wide from %d tokens: want one run at a time on the wide session, not narrow runs", m)
+	case m != widerun.Lengths[0] && (st2.wide == nil || st2.batch.wide == nil || st2.batch.maxRuns != 2):
+		t.Errorf("wide from %d tokens: want 2 narrow runs and the wide session", m)
+	}
+	// threads = 1: nothing to widen; one run at a time, no second session.
+	if st := tinyEncoder(t, nil).st.Load(); st.wide != nil || st.batch.maxRuns != 1 {
+		t.Errorf("threads = 1: wide session %v, %d runs; want none, 1", st.wide != nil, st.batch.maxRuns)
 	}
 }

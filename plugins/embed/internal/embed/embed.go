@@ -5,11 +5,13 @@ import (
 	"errors"
 	"math"
 	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 
 	"github.com/dsmil/l7/plugins/embed/internal/clip"
 	"github.com/dsmil/l7/plugins/embed/internal/encoder"
+	"github.com/dsmil/l7/plugins/embed/internal/widerun"
 	"github.com/dsmil/l7/plugins/internal/imagefile"
 	"github.com/dsmil/l7/plugins/internal/ort"
 	"github.com/dsmil/l7/sdk"
@@ -45,9 +47,13 @@ type state struct {
 	cfg   *sdk.Config
 	set   *settings
 	model *encoder.Model
-	clip  *clip.Model
-	dims  int // the vectors' size
-	batch *batcher
+	wide  *encoder.Model // the wide session of concurrent_runs "auto" (nil: none)
+	// wideMin is the shortest lone sequence the wide session runs
+	// (wide_min_tokens, measured when "auto"); math.MaxInt: none.
+	wideMin int
+	clip    *clip.Model
+	dims    int // the vectors' size
+	batch   *batcher
 }
 
 var (
@@ -79,7 +85,7 @@ func (w *Workload) Info(context.Context) (*sdk.PluginInfo, error) {
 }
 
 // Configure implements sdk.Workload: it loads ONNX Runtime and the model.
-func (w *Workload) Configure(_ context.Context, cfg *sdk.Config) error {
+func (w *Workload) Configure(ctx context.Context, cfg *sdk.Config) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.st.Load() != nil {
@@ -101,16 +107,57 @@ func (w *Workload) Configure(_ context.Context, cfg *sdk.Config) error {
 		if err != nil {
 			return sdk.InvalidParam("model", "%v", err)
 		}
-		st.clip, st.dims, st.batch = m, m.Config.ProjectionDim, newBatcher(clipRun(m), set.MaxBatch, set.ConcurrentRuns, set.BatchWait)
+		st.clip, st.dims, st.batch = m, m.Config.ProjectionDim, newBatcher(clipRun(m), nil, set.MaxBatch, max(set.ConcurrentRuns, 1), set.BatchWait)
 	} else {
-		m, err := encoder.Load(set.Model, set.ModelFile, set.Session.WithDefaults())
-		if err != nil {
-			if set.ModelFile != "" {
-				return sdk.InvalidParam("model_file", "%v", err)
-			}
-			return sdk.InvalidParam("model", "%v", err)
+		opts := set.Session.WithDefaults()
+		runs, narrow := set.ConcurrentRuns, opts
+		if runs == AutoRuns {
+			// One single-threaded run per thread, and a wide session
+			// for the lone sequence (batcher).
+			runs, narrow.IntraOpThreads = opts.IntraOpThreads, 1
 		}
-		st.model, st.dims, st.batch = m, m.Config.Hidden, newBatcher(m.Embed, set.MaxBatch, set.ConcurrentRuns, set.BatchWait)
+		load := func(o ort.Options) (*encoder.Model, error) {
+			m, err := encoder.Load(set.Model, set.ModelFile, o)
+			if err != nil && set.ModelFile != "" {
+				return nil, sdk.InvalidParam("model_file", "%v", err)
+			} else if err != nil {
+				return nil, sdk.InvalidParam("model", "%v", err)
+			}
+			return m, nil
+		}
+		m, err := load(narrow)
+		if err != nil {
+			return err
+		}
+		var wide *wideRun
+		if runs > 1 && set.ConcurrentRuns == AutoRuns {
+			if st.wide, err = load(opts); err != nil {
+				m.Close()
+				return err
+			}
+			wide = &wideRun{run: st.wide.Embed, minTokens: set.WideMinTokens}
+			if wide.minTokens == AutoRuns {
+				if wide.minTokens, err = calibrate(ctx, m, st.wide); err != nil {
+					m.Close()
+					st.wide.Close()
+					return sdk.Errorf(dbe.CodeWorkerFailed, "embed: measuring wide_min_tokens: %v", err)
+				}
+			}
+			st.wideMin = wide.minTokens
+			if set.WideMinTokens == AutoRuns && wide.minTokens == widerun.Lengths[0] {
+				// Even the shortest lone sequence runs sooner wide:
+				// this graph splits well over threads (fp32), and
+				// narrow runs beside wide ones measured slower. One
+				// run at a time on every thread, as concurrent_runs = 1.
+				m.Close()
+				m, st.wide, wide, runs = st.wide, nil, nil, 1
+			}
+			if cfg.Logger != nil {
+				cfg.Logger.Info("concurrent runs", "runs", runs, "narrow", wide != nil, "wide_threads", opts.IntraOpThreads,
+					"wide_min_tokens", wideMinString(st.wideMin), "measured", set.WideMinTokens == AutoRuns)
+			}
+		}
+		st.model, st.dims, st.batch = m, m.Config.Hidden, newBatcher(m.Embed, wide, set.MaxBatch, runs, set.BatchWait)
 	}
 	w.st.Store(st)
 	return nil
@@ -170,7 +217,11 @@ func (w *Workload) Close(context.Context) error {
 		if st.clip != nil {
 			return st.clip.Close()
 		}
-		return st.model.Close()
+		var err error
+		if st.wide != nil {
+			err = st.wide.Close()
+		}
+		return errors.Join(st.model.Close(), err)
 	}
 	return nil
 }
@@ -286,4 +337,29 @@ func truncate(v []float32, dims int) []float32 {
 		}
 	}
 	return v
+}
+
+// calibrate measures wide_min_tokens (widerun.MinTokens) on the model's
+// two sessions.
+func calibrate(ctx context.Context, narrow, wide *encoder.Model) (int, error) {
+	run := func(m *encoder.Model) widerun.RunFunc {
+		return func(ctx context.Context, n int) error {
+			// Token ids do not change how long a run takes: n of id 1.
+			s := encoder.Sequence{IDs: make([]int64, n)}
+			for i := range s.IDs {
+				s.IDs[i] = 1
+			}
+			_, err := m.Embed(ctx, []encoder.Sequence{s})
+			return err
+		}
+	}
+	return widerun.MinTokens(ctx, narrow.Config.MaxSeqLength, run(narrow), run(wide))
+}
+
+// wideMinString is wide_min_tokens as logs show it.
+func wideMinString(n int) string {
+	if n == widerun.None {
+		return "none"
+	}
+	return strconv.Itoa(n)
 }

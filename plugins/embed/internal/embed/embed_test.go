@@ -35,11 +35,16 @@ func TestSettings(t *testing.T) {
 	if s.Session.StopSpinningAfterRun {
 		t.Error("force_spinning_stop is on by default")
 	}
-	if s.ConcurrentRuns != 1 {
-		t.Errorf("concurrent_runs %d by default, want 1", s.ConcurrentRuns)
+	if s.ConcurrentRuns != AutoRuns || s.WideMinTokens != AutoRuns {
+		t.Errorf("concurrent_runs %d, wide_min_tokens %d by default, want both auto (%d)", s.ConcurrentRuns, s.WideMinTokens, AutoRuns)
 	}
-	if s, err := parseSettings(map[string]any{"model": "x", "concurrent_runs": float64(2)}, env); err != nil || s.ConcurrentRuns != 2 {
-		t.Errorf("concurrent_runs = 2: %v, %+v", err, s)
+	if s, err := parseSettings(map[string]any{"model": "x", "concurrent_runs": float64(2), "wide_min_tokens": float64(64)}, env); err != nil || s.ConcurrentRuns != 2 || s.WideMinTokens != 64 {
+		t.Errorf("concurrent_runs = 2, wide_min_tokens = 64: %v, %+v", err, s)
+	}
+	if s, err := parseSettings(map[string]any{"model": "x", "concurrent_runs": float64(3), "wide_min_tokens": float64(9)}, env); err != nil {
+		t.Error(err)
+	} else if s, err = parseSettings(map[string]any{"model": "x", "concurrent_runs": "auto", "wide_min_tokens": "auto"}, env); err != nil || s.ConcurrentRuns != AutoRuns || s.WideMinTokens != AutoRuns {
+		t.Errorf(`concurrent_runs = "auto", wide_min_tokens = "auto": %v, %+v`, err, s)
 	}
 	if s, err := parseSettings(map[string]any{"model": "x", "force_spinning_stop": true}, env); err != nil || !s.Session.StopSpinningAfterRun {
 		t.Errorf("force_spinning_stop = true: %v, %+v", err, s)
@@ -53,6 +58,10 @@ func TestSettings(t *testing.T) {
 		{map[string]any{"model": "x", "concurrent_runs": float64(0)}, "concurrent_runs"},
 		{map[string]any{"model": "x", "concurrent_runs": float64(65)}, "concurrent_runs"},
 		{map[string]any{"model": "x", "concurrent_runs": 1.5}, "concurrent_runs"},
+		{map[string]any{"model": "x", "concurrent_runs": "max"}, "concurrent_runs"},
+		{map[string]any{"model": "x", "concurrent_runs": true}, "concurrent_runs"},
+		{map[string]any{"model": "x", "wide_min_tokens": float64(0)}, "wide_min_tokens"},
+		{map[string]any{"model": "x", "wide_min_tokens": "short"}, "wide_min_tokens"},
 		{map[string]any{"model": "x", "matryoshka": "yes"}, "matryoshka"},
 		{map[string]any{"model": "x", "graph_optimization": "max"}, "graph_optimization"},
 		{map[string]any{"model": "x", "variant": "q4"}, "variant"},

@@ -22,6 +22,10 @@ const DefaultMaxBatch = 32
 // batch's activations in ONNX Runtime's memory.
 const maxConcurrentRuns = 64
 
+// AutoRuns is settings.ConcurrentRuns for concurrent_runs = "auto": one
+// single-threaded run per thread, and wide runs (see batcher).
+const AutoRuns = 0
+
 // DefaultBatchWait is how long a batch that is not full waits for requests
 // still being tokenised, unless the batch_wait_ms setting says otherwise.
 const DefaultBatchWait = 2 * time.Millisecond
@@ -34,8 +38,10 @@ var settingSpecs = append(ort.ModelSettingSpecs("Model directory: a sentence-tra
 		Description: "The model was trained for truncated vectors (Matryoshka): requests may ask for fewer dimensions, which are cut and re-normalised. Default false: dimensions other than the model's are a 400."},
 	sdk.SettingSpec{Name: "max_batch", Type: "number",
 		Description: "Sequences per ONNX Runtime run, packed from the inputs of every request in flight (dynamic batching). Default 32."},
-	sdk.SettingSpec{Name: "concurrent_runs", Type: "number",
-		Description: "ONNX Runtime runs in flight at once, each a batch of at most max_batch sequences; queued sequences are split evenly over the free runs. Default 1. With threads = 1, concurrent_runs = the number of cores runs one single-threaded batch per core: more embeddings/s for many short inputs on int8 graphs, but a lone long input runs on one core (plugins/embed/README.md)."},
+	sdk.SettingSpec{Name: "concurrent_runs", Type: "any",
+		Description: `ONNX Runtime runs in flight at once, each a batch of at most max_batch sequences; queued sequences are split evenly over the free runs. "auto" (the default): text encoders run one single-threaded batch per thread (threads, one per core by default), and a lone one-sequence batch of at least wide_min_tokens — which cannot be split — on a second session with every thread (wide), at the cost of a second copy of the session; when wide_min_tokens is measured and even the shortest length runs sooner wide (fp32 graphs), one batch at a time on every thread instead; CLIP models run one batch at a time. A number N: N runs in flight on one session of threads threads each (1: one batch at a time on every core).`},
+	sdk.SettingSpec{Name: "wide_min_tokens", Type: "any",
+		Description: `With concurrent_runs "auto": the fewest tokens of a lone sequence that runs on the wide session (every thread) rather than single-threaded. "auto" (the default): measured when the plugin loads, as the shortest of 16, 32, 64, … tokens at which the wide session embeds a lone sequence in at most 90 % of the single-threaded time (measured on 2 cores: 128 or 256 for dynamically quantized MiniLM-L6, 16 for fp32). A number: that many.`},
 	sdk.SettingSpec{Name: "batch_wait_ms", Type: "number",
 		Description: "When ONNX Runtime is idle and fewer than max_batch sequences are queued, how long (milliseconds) the next run waits for requests the plugin has received and is still tokenising. 0: never wait. Default 2."},
 	sdk.SettingSpec{Name: "max_image_bytes", Type: "string", Description: `CLIP models: largest image file, e.g. "20MiB" (the default).`},
@@ -49,17 +55,20 @@ type settings struct {
 	ModelFile  string // "" = encoder.DefaultFile
 	Matryoshka bool
 	MaxBatch   int
-	// ConcurrentRuns is how many batches run at once (at least 1).
+	// ConcurrentRuns is how many batches run at once (at least 1), or
+	// AutoRuns.
 	ConcurrentRuns int
-	BatchWait      time.Duration
-	Limits         imagefile.Limits
-	MaxImages      int
+	// WideMinTokens is wide_min_tokens, or AutoRuns: measure it.
+	WideMinTokens int
+	BatchWait     time.Duration
+	Limits        imagefile.Limits
+	MaxImages     int
 }
 
 // parseSettings decodes and checks raw, filling in defaults. A bad or
 // unknown setting is an INVALID_REQUEST naming it.
 func parseSettings(raw map[string]any, getenv func(string) string) (*settings, error) {
-	s := &settings{MaxBatch: DefaultMaxBatch, ConcurrentRuns: 1, BatchWait: DefaultBatchWait, Limits: imagefile.DefaultLimits, MaxImages: DefaultMaxImages}
+	s := &settings{MaxBatch: DefaultMaxBatch, ConcurrentRuns: AutoRuns, BatchWait: DefaultBatchWait, Limits: imagefile.DefaultLimits, MaxImages: DefaultMaxImages}
 	for name, v := range raw {
 		handled, err := s.Set(name, v)
 		if !handled {
@@ -74,10 +83,26 @@ func parseSettings(raw map[string]any, getenv func(string) string) (*settings, e
 			case "max_batch":
 				s.MaxBatch, err = sdk.SettingInt(v, 1)
 			case "concurrent_runs":
+				if str, ok := v.(string); ok {
+					if str != "auto" {
+						err = fmt.Errorf(`want a number of runs or "auto", not %q`, str)
+					}
+					s.ConcurrentRuns = AutoRuns
+					break
+				}
 				s.ConcurrentRuns, err = sdk.SettingInt(v, 1)
 				if err == nil && s.ConcurrentRuns > maxConcurrentRuns {
 					err = fmt.Errorf("%d is more than the %d runs the plugin allows in flight", s.ConcurrentRuns, maxConcurrentRuns)
 				}
+			case "wide_min_tokens":
+				if str, ok := v.(string); ok {
+					if str != "auto" {
+						err = fmt.Errorf(`want a number of tokens or "auto", not %q`, str)
+					}
+					s.WideMinTokens = AutoRuns
+					break
+				}
+				s.WideMinTokens, err = sdk.SettingInt(v, 1)
 			case "batch_wait_ms":
 				var ms int
 				ms, err = sdk.SettingInt(v, 0)

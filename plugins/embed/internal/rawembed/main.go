@@ -6,7 +6,7 @@
 // options the plugin uses. It lives here because bench/embed cannot import
 // the plugin's internal packages; bench/embed builds and drives it.
 //
-//	rawembed -model DIR [-file onnx/model.onnx] [-threads 0] [-spin=true] [-batch 32] [-concurrent 1] [-no-arena]
+//	rawembed -model DIR [-file onnx/model.onnx] [-threads 0] [-spin=true] [-batch 32] [-concurrent 0] [-no-arena]
 //
 // It loads the model and prints {"runtime": DESCRIPTION}. Then, for each
 // stdin line:
@@ -19,10 +19,17 @@
 //     (at least once), -concurrent runs in flight at once (the kept
 //     sequences split evenly over them, at most -batch a run, as the plugin
 //     splits its queue), and prints {"embeddings": COUNT, "ns": ELAPSED}.
+//     -concurrent 0 is the plugin's concurrent_runs "auto": a session with
+//     one intra-op thread whose runs go -threads at a time, and a second
+//     session with -threads threads for a lone sequence (wide) of at least
+//     -wide-min tokens: "auto" measures that as the plugin does
+//     (widerun.MinTokens) and prints it in the first line,
+//     {"runtime": ..., "wide_min_tokens": N} (-1: none).
 package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -31,11 +38,13 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 	"unicode"
 
+	"github.com/dsmil/l7/plugins/embed/internal/widerun"
 	"github.com/dsmil/l7/plugins/internal/ort"
 	"github.com/dsmil/l7/plugins/internal/tokenizer"
 	ortgo "github.com/yalue/onnxruntime_go"
@@ -48,10 +57,19 @@ func main() {
 	spin := flag.Bool("spin", true, "let idle intra-op threads spin (the plugin's allow_spinning)")
 	batch := flag.Int("batch", 32, "sequences per run (the plugin's max_batch)")
 	stopSpin := flag.Bool("stop-spin", false, "intra-op threads stop spinning when a run ends (the plugin's force_spinning_stop)")
-	concurrent := flag.Int("concurrent", 1, "runs in flight at once on the session (the plugin's concurrent_runs)")
+	concurrent := flag.Int("concurrent", 0, `runs in flight at once on the session (the plugin's concurrent_runs); 0: "auto", one single-threaded run per thread and a -threads session for a lone sequence`)
+	wideMin := flag.String("wide-min", "auto", `-concurrent 0: the fewest tokens of a lone sequence that runs wide, or "auto" (measured, as the plugin's wide_min_tokens)`)
 	noArena := flag.Bool("no-arena", false, "ONNX Runtime's CPU memory arena off (the plugin's disable_arena)")
 	flag.Parse()
-	if err := run(*dir, *file, ort.Options{IntraOpThreads: *threads, DisableSpinning: !*spin, StopSpinningAfterRun: *stopSpin, DisableArena: *noArena}, max(*batch, 1), max(*concurrent, 1)); err != nil {
+	minTokens := 0
+	if *wideMin != "auto" {
+		var err error
+		if minTokens, err = strconv.Atoi(*wideMin); err != nil || minTokens < 1 {
+			fmt.Fprintf(os.Stderr, "rawembed: -wide-min %q: want a positive number or auto\n", *wideMin)
+			os.Exit(2)
+		}
+	}
+	if err := run(*dir, *file, ort.Options{IntraOpThreads: *threads, DisableSpinning: !*spin, StopSpinningAfterRun: *stopSpin, DisableArena: *noArena}, max(*batch, 1), max(*concurrent, 0), minTokens); err != nil {
 		fmt.Fprintln(os.Stderr, "rawembed:", err)
 		os.Exit(1)
 	}
@@ -59,11 +77,13 @@ func main() {
 
 type model struct {
 	sess     *ortgo.DynamicAdvancedSession
+	wide     *ortgo.DynamicAdvancedSession // concurrent 0: a lone sequence's session (nil: none)
+	wideMin  int                           // the fewest tokens of a lone sequence wide runs
 	hidden   int
 	hasTypes bool
 }
 
-func run(dir, file string, opts ort.Options, batch, concurrent int) error {
+func run(dir, file string, opts ort.Options, batch, concurrent, wideMin int) error {
 	info, err := ort.Init(ort.ResolveLibrary(os.Getenv))
 	if err != nil {
 		return err
@@ -74,7 +94,8 @@ func run(dir, file string, opts ort.Options, batch, concurrent int) error {
 		return err
 	}
 	var cfg struct {
-		Hidden int `json:"hidden_size"`
+		Hidden    int `json:"hidden_size"`
+		Positions int `json:"max_position_embeddings"`
 	}
 	b, err := os.ReadFile(filepath.Join(dir, "config.json"))
 	if err == nil {
@@ -96,21 +117,63 @@ func run(dir, file string, opts ort.Options, batch, concurrent int) error {
 			feed = append(feed, in.Name)
 		}
 	}
-	so, err := opts.SessionOptions()
-	if err != nil {
-		return err
+	open := func(o ort.Options) (*ortgo.DynamicAdvancedSession, error) {
+		so, err := o.SessionOptions()
+		if err != nil {
+			return nil, err
+		}
+		defer so.Destroy()
+		return ortgo.NewDynamicAdvancedSession(onnxPath, feed, []string{"last_hidden_state"}, so)
 	}
-	m.sess, err = ortgo.NewDynamicAdvancedSession(onnxPath, feed, []string{"last_hidden_state"}, so)
-	so.Destroy()
-	if err != nil {
+	narrow, mode := opts, fmt.Sprintf("%d in flight at once", concurrent)
+	if concurrent == 0 {
+		concurrent, narrow.IntraOpThreads = opts.IntraOpThreads, 1
+		mode = fmt.Sprintf(`"auto": %d single-threaded in flight at once`, concurrent)
+	}
+	if m.sess, err = open(narrow); err != nil {
 		return err
 	}
 	defer m.sess.Destroy()
+	hello := map[string]any{}
+	if concurrent > 1 && narrow.IntraOpThreads == 1 {
+		if m.wide, err = open(opts); err != nil {
+			return err
+		}
+		defer m.wide.Destroy()
+		m.wideMin = wideMin
+		if wideMin == 0 {
+			lone := func(sess *ortgo.DynamicAdvancedSession) widerun.RunFunc {
+				return func(_ context.Context, n int) error {
+					s := make([]int64, n)
+					for i := range s {
+						s[i] = 1
+					}
+					return m.embed(sess, [][]int64{s})
+				}
+			}
+			if m.wideMin, err = widerun.MinTokens(context.Background(), cfg.Positions, lone(m.sess), lone(m.wide)); err != nil {
+				return err
+			}
+		}
+		hello["wide_min_tokens"] = -1
+		if m.wideMin != widerun.None {
+			hello["wide_min_tokens"] = m.wideMin
+		}
+		mode += fmt.Sprintf(", a lone sequence of %s tokens or more on a session of %d threads", fmt.Sprint(hello["wide_min_tokens"]), opts.IntraOpThreads)
+		if wideMin == 0 && m.wideMin == widerun.Lengths[0] {
+			// As the plugin: the graph splits well over threads; one
+			// run at a time on the wide session.
+			m.sess, m.wide, concurrent = m.wide, nil, 1
+			hello["one_wide"] = true
+			mode = fmt.Sprintf(`"auto": wide from %d tokens, so one run at a time on %d threads`, widerun.Lengths[0], opts.IntraOpThreads)
+		}
+	}
 
 	out := json.NewEncoder(os.Stdout)
-	desc := fmt.Sprintf("%s; %s; session: %d intra-op threads, graph optimization %s, spinning %v, spinning stopped after a run %v; runs of %d, %d in flight at once",
-		info, file, opts.IntraOpThreads, opts.GraphOptimization, !opts.DisableSpinning, opts.StopSpinningAfterRun, batch, concurrent)
-	if err := out.Encode(map[string]any{"runtime": desc}); err != nil {
+	desc := fmt.Sprintf("%s; %s; session: %d intra-op threads, graph optimization %s, spinning %v, spinning stopped after a run %v; runs of %d, %s",
+		info, file, opts.IntraOpThreads, opts.GraphOptimization, !opts.DisableSpinning, opts.StopSpinningAfterRun, batch, mode)
+	hello["runtime"] = desc
+	if err := out.Encode(hello); err != nil {
 		return err
 	}
 	var words []string
@@ -179,6 +242,9 @@ func run(dir, file string, opts ort.Options, batch, concurrent int) error {
 // sequences, concurrent of them in flight at once: as the plugin splits a
 // queue over its free runs, each run takes an equal share, at most batch.
 func (m *model) embedAll(sorted [][]int64, batch, concurrent int) error {
+	if len(sorted) == 1 && m.wide != nil && len(sorted[0]) >= m.wideMin {
+		return m.embed(m.wide, sorted)
+	}
 	size := min(batch, (len(sorted)+concurrent-1)/concurrent)
 	var (
 		wg   sync.WaitGroup
@@ -191,7 +257,7 @@ func (m *model) embedAll(sorted [][]int64, batch, concurrent int) error {
 		wg.Add(1)
 		go func(seqs [][]int64) {
 			defer func() { <-sem; wg.Done() }()
-			if err := m.embed(seqs); err != nil {
+			if err := m.embed(m.sess, seqs); err != nil {
 				mu.Lock()
 				errs = append(errs, err)
 				mu.Unlock()
@@ -203,7 +269,7 @@ func (m *model) embedAll(sorted [][]int64, batch, concurrent int) error {
 }
 
 // embed runs seqs as one batch padded to the longest and pools them.
-func (m *model) embed(seqs [][]int64) error {
+func (m *model) embed(sess *ortgo.DynamicAdvancedSession, seqs [][]int64) error {
 	S := 0
 	for _, s := range seqs {
 		S = max(S, len(s))
@@ -239,7 +305,7 @@ func (m *model) embed(seqs [][]int64) error {
 		return err
 	}
 	defer out.Destroy()
-	if err := m.sess.Run(vals, []ortgo.Value{out}); err != nil {
+	if err := sess.Run(vals, []ortgo.Value{out}); err != nil {
 		return err
 	}
 	hs := out.GetData()
