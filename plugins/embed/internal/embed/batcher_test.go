@@ -611,15 +611,7 @@ func TestBatcherConcurrent(t *testing.T) {
 	// Two lone requests run at once (direct); a third waits for a run.
 	// (A runner-started run releases its slot just after handing out its
 	// vectors: wait for both.)
-	for {
-		b.mu.Lock()
-		idle := b.running == 0
-		b.mu.Unlock()
-		if idle {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
+	idle(t, b)
 	for id := range 2 {
 		b.begin()
 		go func() { _, err := b.embed(context.Background(), []encoder.Sequence{seq(id, 3)}); done <- err }()

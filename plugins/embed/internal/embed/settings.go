@@ -49,6 +49,18 @@ var settingSpecs = append(ort.ModelSettingSpecs("Model directory: a sentence-tra
 	sdk.SettingSpec{Name: "max_images", Type: "number", Description: "CLIP models: most images in one request. Default 16."},
 )
 
+// autoInt decodes a setting that is a positive number of what or "auto"
+// (AutoRuns).
+func autoInt(v any, what string) (int, error) {
+	if str, ok := v.(string); ok {
+		if str != "auto" {
+			return AutoRuns, fmt.Errorf(`want a number of %s or "auto", not %q`, what, str)
+		}
+		return AutoRuns, nil
+	}
+	return sdk.SettingInt(v, 1)
+}
+
 // settings are the decoded plugin settings.
 type settings struct {
 	ort.ModelSettings
@@ -83,26 +95,12 @@ func parseSettings(raw map[string]any, getenv func(string) string) (*settings, e
 			case "max_batch":
 				s.MaxBatch, err = sdk.SettingInt(v, 1)
 			case "concurrent_runs":
-				if str, ok := v.(string); ok {
-					if str != "auto" {
-						err = fmt.Errorf(`want a number of runs or "auto", not %q`, str)
-					}
-					s.ConcurrentRuns = AutoRuns
-					break
-				}
-				s.ConcurrentRuns, err = sdk.SettingInt(v, 1)
+				s.ConcurrentRuns, err = autoInt(v, "runs")
 				if err == nil && s.ConcurrentRuns > maxConcurrentRuns {
 					err = fmt.Errorf("%d is more than the %d runs the plugin allows in flight", s.ConcurrentRuns, maxConcurrentRuns)
 				}
 			case "wide_min_tokens":
-				if str, ok := v.(string); ok {
-					if str != "auto" {
-						err = fmt.Errorf(`want a number of tokens or "auto", not %q`, str)
-					}
-					s.WideMinTokens = AutoRuns
-					break
-				}
-				s.WideMinTokens, err = sdk.SettingInt(v, 1)
+				s.WideMinTokens, err = autoInt(v, "tokens")
 			case "batch_wait_ms":
 				var ms int
 				ms, err = sdk.SettingInt(v, 0)
