@@ -2,11 +2,10 @@ package model
 
 import (
 	"fmt"
-	"os"
 	"strings"
-	"syscall"
 
 	"github.com/dsmil/l7/internal/onnx"
+	"github.com/dsmil/l7/internal/onnx/weightref"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 )
@@ -99,23 +98,12 @@ type GraphInfo struct {
 // data references of an ONNX model. It maps the file and skips over the
 // weights, so it costs little even for a multi-gigabyte model.
 func ReadGraphInfo(path string) (*GraphInfo, error) {
-	f, err := os.Open(path)
+	m, err := weightref.Map(path)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if st.Size() == 0 {
-		return nil, fmt.Errorf("%s: empty file", path)
-	}
-	data, err := syscall.Mmap(int(f.Fd()), 0, int(st.Size()), syscall.PROT_READ, syscall.MAP_SHARED)
-	if err != nil {
-		return nil, fmt.Errorf("%s: mmap: %w", path, err)
-	}
-	defer syscall.Munmap(data)
+	defer m.Close()
+	data := m.Data
 	gi, err := parseModel(data)
 	if err != nil {
 		return nil, fmt.Errorf("%s: not a readable ONNX model: %w", path, err)
