@@ -343,9 +343,11 @@ func (b *batcher) take() ([]item, runFunc, int) {
 	n := min(b.max, (len(b.queue)+free-1)/free)
 	var run runFunc
 	slots := 1
-	if len(b.queue) == 1 {
-		it := b.queue[0]
-		run, slots = b.pick(it.j.seqs[it.i : it.i+1])
+	if it := b.queue[0]; len(b.queue) == 1 {
+		// Only a one-sequence request runs wide: the last sequence
+		// of a request split over runs stays narrow, however soon
+		// its other runs end.
+		run, slots = b.pick(it.j.seqs)
 	} else {
 		run = b.run
 	}
