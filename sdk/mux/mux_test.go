@@ -189,6 +189,22 @@ func BenchmarkCall(b *testing.B) {
 	})
 }
 
+// BenchmarkCallSerial: one call at a time over a Unix socket, the round
+// trip of a lone request (the embeddings path's two DBE hops).
+func BenchmarkCallSerial(b *testing.B) {
+	c, _, _, _ := pair(b, mux.HandlerFunc(func(ctx context.Context, req *dbe.Frame, w *mux.ResponseWriter) {
+		_ = w.Send(&dbe.Frame{Type: dbe.MsgChatResp, Flags: dbe.FlagEndStream, Payload: req.Payload})
+	}))
+	b.ReportAllocs()
+	for b.Loop() {
+		req := reqFrame()
+		req.Payload = []byte("hello")
+		if err := c.Call(context.Background(), req, func(*dbe.Frame) error { return nil }); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 // TestCallWithinHungHandler: a handler that ignores every cancellation
 // cannot hold a CallWithin past its deadline.
 func TestCallWithinHungHandler(t *testing.T) {
