@@ -31,7 +31,13 @@
 // (dsmil-mkmodel -dtype q8; written into -models when absent) in both, the
 // plugin through its model_file setting.
 //
-//	go run ./bench/embed [-inputs 1,8,32,128] [-tokens 16,128,512] [-rounds 3] [-ms 300] [-threads 0] [-runs auto] [-file onnx/model.onnx]
+// -preset tiny-encoder benches a 2-layer, 32-wide encoder whose run takes
+// tens of microseconds: its stack rate is the stack's fixed cost per
+// request (HTTP, JSON, the shim, the router, two DBE hops, the plugin's
+// dispatch and tokenising), which the minilm-l6 rows pay on top of the run.
+// -bins DIR keeps the binaries it builds, for perf to find their symbols.
+//
+//	go run ./bench/embed [-preset minilm-l6] [-inputs 1,8,32,128] [-tokens 16,128,512] [-rounds 3] [-ms 300] [-threads 0] [-runs auto] [-file onnx/model.onnx]
 package main
 
 import (
@@ -59,22 +65,23 @@ import (
 
 const (
 	apiKey  = "bench-embed-key"
-	modelID = "bench-random-minilm-l6"
+	modelID = "bench-random-encoder"
 )
 
 type options struct {
-	dir, file                 string
+	preset, dir, file         string
 	inputs, tokens            []int
 	rounds, ms, threads, conc int
 	batch, waitMS, runs       int
 	wideMin                   int    // rawembed's wide_min_tokens, -1: none, 0: not used
 	wideMinFlag               string // -wide-min
+	bins                      string // -bins: where the binaries are built (kept)
 	spin, stopSpin            bool
 }
 
 func main() {
-	cache, _ := os.UserCacheDir()
-	dir := flag.String("models", filepath.Join(cache, "dsmil", "models", "minilm-l6-512"), "model directory (generated when absent)")
+	preset := flag.String("preset", "minilm-l6", `the encoder shape (dsmil-mkmodel's preset, with max_seq_length its max_position_embeddings): minilm-l6, or tiny-encoder (2 layers of 32, 64 positions: a run takes microseconds, so the stack's rate is its fixed cost per request)`)
+	dir := flag.String("models", "", "model directory (generated when absent; default: the user's cache, dsmil/models/<preset>-<positions>)")
 	file := flag.String("file", "onnx/model.onnx", "the encoder graph in the model directory: onnx/model.onnx (fp32) or onnx/model_quantized.onnx (dynamic int8)")
 	inputs := flag.String("inputs", "1,8,32,128", "inputs per request")
 	tokens := flag.String("tokens", "16,128,512", "tokens per input, [CLS] and [SEP] included")
@@ -87,10 +94,11 @@ func main() {
 	wait := flag.Int("wait", 2, "the plugin's batch_wait_ms")
 	conc := flag.Int("conc", 32, "inputs of the batched against one-at-a-time comparison")
 	wideMin := flag.String("wide-min", "auto", `with -runs auto: the fewest tokens of a lone sequence that runs wide (the plugin's wide_min_tokens), or "auto": measured by the raw baseline, which the plugin is then given`)
+	bins := flag.String("bins", "", "build the plugin and rawembed into this directory and keep them (for profiling with perf); default: a temporary directory")
 	runs := flag.String("runs", "auto", `ONNX Runtime runs in flight at once, in both (the plugin's concurrent_runs, rawembed's -concurrent): a number, or "auto" (the plugin's default)`)
 	flag.Parse()
 	server.TuneGC()
-	o := options{dir: *dir, file: *file, rounds: max(*rounds, 1), ms: *ms, threads: *threads, spin: *spin, stopSpin: *stopSpin, batch: *batch, waitMS: *wait, conc: *conc, wideMinFlag: *wideMin}
+	o := options{preset: *preset, dir: *dir, file: *file, rounds: max(*rounds, 1), ms: *ms, threads: *threads, spin: *spin, stopSpin: *stopSpin, batch: *batch, waitMS: *wait, conc: *conc, wideMinFlag: *wideMin, bins: *bins}
 	var err error
 	if *runs != "auto" {
 		if o.runs, err = strconv.Atoi(*runs); err == nil && o.runs < 1 {
@@ -148,14 +156,21 @@ func ints(list string) ([]int, error) {
 }
 
 func run(o options) error {
-	if slices.Max(o.tokens) > 512 || slices.Min(o.tokens) < 3 {
-		return errors.New("-tokens: 3 to 512 (the model's max_seq_length; [CLS] and [SEP] are two of them)")
-	}
-	spec, err := mkmodel.EncoderPreset("minilm-l6")
+	spec, err := mkmodel.EncoderPreset(o.preset)
 	if err != nil {
 		return err
 	}
-	spec.MaxSeqLength = spec.MaxPositions // 512
+	spec.MaxSeqLength = spec.MaxPositions // 512 for minilm-l6
+	if slices.Max(o.tokens) > spec.MaxSeqLength || slices.Min(o.tokens) < 3 {
+		return fmt.Errorf("-tokens: 3 to %d (the model's max_seq_length; [CLS] and [SEP] are two of them)", spec.MaxSeqLength)
+	}
+	if o.dir == "" {
+		cache, err := os.UserCacheDir()
+		if err != nil {
+			return err
+		}
+		o.dir = filepath.Join(cache, "dsmil", "models", fmt.Sprintf("%s-%d", spec.Name, spec.MaxSeqLength))
+	}
 	spec.Quantized = o.file == mkmodel.QuantizedEncoderFile
 	if _, err := os.Stat(filepath.Join(o.dir, filepath.FromSlash(o.file))); err != nil {
 		fmt.Printf("generating %s (max_seq_length %d, %s) into %s ...\n", spec.Name, spec.MaxSeqLength, o.file, o.dir)
@@ -168,12 +183,16 @@ func run(o options) error {
 		return err
 	}
 	defer os.RemoveAll(tmp)
+	binDir := tmp
+	if o.bins != "" {
+		binDir = o.bins
+	}
 	bins := map[string]string{}
 	for name, pkg := range map[string]string{
 		"dsmil-embed": "github.com/dsmil/l7/plugins/embed",
 		"rawembed":    "github.com/dsmil/l7/plugins/embed/internal/rawembed",
 	} {
-		bins[name] = filepath.Join(tmp, name)
+		bins[name] = filepath.Join(binDir, name)
 		if out, err := exec.Command("go", "build", "-o", bins[name], pkg).CombinedOutput(); err != nil {
 			return fmt.Errorf("build %s: %v\n%s", name, err, out)
 		}
@@ -200,8 +219,8 @@ func run(o options) error {
 		return err
 	}
 	defer host.Shutdown()
-	c := &client{base: "http://" + addr, http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}}}
-	fmt.Printf("embed benchmark: %s, %d CPUs; %s shape (random weights, max_seq_length 512) in %s, %s\n", runtime.Version(), runtime.NumCPU(), spec.Name, o.dir, o.file)
+	c := &client{base: "http://" + addr, http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}}, dims: spec.Hidden}
+	fmt.Printf("embed benchmark: %s, %d CPUs; %s shape (random weights, max_seq_length %d) in %s, %s\n", runtime.Version(), runtime.NumCPU(), spec.Name, spec.MaxSeqLength, o.dir, o.file)
 	fmt.Printf("%s\nplugin: max_batch %d, concurrent_runs %s%s, batch_wait_ms %d; %d interleaved rounds, samples of ≥ %d ms\n\n", raw.runtime, o.batch, o.runsSetting(), wideNote(o.wideMin), o.waitMS, o.rounds, o.ms)
 	fmt.Printf("%-8s %-8s %14s %14s %12s\n", "inputs", "tokens", "raw emb/s", "stack emb/s", "stack/raw")
 	type row struct {
@@ -333,6 +352,7 @@ func mark(ok bool) string {
 type client struct {
 	base string
 	http *http.Client
+	dims int // floats per vector
 }
 
 // timed runs f over and over for at least ms milliseconds (at least once)
@@ -365,7 +385,7 @@ func (c *client) request(texts []string, wantTokens int) *request {
 	return &request{c: c, body: body, texts: len(texts), wantTokens: wantTokens}
 }
 
-// post posts r and checks the answer: one vector per text, 384 floats
+// post posts r and checks the answer: one vector per text, c.dims floats
 // each, the tokens wanted.
 func (r *request) post() (int, error) {
 	c, wantTokens := r.c, r.wantTokens
@@ -399,8 +419,8 @@ func (r *request) post() (int, error) {
 		return 0, fmt.Errorf("%d vectors and %d tokens for %d texts of %d tokens in all", len(a.Data), a.Usage.PromptTokens, r.texts, wantTokens)
 	}
 	for _, d := range a.Data {
-		if len(d.Embedding) != (384*4+2)/3*4 {
-			return 0, fmt.Errorf("a base64 vector of %d characters, not 384 floats", len(d.Embedding))
+		if len(d.Embedding) != (c.dims*4+2)/3*4 {
+			return 0, fmt.Errorf("a base64 vector of %d characters, not %d floats", len(d.Embedding), c.dims)
 		}
 	}
 	return r.texts, nil
