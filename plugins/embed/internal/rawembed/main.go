@@ -159,7 +159,11 @@ func run(dir, file string, opts ort.Options, batch, concurrent, wideMin int) err
 		if m.wideMin != widerun.None {
 			hello["wide_min_tokens"] = m.wideMin
 		}
-		mode += fmt.Sprintf(", a lone sequence of %s tokens or more on a session of %d threads", fmt.Sprint(hello["wide_min_tokens"]), opts.IntraOpThreads)
+		if m.wideMin == widerun.None {
+			mode += ", no lone sequence on the wide session (none measured sooner there)"
+		} else {
+			mode += fmt.Sprintf(", a lone sequence of %d tokens or more on a session of %d threads", m.wideMin, opts.IntraOpThreads)
+		}
 		if wideMin == 0 && m.wideMin == widerun.Lengths[0] {
 			// As the plugin: the graph splits well over threads; one
 			// run at a time on the wide session.
