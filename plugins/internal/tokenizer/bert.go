@@ -25,7 +25,15 @@ func newBertNorm(c *componentJSON) bertNorm {
 	return n
 }
 
-func (n bertNorm) normalize(s string) string {
+func (n bertNorm) normalize(s string) string { return n.normalizeFast(s, isASCII(s)) }
+
+// normalizeFast is normalize, told whether s is all ASCII: then it skips
+// NFD and accent stripping (which leave ASCII as it is) and Unicode's case
+// tables (TestBertNormASCII holds it to the general path).
+func (n bertNorm) normalizeFast(s string, ascii bool) string {
+	if ascii && !n.cleanText && !n.lowercase {
+		return s // nothing in ASCII is CJK or carries an accent
+	}
 	if n.cleanText || n.chinese {
 		var b strings.Builder
 		b.Grow(len(s))
@@ -46,13 +54,52 @@ func (n bertNorm) normalize(s string) string {
 		s = b.String()
 	}
 	if n.lowercase {
-		s = lowerFull(s)
+		if ascii {
+			s = strings.ToLower(s)
+		} else {
+			s = lowerFull(s)
+		}
 	}
-	if n.stripAccents {
+	if n.stripAccents && !ascii {
+		// NFD leaves ASCII as it is, and ASCII has no marks to strip.
 		s = stripMarks(normalizeForm(norm.NFD, s))
 	}
 	return s
 }
+
+// isASCII reports whether s is all ASCII.
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
+// asciiClass holds, per ASCII character, the results of the predicates
+// below (their rune paths, computed once), so that the common case skips
+// Unicode's range tables.
+var asciiClass = func() (c [utf8.RuneSelf]uint8) {
+	for r := range rune(utf8.RuneSelf) {
+		if bertControl(r) {
+			c[r] |= classControl
+		}
+		if bertSpace(r) {
+			c[r] |= classSpace
+		}
+		if bertPunct(r) {
+			c[r] |= classPunct
+		}
+	}
+	return c
+}()
+
+const (
+	classControl = 1 << iota
+	classSpace
+	classPunct
+)
 
 // isBertControl is BERT's _is_control: a control, format, private-use or
 // surrogate character, except tab, newline and carriage return (which are
@@ -60,6 +107,13 @@ func (n bertNorm) normalize(s string) string {
 // library also drops unassigned code points (Cn), which Go's tables cannot
 // name: see testdata/README.md.
 func isBertControl(r rune) bool {
+	if r < utf8.RuneSelf {
+		return asciiClass[r]&classControl != 0
+	}
+	return bertControl(r)
+}
+
+func bertControl(r rune) bool {
 	switch r {
 	case '\t', '\n', '\r':
 		return false
@@ -70,6 +124,13 @@ func isBertControl(r rune) bool {
 // isBertSpace is Unicode White_Space (after controls are dropped, the same
 // set as JavaScript's \s).
 func isBertSpace(r rune) bool {
+	if r < utf8.RuneSelf {
+		return asciiClass[r]&classSpace != 0
+	}
+	return bertSpace(r)
+}
+
+func bertSpace(r rune) bool {
 	return r == ' ' || r == '\t' || r == '\n' || r == '\r' || unicode.Is(unicode.White_Space, r)
 }
 
@@ -99,7 +160,9 @@ func stripMarks(s string) string {
 // locale: U+0130 (İ) becomes "i̇" (i and a combining dot above), and a
 // capital sigma at the end of a word becomes final sigma (ς).
 func lowerFull(s string) string {
-	if !strings.ContainsAny(s, "\u0130\u03a3") {
+	// Two substring searches: ContainsAny takes a slow path for
+	// characters outside ASCII.
+	if !strings.Contains(s, "\u0130") && !strings.Contains(s, "\u03a3") {
 		return strings.ToLower(s)
 	}
 	var b strings.Builder
@@ -174,6 +237,13 @@ func caseIgnorable(r rune) bool {
 type bertPre struct{}
 
 func isBertPunct(r rune) bool {
+	if r < utf8.RuneSelf {
+		return asciiClass[r]&classPunct != 0
+	}
+	return bertPunct(r)
+}
+
+func bertPunct(r rune) bool {
 	return (r >= 33 && r <= 47) || (r >= 58 && r <= 64) || (r >= 91 && r <= 96) || (r >= 123 && r <= 126) || unicode.IsPunct(r)
 }
 

@@ -2,6 +2,7 @@ package tokenizer
 
 import (
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -53,3 +54,27 @@ func TestMetaspaceSplitAndDigits(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestBertNormASCII: on ASCII text the BERT normaliser's fast path (and the
+// ASCII table behind isBertControl, isBertSpace and isBertPunct) gives what
+// the general path gives, for every ASCII character and every setting.
+func TestBertNormASCII(t *testing.T) {
+	var all strings.Builder
+	for c := range 128 {
+		all.WriteByte(byte(c))
+	}
+	texts := []string{all.String(), "Hello, World!\tA\x00B\x7fC\r\nThe END.", "MiXeD 123 $+<=>^`|~ \x0b\x0c\x1c"}
+	for r := range rune(128) {
+		if isBertControl(r) != bertControl(r) || isBertSpace(r) != bertSpace(r) || isBertPunct(r) != bertPunct(r) {
+			t.Errorf("%q: the ASCII table disagrees with the rune path", r)
+		}
+	}
+	for flags := range 16 {
+		n := bertNorm{cleanText: flags&1 != 0, chinese: flags&2 != 0, lowercase: flags&4 != 0, stripAccents: flags&8 != 0}
+		for _, s := range texts {
+			if fast, general := n.normalizeFast(s, true), n.normalizeFast(s, false); fast != general {
+				t.Errorf("%+v on %q: fast %q, general %q", n, s, fast, general)
+			}
+		}
+	}
+}
