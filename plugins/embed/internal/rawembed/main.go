@@ -272,6 +272,21 @@ func (m *model) embedAll(sorted [][]int64, batch, concurrent int) error {
 	return errors.Join(errs...)
 }
 
+// float32Bufs and int64Bufs are the buffers of runs' outputs and inputs,
+// kept for the next run (*[]float32, *[]int64).
+var float32Bufs, int64Bufs sync.Pool
+
+// getBuf returns a buffer of n elements from pool, or a new one when the
+// pool has none that large.
+func getBuf[T any](pool *sync.Pool, n int) *[]T {
+	if b, ok := pool.Get().(*[]T); ok && cap(*b) >= n {
+		*b = (*b)[:n]
+		return b
+	}
+	b := make([]T, n)
+	return &b
+}
+
 // embed runs seqs as one batch padded to the longest and pools them.
 func (m *model) embed(sess *ortgo.DynamicAdvancedSession, seqs [][]int64) error {
 	S := 0
@@ -279,7 +294,14 @@ func (m *model) embed(sess *ortgo.DynamicAdvancedSession, seqs [][]int64) error 
 		S = max(S, len(s))
 	}
 	B, H := len(seqs), m.hidden
-	ids, mask := make([]int64, B*S), make([]int64, B*S)
+	// Input and output buffers are reused from run to run, as the
+	// plugin's encoder does, so that neither side pays the allocation
+	// and garbage collection of hidden states the other does not.
+	inBuf := getBuf[int64](&int64Bufs, 3*B*S)
+	defer int64Bufs.Put(inBuf)
+	in := *inBuf
+	clear(in)
+	ids, mask := in[:B*S], in[B*S:2*B*S]
 	for b, s := range seqs {
 		copy(ids[b*S:], s)
 		for i := range s {
@@ -295,7 +317,7 @@ func (m *model) embed(sess *ortgo.DynamicAdvancedSession, seqs [][]int64) error 
 	}()
 	data := [][]int64{ids, mask}
 	if m.hasTypes {
-		data = append(data, make([]int64, B*S))
+		data = append(data, in[2*B*S:])
 	}
 	for _, d := range data {
 		t, err := ortgo.NewTensor(shape, d)
@@ -304,7 +326,9 @@ func (m *model) embed(sess *ortgo.DynamicAdvancedSession, seqs [][]int64) error 
 		}
 		vals = append(vals, t)
 	}
-	out, err := ortgo.NewEmptyTensor[float32](ortgo.NewShape(int64(B), int64(S), int64(H)))
+	outBuf := getBuf[float32](&float32Bufs, B*S*H)
+	defer float32Bufs.Put(outBuf)
+	out, err := ortgo.NewTensor(ortgo.NewShape(int64(B), int64(S), int64(H)), *outBuf)
 	if err != nil {
 		return err
 	}
