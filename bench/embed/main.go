@@ -390,10 +390,10 @@ func (c *client) request(texts []string, wantTokens int) *request {
 // post posts r and checks the answer: one vector per text, c.dims floats
 // each, the tokens wanted. The first answer to each request is decoded in
 // full (decodeAnswer); later ones are scanned for the same facts
-// (scanAnswer), which costs the client a tenth of the time: decoding a
-// 32-vector answer with encoding/json took ≈ 0.3 ms of a 15 ms request,
-// on the same two cores as the plane (docs/performance.md), and the
-// client's work is not the plane's.
+// (scanAnswer), which costs the client a sixth of the time: 48 µs against
+// 310 µs for an answer of 32 vectors of 384 floats (BenchmarkAnswerChecks),
+// of a 15 ms request on the same two cores as the plane. The client's work
+// is not the plane's.
 func (r *request) post() (int, error) {
 	c := r.c
 	req, _ := http.NewRequest(http.MethodPost, c.base+"/v1/embeddings", bytes.NewReader(r.body))
@@ -473,7 +473,7 @@ func scanAnswer(b []byte, vecLen int) (vectors, tokens int, err error) {
 			return 0, 0, fmt.Errorf("vector %d: %d characters before its closing quote, want %d", vectors, end, vecLen)
 		}
 		for _, ch := range rest[:end] {
-			if !(ch >= 'A' && ch <= 'Z' || ch >= 'a' && ch <= 'z' || ch >= '0' && ch <= '9' || ch == '+' || ch == '/' || ch == '=') {
+			if !isBase64[ch] {
 				return 0, 0, fmt.Errorf("vector %d: %q is not base64", vectors, ch)
 			}
 		}
@@ -495,6 +495,14 @@ func scanAnswer(b []byte, vecLen int) (vectors, tokens int, err error) {
 	}
 	return vectors, tokens, nil
 }
+
+// isBase64 is the standard base64 alphabet and its padding.
+var isBase64 = func() (t [256]bool) {
+	for _, c := range []byte("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=") {
+		t[c] = true
+	}
+	return t
+}()
 
 // rawProc is a running rawembed.
 type rawProc struct {
