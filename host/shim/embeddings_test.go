@@ -364,8 +364,9 @@ func TestEmbeddingsJSON(t *testing.T) {
 		return f
 	}
 	var data []*l7v1.Embedding
-	for i := range 5 {
-		v := make([]float32, 0, 64)
+	// Lengths on both sides of appendFloat32Base64's 96-float chunks.
+	for i, n := range []int{64, 97, 384, 193, 250} {
+		v := make([]float32, 0, n)
 		if i == 0 {
 			v = append(v, specials...)
 		}
