@@ -47,9 +47,11 @@ type runFunc func(ctx context.Context, seqs []encoder.Sequence) ([][]float32, er
 // tokenising — a lone request, which no wait could batch with anything —
 // runs its sequences itself, on its own goroutine (direct): no hand-off to
 // the runner and back, which cost ≈ 60 µs of a one-input request's ≈ 2.5
-// ms on 2 cores (bench/embed). It does so only when the runner would not
-// split them (one run free, or one sequence). Requests that arrive
-// meanwhile queue for the runner.
+// ms on 2 cores (bench/embed). When several runs are free and it has
+// several sequences, it cuts them as the runner would (sorted by length,
+// evenly over the free runs), runs the first batch itself and the others
+// on goroutines of their own (runSplit). Requests that arrive meanwhile
+// queue for the runner.
 //
 // A request whose context ends stops waiting at once; its queued sequences
 // are dropped, and a run is terminated when every request with a sequence
@@ -142,13 +144,20 @@ func (b *batcher) end() {
 func (b *batcher) embed(ctx context.Context, seqs []encoder.Sequence) ([][]float32, error) {
 	b.mu.Lock()
 	if free := b.maxRuns - b.running; !b.closed && free > 0 && len(b.queue) == 0 && len(seqs) <= b.max &&
-		(free == 1 || len(seqs) == 1) && (b.arriving == 1 || b.wait <= 0) {
-		run, slots := b.pick(seqs)
-		b.running += slots
+		(b.arriving == 1 || b.wait <= 0) {
 		b.arriving--
-		b.inflight.Add(1)
+		if free == 1 || len(seqs) == 1 {
+			run, slots := b.pick(seqs)
+			b.running += slots
+			b.inflight.Add(1)
+			b.mu.Unlock()
+			return b.runDirect(ctx, seqs, run, slots)
+		}
+		parts := min(free, len(seqs))
+		b.running += parts
+		b.inflight.Add(parts)
 		b.mu.Unlock()
-		return b.runDirect(ctx, seqs, run, slots)
+		return b.runSplit(ctx, seqs, parts)
 	}
 	b.mu.Unlock()
 	j := &job{ctx: ctx, seqs: seqs, vecs: make([][]float32, len(seqs)), left: len(seqs), done: make(chan struct{})}
@@ -193,6 +202,16 @@ func (b *batcher) pick(batch []encoder.Sequence) (runFunc, int) {
 // runDirect runs seqs with run on the caller's goroutine (b.running counts
 // its slots) and wakes the runner for whatever queued meanwhile.
 func (b *batcher) runDirect(ctx context.Context, seqs []encoder.Sequence, run runFunc, slots int) ([][]float32, error) {
+	vecs, err := b.runPart(ctx, seqs, run, slots)
+	return b.directResult(ctx, seqs, vecs, err)
+}
+
+// runPart runs seqs with run for a request (direct), terminating the run
+// if the request goes or the batcher closes; then it frees the slots the
+// caller counted in b.running and wakes the runner if requests queued
+// meanwhile (waking it for nothing costs a thread switch on the reply's
+// path).
+func (b *batcher) runPart(ctx context.Context, seqs []encoder.Sequence, run runFunc, slots int) ([][]float32, error) {
 	defer b.inflight.Done()
 	rctx, cancel := context.WithCancel(ctx)
 	stop := context.AfterFunc(b.ctx, cancel)
@@ -200,8 +219,6 @@ func (b *batcher) runDirect(ctx context.Context, seqs []encoder.Sequence, run ru
 	vecs, err := run(rctx, seqs)
 	stop()
 	cancel()
-	// Wake the runner only for requests that queued meanwhile: waking it
-	// for nothing costs a thread switch on the reply's path.
 	b.mu.Lock()
 	b.running -= slots
 	queued := len(b.queue) > 0
@@ -209,6 +226,66 @@ func (b *batcher) runDirect(ctx context.Context, seqs []encoder.Sequence, run ru
 	if queued {
 		b.signal()
 	}
+	return vecs, err
+}
+
+// runSplit is runDirect for a lone request of several sequences that finds
+// parts runs free: its sequences, sorted by length, are cut into parts
+// batches as the runner would cut them, and it runs the first on its own
+// goroutine and the others on goroutines of their own, one slot each
+// (b.running counts them). Handing them to the runner and being woken by
+// it afterwards would cost two more thread switches.
+func (b *batcher) runSplit(ctx context.Context, seqs []encoder.Sequence, parts int) ([][]float32, error) {
+	order := make([]int, len(seqs))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(x, y int) int { return cmp.Compare(len(seqs[x].IDs), len(seqs[y].IDs)) })
+	n := (len(seqs) + parts - 1) / parts
+	type result struct {
+		vecs [][]float32
+		err  error
+	}
+	results := make([]result, parts)
+	batches := make([][]encoder.Sequence, parts)
+	for k := range parts {
+		for _, i := range order[min(k*n, len(order)):min((k+1)*n, len(order))] {
+			batches[k] = append(batches[k], seqs[i])
+		}
+	}
+	var wg sync.WaitGroup
+	for k := 1; k < parts; k++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[k].vecs, results[k].err = b.runPart(ctx, batches[k], b.run, 1)
+		}()
+	}
+	results[0].vecs, results[0].err = b.runPart(ctx, batches[0], b.run, 1)
+	wg.Wait()
+	vecs := make([][]float32, len(seqs))
+	var got [][]float32
+	var err error
+	for k, r := range results {
+		if r.err == nil && len(r.vecs) != len(batches[k]) {
+			r.err = errCount
+		}
+		if r.err != nil {
+			err = cmp.Or(err, r.err)
+			continue
+		}
+		got = append(got, r.vecs...)
+	}
+	if err == nil {
+		for j, i := range order {
+			vecs[i] = got[j]
+		}
+	}
+	return b.directResult(ctx, seqs, vecs, err)
+}
+
+// directResult is what a direct run returns for seqs.
+func (b *batcher) directResult(ctx context.Context, seqs []encoder.Sequence, vecs [][]float32, err error) ([][]float32, error) {
 	switch {
 	case ctx.Err() != nil:
 		return nil, ctx.Err()

@@ -1,6 +1,7 @@
 package embed
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -771,6 +772,103 @@ func idle(t *testing.T, b *batcher) {
 		}
 	}
 	t.Fatal("runs still in progress after 10 s")
+}
+
+// TestBatcherDirectSplit: a lone request of several sequences that finds
+// two runs free runs them itself in two batches of its sequences sorted by
+// length, one on its own goroutine, as the runner would cut them; the
+// vectors come back in input order; a request arriving meanwhile queues for
+// the runner and runs once a part ends; a failing part fails the request.
+func TestBatcherDirectSplit(t *testing.T) {
+	var mu sync.Mutex
+	var direct []bool
+	f := &fakeRun{hold: make(chan struct{}), started: make(chan struct{}, 16)}
+	fail := false
+	run := func(ctx context.Context, seqs []encoder.Sequence) ([][]float32, error) {
+		mu.Lock()
+		direct = append(direct, ctx.Value(directKey{}) != nil)
+		boom := fail && len(seqs) == 2
+		mu.Unlock()
+		if boom {
+			return nil, errors.New("boom")
+		}
+		return f.run(ctx, seqs)
+	}
+	started := func() {
+		t.Helper()
+		select {
+		case <-f.started:
+		case <-time.After(10 * time.Second):
+			t.Fatal("a run did not start")
+		}
+	}
+	b := newBatcher(run, nil, 8, 2, time.Hour)
+	defer b.Close()
+	ctx := context.WithValue(context.Background(), directKey{}, 1)
+	type answer struct {
+		vecs [][]float32
+		err  error
+	}
+	done := make(chan answer, 2)
+	lengths := []int{9, 3, 7, 4, 5}
+	var in []encoder.Sequence
+	for i, n := range lengths {
+		in = append(in, seq(i+1, n))
+	}
+	b.begin()
+	go func() { v, err := b.embed(ctx, in); done <- answer{v, err} }()
+	started()
+	started()
+	// Both runs are taken: the next request queues.
+	b.begin()
+	go func() { v, err := b.embed(context.Background(), []encoder.Sequence{seq(9, 2)}); done <- answer{v, err} }()
+	queued(t, b, 1)
+	f.hold <- struct{}{} // one part ends: the queued request takes its run
+	started()
+	f.hold <- struct{}{}
+	f.hold <- struct{}{}
+	for range 2 {
+		a := <-done
+		if a.err != nil {
+			t.Fatal(a.err)
+		}
+		if len(a.vecs) == 1 {
+			continue
+		}
+		for i, v := range a.vecs {
+			if int(v[0]) != i+1 || int(v[1]) != lengths[i] {
+				t.Errorf("vector %d is %v, want [%d %d]", i, v, i+1, lengths[i])
+			}
+		}
+	}
+	f.mu.Lock()
+	var sizes [][]int
+	for _, batch := range f.batches {
+		var ns []int
+		for _, s := range batch {
+			ns = append(ns, len(s.IDs))
+		}
+		sizes = append(sizes, ns)
+	}
+	f.mu.Unlock()
+	slices.SortFunc(sizes, func(x, y []int) int { return cmp.Compare(len(y), len(x)) })
+	if want := [][]int{{3, 4, 5}, {7, 9}, {2}}; !slices.EqualFunc(sizes, want, slices.Equal) {
+		t.Errorf("batches of lengths %v, want %v", sizes, want)
+	}
+	mu.Lock()
+	if want := []bool{true, true, false}; !slices.Equal(direct, want) {
+		t.Errorf("runs direct %v, want %v (the two parts, then the runner's)", direct, want)
+	}
+	fail = true
+	mu.Unlock()
+	idle(t, b)
+	b.begin()
+	go func() { v, err := b.embed(ctx, in); done <- answer{v, err} }()
+	started() // the part of three runs; the part of two fails
+	f.hold <- struct{}{}
+	if a := <-done; a.err == nil || a.err.Error() != "boom" {
+		t.Fatalf("a failing part: %v, want boom", a.err)
+	}
 }
 
 // TestWideRunsORT: concurrent_runs "auto" on ONNX Runtime with threads = 2
