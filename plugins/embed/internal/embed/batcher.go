@@ -153,11 +153,12 @@ func (b *batcher) embed(ctx context.Context, seqs []encoder.Sequence) ([][]float
 			b.mu.Unlock()
 			return b.runDirect(ctx, seqs, run, slots)
 		}
-		parts := min(free, len(seqs))
+		per := (len(seqs) + free - 1) / free // at most free batches of per
+		parts := (len(seqs) + per - 1) / per // none empty: 4 on 3 free runs is 2 + 2
 		b.running += parts
 		b.inflight.Add(parts)
 		b.mu.Unlock()
-		return b.runSplit(ctx, seqs, parts)
+		return b.runSplit(ctx, seqs, per)
 	}
 	b.mu.Unlock()
 	j := &job{ctx: ctx, seqs: seqs, vecs: make([][]float32, len(seqs)), left: len(seqs), done: make(chan struct{})}
@@ -230,18 +231,19 @@ func (b *batcher) runPart(ctx context.Context, seqs []encoder.Sequence, run runF
 }
 
 // runSplit is runDirect for a lone request of several sequences that finds
-// parts runs free: its sequences, sorted by length, are cut into parts
-// batches as the runner would cut them, and it runs the first on its own
+// several runs free: its sequences, sorted by length, are cut into batches
+// of per (the last may be shorter; embed counted one run slot for each),
+// much as the runner would cut them, and it runs the first on its own
 // goroutine and the others on goroutines of their own, one slot each
 // (b.running counts them). Handing them to the runner and being woken by
 // it afterwards would cost two more thread switches.
-func (b *batcher) runSplit(ctx context.Context, seqs []encoder.Sequence, parts int) ([][]float32, error) {
+func (b *batcher) runSplit(ctx context.Context, seqs []encoder.Sequence, per int) ([][]float32, error) {
 	order := make([]int, len(seqs))
 	for i := range order {
 		order[i] = i
 	}
 	slices.SortStableFunc(order, func(x, y int) int { return cmp.Compare(len(seqs[x].IDs), len(seqs[y].IDs)) })
-	n := (len(seqs) + parts - 1) / parts
+	parts := (len(seqs) + per - 1) / per // as embed counted them: none empty
 	type result struct {
 		vecs [][]float32
 		err  error
@@ -249,7 +251,7 @@ func (b *batcher) runSplit(ctx context.Context, seqs []encoder.Sequence, parts i
 	results := make([]result, parts)
 	batches := make([][]encoder.Sequence, parts)
 	for k := range parts {
-		for _, i := range order[min(k*n, len(order)):min((k+1)*n, len(order))] {
+		for _, i := range order[k*per : min((k+1)*per, len(order))] {
 			batches[k] = append(batches[k], seqs[i])
 		}
 	}

@@ -871,6 +871,29 @@ func TestBatcherDirectSplit(t *testing.T) {
 	}
 }
 
+// TestBatcherDirectSplitEven: four sequences on three free runs make two
+// batches of two, not an empty third, and every slot is given back.
+func TestBatcherDirectSplitEven(t *testing.T) {
+	f := &fakeRun{}
+	b := newBatcher(f.run, nil, 8, 3, time.Hour)
+	defer b.Close()
+	b.begin()
+	vecs, err := b.embed(context.Background(), []encoder.Sequence{seq(1, 2), seq(2, 3), seq(3, 4), seq(4, 5)})
+	if err != nil || len(vecs) != 4 {
+		t.Fatalf("%d vectors, %v", len(vecs), err)
+	}
+	f.mu.Lock()
+	var sizes []int
+	for _, batch := range f.batches {
+		sizes = append(sizes, len(batch))
+	}
+	f.mu.Unlock()
+	if !slices.Equal(sizes, []int{2, 2}) {
+		t.Errorf("batches of %v sequences, want [2 2]", sizes)
+	}
+	idle(t, b)
+}
+
 // TestWideRunsORT: concurrent_runs "auto" on ONNX Runtime with threads = 2
 // opens a narrow session and a wide one; with wide_min_tokens = 5 a lone
 // input of 5 tokens or more runs on the wide session, a shorter one and
