@@ -10,9 +10,9 @@ import (
 	"math"
 	"net/http"
 	"strconv"
-	"sync"
 
 	"github.com/dsmil/l7/host/config"
+	"github.com/dsmil/l7/internal/slicepool"
 	"github.com/dsmil/l7/sdk/dbe"
 	"github.com/dsmil/l7/sdk/mux"
 	l7v1 "github.com/dsmil/l7/sdk/proto/dsmil/l7/v1"
@@ -79,7 +79,7 @@ func (s *Server) embeddings(w http.ResponseWriter, r *http.Request, rq *request)
 		s.fail(w, rq, derr)
 		return
 	}
-	buf := getBody(embeddingsSize(call, ev.embed))
+	buf := bodyBufs.Get(embeddingsSize(call, ev.embed))
 	defer bodyBufs.Put(buf)
 	body, err = appendEmbeddings((*buf)[:0], call, ev.embed)
 	if err != nil {
@@ -93,18 +93,9 @@ func (s *Server) embeddings(w http.ResponseWriter, r *http.Request, rq *request)
 	_, _ = w.Write(body)
 }
 
-// bodyBufs keeps answers' body buffers (*[]byte) for the next answer: a
-// 32-input answer is 66 KB of base64, written and done with at once.
-var bodyBufs sync.Pool
-
-// getBody returns a buffer from bodyBufs with room for at least n bytes.
-func getBody(n int) *[]byte {
-	if b, ok := bodyBufs.Get().(*[]byte); ok && cap(*b) >= n {
-		return b
-	}
-	b := make([]byte, 0, n)
-	return &b
-}
+// bodyBufs keeps answers' body buffers for the next answer: a 32-input
+// answer is 66 KB of base64, written and done with at once.
+var bodyBufs slicepool.Pool[byte]
 
 // embeddingsSize is about the size of the response body: 256 bytes of
 // frame, ~60 per vector, and each value's 4 bytes as 5⅓ of base64 or up

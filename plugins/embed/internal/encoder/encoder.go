@@ -7,8 +7,8 @@ import (
 	"math"
 	"path/filepath"
 	"slices"
-	"sync"
 
+	"github.com/dsmil/l7/internal/slicepool"
 	"github.com/dsmil/l7/plugins/internal/ort"
 	"github.com/dsmil/l7/plugins/internal/tokenizer"
 	ortgo "github.com/yalue/onnxruntime_go"
@@ -171,7 +171,7 @@ func (m *Model) Embed(ctx context.Context, seqs []Sequence) ([][]float32, error)
 		longest = max(longest, len(s.IDs))
 	}
 	B, S, H := len(seqs), longest, m.Config.Hidden
-	inBuf := getBuf[int64](&int64Bufs, 3*B*S)
+	inBuf := int64Bufs.Get(3 * B * S)
 	defer int64Bufs.Put(inBuf)
 	in := *inBuf
 	clear(in) // mask and types are 0 on padding
@@ -214,7 +214,7 @@ func (m *Model) Embed(ctx context.Context, seqs []Sequence) ([][]float32, error)
 	if m.output == sentenceEmbedding {
 		outShape = ortgo.NewShape(int64(B), int64(H))
 	}
-	outBuf := getBuf[float32](&float32Bufs, int(outShape.FlattenedSize()))
+	outBuf := float32Bufs.Get(int(outShape.FlattenedSize()))
 	defer float32Bufs.Put(outBuf)
 	out, err := ortgo.NewTensor(outShape, *outBuf)
 	if err != nil {
@@ -240,23 +240,15 @@ func (m *Model) Embed(ctx context.Context, seqs []Sequence) ([][]float32, error)
 }
 
 // float32Bufs and int64Bufs hold the buffers of runs' outputs and inputs
-// for the next run (*[]float32, *[]int64): the hidden states of a 32 × 16
-// batch are 786 KB and of a 32 × 512 one 25 MB, and allocating them for
-// every run kept the plugin's garbage collector busy on the cores the runs
-// use (docs/performance.md). ONNX Runtime writes every element of an
-// output; inputs are cleared before use.
-var float32Bufs, int64Bufs sync.Pool
-
-// getBuf returns a buffer of n elements from pool, or a new one when the
-// pool has none that large.
-func getBuf[T any](pool *sync.Pool, n int) *[]T {
-	if b, ok := pool.Get().(*[]T); ok && cap(*b) >= n {
-		*b = (*b)[:n]
-		return b
-	}
-	b := make([]T, n)
-	return &b
-}
+// for the next run: the hidden states of a 32 × 16 batch are 786 KB and of
+// a 32 × 512 one 25 MB, and allocating them for every run kept the
+// plugin's garbage collector busy on the cores the runs use
+// (docs/performance.md). ONNX Runtime writes every element of an output;
+// inputs are cleared before use.
+var (
+	float32Bufs slicepool.Pool[float32]
+	int64Bufs   slicepool.Pool[int64]
+)
 
 // CheckSequence reports why the model cannot take s, or nil.
 func (m *Model) CheckSequence(s Sequence) error {

@@ -44,6 +44,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/dsmil/l7/internal/slicepool"
 	"github.com/dsmil/l7/plugins/embed/internal/widerun"
 	"github.com/dsmil/l7/plugins/internal/ort"
 	"github.com/dsmil/l7/plugins/internal/tokenizer"
@@ -273,19 +274,11 @@ func (m *model) embedAll(sorted [][]int64, batch, concurrent int) error {
 }
 
 // float32Bufs and int64Bufs are the buffers of runs' outputs and inputs,
-// kept for the next run (*[]float32, *[]int64).
-var float32Bufs, int64Bufs sync.Pool
-
-// getBuf returns a buffer of n elements from pool, or a new one when the
-// pool has none that large.
-func getBuf[T any](pool *sync.Pool, n int) *[]T {
-	if b, ok := pool.Get().(*[]T); ok && cap(*b) >= n {
-		*b = (*b)[:n]
-		return b
-	}
-	b := make([]T, n)
-	return &b
-}
+// kept for the next run.
+var (
+	float32Bufs slicepool.Pool[float32]
+	int64Bufs   slicepool.Pool[int64]
+)
 
 // embed runs seqs as one batch padded to the longest and pools them.
 func (m *model) embed(sess *ortgo.DynamicAdvancedSession, seqs [][]int64) error {
@@ -297,7 +290,7 @@ func (m *model) embed(sess *ortgo.DynamicAdvancedSession, seqs [][]int64) error 
 	// Input and output buffers are reused from run to run, as the
 	// plugin's encoder does, so that neither side pays the allocation
 	// and garbage collection of hidden states the other does not.
-	inBuf := getBuf[int64](&int64Bufs, 3*B*S)
+	inBuf := int64Bufs.Get(3 * B * S)
 	defer int64Bufs.Put(inBuf)
 	in := *inBuf
 	clear(in)
@@ -326,7 +319,7 @@ func (m *model) embed(sess *ortgo.DynamicAdvancedSession, seqs [][]int64) error 
 		}
 		vals = append(vals, t)
 	}
-	outBuf := getBuf[float32](&float32Bufs, B*S*H)
+	outBuf := float32Bufs.Get(B * S * H)
 	defer float32Bufs.Put(outBuf)
 	out, err := ortgo.NewTensor(ortgo.NewShape(int64(B), int64(S), int64(H)), *outBuf)
 	if err != nil {
