@@ -162,11 +162,7 @@ func (b *batcher) embed(ctx context.Context, seqs []encoder.Sequence) ([][]float
 	}
 	b.mu.Unlock()
 	j := &job{ctx: ctx, seqs: seqs, vecs: make([][]float32, len(seqs)), left: len(seqs), done: make(chan struct{})}
-	order := make([]int, len(seqs))
-	for i := range order {
-		order[i] = i
-	}
-	slices.SortStableFunc(order, func(x, y int) int { return cmp.Compare(len(seqs[x].IDs), len(seqs[y].IDs)) })
+	order := lengthOrder(seqs)
 	b.mu.Lock()
 	if b.closed {
 		b.arriving--
@@ -238,52 +234,53 @@ func (b *batcher) runPart(ctx context.Context, seqs []encoder.Sequence, run runF
 // (b.running counts them). Handing them to the runner and being woken by
 // it afterwards would cost two more thread switches.
 func (b *batcher) runSplit(ctx context.Context, seqs []encoder.Sequence, per int) ([][]float32, error) {
-	order := make([]int, len(seqs))
-	for i := range order {
-		order[i] = i
-	}
-	slices.SortStableFunc(order, func(x, y int) int { return cmp.Compare(len(seqs[x].IDs), len(seqs[y].IDs)) })
+	order := lengthOrder(seqs)
 	parts := (len(seqs) + per - 1) / per // as embed counted them: none empty
-	type result struct {
-		vecs [][]float32
-		err  error
-	}
-	results := make([]result, parts)
-	batches := make([][]encoder.Sequence, parts)
-	for k := range parts {
-		for _, i := range order[k*per : min((k+1)*per, len(order))] {
-			batches[k] = append(batches[k], seqs[i])
+	vecs := make([][]float32, len(seqs))
+	errs := make([]error, parts)
+	runOne := func(k int) {
+		idx := order[k*per : min((k+1)*per, len(order))]
+		batch := make([]encoder.Sequence, len(idx))
+		for j, i := range idx {
+			batch[j] = seqs[i]
 		}
+		out, err := b.runPart(ctx, batch, b.run, 1)
+		if err == nil && len(out) != len(batch) {
+			err = errCount
+		}
+		if err == nil {
+			for j, i := range idx {
+				vecs[i] = out[j]
+			}
+		}
+		errs[k] = err
 	}
 	var wg sync.WaitGroup
 	for k := 1; k < parts; k++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			results[k].vecs, results[k].err = b.runPart(ctx, batches[k], b.run, 1)
+			runOne(k)
 		}()
 	}
-	results[0].vecs, results[0].err = b.runPart(ctx, batches[0], b.run, 1)
+	runOne(0)
 	wg.Wait()
-	vecs := make([][]float32, len(seqs))
-	var got [][]float32
-	var err error
-	for k, r := range results {
-		if r.err == nil && len(r.vecs) != len(batches[k]) {
-			r.err = errCount
-		}
-		if r.err != nil {
-			err = cmp.Or(err, r.err)
-			continue
-		}
-		got = append(got, r.vecs...)
-	}
-	if err == nil {
-		for j, i := range order {
-			vecs[i] = got[j]
+	for _, err := range errs {
+		if err != nil {
+			return b.directResult(ctx, seqs, nil, err)
 		}
 	}
-	return b.directResult(ctx, seqs, vecs, err)
+	return b.directResult(ctx, seqs, vecs, nil)
+}
+
+// lengthOrder is the indices of seqs, shortest sequence first (stable).
+func lengthOrder(seqs []encoder.Sequence) []int {
+	order := make([]int, len(seqs))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(x, y int) int { return cmp.Compare(len(seqs[x].IDs), len(seqs[y].IDs)) })
+	return order
 }
 
 // directResult is what a direct run returns for seqs.
