@@ -186,6 +186,9 @@ func run(o options) error {
 	defer os.RemoveAll(tmp)
 	binDir := tmp
 	if o.bins != "" {
+		if err := os.MkdirAll(o.bins, 0o755); err != nil {
+			return err
+		}
 		binDir = o.bins
 	}
 	bins := map[string]string{}
