@@ -7,7 +7,11 @@
 //     hand-off and back;
 //   - one DBE frame every 12 ms over a Unix socket through dbe.Writer (its
 //     flusher goroutine) and, as the baseline, written directly, with the
-//     reader in the same process.
+//     reader in the same process;
+//   - the wall time of a round trip to another process over a Unix socket,
+//     back to back and after an idle gap, with that process on the same CPU
+//     and on another one: what waking an idle CPU adds to each hop between
+//     the host and a plugin.
 //
 // docs/performance.md ("LLM") explains why these numbers bound the whole
 // stack's decode rate against raw ONNX Runtime at int4.
@@ -48,6 +52,13 @@ func per(d time.Duration, step func()) (time.Duration, int) {
 func main() {
 	dur := flag.Duration("duration", 2*time.Second, "length of each measurement")
 	flag.Parse()
+	if arg, ok := os.LookupEnv(echoEnv); ok {
+		if err := echo(arg); err != nil {
+			fmt.Fprintln(os.Stderr, "bench/wakeup echo:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(*dur); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/wakeup:", err)
 		os.Exit(1)
@@ -110,5 +121,5 @@ func run(d time.Duration) error {
 		})
 		fmt.Printf("  12 ms sleep + one frame, %-12s %8v per frame (%d), reader in-process\n", mode, c.Round(time.Microsecond), n)
 	}
-	return nil
+	return roundTrips(d / 2)
 }

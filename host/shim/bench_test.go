@@ -151,3 +151,45 @@ func BenchmarkConcurrent16(b *testing.B) {
 	b.Run("shim", func(b *testing.B) { run(b, func() { postOnce(b, c, url) }) })
 	b.Run("router", func(b *testing.B) { run(b, func() { routeOnce(b, p, f) }) })
 }
+
+// BenchmarkEmbedOverhead is the stack's fixed cost for one /v1/embeddings
+// request of one short input (what bench/embed's 1 × 16 row pays on top of
+// the encoder): an HTTP round trip through shim, router and the echo
+// plugin, base64 answer, one request at a time on a keep-alive connection.
+//
+//	go test ./host/shim -run '^$' -bench EmbedOverhead -benchtime 5000x
+func BenchmarkEmbedOverhead(b *testing.B) {
+	_, base := startShim(b, nil)
+	c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
+	url := base + "/v1/embeddings"
+	body := []byte(`{"model":"dsmil-echo","input":"the quick brown fox jumps over the lazy dog near the river bank","encoding_format":"base64"}`)
+	post := func() {
+		req, _ := http.NewRequest("POST", url, bytes.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+keyT)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := c.Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		_, err = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != 200 {
+			b.Fatalf("%d %v", resp.StatusCode, err)
+		}
+	}
+	for range 200 {
+		post()
+	}
+	lat := make([]time.Duration, 0, b.N)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		t0 := time.Now()
+		post()
+		lat = append(lat, time.Since(t0))
+	}
+	b.StopTimer()
+	p50, p99 := percentiles(lat)
+	b.ReportMetric(us(p50), "p50-us")
+	b.ReportMetric(us(p99), "p99-us")
+}
