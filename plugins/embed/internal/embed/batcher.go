@@ -28,9 +28,10 @@ type runFunc func(ctx context.Context, seqs []encoder.Sequence) ([][]float32, er
 // next requests queue up, so under load batches fill by themselves; when a
 // run is free and the queue holds fewer than max sequences while other
 // requests are still being tokenised, the runner waits for them, at most
-// wait. With several runs free, the queue is split evenly over them (each
-// batch at most max): 32 queued sequences and 2 free runs make two runs of
-// 16, in parallel, rather than one run of 32 and an idle one.
+// wait. The queue is split evenly over every run (each batch at most
+// max; cut): 32 queued sequences and 2 runs make two runs of 16, in
+// parallel when both are free, rather than one run of 32 and an idle one;
+// when one is in flight, the second 16 run as soon as it ends.
 //
 // Wide runs (concurrent_runs "auto", the default for text encoders): the
 // runs in flight are narrow — one single-threaded ONNX Runtime session,
@@ -47,11 +48,12 @@ type runFunc func(ctx context.Context, seqs []encoder.Sequence) ([][]float32, er
 // tokenising — a lone request, which no wait could batch with anything —
 // runs its sequences itself, on its own goroutine (direct): no hand-off to
 // the runner and back, which cost ≈ 60 µs of a one-input request's ≈ 2.5
-// ms on 2 cores (bench/embed). When several runs are free and it has
-// several sequences, it cuts them as the runner would (sorted by length,
-// evenly over the free runs), runs the first batch itself and the others
-// on goroutines of their own (runSplit). Requests that arrive meanwhile
-// queue for the runner.
+// ms on 2 cores (bench/embed). When it has several sequences, it runs
+// direct only if every run is free: it cuts them as the runner would
+// (sorted by length, evenly over the runs), runs the first batch itself
+// and the others on goroutines of their own (runSplit). With runs in
+// flight, its sequences queue for the runner, which cuts them over every
+// run. Requests that arrive meanwhile queue for the runner.
 //
 // A request whose context ends stops waiting at once; its queued sequences
 // are dropped, and a run is terminated when every request with a sequence
@@ -70,6 +72,10 @@ type batcher struct {
 	running  int    // run slots taken (a wide run takes maxRuns)
 	closed   bool
 	inflight sync.WaitGroup // runs in progress (Close waits)
+	// The queue's first cutLeft sequences are the rest of a split the
+	// runner made earlier (cut), to run in batches of cutPer as runs
+	// free up.
+	cutPer, cutLeft int
 
 	kick   chan struct{} // buffered 1: the queue or arriving changed
 	ctx    context.Context
@@ -143,8 +149,11 @@ func (b *batcher) end() {
 // their vectors, returned in the order of seqs. It calls end.
 func (b *batcher) embed(ctx context.Context, seqs []encoder.Sequence) ([][]float32, error) {
 	b.mu.Lock()
+	// Direct: a lone request, a run free. One of several sequences only
+	// when every run is free; with some in flight, the runner cuts them
+	// over every run (cut).
 	if free := b.maxRuns - b.running; !b.closed && free > 0 && len(b.queue) == 0 && len(seqs) <= b.max &&
-		(b.arriving == 1 || b.wait <= 0) {
+		(b.arriving == 1 || b.wait <= 0) && (len(seqs) == 1 || free == b.maxRuns) {
 		b.arriving--
 		if free == 1 || len(seqs) == 1 {
 			run, slots := b.pick(seqs)
@@ -414,9 +423,7 @@ func (b *batcher) take() ([]item, runFunc, int) {
 	if len(b.queue) == 0 {
 		return nil, nil, 0
 	}
-	// Split the queue evenly over the free runs, at most max a batch.
-	free := b.maxRuns - b.running
-	n := min(b.max, (len(b.queue)+free-1)/free)
+	n := b.cut()
 	var run runFunc
 	slots := 1
 	if it := b.queue[0]; len(b.queue) == 1 {
@@ -437,10 +444,34 @@ func (b *batcher) take() ([]item, runFunc, int) {
 	return batch, run, slots
 }
 
-// dropCancelled removes the queued sequences of requests that have gone.
-// b.mu is held.
+// cut returns how many of the queued sequences (at least one) the next
+// batch takes: the next part of the split made earlier, or the first part
+// of a new one. A split cuts the queue evenly over every run, at most max
+// a batch — over the runs in flight too, for the one that ends first takes
+// the next part: 30 sequences queued while one of two runs is busy run as
+// 15 now and 15 when that run ends, which ends no later than 30 on one
+// core while the other idles, and sooner whenever that run ends before
+// them (a lone sequence's run, under concurrent one-input requests). b.mu
+// is held.
+func (b *batcher) cut() int {
+	if b.cutLeft > 0 {
+		n := min(b.cutPer, b.cutLeft, len(b.queue))
+		b.cutLeft -= n
+		return n
+	}
+	per := min(b.max, (len(b.queue)+b.maxRuns-1)/b.maxRuns)
+	b.cutPer, b.cutLeft = per, len(b.queue)-per
+	return per
+}
+
+// dropCancelled removes the queued sequences of requests that have gone
+// (a split's rest shrinks with them only at its end: a later arrival may
+// then join its last part). b.mu is held.
 func (b *batcher) dropCancelled() {
 	b.queue = slices.DeleteFunc(b.queue, func(it item) bool { return it.j.ctx.Err() != nil })
+	if len(b.queue) == 0 {
+		b.cutLeft = 0
+	}
 }
 
 // runBatch runs batch and hands out its vectors. The run's context ends

@@ -894,6 +894,99 @@ func TestBatcherDirectSplitEven(t *testing.T) {
 	idle(t, b)
 }
 
+// TestBatcherCutOverBusyRuns: with one of two runs in flight, a request of
+// 30 sequences is not run as one batch of 30 on the free run while the
+// busy one ends and idles: the runner cuts it over both runs, 15 at once
+// and 15 as soon as the busy run ends; the vectors come back in input
+// order. A later request is cut afresh.
+func TestBatcherCutOverBusyRuns(t *testing.T) {
+	f := &fakeRun{hold: make(chan struct{}), started: make(chan struct{}, 16)}
+	b := newBatcher(f.run, nil, 32, 2, 0)
+	defer b.Close()
+	done := make(chan error, 2)
+	b.begin()
+	go func() { _, err := b.embed(context.Background(), []encoder.Sequence{seq(1, 3)}); done <- err }()
+	started(t, f) // a lone sequence, direct, holds one run
+	seqs := make([]encoder.Sequence, 30)
+	for i := range seqs {
+		seqs[i] = seq(100+i, 2+i%5)
+	}
+	var got [][]float32
+	b.begin()
+	go func() {
+		var err error
+		got, err = b.embed(context.Background(), seqs)
+		done <- err
+	}()
+	started(t, f)
+	if n := f.runsNow(); n != 2 {
+		t.Fatalf("%d runs, want 2", n)
+	}
+	queued(t, b, 15)     // the other half waits for the busy run
+	f.hold <- struct{}{} // the lone sequence's run ends
+	started(t, f)        // and the second half takes it
+	f.hold <- struct{}{}
+	f.hold <- struct{}{}
+	for range 2 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.mu.Lock()
+	var sizes []int
+	for _, batch := range f.batches {
+		sizes = append(sizes, len(batch))
+	}
+	f.mu.Unlock()
+	if !slices.Equal(sizes, []int{1, 15, 15}) {
+		t.Errorf("runs of %v sequences, want [1 15 15]", sizes)
+	}
+	for i, v := range got {
+		if v[0] != float32(100+i) || v[1] != float32(len(seqs[i].IDs)) {
+			t.Fatalf("vector %d is %v, want [%d %d]", i, v, 100+i, len(seqs[i].IDs))
+		}
+	}
+
+	// The split's rest is used up: the next request, with both runs
+	// busy, is cut over both runs afresh (3 and 3, not the old 15).
+	idle(t, b)
+	for id := range 2 {
+		b.begin()
+		go func() { _, err := b.embed(context.Background(), []encoder.Sequence{seq(id, 3)}); done <- err }()
+		started(t, f)
+	}
+	six := make(chan error, 1)
+	b.begin()
+	go func() {
+		_, err := b.embed(context.Background(), []encoder.Sequence{seq(7, 2), seq(8, 2), seq(9, 2), seq(10, 2), seq(11, 2), seq(12, 2)})
+		six <- err
+	}()
+	queued(t, b, 6)
+	f.hold <- struct{}{}
+	started(t, f)
+	f.hold <- struct{}{}
+	started(t, f)
+	f.hold <- struct{}{}
+	f.hold <- struct{}{}
+	for range 2 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := <-six; err != nil {
+		t.Fatal(err)
+	}
+	f.mu.Lock()
+	sizes = sizes[:0]
+	for _, batch := range f.batches[3:] {
+		sizes = append(sizes, len(batch))
+	}
+	f.mu.Unlock()
+	if !slices.Equal(sizes, []int{1, 1, 3, 3}) {
+		t.Errorf("runs of %v sequences, want [1 1 3 3]", sizes)
+	}
+}
+
 // TestWideRunsORT: concurrent_runs "auto" on ONNX Runtime with threads = 2
 // opens a narrow session and a wide one; with wide_min_tokens = 5 a lone
 // input of 5 tokens or more runs on the wide session, a shorter one and
