@@ -107,7 +107,9 @@ func (w *Workload) Configure(ctx context.Context, cfg *sdk.Config) error {
 		if err != nil {
 			return sdk.InvalidParam("model", "%v", err)
 		}
-		st.clip, st.dims, st.batch = m, m.Config.ProjectionDim, newBatcher(clipRun(m), nil, set.MaxBatch, max(set.ConcurrentRuns, 1), set.BatchWait)
+		runs := max(set.ConcurrentRuns, 1)
+		st.clip, st.dims, st.batch = m, m.Config.ProjectionDim, newBatcher(clipRun(m), nil, set.MaxBatch, runs, set.BatchWait)
+		runProcs(runs, w.getenv)
 	} else {
 		opts := set.Session.WithDefaults()
 		runs, narrow := set.ConcurrentRuns, opts
@@ -152,12 +154,17 @@ func (w *Workload) Configure(ctx context.Context, cfg *sdk.Config) error {
 				m.Close()
 				m, st.wide, wide, runs = st.wide, nil, nil, 1
 			}
-			if cfg.Logger != nil {
-				cfg.Logger.Info("concurrent runs", "runs", runs, "narrow", wide != nil, "wide_threads", opts.IntraOpThreads,
-					"wide_min_tokens", wideMinString(st.wideMin), "measured", set.WideMinTokens == AutoRuns)
-			}
 		}
 		st.model, st.dims, st.batch = m, m.Config.Hidden, newBatcher(m.Embed, wide, set.MaxBatch, runs, set.BatchWait)
+		procs := runProcs(runs, w.getenv)
+		switch {
+		case cfg.Logger == nil:
+		case set.ConcurrentRuns == AutoRuns && opts.IntraOpThreads > 1:
+			cfg.Logger.Info("concurrent runs", "runs", runs, "narrow", wide != nil, "wide_threads", opts.IntraOpThreads,
+				"wide_min_tokens", wideMinString(st.wideMin), "measured", set.WideMinTokens == AutoRuns, "gomaxprocs", procs)
+		default:
+			cfg.Logger.Info("concurrent runs", "runs", runs, "gomaxprocs", procs)
+		}
 	}
 	w.st.Store(st)
 	return nil
