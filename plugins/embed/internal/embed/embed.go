@@ -3,11 +3,13 @@ package embed
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/dsmil/l7/plugins/embed/internal/clip"
 	"github.com/dsmil/l7/plugins/embed/internal/encoder"
@@ -17,6 +19,7 @@ import (
 	"github.com/dsmil/l7/sdk"
 	"github.com/dsmil/l7/sdk/dbe"
 	l7v1 "github.com/dsmil/l7/sdk/proto/dsmil/l7/v1"
+	"github.com/hashicorp/go-hclog"
 )
 
 // Plugin identity.
@@ -139,7 +142,7 @@ func (w *Workload) Configure(ctx context.Context, cfg *sdk.Config) error {
 			}
 			wide = &wideRun{run: st.wide.Embed, minTokens: set.WideMinTokens}
 			if wide.minTokens == AutoRuns {
-				if wide.minTokens, err = calibrate(ctx, m, st.wide); err != nil {
+				if wide.minTokens, err = calibrate(ctx, m, st.wide, set.CalibrateWait, cfg.Logger); err != nil {
 					m.Close()
 					st.wide.Close()
 					return sdk.Errorf(dbe.CodeWorkerFailed, "embed: measuring wide_min_tokens: %v", err)
@@ -347,8 +350,19 @@ func truncate(v []float32, dims int) []float32 {
 }
 
 // calibrate measures wide_min_tokens (widerun.MinTokens) on the model's
-// two sessions.
-func calibrate(ctx context.Context, narrow, wide *encoder.Model) (int, error) {
+// two sessions, once the machine is quiet or wait has passed.
+func calibrate(ctx context.Context, narrow, wide *encoder.Model, wait time.Duration, log hclog.Logger) (int, error) {
+	start := time.Now()
+	share, quiet, err := widerun.WaitQuiet(ctx, wait)
+	if err != nil {
+		return 0, err
+	}
+	if log != nil && !quiet {
+		log.Warn("measuring wide_min_tokens on a busy machine: it may come out as none where a quiet machine measures less; set wide_min_tokens to a number to fix it",
+			"idle", fmt.Sprintf("%.0f%%", 100*share), "waited", time.Since(start).Round(time.Millisecond).String())
+	} else if log != nil && time.Since(start) >= widerun.QuietWindow*2 {
+		log.Info("waited for a quiet machine to measure wide_min_tokens", "waited", time.Since(start).Round(time.Millisecond).String())
+	}
 	run := func(m *encoder.Model) widerun.RunFunc {
 		return func(ctx context.Context, n int) error {
 			// Token ids do not change how long a run takes: n of id 1.

@@ -35,6 +35,12 @@ func TestSettings(t *testing.T) {
 	if s.Session.StopSpinningAfterRun {
 		t.Error("force_spinning_stop is on by default")
 	}
+	if s.CalibrateWait != DefaultCalibrateWait {
+		t.Errorf("calibrate_wait_ms %v by default, want %v", s.CalibrateWait, DefaultCalibrateWait)
+	}
+	if s, err := parseSettings(map[string]any{"model": "x", "calibrate_wait_ms": float64(0)}, env); err != nil || s.CalibrateWait != 0 {
+		t.Errorf("calibrate_wait_ms = 0: %v, %+v", err, s)
+	}
 	if s.ConcurrentRuns != AutoRuns || s.WideMinTokens != AutoRuns {
 		t.Errorf("concurrent_runs %d, wide_min_tokens %d by default, want both auto (%d)", s.ConcurrentRuns, s.WideMinTokens, AutoRuns)
 	}
@@ -62,6 +68,9 @@ func TestSettings(t *testing.T) {
 		{map[string]any{"model": "x", "concurrent_runs": true}, "concurrent_runs"},
 		{map[string]any{"model": "x", "wide_min_tokens": float64(0)}, "wide_min_tokens"},
 		{map[string]any{"model": "x", "wide_min_tokens": "short"}, "wide_min_tokens"},
+		{map[string]any{"model": "x", "calibrate_wait_ms": float64(-1)}, "calibrate_wait_ms"},
+		{map[string]any{"model": "x", "calibrate_wait_ms": "soon"}, "calibrate_wait_ms"},
+		{map[string]any{"model": "x", "calibrate_wait_ms": float64(600001)}, "calibrate_wait_ms"},
 		{map[string]any{"model": "x", "matryoshka": "yes"}, "matryoshka"},
 		{map[string]any{"model": "x", "graph_optimization": "max"}, "graph_optimization"},
 		{map[string]any{"model": "x", "variant": "q4"}, "variant"},

@@ -30,6 +30,16 @@ const AutoRuns = 0
 // still being tokenised, unless the batch_wait_ms setting says otherwise.
 const DefaultBatchWait = 2 * time.Millisecond
 
+// DefaultCalibrateWait is how long the plugin waits for a quiet machine
+// before measuring wide_min_tokens, unless the calibrate_wait_ms setting
+// says otherwise.
+const DefaultCalibrateWait = 15 * time.Second
+
+// maxCalibrateWait bounds calibrate_wait_ms: the plugin is not ready
+// meanwhile, and the host gives a plugin start_timeout (30 s by default)
+// to start.
+const maxCalibrateWait = 10 * time.Minute
+
 // settingSpecs are the settings of embed's plugin block.
 var settingSpecs = append(ort.ModelSettingSpecs("Model directory: a sentence-transformers text encoder (onnx/model.onnx, modules.json, 1_Pooling/config.json, tokenizer.json) or a CLIP dual encoder (config.json model_type clip, preprocessor_config.json, text_model.onnx and vision_model.onnx or model.onnx)."),
 	sdk.SettingSpec{Name: "model_file", Type: "string",
@@ -39,9 +49,11 @@ var settingSpecs = append(ort.ModelSettingSpecs("Model directory: a sentence-tra
 	sdk.SettingSpec{Name: "max_batch", Type: "number",
 		Description: "Sequences per ONNX Runtime run, packed from the inputs of every request in flight (dynamic batching). Default 32."},
 	sdk.SettingSpec{Name: "concurrent_runs", Type: "any",
-		Description: `ONNX Runtime runs in flight at once, each a batch of at most max_batch sequences; queued sequences are split evenly over the free runs. "auto" (the default): text encoders run one single-threaded batch per thread (threads, one per core by default), and a lone one-sequence batch of at least wide_min_tokens — which cannot be split — on a second session with every thread (wide), at the cost of a second copy of the session; when wide_min_tokens is measured and even the shortest length runs sooner wide (fp32 graphs), one batch at a time on every thread instead; CLIP models run one batch at a time. A number N: N runs in flight on one session of threads threads each (1: one batch at a time on every core).`},
+		Description: `ONNX Runtime runs in flight at once, each a batch of at most max_batch sequences; queued sequences are split evenly over every run, free or in flight (a busy run's share waits for it to end). "auto" (the default): text encoders run one single-threaded batch per thread (threads, one per core by default), and a lone one-sequence batch of at least wide_min_tokens — which cannot be split — on a second session with every thread (wide), at the cost of a second copy of the session; when wide_min_tokens is measured and even the shortest length runs sooner wide (fp32 graphs), one batch at a time on every thread instead; CLIP models run one batch at a time. A number N: N runs in flight on one session of threads threads each (1: one batch at a time on every core).`},
 	sdk.SettingSpec{Name: "wide_min_tokens", Type: "any",
-		Description: `With concurrent_runs "auto": the fewest tokens of a lone sequence that runs on the wide session (every thread) rather than single-threaded. "auto" (the default): measured when the plugin loads, as the shortest of 16, 32, 64, … tokens at which the wide session embeds a lone sequence in at most 90 % of the single-threaded time, and at the next length too (measured on 2 cores: 128 or 256 for dynamically quantized MiniLM-L6, 16 for fp32). A number: that many.`},
+		Description: `With concurrent_runs "auto": the fewest tokens of a lone sequence that runs on the wide session (every thread) rather than single-threaded. "auto" (the default): measured when the plugin loads, as the shortest of 16, 32, 64, … tokens at which the wide session embeds a lone sequence in at most 90 % of the single-threaded time, and at the next length too (measured on 2 cores: 128 or 256 for dynamically quantized MiniLM-L6, 16 for fp32), once the machine is quiet (calibrate_wait_ms). A number: that many.`},
+	sdk.SettingSpec{Name: "calibrate_wait_ms", Type: "number",
+		Description: "With wide_min_tokens \"auto\": how long (milliseconds) the plugin waits, at most, for the machine's CPUs to be at least 90 % idle over 200 ms before it measures — other processes' load, such as the plane's other plugins loading their models, skews the measurement towards none — and measures anyway after it, logging a warning. The plugin is not ready meanwhile: keep the plugin block's start_timeout above it. 0: measure at once. Default 15000."},
 	sdk.SettingSpec{Name: "batch_wait_ms", Type: "number",
 		Description: "When ONNX Runtime is idle and fewer than max_batch sequences are queued, how long (milliseconds) the next run waits for requests the plugin has received and is still tokenising. 0: never wait. Default 2."},
 	sdk.SettingSpec{Name: "max_image_bytes", Type: "string", Description: `CLIP models: largest image file, e.g. "20MiB" (the default).`},
@@ -72,6 +84,9 @@ type settings struct {
 	ConcurrentRuns int
 	// WideMinTokens is wide_min_tokens, or AutoRuns: measure it.
 	WideMinTokens int
+	// CalibrateWait is how long to wait for a quiet machine before
+	// measuring wide_min_tokens.
+	CalibrateWait time.Duration
 	BatchWait     time.Duration
 	Limits        imagefile.Limits
 	MaxImages     int
@@ -80,7 +95,7 @@ type settings struct {
 // parseSettings decodes and checks raw, filling in defaults. A bad or
 // unknown setting is an INVALID_REQUEST naming it.
 func parseSettings(raw map[string]any, getenv func(string) string) (*settings, error) {
-	s := &settings{MaxBatch: DefaultMaxBatch, ConcurrentRuns: AutoRuns, BatchWait: DefaultBatchWait, Limits: imagefile.DefaultLimits, MaxImages: DefaultMaxImages}
+	s := &settings{MaxBatch: DefaultMaxBatch, ConcurrentRuns: AutoRuns, BatchWait: DefaultBatchWait, CalibrateWait: DefaultCalibrateWait, Limits: imagefile.DefaultLimits, MaxImages: DefaultMaxImages}
 	for name, v := range raw {
 		handled, err := s.Set(name, v)
 		if !handled {
@@ -101,6 +116,13 @@ func parseSettings(raw map[string]any, getenv func(string) string) (*settings, e
 				}
 			case "wide_min_tokens":
 				s.WideMinTokens, err = autoInt(v, "tokens")
+			case "calibrate_wait_ms":
+				var ms int
+				ms, err = sdk.SettingInt(v, 0)
+				if err == nil && time.Duration(ms)*time.Millisecond > maxCalibrateWait {
+					err = fmt.Errorf("%d ms is more than the %v the plugin waits at most", ms, maxCalibrateWait)
+				}
+				s.CalibrateWait = time.Duration(ms) * time.Millisecond
 			case "batch_wait_ms":
 				var ms int
 				ms, err = sdk.SettingInt(v, 0)
