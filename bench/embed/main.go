@@ -354,39 +354,38 @@ func run(o options) error {
 		}
 	}
 	fmt.Printf("\n%d inputs of %d tokens through the stack:\n%-40s %14s %12s\n", o.conc, l, "path", "emb/s", "/sequential")
-	for _, p := range paths {
-		var ratios []float64
-		for i, x := range got[p.name] {
-			ratios = append(ratios, x/got["sequential"][i])
-		}
-		desc := map[string]string{
-			"sequential":  fmt.Sprintf("sequential (%d requests of 1, in turn)", o.conc),
-			"one request": fmt.Sprintf("one request of %d inputs", o.conc),
-			"concurrent":  fmt.Sprintf("concurrent (%d requests of 1 at once)", o.conc),
-		}[p.name]
-		m := benchhost.Median(ratios)
-		flagged := ""
-		if p.name != "sequential" {
-			flagged = mark(m >= 4)
-		}
-		fmt.Printf("%-40s %14.1f %11.2f× %s\n", desc, benchhost.Median(got[p.name]), m, flagged)
-	}
+	printRatios(got, "sequential", 4, []string{"sequential", "one request", "concurrent"}, map[string]string{
+		"sequential":  fmt.Sprintf("sequential (%d requests of 1, in turn)", o.conc),
+		"one request": fmt.Sprintf("one request of %d inputs", o.conc),
+		"concurrent":  fmt.Sprintf("concurrent (%d requests of 1 at once)", o.conc),
+	})
 	fmt.Printf("\nthe same on raw ONNX Runtime, in the same rounds:\n")
-	for _, p := range rawPaths {
-		var ratios []float64
-		for i, x := range got[p.name] {
-			ratios = append(ratios, x/got["raw sequential"][i])
-		}
-		desc := map[string]string{
-			"raw sequential": fmt.Sprintf("runs of 1, %d in turn", o.conc),
-			"raw batched":    fmt.Sprintf("the %d as one batch", o.conc),
-		}[p.name]
-		fmt.Printf("%-40s %14.1f %11.2f×\n", desc, benchhost.Median(got[p.name]), benchhost.Median(ratios))
-	}
+	printRatios(got, "raw sequential", 0, []string{"raw sequential", "raw batched"}, map[string]string{
+		"raw sequential": fmt.Sprintf("runs of 1, %d in turn", o.conc),
+		"raw batched":    fmt.Sprintf("the %d as one batch", o.conc),
+	})
 	fmt.Println("\nbatched/sequential: median of the per-round ratios; goal ≥ 4×. Raw ONNX Runtime's ratio is what")
 	fmt.Println("batching gains when a request costs nothing but its run; the stack's exceeds it by as much as its")
 	fmt.Println("cost per request slows its one-at-a-time path.")
 	return nil
+}
+
+// printRatios prints, for each of names (described by desc), the median
+// of its rates in got and the median of its per-round ratios to base's,
+// marked against goal (0: not marked) except for base itself.
+func printRatios(got map[string][]float64, base string, goal float64, names []string, desc map[string]string) {
+	for _, name := range names {
+		var ratios []float64
+		for i, x := range got[name] {
+			ratios = append(ratios, x/got[base][i])
+		}
+		m := benchhost.Median(ratios)
+		flagged := ""
+		if name != base && goal > 0 {
+			flagged = " " + mark(m >= goal)
+		}
+		fmt.Printf("%-40s %14.1f %11.2f×%s\n", desc[name], benchhost.Median(got[name]), m, flagged)
+	}
 }
 
 func mark(ok bool) string {

@@ -343,6 +343,40 @@ func (f *fakeRun) runsNow() int {
 	return len(f.batches)
 }
 
+// sizes is how many sequences each run so far had, in the order the runs
+// started.
+func (f *fakeRun) sizes() []int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var n []int
+	for _, batch := range f.batches {
+		n = append(n, len(batch))
+	}
+	return n
+}
+
+// startLone starts n one-sequence requests (ids 0, 1, …), each only once
+// the one before has started its run; each sends its error to done.
+func startLone(t *testing.T, b *batcher, f *fakeRun, n int, done chan<- error) {
+	t.Helper()
+	for id := range n {
+		b.begin()
+		go func() { _, err := b.embed(context.Background(), []encoder.Sequence{seq(id, 3)}); done <- err }()
+		started(t, f)
+	}
+}
+
+// inOrder fails t unless got holds fakeRun's vector of each of seqs, in
+// their order: [first id, length], the first ids counting up from first.
+func inOrder(t *testing.T, got [][]float32, seqs []encoder.Sequence, first int) {
+	t.Helper()
+	for i, v := range got {
+		if v[0] != float32(first+i) || v[1] != float32(len(seqs[i].IDs)) {
+			t.Fatalf("vector %d is %v, want [%d %d]", i, v, first+i, len(seqs[i].IDs))
+		}
+	}
+}
+
 // TestDynamicBatchingORT runs concurrent requests through the workload on
 // the tiny encoder on ONNX Runtime, packed into shared padded runs, and
 // compares every vector with the same text embedded alone, one request at
@@ -603,21 +637,13 @@ func TestBatcherConcurrent(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	for i, v := range got {
-		if v[0] != float32(100+i) || v[1] != float32(len(seqs[i].IDs)) {
-			t.Fatalf("vector %d is %v, want [%d %d]", i, v, 100+i, len(seqs[i].IDs))
-		}
-	}
+	inOrder(t, got, seqs, 100)
 
 	// Two lone requests run at once (direct); a third waits for a run.
 	// (A runner-started run releases its slot just after handing out its
 	// vectors: wait for both.)
 	idle(t, b)
-	for id := range 2 {
-		b.begin()
-		go func() { _, err := b.embed(context.Background(), []encoder.Sequence{seq(id, 3)}); done <- err }()
-		started(t, f)
-	}
+	startLone(t, b, f, 2, done)
 	b.begin()
 	go func() { _, err := b.embed(context.Background(), []encoder.Sequence{seq(9, 3)}); done <- err }()
 	queued(t, b, 1)
@@ -882,13 +908,7 @@ func TestBatcherDirectSplitEven(t *testing.T) {
 	if err != nil || len(vecs) != 4 {
 		t.Fatalf("%d vectors, %v", len(vecs), err)
 	}
-	f.mu.Lock()
-	var sizes []int
-	for _, batch := range f.batches {
-		sizes = append(sizes, len(batch))
-	}
-	f.mu.Unlock()
-	if !slices.Equal(sizes, []int{2, 2}) {
+	if sizes := f.sizes(); !slices.Equal(sizes, []int{2, 2}) {
 		t.Errorf("batches of %v sequences, want [2 2]", sizes)
 	}
 	idle(t, b)
@@ -932,29 +952,15 @@ func TestBatcherCutOverBusyRuns(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	f.mu.Lock()
-	var sizes []int
-	for _, batch := range f.batches {
-		sizes = append(sizes, len(batch))
-	}
-	f.mu.Unlock()
-	if !slices.Equal(sizes, []int{1, 15, 15}) {
+	if sizes := f.sizes(); !slices.Equal(sizes, []int{1, 15, 15}) {
 		t.Errorf("runs of %v sequences, want [1 15 15]", sizes)
 	}
-	for i, v := range got {
-		if v[0] != float32(100+i) || v[1] != float32(len(seqs[i].IDs)) {
-			t.Fatalf("vector %d is %v, want [%d %d]", i, v, 100+i, len(seqs[i].IDs))
-		}
-	}
+	inOrder(t, got, seqs, 100)
 
 	// The split's rest is used up: the next request, with both runs
 	// busy, is cut over both runs afresh (3 and 3, not the old 15).
 	idle(t, b)
-	for id := range 2 {
-		b.begin()
-		go func() { _, err := b.embed(context.Background(), []encoder.Sequence{seq(id, 3)}); done <- err }()
-		started(t, f)
-	}
+	startLone(t, b, f, 2, done)
 	six := make(chan error, 1)
 	b.begin()
 	go func() {
@@ -976,13 +982,7 @@ func TestBatcherCutOverBusyRuns(t *testing.T) {
 	if err := <-six; err != nil {
 		t.Fatal(err)
 	}
-	f.mu.Lock()
-	sizes = sizes[:0]
-	for _, batch := range f.batches[3:] {
-		sizes = append(sizes, len(batch))
-	}
-	f.mu.Unlock()
-	if !slices.Equal(sizes, []int{1, 1, 3, 3}) {
+	if sizes := f.sizes()[3:]; !slices.Equal(sizes, []int{1, 1, 3, 3}) {
 		t.Errorf("runs of %v sequences, want [1 1 3 3]", sizes)
 	}
 }
