@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"math"
 	"path/filepath"
 	"strings"
@@ -433,5 +434,29 @@ func BenchmarkEmbeddingsJSON(b *testing.B) {
 				refEmbeddings(call, resp)
 			}
 		})
+	}
+}
+
+// TestSizedAnswers: answers larger than net/http's buffer carry their
+// Content-Length (no chunked framing): embeddings (400 inputs, float) and
+// a JSON answer through writeJSON (a non-streamed chat completion echoing
+// a 12 KB prompt).
+func TestSizedAnswers(t *testing.T) {
+	_, base := startShim(t, nil)
+	in := make([]string, 400)
+	for i := range in {
+		in[i] = fmt.Sprintf("text number %d", i)
+	}
+	body, _ := json.Marshal(map[string]any{"model": "dsmil-echo", "input": in})
+	long := strings.Repeat("word ", 2400)
+	chat, _ := json.Marshal(map[string]any{"model": "dsmil-echo", "messages": []map[string]string{{"role": "user", "content": long}}})
+	for _, c := range []struct{ path, body string }{{"/v1/embeddings", string(body)}, {"/v1/chat/completions", string(chat)}} {
+		resp, b := call(t, "POST", base+c.path, keyT, c.body)
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s: %d %s", c.path, resp.StatusCode, b)
+		}
+		if len(b) < 8<<10 || resp.ContentLength != int64(len(b)) || len(resp.TransferEncoding) != 0 {
+			t.Errorf("%s: %d bytes, Content-Length %d, Transfer-Encoding %v; want a sized answer of over 8 KiB", c.path, len(b), resp.ContentLength, resp.TransferEncoding)
+		}
 	}
 }
