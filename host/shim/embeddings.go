@@ -88,12 +88,7 @@ func (s *Server) embeddings(w http.ResponseWriter, r *http.Request, rq *request)
 	}
 	body = append(body, '\n')
 	*buf = body
-	w.Header().Set("Content-Type", "application/json")
-	// Sized: one write, no chunked framing, and the client knows how much
-	// to read (a 32-input answer is 66 KB of base64).
-	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
-	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(body)
+	writeJSONBody(w, http.StatusOK, body)
 }
 
 // bodyBufs keeps answers' body buffers for the next answer: a 32-input

@@ -325,7 +325,12 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	if err != nil {
 		panic(fmt.Sprintf("shim: marshal %T: %v", v, err)) // a bug: recovered into a logged 500
 	}
-	b = append(b, '\n')
+	writeJSONBody(w, status, append(b, '\n'))
+}
+
+// writeJSONBody sends b, a JSON document, as the response: sized (one
+// write, no chunked framing, and the client knows how much to read).
+func writeJSONBody(w http.ResponseWriter, status int, b []byte) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
 	w.WriteHeader(status)
